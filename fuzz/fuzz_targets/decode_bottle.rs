@@ -1,0 +1,22 @@
+//! Any bytes: decoding is an error or a bottle that re-encodes to a bottle equal to it; a
+//! MORPH's manifest decodes the same way.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pcxses_core::{Bottle, Limits, Manifest, MAX_BOTTLE_LEN};
+
+const WIDE: Limits = Limits::datagram(MAX_BOTTLE_LEN);
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(bottle) = Bottle::decode(data, &WIDE) else { return };
+    let mut buf = vec![0u8; MAX_BOTTLE_LEN];
+    let n = bottle.encode(&mut buf).expect("a decoded bottle re-encodes");
+    assert!(n <= data.len(), "re-encoding grew the bottle");
+    assert_eq!(Bottle::decode(&buf[..n], &WIDE), Ok(bottle.clone()));
+    if let Bottle::Morph(m) = bottle {
+        if let Ok(manifest) = Manifest::decode(m.manifest, &Limits::DEFAULT) {
+            let n = manifest.encode(&mut buf).expect("a decoded manifest re-encodes");
+            assert_eq!(Manifest::decode(&buf[..n], &Limits::DEFAULT), Ok(manifest));
+        }
+    }
+});

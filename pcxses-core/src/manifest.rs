@@ -1,0 +1,100 @@
+//! The MORPH manifest: what a target is asked to run, and the digests that prove it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bottle::name_ok;
+use crate::codec::{finish_decode, DecodeError, EncodeError};
+use crate::ids::{Digest, JoinNonce};
+use crate::limits::{Limits, MAX_OBJECTS};
+use crate::wire_seq::BoundedSeq;
+
+/// Describes one migration: the computation, the intended target, and the size and
+/// SHA-256 of every object and of the LKGS that follow in the MORPH stream.
+///
+/// The manifest is encoded on its own (postcard, no version byte: it travels inside a
+/// versioned [`crate::Morph`]) and signed as those exact bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest<'a> {
+    /// The computation's name.
+    pub computation: &'a str,
+    /// Monotonic sequence number; a target refuses one not above the last it accepted
+    /// for this computation.
+    pub sequence: u64,
+    /// The device that is to run the computation.
+    pub target: &'a str,
+    /// The target's join nonce: binds the manifest to one incarnation of the target.
+    pub nonce: JoinNonce,
+    /// The device whose computation this was (the paper's `^` field).
+    pub replaces: &'a str,
+    /// The objects, in stream order.
+    #[serde(borrow)]
+    pub objects: BoundedSeq<ObjectEntry<'a>, MAX_OBJECTS>,
+    /// The LKGS, which follows the objects in the stream.
+    pub state: StateEntry,
+}
+
+/// One object definition in a MORPH stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry<'a> {
+    /// The object's identifier in the AC's repository.
+    pub id: &'a str,
+    /// Its length in bytes.
+    pub size: u32,
+    /// Its SHA-256.
+    pub sha256: Digest,
+    /// Whether the target invokes this object once installed (the paper's invoke flags).
+    pub invoke: bool,
+}
+
+/// The LKGS in a MORPH stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEntry {
+    /// The state version the AC acknowledged.
+    pub version: u32,
+    /// Its length in bytes.
+    pub size: u32,
+    /// Its SHA-256.
+    pub sha256: Digest,
+}
+
+impl<'a> Manifest<'a> {
+    /// Length of the MORPH stream the manifest describes, if it fits in a `u32`.
+    pub fn stream_len(&self) -> Option<u32> {
+        self.objects
+            .iter()
+            .try_fold(self.state.size, |acc, o| acc.checked_add(o.size))
+    }
+
+    /// Encodes the manifest into `buf`, returning the length written.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        if !self.names_ok() {
+            return Err(EncodeError::Invalid("name"));
+        }
+        postcard::to_slice(self, buf)
+            .map(|b| b.len())
+            .map_err(|_| EncodeError::BufferFull)
+    }
+
+    /// Decodes a manifest strictly: trailing bytes, bad names and a stream longer than
+    /// `limits.max_transfer` or state longer than `limits.max_state` are errors.
+    pub fn decode(bytes: &'a [u8], limits: &Limits) -> Result<Manifest<'a>, DecodeError> {
+        let m: Manifest<'a> = finish_decode(postcard::take_from_bytes(bytes))?;
+        if !m.names_ok() {
+            return Err(DecodeError::Limit("name"));
+        }
+        if m.state.size > limits.max_state {
+            return Err(DecodeError::Limit("state size"));
+        }
+        match m.stream_len() {
+            Some(n) if n <= limits.max_transfer => Ok(m),
+            _ => Err(DecodeError::Limit("stream length")),
+        }
+    }
+
+    fn names_ok(&self) -> bool {
+        name_ok(self.computation)
+            && name_ok(self.target)
+            && name_ok(self.replaces)
+            && self.objects.iter().all(|o| name_ok(o.id))
+    }
+}
