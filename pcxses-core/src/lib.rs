@@ -49,10 +49,22 @@ extern crate std;
 
 mod bottle;
 mod codec;
+pub mod controller;
+pub mod device;
+mod error;
 pub mod frame;
 mod ids;
+mod io;
 mod limits;
 mod manifest;
+pub mod policy;
+mod repository;
+mod rng;
+mod stats;
+mod sui;
+mod time;
+mod timer;
+mod transfer;
 mod wire_seq;
 
 pub use bottle::{
@@ -61,9 +73,17 @@ pub use bottle::{
     State, StateAck, StateChunk,
 };
 pub use codec::{DecodeError, EncodeError};
+pub use controller::{Controller, ControllerConfig, ControllerEvent};
+pub use device::{Device, DeviceConfig, DeviceEvent};
+pub use error::{CommandError, InputError};
 pub use ids::{Digest, JoinNonce, SessionId, Signature};
+pub use io::{Input, LinkId, Output, Transmit};
 pub use limits::{
     Limits, DEFAULT_MTU, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_NAME_LEN, MAX_OBJECTS, PROTOCOL_VERSION,
 };
 pub use manifest::{Manifest, ObjectEntry, StateEntry};
+pub use repository::{MemoryRepository, Repository};
+pub use stats::Stats;
+pub use sui::StateUpdateInterface;
+pub use time::Instant;
 pub use wire_seq::BoundedSeq;

@@ -1,5 +1,14 @@
-//! Workspace-level tests of PCXSES: the deterministic simulation of one Controller and many
-//! Devices, and the end-to-end suites over real sockets. Filled in with the Sans-IO core;
-//! this library has no API yet.
+//! Workspace-level tests of PCXSES.
+//!
+//! [`sim`] is a deterministic simulation: one [`pcxses_core::Controller`] and N
+//! [`pcxses_core::Device`]s in one process, virtual time jumping to the next deadline, a
+//! seeded network with loss, duplication, reordering, delay and tampering, and scheduled
+//! crashes, hangs, partitions, graceful leaves and AC restarts. Its checker asserts the
+//! protocol's invariants after every step.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod app;
+pub mod checker;
+pub mod net;
+pub mod sim;

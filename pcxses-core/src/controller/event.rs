@@ -1,0 +1,158 @@
+//! What the Area Controller reports to its application.
+
+use crate::bottle::MorphFailReason;
+use crate::ids::SessionId;
+use crate::time::Instant;
+
+/// Names a registered device: its position in [`super::ControllerConfig::devices`].
+/// [`super::Controller::device_name`] gives its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(pub u32);
+
+/// Names a registered computation: its position in
+/// [`super::ControllerConfig::computations`]. [`super::Controller::computation_name`]
+/// gives its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComputationId(pub u32);
+
+/// Why a MORPH attempt did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationFailure {
+    /// The target answered MORPH fail.
+    Refused(MorphFailReason),
+    /// No progress for the MORPH timeout; the target confirmed it dropped the attempt.
+    TimedOut,
+    /// The target was declared dead during the attempt.
+    TargetDied,
+    /// The target said GOOD_BYE or re-joined during the attempt.
+    TargetLeft,
+    /// The computation's host died after the migration, before storing any state there.
+    DiedAfterMigration,
+}
+
+impl MigrationFailure {
+    /// Whether the failure counts towards quarantine ("failure chaining"): a target that
+    /// left or had no room says nothing about the computation.
+    pub fn counts(&self) -> bool {
+        !matches!(
+            self,
+            MigrationFailure::TargetLeft | MigrationFailure::Refused(MorphFailReason::Busy)
+        )
+    }
+}
+
+/// Something the AC did or saw. Every event carries the instant it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControllerEvent {
+    /// A device joined and got a new session.
+    DeviceJoined {
+        /// The device.
+        device: DeviceId,
+        /// Its new session.
+        session: SessionId,
+        /// When.
+        at: Instant,
+    },
+    /// A device said GOOD_BYE (or was dismissed); its computations stop and are not
+    /// recovered.
+    DeviceLeft {
+        /// The device.
+        device: DeviceId,
+        /// When.
+        at: Instant,
+    },
+    /// No HELLO for the dead interval: the session is dead and its computations recover.
+    DeviceFailed {
+        /// The device.
+        device: DeviceId,
+        /// The dead session.
+        session: SessionId,
+        /// Its last HELLO.
+        last_hello: Instant,
+        /// When the death was declared.
+        at: Instant,
+    },
+    /// A new LKGS was stored and acknowledged.
+    StateStored {
+        /// The computation.
+        computation: ComputationId,
+        /// The device it came from.
+        device: DeviceId,
+        /// Its version in that device's session.
+        version: u32,
+        /// Its length in bytes.
+        len: usize,
+        /// When.
+        at: Instant,
+    },
+    /// A computation stopped for good because its host left.
+    ComputationStopped {
+        /// The computation.
+        computation: ComputationId,
+        /// The host that left.
+        device: DeviceId,
+        /// When.
+        at: Instant,
+    },
+    /// A MORPH was sent.
+    MigrationStarted {
+        /// The computation.
+        computation: ComputationId,
+        /// The device it is recovered from.
+        from: DeviceId,
+        /// The target.
+        to: DeviceId,
+        /// Attempt number in this recovery, from 1.
+        attempt: u32,
+        /// When.
+        at: Instant,
+    },
+    /// The target acknowledged the MORPH: the computation runs there.
+    MigrationCompleted {
+        /// The computation.
+        computation: ComputationId,
+        /// The device it was recovered from.
+        from: DeviceId,
+        /// Its new host.
+        to: DeviceId,
+        /// When the failure was detected.
+        detected_at: Instant,
+        /// When this attempt's MORPH was sent.
+        started_at: Instant,
+        /// When MORPH ack arrived.
+        acked_at: Instant,
+        /// Bytes of the MORPH stream (objects plus LKGS).
+        stream_bytes: u32,
+    },
+    /// A MORPH attempt failed; the next target is tried unless the computation is now
+    /// quarantined.
+    MigrationFailed {
+        /// The computation.
+        computation: ComputationId,
+        /// The target that failed.
+        to: DeviceId,
+        /// Why.
+        reason: MigrationFailure,
+        /// When.
+        at: Instant,
+    },
+    /// The computation failed on too many targets in a row and will not be moved again
+    /// until [`super::Controller::release`].
+    Quarantined {
+        /// The computation.
+        computation: ComputationId,
+        /// Consecutive failures.
+        failures: u32,
+        /// When.
+        at: Instant,
+    },
+    /// No device can host the computation now; retried when a capable device joins.
+    Orphaned {
+        /// The computation.
+        computation: ComputationId,
+        /// When.
+        at: Instant,
+    },
+}

@@ -1,0 +1,563 @@
+//! The Area Controller: device manager, liveness detector, policy engine and migrations.
+
+mod config;
+mod event;
+mod party;
+mod recovery;
+mod snapshot;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use core::hash::{BuildHasherDefault, Hasher};
+use core::time::Duration;
+
+use hashbrown::HashMap;
+
+pub use config::{Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec};
+pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
+pub(crate) use party::CHUNK_OVERHEAD;
+pub use snapshot::SnapshotError;
+
+use crate::bottle::{Bottle, Mode};
+use crate::error::{CommandError, InputError};
+use crate::ids::{JoinNonce, SessionId};
+use crate::io::{Input, LinkId, Outbox, Output};
+use crate::limits::Limits;
+use crate::policy::{Policy, PriorityPolicy};
+use crate::repository::Repository;
+use crate::rng::Rng;
+use crate::stats::Stats;
+use crate::time::{ms, Clock, Instant};
+use crate::timer::Deadlines;
+use crate::transfer::{ChunkReceiver, ChunkSender, Pacing};
+
+/// The Area Controller as a Sans-IO state machine.
+///
+/// Drive it with [`Controller::handle_input`], then drain [`Controller::poll_output`] until
+/// it returns [`Output::Timeout`]; call `handle_input(Input::Timeout(t))` when that time
+/// comes. Commands ([`Controller::release`], [`Controller::dismiss`]) only queue work: drain
+/// after them too. See the crate docs for the run loop.
+pub struct Controller {
+    settings: Settings,
+    clock: Clock,
+    rng: Rng,
+    devices: Vec<DeviceEntry>,
+    comps: Vec<CompEntry>,
+    device_index: BTreeMap<Box<str>, u32>,
+    sessions: HashMap<SessionId, SessionRef, BuildHasherDefault<SessionHasher>>,
+    dead_timers: Deadlines,
+    attempts: BTreeMap<u32, Attempt>,
+    attempt_timers: Deadlines,
+    /// Computations waiting for a target: every candidate busy, or none (orphaned).
+    waiting: BTreeSet<u32>,
+    next_morph: u32,
+    outbox: Outbox<ControllerEvent>,
+    stats: Stats,
+    repo: Box<dyn Repository>,
+    policy: Box<dyn Policy>,
+}
+
+/// The numbers of the configuration, in the form the machine uses them.
+#[derive(Clone, Debug)]
+struct Settings {
+    hello_ms: Bounds,
+    dead_ms: Bounds,
+    mode: Option<Mode>,
+    fencing: bool,
+    limits: Limits,
+    pacing: Pacing,
+    morph_timeout: Duration,
+    max_morphs_per_target: u16,
+    quarantine_after: u32,
+}
+
+/// What a session id in the map stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SessionRef {
+    device: u32,
+    status: SessionStatus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionStatus {
+    Live,
+    /// Declared dead: its bottles are answered "replaced".
+    Replaced,
+    /// Dismissed by the AC: its bottles are answered GOOD_BYE.
+    Dismissed,
+}
+
+struct DeviceEntry {
+    name: Box<str>,
+    capabilities: Box<[Box<str>]>,
+    native: Box<[u32]>,
+    max_hosted: u16,
+    session: Option<Session>,
+    /// The last session declared dead or dismissed, still answered in the session map.
+    retired: SessionId,
+    /// MORPH attempts towards this device.
+    morphs_in: u16,
+    last_reject: Instant,
+}
+
+struct Session {
+    id: SessionId,
+    link: LinkId,
+    nonce: JoinNonce,
+    mode: Mode,
+    hello_ms: u32,
+    dead_ms: u32,
+    fence_ms: u32,
+    chunk: u16,
+    max_bottle: usize,
+    dead_at: Instant,
+    /// The dead timer's live heap entry.
+    armed: Instant,
+    last_hello: Instant,
+    /// `(handle, computation)`; the first `run_len` are the GOOD_MORNING ack's run list.
+    hosted: Vec<(u16, u32)>,
+    run_len: u16,
+    next_handle: u16,
+    /// State versions being reassembled, one per handle at most.
+    rx: Vec<StateRx>,
+}
+
+struct StateRx {
+    handle: u16,
+    version: u32,
+    receiver: ChunkReceiver,
+}
+
+struct CompEntry {
+    name: Box<str>,
+    objects: Box<[ObjectSpec]>,
+    hosts: Box<[u32]>,
+    requires: Box<[Box<str>]>,
+    home: Option<u32>,
+    lkgs: Vec<u8>,
+    /// Version of `lkgs` in the session it came from.
+    lkgs_version: u32,
+    lkgs_from: SessionId,
+    /// Last manifest sequence number issued.
+    sequence: u64,
+    /// Consecutive failed targets.
+    failures: u32,
+    place: Place,
+}
+
+enum Place {
+    /// Not running: its home has not joined yet.
+    Unplaced,
+    Running {
+        device: u32,
+        session: SessionId,
+        handle: u16,
+        /// Arrived by MORPH and has not stored a state on this host yet.
+        unproven: bool,
+    },
+    Recovering(Box<Recovery>),
+    Quarantined,
+    /// Its host left with GOOD_BYE: never recovered.
+    Stopped,
+}
+
+struct Recovery {
+    from: u32,
+    /// The failed session: its device may host the computation again once it re-joins.
+    from_session: SessionId,
+    detected_at: Instant,
+    /// Sessions of targets that failed in this recovery; a target that joins again is a
+    /// new incarnation and eligible again.
+    tried: Vec<SessionId>,
+    /// The MORPH attempt in flight, by morph id.
+    attempt: Option<u32>,
+    attempts: u32,
+    orphaned: bool,
+}
+
+struct Attempt {
+    comp: u32,
+    target: u32,
+    session: SessionId,
+    handle: u16,
+    started_at: Instant,
+    last_progress: Instant,
+    manifest: Vec<u8>,
+    stream: Vec<u8>,
+    sender: ChunkSender,
+    stage: Stage,
+    /// Retransmission timeout of the header or the cancel.
+    rto: Duration,
+    armed: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// MORPH header sent at the instant, no answer yet.
+    Header(Instant),
+    Streaming,
+    /// Abandoned: MORPH fail sent to the target at the instant; waiting for its MORPH
+    /// fail (or death) before the computation moves on.
+    Cancelling(Instant, MigrationFailure),
+}
+
+/// Multiplicative hashing of session ids, which the AC draws at random.
+#[derive(Default)]
+struct SessionHasher(u64);
+
+impl Hasher for SessionHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v);
+    }
+}
+
+impl Controller {
+    /// A controller for a validated configuration, reading object code from `repo`, with
+    /// the [`PriorityPolicy`].
+    pub fn new(
+        config: ControllerConfig,
+        repo: impl Repository + 'static,
+        now: Instant,
+    ) -> Result<Controller, ConfigError> {
+        config.validate()?;
+        let device_index: BTreeMap<Box<str>, u32> = config
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (Box::from(d.name.as_str()), i as u32))
+            .collect();
+        let comp_index: BTreeMap<&str, u32> = config
+            .computations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i as u32))
+            .collect();
+        let mut comps: Vec<CompEntry> = config
+            .computations
+            .iter()
+            .map(|c| CompEntry {
+                name: c.name.as_str().into(),
+                objects: c.objects.clone().into_boxed_slice(),
+                hosts: c.hosts.iter().map(|h| device_index[h.as_str()]).collect(),
+                requires: c.requires.iter().map(|r| r.as_str().into()).collect(),
+                home: None,
+                lkgs: Vec::new(),
+                lkgs_version: 0,
+                lkgs_from: SessionId::NONE,
+                sequence: 0,
+                failures: 0,
+                place: Place::Unplaced,
+            })
+            .collect();
+        let devices = config
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let native: Box<[u32]> = d.runs.iter().map(|r| comp_index[r.as_str()]).collect();
+                for &c in native.iter() {
+                    comps[c as usize].home = Some(i as u32);
+                }
+                DeviceEntry {
+                    name: d.name.as_str().into(),
+                    capabilities: d.capabilities.iter().map(|c| c.as_str().into()).collect(),
+                    native,
+                    max_hosted: d.max_hosted,
+                    session: None,
+                    retired: SessionId::NONE,
+                    morphs_in: 0,
+                    last_reject: Instant::default(),
+                }
+            })
+            .collect();
+        let mut sessions = HashMap::default();
+        sessions.reserve(config.devices.len());
+        Ok(Controller {
+            settings: Settings {
+                hello_ms: config.hello_ms,
+                dead_ms: config.dead_ms,
+                mode: config.mode,
+                fencing: config.fencing,
+                limits: config.limits,
+                pacing: Pacing {
+                    window: config.window,
+                    rto: ms(config.rto_ms),
+                    rto_max: ms(config.rto_max_ms),
+                },
+                morph_timeout: ms(config.morph_timeout_ms),
+                max_morphs_per_target: config.max_morphs_per_target,
+                quarantine_after: config.quarantine_after,
+            },
+            clock: Clock::new(now),
+            rng: Rng::new(config.seed),
+            devices,
+            comps,
+            device_index,
+            sessions,
+            dead_timers: Deadlines::default(),
+            attempts: BTreeMap::new(),
+            attempt_timers: Deadlines::default(),
+            waiting: BTreeSet::new(),
+            next_morph: 1,
+            outbox: Outbox::new(config.outbox_limit),
+            stats: Stats::default(),
+            repo: Box::new(repo),
+            policy: Box::new(PriorityPolicy),
+        })
+    }
+
+    /// Replaces the target-selection policy.
+    pub fn with_policy(mut self, policy: impl Policy + 'static) -> Controller {
+        self.policy = Box::new(policy);
+        self
+    }
+
+    /// Feeds one input. A refused bottle returns the reason; it was counted in
+    /// [`Controller::stats`] and changed no protocol state.
+    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), InputError> {
+        match input {
+            Input::Timeout(now) => {
+                let now = self.clock.advance(now);
+                self.on_timeout(now);
+                Ok(())
+            }
+            Input::Receive {
+                now,
+                from,
+                bytes,
+                identity,
+            } => {
+                let now = self.clock.advance(now);
+                self.stats.received += 1;
+                let bottle = match Bottle::decode(bytes, &self.settings.limits) {
+                    Ok(b) => b,
+                    Err(e) => return Err(self.refuse_undecodable(from, e)),
+                };
+                self.on_bottle(now, from, bottle, identity)
+                    .inspect_err(|e| self.count(e))
+            }
+        }
+    }
+
+    /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
+    pub fn poll_output(&mut self) -> Output<'_, ControllerEvent> {
+        let next = self.next_deadline();
+        self.outbox.poll(next)
+    }
+
+    /// Counters of received and refused bottles.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The name of a registered device.
+    pub fn device_name(&self, device: DeviceId) -> &str {
+        self.devices.get(device.0 as usize).map_or("", |d| &d.name)
+    }
+
+    /// The name of a registered computation.
+    pub fn computation_name(&self, computation: ComputationId) -> &str {
+        self.comps
+            .get(computation.0 as usize)
+            .map_or("", |c| &c.name)
+    }
+
+    /// A device by name.
+    pub fn device_id(&self, name: &str) -> Option<DeviceId> {
+        self.device_index.get(name).map(|&i| DeviceId(i))
+    }
+
+    /// A computation by name.
+    pub fn computation_id(&self, name: &str) -> Option<ComputationId> {
+        self.comps
+            .iter()
+            .position(|c| &*c.name == name)
+            .map(|i| ComputationId(i as u32))
+    }
+
+    /// Number of registered devices.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// The device's live session, if it has one.
+    pub fn session_of(&self, device: DeviceId) -> Option<SessionId> {
+        self.devices
+            .get(device.0 as usize)?
+            .session
+            .as_ref()
+            .map(|s| s.id)
+    }
+
+    /// The stored LKGS of a computation: its bytes and its version in the session it came
+    /// from. Empty until a state was stored.
+    pub fn lkgs(&self, computation: ComputationId) -> Option<(&[u8], u32)> {
+        let c = self.comps.get(computation.0 as usize)?;
+        Some((&c.lkgs, c.lkgs_version))
+    }
+
+    /// Where a computation is in its life cycle.
+    pub fn placement(&self, computation: ComputationId) -> Option<Placement> {
+        Some(match &self.comps.get(computation.0 as usize)?.place {
+            Place::Unplaced => Placement::Unplaced,
+            Place::Running { device, .. } => Placement::Running(DeviceId(*device)),
+            Place::Recovering(r) if r.attempt.is_some() => Placement::Migrating,
+            Place::Recovering(r) if r.orphaned => Placement::Orphaned,
+            Place::Recovering(_) => Placement::Waiting,
+            Place::Quarantined => Placement::Quarantined,
+            Place::Stopped => Placement::Stopped,
+        })
+    }
+
+    /// Number of registered computations.
+    pub fn computation_count(&self) -> usize {
+        self.comps.len()
+    }
+
+    /// Lifts a computation's quarantine: its failure count resets and it is placed again.
+    pub fn release(
+        &mut self,
+        now: Instant,
+        computation: ComputationId,
+    ) -> Result<(), CommandError> {
+        let now = self.clock.advance(now);
+        let i = computation.0;
+        let c = self
+            .comps
+            .get_mut(i as usize)
+            .ok_or(CommandError::UnknownComputation)?;
+        if !matches!(c.place, Place::Quarantined) {
+            return Ok(());
+        }
+        c.failures = 0;
+        let from = c.home.unwrap_or(u32::MAX);
+        c.place = Place::Recovering(Box::new(Recovery::new(from, SessionId::NONE, now)));
+        self.place(i, now);
+        Ok(())
+    }
+
+    /// Ends a device's session from the AC's side: sends GOOD_BYE, stops its computations
+    /// for good (they are not recovered), and answers its later bottles with GOOD_BYE.
+    pub fn dismiss(&mut self, now: Instant, device: DeviceId) -> Result<(), CommandError> {
+        let now = self.clock.advance(now);
+        let d = device.0;
+        let dev = self
+            .devices
+            .get(d as usize)
+            .ok_or(CommandError::UnknownDevice)?;
+        let Some(s) = dev.session.as_ref() else {
+            return Err(CommandError::NotJoined);
+        };
+        let (id, link, max) = (s.id, s.link, s.max_bottle);
+        self.outbox.send(
+            link,
+            &Bottle::GoodBye(crate::bottle::GoodBye { session: id }),
+            max,
+        );
+        self.end_session(d, now, SessionEnd::Dismissed);
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let a = self.dead_timers.next().unwrap_or(Instant::MAX);
+        let b = self.attempt_timers.next().unwrap_or(Instant::MAX);
+        a.min(b)
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        loop {
+            let devices = &self.devices;
+            let Some(d) = self.dead_timers.pop_live(now, |k| {
+                devices.get(k as usize)?.session.as_ref().map(|s| s.armed)
+            }) else {
+                break;
+            };
+            self.on_dead_timer(d, now);
+        }
+        loop {
+            let attempts = &self.attempts;
+            let Some(m) = self
+                .attempt_timers
+                .pop_live(now, |k| attempts.get(&k).map(|a| a.armed))
+            else {
+                break;
+            };
+            self.on_attempt_timer(m, now);
+        }
+    }
+
+    fn count(&mut self, e: &InputError) {
+        let s = &mut self.stats;
+        match e {
+            InputError::Decode(crate::DecodeError::Version(_)) => s.bad_version += 1,
+            InputError::Decode(_) => s.malformed += 1,
+            InputError::UnknownSession => s.unknown_session += 1,
+            InputError::Replaced => s.replaced += 1,
+            InputError::UnknownDevice => s.unknown_device += 1,
+            InputError::Unauthorized => s.unauthorized += 1,
+            InputError::OutOfPhase(_) => s.out_of_phase += 1,
+            InputError::BadChunk => s.bad_chunk += 1,
+        }
+    }
+
+    fn send(&mut self, link: LinkId, bottle: &Bottle<'_>, max: usize) {
+        if !self.outbox.send(link, bottle, max) {
+            self.stats.dropped_transmits += 1;
+        }
+    }
+}
+
+/// Where a computation is, as [`Controller::placement`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Not running: its home device has not joined.
+    Unplaced,
+    /// Running on this device.
+    Running(DeviceId),
+    /// Being moved: a MORPH is in flight.
+    Migrating,
+    /// Recovering, waiting for a target with room.
+    Waiting,
+    /// Recovering, with no capable device alive: retried when one joins.
+    Orphaned,
+    /// Failed on too many targets in a row; see [`Controller::release`].
+    Quarantined,
+    /// Its host left with GOOD_BYE: it is not recovered.
+    Stopped,
+}
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionEnd {
+    /// No HELLO for the dead interval.
+    Dead,
+    /// GOOD_BYE from the device.
+    Left,
+    /// GOOD_BYE from the AC.
+    Dismissed,
+    /// A GOOD_MORNING with a new nonce: the device restarted.
+    Rejoined,
+}
+
+impl Recovery {
+    fn new(from: u32, from_session: SessionId, detected_at: Instant) -> Recovery {
+        Recovery {
+            from,
+            from_session,
+            detected_at,
+            tried: Vec::new(),
+            attempt: None,
+            attempts: 0,
+            orphaned: false,
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! RECOVERY at the AC: choosing targets, MORPH attempts, failure chaining.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use super::{
+    Attempt, ComputationId, Controller, ControllerEvent, DeviceId, MigrationFailure, Place, Stage,
+};
+use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
+use crate::error::InputError;
+use crate::ids::{Digest, SessionId};
+use crate::io::{LinkId, Outbox};
+use crate::manifest::{Manifest, ObjectEntry, StateEntry};
+use crate::policy::Candidate;
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::timer::arm;
+use crate::transfer::ChunkSender;
+use crate::BoundedSeq;
+
+fn sha256(bytes: &[u8]) -> Digest {
+    Digest(Sha256::digest(bytes).into())
+}
+
+/// Whether a device can ever host a computation: capabilities and host list.
+fn capable(requires: &[Box<str>], hosts: &[u32], device: u32, capabilities: &[Box<str>]) -> bool {
+    (hosts.is_empty() || hosts.contains(&device))
+        && requires.iter().all(|r| capabilities.contains(r))
+}
+
+impl Controller {
+    /// Tries to start a MORPH for computation `c`, which is recovering without an attempt
+    /// in flight. Without a free target it waits; without any capable one it is orphaned.
+    pub(super) fn place(&mut self, c: u32, now: Instant) {
+        let comp = &self.comps[c as usize];
+        let Place::Recovering(r) = &comp.place else {
+            return;
+        };
+        if r.attempt.is_some() {
+            return;
+        }
+        let mut any_capable = false;
+        let mut free: Vec<(u32, Candidate<'_>)> = Vec::new();
+        for (i, dev) in self.devices.iter().enumerate() {
+            let i = i as u32;
+            let Some(s) = dev.session.as_ref() else {
+                continue;
+            };
+            if s.id == r.from_session
+                || r.tried.contains(&s.id)
+                || !capable(&comp.requires, &comp.hosts, i, &dev.capabilities)
+            {
+                continue;
+            }
+            any_capable = true;
+            let load = s.hosted.len() + usize::from(dev.morphs_in);
+            if load < usize::from(dev.max_hosted)
+                && dev.morphs_in < self.settings.max_morphs_per_target
+            {
+                let priority = comp.hosts.iter().position(|&h| h == i);
+                free.push((
+                    i,
+                    Candidate {
+                        device: &dev.name,
+                        priority,
+                        load,
+                    },
+                ));
+            }
+        }
+        let candidates: Vec<Candidate<'_>> = free.iter().map(|(_, c)| *c).collect();
+        let choice = if candidates.is_empty() {
+            None
+        } else {
+            self.policy.choose(&comp.name, &candidates)
+        };
+        let target = choice.and_then(|k| free.get(k)).map(|(i, _)| *i);
+        match target {
+            Some(t) => self.start_attempt(c, t, now),
+            None => {
+                self.waiting.insert(c);
+                let orphan = !any_capable || (choice.is_none() && !candidates.is_empty());
+                if let Place::Recovering(r) = &mut self.comps[c as usize].place {
+                    if orphan && !r.orphaned {
+                        r.orphaned = true;
+                        self.outbox.event(ControllerEvent::Orphaned {
+                            computation: ComputationId(c),
+                            at: now,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offers device `d`, which just joined or has a free slot again, to the computations
+    /// waiting for a target.
+    pub(super) fn offer(&mut self, d: u32, now: Instant) {
+        let waiting: Vec<u32> = self.waiting.iter().copied().collect();
+        for c in waiting {
+            let dev = &self.devices[d as usize];
+            let Some(s) = dev.session.as_ref() else {
+                return;
+            };
+            let load = s.hosted.len() + usize::from(dev.morphs_in);
+            if load >= usize::from(dev.max_hosted)
+                || dev.morphs_in >= self.settings.max_morphs_per_target
+            {
+                return;
+            }
+            let comp = &self.comps[c as usize];
+            let fits = match &comp.place {
+                Place::Recovering(r) => {
+                    s.id != r.from_session
+                        && !r.tried.contains(&s.id)
+                        && capable(&comp.requires, &comp.hosts, d, &dev.capabilities)
+                }
+                _ => false,
+            };
+            if fits {
+                self.waiting.remove(&c);
+                self.place(c, now);
+            }
+        }
+    }
+
+    fn start_attempt(&mut self, c: u32, t: u32, now: Instant) {
+        self.waiting.remove(&c);
+        let comp = &self.comps[c as usize];
+        let Place::Recovering(r) = &comp.place else {
+            return;
+        };
+        let Some(s) = self.devices[t as usize].session.as_ref() else {
+            return;
+        };
+        // The MORPH stream: every object, then the LKGS.
+        let mut stream = Vec::new();
+        let mut objects = BoundedSeq::new();
+        for o in comp.objects.iter() {
+            let Some(bytes) = self.repo.object(&o.id) else {
+                return self.quarantine(c, now);
+            };
+            let _ = objects.push(ObjectEntry {
+                id: &o.id,
+                size: bytes.len() as u32,
+                sha256: sha256(bytes),
+                invoke: o.invoke,
+            });
+            stream.extend_from_slice(bytes);
+        }
+        stream.extend_from_slice(&comp.lkgs);
+        let from = self
+            .devices
+            .get(r.from as usize)
+            .map_or(&*comp.name, |d| &*d.name);
+        let manifest = Manifest {
+            computation: &comp.name,
+            sequence: comp.sequence + 1,
+            target: &self.devices[t as usize].name,
+            nonce: s.nonce,
+            replaces: from,
+            objects,
+            state: StateEntry {
+                version: comp.lkgs_version,
+                size: comp.lkgs.len() as u32,
+                sha256: sha256(&comp.lkgs),
+            },
+        };
+        let mut manifest_bytes = alloc::vec![0u8; s.max_bottle];
+        let fits = manifest.encode(&mut manifest_bytes).ok().filter(|_| {
+            manifest
+                .stream_len()
+                .is_some_and(|n| n <= self.settings.limits.max_transfer)
+        });
+        let Some(n) = fits else {
+            return self.quarantine(c, now);
+        };
+        manifest_bytes.truncate(n);
+        let morph = self.next_morph;
+        self.next_morph = self.next_morph.wrapping_add(1).max(1);
+        let (session, chunk) = (s.id, s.chunk);
+        let handle = {
+            let s = self.devices[t as usize]
+                .session
+                .as_mut()
+                .expect("checked above");
+            let h = s.next_handle;
+            s.next_handle = s.next_handle.wrapping_add(1);
+            h
+        };
+        self.devices[t as usize].morphs_in += 1;
+        let comp = &mut self.comps[c as usize];
+        comp.sequence += 1;
+        let Place::Recovering(r) = &mut comp.place else {
+            return;
+        };
+        r.attempt = Some(morph);
+        r.attempts += 1;
+        r.orphaned = false;
+        let (from, attempt) = (r.from, r.attempts);
+        let len = stream.len() as u32;
+        self.attempts.insert(
+            morph,
+            Attempt {
+                comp: c,
+                target: t,
+                session,
+                handle,
+                started_at: now,
+                last_progress: now,
+                manifest: manifest_bytes,
+                stream,
+                sender: ChunkSender::new(len, chunk, self.settings.pacing),
+                stage: Stage::Header(now),
+                rto: self.settings.pacing.rto,
+                armed: Instant::MAX,
+            },
+        );
+        self.outbox.event(ControllerEvent::MigrationStarted {
+            computation: ComputationId(c),
+            from: DeviceId(from),
+            to: DeviceId(t),
+            attempt,
+            at: now,
+        });
+        self.send_header(morph);
+        self.rearm(morph);
+    }
+
+    fn target_link(&self, t: u32) -> Option<(LinkId, usize)> {
+        self.devices[t as usize]
+            .session
+            .as_ref()
+            .map(|s| (s.link, s.max_bottle))
+    }
+
+    fn send_header(&mut self, m: u32) {
+        let Some(a) = self.attempts.get(&m) else {
+            return;
+        };
+        let Some((link, max)) = self.target_link(a.target) else {
+            return;
+        };
+        let bottle = Bottle::Morph(Morph {
+            session: a.session,
+            morph: m,
+            handle: a.handle,
+            manifest: &a.manifest,
+            signature: None,
+        });
+        if !self.outbox.send(link, &bottle, max) {
+            self.stats.dropped_transmits += 1;
+        }
+    }
+
+    fn send_cancel(&mut self, m: u32) {
+        let Some(a) = self.attempts.get(&m) else {
+            return;
+        };
+        let Some((link, max)) = self.target_link(a.target) else {
+            return;
+        };
+        let bottle = Bottle::MorphFail(MorphFail {
+            session: a.session,
+            morph: m,
+            reason: MorphFailReason::TimedOut,
+        });
+        self.send(link, &bottle, max);
+    }
+
+    fn rearm(&mut self, m: u32) {
+        let timeout = self.settings.morph_timeout;
+        if let Some(a) = self.attempts.get_mut(&m) {
+            let at = a.deadline(timeout);
+            arm(&mut self.attempt_timers, &mut a.armed, at, m);
+        }
+    }
+
+    /// The attempt `m` towards device `d`'s session, if it is one.
+    fn attempt_of(&self, d: u32, session: SessionId, m: u32) -> Result<(), InputError> {
+        match self.attempts.get(&m) {
+            Some(a) if a.target == d && a.session == session => Ok(()),
+            _ => Err(InputError::OutOfPhase("no such MORPH in flight")),
+        }
+    }
+
+    pub(super) fn on_chunk_ack(
+        &mut self,
+        d: u32,
+        ack: ChunkAck,
+        now: Instant,
+    ) -> Result<(), InputError> {
+        self.attempt_of(d, ack.session, ack.morph)?;
+        let Some((link, max)) = self.target_link(d) else {
+            return Ok(());
+        };
+        let Some(a) = self.attempts.get_mut(&ack.morph) else {
+            return Ok(());
+        };
+        match a.stage {
+            Stage::Cancelling(..) => return Ok(()),
+            Stage::Header(_) => {
+                a.stage = Stage::Streaming;
+                a.last_progress = now;
+            }
+            Stage::Streaming => {}
+        }
+        if a.sender.on_progress(ack.progress) {
+            a.last_progress = now;
+        } else {
+            self.stats.duplicate += 1;
+        }
+        pump(
+            a,
+            ack.morph,
+            &mut self.outbox,
+            &mut self.stats,
+            link,
+            max,
+            now,
+        );
+        self.rearm(ack.morph);
+        Ok(())
+    }
+
+    pub(super) fn on_morph_ack(
+        &mut self,
+        d: u32,
+        ack: MorphAck,
+        now: Instant,
+    ) -> Result<(), InputError> {
+        if self.attempt_of(d, ack.session, ack.morph).is_err() {
+            // A repeated ack of a migration that already completed.
+            let done = self.comps.iter().any(|c| {
+                matches!(c.place, Place::Running { device, session, .. } if device == d && session == ack.session)
+            });
+            if done {
+                self.stats.duplicate += 1;
+                return Ok(());
+            }
+            return Err(InputError::OutOfPhase("MORPH ack for no MORPH"));
+        }
+        if matches!(self.attempts[&ack.morph].stage, Stage::Cancelling(..)) {
+            // Cancelled: the target will stop it and confirm with MORPH fail.
+            return Ok(());
+        }
+        let Some(a) = self.attempts.remove(&ack.morph) else {
+            return Ok(());
+        };
+        self.devices[d as usize].morphs_in -= 1;
+        if let Some(s) = self.devices[d as usize].session.as_mut() {
+            s.hosted.push((a.handle, a.comp));
+        }
+        let comp = &mut self.comps[a.comp as usize];
+        let Place::Recovering(r) = core::mem::replace(
+            &mut comp.place,
+            Place::Running {
+                device: d,
+                session: a.session,
+                handle: a.handle,
+                unproven: true,
+            },
+        ) else {
+            return Ok(());
+        };
+        self.outbox.event(ControllerEvent::MigrationCompleted {
+            computation: ComputationId(a.comp),
+            from: DeviceId(r.from),
+            to: DeviceId(d),
+            detected_at: r.detected_at,
+            started_at: a.started_at,
+            acked_at: now,
+            stream_bytes: a.stream.len() as u32,
+        });
+        self.offer(d, now);
+        Ok(())
+    }
+
+    pub(super) fn on_morph_fail(
+        &mut self,
+        d: u32,
+        fail: MorphFail,
+        now: Instant,
+    ) -> Result<(), InputError> {
+        self.attempt_of(d, fail.session, fail.morph)?;
+        let reason = match self.attempts[&fail.morph].stage {
+            Stage::Cancelling(_, why) => why,
+            _ => MigrationFailure::Refused(fail.reason),
+        };
+        self.finish_failed(fail.morph, reason, now);
+        Ok(())
+    }
+
+    pub(super) fn on_attempt_timer(&mut self, m: u32, now: Instant) {
+        let timeout = self.settings.morph_timeout;
+        let rto_max = self.settings.pacing.rto_max;
+        let Some(a) = self.attempts.get_mut(&m) else {
+            return;
+        };
+        a.armed = Instant::MAX;
+        let stalled = now >= a.last_progress + timeout;
+        match a.stage {
+            Stage::Header(_) | Stage::Streaming if stalled => {
+                a.stage = Stage::Cancelling(now, MigrationFailure::TimedOut);
+                a.rto = self.settings.pacing.rto;
+                self.send_cancel(m);
+            }
+            Stage::Header(sent) if sent + a.rto <= now => {
+                a.stage = Stage::Header(now);
+                a.rto = (a.rto * 2).min(rto_max);
+                self.send_header(m);
+            }
+            Stage::Cancelling(sent, why) if sent + a.rto <= now => {
+                a.stage = Stage::Cancelling(now, why);
+                a.rto = (a.rto * 2).min(rto_max);
+                self.send_cancel(m);
+            }
+            Stage::Streaming => {
+                let target = self.devices[a.target as usize].session.as_ref();
+                if let Some((link, max)) = target.map(|s| (s.link, s.max_bottle)) {
+                    pump(a, m, &mut self.outbox, &mut self.stats, link, max, now);
+                }
+            }
+            _ => {}
+        }
+        self.rearm(m);
+    }
+
+    /// Fails every attempt towards `session`, which ended.
+    pub(super) fn abort_attempts_to(
+        &mut self,
+        session: SessionId,
+        why: MigrationFailure,
+        now: Instant,
+    ) {
+        let doomed: Vec<(u32, MigrationFailure)> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| a.session == session)
+            .map(|(&m, a)| match a.stage {
+                Stage::Cancelling(_, earlier) => (m, earlier),
+                _ => (m, why),
+            })
+            .collect();
+        for (m, why) in doomed {
+            self.finish_failed(m, why, now);
+        }
+    }
+
+    fn finish_failed(&mut self, m: u32, why: MigrationFailure, now: Instant) {
+        let Some(a) = self.attempts.remove(&m) else {
+            return;
+        };
+        let t = a.target;
+        self.devices[t as usize].morphs_in -= 1;
+        if let Place::Recovering(r) = &mut self.comps[a.comp as usize].place {
+            r.attempt = None;
+            r.tried.push(a.session);
+        }
+        self.outbox.event(ControllerEvent::MigrationFailed {
+            computation: ComputationId(a.comp),
+            to: DeviceId(t),
+            reason: why,
+            at: now,
+        });
+        if !why.counts() || !self.count_failure(a.comp, now) {
+            self.place(a.comp, now);
+        }
+        self.offer(t, now);
+    }
+
+    /// Counts one more failed target for computation `c`; quarantines it at the limit.
+    /// Returns whether it was quarantined.
+    pub(super) fn count_failure(&mut self, c: u32, now: Instant) -> bool {
+        let comp = &mut self.comps[c as usize];
+        comp.failures += 1;
+        if comp.failures >= self.settings.quarantine_after {
+            self.quarantine(c, now);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn quarantine(&mut self, c: u32, now: Instant) {
+        self.waiting.remove(&c);
+        let comp = &mut self.comps[c as usize];
+        comp.place = Place::Quarantined;
+        self.outbox.event(ControllerEvent::Quarantined {
+            computation: ComputationId(c),
+            failures: comp.failures,
+            at: now,
+        });
+    }
+}
+
+/// Sends the chunks of attempt `m` that are due: new ones while the window has room,
+/// retransmissions whose timeout passed.
+fn pump(
+    a: &mut Attempt,
+    m: u32,
+    outbox: &mut Outbox<ControllerEvent>,
+    stats: &mut Stats,
+    link: LinkId,
+    max: usize,
+    now: Instant,
+) {
+    if a.stage != Stage::Streaming {
+        return;
+    }
+    while let Some(index) = a.sender.next_to_send(now) {
+        let data = &a.stream[a.sender.range(index)];
+        let bottle = Bottle::ObjectChunk(ObjectChunk {
+            session: a.session,
+            morph: m,
+            index,
+            data,
+        });
+        if !outbox.send(link, &bottle, max) {
+            stats.dropped_transmits += 1;
+        }
+    }
+}
+
+impl Attempt {
+    fn deadline(&self, timeout: Duration) -> Instant {
+        let stall = self.last_progress + timeout;
+        match self.stage {
+            Stage::Header(sent) => (sent + self.rto).min(stall),
+            Stage::Streaming => self.sender.deadline().map_or(stall, |d| d.min(stall)),
+            Stage::Cancelling(sent, _) => sent + self.rto,
+        }
+    }
+}

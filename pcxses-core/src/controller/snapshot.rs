@@ -1,0 +1,347 @@
+//! Persisting the AC: its registry, sessions and every LKGS, as bytes.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session, SessionRef,
+    SessionStatus, Stage,
+};
+use crate::bottle::Mode;
+use crate::controller::ConfigError;
+use crate::ids::{JoinNonce, SessionId};
+use crate::io::LinkId;
+use crate::repository::Repository;
+use crate::time::{ms, Instant};
+use crate::timer::arm;
+use crate::transfer::ChunkSender;
+
+/// Version byte of the snapshot encoding.
+const SNAPSHOT_VERSION: u8 = 1;
+
+/// Why a snapshot could not be restored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The bytes are not a snapshot of a version this crate reads.
+    #[error("not a readable snapshot")]
+    Format,
+    /// The snapshot names a device the configuration does not have.
+    #[error("snapshot names unknown device {0:?}")]
+    UnknownDevice(String),
+    /// The snapshot names a computation the configuration does not have.
+    #[error("snapshot names unknown computation {0:?}")]
+    UnknownComputation(String),
+    /// The configuration itself is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snap {
+    next_morph: u32,
+    seed: u64,
+    devices: Vec<SnapDevice>,
+    comps: Vec<SnapComp>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapDevice {
+    name: String,
+    session: Option<SnapSession>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapSession {
+    id: u32,
+    link: u64,
+    nonce: JoinNonce,
+    mode: Mode,
+    hello_ms: u32,
+    dead_ms: u32,
+    fence_ms: u32,
+    chunk: u16,
+    max_bottle: u32,
+    hosted: Vec<(u16, String)>,
+    run_len: u16,
+    next_handle: u16,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapComp {
+    name: String,
+    lkgs: Vec<u8>,
+    lkgs_version: u32,
+    lkgs_from: u32,
+    sequence: u64,
+    failures: u32,
+    place: SnapPlace,
+}
+
+#[derive(Serialize, Deserialize)]
+enum SnapPlace {
+    Unplaced,
+    Running {
+        device: String,
+        handle: u16,
+        unproven: bool,
+    },
+    Recovering {
+        from: String,
+        from_session: u32,
+        tried: Vec<u32>,
+        in_flight: Option<SnapAttempt>,
+    },
+    Quarantined,
+    Stopped,
+}
+
+/// A MORPH that was in flight: after a restore it is cancelled before the computation
+/// moves on, since the target may have started it.
+#[derive(Serialize, Deserialize)]
+struct SnapAttempt {
+    morph: u32,
+    target: String,
+    session: u32,
+    handle: u16,
+}
+
+impl Controller {
+    /// Everything needed to restart the AC without losing what it acknowledged: the
+    /// registry's sessions, every LKGS, placements, manifest sequence numbers and MORPHs
+    /// in flight. Restore with [`Controller::restore`].
+    pub fn snapshot(&self) -> Vec<u8> {
+        let name = |d: u32| String::from(&*self.devices[d as usize].name);
+        let snap = Snap {
+            next_morph: self.next_morph,
+            seed: self.rng.clone().next_u64(),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| SnapDevice {
+                    name: d.name.as_ref().into(),
+                    session: d.session.as_ref().map(|s| SnapSession {
+                        id: s.id.0,
+                        link: s.link.0,
+                        nonce: s.nonce,
+                        mode: s.mode,
+                        hello_ms: s.hello_ms,
+                        dead_ms: s.dead_ms,
+                        fence_ms: s.fence_ms,
+                        chunk: s.chunk,
+                        max_bottle: s.max_bottle as u32,
+                        hosted: s
+                            .hosted
+                            .iter()
+                            .map(|&(h, c)| (h, self.comps[c as usize].name.as_ref().into()))
+                            .collect(),
+                        run_len: s.run_len,
+                        next_handle: s.next_handle,
+                    }),
+                })
+                .collect(),
+            comps: self
+                .comps
+                .iter()
+                .map(|c| SnapComp {
+                    name: c.name.as_ref().into(),
+                    lkgs: c.lkgs.clone(),
+                    lkgs_version: c.lkgs_version,
+                    lkgs_from: c.lkgs_from.0,
+                    sequence: c.sequence,
+                    failures: c.failures,
+                    place: match &c.place {
+                        Place::Unplaced => SnapPlace::Unplaced,
+                        Place::Running {
+                            device,
+                            handle,
+                            unproven,
+                            ..
+                        } => SnapPlace::Running {
+                            device: name(*device),
+                            handle: *handle,
+                            unproven: *unproven,
+                        },
+                        Place::Recovering(r) => SnapPlace::Recovering {
+                            from: self
+                                .devices
+                                .get(r.from as usize)
+                                .map_or(String::new(), |d| d.name.as_ref().into()),
+                            from_session: r.from_session.0,
+                            tried: r.tried.iter().map(|t| t.0).collect(),
+                            in_flight: r.attempt.and_then(|m| self.attempts.get(&m)).map(|a| {
+                                SnapAttempt {
+                                    morph: r.attempt.unwrap_or(0),
+                                    target: name(a.target),
+                                    session: a.session.0,
+                                    handle: a.handle,
+                                }
+                            }),
+                        },
+                        Place::Quarantined => SnapPlace::Quarantined,
+                        Place::Stopped => SnapPlace::Stopped,
+                    },
+                })
+                .collect(),
+        };
+        let mut out = alloc::vec![SNAPSHOT_VERSION];
+        out.extend(postcard::to_allocvec(&snap).unwrap_or_default());
+        out
+    }
+
+    /// A controller for `config` in the state `snapshot` recorded. Every session resumes
+    /// with a full dead interval from `now`, so devices are not declared dead for the time
+    /// the AC was down; MORPHs that were in flight are cancelled and then retried.
+    pub fn restore(
+        config: ControllerConfig,
+        repo: impl Repository + 'static,
+        snapshot: &[u8],
+        now: Instant,
+    ) -> Result<Controller, SnapshotError> {
+        let mut ac = Controller::new(config, repo, now)?;
+        let Some((&SNAPSHOT_VERSION, body)) = snapshot.split_first() else {
+            return Err(SnapshotError::Format);
+        };
+        let snap: Snap = postcard::from_bytes(body).map_err(|_| SnapshotError::Format)?;
+        ac.next_morph = snap.next_morph.max(1);
+        ac.rng = crate::rng::Rng::new(snap.seed);
+        let dev = |ac: &Controller, n: &str| {
+            ac.device_index
+                .get(n)
+                .copied()
+                .ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
+        };
+        let comp = |ac: &Controller, n: &str| {
+            ac.comps
+                .iter()
+                .position(|c| &*c.name == n)
+                .map(|i| i as u32)
+                .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
+        };
+        for sd in &snap.devices {
+            let d = dev(&ac, &sd.name)?;
+            let Some(ss) = &sd.session else { continue };
+            let mut hosted = Vec::with_capacity(ss.hosted.len());
+            for (h, name) in &ss.hosted {
+                hosted.push((*h, comp(&ac, name)?));
+            }
+            let id = SessionId(ss.id);
+            let dead_at = now + ms(ss.dead_ms);
+            ac.devices[d as usize].session = Some(Session {
+                id,
+                link: LinkId(ss.link),
+                nonce: ss.nonce,
+                mode: ss.mode,
+                hello_ms: ss.hello_ms,
+                dead_ms: ss.dead_ms,
+                fence_ms: ss.fence_ms,
+                chunk: ss.chunk,
+                max_bottle: ss.max_bottle as usize,
+                dead_at,
+                armed: Instant::MAX,
+                last_hello: now,
+                hosted,
+                run_len: ss.run_len,
+                next_handle: ss.next_handle,
+                rx: Vec::new(),
+            });
+            ac.sessions.insert(
+                id,
+                SessionRef {
+                    device: d,
+                    status: SessionStatus::Live,
+                },
+            );
+            if let Some(s) = ac.devices[d as usize].session.as_mut() {
+                arm(&mut ac.dead_timers, &mut s.armed, dead_at, d);
+            }
+        }
+        let mut to_place = Vec::new();
+        for sc in snap.comps {
+            let c = comp(&ac, &sc.name)?;
+            let place = match sc.place {
+                SnapPlace::Unplaced => Place::Unplaced,
+                SnapPlace::Quarantined => Place::Quarantined,
+                SnapPlace::Stopped => Place::Stopped,
+                SnapPlace::Running {
+                    device,
+                    handle,
+                    unproven,
+                } => {
+                    let d = dev(&ac, &device)?;
+                    match ac.devices[d as usize].session.as_ref() {
+                        Some(s) => Place::Running {
+                            device: d,
+                            session: s.id,
+                            handle,
+                            unproven,
+                        },
+                        None => Place::Unplaced,
+                    }
+                }
+                SnapPlace::Recovering {
+                    from,
+                    from_session,
+                    tried,
+                    in_flight,
+                } => {
+                    let from = dev(&ac, &from).unwrap_or(u32::MAX);
+                    let mut r = Recovery::new(from, SessionId(from_session), now);
+                    r.tried = tried.into_iter().map(SessionId).collect();
+                    match in_flight {
+                        Some(a) => {
+                            let t = dev(&ac, &a.target)?;
+                            ac.restore_cancelling(c, t, &a, now);
+                            r.attempt = Some(a.morph);
+                        }
+                        None => to_place.push(c),
+                    }
+                    Place::Recovering(Box::new(r))
+                }
+            };
+            let entry = &mut ac.comps[c as usize];
+            entry.lkgs = sc.lkgs;
+            entry.lkgs_version = sc.lkgs_version;
+            entry.lkgs_from = SessionId(sc.lkgs_from);
+            entry.sequence = sc.sequence;
+            entry.failures = sc.failures;
+            entry.place = place;
+        }
+        for c in to_place {
+            ac.place(c, now);
+        }
+        Ok(ac)
+    }
+
+    /// Re-creates a MORPH that was in flight as one being cancelled: the target confirms
+    /// with MORPH fail (or dies) before the computation is offered elsewhere.
+    fn restore_cancelling(&mut self, c: u32, t: u32, a: &SnapAttempt, now: Instant) {
+        let chunk = self.devices[t as usize]
+            .session
+            .as_ref()
+            .map_or(64, |s| s.chunk);
+        let rto = self.settings.pacing.rto;
+        self.devices[t as usize].morphs_in += 1;
+        self.attempts.insert(
+            a.morph,
+            Attempt {
+                comp: c,
+                target: t,
+                session: SessionId(a.session),
+                handle: a.handle,
+                started_at: now,
+                last_progress: now,
+                manifest: Vec::new(),
+                stream: Vec::new(),
+                sender: ChunkSender::new(0, chunk, self.settings.pacing),
+                stage: Stage::Cancelling(Instant::default(), MigrationFailure::TimedOut),
+                rto,
+                armed: Instant::MAX,
+            },
+        );
+        self.on_attempt_timer(a.morph, now);
+    }
+}

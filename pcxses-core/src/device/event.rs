@@ -1,0 +1,103 @@
+//! What the device agent reports to its application.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::bottle::{MorphFailReason, RejectReason};
+use crate::ids::SessionId;
+
+/// What the device agent asks of, or tells, its application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceEvent {
+    /// The AC accepted the device: start these computations (from their own state).
+    Joined {
+        /// The new session.
+        session: SessionId,
+        /// Computations to run, by name.
+        run: Vec<String>,
+    },
+    /// The AC refused the GOOD_MORNING; the device keeps retrying slowly.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The AC stored this state version of a computation as its LKGS.
+    StateStored {
+        /// The computation.
+        computation: String,
+        /// The version the AC holds.
+        version: u32,
+    },
+    /// A MORPH arrived complete and verified: install and start it, then call
+    /// [`super::Device::answer_install`].
+    Install(Install),
+    /// A MORPH was refused before reaching the application.
+    MorphRefused {
+        /// The MORPH.
+        morph: u32,
+        /// Why.
+        reason: MorphFailReason,
+    },
+    /// Stop this computation now.
+    Stop {
+        /// The computation.
+        computation: String,
+        /// Why.
+        reason: StopReason,
+    },
+    /// The session ended with GOOD_BYE; the device is done.
+    Left,
+}
+
+/// Why the application must stop a computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The AC declared this device dead and moved the computation.
+    Replaced,
+    /// No HELLO acknowledged for the fence interval: the AC may be about to move it.
+    Fenced,
+    /// The AC no longer knows this session (it restarted without it).
+    SessionLost,
+    /// The device is leaving.
+    Left,
+    /// The AC dismissed the device.
+    Dismissed,
+    /// The AC cancelled the MORPH that brought the computation.
+    Cancelled,
+}
+
+/// A verified MORPH waiting for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Install {
+    /// Answer with this id.
+    pub id: InstallId,
+    /// The computation.
+    pub computation: String,
+    /// The device it ran on.
+    pub replaces: String,
+    /// The manifest's sequence number.
+    pub sequence: u64,
+    /// Its objects, in manifest order, each checked against its SHA-256.
+    pub objects: Vec<InstalledObject>,
+    /// The LKGS to restore through the computation's State Update Interface.
+    pub lkgs: Vec<u8>,
+    /// The LKGS's version at the AC.
+    pub lkgs_version: u32,
+}
+
+/// Names an install waiting for its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InstallId(pub u32);
+
+/// One object of an install.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledObject {
+    /// The object's id.
+    pub id: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Whether to start it.
+    pub invoke: bool,
+}

@@ -1,0 +1,621 @@
+//! The device agent (the paper's proxy agent): join, HELLO task, state updates, MORPH
+//! receiver, fencing.
+
+mod config;
+mod event;
+mod morph;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+pub use config::DeviceConfig;
+pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
+
+use crate::bottle::{
+    Bottle, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, Mode, Reject, RejectReason,
+    State, StateAck, StateChunk,
+};
+use crate::error::{CommandError, InputError};
+use crate::ids::{JoinNonce, SessionId};
+use crate::io::{Input, Outbox, Output};
+use crate::rng::Rng;
+use crate::stats::Stats;
+use crate::sui::StateUpdateInterface;
+use crate::time::{ms, Clock, Instant};
+use crate::transfer::{ChunkSender, Pacing};
+
+/// HELLO send times remembered for matching acks.
+const SENT_RING: usize = 16;
+/// GOOD_BYE sends before the device gives up waiting for the ack.
+const GOODBYE_TRIES: u32 = 5;
+
+/// The device agent as a Sans-IO state machine.
+///
+/// Drive it like the [`crate::Controller`]: `handle_input`, then drain `poll_output` until
+/// [`Output::Timeout`]. Start it with [`Device::new`]; it joins by itself. The application
+/// runs the computations the events name, reports their state with
+/// [`Device::set_state`], answers installs with [`Device::answer_install`] and stops a
+/// computation as soon as a [`DeviceEvent::Stop`] says so.
+pub struct Device {
+    cfg: DeviceConfig,
+    pacing: Pacing,
+    clock: Clock,
+    rng: Rng,
+    outbox: Outbox<DeviceEvent>,
+    stats: Stats,
+    phase: Phase,
+    /// The highest MORPH id this device has seen: older headers are stale.
+    max_morph: u32,
+    /// Last manifest sequence number accepted, per computation.
+    sequences: Vec<(String, u64)>,
+}
+
+enum Phase {
+    Joining {
+        nonce: JoinNonce,
+        first_sent: Option<Instant>,
+        next_at: Instant,
+        backoff: Duration,
+    },
+    Joined(Box<Session>),
+    Leaving {
+        session: SessionId,
+        next_at: Instant,
+        tries: u32,
+    },
+    Left,
+}
+
+struct Session {
+    id: SessionId,
+    mode: Mode,
+    hello: Duration,
+    /// `None` when fencing is off.
+    fence: Option<Duration>,
+    chunk: u16,
+    lease_until: Instant,
+    next_hello_at: Instant,
+    seq: u16,
+    sent: [(u16, Instant); SENT_RING],
+    comps: Vec<Hosted>,
+    /// MORPHs being received or waiting for the application.
+    incoming: Vec<morph::Incoming>,
+    nonce: JoinNonce,
+    /// Recent MORPH outcomes, answered again on a duplicate.
+    outcomes: Vec<morph::Outcome>,
+}
+
+struct Hosted {
+    handle: u16,
+    name: String,
+    state: Vec<u8>,
+    version: u32,
+    /// Sends `state` as `version` until the AC holds all of it.
+    sender: Option<ChunkSender>,
+}
+
+impl Device {
+    /// A device agent that starts joining at `now`.
+    pub fn new(cfg: DeviceConfig, now: Instant) -> Device {
+        let mut rng = Rng::new(cfg.seed);
+        let nonce = JoinNonce(rng.next_u64().to_le_bytes());
+        Device {
+            pacing: Pacing {
+                window: cfg.window.max(1),
+                rto: ms(cfg.rto_ms.max(1)),
+                rto_max: ms(cfg.rto_max_ms.max(cfg.rto_ms).max(1)),
+            },
+            clock: Clock::new(now),
+            outbox: Outbox::new(cfg.outbox_limit),
+            stats: Stats::default(),
+            phase: Phase::Joining {
+                nonce,
+                first_sent: None,
+                next_at: now,
+                backoff: ms(cfg.join_retry_ms.max(1)),
+            },
+            max_morph: 0,
+            sequences: Vec::new(),
+            rng,
+            cfg,
+        }
+    }
+
+    /// Feeds one input. Due timers run first, so a device that was frozen past its fence
+    /// lease stops its computations before it acts on anything that arrived meanwhile.
+    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), InputError> {
+        match input {
+            Input::Timeout(now) => {
+                let now = self.clock.advance(now);
+                self.on_timeout(now);
+                Ok(())
+            }
+            Input::Receive { now, bytes, .. } => {
+                let now = self.clock.advance(now);
+                if self.next_deadline() <= now {
+                    self.on_timeout(now);
+                }
+                self.stats.received += 1;
+                let result = match Bottle::decode(bytes, &self.cfg.limits) {
+                    Ok(bottle) => self.on_bottle(now, bottle),
+                    Err(e) => Err(InputError::Decode(e)),
+                };
+                result.inspect_err(|e| self.count(e))
+            }
+        }
+    }
+
+    /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
+    pub fn poll_output(&mut self) -> Output<'_, DeviceEvent> {
+        let next = self.next_deadline();
+        self.outbox.poll(next)
+    }
+
+    /// Counters of received and refused bottles.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The current session, once joined.
+    pub fn session(&self) -> Option<SessionId> {
+        match &self.phase {
+            Phase::Joined(s) => Some(s.id),
+            _ => None,
+        }
+    }
+
+    /// The computations running here now, by name.
+    pub fn running(&self) -> impl Iterator<Item = &str> {
+        let comps = match &self.phase {
+            Phase::Joined(s) => &s.comps[..],
+            _ => &[],
+        };
+        comps.iter().map(|h| h.name.as_str())
+    }
+
+    /// Reports a computation's current state. A state equal to the last one reported is
+    /// not sent again; a new one becomes the next version and is sent until the AC
+    /// acknowledges it (JOINED mode: with the next HELLO; SPLIT mode: at once).
+    pub fn set_state(
+        &mut self,
+        now: Instant,
+        computation: &str,
+        state: &[u8],
+    ) -> Result<(), CommandError> {
+        let now = self.clock.advance(now);
+        if state.len() > self.cfg.limits.max_state as usize {
+            return Err(CommandError::StateTooLarge);
+        }
+        let pacing = self.pacing;
+        let Phase::Joined(s) = &mut self.phase else {
+            return Err(CommandError::NotJoined);
+        };
+        let chunk = s.chunk;
+        let h = s
+            .comps
+            .iter_mut()
+            .find(|h| h.name == computation)
+            .ok_or(CommandError::UnknownComputation)?;
+        if h.state == state {
+            return Ok(());
+        }
+        h.state.clear();
+        h.state.extend_from_slice(state);
+        h.version = h.version.wrapping_add(1);
+        h.sender = Some(ChunkSender::new(state.len() as u32, chunk, pacing));
+        if s.mode == Mode::Split {
+            self.send_state_chunks(now, false);
+        }
+        Ok(())
+    }
+
+    /// Captures a computation's state through its State Update Interface and reports it
+    /// with [`Device::set_state`].
+    pub fn capture<S: StateUpdateInterface>(
+        &mut self,
+        now: Instant,
+        computation: &str,
+        sui: &S,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), CommandError> {
+        scratch.clear();
+        sui.capture(scratch);
+        self.set_state(now, computation, scratch)
+    }
+
+    /// Leaves gracefully: every computation stops (events) and GOOD_BYE is sent until the
+    /// AC acknowledges it. The AC will not recover this device's computations.
+    pub fn leave(&mut self, now: Instant) {
+        let now = self.clock.advance(now);
+        match core::mem::replace(&mut self.phase, Phase::Left) {
+            Phase::Joined(s) => {
+                self.stop_all(&s, StopReason::Left);
+                self.phase = Phase::Leaving {
+                    session: s.id,
+                    next_at: now,
+                    tries: 0,
+                };
+                self.on_timeout(now);
+            }
+            Phase::Leaving {
+                session,
+                next_at,
+                tries,
+            } => {
+                self.phase = Phase::Leaving {
+                    session,
+                    next_at,
+                    tries,
+                };
+            }
+            Phase::Joining { .. } | Phase::Left => self.outbox.event(DeviceEvent::Left),
+        }
+    }
+
+    fn count(&mut self, e: &InputError) {
+        let s = &mut self.stats;
+        match e {
+            InputError::Decode(crate::DecodeError::Version(_)) => s.bad_version += 1,
+            InputError::Decode(_) => s.malformed += 1,
+            InputError::UnknownSession => s.unknown_session += 1,
+            InputError::Replaced => s.replaced += 1,
+            InputError::UnknownDevice => s.unknown_device += 1,
+            InputError::Unauthorized => s.unauthorized += 1,
+            InputError::OutOfPhase(_) => s.out_of_phase += 1,
+            InputError::BadChunk => s.bad_chunk += 1,
+        }
+    }
+
+    fn send(&mut self, bottle: &Bottle<'_>) {
+        if !self
+            .outbox
+            .send(self.cfg.ac, bottle, self.cfg.limits.max_bottle)
+        {
+            self.stats.dropped_transmits += 1;
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        match &self.phase {
+            Phase::Joining { next_at, .. } | Phase::Leaving { next_at, .. } => *next_at,
+            Phase::Left => Instant::MAX,
+            Phase::Joined(s) => {
+                let mut at = s.next_hello_at.min(s.lease_until);
+                if s.mode == Mode::Split {
+                    for h in &s.comps {
+                        if let Some(d) = h.sender.as_ref().and_then(ChunkSender::deadline) {
+                            at = at.min(d);
+                        }
+                    }
+                }
+                for d in s.incoming.iter().filter_map(morph::Incoming::deadline) {
+                    at = at.min(d);
+                }
+                at
+            }
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        match &mut self.phase {
+            Phase::Joining {
+                nonce,
+                first_sent,
+                next_at,
+                backoff,
+            } if *next_at <= now => {
+                first_sent.get_or_insert(now);
+                let jitter = self.rng.below(u64::from(u32::MAX)) as f64 / f64::from(u32::MAX);
+                let wait = backoff.mul_f64(0.5 + jitter);
+                *next_at = now + wait;
+                *backoff = (*backoff * 2).min(ms(self.cfg.join_retry_max_ms));
+                let gm = Bottle::GoodMorning(GoodMorning {
+                    device: &self.cfg.name,
+                    nonce: *nonce,
+                    mode: self.cfg.mode,
+                    hello_ms: self.cfg.hello_ms,
+                    dead_ms: self.cfg.dead_ms,
+                    max_bottle: self.cfg.limits.max_bottle.min(usize::from(u16::MAX)) as u16,
+                });
+                if !self
+                    .outbox
+                    .send(self.cfg.ac, &gm, self.cfg.limits.max_bottle)
+                {
+                    self.stats.dropped_transmits += 1;
+                }
+            }
+            Phase::Leaving {
+                session,
+                next_at,
+                tries,
+            } if *next_at <= now => {
+                if *tries >= GOODBYE_TRIES {
+                    self.phase = Phase::Left;
+                    self.outbox.event(DeviceEvent::Left);
+                    return;
+                }
+                *tries += 1;
+                *next_at = now + self.pacing.rto * (1 << (*tries).min(4));
+                let bye = Bottle::GoodBye(GoodBye { session: *session });
+                self.send(&bye);
+            }
+            Phase::Joined(s) => {
+                if s.lease_until <= now {
+                    return self.lose_session(now, StopReason::Fenced);
+                }
+                if s.next_hello_at <= now {
+                    s.next_hello_at = now + s.hello;
+                    self.send_hello(now);
+                }
+                self.send_state_chunks(now, false);
+                self.morph_timeout(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn send_hello(&mut self, now: Instant) {
+        let Phase::Joined(s) = &mut self.phase else {
+            return;
+        };
+        s.seq = s.seq.wrapping_add(1);
+        s.sent[usize::from(s.seq) % SENT_RING] = (s.seq, now);
+        let (id, seq) = (s.id, s.seq);
+        if s.mode == Mode::Joined {
+            // The first chunk due rides on the HELLO, the rest follow as STATE.
+            for h in s.comps.iter_mut() {
+                let Some(sender) = h.sender.as_mut() else {
+                    continue;
+                };
+                let Some(index) = sender.next_to_send(now) else {
+                    continue;
+                };
+                let chunk = StateChunk {
+                    handle: h.handle,
+                    version: h.version,
+                    total_len: h.state.len() as u32,
+                    index,
+                    data: &h.state[sender.range(index)],
+                };
+                let hello = Bottle::Hello(Hello {
+                    session: id,
+                    seq,
+                    state: Some(chunk),
+                });
+                if !self
+                    .outbox
+                    .send(self.cfg.ac, &hello, self.cfg.limits.max_bottle)
+                {
+                    self.stats.dropped_transmits += 1;
+                }
+                return self.send_state_chunks(now, true);
+            }
+        }
+        self.send(&Bottle::Hello(Hello {
+            session: id,
+            seq,
+            state: None,
+        }));
+    }
+
+    /// Sends the state chunks that are due as STATE bottles. In JOINED mode state moves
+    /// only at HELLO time (`at_hello`).
+    fn send_state_chunks(&mut self, now: Instant, at_hello: bool) {
+        let Phase::Joined(s) = &mut self.phase else {
+            return;
+        };
+        if s.mode == Mode::Joined && !at_hello {
+            return;
+        }
+        for h in s.comps.iter_mut() {
+            let Some(sender) = h.sender.as_mut() else {
+                continue;
+            };
+            while let Some(index) = sender.next_to_send(now) {
+                let chunk = StateChunk {
+                    handle: h.handle,
+                    version: h.version,
+                    total_len: h.state.len() as u32,
+                    index,
+                    data: &h.state[sender.range(index)],
+                };
+                let bottle = Bottle::State(State {
+                    session: s.id,
+                    chunk,
+                });
+                if !self
+                    .outbox
+                    .send(self.cfg.ac, &bottle, self.cfg.limits.max_bottle)
+                {
+                    self.stats.dropped_transmits += 1;
+                }
+            }
+        }
+    }
+
+    fn on_bottle(&mut self, now: Instant, bottle: Bottle<'_>) -> Result<(), InputError> {
+        match bottle {
+            Bottle::GoodMorningAck(ack) => self.on_good_morning_ack(now, ack),
+            Bottle::Reject(r) => self.on_reject(now, r),
+            Bottle::HelloAck(a) => {
+                let s = self.joined(a.session)?;
+                let (seq, sent) = s.sent[usize::from(a.seq) % SENT_RING];
+                if seq != a.seq {
+                    return Err(InputError::OutOfPhase("ack of a HELLO not remembered"));
+                }
+                if let Some(fence) = s.fence {
+                    s.lease_until = s.lease_until.max(sent + fence);
+                }
+                Ok(())
+            }
+            Bottle::StateAck(a) => self.on_state_ack(a),
+            Bottle::Morph(m) => self.on_morph(m),
+            Bottle::ObjectChunk(c) => self.on_object_chunk(now, c),
+            Bottle::MorphFail(f) => self.on_cancel(f),
+            Bottle::GoodBye(g) => {
+                self.joined(g.session)?;
+                if let Phase::Joined(s) = core::mem::replace(&mut self.phase, Phase::Left) {
+                    self.stop_all(&s, StopReason::Dismissed);
+                }
+                self.send(&Bottle::GoodByeAck(GoodByeAck { session: g.session }));
+                self.outbox.event(DeviceEvent::Left);
+                Ok(())
+            }
+            Bottle::GoodByeAck(g) => match self.phase {
+                Phase::Leaving { session, .. } if session == g.session => {
+                    self.phase = Phase::Left;
+                    self.outbox.event(DeviceEvent::Left);
+                    Ok(())
+                }
+                _ => Err(InputError::OutOfPhase("GOOD_BYE ack while not leaving")),
+            },
+            Bottle::GoodMorning(_)
+            | Bottle::Hello(_)
+            | Bottle::State(_)
+            | Bottle::ChunkAck(_)
+            | Bottle::MorphAck(_) => Err(InputError::OutOfPhase("bottle for the AC")),
+        }
+    }
+
+    /// The live session, if `id` names it.
+    fn joined(&mut self, id: SessionId) -> Result<&mut Session, InputError> {
+        match &mut self.phase {
+            Phase::Joined(s) if s.id == id => Ok(s),
+            Phase::Joined(_) => Err(InputError::UnknownSession),
+            _ => Err(InputError::OutOfPhase("not joined")),
+        }
+    }
+
+    fn on_good_morning_ack(
+        &mut self,
+        now: Instant,
+        ack: GoodMorningAck<'_>,
+    ) -> Result<(), InputError> {
+        let first_sent = match &self.phase {
+            Phase::Joining {
+                nonce, first_sent, ..
+            } if *nonce == ack.nonce => first_sent.unwrap_or(now),
+            Phase::Joined(s) if s.id == ack.session => {
+                self.stats.duplicate += 1;
+                return Ok(());
+            }
+            _ => return Err(InputError::OutOfPhase("GOOD_MORNING ack for another join")),
+        };
+        let chunk_ok = usize::from(ack.chunk_size) >= 1
+            && usize::from(ack.chunk_size) + crate::controller::CHUNK_OVERHEAD
+                <= self.cfg.limits.max_bottle;
+        if ack.session == SessionId::NONE || ack.hello_ms == 0 || !chunk_ok {
+            return Err(InputError::OutOfPhase(
+                "GOOD_MORNING ack with unusable parameters",
+            ));
+        }
+        let fence = (ack.fence_ms > 0).then(|| ms(ack.fence_ms));
+        let comps: Vec<Hosted> = ack
+            .run
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Hosted {
+                handle: i as u16,
+                name: (*name).into(),
+                state: Vec::new(),
+                version: 0,
+                sender: None,
+            })
+            .collect();
+        let run = comps.iter().map(|h| h.name.clone()).collect();
+        self.phase = Phase::Joined(Box::new(Session {
+            id: ack.session,
+            mode: ack.mode,
+            hello: ms(ack.hello_ms),
+            fence,
+            chunk: ack.chunk_size,
+            // The AC opened the session after the first GOOD_MORNING was sent, so its dead
+            // timer runs at least until then plus the dead interval.
+            lease_until: fence.map_or(Instant::MAX, |f| first_sent + f),
+            next_hello_at: now,
+            seq: 0,
+            sent: [(0, Instant::default()); SENT_RING],
+            comps,
+            incoming: Vec::new(),
+            nonce: ack.nonce,
+            outcomes: Vec::new(),
+        }));
+        self.outbox.event(DeviceEvent::Joined {
+            session: ack.session,
+            run,
+        });
+        self.on_timeout(now);
+        Ok(())
+    }
+
+    fn on_reject(&mut self, now: Instant, r: Reject) -> Result<(), InputError> {
+        match &mut self.phase {
+            Phase::Joining { nonce, next_at, .. }
+                if *nonce == r.nonce && r.session == SessionId::NONE =>
+            {
+                *next_at = now + ms(self.cfg.join_retry_max_ms);
+                self.outbox
+                    .event(DeviceEvent::Rejected { reason: r.reason });
+                Ok(())
+            }
+            Phase::Joined(s) if s.id == r.session => {
+                let why = match r.reason {
+                    RejectReason::Replaced => StopReason::Replaced,
+                    RejectReason::UnknownSession => StopReason::SessionLost,
+                    _ => return Err(InputError::OutOfPhase("reject for a joined session")),
+                };
+                self.lose_session(now, why);
+                Ok(())
+            }
+            _ => Err(InputError::OutOfPhase("reject for another session")),
+        }
+    }
+
+    fn on_state_ack(&mut self, a: StateAck) -> Result<(), InputError> {
+        let s = self.joined(a.session)?;
+        let Some(h) = s.comps.iter_mut().find(|h| h.handle == a.handle) else {
+            return Err(InputError::OutOfPhase(
+                "state ack for a computation not running",
+            ));
+        };
+        let Some(sender) = h.sender.as_mut().filter(|_| a.version == h.version) else {
+            self.stats.duplicate += 1;
+            return Ok(());
+        };
+        sender.on_progress(a.progress);
+        if sender.is_done() {
+            h.sender = None;
+            let event = DeviceEvent::StateStored {
+                computation: h.name.clone(),
+                version: h.version,
+            };
+            self.outbox.event(event);
+        }
+        Ok(())
+    }
+
+    /// Stops everything and joins again with a new nonce.
+    fn lose_session(&mut self, now: Instant, why: StopReason) {
+        let joining = Phase::Joining {
+            nonce: JoinNonce(self.rng.next_u64().to_le_bytes()),
+            first_sent: None,
+            next_at: now,
+            backoff: ms(self.cfg.join_retry_ms.max(1)),
+        };
+        if let Phase::Joined(s) = core::mem::replace(&mut self.phase, joining) {
+            self.stop_all(&s, why);
+        }
+        self.on_timeout(now);
+    }
+
+    fn stop_all(&mut self, s: &Session, why: StopReason) {
+        for h in &s.comps {
+            self.outbox.event(DeviceEvent::Stop {
+                computation: h.name.clone(),
+                reason: why,
+            });
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The MORPH receiver: check the manifest, reassemble the stream, verify every digest,
+//! hand the computation to the application, answer MORPH ack or fail.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use sha2::{Digest as _, Sha256};
+
+use super::{Device, DeviceEvent, Hosted, Install, InstallId, InstalledObject, Phase, StopReason};
+use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
+use crate::error::{CommandError, InputError};
+use crate::manifest::Manifest;
+use crate::time::{ms, Instant};
+use crate::transfer::ChunkReceiver;
+
+/// MORPH outcomes remembered for answering duplicates.
+const OUTCOMES: usize = 8;
+
+/// What became of one MORPH: `result` `None` is MORPH ack.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Outcome {
+    morph: u32,
+    handle: u16,
+    result: Option<MorphFailReason>,
+}
+
+/// A MORPH being received, or waiting for the application's answer.
+pub(super) struct Incoming {
+    morph: u32,
+    handle: u16,
+    computation: String,
+    sequence: u64,
+    manifest: Vec<u8>,
+    receiver: ChunkReceiver,
+    /// Set once the stream is verified and the application was asked.
+    awaiting: Option<(Instant, Vec<u8>)>,
+}
+
+impl Incoming {
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.awaiting.as_ref().map(|(at, _)| *at)
+    }
+}
+
+impl Device {
+    pub(super) fn on_morph(&mut self, m: Morph<'_>) -> Result<(), InputError> {
+        let limits = self.cfg.limits;
+        let max_hosted = self.cfg.max_hosted;
+        let name = self.cfg.name.clone();
+        let max_morph = self.max_morph;
+        let s = self.joined(m.session)?;
+        let earlier = s
+            .outcomes
+            .iter()
+            .find(|o| o.morph == m.morph)
+            .map(|o| o.result);
+        let in_progress = s
+            .incoming
+            .iter()
+            .find(|i| i.morph == m.morph)
+            .map(|i| i.receiver.progress());
+        if let Some(result) = earlier {
+            self.stats.duplicate += 1;
+            self.answer(m.session, m.morph, result);
+            return Ok(());
+        }
+        if let Some(progress) = in_progress {
+            self.stats.duplicate += 1;
+            let ack = ChunkAck {
+                session: m.session,
+                morph: m.morph,
+                progress,
+            };
+            self.send(&Bottle::ChunkAck(ack));
+            return Ok(());
+        }
+        if m.morph <= max_morph {
+            return Err(InputError::OutOfPhase("MORPH older than one already seen"));
+        }
+        self.max_morph = m.morph;
+        let Phase::Joined(s) = &self.phase else {
+            return Ok(());
+        };
+        let verdict = if s.incoming.len() + s.comps.len() >= max_hosted {
+            Err(MorphFailReason::Busy)
+        } else if s.comps.iter().any(|h| h.handle == m.handle)
+            || s.incoming.iter().any(|i| i.handle == m.handle)
+        {
+            Err(MorphFailReason::Malformed)
+        } else {
+            match Manifest::decode(m.manifest, &limits) {
+                Err(_) => Err(MorphFailReason::Malformed),
+                Ok(man) => {
+                    let last = self
+                        .sequences
+                        .iter()
+                        .find(|(c, _)| c == man.computation)
+                        .map(|(_, seq)| *seq);
+                    if man.target != name || man.nonce != s.nonce {
+                        Err(MorphFailReason::WrongTarget)
+                    } else if last.is_some_and(|seq| man.sequence <= seq) {
+                        Err(MorphFailReason::StaleSequence)
+                    } else {
+                        Ok(Incoming {
+                            morph: m.morph,
+                            handle: m.handle,
+                            computation: man.computation.into(),
+                            sequence: man.sequence,
+                            manifest: m.manifest.to_vec(),
+                            receiver: ChunkReceiver::new(man.stream_len().unwrap_or(0), s.chunk),
+                            awaiting: None,
+                        })
+                    }
+                }
+            }
+        };
+        match verdict {
+            Ok(incoming) => {
+                let progress = incoming.receiver.progress();
+                if let Phase::Joined(s) = &mut self.phase {
+                    s.incoming.push(incoming);
+                }
+                let ack = ChunkAck {
+                    session: m.session,
+                    morph: m.morph,
+                    progress,
+                };
+                self.send(&Bottle::ChunkAck(ack));
+            }
+            Err(reason) => self.refuse(m.morph, m.handle, reason),
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_object_chunk(
+        &mut self,
+        now: Instant,
+        c: ObjectChunk<'_>,
+    ) -> Result<(), InputError> {
+        let s = self.joined(c.session)?;
+        let Some(inc) = s.incoming.iter_mut().find(|i| i.morph == c.morph) else {
+            return Err(InputError::OutOfPhase("chunk of no MORPH in progress"));
+        };
+        let fresh = inc
+            .receiver
+            .accept(c.index, c.data)
+            .map_err(|_| InputError::BadChunk)?;
+        let progress = inc.receiver.progress();
+        let complete = fresh && inc.receiver.is_complete();
+        if !fresh {
+            self.stats.duplicate += 1;
+        }
+        self.send(&Bottle::ChunkAck(ChunkAck {
+            session: c.session,
+            morph: c.morph,
+            progress,
+        }));
+        if complete {
+            self.verify_and_offer(now, c.morph);
+        }
+        Ok(())
+    }
+
+    /// The stream is complete: check every object and the LKGS against the manifest, then
+    /// ask the application.
+    fn verify_and_offer(&mut self, now: Instant, morph: u32) {
+        let limits = self.cfg.limits;
+        let timeout = ms(self.cfg.install_timeout_ms);
+        let Phase::Joined(s) = &mut self.phase else {
+            return;
+        };
+        let Some(pos) = s.incoming.iter().position(|i| i.morph == morph) else {
+            return;
+        };
+        let inc = &mut s.incoming[pos];
+        let Ok(man) = Manifest::decode(&inc.manifest, &limits) else {
+            return;
+        };
+        let stream = inc.receiver.bytes();
+        let mut at = 0usize;
+        let mut objects = Vec::with_capacity(man.objects.len());
+        let mut intact = true;
+        for o in man.objects.iter() {
+            let bytes = &stream[at..at + o.size as usize];
+            at += o.size as usize;
+            intact &= Sha256::digest(bytes)[..] == o.sha256.0[..];
+            objects.push(InstalledObject {
+                id: o.id.into(),
+                bytes: bytes.to_vec(),
+                invoke: o.invoke,
+            });
+        }
+        let lkgs = &stream[at..];
+        intact &= Sha256::digest(lkgs)[..] == man.state.sha256.0[..];
+        let handle = inc.handle;
+        if !intact {
+            s.incoming.swap_remove(pos);
+            return self.refuse(morph, handle, MorphFailReason::DigestMismatch);
+        }
+        let install = Install {
+            id: InstallId(morph),
+            computation: man.computation.into(),
+            replaces: man.replaces.into(),
+            sequence: man.sequence,
+            objects,
+            lkgs: lkgs.to_vec(),
+            lkgs_version: man.state.version,
+        };
+        inc.awaiting = Some((now + timeout, install.lkgs.clone()));
+        self.outbox.event(DeviceEvent::Install(install));
+    }
+
+    /// Answers an install: `true` once the computation runs (restored from the LKGS) sends
+    /// MORPH ack, `false` sends MORPH fail.
+    pub fn answer_install(
+        &mut self,
+        now: Instant,
+        id: InstallId,
+        started: bool,
+    ) -> Result<(), CommandError> {
+        self.clock.advance(now);
+        let Phase::Joined(s) = &mut self.phase else {
+            return Err(CommandError::NotJoined);
+        };
+        let Some(pos) = s
+            .incoming
+            .iter()
+            .position(|i| i.morph == id.0 && i.awaiting.is_some())
+        else {
+            return Err(CommandError::NoSuchInstall);
+        };
+        let inc = s.incoming.swap_remove(pos);
+        if !started {
+            self.refuse(inc.morph, inc.handle, MorphFailReason::Refused);
+            return Ok(());
+        }
+        let state = inc.awaiting.map(|(_, lkgs)| lkgs).unwrap_or_default();
+        s.comps.push(Hosted {
+            handle: inc.handle,
+            name: inc.computation.clone(),
+            state,
+            version: 0,
+            sender: None,
+        });
+        match self
+            .sequences
+            .iter_mut()
+            .find(|(c, _)| *c == inc.computation)
+        {
+            Some((_, seq)) => *seq = inc.sequence,
+            None => self.sequences.push((inc.computation, inc.sequence)),
+        }
+        self.record(Outcome {
+            morph: inc.morph,
+            handle: inc.handle,
+            result: None,
+        });
+        Ok(())
+    }
+
+    /// MORPH fail from the AC cancels a MORPH: drop it, or stop the computation it
+    /// brought, and confirm with MORPH fail.
+    pub(super) fn on_cancel(&mut self, f: MorphFail) -> Result<(), InputError> {
+        self.max_morph = self.max_morph.max(f.morph);
+        let s = self.joined(f.session)?;
+        let mut stopped = None;
+        if let Some(pos) = s.incoming.iter().position(|i| i.morph == f.morph) {
+            s.incoming.swap_remove(pos);
+        } else if let Some(o) = s
+            .outcomes
+            .iter()
+            .find(|o| o.morph == f.morph && o.result.is_none())
+        {
+            // It was acknowledged: the computation it brought runs here; stop it.
+            let handle = o.handle;
+            if let Some(pos) = s.comps.iter().position(|h| h.handle == handle) {
+                stopped = Some(s.comps.remove(pos).name);
+            }
+        }
+        if let Some(computation) = stopped {
+            self.outbox.event(DeviceEvent::Stop {
+                computation,
+                reason: StopReason::Cancelled,
+            });
+        }
+        self.record(Outcome {
+            morph: f.morph,
+            handle: 0,
+            result: Some(MorphFailReason::TimedOut),
+        });
+        Ok(())
+    }
+
+    /// Gives up on an install the application did not answer in time.
+    pub(super) fn morph_timeout(&mut self, now: Instant) {
+        let Phase::Joined(s) = &mut self.phase else {
+            return;
+        };
+        let (expired, kept): (Vec<Incoming>, Vec<Incoming>) = core::mem::take(&mut s.incoming)
+            .into_iter()
+            .partition(|i| i.deadline().is_some_and(|at| at <= now));
+        s.incoming = kept;
+        for inc in expired {
+            self.refuse(inc.morph, inc.handle, MorphFailReason::TimedOut);
+        }
+    }
+
+    fn refuse(&mut self, morph: u32, handle: u16, reason: MorphFailReason) {
+        self.outbox
+            .event(DeviceEvent::MorphRefused { morph, reason });
+        self.record(Outcome {
+            morph,
+            handle,
+            result: Some(reason),
+        });
+    }
+
+    /// Remembers and sends a MORPH's outcome.
+    fn record(&mut self, outcome: Outcome) {
+        let Phase::Joined(s) = &mut self.phase else {
+            return;
+        };
+        let session = s.id;
+        s.outcomes.retain(|o| o.morph != outcome.morph);
+        if s.outcomes.len() == OUTCOMES {
+            s.outcomes.remove(0);
+        }
+        s.outcomes.push(outcome);
+        self.answer(session, outcome.morph, outcome.result);
+    }
+
+    fn answer(&mut self, session: crate::SessionId, morph: u32, outcome: Option<MorphFailReason>) {
+        let bottle = match outcome {
+            None => Bottle::MorphAck(MorphAck { session, morph }),
+            Some(reason) => Bottle::MorphFail(MorphFail {
+                session,
+                morph,
+                reason,
+            }),
+        };
+        self.send(&bottle);
+    }
+}

@@ -1,0 +1,52 @@
+//! Why an input or a command was refused.
+
+use crate::codec::DecodeError;
+
+/// Why `handle_input` refused a bottle. The bottle changed no protocol state (beyond
+/// answering it where the protocol says so) and was counted in the machine's stats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The bytes are not a bottle.
+    #[error("undecodable bottle: {0}")]
+    Decode(#[from] DecodeError),
+    /// The bottle names a session the machine does not know.
+    #[error("unknown session")]
+    UnknownSession,
+    /// The bottle comes from a session declared dead.
+    #[error("session was replaced")]
+    Replaced,
+    /// GOOD_MORNING from a device that is not registered.
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The bottle claims another identity than the transport authenticated.
+    #[error("identity does not match the authenticated peer")]
+    Unauthorized,
+    /// The bottle makes no sense now; names what was expected.
+    #[error("out of phase: {0}")]
+    OutOfPhase(&'static str),
+    /// A chunk with a bad index or length.
+    #[error("bad chunk")]
+    BadChunk,
+}
+
+/// Why an application command was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The machine is not in a session.
+    #[error("not joined")]
+    NotJoined,
+    /// No such computation (or not running here).
+    #[error("unknown computation")]
+    UnknownComputation,
+    /// No such install waiting for an answer.
+    #[error("no such install pending")]
+    NoSuchInstall,
+    /// The state is larger than the configured limit.
+    #[error("state exceeds the state limit")]
+    StateTooLarge,
+    /// No such device.
+    #[error("unknown device")]
+    UnknownDevice,
+}

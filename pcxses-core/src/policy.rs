@@ -1,0 +1,75 @@
+//! Choosing the target of a migration.
+
+/// One device that may receive a computation. The controller offers only devices that are
+/// live, are not the failed device, have not already failed this recovery, have the
+/// capabilities the computation requires, are allowed by its host list, have room for
+/// another computation and are below their limit of concurrent MORPHs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    /// The device's name.
+    pub device: &'a str,
+    /// Its rank in the computation's priority list (0 first), if the list names it.
+    pub priority: Option<usize>,
+    /// Computations it runs or is receiving now.
+    pub load: usize,
+}
+
+/// Picks a target among candidates. Implementations must be deterministic for a given
+/// input so that a controller's behaviour is reproducible.
+pub trait Policy {
+    /// The index in `candidates` of the chosen target, or `None` to choose none (the
+    /// computation is then orphaned). `candidates` is never empty.
+    fn choose(&self, computation: &str, candidates: &[Candidate<'_>]) -> Option<usize>;
+}
+
+/// The configured priority list first, then the least loaded device, then the name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PriorityPolicy;
+
+impl Policy for PriorityPolicy {
+    fn choose(&self, _: &str, candidates: &[Candidate<'_>]) -> Option<usize> {
+        (0..candidates.len()).min_by_key(|&i| {
+            let c = &candidates[i];
+            (c.priority.unwrap_or(usize::MAX), c.load, c.device)
+        })
+    }
+}
+
+/// The least loaded device, then the name; ignores priority lists.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LeastLoadedPolicy;
+
+impl Policy for LeastLoadedPolicy {
+    fn choose(&self, _: &str, candidates: &[Candidate<'_>]) -> Option<usize> {
+        (0..candidates.len()).min_by_key(|&i| (candidates[i].load, candidates[i].device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(device: &str, priority: Option<usize>, load: usize) -> Candidate<'_> {
+        Candidate {
+            device,
+            priority,
+            load,
+        }
+    }
+
+    #[test]
+    fn priority_wins_over_load_and_load_over_name() {
+        let cs = [c("a", None, 0), c("b", Some(1), 5), c("c", Some(0), 9)];
+        assert_eq!(PriorityPolicy.choose("x", &cs), Some(2));
+        let cs = [c("b", None, 1), c("a", None, 1), c("c", None, 0)];
+        assert_eq!(PriorityPolicy.choose("x", &cs), Some(2));
+        let cs = [c("b", None, 1), c("a", None, 1)];
+        assert_eq!(PriorityPolicy.choose("x", &cs), Some(1));
+    }
+
+    #[test]
+    fn least_loaded_ignores_priority() {
+        let cs = [c("a", Some(0), 3), c("b", None, 1)];
+        assert_eq!(LeastLoadedPolicy.choose("x", &cs), Some(1));
+    }
+}

@@ -1,0 +1,44 @@
+//! Counters of what a machine received and refused.
+
+/// Counts of received bottles and of every kind of rejection. A rejected bottle changes no
+/// protocol state; it only moves these counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bottles received (every `Input::Receive`).
+    pub received: u64,
+    /// Bottles that failed to decode.
+    pub malformed: u64,
+    /// Bottles of another protocol version.
+    pub bad_version: u64,
+    /// Bottles naming a session the machine does not know.
+    pub unknown_session: u64,
+    /// Bottles from a session that was declared dead (answered "replaced").
+    pub replaced: u64,
+    /// GOOD_MORNINGs from names not in the registry.
+    pub unknown_device: u64,
+    /// Bottles whose claimed identity differs from the authenticated one.
+    pub unauthorized: u64,
+    /// Well-formed bottles that make no sense in the current phase (a bottle type the
+    /// machine never receives, an ack for nothing in flight, a chunk for another transfer).
+    pub out_of_phase: u64,
+    /// Chunks with a bad index or length.
+    pub bad_chunk: u64,
+    /// Duplicates of what was already received (answered again, not applied again).
+    pub duplicate: u64,
+    /// Transmits dropped because the output queue was full.
+    pub dropped_transmits: u64,
+}
+
+impl Stats {
+    /// All rejections together.
+    pub fn rejected(&self) -> u64 {
+        self.malformed
+            + self.bad_version
+            + self.unknown_session
+            + self.replaced
+            + self.unknown_device
+            + self.unauthorized
+            + self.out_of_phase
+            + self.bad_chunk
+    }
+}

@@ -1,0 +1,77 @@
+//! The crate's own clock type: microseconds from an epoch the caller chooses.
+
+use core::ops::{Add, AddAssign};
+use core::time::Duration;
+
+/// A point in time, in microseconds since an epoch chosen by the caller.
+///
+/// The core never reads a clock: every input carries `now`. Instants never go on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The latest representable instant: "never".
+    pub const MAX: Instant = Instant(u64::MAX);
+
+    /// The instant `micros` microseconds after the epoch.
+    pub const fn from_micros(micros: u64) -> Instant {
+        Instant(micros)
+    }
+
+    /// The instant `millis` milliseconds after the epoch.
+    pub const fn from_millis(millis: u64) -> Instant {
+        Instant(millis.saturating_mul(1000))
+    }
+
+    /// Microseconds since the epoch.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds since the epoch, rounded down.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// Time from `earlier` to `self`, or zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: Instant) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(micros))
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+/// A machine's notion of now: never goes backwards.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Clock(Instant);
+
+impl Clock {
+    pub(crate) fn new(now: Instant) -> Clock {
+        Clock(now)
+    }
+
+    /// Advances to `now`, clamping time that goes backwards; returns the clamped now.
+    pub(crate) fn advance(&mut self, now: Instant) -> Instant {
+        if now > self.0 {
+            self.0 = now;
+        }
+        self.0
+    }
+}
+
+/// Milliseconds from the wire as a duration.
+pub(crate) fn ms(millis: u32) -> Duration {
+    Duration::from_millis(u64::from(millis))
+}

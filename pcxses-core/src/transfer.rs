@@ -1,0 +1,297 @@
+//! Segmented transfer: state versions and MORPH streams split into numbered chunks, sent
+//! with a window, acknowledged selectively and retransmitted on timeout (PROTOCOL.md §8).
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::Range;
+use core::time::Duration;
+
+use crate::bottle::Progress;
+use crate::time::Instant;
+
+/// Number of chunks of a transfer of `len` bytes; an empty transfer is one empty chunk.
+pub(crate) fn chunk_count(len: u32, chunk: u16) -> u32 {
+    let chunk = u32::from(chunk.max(1));
+    len.div_ceil(chunk).max(1)
+}
+
+/// The byte range of chunk `index`, if the index exists.
+pub(crate) fn chunk_range(len: u32, chunk: u16, index: u32) -> Option<Range<usize>> {
+    if index >= chunk_count(len, chunk) {
+        return None;
+    }
+    let chunk = u64::from(chunk.max(1));
+    let start = u64::from(index) * chunk;
+    let end = (start + chunk).min(u64::from(len));
+    Some(start as usize..end as usize)
+}
+
+/// Which chunk indices are present.
+#[derive(Clone, Debug, Default)]
+struct Bitmap(Vec<u64>);
+
+impl Bitmap {
+    fn new(bits: u32) -> Bitmap {
+        Bitmap(vec![0; bits.div_ceil(64) as usize])
+    }
+    fn get(&self, i: u32) -> bool {
+        self.0
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    /// Sets bit `i`; returns whether it was clear.
+    fn set(&mut self, i: u32) -> bool {
+        match self.0.get_mut((i / 64) as usize) {
+            Some(w) if *w & (1 << (i % 64)) == 0 => {
+                *w |= 1 << (i % 64);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why a chunk was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChunkError {
+    /// The index is past the last chunk.
+    Index,
+    /// The data length is not the chunk size (or the remainder, for the last chunk).
+    Length,
+}
+
+/// Reassembles one transfer of known length.
+#[derive(Debug)]
+pub(crate) struct ChunkReceiver {
+    buf: Vec<u8>,
+    chunk: u16,
+    count: u32,
+    have: Bitmap,
+    /// The first missing chunk.
+    next: u32,
+}
+
+impl ChunkReceiver {
+    /// A receiver for `len` bytes in chunks of `chunk`; allocates `len` bytes, which the
+    /// caller has checked against its limit.
+    pub(crate) fn new(len: u32, chunk: u16) -> ChunkReceiver {
+        let count = chunk_count(len, chunk);
+        ChunkReceiver {
+            buf: vec![0; len as usize],
+            chunk,
+            count,
+            have: Bitmap::new(count),
+            next: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> u32 {
+        self.buf.len() as u32
+    }
+
+    /// Stores chunk `index`; `Ok(false)` for a duplicate.
+    pub(crate) fn accept(&mut self, index: u32, data: &[u8]) -> Result<bool, ChunkError> {
+        let range = chunk_range(self.len(), self.chunk, index).ok_or(ChunkError::Index)?;
+        if range.len() != data.len() {
+            return Err(ChunkError::Length);
+        }
+        if !self.have.set(index) {
+            return Ok(false);
+        }
+        self.buf[range].copy_from_slice(data);
+        while self.next < self.count && self.have.get(self.next) {
+            self.next += 1;
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn progress(&self) -> Progress {
+        let mut sack = 0u32;
+        for b in 0..32 {
+            if self.have.get(self.next + 1 + b) {
+                sack |= 1 << b;
+            }
+        }
+        Progress {
+            next: self.next,
+            sack,
+        }
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.next == self.count
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Retransmission settings of a sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pacing {
+    pub(crate) window: u16,
+    pub(crate) rto: Duration,
+    pub(crate) rto_max: Duration,
+}
+
+/// Sends one transfer of known length: which chunk to send next, and when.
+#[derive(Debug)]
+pub(crate) struct ChunkSender {
+    len: u32,
+    chunk: u16,
+    count: u32,
+    acked: Bitmap,
+    /// Every chunk below this is acknowledged.
+    acked_below: u32,
+    next_new: u32,
+    in_flight: Vec<(u32, Instant)>,
+    pacing: Pacing,
+    rto: Duration,
+}
+
+impl ChunkSender {
+    pub(crate) fn new(len: u32, chunk: u16, pacing: Pacing) -> ChunkSender {
+        let count = chunk_count(len, chunk);
+        ChunkSender {
+            len,
+            chunk,
+            count,
+            acked: Bitmap::new(count),
+            acked_below: 0,
+            next_new: 0,
+            in_flight: Vec::with_capacity(usize::from(pacing.window)),
+            pacing,
+            rto: pacing.rto,
+        }
+    }
+
+    pub(crate) fn range(&self, index: u32) -> Range<usize> {
+        chunk_range(self.len, self.chunk, index).unwrap_or(0..0)
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.acked_below == self.count
+    }
+
+    /// The next chunk to put on the wire at `now`: a retransmission that is due, else a new
+    /// chunk if the window has room. Marks it sent.
+    pub(crate) fn next_to_send(&mut self, now: Instant) -> Option<u32> {
+        let rto = self.rto;
+        if let Some(slot) = self.in_flight.iter_mut().find(|(_, at)| *at + rto <= now) {
+            slot.1 = now;
+            self.rto = (self.rto * 2).min(self.pacing.rto_max);
+            return Some(slot.0);
+        }
+        if self.next_new < self.count && self.in_flight.len() < usize::from(self.pacing.window) {
+            let index = self.next_new;
+            self.next_new += 1;
+            self.in_flight.push((index, now));
+            return Some(index);
+        }
+        None
+    }
+
+    /// Applies the receiver's progress; returns whether anything new was acknowledged.
+    /// Progress naming chunks past the end is clamped.
+    pub(crate) fn on_progress(&mut self, p: Progress) -> bool {
+        let mut advanced = false;
+        let below = p.next.min(self.count);
+        while self.acked_below < below {
+            advanced |= self.acked.set(self.acked_below);
+            self.acked_below += 1;
+        }
+        for b in 0..32u32 {
+            if p.sack & (1 << b) != 0 {
+                let i = p.next.saturating_add(1 + b);
+                if i < self.count {
+                    advanced |= self.acked.set(i);
+                }
+            }
+        }
+        while self.acked_below < self.count && self.acked.get(self.acked_below) {
+            self.acked_below += 1;
+        }
+        let acked = &self.acked;
+        self.in_flight.retain(|(i, _)| !acked.get(*i));
+        if advanced {
+            self.rto = self.pacing.rto;
+        }
+        advanced
+    }
+
+    /// When the oldest chunk in flight is due for retransmission.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|(_, at)| *at + self.rto).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACING: Pacing = Pacing {
+        window: 4,
+        rto: Duration::from_millis(100),
+        rto_max: Duration::from_millis(800),
+    };
+
+    #[test]
+    fn chunk_math_covers_every_byte_once() {
+        assert_eq!(chunk_count(0, 10), 1);
+        assert_eq!(chunk_range(0, 10, 0), Some(0..0));
+        assert_eq!(chunk_count(25, 10), 3);
+        assert_eq!(chunk_range(25, 10, 2), Some(20..25));
+        assert_eq!(chunk_range(25, 10, 3), None);
+        assert_eq!(chunk_count(u32::MAX, 1), u32::MAX);
+    }
+
+    #[test]
+    fn a_lossy_transfer_completes_through_retransmission() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut tx = ChunkSender::new(1000, 64, PACING);
+        let mut rx = ChunkReceiver::new(1000, 64);
+        let mut now = Instant::from_millis(0);
+        let mut sent = 0u32;
+        while !tx.is_done() {
+            while let Some(i) = tx.next_to_send(now) {
+                sent += 1;
+                // Drop every third transmission.
+                if !sent.is_multiple_of(3) {
+                    rx.accept(i, &data[tx.range(i)]).unwrap();
+                }
+            }
+            tx.on_progress(rx.progress());
+            now = tx.deadline().unwrap_or(now).max(now);
+            assert!(sent < 200, "no progress");
+        }
+        assert!(rx.is_complete());
+        assert_eq!(rx.bytes(), &data[..]);
+    }
+
+    #[test]
+    fn bad_chunks_are_refused_without_effect() {
+        let mut rx = ChunkReceiver::new(100, 64);
+        assert_eq!(rx.accept(2, &[0; 4]), Err(ChunkError::Index));
+        assert_eq!(rx.accept(0, &[0; 63]), Err(ChunkError::Length));
+        assert_eq!(rx.accept(1, &[0; 64]), Err(ChunkError::Length));
+        assert_eq!(rx.progress(), Progress { next: 0, sack: 0 });
+        assert_eq!(rx.accept(1, &[7; 36]), Ok(true));
+        assert_eq!(rx.accept(1, &[7; 36]), Ok(false));
+        assert_eq!(rx.progress(), Progress { next: 0, sack: 1 });
+    }
+
+    #[test]
+    fn progress_past_the_end_is_clamped() {
+        let mut tx = ChunkSender::new(100, 64, PACING);
+        assert!(tx.on_progress(Progress {
+            next: u32::MAX,
+            sack: u32::MAX
+        }));
+        assert!(tx.is_done());
+    }
+}

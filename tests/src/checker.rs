@@ -1,0 +1,201 @@
+//! The protocol's invariants, checked after every step of a simulation.
+
+use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
+use pcxses_core::{Controller, ControllerEvent};
+
+/// What the checker has counted, to show that a run exercised the protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Devices declared dead.
+    pub deaths: u64,
+    /// Migrations acknowledged.
+    pub migrations: u64,
+    /// MORPH attempts that failed.
+    pub failed_attempts: u64,
+    /// Computations quarantined.
+    pub quarantined: u64,
+    /// Computations orphaned.
+    pub orphaned: u64,
+    /// States stored by the AC.
+    pub states: u64,
+    /// Installs checked against the AC's LKGS.
+    pub installs: u64,
+    /// Devices that left with GOOD_BYE, as the AC saw it.
+    pub leaves: u64,
+}
+
+/// Tracks the AC's event stream and checks it is in protocol order, and checks installs
+/// and running copies against the AC.
+#[derive(Debug)]
+pub struct Checker {
+    joined: Vec<bool>,
+    /// Computations stopped because their host said GOOD_BYE, not running since.
+    stopped: Vec<bool>,
+    open: Vec<Option<DeviceId>>,
+    lkgs: Vec<Vec<u8>>,
+    /// What happened so far.
+    pub counts: Counts,
+}
+
+impl Checker {
+    /// A checker for `devices` devices and `computations` computations.
+    pub fn new(devices: usize, computations: usize) -> Checker {
+        Checker {
+            joined: vec![false; devices],
+            stopped: vec![false; computations],
+            open: vec![None; computations],
+            lkgs: vec![Vec::new(); computations],
+            counts: Counts::default(),
+        }
+    }
+
+    /// Checks one AC event against the order of the protocol.
+    pub fn on_ac_event(&mut self, ev: &ControllerEvent, ac: &Controller) -> Result<(), String> {
+        let d = |id: &DeviceId| id.0 as usize;
+        let c = |id: &ComputationId| id.0 as usize;
+        match ev {
+            ControllerEvent::DeviceJoined { device, .. } => {
+                self.joined[d(device)] = true;
+                // A stopped computation runs again once its home device re-joins.
+                for (i, stopped) in self.stopped.iter_mut().enumerate() {
+                    let id = ComputationId(i as u32);
+                    if *stopped && matches!(ac.placement(id), Some(Placement::Running(_))) {
+                        *stopped = false;
+                    }
+                }
+            }
+            ControllerEvent::DeviceFailed { device, .. } => {
+                expect(
+                    self.joined[d(device)],
+                    "death of a device that had not joined",
+                )?;
+                self.joined[d(device)] = false;
+                self.counts.deaths += 1;
+            }
+            ControllerEvent::DeviceLeft { device, .. } => {
+                expect(
+                    self.joined[d(device)],
+                    "leave of a device that had not joined",
+                )?;
+                self.joined[d(device)] = false;
+                self.counts.leaves += 1;
+            }
+            ControllerEvent::ComputationStopped {
+                computation,
+                device,
+                ..
+            } => {
+                expect(
+                    !self.joined[d(device)],
+                    "computation stopped on a joined device",
+                )?;
+                self.stopped[c(computation)] = true;
+            }
+            ControllerEvent::StateStored {
+                computation,
+                device,
+                ..
+            } => {
+                expect(
+                    self.joined[d(device)],
+                    "state stored from a device not joined",
+                )?;
+                expect(
+                    ac.placement(*computation) == Some(Placement::Running(*device)),
+                    "state stored from a device that does not host the computation",
+                )?;
+                let (bytes, _) = ac.lkgs(*computation).ok_or("no LKGS after StateStored")?;
+                self.lkgs[c(computation)] = bytes.to_vec();
+                self.counts.states += 1;
+            }
+            ControllerEvent::MigrationStarted {
+                computation, to, ..
+            } => {
+                expect(
+                    self.open[c(computation)].is_none(),
+                    "two MORPHs of one computation",
+                )?;
+                expect(
+                    !self.stopped[c(computation)],
+                    "migration of a computation stopped by GOOD_BYE",
+                )?;
+                // The failed session is over, so this also covers the failed device: it is a
+                // target again only once it joined anew.
+                expect(self.joined[d(to)], "MORPH to a device not joined")?;
+                self.open[c(computation)] = Some(*to);
+            }
+            ControllerEvent::MigrationCompleted {
+                computation,
+                to,
+                detected_at,
+                started_at,
+                acked_at,
+                ..
+            } => {
+                expect(
+                    self.open[c(computation)] == Some(*to),
+                    "MORPH ack without MORPH",
+                )?;
+                expect(
+                    detected_at <= started_at && started_at <= acked_at,
+                    "timings out of order",
+                )?;
+                self.open[c(computation)] = None;
+                self.counts.migrations += 1;
+            }
+            ControllerEvent::MigrationFailed {
+                computation,
+                to,
+                reason,
+                ..
+            } => {
+                if *reason == MigrationFailure::DiedAfterMigration {
+                    expect(
+                        self.open[c(computation)].is_none(),
+                        "host death during a MORPH",
+                    )?;
+                } else {
+                    expect(
+                        self.open[c(computation)] == Some(*to),
+                        "MORPH failure without MORPH",
+                    )?;
+                    self.open[c(computation)] = None;
+                }
+                self.counts.failed_attempts += 1;
+            }
+            ControllerEvent::Quarantined { computation, .. } => {
+                expect(
+                    self.open[c(computation)].is_none(),
+                    "quarantine during a MORPH",
+                )?;
+                self.counts.quarantined += 1;
+            }
+            ControllerEvent::Orphaned { computation, .. } => {
+                expect(
+                    self.open[c(computation)].is_none(),
+                    "orphaned during a MORPH",
+                )?;
+                self.counts.orphaned += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An install must carry exactly the LKGS the AC last stored for the computation.
+    pub fn on_install(&mut self, computation: ComputationId, lkgs: &[u8]) -> Result<(), String> {
+        self.counts.installs += 1;
+        expect(
+            self.lkgs[computation.0 as usize] == lkgs,
+            "installed LKGS differs from the last state the AC acknowledged",
+        )
+    }
+}
+
+fn expect(ok: bool, what: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(what.into())
+    }
+}

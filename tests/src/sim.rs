@@ -1,0 +1,791 @@
+//! One Controller and N Devices on a simulated network, in virtual time.
+
+use std::collections::VecDeque;
+
+use pcxses_core::controller::{ComputationSpec, DeviceSpec, Placement};
+use pcxses_core::device::DeviceEvent;
+use pcxses_core::Mode;
+use pcxses_core::{
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Input, Instant, LinkId,
+    MemoryRepository, Output,
+};
+
+use crate::app::{encode_state, App};
+use crate::checker::{Checker, Counts};
+use crate::net::{Faults, Net, Packet, SimRng};
+
+/// The AC's address on the simulated network.
+pub const AC: LinkId = LinkId(0);
+
+/// A fault the simulation applies at a scheduled time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The device's process dies (SIGKILL): state and memory gone.
+    Crash(usize),
+    /// A crashed or departed device starts again as a new incarnation.
+    Restart(usize),
+    /// The device freezes (SIGSTOP) for this many milliseconds; packets to it wait.
+    Hang(usize, u64),
+    /// The device is cut off from the AC for this many milliseconds.
+    Partition(usize, u64),
+    /// The device leaves with GOOD_BYE.
+    Leave(usize),
+    /// The AC is killed and restarted from a snapshot after this many milliseconds.
+    AcRestart(u64),
+}
+
+/// How a simulation is set up.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed: everything else random derives from it.
+    pub seed: u64,
+    /// Number of devices; device `i` runs computation `comp{i}` natively.
+    pub devices: usize,
+    /// Whether devices fence themselves (and so whether two running copies are a bug).
+    pub fencing: bool,
+    /// The state mode the devices propose.
+    pub mode: Mode,
+    /// Network faults during the chaos phase; the settle phase is clean.
+    pub faults: Faults,
+    /// Length of the chaos phase, milliseconds.
+    pub chaos_ms: u64,
+    /// Length of the settle phase, milliseconds.
+    pub settle_ms: u64,
+    /// Scheduled faults, with their times in milliseconds from the start.
+    pub schedule: Vec<(u64, Action)>,
+    /// Computations every device refuses to install (to exercise quarantine).
+    pub refuse: Vec<String>,
+    /// State size of each computation, by index (cycled).
+    pub state_sizes: Vec<usize>,
+    /// Object code size of each computation, by index (cycled).
+    pub code_sizes: Vec<usize>,
+    /// HELLO interval the devices propose.
+    pub hello_ms: u32,
+    /// How often each application updates each computation's state.
+    pub tick_ms: u64,
+}
+
+impl SimConfig {
+    /// A clean two-phase run with no scheduled faults.
+    pub fn new(seed: u64, devices: usize) -> SimConfig {
+        SimConfig {
+            seed,
+            devices,
+            fencing: true,
+            mode: Mode::Joined,
+            faults: Faults::CLEAN,
+            chaos_ms: 10_000,
+            settle_ms: 10_000,
+            schedule: Vec::new(),
+            refuse: Vec::new(),
+            state_sizes: vec![16],
+            code_sizes: vec![2_000],
+            hello_ms: 100,
+            tick_ms: 70,
+        }
+    }
+
+    /// A random configuration for `seed`: device count, mode, faults and a schedule of
+    /// crashes, hangs, partitions, leaves and AC restarts.
+    pub fn random(seed: u64) -> SimConfig {
+        let mut rng = SimRng::new(seed);
+        let devices = rng.range(3, 6) as usize;
+        let mut cfg = SimConfig::new(seed, devices);
+        cfg.mode = if rng.chance(0.5) {
+            Mode::Joined
+        } else {
+            Mode::Split
+        };
+        cfg.faults = Faults {
+            loss: [0.0, 0.02, 0.1, 0.25][rng.range(0, 3) as usize],
+            dup: [0.0, 0.05][rng.range(0, 1) as usize],
+            delay_min_us: 50,
+            delay_max_us: [500, 5_000, 30_000][rng.range(0, 2) as usize],
+            tamper: [0.0, 0.0, 0.05][rng.range(0, 2) as usize],
+        };
+        cfg.hello_ms = [50, 100, 200][rng.range(0, 2) as usize];
+        cfg.state_sizes = vec![16, 300, 3_000];
+        cfg.code_sizes = vec![500, 5_000, 20_000];
+        cfg.chaos_ms = 15_000;
+        cfg.settle_ms = 20_000;
+        let events = rng.range(1, 6);
+        for _ in 0..events {
+            let at = rng.range(1_000, cfg.chaos_ms - 2_000);
+            let d = rng.range(0, devices as u64 - 1) as usize;
+            let action = match rng.range(0, 9) {
+                0..=2 => Action::Crash(d),
+                3 => Action::Hang(d, rng.range(100, 4_000)),
+                4..=5 => Action::Partition(d, rng.range(100, 4_000)),
+                6 => Action::Leave(d),
+                7 => Action::AcRestart(rng.range(10, 1_500)),
+                _ => Action::Restart(d),
+            };
+            cfg.schedule.push((at, action));
+        }
+        if rng.chance(0.2) {
+            cfg.refuse.push("comp0".into());
+        }
+        // Without fencing two copies may overlap for a while, but never at the end.
+        cfg.fencing = !rng.chance(0.15);
+        cfg
+    }
+}
+
+struct Node {
+    name: String,
+    device: Option<Device>,
+    app: App,
+    timeout: Instant,
+    hung_until: Option<Instant>,
+    held: Vec<Packet>,
+    partitioned_until: Instant,
+    next_tick: Instant,
+}
+
+/// A running simulation.
+pub struct Sim {
+    cfg: SimConfig,
+    rng: SimRng,
+    now: Instant,
+    ac_config: ControllerConfig,
+    repo: MemoryRepository,
+    ac: Option<Controller>,
+    ac_timeout: Instant,
+    ac_down: Option<(Instant, Vec<u8>)>,
+    nodes: Vec<Node>,
+    net: Net,
+    schedule: VecDeque<(Instant, Action)>,
+    checker: Checker,
+    log: VecDeque<String>,
+    incarnations: u64,
+}
+
+/// How a run ended well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// What the checker counted.
+    pub counts: Counts,
+    /// Packets sent.
+    pub packets: u64,
+}
+
+/// How a run failed: the violated invariant, when, the seed, and the last events.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The seed to replay.
+    pub seed: u64,
+    /// Virtual time of the violation, milliseconds.
+    pub at_ms: u64,
+    /// What was violated.
+    pub what: String,
+    /// The last protocol events before it.
+    pub log: Vec<String>,
+    /// The configuration that was run.
+    pub config: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "seed {} at {} ms: {}", self.seed, self.at_ms, self.what)?;
+        writeln!(
+            f,
+            "replay: PCXSES_SEEDS={} cargo test -p pcxses-tests --test simulation",
+            self.seed
+        )?;
+        writeln!(f, "config: {}", self.config)?;
+        for line in &self.log {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+const LOG_LINES: usize = 200;
+
+impl Sim {
+    /// Sets up the AC, the devices, the repository and the schedule.
+    pub fn new(cfg: SimConfig) -> Sim {
+        let mut rng = SimRng::new(cfg.seed);
+        let mut repo = MemoryRepository::default();
+        let mut comps = Vec::new();
+        let mut devices = Vec::new();
+        for i in 0..cfg.devices {
+            let code = format!("comp{i}.bin");
+            let size = cfg.code_sizes[i % cfg.code_sizes.len()];
+            repo.insert(code.clone(), (0..size).map(|b| (b * 7 + i) as u8).collect());
+            comps.push(ComputationSpec::new(&format!("comp{i}"), &code));
+            devices.push(DeviceSpec::new(&format!("dev{i}"), &[&format!("comp{i}")]));
+        }
+        let mut ac_config = ControllerConfig::new(rng.next_u64(), devices, comps);
+        ac_config.fencing = cfg.fencing;
+        ac_config.rto_ms = 50;
+        ac_config.morph_timeout_ms = 3_000;
+        let now = Instant::from_millis(0);
+        let ac = Controller::new(ac_config.clone(), repo.clone(), now).expect("valid config");
+        let nodes = (0..cfg.devices)
+            .map(|i| Node {
+                name: format!("dev{i}"),
+                device: None,
+                app: App::default(),
+                timeout: Instant::MAX,
+                hung_until: None,
+                held: Vec::new(),
+                partitioned_until: now,
+                next_tick: now,
+            })
+            .collect();
+        let schedule = {
+            let mut s: Vec<_> = cfg
+                .schedule
+                .iter()
+                .map(|&(ms, a)| (Instant::from_millis(ms), a))
+                .collect();
+            s.sort_by_key(|(at, _)| *at);
+            s.into()
+        };
+        let checker = Checker::new(cfg.devices, cfg.devices);
+        let mut sim = Sim {
+            rng,
+            now,
+            ac_config,
+            repo,
+            ac: Some(ac),
+            ac_timeout: now,
+            ac_down: None,
+            nodes,
+            net: Net::default(),
+            schedule,
+            checker,
+            log: VecDeque::new(),
+            incarnations: 0,
+            cfg,
+        };
+        for i in 0..sim.nodes.len() {
+            sim.boot(i);
+        }
+        sim
+    }
+
+    /// Runs the chaos phase, heals every fault, runs the settle phase, and checks the
+    /// final placement of every computation.
+    pub fn run(mut self) -> Result<Report, Failure> {
+        let chaos_end = Instant::from_millis(self.cfg.chaos_ms);
+        let end = Instant::from_millis(self.cfg.chaos_ms + self.cfg.settle_ms);
+        let result = self
+            .run_until(chaos_end)
+            .and_then(|()| {
+                self.heal();
+                self.run_until(end)
+            })
+            .and_then(|()| self.check_final());
+        match result {
+            Ok(()) => Ok(Report {
+                counts: self.checker.counts,
+                packets: self.net.sent,
+            }),
+            Err(what) => Err(Failure {
+                seed: self.cfg.seed,
+                at_ms: self.now.as_millis(),
+                what,
+                log: self.log.iter().cloned().collect(),
+                config: format!("{:?}", self.cfg),
+            }),
+        }
+    }
+
+    /// The controller, while it is up.
+    pub fn controller(&self) -> Option<&Controller> {
+        self.ac.as_ref()
+    }
+
+    fn note(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log
+            .push_back(format!("{:>7} ms {line}", self.now.as_millis()));
+    }
+
+    fn run_until(&mut self, end: Instant) -> Result<(), String> {
+        loop {
+            let next = self.next_event().min(end);
+            self.now = self.now.max(next);
+            self.step()?;
+            if next >= end {
+                return Ok(());
+            }
+        }
+    }
+
+    fn next_event(&self) -> Instant {
+        let mut t = self.net.next_at().unwrap_or(Instant::MAX);
+        t = t.min(self.schedule.front().map_or(Instant::MAX, |(at, _)| *at));
+        match &self.ac_down {
+            Some((until, _)) => t = t.min(*until),
+            None => t = t.min(self.ac_timeout),
+        }
+        for n in &self.nodes {
+            if n.device.is_none() {
+                continue;
+            }
+            match n.hung_until {
+                Some(until) => t = t.min(until),
+                None => t = t.min(n.timeout).min(n.next_tick),
+            }
+        }
+        t
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        let now = self.now;
+        while self.schedule.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = self.schedule.pop_front().expect("checked");
+            self.apply(action)?;
+        }
+        if self
+            .ac_down
+            .as_ref()
+            .is_some_and(|(until, _)| *until <= now)
+        {
+            self.restart_ac()?;
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].hung_until.is_some_and(|until| until <= now) {
+                self.resume(i)?;
+            }
+        }
+        while let Some(p) = self.net.pop_due(now) {
+            self.deliver(p)?;
+        }
+        if self.ac.is_some() && self.ac_timeout <= now {
+            if let Some(ac) = self.ac.as_mut() {
+                let _ = ac.handle_input(Input::Timeout(now));
+            }
+            self.drain_ac()?;
+        }
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.device.is_none() || n.hung_until.is_some() {
+                continue;
+            }
+            if n.timeout <= now {
+                if let Some(d) = self.nodes[i].device.as_mut() {
+                    let _ = d.handle_input(Input::Timeout(now));
+                }
+                self.drain_device(i)?;
+            }
+            if self.nodes[i].next_tick <= now {
+                self.tick(i)?;
+            }
+        }
+        self.check_copies()
+    }
+
+    fn boot(&mut self, i: usize) {
+        self.incarnations += 1;
+        let mut cfg = DeviceConfig::new(&self.nodes[i].name, self.rng.next_u64());
+        cfg.ac = AC;
+        cfg.mode = self.cfg.mode;
+        cfg.hello_ms = self.cfg.hello_ms;
+        cfg.dead_ms = self.cfg.hello_ms * 3;
+        cfg.rto_ms = 50;
+        cfg.join_retry_ms = 100;
+        cfg.join_retry_max_ms = 1_000;
+        let n = &mut self.nodes[i];
+        n.device = Some(Device::new(cfg, self.now));
+        n.app = App::default();
+        n.timeout = self.now;
+        n.hung_until = None;
+        n.held.clear();
+        n.next_tick = self.now;
+    }
+
+    fn apply(&mut self, action: Action) -> Result<(), String> {
+        self.note(format!("fault {action:?}"));
+        let now = self.now;
+        match action {
+            Action::Crash(i) => {
+                let n = &mut self.nodes[i];
+                n.device = None;
+                n.app = App::default();
+                n.held.clear();
+                n.hung_until = None;
+            }
+            Action::Restart(i) => {
+                if self.nodes[i].device.is_none() {
+                    self.boot(i);
+                }
+            }
+            Action::Hang(i, ms) => {
+                if self.nodes[i].device.is_some() && self.nodes[i].hung_until.is_none() {
+                    self.nodes[i].hung_until = Some(Instant::from_millis(now.as_millis() + ms));
+                }
+            }
+            Action::Partition(i, ms) => {
+                self.nodes[i].partitioned_until = Instant::from_millis(now.as_millis() + ms);
+            }
+            Action::Leave(i) => {
+                // A frozen process does nothing, leaving included.
+                if self.nodes[i].hung_until.is_some() {
+                    return Ok(());
+                }
+                if let Some(d) = self.nodes[i].device.as_mut() {
+                    d.leave(now);
+                    self.drain_device(i)?;
+                }
+            }
+            Action::AcRestart(ms) => {
+                if let Some(ac) = self.ac.take() {
+                    let snapshot = ac.snapshot();
+                    self.ac_down = Some((Instant::from_millis(now.as_millis() + ms), snapshot));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restart_ac(&mut self) -> Result<(), String> {
+        let Some((_, snapshot)) = self.ac_down.take() else {
+            return Ok(());
+        };
+        let ac = Controller::restore(
+            self.ac_config.clone(),
+            self.repo.clone(),
+            &snapshot,
+            self.now,
+        )
+        .map_err(|e| format!("restore failed: {e}"))?;
+        self.note("AC restarted from its snapshot".into());
+        self.ac = Some(ac);
+        self.drain_ac()
+    }
+
+    fn resume(&mut self, i: usize) -> Result<(), String> {
+        let now = self.now;
+        self.nodes[i].hung_until = None;
+        if let Some(d) = self.nodes[i].device.as_mut() {
+            let _ = d.handle_input(Input::Timeout(now));
+        }
+        self.drain_device(i)?;
+        for p in std::mem::take(&mut self.nodes[i].held) {
+            self.deliver(Packet { at: now, ..p })?;
+        }
+        Ok(())
+    }
+
+    /// Ends the chaos: a clean network, no partitions or hangs, the AC up, every crashed
+    /// device restarted.
+    fn heal(&mut self) {
+        self.note("heal".into());
+        self.cfg.faults = Faults::CLEAN;
+        self.schedule.clear();
+        for i in 0..self.nodes.len() {
+            self.nodes[i].partitioned_until = self.now;
+            if self.nodes[i].hung_until.is_some() {
+                self.nodes[i].hung_until = Some(self.now);
+            }
+            if self.nodes[i].device.is_none() {
+                self.boot(i);
+            }
+        }
+        if let Some((until, _)) = self.ac_down.as_mut() {
+            *until = self.now;
+        }
+    }
+
+    fn cut_off(&self, link: LinkId) -> bool {
+        link != AC && self.nodes[link.0 as usize - 1].partitioned_until > self.now
+    }
+
+    fn transmit(&mut self, from: LinkId, to: LinkId, bytes: &[u8]) {
+        if self.cut_off(from) || self.cut_off(to) {
+            return;
+        }
+        let faults = self.cfg.faults;
+        self.net
+            .send(&mut self.rng, &faults, self.now, from, to, bytes);
+    }
+
+    fn deliver(&mut self, p: Packet) -> Result<(), String> {
+        let now = self.now;
+        if p.to == AC {
+            if let Some(ac) = self.ac.as_mut() {
+                let _ = ac.handle_input(Input::Receive {
+                    now,
+                    from: p.from,
+                    bytes: &p.bytes,
+                    identity: None,
+                });
+                self.drain_ac()?;
+            }
+            return Ok(());
+        }
+        let i = p.to.0 as usize - 1;
+        let n = &mut self.nodes[i];
+        if n.device.is_none() {
+            return Ok(());
+        }
+        if n.hung_until.is_some() {
+            n.held.push(p);
+            return Ok(());
+        }
+        if let Some(d) = n.device.as_mut() {
+            let _ = d.handle_input(Input::Receive {
+                now,
+                from: AC,
+                bytes: &p.bytes,
+                identity: None,
+            });
+        }
+        self.drain_device(i)
+    }
+
+    fn drain_ac(&mut self) -> Result<(), String> {
+        let mut sends = Vec::new();
+        let mut events = Vec::new();
+        let Some(ac) = self.ac.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            match ac.poll_output() {
+                Output::Transmit(t) => sends.push((t.to, t.bytes.to_vec())),
+                Output::Event(e) => events.push(e),
+                Output::Timeout(t) => {
+                    self.ac_timeout = t;
+                    break;
+                }
+            }
+        }
+        for (to, bytes) in sends {
+            self.transmit(AC, to, &bytes);
+        }
+        for e in events {
+            let ac = self.ac.as_ref().expect("up");
+            if !matches!(e, ControllerEvent::StateStored { .. }) {
+                let line = describe(&e, ac);
+                self.note(line);
+            }
+            let ac = self.ac.as_ref().expect("up");
+            self.checker.on_ac_event(&e, ac)?;
+        }
+        Ok(())
+    }
+
+    fn drain_device(&mut self, i: usize) -> Result<(), String> {
+        let link = LinkId(i as u64 + 1);
+        loop {
+            let mut sends = Vec::new();
+            let mut events = Vec::new();
+            let Some(d) = self.nodes[i].device.as_mut() else {
+                return Ok(());
+            };
+            loop {
+                match d.poll_output() {
+                    Output::Transmit(t) => sends.push((t.to, t.bytes.to_vec())),
+                    Output::Event(e) => events.push(e),
+                    Output::Timeout(t) => {
+                        self.nodes[i].timeout = t;
+                        break;
+                    }
+                }
+            }
+            for (to, bytes) in sends {
+                self.transmit(link, to, &bytes);
+            }
+            if events.is_empty() {
+                return Ok(());
+            }
+            for e in events {
+                self.on_device_event(i, e)?;
+            }
+        }
+    }
+
+    fn on_device_event(&mut self, i: usize, e: DeviceEvent) -> Result<(), String> {
+        let now = self.now;
+        let name = self.nodes[i].name.clone();
+        match e {
+            DeviceEvent::Joined { run, .. } => {
+                self.note(format!("{name} joined, runs {run:?}"));
+                for c in run {
+                    if self.nodes[i].app.running.contains_key(&c) {
+                        return Err(format!("{name} told to start {c}, which it runs"));
+                    }
+                    self.nodes[i].app.start(&c);
+                }
+            }
+            DeviceEvent::Stop {
+                computation,
+                reason,
+            } => {
+                self.note(format!("{name} stops {computation}: {reason:?}"));
+                if !self.nodes[i].app.stop(&computation) {
+                    return Err(format!(
+                        "{name} told to stop {computation}, which it does not run"
+                    ));
+                }
+            }
+            DeviceEvent::Install(inst) => {
+                let comp = self
+                    .ac_config
+                    .computations
+                    .iter()
+                    .position(|c| c.name == inst.computation);
+                let comp = comp.ok_or("install of an unknown computation")?;
+                self.checker.on_install(
+                    pcxses_core::controller::ComputationId(comp as u32),
+                    &inst.lkgs,
+                )?;
+                let code = &self.ac_config.computations[comp].objects[0].id;
+                if self.repo_bytes(code) != inst.objects.first().map(|o| &o.bytes[..]) {
+                    return Err("installed code differs from the repository".into());
+                }
+                let refuse = self.cfg.refuse.contains(&inst.computation);
+                self.note(format!(
+                    "{name} installs {} (refuse: {refuse})",
+                    inst.computation
+                ));
+                if !refuse {
+                    if self.nodes[i].app.running.contains_key(&inst.computation) {
+                        return Err(format!("{name} installs {} twice", inst.computation));
+                    }
+                    self.nodes[i].app.restore(&inst.computation, &inst.lkgs);
+                }
+                if let Some(d) = self.nodes[i].device.as_mut() {
+                    d.answer_install(now, inst.id, !refuse)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            DeviceEvent::MorphRefused { morph, reason } => {
+                self.note(format!("{name} refused MORPH {morph}: {reason:?}"));
+            }
+            DeviceEvent::Left => self.note(format!("{name} left")),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn repo_bytes(&self, id: &str) -> Option<&[u8]> {
+        pcxses_core::Repository::object(&self.repo, id)
+    }
+
+    fn tick(&mut self, i: usize) -> Result<(), String> {
+        let now = self.now;
+        let jitter = self.rng.range(0, self.cfg.tick_ms / 2);
+        let n = &mut self.nodes[i];
+        n.next_tick = Instant::from_millis(now.as_millis() + self.cfg.tick_ms + jitter);
+        let Some(d) = n.device.as_mut() else {
+            return Ok(());
+        };
+        for (name, count) in n.app.running.iter_mut() {
+            *count += 1;
+            let idx: usize = name.trim_start_matches("comp").parse().unwrap_or(0);
+            let size = self.cfg.state_sizes[idx % self.cfg.state_sizes.len()];
+            d.set_state(now, name, &encode_state(name, *count, size))
+                .map_err(|e| format!("set_state {name}: {e}"))?;
+        }
+        self.drain_device(i)
+    }
+
+    /// With fencing on, no computation runs on two live devices at once. A frozen device
+    /// executes nothing, so it runs nothing until it resumes (and first checks its lease).
+    fn check_copies(&self) -> Result<(), String> {
+        if !self.cfg.fencing {
+            return Ok(());
+        }
+        for c in 0..self.cfg.devices {
+            let name = format!("comp{c}");
+            let hosts: Vec<&str> = self
+                .nodes
+                .iter()
+                .filter(|n| {
+                    n.device.is_some()
+                        && n.hung_until.is_none()
+                        && n.app.running.contains_key(&name)
+                })
+                .map(|n| n.name.as_str())
+                .collect();
+            if hosts.len() > 1 {
+                return Err(format!("{name} runs on {hosts:?} at once"));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the settle phase every computation runs on exactly one live device — the one
+    /// the AC names — or the AC reports why not (quarantined, orphaned, stopped after
+    /// GOOD_BYE) and it runs nowhere.
+    fn check_final(&self) -> Result<(), String> {
+        let ac = self.ac.as_ref().ok_or("AC down at the end")?;
+        for c in 0..ac.computation_count() {
+            let id = pcxses_core::controller::ComputationId(c as u32);
+            let name = ac.computation_name(id).to_string();
+            let hosts: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].app.running.contains_key(&name))
+                .collect();
+            match ac.placement(id) {
+                Some(Placement::Running(d)) => {
+                    if hosts != [d.0 as usize] {
+                        return Err(format!("{name}: AC says dev{}, running on {hosts:?}", d.0));
+                    }
+                }
+                Some(Placement::Quarantined | Placement::Orphaned | Placement::Stopped) => {
+                    if !hosts.is_empty() {
+                        return Err(format!("{name} not placed but running on {hosts:?}"));
+                    }
+                }
+                other => return Err(format!("{name} unsettled at the end: {other:?}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(e: &ControllerEvent, ac: &Controller) -> String {
+    use ControllerEvent as E;
+    let d = |id| ac.device_name(id).to_string();
+    let c = |id| ac.computation_name(id).to_string();
+    match e {
+        E::DeviceJoined {
+            device, session, ..
+        } => format!("AC: {} joined as {session}", d(*device)),
+        E::DeviceLeft { device, .. } => format!("AC: {} left", d(*device)),
+        E::DeviceFailed { device, .. } => format!("AC: {} failed", d(*device)),
+        E::StateStored {
+            computation,
+            version,
+            ..
+        } => format!("AC: stored {} v{version}", c(*computation)),
+        E::ComputationStopped { computation, .. } => format!("AC: {} stopped", c(*computation)),
+        E::MigrationStarted {
+            computation,
+            to,
+            attempt,
+            ..
+        } => {
+            format!(
+                "AC: MORPH {} -> {} (attempt {attempt})",
+                c(*computation),
+                d(*to)
+            )
+        }
+        E::MigrationCompleted {
+            computation, to, ..
+        } => format!("AC: {} now on {}", c(*computation), d(*to)),
+        E::MigrationFailed {
+            computation,
+            to,
+            reason,
+            ..
+        } => {
+            format!(
+                "AC: MORPH {} -> {} failed: {reason:?}",
+                c(*computation),
+                d(*to)
+            )
+        }
+        E::Quarantined { computation, .. } => format!("AC: {} quarantined", c(*computation)),
+        E::Orphaned { computation, .. } => format!("AC: {} orphaned", c(*computation)),
+        other => format!("AC: {other:?}"),
+    }
+}
