@@ -10,5 +10,6 @@
 
 pub mod app;
 pub mod checker;
+pub mod lab;
 pub mod net;
 pub mod sim;

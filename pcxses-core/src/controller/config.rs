@@ -119,6 +119,10 @@ pub struct ControllerConfig {
     pub quarantine_after: u32,
     /// Most outputs queued between drains; transmits beyond are dropped and counted.
     pub outbox_limit: usize,
+    /// After [`super::Controller::restore`], how long every session has to be heard from
+    /// before its dead timer runs again (at least its dead interval). Covers devices that
+    /// fenced during the AC's downtime and back off their GOOD_MORNING retries.
+    pub restart_grace_ms: u32,
     /// The devices.
     pub devices: Vec<DeviceSpec>,
     /// The computations.
@@ -128,7 +132,7 @@ pub struct ControllerConfig {
 impl ControllerConfig {
     /// Defaults: HELLO 10 ms–60 s, dead 30 ms–10 min, fencing on, 1200-byte bottles, a
     /// window of 16 chunks, 200 ms RTO, MORPH timeout 5 s, 2 MORPHs per target,
-    /// quarantine after 3 failures.
+    /// quarantine after 3 failures, 10 s of grace after a restart.
     pub fn new(seed: u64, devices: Vec<DeviceSpec>, computations: Vec<ComputationSpec>) -> Self {
         ControllerConfig {
             seed,
@@ -150,6 +154,7 @@ impl ControllerConfig {
             max_morphs_per_target: 2,
             quarantine_after: 3,
             outbox_limit: 65_536,
+            restart_grace_ms: 10_000,
             devices,
             computations,
         }

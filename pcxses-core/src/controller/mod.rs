@@ -70,6 +70,7 @@ struct Settings {
     morph_timeout: Duration,
     max_morphs_per_target: u16,
     quarantine_after: u32,
+    restart_grace_ms: u32,
 }
 
 /// What a session id in the map stands for.
@@ -153,6 +154,8 @@ enum Place {
         device: u32,
         session: SessionId,
         handle: u16,
+        /// The MORPH that brought it here; 0 when it runs on its home device.
+        morph: u32,
         /// Arrived by MORPH and has not stored a state on this host yet.
         unproven: bool,
     },
@@ -296,6 +299,7 @@ impl Controller {
                 morph_timeout: ms(config.morph_timeout_ms),
                 max_morphs_per_target: config.max_morphs_per_target,
                 quarantine_after: config.quarantine_after,
+                restart_grace_ms: config.restart_grace_ms,
             },
             clock: Clock::new(now),
             rng: Rng::new(config.seed),

@@ -18,7 +18,7 @@ use crate::io::LinkId;
 use crate::limits::MAX_HOSTED;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
-use crate::transfer::{chunk_count, ChunkReceiver};
+use crate::transfer::{chunk_count, chunk_range, ChunkReceiver};
 use crate::BoundedSeq;
 
 /// Bytes a chunk-carrying bottle needs besides its data, at most (HELLO with a state
@@ -98,8 +98,7 @@ impl Controller {
         self.send(to, &bottle, max);
     }
 
-    /// The device whose live session `id` is, after checking the claimed identity; the
-    /// link is updated so that a device whose address changed keeps its session. Bottles
+    /// The device whose live session `id` is, after checking the claimed identity. Bottles
     /// of other sessions are answered as the protocol says and refused.
     pub(super) fn live_session(
         &mut self,
@@ -117,12 +116,7 @@ impl Controller {
             return Err(InputError::Unauthorized);
         }
         match status {
-            SessionStatus::Live => {
-                if let Some(s) = dev.session.as_mut() {
-                    s.link = from;
-                }
-                Ok(device)
-            }
+            SessionStatus::Live => Ok(device),
             SessionStatus::Replaced => {
                 // Answer at most once per minimum HELLO interval: enough to reach a
                 // device that is still sending, without amplifying a flood.
@@ -211,6 +205,7 @@ impl Controller {
                     device: d,
                     session: id,
                     handle,
+                    morph: 0,
                     unproven: false,
                 };
                 self.waiting.remove(&c);
@@ -295,6 +290,8 @@ impl Controller {
         let Some(s) = self.devices[d as usize].session.as_mut() else {
             return Err(InputError::UnknownSession);
         };
+        // A device whose address changed keeps its session: its HELLOs carry the new link.
+        s.link = from;
         s.dead_at = now + ms(s.dead_ms);
         s.last_hello = now;
         let ack = Bottle::HelloAck(HelloAck {
@@ -348,10 +345,12 @@ impl Controller {
             self.send(link, &ack(chunk.version, full), max);
             return Ok(());
         }
+        // Refuse a chunk that cannot be part of this state before anything is kept for it.
+        match chunk_range(chunk.total_len, s.chunk, chunk.index) {
+            Some(r) if r.len() == chunk.data.len() => {}
+            _ => return Err(InputError::BadChunk),
+        }
         if count == 1 {
-            if chunk.index != 0 || chunk.data.len() != chunk.total_len as usize {
-                return Err(InputError::BadChunk);
-            }
             s.rx.retain(|r| r.handle != chunk.handle);
             comp.lkgs.clear();
             comp.lkgs.extend_from_slice(chunk.data);

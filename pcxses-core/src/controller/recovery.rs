@@ -335,7 +335,7 @@ impl Controller {
         if self.attempt_of(d, ack.session, ack.morph).is_err() {
             // A repeated ack of a migration that already completed.
             let done = self.comps.iter().any(|c| {
-                matches!(c.place, Place::Running { device, session, .. } if device == d && session == ack.session)
+                matches!(c.place, Place::Running { session, morph, .. } if session == ack.session && morph == ack.morph)
             });
             if done {
                 self.stats.duplicate += 1;
@@ -361,6 +361,7 @@ impl Controller {
                 device: d,
                 session: a.session,
                 handle: a.handle,
+                morph: ack.morph,
                 unproven: true,
             },
         ) else {

@@ -87,6 +87,7 @@ enum SnapPlace {
     Running {
         device: String,
         handle: u16,
+        morph: u32,
         unproven: bool,
     },
     Recovering {
@@ -158,11 +159,13 @@ impl Controller {
                         Place::Running {
                             device,
                             handle,
+                            morph,
                             unproven,
                             ..
                         } => SnapPlace::Running {
                             device: name(*device),
                             handle: *handle,
+                            morph: *morph,
                             unproven: *unproven,
                         },
                         Place::Recovering(r) => SnapPlace::Recovering {
@@ -193,8 +196,9 @@ impl Controller {
     }
 
     /// A controller for `config` in the state `snapshot` recorded. Every session resumes
-    /// with a full dead interval from `now`, so devices are not declared dead for the time
-    /// the AC was down; MORPHs that were in flight are cancelled and then retried.
+    /// with its dead interval or [`ControllerConfig::restart_grace_ms`], whichever is
+    /// longer, from `now`, so devices are not declared dead for the time the AC was down;
+    /// MORPHs that were in flight are cancelled and then retried.
     pub fn restore(
         config: ControllerConfig,
         repo: impl Repository + 'static,
@@ -229,7 +233,7 @@ impl Controller {
                 hosted.push((*h, comp(&ac, name)?));
             }
             let id = SessionId(ss.id);
-            let dead_at = now + ms(ss.dead_ms);
+            let dead_at = now + ms(ss.dead_ms.max(ac.settings.restart_grace_ms));
             ac.devices[d as usize].session = Some(Session {
                 id,
                 link: LinkId(ss.link),
@@ -269,6 +273,7 @@ impl Controller {
                 SnapPlace::Running {
                     device,
                     handle,
+                    morph,
                     unproven,
                 } => {
                     let d = dev(&ac, &device)?;
@@ -277,6 +282,7 @@ impl Controller {
                             device: d,
                             session: s.id,
                             handle,
+                            morph,
                             unproven,
                         },
                         None => Place::Unplaced,

@@ -1,0 +1,884 @@
+//! One scenario per phase and branch of the protocol, driven step by step in the lab.
+
+use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
+use pcxses_core::device::{DeviceEvent, StopReason};
+use pcxses_core::policy::LeastLoadedPolicy;
+use pcxses_core::{
+    Bottle, ControllerEvent, GoodMorningAck, Hello, LinkId, Mode, MorphFailReason, RejectReason,
+    SessionId, State, StateChunk, MAX_BOTTLE_LEN,
+};
+use pcxses_tests::lab::{Lab, Verdict};
+
+fn comp(i: u32) -> ComputationId {
+    ComputationId(i)
+}
+
+fn encode(b: &Bottle<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    b.encode_to_vec(&mut out, MAX_BOTTLE_LEN).unwrap();
+    out
+}
+
+fn link(i: usize) -> LinkId {
+    LinkId(i as u64 + 1)
+}
+
+fn session(lab: &Lab, i: usize) -> SessionId {
+    lab.ac().session_of(DeviceId(i as u32)).expect("joined")
+}
+
+/// Cuts device `i` off from the AC in both directions.
+fn partition(lab: &mut Lab, i: usize) {
+    let l = link(i);
+    lab.set_filter(move |p| {
+        if p.from == l || p.to == l {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+}
+
+fn completed_to(lab: &Lab, c: u32) -> Vec<DeviceId> {
+    lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationCompleted { computation, .. } if *computation == comp(c)))
+        .into_iter()
+        .map(|(_, e)| match e {
+            ControllerEvent::MigrationCompleted { to, .. } => to,
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+// ---- GOOD MORNING ----
+
+#[test]
+fn join_negotiates_clamped_intervals_and_names_the_computations_to_run() {
+    let mut lab = Lab::new(1, |c| {
+        c.hello_ms.min = 50;
+        c.dead_ms.max = 2_000;
+    });
+    lab.boot(0, |d| {
+        d.hello_ms = 1;
+        d.dead_ms = 1_000_000;
+        d.mode = Mode::Split;
+    });
+    lab.run(50);
+    let acks = lab.sent("good_morning_ack");
+    let ack = acks.last().expect("a GOOD_MORNING ack");
+    let Some(Bottle::GoodMorningAck(GoodMorningAck {
+        hello_ms,
+        dead_ms,
+        fence_ms,
+        mode,
+        run,
+        ..
+    })) = ack.bottle()
+    else {
+        panic!("not an ack");
+    };
+    assert_eq!((hello_ms, dead_ms, mode), (50, 2_000, Mode::Split));
+    assert_eq!(fence_ms, 2_000 - 500, "fence = dead - max(hello, dead/4)");
+    assert_eq!(&run[..], ["comp0"]);
+    let joined = lab.device_events_where(0, |e| matches!(e, DeviceEvent::Joined { .. }));
+    assert_eq!(joined.len(), 1);
+}
+
+#[test]
+fn dead_interval_is_at_least_three_hellos() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.boot(0, |d| {
+        d.hello_ms = 200;
+        d.dead_ms = 250;
+    });
+    lab.run(50);
+    let ack = lab.sent("good_morning_ack").pop().unwrap();
+    let Some(Bottle::GoodMorningAck(a)) = ack.bottle() else {
+        panic!()
+    };
+    assert_eq!((a.hello_ms, a.dead_ms), (200, 600));
+}
+
+#[test]
+fn an_unknown_device_is_rejected_with_a_reason() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.boot(0, |d| d.name = "ghost".into());
+    lab.run(100);
+    let rejected = lab.device_events_where(0, |e| {
+        matches!(
+            e,
+            DeviceEvent::Rejected {
+                reason: RejectReason::UnknownDevice
+            }
+        )
+    });
+    assert!(!rejected.is_empty());
+    assert!(lab.ac().stats().unknown_device >= 1);
+    assert_eq!(lab.ac().session_of(DeviceId(0)), None);
+    assert!(lab.device(0).session().is_none());
+}
+
+#[test]
+fn a_restarted_device_gets_a_fresh_session_and_its_old_one_is_dead() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    let old = session(&lab, 0);
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    lab.run(100);
+    let new = session(&lab, 0);
+    assert_ne!(old, new);
+    assert_eq!(lab.device(0).session(), Some(new));
+    // The old incarnation's HELLO no longer counts for anything.
+    let before = lab.ac().snapshot();
+    let hello = encode(&Bottle::Hello(Hello {
+        session: old,
+        seq: 1,
+        state: None,
+    }));
+    assert!(lab.inject_to_ac(link(0), &hello).is_err());
+    assert_eq!(lab.ac().snapshot(), before);
+    // Its own computation came back to it, not moved elsewhere.
+    assert_eq!(
+        lab.ac().placement(comp(0)),
+        Some(Placement::Running(DeviceId(0)))
+    );
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. }))
+        .is_empty());
+}
+
+// ---- PARTY ----
+
+#[test]
+fn hello_resets_the_dead_timer_and_state_never_does() {
+    // Without fencing, so that the device keeps its session instead of joining again.
+    let mut lab = Lab::new(2, |c| c.fencing = false);
+    for i in 0..2 {
+        lab.boot(i, |d| d.mode = Mode::Split);
+    }
+    lab.run(100);
+    // Lose dev0's HELLOs, but let its STATEs through while it keeps changing state.
+    let l = link(0);
+    lab.set_filter(move |p| {
+        if p.from == l && p.kind() == "hello" {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    for k in 0..10u8 {
+        let now = lab.now;
+        // Refused once the device heard it was replaced and stopped the computation.
+        let _ = lab.device(0).set_state(now, "comp0", &[k; 8]);
+        lab.run(50);
+    }
+    let failed = lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::DeviceFailed { device, .. } if device.0 == 0),
+    );
+    assert_eq!(failed.len(), 1, "STATE kept a device alive");
+    assert!(lab.sent("state").len() >= 3);
+    // HELLOs alone keep dev1 alive for ten dead intervals.
+    assert!(lab
+        .ac_events_where(
+            |e| matches!(e, ControllerEvent::DeviceFailed { device, .. } if device.0 == 1)
+        )
+        .is_empty());
+}
+
+#[test]
+fn joined_mode_carries_state_on_hello_and_split_mode_on_state() {
+    for mode in [Mode::Joined, Mode::Split] {
+        let mut lab = Lab::new(1, |_| {});
+        lab.boot(0, |d| d.mode = mode);
+        lab.run(100);
+        let now = lab.now;
+        lab.device(0)
+            .set_state(now, "comp0", b"twelve bytes")
+            .unwrap();
+        lab.run(200);
+        let on_hello = lab
+            .sent("hello")
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.bottle(),
+                    Some(Bottle::Hello(Hello { state: Some(_), .. }))
+                )
+            })
+            .count();
+        let on_state = lab.sent("state").len();
+        match mode {
+            Mode::Joined => assert_eq!((on_hello, on_state), (1, 0)),
+            Mode::Split => assert_eq!((on_hello, on_state), (0, 1)),
+        }
+        assert_eq!(lab.ac().lkgs(comp(0)).unwrap().0, b"twelve bytes");
+        let stored = lab.device_events_where(0, |e| {
+            matches!(e, DeviceEvent::StateStored { version: 1, .. })
+        });
+        assert_eq!(stored.len(), 1, "the device learns what the AC holds");
+    }
+}
+
+#[test]
+fn unchanged_state_is_not_resent() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(100);
+    for _ in 0..5 {
+        let now = lab.now;
+        lab.device(0).set_state(now, "comp0", b"same").unwrap();
+        lab.run(150);
+    }
+    let stored = lab.ac_events_where(|e| matches!(e, ControllerEvent::StateStored { .. }));
+    assert_eq!(stored.len(), 1);
+    let carrying = lab
+        .sent("hello")
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.bottle(),
+                Some(Bottle::Hello(Hello { state: Some(_), .. }))
+            )
+        })
+        .count();
+    assert_eq!(carrying, 1);
+}
+
+#[test]
+fn a_large_state_is_segmented_and_reassembled_over_loss() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(100);
+    let mut n = 0u32;
+    lab.set_filter(move |p| {
+        n += 1;
+        if p.kind() == "state" && n % 3 == 0 {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let now = lab.now;
+    lab.device(0).set_state(now, "comp0", &big).unwrap();
+    lab.run(3_000);
+    assert_eq!(lab.ac().lkgs(comp(0)).unwrap().0, &big[..]);
+    assert!(lab.sent("state").len() > 18, "20 kB in ~1.2 kB chunks");
+    assert_eq!(
+        lab.device_events_where(0, |e| matches!(e, DeviceEvent::StateStored { .. }))
+            .len(),
+        1
+    );
+}
+
+// ---- Death and fencing ----
+
+#[test]
+fn a_dead_device_is_replaced_and_stops_when_it_hears_so() {
+    let mut lab = Lab::new(2, |c| c.fencing = false);
+    lab.run(100);
+    partition(&mut lab, 0);
+    lab.run(600);
+    assert_eq!(
+        lab.ac_events_where(
+            |e| matches!(e, ControllerEvent::DeviceFailed { device, .. } if device.0 == 0)
+        )
+        .len(),
+        1
+    );
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    // Without fencing the partitioned device still runs its copy…
+    assert!(lab.device(0).running().any(|c| c == "comp0"));
+    // …until its next HELLO reaches the AC, which answers "replaced".
+    lab.clear_filter();
+    lab.run(300);
+    let stops = lab.device_events_where(0, |e| {
+        matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Replaced,
+                ..
+            }
+        )
+    });
+    assert_eq!(stops.len(), 1);
+    assert!(lab.ac().stats().replaced >= 1);
+    // It joins again as a new incarnation, without the computation that moved.
+    assert!(lab.device(0).running().next().is_none());
+    assert_eq!(
+        lab.ac().placement(comp(0)),
+        Some(Placement::Running(DeviceId(1)))
+    );
+}
+
+#[test]
+fn fencing_stops_the_computation_before_the_ac_moves_it() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    partition(&mut lab, 0);
+    lab.run(600);
+    let fenced = lab.device_events_where(0, |e| {
+        matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Fenced,
+                ..
+            }
+        )
+    });
+    let failed = lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::DeviceFailed { device, .. } if device.0 == 0),
+    );
+    let started = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. }));
+    assert_eq!((fenced.len(), failed.len()), (1, 1));
+    assert!(
+        fenced[0].0 < failed[0].0,
+        "fenced at {:?}, declared dead at {:?}",
+        fenced[0].0,
+        failed[0].0
+    );
+    assert!(fenced[0].0 < started[0].0);
+}
+
+#[test]
+fn hello_and_state_from_a_replaced_session_change_nothing() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    let now = lab.now;
+    lab.device(0)
+        .set_state(now, "comp0", b"before death")
+        .unwrap();
+    lab.run(200);
+    let dead = session(&lab, 0);
+    lab.crash(0);
+    lab.run(600);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    let before = lab.ac().snapshot();
+    let stats = *lab.ac().stats();
+    let hello = encode(&Bottle::Hello(Hello {
+        session: dead,
+        seq: 9,
+        state: None,
+    }));
+    let chunk = StateChunk {
+        handle: 0,
+        version: 99,
+        total_len: 5,
+        index: 0,
+        data: b"after",
+    };
+    let state = encode(&Bottle::State(State {
+        session: dead,
+        chunk,
+    }));
+    assert_eq!(
+        lab.inject_to_ac(link(0), &hello),
+        Err(pcxses_core::InputError::Replaced)
+    );
+    lab.run(60);
+    assert_eq!(
+        lab.inject_to_ac(link(0), &state),
+        Err(pcxses_core::InputError::Replaced)
+    );
+    assert_eq!(lab.ac().snapshot(), before);
+    assert_eq!(lab.ac().stats().replaced, stats.replaced + 2);
+    assert_eq!(lab.ac().lkgs(comp(0)).unwrap().0, b"before death");
+    let replaced: Vec<_> = lab
+        .sent("reject")
+        .into_iter()
+        .filter(|p| p.to == link(0))
+        .collect();
+    assert!(
+        !replaced.is_empty(),
+        "the stale device is told it was replaced"
+    );
+}
+
+// ---- RECOVERY ----
+
+#[test]
+fn the_target_restores_exactly_the_acknowledged_state() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    for k in 1..=5u8 {
+        let now = lab.now;
+        lab.device(0).set_state(now, "comp0", &[k; 100]).unwrap();
+        lab.run(150);
+    }
+    lab.crash(0);
+    lab.run(600);
+    let installs = lab.device_events_where(1, |e| matches!(e, DeviceEvent::Install(_)));
+    let DeviceEvent::Install(inst) = &installs[0].1 else {
+        unreachable!()
+    };
+    assert_eq!(inst.lkgs, [5u8; 100]);
+    assert_eq!(inst.objects[0].bytes.len(), 3000);
+    assert_eq!(inst.replaces, "dev0");
+    let done = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationCompleted { .. }));
+    let ControllerEvent::MigrationCompleted {
+        detected_at,
+        started_at,
+        acked_at,
+        stream_bytes,
+        ..
+    } = done[0].1
+    else {
+        unreachable!()
+    };
+    assert!(detected_at <= started_at && started_at < acked_at);
+    assert_eq!(stream_bytes, 3100);
+    assert!(lab.device(1).running().any(|c| c == "comp0"));
+}
+
+#[test]
+fn the_priority_list_and_capabilities_choose_the_target() {
+    let mut lab = Lab::new(4, |c| {
+        c.computations[0].hosts = vec!["dev3".into(), "dev2".into()];
+        c.computations[1].requires = vec!["fpu".into()];
+        c.devices[2].capabilities = vec!["fpu".into()];
+    });
+    lab.run(100);
+    lab.crash(0);
+    lab.crash(1);
+    lab.run(600);
+    assert_eq!(
+        completed_to(&lab, 0),
+        [DeviceId(3)],
+        "first in the priority list"
+    );
+    assert_eq!(
+        completed_to(&lab, 1),
+        [DeviceId(2)],
+        "the only device with the capability"
+    );
+}
+
+#[test]
+fn the_least_loaded_policy_ignores_priority_lists() {
+    for least_loaded in [false, true] {
+        let mut lab = Lab::new(4, |c| {
+            c.computations[2].hosts = vec!["dev1".into(), "dev3".into()]
+        });
+        if least_loaded {
+            let ac = lab.ac.take().unwrap().with_policy(LeastLoadedPolicy);
+            lab.ac = Some(ac);
+        }
+        lab.run(100);
+        lab.crash(0);
+        lab.run(600);
+        // comp0 went to dev1 (equal loads, first by name): dev1 now runs two.
+        assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+        lab.crash(2);
+        lab.run(600);
+        let want = if least_loaded {
+            DeviceId(3)
+        } else {
+            DeviceId(1)
+        };
+        assert_eq!(
+            completed_to(&lab, 2),
+            [want],
+            "least loaded: {least_loaded}"
+        );
+    }
+}
+
+#[test]
+fn a_target_dying_mid_morph_passes_the_computation_to_the_next() {
+    let mut lab = Lab::new(3, |c| {
+        c.computations[0].hosts = vec!["dev1".into(), "dev2".into()]
+    });
+    lab.run(100);
+    // dev1 acknowledges the MORPH header, then dies before the stream is through.
+    let l1 = link(1);
+    lab.set_filter(move |p| {
+        if p.to == l1 && p.kind() == "object_chunk" {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    lab.crash(0);
+    lab.run(400);
+    assert!(
+        lab.ac_events_where(
+            |e| matches!(e, ControllerEvent::MigrationStarted { to, .. } if to.0 == 1)
+        )
+        .len()
+            == 1
+    );
+    lab.crash(1);
+    lab.clear_filter();
+    lab.run(800);
+    let failed = lab.ac_events_where(|e| {
+        matches!(e, ControllerEvent::MigrationFailed { to, reason: MigrationFailure::TargetDied, .. } if to.0 == 1)
+    });
+    assert_eq!(failed.len(), 1);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(2)]);
+}
+
+#[test]
+fn a_tampered_chunk_is_refused_and_the_next_target_gets_it() {
+    let mut lab = Lab::new(3, |c| {
+        c.computations[0].hosts = vec!["dev1".into(), "dev2".into()]
+    });
+    lab.run(100);
+    let l1 = link(1);
+    lab.set_filter(move |p| {
+        if p.to == l1 {
+            if let Some(Bottle::ObjectChunk(c)) = p.bottle() {
+                let mut data = c.data.to_vec();
+                data[0] ^= 0x80;
+                p.bytes = encode(&Bottle::ObjectChunk(pcxses_core::ObjectChunk {
+                    data: &data,
+                    ..c
+                }));
+            }
+        }
+        Verdict::Deliver
+    });
+    lab.crash(0);
+    lab.run(800);
+    let refused = lab.device_events_where(1, |e| {
+        matches!(
+            e,
+            DeviceEvent::MorphRefused {
+                reason: MorphFailReason::DigestMismatch,
+                ..
+            }
+        )
+    });
+    assert_eq!(refused.len(), 1);
+    assert!(lab
+        .device_events_where(1, |e| matches!(e, DeviceEvent::Install(_)))
+        .is_empty());
+    let failed = lab.ac_events_where(|e| {
+        matches!(
+            e,
+            ControllerEvent::MigrationFailed {
+                reason: MigrationFailure::Refused(MorphFailReason::DigestMismatch),
+                ..
+            }
+        )
+    });
+    assert_eq!(failed.len(), 1);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(2)]);
+}
+
+#[test]
+fn duplicated_morph_bottles_install_once() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    lab.set_filter(|_| Verdict::Duplicate);
+    lab.crash(0);
+    lab.run(800);
+    assert_eq!(
+        lab.device_events_where(1, |e| matches!(e, DeviceEvent::Install(_)))
+            .len(),
+        1
+    );
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    assert!(lab.device(1).stats().duplicate > 0);
+    // A MORPH header replayed later is answered from memory, not installed again.
+    let header = lab.sent("morph").pop().unwrap();
+    lab.clear_filter();
+    lab.inject_to_device(1, &header.bytes).unwrap();
+    lab.run(50);
+    assert_eq!(
+        lab.device_events_where(1, |e| matches!(e, DeviceEvent::Install(_)))
+            .len(),
+        1
+    );
+    assert_eq!(lab.device(1).running().filter(|c| *c == "comp0").count(), 1);
+}
+
+#[test]
+fn a_stalled_morph_is_cancelled_before_the_next_target_is_tried() {
+    let mut lab = Lab::new(3, |c| {
+        c.computations[0].hosts = vec!["dev1".into(), "dev2".into()]
+    });
+    lab.run(100);
+    // dev1 acknowledges the header, then nothing it says about the MORPH arrives: it
+    // installs and runs the computation, but the AC sees the attempt stall.
+    let l1 = link(1);
+    let mut acks = 0;
+    lab.set_filter(move |p| {
+        if p.from == l1 && p.kind() == "chunk_ack" {
+            acks += 1;
+            if acks > 1 {
+                return Verdict::Drop;
+            }
+        }
+        if p.from == l1 && p.kind() == "morph_ack" {
+            return Verdict::Drop;
+        }
+        Verdict::Deliver
+    });
+    lab.crash(0);
+    lab.run(3_000);
+    let cancels: Vec<_> = lab
+        .sent("morph_fail")
+        .into_iter()
+        .filter(|p| p.from == pcxses_tests::sim::AC)
+        .collect();
+    assert!(!cancels.is_empty(), "the AC cancels the stalled MORPH");
+    let failed = lab.ac_events_where(|e| {
+        matches!(
+            e,
+            ControllerEvent::MigrationFailed {
+                reason: MigrationFailure::TimedOut,
+                ..
+            }
+        )
+    });
+    assert_eq!(failed.len(), 1);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(2)]);
+    // The cancelled target stopped it before the next target got it.
+    let stopped = lab.device_events_where(1, |e| {
+        matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Cancelled,
+                ..
+            }
+        )
+    });
+    let started = lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::MigrationStarted { to, .. } if to.0 == 2),
+    );
+    assert_eq!(stopped.len(), 1);
+    assert!(stopped[0].0 <= started[0].0);
+    assert!(!lab.device(1).running().any(|c| c == "comp0"));
+}
+
+#[test]
+fn morphs_per_target_are_limited() {
+    let mut lab = Lab::new(5, |c| {
+        c.max_morphs_per_target = 1;
+        for k in 0..4 {
+            c.computations[k].hosts = vec!["dev4".into()];
+        }
+    });
+    lab.run(100);
+    for i in 0..4 {
+        lab.crash(i);
+    }
+    lab.run(2_000);
+    // Never two MORPHs towards dev4 at once: starts and ends alternate.
+    let mut open = 0;
+    for (_, e) in &lab.ac_events {
+        match e {
+            ControllerEvent::MigrationStarted { .. } => {
+                open += 1;
+                assert!(open <= 1, "two MORPHs towards one target");
+            }
+            ControllerEvent::MigrationCompleted { .. }
+            | ControllerEvent::MigrationFailed { .. } => open -= 1,
+            _ => {}
+        }
+    }
+    for c in 0..4 {
+        assert_eq!(completed_to(&lab, c), [DeviceId(4)]);
+    }
+}
+
+#[test]
+fn a_computation_failing_on_k_targets_in_a_row_is_quarantined_then_released() {
+    let mut lab = Lab::new(5, |c| c.quarantine_after = 3);
+    for i in 1..5 {
+        lab.accept_installs[i] = false;
+    }
+    lab.run(100);
+    lab.crash(0);
+    lab.run(1_000);
+    let failed = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationFailed { .. }));
+    assert_eq!(failed.len(), 3);
+    assert_eq!(
+        lab.ac_events_where(|e| matches!(e, ControllerEvent::Quarantined { failures: 3, .. }))
+            .len(),
+        1
+    );
+    assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Quarantined));
+    assert_eq!(lab.sent("morph").len(), 3, "no fourth target");
+    lab.accept_installs = vec![true; 5];
+    let now = lab.now;
+    lab.ac_mut().release(now, comp(0)).unwrap();
+    lab.run(1_000);
+    assert!(matches!(
+        lab.ac().placement(comp(0)),
+        Some(Placement::Running(_))
+    ));
+    assert_eq!(completed_to(&lab, 0).len(), 1);
+}
+
+#[test]
+fn an_orphaned_computation_moves_when_a_capable_device_joins() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.crash(1);
+    lab.run(100);
+    lab.crash(0);
+    lab.run(600);
+    assert_eq!(
+        lab.ac_events_where(|e| matches!(e, ControllerEvent::Orphaned { .. }))
+            .len(),
+        1
+    );
+    assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Orphaned));
+    lab.boot(1, |_| {});
+    lab.run(300);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    assert!(lab.device(1).running().any(|c| c == "comp0"));
+}
+
+// ---- GOODBYE ----
+
+#[test]
+fn a_device_that_says_good_bye_is_never_recovered() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    let now = lab.now;
+    lab.device(0).leave(now);
+    lab.run(2_000);
+    assert_eq!(
+        lab.device_events_where(0, |e| matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Left,
+                ..
+            }
+        ))
+        .len(),
+        1
+    );
+    assert_eq!(
+        lab.device_events_where(0, |e| matches!(e, DeviceEvent::Left))
+            .len(),
+        1
+    );
+    assert_eq!(
+        lab.ac_events_where(|e| matches!(e, ControllerEvent::DeviceLeft { .. }))
+            .len(),
+        1
+    );
+    assert!(lab
+        .ac_events_where(|e| matches!(
+            e,
+            ControllerEvent::DeviceFailed { .. } | ControllerEvent::MigrationStarted { .. }
+        ))
+        .is_empty());
+    assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Stopped));
+}
+
+#[test]
+fn the_ac_can_dismiss_a_device() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    let now = lab.now;
+    lab.ac_mut().dismiss(now, DeviceId(0)).unwrap();
+    lab.run(1_000);
+    assert_eq!(
+        lab.device_events_where(0, |e| matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Dismissed,
+                ..
+            }
+        ))
+        .len(),
+        1
+    );
+    assert_eq!(
+        lab.device_events_where(0, |e| matches!(e, DeviceEvent::Left))
+            .len(),
+        1
+    );
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. }))
+        .is_empty());
+    assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Stopped));
+    assert!(!lab.sent("good_bye_ack").is_empty());
+}
+
+// ---- Snapshot ----
+
+#[test]
+fn a_restored_ac_keeps_sessions_and_lkgs_and_declares_no_one_dead_for_its_downtime() {
+    let mut lab = Lab::new(3, |c| c.restart_grace_ms = 1_000);
+    lab.run(100);
+    let now = lab.now;
+    lab.device(2)
+        .set_state(now, "comp2", b"kept across restarts")
+        .unwrap();
+    lab.run(200);
+    let sessions: Vec<_> = (0..3).map(|i| session(&lab, i)).collect();
+    let snapshot = lab.ac.take().unwrap().snapshot();
+    // Down for five dead intervals; devices fence meanwhile, which is fine.
+    lab.run(1_500);
+    let now = lab.now;
+    lab.ac = Some(
+        pcxses_core::Controller::restore(lab.ac_config.clone(), lab.repo.clone(), &snapshot, now)
+            .unwrap(),
+    );
+    lab.run(300);
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }))
+        .is_empty());
+    assert_eq!(lab.ac().lkgs(comp(2)).unwrap().0, b"kept across restarts");
+    for i in 0..3 {
+        // Fenced devices join again; the others keep their session.
+        let s = session(&lab, i);
+        assert!(s == sessions[i] || lab.device(i).session() == Some(s));
+        assert_eq!(
+            lab.ac().placement(comp(i as u32)),
+            Some(Placement::Running(DeviceId(i as u32)))
+        );
+    }
+    let corrupt = [&snapshot[..snapshot.len() / 2]].concat();
+    assert!(pcxses_core::Controller::restore(
+        lab.ac_config.clone(),
+        lab.repo.clone(),
+        &corrupt,
+        now
+    )
+    .is_err());
+}
+
+#[test]
+fn a_morph_in_flight_at_a_restart_is_cancelled_before_it_is_retried() {
+    let mut lab = Lab::new(3, |c| {
+        c.computations[0].hosts = vec!["dev1".into(), "dev2".into()]
+    });
+    lab.run(100);
+    // Hold dev1's chunk acks so the MORPH is in flight when the AC stops.
+    let l1 = link(1);
+    lab.set_filter(move |p| {
+        if p.from == l1 && p.kind() == "chunk_ack" {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    lab.crash(0);
+    lab.run(400);
+    assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Migrating));
+    let snapshot = lab.ac.take().unwrap().snapshot();
+    lab.clear_filter();
+    let now = lab.now;
+    lab.ac = Some(
+        pcxses_core::Controller::restore(lab.ac_config.clone(), lab.repo.clone(), &snapshot, now)
+            .unwrap(),
+    );
+    lab.run(2_000);
+    let cancels = lab
+        .sent("morph_fail")
+        .into_iter()
+        .filter(|p| p.from == pcxses_tests::sim::AC && p.to == l1)
+        .count();
+    assert!(cancels >= 1);
+    let running: usize = (1..3)
+        .map(|i| lab.device(i).running().filter(|c| *c == "comp0").count())
+        .sum();
+    assert_eq!(running, 1, "exactly one copy after the restart");
+    assert!(matches!(
+        lab.ac().placement(comp(0)),
+        Some(Placement::Running(_))
+    ));
+}
