@@ -5,8 +5,99 @@
 //! that device's essential computation — its object code and its last known good state
 //! (LKGS) — onto another device, which verifies it and carries on.
 //!
-//! This crate holds the protocol and no I/O: it builds for `no_std` targets with `alloc`
-//! (disable the default `std` feature) and never panics on a peer's bytes.
+//! This crate holds the whole protocol and no I/O: no sockets, no clock, no global
+//! randomness, no `unsafe`. It builds for `no_std` targets with `alloc` (disable the
+//! default `std` feature) and never panics on a peer's bytes: a bottle it refuses returns
+//! a typed [`InputError`], is counted in [`Stats`], and changes nothing.
+//!
+//! ## The two machines
+//!
+//! * [`Controller`] — the AC: registry of devices and computations, liveness detection,
+//!   the [`policy`] that picks targets, MORPH transfers, quarantine of computations that
+//!   keep failing, and [`Controller::snapshot`] / [`Controller::restore`].
+//! * [`Device`] — the proxy agent: joins, sends HELLOs and state, fences itself when the
+//!   AC stops answering, receives and verifies MORPHs.
+//!
+//! ## The run loop
+//!
+//! Both machines are driven the same way:
+//!
+//! 1. Feed one input with [`Controller::handle_input`] / [`Device::handle_input`]: the
+//!    bytes of one bottle that arrived ([`Input::Receive`]), or the passing of time
+//!    ([`Input::Timeout`]).
+//! 2. Drain `poll_output` until it returns [`Output::Timeout`]: send each
+//!    [`Output::Transmit`] (its bytes borrow the machine, so send or copy them before
+//!    polling again), act on each [`Output::Event`].
+//! 3. Call `handle_input(Input::Timeout(t))` when the `t` of that last output comes, or
+//!    earlier if bytes arrive; calling it early is harmless.
+//!
+//! Call-order rules: drain after *every* input and every command (`set_state`, `leave`,
+//! `answer_install`, `release`, `dismiss`); pass the current time with each call — time
+//! that goes backwards is treated as no time passing; act on
+//! [`DeviceEvent::Stop`] before feeding the device anything else, since fencing is only as
+//! prompt as the application's reaction to it.
+//!
+//! Here one AC and one device run in one loop, passing bytes directly:
+//!
+//! ```
+//! use pcxses_core::controller::{ComputationSpec, DeviceSpec};
+//! use pcxses_core::{
+//!     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent, Input,
+//!     Instant, LinkId, MemoryRepository, Output,
+//! };
+//!
+//! let config = ControllerConfig::new(
+//!     1,
+//!     vec![DeviceSpec::new("pump", &["flow"])],
+//!     vec![ComputationSpec::new("flow", "flow.wasm")],
+//! );
+//! let mut repo = MemoryRepository::default();
+//! repo.insert("flow.wasm", vec![0u8; 64]);
+//! let mut ac = Controller::new(config, repo, Instant::from_millis(0))?;
+//! let mut device_config = DeviceConfig::new("pump", 0x5eed);
+//! device_config.hello_ms = 100;
+//! let mut device = Device::new(device_config, Instant::from_millis(0));
+//!
+//! let (mut to_ac, mut to_device): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+//! let mut stored = 0;
+//! for step in 0..40 {
+//!     let now = Instant::from_millis(step * 50);
+//!
+//!     device.handle_input(Input::Timeout(now))?;
+//!     for bytes in to_device.drain(..) {
+//!         device.handle_input(Input::Receive { now, from: LinkId(0), bytes: &bytes, identity: None })?;
+//!     }
+//!     if device.running().any(|c| c == "flow") {
+//!         device.set_state(now, "flow", &(step / 10).to_le_bytes())?;
+//!     }
+//!     loop {
+//!         match device.poll_output() {
+//!             Output::Transmit(t) => to_ac.push(t.bytes.to_vec()),
+//!             Output::Event(DeviceEvent::Joined { run, .. }) => assert_eq!(run, ["flow"]),
+//!             Output::Event(_) => {}
+//!             Output::Timeout(_) => break,
+//!         }
+//!     }
+//!
+//!     ac.handle_input(Input::Timeout(now))?;
+//!     for bytes in to_ac.drain(..) {
+//!         ac.handle_input(Input::Receive { now, from: LinkId(1), bytes: &bytes, identity: None })?;
+//!     }
+//!     loop {
+//!         match ac.poll_output() {
+//!             Output::Transmit(t) => to_device.push(t.bytes.to_vec()),
+//!             Output::Event(ControllerEvent::StateStored { .. }) => stored += 1,
+//!             Output::Event(_) => {}
+//!             Output::Timeout(_) => break,
+//!         }
+//!     }
+//! }
+//! // Four distinct states were set; unchanged ones were not sent again.
+//! assert_eq!(stored, 4);
+//! let flow = ac.computation_id("flow").unwrap();
+//! assert_eq!(ac.lkgs(flow).unwrap().0, 3u64.to_le_bytes());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ## The Bottle
 //!
@@ -37,7 +128,17 @@
 //! ```
 //!
 //! Stream transports put each bottle behind a length prefix; see [`frame`]. The normative
-//! wire format is `docs/PROTOCOL.md` in the repository.
+//! wire format and state machines are `docs/PROTOCOL.md` in the repository.
+//!
+//! ## Safety of fencing
+//!
+//! With fencing on, a device stops its computations when no HELLO it sent in the last
+//! fence interval was acknowledged, and the AC moves them only after a full dead interval
+//! without a HELLO. Since the AC received that HELLO after the device sent it, the device
+//! stops first — provided the two clocks *run* at nearly the same rate: the fence interval
+//! is at most three quarters of the dead interval, which tolerates a relative rate error
+//! of well over 10% plus the application's reaction time. Clock offsets do not matter: no
+//! timestamp crosses the wire.
 
 #![no_std]
 #![forbid(unsafe_code)]
