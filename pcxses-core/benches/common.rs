@@ -16,8 +16,9 @@ pub fn config(n: usize) -> ControllerConfig {
     ControllerConfig::new(1, devices, comps)
 }
 
-/// Joins every device; returns each device's HELLO, encoded.
-pub fn join_all(ac: &mut Controller, n: usize) -> Vec<Vec<u8>> {
+/// Joins every device; returns each device's HELLO, encoded (8 bytes each), in one flat
+/// array as a receive path would hold them.
+pub fn join_all(ac: &mut Controller, n: usize) -> Vec<[u8; 8]> {
     let mut hellos = Vec::with_capacity(n);
     let mut buf = [0u8; 128];
     for i in 0..n {
@@ -59,7 +60,7 @@ pub fn join_all(ac: &mut Controller, n: usize) -> Vec<Vec<u8>> {
             state: None,
         });
         let len = hello.encode(&mut buf).unwrap();
-        hellos.push(buf[..len].to_vec());
+        hellos.push(buf[..len].try_into().expect("an 8-byte HELLO"));
     }
     hellos
 }

@@ -134,11 +134,25 @@ impl<'a> Bottle<'a> {
     /// Appends the encoded bottle to `out`, refusing one longer than `max` bytes. `out`'s
     /// spare capacity is reused, so a long-lived buffer makes encoding allocation-free.
     pub fn encode_to_vec(&self, out: &mut Vec<u8>, max: usize) -> Result<usize, EncodeError> {
+        if !self.check_names() {
+            return Err(EncodeError::Invalid("name"));
+        }
         let start = out.len();
-        out.resize(start + max, 0);
-        let r = self.encode(&mut out[start..]);
-        out.truncate(start + *r.as_ref().unwrap_or(&0));
-        r
+        if max == 0 {
+            return Err(EncodeError::BufferFull);
+        }
+        out.push(PROTOCOL_VERSION);
+        let appender = Appender {
+            out,
+            limit: start + max,
+        };
+        match postcard::serialize_with_flavor::<Self, _, _>(self, appender) {
+            Ok(()) => Ok(out.len() - start),
+            Err(_) => {
+                out.truncate(start);
+                Err(EncodeError::BufferFull)
+            }
+        }
     }
 
     fn state_chunk(&self) -> Option<&crate::StateChunk<'a>> {
@@ -147,5 +161,35 @@ impl<'a> Bottle<'a> {
             Bottle::State(s) => Some(&s.chunk),
             _ => None,
         }
+    }
+}
+
+/// A postcard flavor that appends to a vector, up to an absolute length.
+struct Appender<'a> {
+    out: &'a mut Vec<u8>,
+    limit: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Appender<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.out.len() >= self.limit {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        if self.out.len() + bytes.len() > self.limit {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }

@@ -8,8 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Names one session: one incarnation of one device at the AC.
 ///
-/// Encoded as 4 little-endian bytes. The AC draws session ids at random, so a device that
-/// restarts never reuses the id of its previous incarnation by accident.
+/// Encoded as 4 little-endian bytes. The AC chooses it: a keyed permutation of the device
+/// and a per-device generation, so that a device that restarts gets a new id and the ids
+/// of a device's sessions cannot be guessed without the AC's key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u32);
 

@@ -203,6 +203,9 @@ impl ControllerConfig {
                 return Err(ConfigError::UnknownDevice(h.clone()));
             }
         }
+        if self.devices.len() > super::session_ids::MAX_DEVICES {
+            return Err(ConfigError::Setting("devices: at most 1,048,576"));
+        }
         let bounds_ok = |b: Bounds| b.min > 0 && b.min <= b.max;
         if !bounds_ok(self.hello_ms) || !bounds_ok(self.dead_ms) {
             return Err(ConfigError::Setting("hello_ms/dead_ms bounds"));

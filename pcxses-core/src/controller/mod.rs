@@ -4,15 +4,13 @@ mod config;
 mod event;
 mod party;
 mod recovery;
+mod session_ids;
 mod snapshot;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
-use core::hash::{BuildHasherDefault, Hasher};
 use core::time::Duration;
-
-use hashbrown::HashMap;
 
 pub use config::{Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec};
 pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
@@ -31,6 +29,7 @@ use crate::stats::Stats;
 use crate::time::{ms, Clock, Instant};
 use crate::timer::Deadlines;
 use crate::transfer::{ChunkReceiver, ChunkSender, Pacing};
+use session_ids::SessionIds;
 
 /// The Area Controller as a Sans-IO state machine.
 ///
@@ -45,7 +44,7 @@ pub struct Controller {
     devices: Vec<DeviceEntry>,
     comps: Vec<CompEntry>,
     device_index: BTreeMap<Box<str>, u32>,
-    sessions: HashMap<SessionId, SessionRef, BuildHasherDefault<SessionHasher>>,
+    session_ids: SessionIds,
     dead_timers: Deadlines,
     attempts: BTreeMap<u32, Attempt>,
     attempt_timers: Deadlines,
@@ -89,39 +88,48 @@ enum SessionStatus {
     Dismissed,
 }
 
+/// One registered device. The live session's fields a HELLO touches come first, and the
+/// entry starts on a cache line, so that a HELLO reads and writes one line of it. Fields
+/// are ordered by size so that `repr(C)` adds no padding: 192 bytes in all.
+#[repr(C, align(64))]
 struct DeviceEntry {
+    session: Option<Session>,
     name: Box<str>,
     capabilities: Box<[Box<str>]>,
     native: Box<[u32]>,
-    max_hosted: u16,
-    session: Option<Session>,
-    /// The last session declared dead or dismissed, still answered in the session map.
+    last_reject: Instant,
+    /// The last session declared dead or dismissed, still answered as such.
     retired: SessionId,
+    /// Sessions opened so far: the next session id's generation.
+    generation: u32,
+    max_hosted: u16,
     /// MORPH attempts towards this device.
     morphs_in: u16,
-    last_reject: Instant,
+    retired_status: SessionStatus,
 }
 
+/// A live session; the fields of the HELLO path first (see [`DeviceEntry`]).
+#[repr(C)]
 struct Session {
-    id: SessionId,
-    link: LinkId,
-    nonce: JoinNonce,
-    mode: Mode,
-    hello_ms: u32,
-    dead_ms: u32,
-    fence_ms: u32,
-    chunk: u16,
-    max_bottle: usize,
     dead_at: Instant,
-    /// The dead timer's live heap entry.
-    armed: Instant,
     last_hello: Instant,
-    /// `(handle, computation)`; the first `run_len` are the GOOD_MORNING ack's run list.
-    hosted: Vec<(u16, u32)>,
+    link: LinkId,
+    id: SessionId,
+    dead_ms: u32,
+    max_bottle: u16,
+    chunk: u16,
     run_len: u16,
     next_handle: u16,
+    hello_ms: u32,
+    fence_ms: u32,
+    /// The dead timer's live heap entry.
+    armed: Instant,
+    nonce: JoinNonce,
+    /// `(handle, computation)`; the first `run_len` are the GOOD_MORNING ack's run list.
+    hosted: Vec<(u16, u32)>,
     /// State versions being reassembled, one per handle at most.
     rx: Vec<StateRx>,
+    mode: Mode,
 }
 
 struct StateRx {
@@ -205,24 +213,6 @@ enum Stage {
     Cancelling(Instant, MigrationFailure),
 }
 
-/// Multiplicative hashing of session ids, which the AC draws at random.
-#[derive(Default)]
-struct SessionHasher(u64);
-
-impl Hasher for SessionHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v);
-    }
-}
-
 impl Controller {
     /// A controller for a validated configuration, reading object code from `repo`, with
     /// the [`PriorityPolicy`].
@@ -277,13 +267,15 @@ impl Controller {
                     max_hosted: d.max_hosted,
                     session: None,
                     retired: SessionId::NONE,
+                    retired_status: SessionStatus::Replaced,
+                    generation: 0,
                     morphs_in: 0,
                     last_reject: Instant::default(),
                 }
             })
             .collect();
-        let mut sessions = HashMap::default();
-        sessions.reserve(config.devices.len());
+        let mut rng = Rng::new(config.seed);
+        let session_ids = SessionIds::new(&mut rng);
         Ok(Controller {
             settings: Settings {
                 hello_ms: config.hello_ms,
@@ -302,11 +294,11 @@ impl Controller {
                 restart_grace_ms: config.restart_grace_ms,
             },
             clock: Clock::new(now),
-            rng: Rng::new(config.seed),
+            rng,
             devices,
             comps,
             device_index,
-            sessions,
+            session_ids,
             dead_timers: Deadlines::default(),
             attempts: BTreeMap::new(),
             attempt_timers: Deadlines::default(),
@@ -461,7 +453,7 @@ impl Controller {
         let Some(s) = dev.session.as_ref() else {
             return Err(CommandError::NotJoined);
         };
-        let (id, link, max) = (s.id, s.link, s.max_bottle);
+        let (id, link, max) = (s.id, s.link, usize::from(s.max_bottle));
         self.outbox.send(
             link,
             &Bottle::GoodBye(crate::bottle::GoodBye { session: id }),
@@ -469,6 +461,25 @@ impl Controller {
         );
         self.end_session(d, now, SessionEnd::Dismissed);
         Ok(())
+    }
+
+    /// What a session id stands for: O(1), no table.
+    fn lookup(&self, id: SessionId) -> Option<SessionRef> {
+        let device = self.session_ids.device_of(id);
+        let dev = self.devices.get(device as usize)?;
+        if dev.session.as_ref().is_some_and(|s| s.id == id) {
+            Some(SessionRef {
+                device,
+                status: SessionStatus::Live,
+            })
+        } else if dev.retired == id && id != SessionId::NONE {
+            Some(SessionRef {
+                device,
+                status: dev.retired_status,
+            })
+        } else {
+            None
+        }
     }
 
     fn next_deadline(&self) -> Instant {
@@ -563,5 +574,13 @@ impl Recovery {
             attempts: 0,
             orphaned: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_device_entry_is_three_cache_lines() {
+        assert_eq!(core::mem::size_of::<super::DeviceEntry>(), 192);
     }
 }

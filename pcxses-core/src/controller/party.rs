@@ -71,9 +71,8 @@ impl Controller {
                 self.on_morph_fail(d, f, now)
             }
             Bottle::GoodBye(g) => self.on_good_bye(now, from, g.session, identity),
-            Bottle::GoodByeAck(g) => match self.sessions.get(&g.session).copied() {
+            Bottle::GoodByeAck(g) => match self.lookup(g.session) {
                 Some(r) if r.status == SessionStatus::Dismissed => {
-                    self.sessions.remove(&g.session);
                     self.devices[r.device as usize].retired = SessionId::NONE;
                     Ok(())
                 }
@@ -107,7 +106,7 @@ impl Controller {
         now: Instant,
         identity: Option<&str>,
     ) -> Result<u32, InputError> {
-        let Some(&SessionRef { device, status }) = self.sessions.get(&id) else {
+        let Some(SessionRef { device, status }) = self.lookup(id) else {
             self.reject(from, id, JoinNonce::default(), RejectReason::UnknownSession);
             return Err(InputError::UnknownSession);
         };
@@ -184,9 +183,11 @@ impl Controller {
         let max_bottle = usize::from(gm.max_bottle).min(st.limits.max_bottle);
         let chunk = (max_bottle - CHUNK_OVERHEAD) as u16;
         let mode = st.mode.unwrap_or(gm.mode);
+        let dev = &mut self.devices[d as usize];
         let id = loop {
-            let id = SessionId(self.rng.next_u32());
-            if id != SessionId::NONE && !self.sessions.contains_key(&id) {
+            let generation = dev.generation;
+            dev.generation = dev.generation.wrapping_add(1);
+            if let Some(id) = self.session_ids.make(d, generation) {
                 break id;
             }
         };
@@ -223,7 +224,7 @@ impl Controller {
             dead_ms,
             fence_ms,
             chunk,
-            max_bottle,
+            max_bottle: max_bottle as u16,
             dead_at,
             armed: Instant::MAX,
             last_hello: now,
@@ -232,13 +233,6 @@ impl Controller {
             next_handle: run_len,
             rx: Vec::new(),
         });
-        self.sessions.insert(
-            id,
-            SessionRef {
-                device: d,
-                status: SessionStatus::Live,
-            },
-        );
         let s = self.devices[d as usize]
             .session
             .as_mut()
@@ -274,7 +268,7 @@ impl Controller {
             chunk_size: s.chunk,
             run,
         });
-        if !self.outbox.send(s.link, &bottle, s.max_bottle) {
+        if !self.outbox.send(s.link, &bottle, usize::from(s.max_bottle)) {
             self.stats.dropped_transmits += 1;
         }
     }
@@ -298,7 +292,7 @@ impl Controller {
             session: s.id,
             seq: h.seq,
         });
-        if !self.outbox.send(s.link, &ack, s.max_bottle) {
+        if !self.outbox.send(s.link, &ack, usize::from(s.max_bottle)) {
             self.stats.dropped_transmits += 1;
         }
         if let Some(chunk) = h.state {
@@ -330,7 +324,7 @@ impl Controller {
             next: count,
             sack: 0,
         };
-        let (id, link, max) = (s.id, s.link, s.max_bottle);
+        let (id, link, max) = (s.id, s.link, usize::from(s.max_bottle));
         let ack = |version, progress| {
             Bottle::StateAck(StateAck {
                 session: id,
@@ -431,8 +425,8 @@ impl Controller {
         session: SessionId,
         identity: Option<&str>,
     ) -> Result<(), InputError> {
-        match self.sessions.get(&session) {
-            Some(&SessionRef {
+        match self.lookup(session) {
+            Some(SessionRef {
                 device,
                 status: SessionStatus::Live,
             }) => {
@@ -468,19 +462,16 @@ impl Controller {
         let dev = &mut self.devices[d as usize];
         let Some(s) = dev.session.take() else { return };
         match how {
-            SessionEnd::Dead | SessionEnd::Dismissed => {
-                let status = if how == SessionEnd::Dead {
-                    SessionStatus::Replaced
-                } else {
-                    SessionStatus::Dismissed
-                };
-                let older = core::mem::replace(&mut dev.retired, s.id);
-                self.sessions.remove(&older);
-                self.sessions.insert(s.id, SessionRef { device: d, status });
+            SessionEnd::Dead => {
+                dev.retired = s.id;
+                dev.retired_status = SessionStatus::Replaced;
             }
-            SessionEnd::Left | SessionEnd::Rejoined => {
-                self.sessions.remove(&s.id);
+            SessionEnd::Dismissed => {
+                dev.retired = s.id;
+                dev.retired_status = SessionStatus::Dismissed;
             }
+            // The device itself ended the session: nothing of it needs answering.
+            SessionEnd::Left | SessionEnd::Rejoined => {}
         }
         match how {
             SessionEnd::Dead => self.outbox.event(ControllerEvent::DeviceFailed {

@@ -169,7 +169,7 @@ impl Controller {
                 sha256: sha256(&comp.lkgs),
             },
         };
-        let mut manifest_bytes = alloc::vec![0u8; s.max_bottle];
+        let mut manifest_bytes = alloc::vec![0u8; usize::from(s.max_bottle)];
         let fits = manifest.encode(&mut manifest_bytes).ok().filter(|_| {
             manifest
                 .stream_len()
@@ -234,7 +234,7 @@ impl Controller {
         self.devices[t as usize]
             .session
             .as_ref()
-            .map(|s| (s.link, s.max_bottle))
+            .map(|s| (s.link, usize::from(s.max_bottle)))
     }
 
     fn send_header(&mut self, m: u32) {
@@ -421,7 +421,7 @@ impl Controller {
             }
             Stage::Streaming => {
                 let target = self.devices[a.target as usize].session.as_ref();
-                if let Some((link, max)) = target.map(|s| (s.link, s.max_bottle)) {
+                if let Some((link, max)) = target.map(|s| (s.link, usize::from(s.max_bottle))) {
                     pump(a, m, &mut self.outbox, &mut self.stats, link, max, now);
                 }
             }

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session, SessionRef,
+    Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session,
     SessionStatus, Stage,
 };
 use crate::bottle::Mode;
@@ -44,6 +44,7 @@ pub enum SnapshotError {
 struct Snap {
     next_morph: u32,
     seed: u64,
+    session_keys: [u32; 4],
     devices: Vec<SnapDevice>,
     comps: Vec<SnapComp>,
 }
@@ -52,6 +53,9 @@ struct Snap {
 struct SnapDevice {
     name: String,
     session: Option<SnapSession>,
+    generation: u32,
+    retired: u32,
+    retired_dismissed: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,7 +68,7 @@ struct SnapSession {
     dead_ms: u32,
     fence_ms: u32,
     chunk: u16,
-    max_bottle: u32,
+    max_bottle: u16,
     hosted: Vec<(u16, String)>,
     run_len: u16,
     next_handle: u16,
@@ -119,11 +123,15 @@ impl Controller {
         let snap = Snap {
             next_morph: self.next_morph,
             seed: self.rng.clone().next_u64(),
+            session_keys: self.session_ids.keys(),
             devices: self
                 .devices
                 .iter()
                 .map(|d| SnapDevice {
                     name: d.name.as_ref().into(),
+                    generation: d.generation,
+                    retired: d.retired.0,
+                    retired_dismissed: d.retired_status == SessionStatus::Dismissed,
                     session: d.session.as_ref().map(|s| SnapSession {
                         id: s.id.0,
                         link: s.link.0,
@@ -133,7 +141,7 @@ impl Controller {
                         dead_ms: s.dead_ms,
                         fence_ms: s.fence_ms,
                         chunk: s.chunk,
-                        max_bottle: s.max_bottle as u32,
+                        max_bottle: s.max_bottle,
                         hosted: s
                             .hosted
                             .iter()
@@ -212,6 +220,7 @@ impl Controller {
         let snap: Snap = postcard::from_bytes(body).map_err(|_| SnapshotError::Format)?;
         ac.next_morph = snap.next_morph.max(1);
         ac.rng = crate::rng::Rng::new(snap.seed);
+        ac.session_ids = super::SessionIds::from_keys(snap.session_keys);
         let dev = |ac: &Controller, n: &str| {
             ac.device_index
                 .get(n)
@@ -227,6 +236,14 @@ impl Controller {
         };
         for sd in &snap.devices {
             let d = dev(&ac, &sd.name)?;
+            let entry = &mut ac.devices[d as usize];
+            entry.generation = sd.generation;
+            entry.retired = SessionId(sd.retired);
+            entry.retired_status = if sd.retired_dismissed {
+                SessionStatus::Dismissed
+            } else {
+                SessionStatus::Replaced
+            };
             let Some(ss) = &sd.session else { continue };
             let mut hosted = Vec::with_capacity(ss.hosted.len());
             for (h, name) in &ss.hosted {
@@ -243,7 +260,7 @@ impl Controller {
                 dead_ms: ss.dead_ms,
                 fence_ms: ss.fence_ms,
                 chunk: ss.chunk,
-                max_bottle: ss.max_bottle as usize,
+                max_bottle: ss.max_bottle,
                 dead_at,
                 armed: Instant::MAX,
                 last_hello: now,
@@ -252,13 +269,6 @@ impl Controller {
                 next_handle: ss.next_handle,
                 rx: Vec::new(),
             });
-            ac.sessions.insert(
-                id,
-                SessionRef {
-                    device: d,
-                    status: SessionStatus::Live,
-                },
-            );
             if let Some(s) = ac.devices[d as usize].session.as_mut() {
                 arm(&mut ac.dead_timers, &mut s.armed, dead_at, d);
             }
