@@ -1,5 +1,8 @@
 //! Counters of what a machine received and refused.
 
+use crate::codec::DecodeError;
+use crate::error::InputError;
+
 /// Counts of received bottles and of every kind of rejection. A rejected bottle changes no
 /// protocol state; it only moves these counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +33,20 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts one refused bottle under its reason.
+    pub(crate) fn count(&mut self, e: &InputError) {
+        match e {
+            InputError::Decode(DecodeError::Version(_)) => self.bad_version += 1,
+            InputError::Decode(_) => self.malformed += 1,
+            InputError::UnknownSession => self.unknown_session += 1,
+            InputError::Replaced => self.replaced += 1,
+            InputError::UnknownDevice => self.unknown_device += 1,
+            InputError::Unauthorized => self.unauthorized += 1,
+            InputError::OutOfPhase(_) => self.out_of_phase += 1,
+            InputError::BadChunk => self.bad_chunk += 1,
+        }
+    }
+
     /// All rejections together.
     pub fn rejected(&self) -> u64 {
         self.malformed

@@ -339,7 +339,7 @@ impl Controller {
                     Err(e) => return Err(self.refuse_undecodable(from, e)),
                 };
                 self.on_bottle(now, from, bottle, identity)
-                    .inspect_err(|e| self.count(e))
+                    .inspect_err(|e| self.stats.count(e))
             }
         }
     }
@@ -507,20 +507,6 @@ impl Controller {
                 break;
             };
             self.on_attempt_timer(m, now);
-        }
-    }
-
-    fn count(&mut self, e: &InputError) {
-        let s = &mut self.stats;
-        match e {
-            InputError::Decode(crate::DecodeError::Version(_)) => s.bad_version += 1,
-            InputError::Decode(_) => s.malformed += 1,
-            InputError::UnknownSession => s.unknown_session += 1,
-            InputError::Replaced => s.replaced += 1,
-            InputError::UnknownDevice => s.unknown_device += 1,
-            InputError::Unauthorized => s.unauthorized += 1,
-            InputError::OutOfPhase(_) => s.out_of_phase += 1,
-            InputError::BadChunk => s.bad_chunk += 1,
         }
     }
 

@@ -298,7 +298,7 @@ impl Controller {
         if let Some(chunk) = h.state {
             // The HELLO counted; a bad chunk riding on it is counted on its own.
             if let Err(e) = self.on_state_chunk(d, chunk, now) {
-                self.count(&e);
+                self.stats.count(&e);
             }
         }
         Ok(())

@@ -96,6 +96,20 @@ struct Hosted {
     sender: Option<ChunkSender>,
 }
 
+impl Hosted {
+    /// Chunk `index` of the state being sent.
+    fn chunk(&self, index: u32) -> StateChunk<'_> {
+        let range = self.sender.as_ref().map_or(0..0, |s| s.range(index));
+        StateChunk {
+            handle: self.handle,
+            version: self.version,
+            total_len: self.state.len() as u32,
+            index,
+            data: &self.state[range],
+        }
+    }
+}
+
 impl Device {
     /// A device agent that starts joining at `now`.
     pub fn new(cfg: DeviceConfig, now: Instant) -> Device {
@@ -142,7 +156,7 @@ impl Device {
                     Ok(bottle) => self.on_bottle(now, bottle),
                     Err(e) => Err(InputError::Decode(e)),
                 };
-                result.inspect_err(|e| self.count(e))
+                result.inspect_err(|e| self.stats.count(e))
             }
         }
     }
@@ -254,20 +268,6 @@ impl Device {
         }
     }
 
-    fn count(&mut self, e: &InputError) {
-        let s = &mut self.stats;
-        match e {
-            InputError::Decode(crate::DecodeError::Version(_)) => s.bad_version += 1,
-            InputError::Decode(_) => s.malformed += 1,
-            InputError::UnknownSession => s.unknown_session += 1,
-            InputError::Replaced => s.replaced += 1,
-            InputError::UnknownDevice => s.unknown_device += 1,
-            InputError::Unauthorized => s.unauthorized += 1,
-            InputError::OutOfPhase(_) => s.out_of_phase += 1,
-            InputError::BadChunk => s.bad_chunk += 1,
-        }
-    }
-
     fn send(&mut self, bottle: &Bottle<'_>) {
         if !self
             .outbox
@@ -366,19 +366,10 @@ impl Device {
         if s.mode == Mode::Joined {
             // The first chunk due rides on the HELLO, the rest follow as STATE.
             for h in s.comps.iter_mut() {
-                let Some(sender) = h.sender.as_mut() else {
+                let Some(index) = h.sender.as_mut().and_then(|t| t.next_to_send(now)) else {
                     continue;
                 };
-                let Some(index) = sender.next_to_send(now) else {
-                    continue;
-                };
-                let chunk = StateChunk {
-                    handle: h.handle,
-                    version: h.version,
-                    total_len: h.state.len() as u32,
-                    index,
-                    data: &h.state[sender.range(index)],
-                };
+                let chunk = h.chunk(index);
                 let hello = Bottle::Hello(Hello {
                     session: id,
                     seq,
@@ -410,17 +401,8 @@ impl Device {
             return;
         }
         for h in s.comps.iter_mut() {
-            let Some(sender) = h.sender.as_mut() else {
-                continue;
-            };
-            while let Some(index) = sender.next_to_send(now) {
-                let chunk = StateChunk {
-                    handle: h.handle,
-                    version: h.version,
-                    total_len: h.state.len() as u32,
-                    index,
-                    data: &h.state[sender.range(index)],
-                };
+            while let Some(index) = h.sender.as_mut().and_then(|t| t.next_to_send(now)) {
+                let chunk = h.chunk(index);
                 let bottle = Bottle::State(State {
                     session: s.id,
                     chunk,
