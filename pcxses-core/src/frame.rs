@@ -50,6 +50,15 @@ pub fn write_frame(bottle: &Bottle<'_>, out: &mut Vec<u8>, max: usize) -> Result
     Ok(())
 }
 
+/// Appends one frame holding `bottle`, bytes already encoded (by a machine's
+/// `poll_output`), to `out`.
+pub fn push_frame(bottle: &[u8], out: &mut Vec<u8>) {
+    let mut prefix = [0u8; MAX_PREFIX_LEN];
+    let n = write_varint(bottle.len() as u32, &mut prefix);
+    out.extend_from_slice(&prefix[..n]);
+    out.extend_from_slice(bottle);
+}
+
 fn write_varint(mut v: u32, out: &mut [u8; MAX_PREFIX_LEN]) -> usize {
     let mut i = 0;
     loop {

@@ -186,5 +186,7 @@ pub use manifest::{Manifest, ObjectEntry, StateEntry};
 pub use repository::{MemoryRepository, Repository};
 pub use stats::Stats;
 pub use sui::StateUpdateInterface;
+#[cfg(feature = "std")]
+pub use time::Epoch;
 pub use time::Instant;
 pub use wire_seq::BoundedSeq;

@@ -75,3 +75,43 @@ impl Clock {
 pub(crate) fn ms(millis: u32) -> Duration {
     Duration::from_millis(u64::from(millis))
 }
+
+/// Maps the host's monotonic clock to the crate's [`Instant`], for drivers on `std`.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug)]
+pub struct Epoch(std::time::Instant);
+
+#[cfg(feature = "std")]
+impl Epoch {
+    /// An epoch starting now.
+    pub fn new() -> Epoch {
+        Epoch(std::time::Instant::now())
+    }
+
+    /// The current time as an [`Instant`].
+    pub fn now(&self) -> Instant {
+        self.instant(std::time::Instant::now())
+    }
+
+    /// A host instant as an [`Instant`] (the epoch if it is earlier).
+    pub fn instant(&self, at: std::time::Instant) -> Instant {
+        let micros = at.saturating_duration_since(self.0).as_micros();
+        Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
+    }
+
+    /// An [`Instant`] as a host instant, for arming a timer; `None` for [`Instant::MAX`]
+    /// or a time too far away to represent.
+    pub fn to_std(&self, at: Instant) -> Option<std::time::Instant> {
+        if at == Instant::MAX {
+            return None;
+        }
+        self.0.checked_add(Duration::from_micros(at.as_micros()))
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for Epoch {
+    fn default() -> Self {
+        Epoch::new()
+    }
+}

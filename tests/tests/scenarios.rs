@@ -768,6 +768,48 @@ fn a_device_that_says_good_bye_is_never_recovered() {
 }
 
 #[test]
+fn a_device_leaving_before_its_join_is_acknowledged_still_says_good_bye() {
+    let mut lab = Lab::new(2, |_| {});
+    // The AC opens dev0's session, but its GOOD_MORNING ack is lost.
+    let l0 = link(0);
+    let mut dropped = false;
+    lab.set_filter(move |p| {
+        if p.to == l0 && p.kind() == "good_morning_ack" && !dropped {
+            dropped = true;
+            return Verdict::Drop;
+        }
+        Verdict::Deliver
+    });
+    lab.run(5);
+    assert!(lab.ac().session_of(DeviceId(0)).is_some());
+    assert!(lab.device(0).session().is_none());
+    let now = lab.now;
+    lab.device(0).leave(now);
+    lab.run(2_000);
+    assert_eq!(
+        lab.ac_events_where(
+            |e| matches!(e, ControllerEvent::DeviceLeft { device, .. } if device.0 == 0)
+        )
+        .len(),
+        1
+    );
+    assert!(lab
+        .ac_events_where(|e| matches!(
+            e,
+            ControllerEvent::DeviceFailed { .. } | ControllerEvent::MigrationStarted { .. }
+        ))
+        .is_empty());
+    assert_eq!(
+        lab.device_events_where(0, |e| matches!(e, DeviceEvent::Left))
+            .len(),
+        1
+    );
+    assert!(lab
+        .device_events_where(0, |e| matches!(e, DeviceEvent::Joined { .. }))
+        .is_empty());
+}
+
+#[test]
 fn the_ac_can_dismiss_a_device() {
     let mut lab = Lab::new(2, |_| {});
     lab.run(100);

@@ -1,6 +1,22 @@
-//! TCP transport for PCXSES on `smol`: length-prefixed frames
-//! (`pcxses_core::frame`) over TCP connections, driving a `pcxses-core` Controller or
-//! Device with the single drain loop of the Sans-IO core. Filled in by the transport work;
-//! this crate has no API yet.
+//! TCP transport for PCXSES on `smol`.
+//!
+//! Each bottle travels as one frame: its length as a LEB128 varint, then the bottle
+//! ([`pcxses_core::frame`]). The AC accepts any number of connections, each a
+//! [`LinkId`](pcxses_core::LinkId) of its own; a device connects to the AC and reconnects
+//! with exponential backoff and jitter when the connection drops. A dropped connection is
+//! not a death: only the dead interval decides. All protocol logic stays in `pcxses-core`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod controller;
+mod device;
+mod reader;
+
+pub use controller::{spawn_controller, ControllerHandle};
+pub use device::{spawn_device, DeviceHandle};
+
+/// Events waiting for the application before the adapter drops further ones (counted).
+pub const EVENT_QUEUE: usize = 65_536;
+
+/// Frames waiting to be written to one connection before further ones are dropped.
+pub const WRITE_QUEUE: usize = 1_024;

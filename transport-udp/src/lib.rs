@@ -1,5 +1,34 @@
-//! UDP transport for PCXSES on `smol`: one bottle per datagram of at most the configured
-//! MTU, sessions keyed by session id so a device whose address changes keeps its session.
-//! Filled in by the transport work; this crate has no API yet.
+//! UDP transport for PCXSES on `smol`.
+//!
+//! One bottle per datagram, at most the MTU configured in the machine's
+//! [`Limits`](pcxses_core::Limits). The AC serves every device from one socket; a datagram's
+//! source address becomes the [`LinkId`](pcxses_core::LinkId) the core sees, and since the
+//! core keys sessions by session id, a device whose address changes keeps its session. The
+//! adapter only moves bytes and time: all protocol logic stays in `pcxses-core`.
+//!
+//! ```no_run
+//! # smol::block_on(async {
+//! use pcxses_core::{Device, DeviceConfig, Epoch};
+//! use pcxses_transport_udp::spawn_device;
+//!
+//! let epoch = Epoch::new();
+//! let device = Device::new(DeviceConfig::new("pump", 7), epoch.now());
+//! let handle = spawn_device(device, epoch, "127.0.0.1:4700".parse().unwrap()).await?;
+//! while let Ok(event) = handle.events.recv().await {
+//!     println!("{event:?}");
+//! }
+//! # std::io::Result::Ok(()) });
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod controller;
+mod device;
+mod link;
+
+pub use controller::{spawn_controller, ControllerHandle};
+pub use device::{spawn_device, DeviceHandle};
+pub use link::Links;
+
+/// Events waiting for the application before the adapter drops further ones (counted).
+pub const EVENT_QUEUE: usize = 65_536;

@@ -1,5 +1,6 @@
 //! The Area Controller: device manager, liveness detector, policy engine and migrations.
 
+mod command;
 mod config;
 mod event;
 mod party;
@@ -12,6 +13,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::time::Duration;
 
+pub use command::ControllerCommand;
 pub use config::{Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec};
 pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
 pub(crate) use party::CHUNK_OVERHEAD;
@@ -53,8 +55,8 @@ pub struct Controller {
     next_morph: u32,
     outbox: Outbox<ControllerEvent>,
     stats: Stats,
-    repo: Box<dyn Repository>,
-    policy: Box<dyn Policy>,
+    repo: Box<dyn Repository + Send>,
+    policy: Box<dyn Policy + Send>,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -218,7 +220,7 @@ impl Controller {
     /// the [`PriorityPolicy`].
     pub fn new(
         config: ControllerConfig,
-        repo: impl Repository + 'static,
+        repo: impl Repository + Send + 'static,
         now: Instant,
     ) -> Result<Controller, ConfigError> {
         config.validate()?;
@@ -312,7 +314,7 @@ impl Controller {
     }
 
     /// Replaces the target-selection policy.
-    pub fn with_policy(mut self, policy: impl Policy + 'static) -> Controller {
+    pub fn with_policy(mut self, policy: impl Policy + Send + 'static) -> Controller {
         self.policy = Box::new(policy);
         self
     }

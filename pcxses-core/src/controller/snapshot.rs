@@ -209,7 +209,7 @@ impl Controller {
     /// MORPHs that were in flight are cancelled and then retried.
     pub fn restore(
         config: ControllerConfig,
-        repo: impl Repository + 'static,
+        repo: impl Repository + Send + 'static,
         snapshot: &[u8],
         now: Instant,
     ) -> Result<Controller, SnapshotError> {

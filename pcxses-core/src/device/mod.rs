@@ -1,6 +1,7 @@
 //! The device agent (the paper's proxy agent): join, HELLO task, state updates, MORPH
 //! receiver, fencing.
 
+mod command;
 mod config;
 mod event;
 mod morph;
@@ -10,6 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+pub use command::DeviceCommand;
 pub use config::DeviceConfig;
 pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
 
@@ -58,6 +60,9 @@ enum Phase {
         first_sent: Option<Instant>,
         next_at: Instant,
         backoff: Duration,
+        /// The application left while a GOOD_MORNING was outstanding: the AC may have
+        /// opened a session, so it gets a GOOD_BYE as soon as the ack names it.
+        leaving: bool,
     },
     Joined(Box<Session>),
     Leaving {
@@ -129,6 +134,7 @@ impl Device {
                 first_sent: None,
                 next_at: now,
                 backoff: ms(cfg.join_retry_ms.max(1)),
+                leaving: false,
             },
             max_morph: 0,
             sequences: Vec::new(),
@@ -264,6 +270,21 @@ impl Device {
                     tries,
                 };
             }
+            Phase::Joining {
+                nonce,
+                first_sent: Some(first_sent),
+                next_at,
+                backoff,
+                ..
+            } => {
+                self.phase = Phase::Joining {
+                    nonce,
+                    first_sent: Some(first_sent),
+                    next_at,
+                    backoff,
+                    leaving: true,
+                };
+            }
             Phase::Joining { .. } | Phase::Left => self.outbox.event(DeviceEvent::Left),
         }
     }
@@ -305,7 +326,14 @@ impl Device {
                 first_sent,
                 next_at,
                 backoff,
+                leaving,
             } if *next_at <= now => {
+                if *leaving && *backoff >= ms(self.cfg.join_retry_max_ms) {
+                    // No answer for a long while: whatever session there was will die.
+                    self.phase = Phase::Left;
+                    self.outbox.event(DeviceEvent::Left);
+                    return;
+                }
                 first_sent.get_or_insert(now);
                 let jitter = self.rng.below(u64::from(u32::MAX)) as f64 / f64::from(u32::MAX);
                 let wait = backoff.mul_f64(0.5 + jitter);
@@ -477,6 +505,19 @@ impl Device {
     ) -> Result<(), InputError> {
         let first_sent = match &self.phase {
             Phase::Joining {
+                nonce,
+                leaving: true,
+                ..
+            } if *nonce == ack.nonce => {
+                self.phase = Phase::Leaving {
+                    session: ack.session,
+                    next_at: now,
+                    tries: 0,
+                };
+                self.on_timeout(now);
+                return Ok(());
+            }
+            Phase::Joining {
                 nonce, first_sent, ..
             } if *nonce == ack.nonce => first_sent.unwrap_or(now),
             Phase::Joined(s) if s.id == ack.session => {
@@ -534,6 +575,15 @@ impl Device {
 
     fn on_reject(&mut self, now: Instant, r: Reject) -> Result<(), InputError> {
         match &mut self.phase {
+            Phase::Joining {
+                nonce,
+                leaving: true,
+                ..
+            } if *nonce == r.nonce && r.session == SessionId::NONE => {
+                self.phase = Phase::Left;
+                self.outbox.event(DeviceEvent::Left);
+                Ok(())
+            }
             Phase::Joining { nonce, next_at, .. }
                 if *nonce == r.nonce && r.session == SessionId::NONE =>
             {
@@ -585,6 +635,7 @@ impl Device {
             first_sent: None,
             next_at: now,
             backoff: ms(self.cfg.join_retry_ms.max(1)),
+            leaving: false,
         };
         if let Phase::Joined(s) = core::mem::replace(&mut self.phase, joining) {
             self.stop_all(&s, why);

@@ -1,0 +1,216 @@
+//! The protocol over real sockets on 127.0.0.1, for every transport from one suite: devices
+//! join, report state, and when one device's agent dies its computation moves to the other
+//! and resumes from the state the AC acknowledged.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pcxses_core::controller::{ComputationSpec, DeviceSpec};
+use pcxses_core::device::DeviceCommand;
+use pcxses_core::{
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent, Epoch,
+    MemoryRepository,
+};
+use pcxses_tests::app::{decode_count, encode_state};
+use smol::channel::Receiver;
+use smol::future::FutureExt;
+use smol::Timer;
+
+/// What a device application saw.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    /// The count of the last state the AC acknowledged, per computation.
+    acked: Vec<(String, u64)>,
+    /// Installs: computation and the count in the LKGS.
+    installs: Vec<(String, u64)>,
+}
+
+fn controller(epoch: &Epoch) -> Controller {
+    let devices = vec![
+        DeviceSpec::new("dev0", &["comp0"]),
+        DeviceSpec::new("dev1", &["comp1"]),
+    ];
+    let comps = vec![
+        ComputationSpec::new("comp0", "comp0.bin"),
+        ComputationSpec::new("comp1", "comp1.bin"),
+    ];
+    let mut repo = MemoryRepository::default();
+    repo.insert("comp0.bin", vec![0xc0; 5_000]);
+    repo.insert("comp1.bin", vec![0xc1; 5_000]);
+    let mut config = ControllerConfig::new(11, devices, comps);
+    config.rto_ms = 20;
+    Controller::new(config, repo, epoch.now()).expect("valid configuration")
+}
+
+fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
+    let mut config = DeviceConfig::new(name, seed);
+    config.hello_ms = 100;
+    config.dead_ms = 500;
+    config.rto_ms = 20;
+    config.join_retry_ms = 20;
+    config.join_retry_max_ms = 200;
+    Device::new(config, epoch.now())
+}
+
+/// Runs a counter application on a device agent: starts what it is told, restores what it
+/// receives, stops what it must, and reports its state every 20 ms.
+async fn application(
+    events: Receiver<DeviceEvent>,
+    commands: smol::channel::Sender<DeviceCommand>,
+    seen: Arc<Mutex<Seen>>,
+) {
+    let mut running: Vec<(String, u64)> = Vec::new();
+    let mut sets: Vec<(String, u64)> = Vec::new();
+    loop {
+        let event = async { events.recv().await.ok() }
+            .or(async {
+                Timer::after(Duration::from_millis(20)).await;
+                None
+            })
+            .await;
+        match event {
+            Some(DeviceEvent::Joined { run, .. }) => {
+                running = run.into_iter().map(|c| (c, 0)).collect();
+            }
+            Some(DeviceEvent::Install(install)) => {
+                let count = decode_count(&install.lkgs);
+                seen.lock()
+                    .unwrap()
+                    .installs
+                    .push((install.computation.clone(), count));
+                running.push((install.computation, count));
+                let _ = commands
+                    .send(DeviceCommand::AnswerInstall {
+                        id: install.id,
+                        started: true,
+                    })
+                    .await;
+            }
+            Some(DeviceEvent::Stop { computation, .. }) => {
+                running.retain(|(c, _)| *c != computation)
+            }
+            Some(DeviceEvent::StateStored {
+                computation,
+                version,
+            }) => {
+                // Version v is the v-th state this agent reported for the computation.
+                let count = sets
+                    .iter()
+                    .filter(|(c, _)| *c == computation)
+                    .nth(version as usize - 1);
+                if let Some(&(_, n)) = count {
+                    let mut view = seen.lock().unwrap();
+                    view.acked.retain(|(c, _)| *c != computation);
+                    view.acked.push((computation, n));
+                }
+            }
+            Some(_) => {}
+            None if events.is_closed() => return,
+            None => {
+                for (name, count) in running.iter_mut() {
+                    *count += 1;
+                    sets.push((name.clone(), *count));
+                    let state = encode_state(name, *count, 64);
+                    let _ = commands
+                        .send(DeviceCommand::SetState {
+                            computation: name.clone(),
+                            state,
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// Waits up to `secs` for an AC event matching `f`.
+async fn ac_event(
+    events: &Receiver<ControllerEvent>,
+    secs: u64,
+    what: &str,
+    f: impl Fn(&ControllerEvent) -> bool,
+) -> ControllerEvent {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let e = async { events.recv().await.ok() }
+            .or(async {
+                Timer::at(deadline).await;
+                None
+            })
+            .await
+            .unwrap_or_else(|| panic!("timed out waiting for {what}"));
+        if f(&e) {
+            return e;
+        }
+    }
+}
+
+macro_rules! transport_suite {
+    ($name:ident, $transport:ident) => {
+        mod $name {
+            use super::*;
+            use $transport::{spawn_controller, spawn_device};
+
+            #[test]
+            fn a_dead_agent_s_computation_resumes_on_the_other_device() {
+                smol::block_on(async {
+                    let epoch = Epoch::new();
+                    let ac = spawn_controller(controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
+                        .await
+                        .unwrap();
+                    let mut apps = Vec::new();
+                    let mut agents = Vec::new();
+                    for (i, name) in ["dev0", "dev1"].into_iter().enumerate() {
+                        let agent = spawn_device(device(name, 100 + i as u64, &epoch), epoch, ac.local_addr).await.unwrap();
+                        let seen = Arc::new(Mutex::new(Seen::default()));
+                        let app = smol::spawn(application(agent.events.clone(), agent.commands.clone(), seen.clone()));
+                        apps.push((app, seen));
+                        agents.push(agent);
+                    }
+                    // dev0 reports a few states of comp0.
+                    ac_event(&ac.events, 10, "dev0's fifth state", |e| matches!(e, ControllerEvent::StateStored { version, device, .. } if device.0 == 0 && *version >= 5)).await;
+                    // Kill dev0's agent and application: no GOOD_BYE, just silence.
+                    let (app0, seen0) = apps.remove(0);
+                    let agent0 = agents.remove(0);
+                    drop(agent0.task);
+                    drop(app0);
+                    let acked0 = seen0.lock().unwrap().acked.clone();
+                    let failed = ac_event(&ac.events, 10, "the death", |e| matches!(e, ControllerEvent::DeviceFailed { .. })).await;
+                    assert!(matches!(failed, ControllerEvent::DeviceFailed { device, .. } if device.0 == 0));
+                    let done = ac_event(&ac.events, 10, "the migration", |e| matches!(e, ControllerEvent::MigrationCompleted { .. })).await;
+                    assert!(matches!(done, ControllerEvent::MigrationCompleted { to, .. } if to.0 == 1));
+                    // dev1 restored comp0 from at least the last state dev0 knew the AC held.
+                    Timer::after(Duration::from_millis(100)).await;
+                    let seen1 = apps[0].1.lock().unwrap().clone();
+                    let (_, restored) = seen1.installs.iter().find(|(c, _)| c == "comp0").cloned().expect("an install of comp0");
+                    let known = acked0.iter().find(|(c, _)| c == "comp0").map_or(0, |(_, n)| *n);
+                    assert!(restored >= known && restored >= 5, "restored {restored}, dev0 knew {known}");
+                    // And dev1 keeps reporting comp0's state from there.
+                    ac_event(&ac.events, 10, "comp0's state from dev1", |e| matches!(e, ControllerEvent::StateStored { device, computation, .. } if device.0 == 1 && computation.0 == 0)).await;
+                });
+            }
+
+            #[test]
+            fn an_agent_that_says_good_bye_is_not_recovered() {
+                smol::block_on(async {
+                    let epoch = Epoch::new();
+                    let ac = spawn_controller(controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
+                        .await
+                        .unwrap();
+                    let agent = spawn_device(device("dev0", 7, &epoch), epoch, ac.local_addr).await.unwrap();
+                    ac_event(&ac.events, 10, "the join", |e| matches!(e, ControllerEvent::DeviceJoined { .. })).await;
+                    agent.commands.send(DeviceCommand::Leave).await.unwrap();
+                    ac_event(&ac.events, 10, "the leave", |e| matches!(e, ControllerEvent::DeviceLeft { .. })).await;
+                    // Several dead intervals later: no death, no migration.
+                    Timer::after(Duration::from_millis(600)).await;
+                    while let Ok(e) = ac.events.try_recv() {
+                        assert!(!matches!(e, ControllerEvent::DeviceFailed { .. } | ControllerEvent::MigrationStarted { .. }), "{e:?}");
+                    }
+                });
+            }
+        }
+    };
+}
+
+transport_suite!(udp, pcxses_transport_udp);
+transport_suite!(tcp, pcxses_transport_tcp);

@@ -1,0 +1,180 @@
+//! The AC on a TCP listener.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+
+use pcxses_core::controller::ControllerCommand;
+use pcxses_core::frame::push_frame;
+use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
+use smol::channel::{bounded, Receiver, Sender};
+use smol::future::FutureExt;
+use smol::io::AsyncWriteExt;
+use smol::net::{TcpListener, TcpStream};
+use smol::{Task, Timer};
+
+use crate::reader::{read_frames, Inbound};
+use crate::{EVENT_QUEUE, WRITE_QUEUE};
+
+/// The running AC: its events, its commands, and the task that drives it.
+pub struct ControllerHandle {
+    /// Protocol events, in order.
+    pub events: Receiver<ControllerEvent>,
+    /// Commands to the controller.
+    pub commands: Sender<ControllerCommand>,
+    /// The listener's address.
+    pub local_addr: SocketAddr,
+    /// The driving task; it ends when `commands` is closed, with the final counters.
+    pub task: Task<io::Result<Stats>>,
+}
+
+/// Listens on `addr` and drives `controller` for every connection, in a task of the
+/// global executor. Incoming frames are bounded by the largest bottle any framing carries.
+pub async fn spawn_controller(
+    controller: Controller,
+    epoch: Epoch,
+    addr: SocketAddr,
+) -> io::Result<ControllerHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let (event_tx, events) = bounded(EVENT_QUEUE);
+    let (commands, command_rx) = bounded(64);
+    let task = smol::spawn(run(controller, epoch, listener, event_tx, command_rx));
+    Ok(ControllerHandle {
+        events,
+        commands,
+        local_addr,
+        task,
+    })
+}
+
+/// One accepted connection; dropping it stops its reader and writer.
+struct Connection {
+    frames: Sender<Vec<u8>>,
+    _writer: Task<()>,
+    _reader: Task<()>,
+}
+
+enum Wake {
+    Inbound(Inbound),
+    Timer,
+    Command(Option<ControllerCommand>),
+}
+
+async fn accept(listener: TcpListener, inbound: Sender<Inbound>) {
+    let mut next = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                next += 1;
+                let _ = stream.set_nodelay(true);
+                tracing::debug!(%peer, link = next, "connection");
+                if inbound
+                    .send(Inbound::Opened(LinkId(next), stream))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "accept failed"),
+        }
+    }
+}
+
+async fn write_frames(mut stream: TcpStream, frames: Receiver<Vec<u8>>) {
+    while let Ok(frame) = frames.recv().await {
+        if stream.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run(
+    mut ac: Controller,
+    epoch: Epoch,
+    listener: TcpListener,
+    events: Sender<ControllerEvent>,
+    commands: Receiver<ControllerCommand>,
+) -> io::Result<Stats> {
+    let max_frame = pcxses_core::MAX_BOTTLE_LEN;
+    let (inbound_tx, inbound) = bounded(4_096);
+    let _acceptor = smol::spawn(accept(listener, inbound_tx.clone()));
+    let mut connections: HashMap<LinkId, Connection> = HashMap::new();
+    let mut dropped = 0u64;
+    loop {
+        let wake_at = loop {
+            match ac.poll_output() {
+                Output::Transmit(t) => {
+                    if let Some(c) = connections.get(&t.to) {
+                        let mut frame = Vec::with_capacity(t.bytes.len() + 5);
+                        push_frame(t.bytes, &mut frame);
+                        if c.frames.try_send(frame).is_err() {
+                            dropped += 1;
+                        }
+                    }
+                }
+                Output::Event(e) => {
+                    if events.try_send(e).is_err() {
+                        dropped += 1;
+                    }
+                }
+                Output::Timeout(at) => break at,
+            }
+        };
+        let timer = async {
+            match epoch.to_std(wake_at) {
+                Some(at) => Timer::at(at).await,
+                None => Timer::never().await,
+            };
+            Wake::Timer
+        };
+        let wake =
+            async { Wake::Inbound(inbound.recv().await.expect("the acceptor holds a sender")) }
+                .or(async { Wake::Command(commands.recv().await.ok()) })
+                .or(timer)
+                .await;
+        let now = epoch.now();
+        match wake {
+            Wake::Inbound(Inbound::Opened(link, stream)) => {
+                let (frames, rx) = bounded(WRITE_QUEUE);
+                let connection = Connection {
+                    frames,
+                    _writer: smol::spawn(write_frames(stream.clone(), rx)),
+                    _reader: smol::spawn(read_frames(stream, link, max_frame, inbound_tx.clone())),
+                };
+                connections.insert(link, connection);
+            }
+            Wake::Inbound(Inbound::Frame(link, frame)) => {
+                if let Err(e) = ac.handle_input(Input::Receive {
+                    now,
+                    from: link,
+                    bytes: &frame,
+                    identity: None,
+                }) {
+                    tracing::debug!(?link, error = %e, "refused a frame");
+                }
+            }
+            Wake::Inbound(Inbound::Closed(link)) => {
+                connections.remove(&link);
+            }
+            Wake::Timer => {
+                let _ = ac.handle_input(Input::Timeout(now));
+            }
+            Wake::Command(Some(command)) => {
+                if let Err(e) = command.apply(&mut ac, now) {
+                    tracing::warn!(?command, error = %e, "command refused");
+                }
+            }
+            Wake::Command(None) => {
+                if dropped > 0 {
+                    tracing::warn!(
+                        dropped,
+                        "frames or events dropped: a peer or the application fell behind"
+                    );
+                }
+                return Ok(*ac.stats());
+            }
+        }
+    }
+}
