@@ -1,5 +1,10 @@
-//! Runnable PCXSES programs: the AC daemon, the device agent, the failover demo, the load
-//! generator and the computations that migrate. The binaries arrive with the transports;
-//! this library has no API yet.
+//! Runnable PCXSES programs and what they share: the AC daemon (`pcxses-ac`), the device
+//! agent (`pcxses-device`), the AC's configuration file, its content-addressed object
+//! repository, and the JSON lines both print as events.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod ac_config;
+pub mod events;
+pub mod repository;
+pub mod transport;

@@ -1,0 +1,283 @@
+//! The AC's configuration file: its settings and its registry, in TOML. It replaces the
+//! paper's two XML files.
+//!
+//! ```toml
+//! [ac]
+//! listen = "127.0.0.1:4700"
+//! repository = "repo"          # relative to this file
+//! hello_ms = { min = 50, max = 10000 }
+//!
+//! [[device]]
+//! name = "pacman"
+//! runs = ["counter-a"]
+//!
+//! [[computation]]
+//! name = "counter-a"
+//! objects = [{ id = "counter.bin", invoke = true }]
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use pcxses_core::controller::{Bounds, ComputationSpec, DeviceSpec, ObjectSpec};
+use pcxses_core::{ControllerConfig, Mode, MAX_HOSTED};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcFile {
+    /// The AC's own settings.
+    pub ac: AcSection,
+    /// The devices.
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceEntry>,
+    /// The computations.
+    #[serde(default, rename = "computation")]
+    pub computations: Vec<ComputationEntry>,
+}
+
+/// `[ac]`: where to listen and how to run the protocol; every field but `listen` and
+/// `repository` has the library's default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcSection {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the object repository, relative to the file.
+    pub repository: PathBuf,
+    /// Seed of the AC's PRNG; defaults to one drawn from the clock.
+    pub seed: Option<u64>,
+    /// Accepted HELLO intervals.
+    pub hello_ms: Option<RangeMs>,
+    /// Accepted dead intervals.
+    pub dead_ms: Option<RangeMs>,
+    /// Forced state mode: `"joined"` or `"split"`.
+    pub mode: Option<ModeName>,
+    /// Whether devices fence themselves.
+    pub fencing: Option<bool>,
+    /// Largest bottle, bytes.
+    pub max_bottle: Option<usize>,
+    /// Largest LKGS, bytes.
+    pub max_state: Option<u32>,
+    /// MORPH attempt timeout without progress.
+    pub morph_timeout_ms: Option<u32>,
+    /// Concurrent MORPHs per target.
+    pub max_morphs_per_target: Option<u16>,
+    /// Consecutive failed targets before quarantine.
+    pub quarantine_after: Option<u32>,
+}
+
+/// `{ min = …, max = … }` in milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeMs {
+    /// Smallest value.
+    pub min: u32,
+    /// Largest value.
+    pub max: u32,
+}
+
+/// A state mode by name.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeName {
+    /// State on HELLO.
+    Joined,
+    /// State on STATE.
+    Split,
+}
+
+/// `[[device]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// Its name.
+    pub name: String,
+    /// Computations it runs natively.
+    #[serde(default)]
+    pub runs: Vec<String>,
+    /// Capabilities it offers.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Most computations it may run.
+    pub max_hosted: Option<u16>,
+}
+
+/// `[[computation]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputationEntry {
+    /// Its name.
+    pub name: String,
+    /// Its objects, in shipping order.
+    pub objects: Vec<ObjectEntry>,
+    /// Devices allowed to host it, in order of preference.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Capabilities a host needs.
+    #[serde(default)]
+    pub requires: Vec<String>,
+}
+
+/// `{ id = "…", invoke = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectEntry {
+    /// The object's id in the repository.
+    pub id: String,
+    /// Whether the target starts it.
+    #[serde(default)]
+    pub invoke: bool,
+}
+
+/// Why a configuration file was refused; the message names the file and the bad key.
+#[derive(Debug, thiserror::Error)]
+pub enum AcConfigError {
+    /// The file could not be read.
+    #[error("{0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The TOML is invalid or has an unknown or mistyped key.
+    #[error("{0}: {1}")]
+    Parse(PathBuf, String),
+    /// The values are inconsistent.
+    #[error("{0}: {1}")]
+    Invalid(PathBuf, pcxses_core::controller::ConfigError),
+}
+
+/// A loaded configuration: the controller's and where things are.
+#[derive(Debug)]
+pub struct AcConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The repository directory.
+    pub repository: PathBuf,
+    /// The controller's configuration, validated.
+    pub controller: ControllerConfig,
+}
+
+impl AcConfig {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<AcConfig, AcConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| AcConfigError::Read(path.into(), e))?;
+        let file: AcFile =
+            toml::from_str(&text).map_err(|e| AcConfigError::Parse(path.into(), e.to_string()))?;
+        let seed = file.ac.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+        let devices = file
+            .devices
+            .iter()
+            .map(|d| DeviceSpec {
+                name: d.name.clone(),
+                runs: d.runs.clone(),
+                capabilities: d.capabilities.clone(),
+                max_hosted: d.max_hosted.unwrap_or(MAX_HOSTED as u16),
+            })
+            .collect();
+        let computations = file
+            .computations
+            .iter()
+            .map(|c| ComputationSpec {
+                name: c.name.clone(),
+                objects: c
+                    .objects
+                    .iter()
+                    .map(|o| ObjectSpec {
+                        id: o.id.clone(),
+                        invoke: o.invoke,
+                    })
+                    .collect(),
+                hosts: c.hosts.clone(),
+                requires: c.requires.clone(),
+            })
+            .collect();
+        let mut cfg = ControllerConfig::new(seed, devices, computations);
+        let a = &file.ac;
+        if let Some(r) = &a.hello_ms {
+            cfg.hello_ms = Bounds {
+                min: r.min,
+                max: r.max,
+            };
+        }
+        if let Some(r) = &a.dead_ms {
+            cfg.dead_ms = Bounds {
+                min: r.min,
+                max: r.max,
+            };
+        }
+        cfg.mode = a.mode.map(|m| match m {
+            ModeName::Joined => Mode::Joined,
+            ModeName::Split => Mode::Split,
+        });
+        cfg.fencing = a.fencing.unwrap_or(cfg.fencing);
+        cfg.limits.max_bottle = a.max_bottle.unwrap_or(cfg.limits.max_bottle);
+        cfg.limits.max_state = a.max_state.unwrap_or(cfg.limits.max_state);
+        cfg.morph_timeout_ms = a.morph_timeout_ms.unwrap_or(cfg.morph_timeout_ms);
+        cfg.max_morphs_per_target = a.max_morphs_per_target.unwrap_or(cfg.max_morphs_per_target);
+        cfg.quarantine_after = a.quarantine_after.unwrap_or(cfg.quarantine_after);
+        cfg.validate()
+            .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(AcConfig {
+            listen: a.listen,
+            repository: base.join(&a.repository),
+            controller: cfg,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<AcConfig, AcConfigError> {
+        let dir = std::env::temp_dir().join(format!("pcxses-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.toml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        AcConfig::load(&path)
+    }
+
+    const GOOD: &str = r#"
+[ac]
+listen = "127.0.0.1:4700"
+repository = "repo"
+hello_ms = { min = 50, max = 5000 }
+
+[[device]]
+name = "a"
+runs = ["c"]
+
+[[computation]]
+name = "c"
+objects = [{ id = "c.bin", invoke = true }]
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let cfg = load(GOOD).unwrap();
+        assert_eq!(cfg.controller.hello_ms, Bounds { min: 50, max: 5000 });
+        assert_eq!(cfg.controller.devices[0].runs, ["c"]);
+        assert!(cfg.repository.ends_with("repo"));
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let unknown = load(&GOOD.replace("hello_ms", "helo_ms"))
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("helo_ms"), "{unknown}");
+        let mistyped = load(&GOOD.replace("min = 50", "min = \"fifty\""))
+            .unwrap_err()
+            .to_string();
+        assert!(mistyped.contains("min"), "{mistyped}");
+        let dangling = load(&GOOD.replace("runs = [\"c\"]", "runs = [\"d\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(dangling.contains("\"d\""), "{dangling}");
+    }
+}

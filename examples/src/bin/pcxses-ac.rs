@@ -1,0 +1,149 @@
+//! The Area Controller daemon.
+//!
+//! `pcxses-ac --config ac.toml [--transport tcp|udp] [--events jsonl]` serves the devices
+//! of the configuration; `pcxses-ac add-object --repository DIR --id ID FILE` stores an
+//! object in a repository. Logs go to stderr (`RUST_LOG` filters them); with
+//! `--events jsonl`, every protocol event is one JSON object on stdout. SIGINT or SIGTERM
+//! stops it cleanly.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use pcxses_core::{Controller, Epoch};
+use pcxses_examples::ac_config::AcConfig;
+use pcxses_examples::events::{controller_event, Names};
+use pcxses_examples::repository;
+use pcxses_examples::transport::Transport;
+use smol::future::FutureExt;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The PCXSES Area Controller",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Run,
+}
+
+#[derive(Args)]
+struct Run {
+    /// The configuration file (settings and device registry).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The transport to serve on.
+    #[arg(long, value_enum, default_value = "udp")]
+    transport: Transport,
+    /// Print protocol events on stdout in this format.
+    #[arg(long, value_enum)]
+    events: Option<EventFormat>,
+    /// Listen here instead of the configured address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EventFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stores a file as an object of a repository (created if missing).
+    AddObject {
+        /// The repository directory.
+        #[arg(long)]
+        repository: PathBuf,
+        /// The object's id.
+        #[arg(long)]
+        id: String,
+        /// The file to store.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::AddObject {
+            repository,
+            id,
+            file,
+        }) => add_object(&repository, &id, &file),
+        None => run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcxses-ac: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn add_object(repo: &std::path::Path, id: &str, file: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let digest = repository::add(repo, id, &bytes).map_err(|e| e.to_string())?;
+    println!("{id} {digest} {} bytes", bytes.len());
+    Ok(())
+}
+
+fn run(args: Run) -> Result<(), String> {
+    let path = args.config.ok_or("--config is required")?;
+    let config = AcConfig::load(&path).map_err(|e| e.to_string())?;
+    let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
+    let names = Names::new(&config.controller);
+    let epoch = Epoch::new();
+    let controller =
+        Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?;
+    let (stop_tx, stop) = smol::channel::bounded(1);
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.try_send(());
+    })
+    .map_err(|e| e.to_string())?;
+    let listen = args.listen.unwrap_or(config.listen);
+    smol::block_on(async {
+        let ac = args
+            .transport
+            .serve(controller, epoch, listen)
+            .await
+            .map_err(|e| format!("{listen}: {e}"))?;
+        tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
+        let mut out = std::io::stdout().lock();
+        if args.events.is_some() {
+            let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string()});
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+        loop {
+            let next = async { ac.events.recv().await.ok() }.or(async {
+                let _ = stop.recv().await;
+                None
+            });
+            let Some(event) = next.await else { break };
+            tracing::debug!(?event);
+            if args.events.is_some() {
+                let _ = writeln!(out, "{}", controller_event(&event, &names))
+                    .and_then(|()| out.flush());
+            }
+        }
+        tracing::info!("stopping");
+        ac.commands.close();
+        let stats = ac.task.await.map_err(|e| e.to_string())?;
+        tracing::info!(?stats, "stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,171 @@
+//! Protocol events as JSON objects, one per line (`--events jsonl`).
+
+use pcxses_core::controller::{ControllerConfig, MigrationFailure};
+use pcxses_core::device::StopReason;
+use pcxses_core::{ControllerEvent, DeviceEvent, Instant};
+use serde_json::{json, Value};
+
+/// Names devices and computations the way the configuration lists them.
+pub struct Names {
+    devices: Vec<String>,
+    computations: Vec<String>,
+}
+
+impl Names {
+    /// The names of a controller configuration.
+    pub fn new(config: &ControllerConfig) -> Names {
+        Names {
+            devices: config.devices.iter().map(|d| d.name.clone()).collect(),
+            computations: config.computations.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
+    fn device(&self, i: u32) -> &str {
+        self.devices.get(i as usize).map_or("?", String::as_str)
+    }
+
+    fn computation(&self, i: u32) -> &str {
+        self.computations
+            .get(i as usize)
+            .map_or("?", String::as_str)
+    }
+}
+
+fn ms(at: Instant) -> f64 {
+    at.as_micros() as f64 / 1000.0
+}
+
+fn failure(f: &MigrationFailure) -> String {
+    match f {
+        MigrationFailure::Refused(r) => format!("refused:{r:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One AC event as JSON: `{"event":"device_failed","device":"…","at_ms":…}`.
+pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
+    use ControllerEvent as E;
+    match e {
+        E::DeviceJoined {
+            device,
+            session,
+            at,
+        } => {
+            json!({"event": "device_joined", "device": n.device(device.0), "session": session.to_string(), "at_ms": ms(*at)})
+        }
+        E::DeviceLeft { device, at } => {
+            json!({"event": "device_left", "device": n.device(device.0), "at_ms": ms(*at)})
+        }
+        E::DeviceFailed {
+            device,
+            last_hello,
+            at,
+            ..
+        } => json!({
+            "event": "device_failed", "device": n.device(device.0), "last_hello_ms": ms(*last_hello), "at_ms": ms(*at)
+        }),
+        E::StateStored {
+            computation,
+            device,
+            version,
+            len,
+            at,
+        } => json!({
+            "event": "state_stored", "computation": n.computation(computation.0), "device": n.device(device.0),
+            "version": version, "bytes": len, "at_ms": ms(*at)
+        }),
+        E::ComputationStopped {
+            computation,
+            device,
+            at,
+        } => json!({
+            "event": "computation_stopped", "computation": n.computation(computation.0), "device": n.device(device.0), "at_ms": ms(*at)
+        }),
+        E::MigrationStarted {
+            computation,
+            from,
+            to,
+            attempt,
+            at,
+        } => json!({
+            "event": "migration_started", "computation": n.computation(computation.0), "from": n.device(from.0),
+            "to": n.device(to.0), "attempt": attempt, "at_ms": ms(*at)
+        }),
+        E::MigrationCompleted {
+            computation,
+            from,
+            to,
+            detected_at,
+            started_at,
+            acked_at,
+            stream_bytes,
+        } => json!({
+            "event": "migration_completed", "computation": n.computation(computation.0), "from": n.device(from.0),
+            "to": n.device(to.0), "detected_ms": ms(*detected_at), "started_ms": ms(*started_at), "acked_ms": ms(*acked_at),
+            "morph_ms": ms(*acked_at) - ms(*started_at), "stream_bytes": stream_bytes, "at_ms": ms(*acked_at)
+        }),
+        E::MigrationFailed {
+            computation,
+            to,
+            reason,
+            at,
+        } => json!({
+            "event": "migration_failed", "computation": n.computation(computation.0), "to": n.device(to.0),
+            "reason": failure(reason), "at_ms": ms(*at)
+        }),
+        E::Quarantined {
+            computation,
+            failures,
+            at,
+        } => json!({
+            "event": "quarantined", "computation": n.computation(computation.0), "failures": failures, "at_ms": ms(*at)
+        }),
+        E::Orphaned { computation, at } => {
+            json!({"event": "orphaned", "computation": n.computation(computation.0), "at_ms": ms(*at)})
+        }
+        other => json!({"event": "other", "debug": format!("{other:?}")}),
+    }
+}
+
+/// One device event as JSON; `count` is the counter a state or an install carries.
+pub fn device_event(e: &DeviceEvent, count: Option<u64>, at: Instant) -> Value {
+    let at = ms(at);
+    match e {
+        DeviceEvent::Joined { session, run } => {
+            json!({"event": "joined", "session": session.to_string(), "run": run, "at_ms": at})
+        }
+        DeviceEvent::Rejected { reason } => {
+            json!({"event": "rejected", "reason": format!("{reason:?}"), "at_ms": at})
+        }
+        DeviceEvent::StateStored {
+            computation,
+            version,
+        } => {
+            json!({"event": "state_stored", "computation": computation, "version": version, "count": count, "at_ms": at})
+        }
+        DeviceEvent::Install(i) => json!({
+            "event": "install", "computation": i.computation, "replaces": i.replaces, "count": count,
+            "lkgs_bytes": i.lkgs.len(), "code_bytes": i.objects.iter().map(|o| o.bytes.len()).sum::<usize>(), "at_ms": at
+        }),
+        DeviceEvent::MorphRefused { morph, reason } => {
+            json!({"event": "morph_refused", "morph": morph, "reason": format!("{reason:?}"), "at_ms": at})
+        }
+        DeviceEvent::Stop {
+            computation,
+            reason,
+        } => {
+            let reason = match reason {
+                StopReason::Replaced => "replaced",
+                StopReason::Fenced => "fenced",
+                StopReason::SessionLost => "session_lost",
+                StopReason::Left => "left",
+                StopReason::Dismissed => "dismissed",
+                StopReason::Cancelled => "cancelled",
+                _ => "other",
+            };
+            json!({"event": "stop", "computation": computation, "reason": reason, "at_ms": at})
+        }
+        DeviceEvent::Left => json!({"event": "left", "at_ms": at}),
+        other => json!({"event": "other", "debug": format!("{other:?}"), "at_ms": at}),
+    }
+}

@@ -1,0 +1,388 @@
+//! End-to-end: the real `pcxses-ac` and `pcxses-device` processes on 127.0.0.1, killed with
+//! SIGKILL, frozen with SIGSTOP, stopped with SIGTERM, for TCP and UDP from one suite.
+//! Every assertion reads the processes' JSON event lines.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const AC: &str = env!("CARGO_BIN_EXE_pcxses-ac");
+const DEVICE: &str = env!("CARGO_BIN_EXE_pcxses-device");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What a process printed so far, and whether its stdout closed.
+#[derive(Default)]
+struct Output {
+    lines: Vec<Value>,
+    closed: bool,
+}
+
+/// A process whose stdout JSON lines are collected; killed when dropped.
+struct Proc {
+    child: Child,
+    output: Arc<(Mutex<Output>, Condvar)>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("piped");
+        let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.0.lock().unwrap().lines.push(v);
+                    sink.1.notify_all();
+                }
+            }
+            sink.0.lock().unwrap().closed = true;
+            sink.1.notify_all();
+        });
+        Proc { child, output }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig}");
+    }
+
+    /// Events so far matching `f`.
+    fn events(&self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.output
+            .0
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .filter(|v| f(v))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `done` holds of the output, at most [`WAIT`].
+    fn wait_until(&self, what: &str, done: impl Fn(&Output) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        let (lock, cvar) = &*self.output;
+        let mut out = lock.lock().unwrap();
+        while !done(&out) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; saw {:?}",
+                out.lines
+            );
+            out = cvar.wait_timeout(out, left).unwrap().0;
+        }
+    }
+
+    /// Waits for an event matching `f`, which it returns.
+    fn wait_for(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(what, |o| o.lines.iter().any(&f));
+        self.events(f).pop().expect("present")
+    }
+
+    /// Waits for the `n`-th event matching `f`.
+    fn wait_for_nth(&self, what: &str, n: usize, f: impl Fn(&Value) -> bool) {
+        self.wait_until(what, |o| o.lines.iter().filter(|v| f(v)).count() >= n);
+    }
+
+    /// Waits until the process's stdout closed (it died and all it printed was read).
+    fn wait_closed(&self) {
+        self.wait_until("the process to end", |o| o.closed);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is(v: &Value, event: &str) -> bool {
+    v["event"] == event
+}
+
+/// A test's world: a configuration in a directory of its own, the AC, and devices.
+struct World {
+    dir: PathBuf,
+    transport: &'static str,
+    ac: Option<Proc>,
+    addr: String,
+}
+
+impl World {
+    /// Three devices `alpha`, `beta`, `gamma`, each running `counter-<name>`, whose object
+    /// is `code_bytes` long.
+    fn new(transport: &'static str, test: &str, code_bytes: usize) -> World {
+        let dir = std::env::temp_dir().join(format!(
+            "pcxses-e2e-{}-{transport}-{test}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let code: Vec<u8> = (0..code_bytes).map(|i| (i * 31 % 251) as u8).collect();
+        pcxses_examples::repository::add(&dir.join("repo"), "counter.bin", &code).unwrap();
+        let mut config = String::from(
+            "[ac]\nlisten = \"127.0.0.1:0\"\nrepository = \"repo\"\nhello_ms = { min = 50, max = 1000 }\ndead_ms = { min = 150, max = 5000 }\n",
+        );
+        for d in ["alpha", "beta", "gamma"] {
+            config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
+            config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"counter.bin\", invoke = true }}]\n");
+        }
+        std::fs::write(dir.join("ac.toml"), config).unwrap();
+        let mut w = World {
+            dir,
+            transport,
+            ac: None,
+            addr: String::new(),
+        };
+        w.start_ac(None);
+        w
+    }
+
+    fn start_ac(&mut self, listen: Option<&str>) {
+        let mut cmd = Command::new(AC);
+        cmd.args([
+            "--config",
+            path(&self.dir.join("ac.toml")),
+            "--transport",
+            self.transport,
+            "--events",
+            "jsonl",
+        ]);
+        if let Some(l) = listen {
+            cmd.args(["--listen", l]);
+        }
+        let ac = Proc::spawn(&mut cmd);
+        let listening = ac.wait_for("the AC to listen", |v| is(v, "listening"));
+        self.addr = listening["addr"].as_str().unwrap().to_string();
+        self.ac = Some(ac);
+    }
+
+    fn ac(&self) -> &Proc {
+        self.ac.as_ref().expect("AC running")
+    }
+
+    fn device(&self, name: &str) -> Proc {
+        Proc::spawn(Command::new(DEVICE).args([
+            "--ac",
+            &self.addr,
+            "--name",
+            name,
+            "--transport",
+            self.transport,
+            "--events",
+            "jsonl",
+            "--hello-ms",
+            "100",
+            "--dead-ms",
+            "600",
+            "--tick-ms",
+            "50",
+        ]))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.ac = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The count of the last state of `computation` the device was told the AC stored.
+fn last_acked(device: &Proc, computation: &str) -> u64 {
+    device
+        .events(|v| is(v, "state_stored") && v["computation"] == computation)
+        .last()
+        .and_then(|v| v["count"].as_u64())
+        .unwrap_or(0)
+}
+
+macro_rules! e2e_suite {
+    ($name:ident, $transport:literal) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn sigkill_moves_the_computation_and_it_resumes_from_the_acknowledged_state() {
+                let w = World::new($transport, "kill", 4_000);
+                let alpha = w.device("alpha");
+                let beta = w.device("beta");
+                alpha.wait_for("alpha's counter to reach 10 at the AC", |v| {
+                    is(v, "state_stored") && v["count"].as_u64().unwrap_or(0) >= 10
+                });
+                alpha.signal("KILL");
+                alpha.wait_closed();
+                let acked = last_acked(&alpha, "counter-alpha");
+                let install = beta.wait_for("beta to install counter-alpha", |v| {
+                    is(v, "install") && v["computation"] == "counter-alpha"
+                });
+                let restored = install["count"].as_u64().unwrap();
+                assert!(
+                    restored >= acked && restored >= 10,
+                    "restored {restored}, alpha knew {acked}"
+                );
+                assert_eq!(install["code_bytes"], 4_000);
+                let done = w
+                    .ac()
+                    .wait_for("the migration", |v| is(v, "migration_completed"));
+                assert_eq!(
+                    (done["computation"].as_str(), done["to"].as_str()),
+                    (Some("counter-alpha"), Some("beta"))
+                );
+                // beta carries on counting from there.
+                beta.wait_for("beta to report counter-alpha", |v| {
+                    is(v, "state_stored")
+                        && v["computation"] == "counter-alpha"
+                        && v["count"].as_u64().unwrap_or(0) > restored
+                });
+            }
+
+            #[test]
+            fn a_frozen_device_is_replaced_and_stops_its_copy_when_it_wakes() {
+                let w = World::new($transport, "stop", 4_000);
+                let alpha = w.device("alpha");
+                let beta = w.device("beta");
+                alpha.wait_for("alpha's state", |v| is(v, "state_stored"));
+                beta.wait_for("beta's join", |v| is(v, "joined"));
+                alpha.signal("STOP");
+                w.ac().wait_for("alpha's death", |v| {
+                    is(v, "device_failed") && v["device"] == "alpha"
+                });
+                beta.wait_for("beta to install counter-alpha", |v| {
+                    is(v, "install") && v["computation"] == "counter-alpha"
+                });
+                alpha.signal("CONT");
+                let stop = alpha.wait_for("alpha to stop its stale copy", |v| {
+                    is(v, "stop") && v["computation"] == "counter-alpha"
+                });
+                assert!(
+                    stop["reason"] == "fenced" || stop["reason"] == "replaced",
+                    "{stop}"
+                );
+                // It joins again, without the computation that moved.
+                alpha.wait_for_nth("alpha to join again", 2, |v| is(v, "joined"));
+                let rejoin = alpha.events(|v| is(v, "joined")).pop().unwrap();
+                assert_eq!(rejoin["run"], serde_json::json!([]));
+            }
+
+            #[test]
+            fn a_device_that_says_good_bye_is_not_recovered() {
+                let w = World::new($transport, "bye", 4_000);
+                let alpha = w.device("alpha");
+                let beta = w.device("beta");
+                alpha.wait_for("alpha's join", |v| is(v, "joined"));
+                alpha.signal("TERM");
+                alpha.wait_for("alpha to leave", |v| is(v, "left"));
+                w.ac().wait_for("the AC to see it leave", |v| {
+                    is(v, "device_left") && v["device"] == "alpha"
+                });
+                // Let several dead intervals pass, as beta's counter shows (50 ms a tick).
+                let now = last_acked(&beta, "counter-beta");
+                beta.wait_for("beta to count on for 1.5 s", |v| {
+                    is(v, "state_stored") && v["count"].as_u64().unwrap_or(0) >= now + 30
+                });
+                let moved = w
+                    .ac()
+                    .events(|v| is(v, "device_failed") || is(v, "migration_started"));
+                assert!(moved.is_empty(), "{moved:?}");
+            }
+
+            #[test]
+            fn killing_the_target_mid_morph_passes_the_computation_on() {
+                // A large object keeps the MORPH in flight long enough to kill its target.
+                let w = World::new($transport, "mid", 3_000_000);
+                let alpha = w.device("alpha");
+                let beta = w.device("beta");
+                let gamma = w.device("gamma");
+                for d in [&alpha, &beta, &gamma] {
+                    d.wait_for("a join", |v| is(v, "joined"));
+                }
+                alpha.wait_for("alpha's state", |v| is(v, "state_stored"));
+                alpha.signal("KILL");
+                let started = w
+                    .ac()
+                    .wait_for("the first MORPH", |v| is(v, "migration_started"));
+                let first = started["to"].as_str().unwrap().to_string();
+                let (target, other) = if first == "beta" {
+                    (&beta, &gamma)
+                } else {
+                    (&gamma, &beta)
+                };
+                target.signal("KILL");
+                let next = if first == "beta" { "gamma" } else { "beta" };
+                let done = w.ac().wait_for("the migration to the other device", |v| {
+                    is(v, "migration_completed")
+                        && v["computation"] == "counter-alpha"
+                        && v["to"] == next
+                });
+                assert_eq!(done["from"], "alpha");
+                other.wait_for("the other device to install counter-alpha", |v| {
+                    is(v, "install") && v["computation"] == "counter-alpha"
+                });
+                // Killed mid-transfer, or right after it completed: either way the AC saw
+                // the first target fail and moved on.
+                let failed = w
+                    .ac()
+                    .events(|v| is(v, "migration_failed") && v["to"] == first.as_str());
+                let died = w
+                    .ac()
+                    .events(|v| is(v, "device_failed") && v["device"] == first.as_str());
+                assert!(!failed.is_empty() || !died.is_empty());
+            }
+
+            #[test]
+            fn devices_rejoin_an_ac_that_restarted() {
+                let mut w = World::new($transport, "restart", 4_000);
+                let alpha = w.device("alpha");
+                let beta = w.device("beta");
+                for d in [&alpha, &beta] {
+                    d.wait_for("a join", |v| is(v, "joined"));
+                }
+                let addr = w.addr.clone();
+                w.ac.as_ref().unwrap().signal("KILL");
+                w.ac.as_ref().unwrap().wait_closed();
+                w.ac = None;
+                w.start_ac(Some(&addr));
+                for d in [&alpha, &beta] {
+                    d.wait_for_nth("a second join", 2, |v| is(v, "joined"));
+                }
+                w.ac()
+                    .wait_for_nth("both devices at the new AC", 2, |v| is(v, "device_joined"));
+                let runs: Vec<Value> = [&alpha, &beta]
+                    .iter()
+                    .map(|d| d.events(|v| is(v, "joined")).pop().unwrap()["run"].clone())
+                    .collect();
+                assert_eq!(
+                    runs,
+                    [
+                        serde_json::json!(["counter-alpha"]),
+                        serde_json::json!(["counter-beta"])
+                    ]
+                );
+            }
+        }
+    };
+}
+
+e2e_suite!(udp, "udp");
+e2e_suite!(tcp, "tcp");
