@@ -6,5 +6,6 @@
 
 pub mod ac_config;
 pub mod events;
+pub mod procfs;
 pub mod repository;
 pub mod transport;

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::device::DeviceCommand;
@@ -26,6 +27,8 @@ pub struct RunningController {
     pub commands: Sender<ControllerCommand>,
     /// The address it listens on.
     pub local_addr: SocketAddr,
+    /// Its counters, refreshed as it runs.
+    pub stats: Arc<Mutex<Stats>>,
     /// The task driving it.
     pub task: Task<io::Result<Stats>>,
 }
@@ -55,6 +58,7 @@ impl Transport {
                     events: h.events,
                     commands: h.commands,
                     local_addr: h.local_addr,
+                    stats: h.stats,
                     task: h.task,
                 }
             }
@@ -64,6 +68,7 @@ impl Transport {
                     events: h.events,
                     commands: h.commands,
                     local_addr: h.local_addr,
+                    stats: h.stats,
                     task: h.task,
                 }
             }

@@ -163,6 +163,8 @@ impl World {
             self.transport,
             "--events",
             "jsonl",
+            "--stats-ms",
+            "200",
         ]);
         if let Some(l) = listen {
             cmd.args(["--listen", l]);
@@ -215,6 +217,57 @@ fn last_acked(device: &Proc, computation: &str) -> u64 {
         .last()
         .and_then(|v| v["count"].as_u64())
         .unwrap_or(0)
+}
+
+/// Bytes no AC accepts: random bytes, a bottle cut short, a length claiming 2^32-1 bytes,
+/// and well-formed HELLOs for sessions that do not exist.
+fn garbage(rng: &mut u64, i: usize) -> Vec<u8> {
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    match i % 4 {
+        0 => (0..next() % 1200).map(|_| next() as u8).collect(),
+        1 => vec![1, 2, 0xde, 0xad],
+        2 => vec![
+            1, 4, 1, 2, 3, 4, 0, 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 9,
+        ],
+        _ => {
+            let s = (next() as u32).to_le_bytes();
+            vec![1, 2, s[0], s[1], s[2], s[3], 1, 0]
+        }
+    }
+}
+
+/// Sends `n` pieces of garbage to the AC: datagrams over UDP; over TCP, frames on fresh
+/// connections, plus broken length prefixes.
+fn flood(transport: &str, addr: &str, n: usize) {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    if transport == "udp" {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..n {
+            let _ = socket.send_to(&garbage(&mut rng, i), addr);
+        }
+        return;
+    }
+    use std::io::Write;
+    let prefixes: [&[u8]; 3] = [&[0xff, 0xff, 0xff, 0xff, 0x0f], &[0x80, 0x00], &[0x00]];
+    for chunk in 0..n / 100 {
+        let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+            continue;
+        };
+        for i in 0..100 {
+            let g = garbage(&mut rng, chunk * 100 + i);
+            let mut frame = Vec::new();
+            pcxses_core::frame::push_frame(&g, &mut frame);
+            if conn.write_all(&frame).is_err() {
+                break;
+            }
+        }
+        let _ = conn.write_all(prefixes[chunk % 3]);
+    }
 }
 
 macro_rules! e2e_suite {
@@ -348,6 +401,40 @@ macro_rules! e2e_suite {
                     .ac()
                     .events(|v| is(v, "device_failed") && v["device"] == first.as_str());
                 assert!(!failed.is_empty() || !died.is_empty());
+            }
+
+            #[test]
+            fn a_flood_of_garbage_kills_no_device_and_leaves_memory_bounded() {
+                let w = World::new($transport, "flood", 4_000);
+                let alpha = w.device("alpha");
+                let beta = w.device("beta");
+                for d in [&alpha, &beta] {
+                    d.wait_for("a join", |v| is(v, "joined"));
+                }
+                let before = w.ac().wait_for("the AC's stats", |v| is(v, "stats"));
+                flood($transport, &w.addr, 30_000);
+                // Let several dead intervals pass while the devices heartbeat.
+                let now = last_acked(&beta, "counter-beta");
+                beta.wait_for("beta to count on for 1.5 s", |v| {
+                    is(v, "state_stored") && v["count"].as_u64().unwrap_or(0) >= now + 30
+                });
+                let after = w.ac().events(|v| is(v, "stats")).pop().unwrap();
+                let deaths = w.ac().events(|v| is(v, "device_failed"));
+                assert!(deaths.is_empty(), "false deaths: {deaths:?}");
+                let rejected =
+                    after["rejected"].as_u64().unwrap() - before["rejected"].as_u64().unwrap();
+                assert!(
+                    rejected >= 10_000,
+                    "only {rejected} rejections counted: {after}"
+                );
+                let grown = after["rss_kb"].as_u64().unwrap() as i64
+                    - before["rss_kb"].as_u64().unwrap() as i64;
+                assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+                assert_eq!(after["threads"], before["threads"]);
+                eprintln!(
+                    "{} flood: {rejected} rejected, RSS {} -> {} KiB",
+                    $transport, before["rss_kb"], after["rss_kb"]
+                );
             }
 
             #[test]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::frame::push_frame;
@@ -24,6 +25,8 @@ pub struct ControllerHandle {
     pub commands: Sender<ControllerCommand>,
     /// The listener's address.
     pub local_addr: SocketAddr,
+    /// The controller's counters, refreshed after every input.
+    pub stats: Arc<Mutex<Stats>>,
     /// The driving task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }
@@ -39,12 +42,21 @@ pub async fn spawn_controller(
     let local_addr = listener.local_addr()?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
-    let task = smol::spawn(run(controller, epoch, listener, event_tx, command_rx));
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let task = smol::spawn(run(
+        controller,
+        epoch,
+        listener,
+        event_tx,
+        command_rx,
+        stats.clone(),
+    ));
     Ok(ControllerHandle {
         events,
         commands,
         local_addr,
         task,
+        stats,
     })
 }
 
@@ -96,6 +108,7 @@ async fn run(
     listener: TcpListener,
     events: Sender<ControllerEvent>,
     commands: Receiver<ControllerCommand>,
+    shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
     let max_frame = pcxses_core::MAX_BOTTLE_LEN;
     let (inbound_tx, inbound) = bounded(4_096);
@@ -135,6 +148,9 @@ async fn run(
                 .or(timer)
                 .await;
         let now = epoch.now();
+        if let Ok(mut s) = shared.lock() {
+            *s = *ac.stats();
+        }
         match wake {
             Wake::Inbound(Inbound::Opened(link, stream)) => {
                 let (frames, rx) = bounded(WRITE_QUEUE);

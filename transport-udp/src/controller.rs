@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats, MAX_BOTTLE_LEN};
@@ -21,6 +22,8 @@ pub struct ControllerHandle {
     pub commands: Sender<ControllerCommand>,
     /// The socket's address.
     pub local_addr: SocketAddr,
+    /// The controller's counters, refreshed after every input.
+    pub stats: Arc<Mutex<Stats>>,
     /// The driving task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }
@@ -35,12 +38,21 @@ pub async fn spawn_controller(
     let local_addr = socket.local_addr()?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
-    let task = smol::spawn(run(controller, epoch, socket, event_tx, command_rx));
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let task = smol::spawn(run(
+        controller,
+        epoch,
+        socket,
+        event_tx,
+        command_rx,
+        stats.clone(),
+    ));
     Ok(ControllerHandle {
         events,
         commands,
         local_addr,
         task,
+        stats,
     })
 }
 
@@ -56,6 +68,7 @@ async fn run(
     socket: UdpSocket,
     events: Sender<ControllerEvent>,
     commands: Receiver<ControllerCommand>,
+    shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
     let mut links = Links::new(65_536);
     let mut buf = vec![0u8; MAX_BOTTLE_LEN];
@@ -74,6 +87,9 @@ async fn run(
             .or(timer)
             .await;
         let now = epoch.now();
+        if let Ok(mut s) = shared.lock() {
+            *s = *ac.stats();
+        }
         match wake {
             Wake::Datagram(Ok((n, from))) => {
                 let Some(link) = links.link(from) else {

@@ -12,12 +12,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use pcxses_core::{Controller, Epoch};
+use pcxses_core::{Controller, ControllerEvent, Epoch};
 use pcxses_examples::ac_config::AcConfig;
 use pcxses_examples::events::{controller_event, Names};
-use pcxses_examples::repository;
 use pcxses_examples::transport::Transport;
+use pcxses_examples::{procfs, repository};
 use smol::future::FutureExt;
+use smol::Timer;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +47,9 @@ struct Run {
     /// Listen here instead of the configured address.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// With `--events`, print a `stats` event this often: counters, RSS and threads.
+    #[arg(long)]
+    stats_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -128,16 +132,50 @@ fn run(args: Run) -> Result<(), String> {
             let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string()});
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
+        let period = args.stats_ms.map(std::time::Duration::from_millis);
+        let mut next_stats = period.map(|p| std::time::Instant::now() + p);
         loop {
-            let next = async { ac.events.recv().await.ok() }.or(async {
-                let _ = stop.recv().await;
-                None
-            });
-            let Some(event) = next.await else { break };
-            tracing::debug!(?event);
-            if args.events.is_some() {
-                let _ = writeln!(out, "{}", controller_event(&event, &names))
-                    .and_then(|()| out.flush());
+            enum Wake {
+                Event(ControllerEvent),
+                Stats,
+                Stop,
+            }
+            let wake = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) }
+                .or(async {
+                    match next_stats {
+                        Some(at) => Timer::at(at).await,
+                        None => Timer::never().await,
+                    };
+                    Wake::Stats
+                })
+                .or(async {
+                    let _ = stop.recv().await;
+                    Wake::Stop
+                })
+                .await;
+            match wake {
+                Wake::Event(event) => {
+                    tracing::debug!(?event);
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{}", controller_event(&event, &names))
+                            .and_then(|()| out.flush());
+                    }
+                }
+                Wake::Stats => {
+                    next_stats = next_stats.zip(period).map(|(at, p)| at + p);
+                    let s = *ac.stats.lock().map_err(|e| e.to_string())?;
+                    let proc = procfs::status("self");
+                    let line = serde_json::json!({
+                        "event": "stats", "received": s.received, "rejected": s.rejected(),
+                        "malformed": s.malformed, "unknown_session": s.unknown_session,
+                        "dropped_transmits": s.dropped_transmits,
+                        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads),
+                    });
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                    }
+                }
+                Wake::Stop => break,
             }
         }
         tracing::info!("stopping");
