@@ -8,4 +8,5 @@ pub mod ac_config;
 pub mod events;
 pub mod procfs;
 pub mod repository;
+pub mod shutdown;
 pub mod transport;

@@ -8,7 +8,7 @@ use pcxses_core::controller::ControllerCommand;
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch, Stats};
 use smol::channel::{Receiver, Sender};
-use smol::Task;
+use smol::{Executor, Task};
 
 /// The transports a program can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,16 +44,17 @@ pub struct RunningDevice {
 }
 
 impl Transport {
-    /// Serves `controller` on `addr`.
+    /// Serves `controller` on `addr`, in tasks of `ex`.
     pub async fn serve(
         self,
+        ex: &Arc<Executor<'static>>,
         controller: Controller,
         epoch: Epoch,
         addr: SocketAddr,
     ) -> io::Result<RunningController> {
         Ok(match self {
             Transport::Tcp => {
-                let h = pcxses_transport_tcp::spawn_controller(controller, epoch, addr).await?;
+                let h = pcxses_transport_tcp::spawn_controller(ex, controller, epoch, addr).await?;
                 RunningController {
                     events: h.events,
                     commands: h.commands,
@@ -63,7 +64,7 @@ impl Transport {
                 }
             }
             Transport::Udp => {
-                let h = pcxses_transport_udp::spawn_controller(controller, epoch, addr).await?;
+                let h = pcxses_transport_udp::spawn_controller(ex, controller, epoch, addr).await?;
                 RunningController {
                     events: h.events,
                     commands: h.commands,
@@ -75,16 +76,17 @@ impl Transport {
         })
     }
 
-    /// Runs `device` against the AC at `ac`.
+    /// Runs `device` against the AC at `ac`, in tasks of `ex`.
     pub async fn connect(
         self,
+        ex: &Arc<Executor<'static>>,
         device: Device,
         epoch: Epoch,
         ac: SocketAddr,
     ) -> io::Result<RunningDevice> {
         Ok(match self {
             Transport::Tcp => {
-                let h = pcxses_transport_tcp::spawn_device(device, epoch, ac).await?;
+                let h = pcxses_transport_tcp::spawn_device(ex, device, epoch, ac).await?;
                 RunningDevice {
                     events: h.events,
                     commands: h.commands,
@@ -92,7 +94,7 @@ impl Transport {
                 }
             }
             Transport::Udp => {
-                let h = pcxses_transport_udp::spawn_device(device, epoch, ac).await?;
+                let h = pcxses_transport_udp::spawn_device(ex, device, epoch, ac).await?;
                 RunningDevice {
                     events: h.events,
                     commands: h.commands,

@@ -153,17 +153,18 @@ macro_rules! transport_suite {
 
             #[test]
             fn a_dead_agent_s_computation_resumes_on_the_other_device() {
-                smol::block_on(async {
+                let ex = Arc::new(smol::Executor::new());
+                smol::block_on(ex.run(async {
                     let epoch = Epoch::new();
-                    let ac = spawn_controller(controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
+                    let ac = spawn_controller(&ex, controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
                         .await
                         .unwrap();
                     let mut apps = Vec::new();
                     let mut agents = Vec::new();
                     for (i, name) in ["dev0", "dev1"].into_iter().enumerate() {
-                        let agent = spawn_device(device(name, 100 + i as u64, &epoch), epoch, ac.local_addr).await.unwrap();
+                        let agent = spawn_device(&ex, device(name, 100 + i as u64, &epoch), epoch, ac.local_addr).await.unwrap();
                         let seen = Arc::new(Mutex::new(Seen::default()));
-                        let app = smol::spawn(application(agent.events.clone(), agent.commands.clone(), seen.clone()));
+                        let app = ex.spawn(application(agent.events.clone(), agent.commands.clone(), seen.clone()));
                         apps.push((app, seen));
                         agents.push(agent);
                     }
@@ -187,17 +188,18 @@ macro_rules! transport_suite {
                     assert!(restored >= known && restored >= 5, "restored {restored}, dev0 knew {known}");
                     // And dev1 keeps reporting comp0's state from there.
                     ac_event(&ac.events, 10, "comp0's state from dev1", |e| matches!(e, ControllerEvent::StateStored { device, computation, .. } if device.0 == 1 && computation.0 == 0)).await;
-                });
+                }));
             }
 
             #[test]
             fn an_agent_that_says_good_bye_is_not_recovered() {
-                smol::block_on(async {
+                let ex = Arc::new(smol::Executor::new());
+                smol::block_on(ex.run(async {
                     let epoch = Epoch::new();
-                    let ac = spawn_controller(controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
+                    let ac = spawn_controller(&ex, controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
                         .await
                         .unwrap();
-                    let agent = spawn_device(device("dev0", 7, &epoch), epoch, ac.local_addr).await.unwrap();
+                    let agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr).await.unwrap();
                     ac_event(&ac.events, 10, "the join", |e| matches!(e, ControllerEvent::DeviceJoined { .. })).await;
                     agent.commands.send(DeviceCommand::Leave).await.unwrap();
                     ac_event(&ac.events, 10, "the leave", |e| matches!(e, ControllerEvent::DeviceLeft { .. })).await;
@@ -206,7 +208,7 @@ macro_rules! transport_suite {
                     while let Ok(e) = ac.events.try_recv() {
                         assert!(!matches!(e, ControllerEvent::DeviceFailed { .. } | ControllerEvent::MigrationStarted { .. }), "{e:?}");
                     }
-                });
+                }));
             }
         }
     };

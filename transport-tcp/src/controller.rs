@@ -12,7 +12,7 @@ use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::net::{TcpListener, TcpStream};
-use smol::{Task, Timer};
+use smol::{Executor, Task, Timer};
 
 use crate::reader::{read_frames, Inbound};
 use crate::{EVENT_QUEUE, WRITE_QUEUE};
@@ -31,9 +31,10 @@ pub struct ControllerHandle {
     pub task: Task<io::Result<Stats>>,
 }
 
-/// Listens on `addr` and drives `controller` for every connection, in a task of the
-/// global executor. Incoming frames are bounded by the largest bottle any framing carries.
+/// Listens on `addr` and drives `controller` for every connection, in a task of
+/// `ex`. Incoming frames are bounded by the largest bottle any framing carries.
 pub async fn spawn_controller(
+    ex: &Arc<Executor<'static>>,
     controller: Controller,
     epoch: Epoch,
     addr: SocketAddr,
@@ -43,7 +44,8 @@ pub async fn spawn_controller(
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let task = smol::spawn(run(
+    let task = ex.spawn(run(
+        ex.clone(),
         controller,
         epoch,
         listener,
@@ -103,6 +105,7 @@ async fn write_frames(mut stream: TcpStream, frames: Receiver<Vec<u8>>) {
 }
 
 async fn run(
+    ex: Arc<Executor<'static>>,
     mut ac: Controller,
     epoch: Epoch,
     listener: TcpListener,
@@ -112,7 +115,7 @@ async fn run(
 ) -> io::Result<Stats> {
     let max_frame = pcxses_core::MAX_BOTTLE_LEN;
     let (inbound_tx, inbound) = bounded(4_096);
-    let _acceptor = smol::spawn(accept(listener, inbound_tx.clone()));
+    let _acceptor = ex.spawn(accept(listener, inbound_tx.clone()));
     let mut connections: HashMap<LinkId, Connection> = HashMap::new();
     let mut dropped = 0u64;
     loop {
@@ -156,8 +159,8 @@ async fn run(
                 let (frames, rx) = bounded(WRITE_QUEUE);
                 let connection = Connection {
                     frames,
-                    _writer: smol::spawn(write_frames(stream.clone(), rx)),
-                    _reader: smol::spawn(read_frames(stream, link, max_frame, inbound_tx.clone())),
+                    _writer: ex.spawn(write_frames(stream.clone(), rx)),
+                    _reader: ex.spawn(read_frames(stream, link, max_frame, inbound_tx.clone())),
                 };
                 connections.insert(link, connection);
             }

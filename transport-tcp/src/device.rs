@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
@@ -11,7 +12,7 @@ use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::net::TcpStream;
-use smol::{Task, Timer};
+use smol::{Executor, Task, Timer};
 
 use crate::reader::{read_frames, Inbound};
 use crate::EVENT_QUEUE;
@@ -31,13 +32,14 @@ pub struct DeviceHandle {
 
 /// Drives `device` over TCP to the AC at `ac`, connecting in the background.
 pub async fn spawn_device(
+    ex: &Arc<Executor<'static>>,
     device: Device,
     epoch: Epoch,
     ac: SocketAddr,
 ) -> io::Result<DeviceHandle> {
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(256);
-    let task = smol::spawn(run(device, epoch, ac, event_tx, command_rx));
+    let task = ex.spawn(run(ex.clone(), device, epoch, ac, event_tx, command_rx));
     Ok(DeviceHandle {
         events,
         commands,
@@ -75,6 +77,7 @@ enum Wake {
 }
 
 async fn run(
+    ex: Arc<Executor<'static>>,
     mut device: Device,
     epoch: Epoch,
     ac: SocketAddr,
@@ -84,12 +87,7 @@ async fn run(
     let (inbound_tx, inbound) = bounded(1_024);
     let mut seed = epoch.now().as_micros();
     let mut connections = 1u64;
-    let mut connecting = Some(smol::spawn(connect(
-        ac,
-        seed,
-        connections,
-        inbound_tx.clone(),
-    )));
+    let mut connecting = Some(ex.spawn(connect(ac, seed, connections, inbound_tx.clone())));
     // The current connection: its number, the stream, and its reader.
     let mut stream: Option<(LinkId, TcpStream, Task<()>)> = None;
     let mut frame = Vec::new();
@@ -115,12 +113,7 @@ async fn run(
         if stream.is_none() && connecting.is_none() {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             connections += 1;
-            connecting = Some(smol::spawn(connect(
-                ac,
-                seed,
-                connections,
-                inbound_tx.clone(),
-            )));
+            connecting = Some(ex.spawn(connect(ac, seed, connections, inbound_tx.clone())));
         }
         let timer = async {
             match epoch.to_std(wake_at) {
@@ -137,7 +130,7 @@ async fn run(
         match wake {
             Wake::Inbound(Inbound::Opened(link, s)) => {
                 connecting = None;
-                let reader = smol::spawn(read_frames(
+                let reader = ex.spawn(read_frames(
                     s.clone(),
                     link,
                     pcxses_core::MAX_BOTTLE_LEN,

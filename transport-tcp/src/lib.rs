@@ -16,7 +16,7 @@ pub use controller::{spawn_controller, ControllerHandle};
 pub use device::{spawn_device, DeviceHandle};
 
 /// Events waiting for the application before the adapter drops further ones (counted).
-pub const EVENT_QUEUE: usize = 65_536;
+pub const EVENT_QUEUE: usize = 1_024;
 
 /// Frames waiting to be written to one connection before further ones are dropped.
 pub const WRITE_QUEUE: usize = 1_024;

@@ -9,7 +9,7 @@ use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats, MAX_
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::net::UdpSocket;
-use smol::{Task, Timer};
+use smol::{Executor, Task, Timer};
 
 use crate::link::Links;
 use crate::EVENT_QUEUE;
@@ -28,8 +28,9 @@ pub struct ControllerHandle {
     pub task: Task<io::Result<Stats>>,
 }
 
-/// Binds `addr` and drives `controller` on it in a task of the global executor.
+/// Binds `addr` and drives `controller` on it in a task of `ex`.
 pub async fn spawn_controller(
+    ex: &Arc<Executor<'static>>,
     controller: Controller,
     epoch: Epoch,
     addr: SocketAddr,
@@ -39,7 +40,7 @@ pub async fn spawn_controller(
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let task = smol::spawn(run(
+    let task = ex.spawn(run(
         controller,
         epoch,
         socket,

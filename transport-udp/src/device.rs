@@ -2,13 +2,14 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::net::UdpSocket;
-use smol::{Task, Timer};
+use smol::{Executor, Task, Timer};
 
 use crate::EVENT_QUEUE;
 
@@ -24,6 +25,7 @@ pub struct DeviceHandle {
 
 /// Connects a UDP socket to the AC at `ac` and drives `device` on it.
 pub async fn spawn_device(
+    ex: &Arc<Executor<'static>>,
     device: Device,
     epoch: Epoch,
     ac: SocketAddr,
@@ -35,7 +37,7 @@ pub async fn spawn_device(
     socket.connect(ac).await?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(256);
-    let task = smol::spawn(run(device, epoch, socket, event_tx, command_rx));
+    let task = ex.spawn(run(device, epoch, socket, event_tx, command_rx));
     Ok(DeviceHandle {
         events,
         commands,

@@ -6,18 +6,26 @@
 //! core keys sessions by session id, a device whose address changes keeps its session. The
 //! adapter only moves bytes and time: all protocol logic stays in `pcxses-core`.
 //!
+//! The adapter's tasks run on an executor the application passes in, so that a small
+//! program can run everything on one thread:
+//!
 //! ```no_run
-//! # smol::block_on(async {
+//! use std::sync::Arc;
+//!
 //! use pcxses_core::{Device, DeviceConfig, Epoch};
 //! use pcxses_transport_udp::spawn_device;
 //!
-//! let epoch = Epoch::new();
-//! let device = Device::new(DeviceConfig::new("pump", 7), epoch.now());
-//! let handle = spawn_device(device, epoch, "127.0.0.1:4700".parse().unwrap()).await?;
-//! while let Ok(event) = handle.events.recv().await {
-//!     println!("{event:?}");
-//! }
-//! # std::io::Result::Ok(()) });
+//! let ex = Arc::new(smol::Executor::new());
+//! smol::block_on(ex.run(async {
+//!     let epoch = Epoch::new();
+//!     let device = Device::new(DeviceConfig::new("pump", 7), epoch.now());
+//!     let handle = spawn_device(&ex, device, epoch, "127.0.0.1:4700".parse().unwrap()).await?;
+//!     while let Ok(event) = handle.events.recv().await {
+//!         println!("{event:?}");
+//!     }
+//!     std::io::Result::Ok(())
+//! }))?;
+//! # std::io::Result::Ok(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -31,4 +39,4 @@ pub use device::{spawn_device, DeviceHandle};
 pub use link::Links;
 
 /// Events waiting for the application before the adapter drops further ones (counted).
-pub const EVENT_QUEUE: usize = 65_536;
+pub const EVENT_QUEUE: usize = 1_024;

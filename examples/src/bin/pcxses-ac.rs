@@ -10,15 +10,17 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use pcxses_core::{Controller, ControllerEvent, Epoch};
 use pcxses_examples::ac_config::AcConfig;
 use pcxses_examples::events::{controller_event, Names};
+use pcxses_examples::shutdown::Shutdown;
 use pcxses_examples::transport::Transport;
 use pcxses_examples::{procfs, repository};
 use smol::future::FutureExt;
-use smol::Timer;
+use smol::{Executor, Timer};
 
 #[derive(Parser)]
 #[command(
@@ -114,16 +116,14 @@ fn run(args: Run) -> Result<(), String> {
     let epoch = Epoch::new();
     let controller =
         Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?;
-    let (stop_tx, stop) = smol::channel::bounded(1);
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.try_send(());
-    })
-    .map_err(|e| e.to_string())?;
+    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let listen = args.listen.unwrap_or(config.listen);
-    smol::block_on(async {
+    // Everything runs on this thread: the protocol, the sockets and the event output.
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
         let ac = args
             .transport
-            .serve(controller, epoch, listen)
+            .serve(&ex, controller, epoch, listen)
             .await
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
@@ -149,7 +149,7 @@ fn run(args: Run) -> Result<(), String> {
                     Wake::Stats
                 })
                 .or(async {
-                    let _ = stop.recv().await;
+                    shutdown.next().await;
                     Wake::Stop
                 })
                 .await;
@@ -183,5 +183,5 @@ fn run(args: Run) -> Result<(), String> {
         let stats = ac.task.await.map_err(|e| e.to_string())?;
         tracing::info!(?stats, "stopped");
         Ok(())
-    })
+    }))
 }

@@ -10,15 +10,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch, Mode};
 use pcxses_examples::events::device_event;
+use pcxses_examples::shutdown::Shutdown;
 use pcxses_examples::transport::Transport;
 use smol::future::FutureExt;
-use smol::Timer;
+use smol::{Executor, Timer};
 
 #[derive(Parser)]
 #[command(version, about = "A PCXSES device agent running counters")]
@@ -127,15 +129,12 @@ fn run(cli: Cli) -> Result<(), String> {
     config.dead_ms = cli.dead_ms;
     config.mode = if cli.split { Mode::Split } else { Mode::Joined };
     let device = Device::new(config, epoch.now());
-    let (stop_tx, stop) = smol::channel::bounded(1);
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.try_send(());
-    })
-    .map_err(|e| e.to_string())?;
-    smol::block_on(async {
+    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
         let agent = cli
             .transport
-            .connect(device, epoch, cli.ac)
+            .connect(&ex, device, epoch, cli.ac)
             .await
             .map_err(|e| e.to_string())?;
         let mut counters = Counters::default();
@@ -154,7 +153,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     Wake::Tick
                 })
                 .or(async {
-                    let _ = stop.recv().await;
+                    shutdown.next().await;
                     Wake::Stop
                 })
                 .await;
@@ -222,5 +221,5 @@ fn run(cli: Cli) -> Result<(), String> {
         let stats = agent.task.await.map_err(|e| e.to_string())?;
         tracing::info!(?stats, "stopped");
         Ok(())
-    })
+    }))
 }
