@@ -145,12 +145,16 @@ async fn run(
             };
             Wake::Timer
         };
-        let wake =
-            async { Wake::Inbound(inbound.recv().await.expect("the acceptor holds a sender")) }
-                .or(async { Wake::Command(commands.recv().await.ok()) })
-                .or(timer)
-                .await;
+        // Commands and timers first: under a steady stream of frames they still get their
+        // turn.
+        let wake = async { Wake::Command(commands.recv().await.ok()) }
+            .or(timer)
+            .or(async { Wake::Inbound(inbound.recv().await.expect("the acceptor holds a sender")) })
+            .await;
         let now = epoch.now();
+        if wake_at <= now {
+            let _ = ac.handle_input(Input::Timeout(now));
+        }
         if let Ok(mut s) = shared.lock() {
             *s = *ac.stats();
         }
@@ -177,9 +181,7 @@ async fn run(
             Wake::Inbound(Inbound::Closed(link)) => {
                 connections.remove(&link);
             }
-            Wake::Timer => {
-                let _ = ac.handle_input(Input::Timeout(now));
-            }
+            Wake::Timer => {}
             Wake::Command(Some(command)) => {
                 if let Err(e) = command.apply(&mut ac, now) {
                     tracing::warn!(?command, error = %e, "command refused");
@@ -195,5 +197,7 @@ async fn run(
                 return Ok(*ac.stats());
             }
         }
+        // Let the connections' and the application's tasks run between inputs.
+        smol::future::yield_now().await;
     }
 }

@@ -122,9 +122,9 @@ async fn run(
             };
             Wake::Timer
         };
-        let wake = async { Wake::Inbound(inbound.recv().await.expect("run holds a sender")) }
-            .or(async { Wake::Command(commands.recv().await.ok()) })
+        let wake = async { Wake::Command(commands.recv().await.ok()) }
             .or(timer)
+            .or(async { Wake::Inbound(inbound.recv().await.expect("run holds a sender")) })
             .await;
         let now = epoch.now();
         match wake {

@@ -8,10 +8,10 @@ use pcxses_core::controller::ControllerCommand;
 use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
-use smol::net::UdpSocket;
-use smol::{Executor, Task, Timer};
+use smol::{Async, Executor, Task, Timer};
 
 use crate::link::Links;
+use crate::socket;
 use crate::EVENT_QUEUE;
 
 /// The running AC: its events, its commands, and the task that drives it.
@@ -35,8 +35,8 @@ pub async fn spawn_controller(
     epoch: Epoch,
     addr: SocketAddr,
 ) -> io::Result<ControllerHandle> {
-    let socket = UdpSocket::bind(addr).await?;
-    let local_addr = socket.local_addr()?;
+    let socket = socket::bind(addr)?;
+    let local_addr = socket.get_ref().local_addr()?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
     let stats = Arc::new(Mutex::new(Stats::default()));
@@ -52,10 +52,13 @@ pub async fn spawn_controller(
         events,
         commands,
         local_addr,
-        task,
         stats,
+        task,
     })
 }
+
+/// Datagrams handled per wake-up before timers and commands get a turn.
+const BATCH: usize = 256;
 
 enum Wake {
     Datagram(io::Result<(usize, SocketAddr)>),
@@ -66,7 +69,7 @@ enum Wake {
 async fn run(
     mut ac: Controller,
     epoch: Epoch,
-    socket: UdpSocket,
+    socket: Async<std::net::UdpSocket>,
     events: Sender<ControllerEvent>,
     commands: Receiver<ControllerCommand>,
     shared: Arc<Mutex<Stats>>,
@@ -74,8 +77,8 @@ async fn run(
     let mut links = Links::new(65_536);
     let mut buf = vec![0u8; MAX_BOTTLE_LEN];
     let mut dropped_events = 0u64;
+    let mut wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
     loop {
-        let wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
         let timer = async {
             match epoch.to_std(wake_at) {
                 Some(at) => Timer::at(at).await,
@@ -83,35 +86,36 @@ async fn run(
             };
             Wake::Timer
         };
-        let wake = async { Wake::Datagram(socket.recv_from(&mut buf).await) }
-            .or(async { Wake::Command(commands.recv().await.ok()) })
+        // Commands and timers first: under a steady stream of datagrams they still get
+        // their turn.
+        let wake = async { Wake::Command(commands.recv().await.ok()) }
             .or(timer)
+            .or(async { Wake::Datagram(socket.recv_from(&mut buf).await) })
             .await;
-        let now = epoch.now();
-        if let Ok(mut s) = shared.lock() {
-            *s = *ac.stats();
-        }
         match wake {
             Wake::Datagram(Ok((n, from))) => {
-                let Some(link) = links.link(from) else {
-                    continue;
-                };
-                let input = Input::Receive {
-                    now,
-                    from: link,
-                    bytes: &buf[..n],
-                    identity: None,
-                };
-                if let Err(e) = ac.handle_input(input) {
-                    tracing::debug!(%from, error = %e, "refused a datagram");
+                receive(&mut ac, &mut links, epoch, from, &buf[..n]);
+                wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
+                // More are probably waiting: take a bounded batch without waiting.
+                for _ in 1..BATCH {
+                    match socket.get_ref().recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            receive(&mut ac, &mut links, epoch, from, &buf[..n]);
+                            wake_at =
+                                drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "receive failed");
+                            break;
+                        }
+                    }
                 }
             }
-            Wake::Datagram(Err(e)) => tracing::warn!(error = %e, "receive failed"),
-            Wake::Timer => {
-                let _ = ac.handle_input(Input::Timeout(now));
-            }
+            Wake::Datagram(Err(e)) => tracing::debug!(error = %e, "receive failed"),
+            Wake::Timer => {}
             Wake::Command(Some(command)) => {
-                if let Err(e) = command.apply(&mut ac, now) {
+                if let Err(e) = command.apply(&mut ac, epoch.now()) {
                     tracing::warn!(?command, error = %e, "command refused");
                 }
             }
@@ -125,13 +129,36 @@ async fn run(
                 return Ok(*ac.stats());
             }
         }
+        let now = epoch.now();
+        if wake_at <= now {
+            let _ = ac.handle_input(Input::Timeout(now));
+        }
+        wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
+        if let Ok(mut s) = shared.lock() {
+            *s = *ac.stats();
+        }
+        // Let the application's tasks (events, signals) run between batches.
+        smol::future::yield_now().await;
+    }
+}
+
+fn receive(ac: &mut Controller, links: &mut Links, epoch: Epoch, from: SocketAddr, bytes: &[u8]) {
+    let Some(link) = links.link(from) else { return };
+    let input = Input::Receive {
+        now: epoch.now(),
+        from: link,
+        bytes,
+        identity: None,
+    };
+    if let Err(e) = ac.handle_input(input) {
+        tracing::trace!(%from, error = %e, "refused a datagram");
     }
 }
 
 /// Sends what the controller wants sent and forwards its events; returns its next timeout.
 async fn drain(
     ac: &mut Controller,
-    socket: &UdpSocket,
+    socket: &Async<std::net::UdpSocket>,
     links: &Links,
     events: &Sender<ControllerEvent>,
     dropped_events: &mut u64,
@@ -140,7 +167,7 @@ async fn drain(
         match ac.poll_output() {
             Output::Transmit(t) => {
                 if let Some(addr) = links.addr(t.to) {
-                    if let Err(e) = socket.send_to(t.bytes, addr).await {
+                    if let Err(e) = socket::send_to(socket, t.bytes, addr).await {
                         tracing::debug!(%addr, error = %e, "send failed");
                     }
                 }

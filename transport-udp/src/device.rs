@@ -8,10 +8,9 @@ use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
-use smol::net::UdpSocket;
-use smol::{Executor, Task, Timer};
+use smol::{Async, Executor, Task, Timer};
 
-use crate::EVENT_QUEUE;
+use crate::{socket, EVENT_QUEUE};
 
 /// The running device agent: its events, its commands, and the task that drives it.
 pub struct DeviceHandle {
@@ -33,8 +32,8 @@ pub async fn spawn_device(
     let local: SocketAddr = if ac.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
         .parse()
         .expect("literal");
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(ac).await?;
+    let socket = socket::bind(local)?;
+    socket.get_ref().connect(ac)?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(256);
     let task = ex.spawn(run(device, epoch, socket, event_tx, command_rx));
@@ -54,7 +53,7 @@ enum Wake {
 async fn run(
     mut device: Device,
     epoch: Epoch,
-    socket: UdpSocket,
+    socket: Async<std::net::UdpSocket>,
     events: Sender<DeviceEvent>,
     commands: Receiver<DeviceCommand>,
 ) -> io::Result<Stats> {
@@ -68,9 +67,9 @@ async fn run(
             };
             Wake::Timer
         };
-        let wake = async { Wake::Datagram(socket.recv(&mut buf).await) }
-            .or(async { Wake::Command(commands.recv().await.ok()) })
+        let wake = async { Wake::Command(commands.recv().await.ok()) }
             .or(timer)
+            .or(async { Wake::Datagram(socket.recv(&mut buf).await) })
             .await;
         let now = epoch.now();
         match wake {
@@ -102,7 +101,7 @@ async fn run(
 
 async fn drain(
     device: &mut Device,
-    socket: &UdpSocket,
+    socket: &Async<std::net::UdpSocket>,
     events: &Sender<DeviceEvent>,
 ) -> pcxses_core::Instant {
     loop {

@@ -33,10 +33,12 @@
 mod controller;
 mod device;
 mod link;
+mod socket;
 
 pub use controller::{spawn_controller, ControllerHandle};
 pub use device::{spawn_device, DeviceHandle};
 pub use link::Links;
+pub use socket::{bind, RECV_BUFFER};
 
 /// Events waiting for the application before the adapter drops further ones (counted).
 pub const EVENT_QUEUE: usize = 1_024;

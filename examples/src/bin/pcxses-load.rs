@@ -1,0 +1,358 @@
+//! A load generator: many devices from one process, against a running AC over UDP.
+//!
+//! `pcxses-load config --devices N --dir DIR` writes an AC configuration (and its object
+//! repository) registering devices `load-000000…`, each running one computation.
+//! `pcxses-load run --ac ADDR --devices N --hello-ms MS --seconds S [--ac-pid PID]` then
+//! runs N real [`Device`] state machines over a few UDP sockets, and prints one JSON
+//! summary: HELLOs sent per second, bytes per second to and from the AC, false deaths
+//! (devices that lost their session or fenced), and the AC's RSS, threads and CPU, read
+//! from `/proc/PID`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use pcxses_core::{
+    Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Input, Instant, JoinNonce, Limits, LinkId,
+    Output, SessionId, MAX_BOTTLE_LEN,
+};
+use pcxses_examples::{procfs, repository};
+
+#[derive(Parser)]
+#[command(version, about = "Many PCXSES devices from one process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes an AC configuration for N devices into DIR.
+    Config {
+        /// Devices to register.
+        #[arg(long)]
+        devices: usize,
+        /// Where to write `ac.toml` and the repository.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The address the AC is to listen on.
+        #[arg(long, default_value = "127.0.0.1:4700")]
+        listen: SocketAddr,
+    },
+    /// Runs N devices against an AC.
+    Run {
+        /// The AC's address.
+        #[arg(long)]
+        ac: SocketAddr,
+        /// Devices to simulate.
+        #[arg(long)]
+        devices: usize,
+        /// HELLO interval.
+        #[arg(long, default_value_t = 1_000)]
+        hello_ms: u32,
+        /// Dead interval the devices propose (the AC clamps it to at least 3 HELLOs).
+        #[arg(long, default_value_t = 3_000)]
+        dead_ms: u32,
+        /// Length of the measurement, after every device joined.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// The AC's process id, for its RSS, threads and CPU.
+        #[arg(long)]
+        ac_pid: Option<u32>,
+        /// UDP sockets the devices share.
+        #[arg(long, default_value_t = 16)]
+        sockets: usize,
+        /// Time over which the devices start.
+        #[arg(long, default_value_t = 5_000)]
+        ramp_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Config {
+            devices,
+            dir,
+            listen,
+        } => write_config(devices, &dir, listen),
+        Command::Run {
+            ac,
+            devices,
+            hello_ms,
+            dead_ms,
+            seconds,
+            ac_pid,
+            sockets,
+            ramp_ms,
+        } => run(
+            ac,
+            devices,
+            hello_ms,
+            dead_ms,
+            seconds,
+            ac_pid,
+            sockets.max(1),
+            ramp_ms,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcxses-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("load-{i:06}")
+}
+
+fn write_config(devices: usize, dir: &std::path::Path, listen: SocketAddr) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    repository::add(&dir.join("repo"), "counter.bin", b"counter v1").map_err(|e| e.to_string())?;
+    let mut text = format!("[ac]\nlisten = \"{listen}\"\nrepository = \"repo\"\nseed = 1\n");
+    for i in 0..devices {
+        text += &format!(
+            "\n[[device]]\nname = \"{}\"\nruns = [\"c-{i:06}\"]\n",
+            name(i)
+        );
+        text += &format!("\n[[computation]]\nname = \"c-{i:06}\"\nobjects = [{{ id = \"counter.bin\", invoke = true }}]\n");
+    }
+    std::fs::write(dir.join("ac.toml"), text).map_err(|e| e.to_string())?;
+    println!("{}", dir.join("ac.toml").display());
+    Ok(())
+}
+
+/// Traffic counters of one phase of the run.
+#[derive(Default, Clone, Copy)]
+struct Traffic {
+    hellos: u64,
+    bytes_out: u64,
+    bytes_in: u64,
+}
+
+struct Load {
+    devices: Vec<Option<Device>>,
+    sockets: Vec<UdpSocket>,
+    ac: SocketAddr,
+    epoch: Epoch,
+    /// Device timers: `(deadline, device)`; `armed` holds each device's live entry.
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    armed: Vec<Instant>,
+    by_session: HashMap<SessionId, u32>,
+    by_nonce: HashMap<JoinNonce, u32>,
+    joins: Vec<u32>,
+    stops: u64,
+    traffic: Traffic,
+}
+
+impl Load {
+    fn drain(&mut self, i: u32) {
+        let limits = Limits::datagram(MAX_BOTTLE_LEN);
+        let Some(device) = self.devices[i as usize].as_mut() else {
+            return;
+        };
+        let socket = &self.sockets[i as usize % self.sockets.len()];
+        loop {
+            match device.poll_output() {
+                Output::Transmit(t) => {
+                    if let Ok(b) = Bottle::decode(t.bytes, &limits) {
+                        match b {
+                            Bottle::GoodMorning(gm) => {
+                                self.by_nonce.insert(gm.nonce, i);
+                            }
+                            Bottle::Hello(_) => self.traffic.hellos += 1,
+                            _ => {}
+                        }
+                    }
+                    self.traffic.bytes_out += t.bytes.len() as u64;
+                    let _ = socket.send_to(t.bytes, self.ac);
+                }
+                Output::Event(DeviceEvent::Joined { session, run }) => {
+                    self.by_session.insert(session, i);
+                    self.joins[i as usize] += 1;
+                    // The application "starts" its computation and reports a first state.
+                    let now = self.epoch.now();
+                    for c in run {
+                        let _ = device.set_state(now, &c, &0u64.to_le_bytes());
+                    }
+                }
+                Output::Event(DeviceEvent::Stop { .. }) => self.stops += 1,
+                Output::Event(_) => {}
+                Output::Timeout(at) => {
+                    if at < self.armed[i as usize] {
+                        self.armed[i as usize] = at;
+                        self.timers.push(Reverse((at, i)));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Which device a datagram from the AC is for.
+    fn route(&self, bytes: &[u8]) -> Option<u32> {
+        match Bottle::decode(bytes, &Limits::datagram(MAX_BOTTLE_LEN)).ok()? {
+            Bottle::GoodMorningAck(a) => self.by_nonce.get(&a.nonce).copied(),
+            Bottle::Reject(r) if r.session == SessionId::NONE => {
+                self.by_nonce.get(&r.nonce).copied()
+            }
+            b => self.by_session.get(&b.session()?).copied(),
+        }
+    }
+
+    /// Handles every datagram waiting on the sockets; returns how many there were.
+    fn receive(&mut self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        for k in 0..self.sockets.len() {
+            loop {
+                let len = match self.sockets[k].recv(buf) {
+                    Ok(len) => len,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                };
+                n += 1;
+                self.traffic.bytes_in += len as u64;
+                let Some(i) = self.route(&buf[..len]) else {
+                    continue;
+                };
+                let now = self.epoch.now();
+                if let Some(d) = self.devices[i as usize].as_mut() {
+                    let _ = d.handle_input(Input::Receive {
+                        now,
+                        from: LinkId(0),
+                        bytes: &buf[..len],
+                        identity: None,
+                    });
+                }
+                self.drain(i);
+            }
+        }
+        n
+    }
+
+    /// Runs every device timer that is due; returns how many ran.
+    fn timers(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some(&Reverse((at, i))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.armed[i as usize] != at {
+                continue;
+            }
+            self.armed[i as usize] = Instant::MAX;
+            if let Some(d) = self.devices[i as usize].as_mut() {
+                let _ = d.handle_input(Input::Timeout(now));
+            }
+            self.drain(i);
+            n += 1;
+        }
+        n
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    ac: SocketAddr,
+    n: usize,
+    hello_ms: u32,
+    dead_ms: u32,
+    seconds: u64,
+    ac_pid: Option<u32>,
+    sockets: usize,
+    ramp_ms: u64,
+) -> Result<(), String> {
+    let epoch = Epoch::new();
+    let mut load = Load {
+        devices: (0..n).map(|_| None).collect(),
+        sockets: (0..sockets)
+            .map(|_| {
+                pcxses_transport_udp::bind("127.0.0.1:0".parse().expect("literal"))?.into_inner()
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(|e: std::io::Error| e.to_string())?,
+        ac,
+        epoch,
+        timers: BinaryHeap::with_capacity(n),
+        armed: vec![Instant::MAX; n],
+        by_session: HashMap::with_capacity(n),
+        by_nonce: HashMap::with_capacity(n),
+        joins: vec![0; n],
+        stops: 0,
+        traffic: Traffic::default(),
+    };
+    let mut buf = vec![0u8; MAX_BOTTLE_LEN];
+    let mut booted = 0usize;
+    // Phase 1: start every device over the ramp and let them all join.
+    let join_deadline = epoch.now() + Duration::from_millis(ramp_ms) + Duration::from_secs(30);
+    loop {
+        let now = epoch.now();
+        let due = if ramp_ms == 0 {
+            n
+        } else {
+            ((now.as_millis() as u128 * n as u128) / u128::from(ramp_ms)).min(n as u128) as usize
+        };
+        while booted < due {
+            let mut cfg = DeviceConfig::new(&name(booted), 0x10ad_0000_0000 ^ booted as u64);
+            cfg.hello_ms = hello_ms;
+            cfg.dead_ms = dead_ms;
+            load.devices[booted] = Some(Device::new(cfg, now));
+            load.drain(booted as u32);
+            booted += 1;
+        }
+        let busy = load.receive(&mut buf) + load.timers(now);
+        let joined = load.joins.iter().filter(|&&j| j > 0).count();
+        if joined == n {
+            break;
+        }
+        if now > join_deadline {
+            return Err(format!("only {joined} of {n} devices joined"));
+        }
+        if busy == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    // Phase 2: measure.
+    let ac_pid = ac_pid.map(|p| p.to_string());
+    let cpu_before = ac_pid.as_deref().and_then(procfs::cpu_ticks);
+    let joins_before: u32 = load.joins.iter().sum();
+    let stops_before = load.stops;
+    load.traffic = Traffic::default();
+    let start = std::time::Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    while std::time::Instant::now() < end {
+        let now = epoch.now();
+        let busy = load.receive(&mut buf) + load.timers(now);
+        if busy == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = ac_pid.as_deref().and_then(procfs::cpu_ticks);
+    let status = ac_pid.as_deref().and_then(procfs::status);
+    let rejoins = load.joins.iter().sum::<u32>() - joins_before;
+    let t = load.traffic;
+    let summary = serde_json::json!({
+        "devices": n,
+        "seconds": seconds,
+        "hello_ms": hello_ms,
+        "hellos_per_s": (t.hellos as f64 / elapsed).round(),
+        "bytes_per_s_to_ac": (t.bytes_out as f64 / elapsed).round(),
+        "bytes_per_s_from_ac": (t.bytes_in as f64 / elapsed).round(),
+        "false_deaths": rejoins,
+        "stops": load.stops - stops_before,
+        "ac_rss_kb": status.map(|s| s.rss_kb),
+        "ac_threads": status.map(|s| s.threads),
+        "ac_cpu_percent": cpu_before.zip(cpu_after).map(|(a, b)| ((b - a) as f64 / elapsed).round()),
+    });
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{summary}").map_err(|e| e.to_string())
+}
