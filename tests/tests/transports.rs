@@ -216,3 +216,110 @@ macro_rules! transport_suite {
 
 transport_suite!(udp, pcxses_transport_udp);
 transport_suite!(tcp, pcxses_transport_tcp);
+
+/// A TCP proxy in front of the AC whose connections the test can cut.
+mod proxy {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use smol::net::{TcpListener, TcpStream};
+    use smol::{Executor, Task};
+
+    pub struct Proxy {
+        pub addr: SocketAddr,
+        pipes: Arc<Mutex<Vec<Task<()>>>>,
+        /// Connections accepted so far.
+        pub accepted: Arc<Mutex<usize>>,
+        _accept: Task<()>,
+    }
+
+    impl Proxy {
+        pub async fn start(ex: &Arc<Executor<'static>>, to: SocketAddr) -> Proxy {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let pipes: Arc<Mutex<Vec<Task<()>>>> = Arc::default();
+            let accepted: Arc<Mutex<usize>> = Arc::default();
+            let (ex2, pipes2, accepted2) = (ex.clone(), pipes.clone(), accepted.clone());
+            let accept = ex.spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(to).await else {
+                        continue;
+                    };
+                    *accepted2.lock().unwrap() += 1;
+                    let (c2, s2) = (client.clone(), server.clone());
+                    let mut p = pipes2.lock().unwrap();
+                    p.push(ex2.spawn(async move {
+                        let _ = smol::io::copy(client, server).await;
+                    }));
+                    p.push(ex2.spawn(async move {
+                        let _ = smol::io::copy(s2, c2).await;
+                    }));
+                }
+            });
+            Proxy {
+                addr,
+                pipes,
+                accepted,
+                _accept: accept,
+            }
+        }
+
+        /// Closes every proxied connection (the streams drop with their copy tasks).
+        pub fn cut(&self) {
+            self.pipes.lock().unwrap().clear();
+        }
+    }
+}
+
+#[test]
+fn a_dropped_tcp_connection_is_not_a_death() {
+    let ex = Arc::new(smol::Executor::new());
+    smol::block_on(ex.run(async {
+        let epoch = Epoch::new();
+        let ac = pcxses_transport_tcp::spawn_controller(
+            &ex,
+            controller(&epoch),
+            epoch,
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let proxy = proxy::Proxy::start(&ex, ac.local_addr).await;
+        let agent =
+            pcxses_transport_tcp::spawn_device(&ex, device("dev0", 5, &epoch), epoch, proxy.addr)
+                .await
+                .unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let _app = ex.spawn(application(
+            agent.events.clone(),
+            agent.commands.clone(),
+            seen.clone(),
+        ));
+        ac_event(&ac.events, 10, "a first state", |e| {
+            matches!(e, ControllerEvent::StateStored { .. })
+        })
+        .await;
+        for _ in 0..3 {
+            proxy.cut();
+            // The device reconnects and its state keeps arriving on the same session.
+            ac_event(&ac.events, 10, "a state after the cut", |e| {
+                matches!(e, ControllerEvent::StateStored { .. })
+            })
+            .await;
+        }
+        // Over two dead intervals later, still no death and no new session.
+        let until = std::time::Instant::now() + Duration::from_millis(1_200);
+        while std::time::Instant::now() < until {
+            if let Ok(e) = ac.events.try_recv() {
+                assert!(
+                    !matches!(
+                        e,
+                        ControllerEvent::DeviceFailed { .. } | ControllerEvent::DeviceJoined { .. }
+                    ),
+                    "{e:?}"
+                );
+            }
+            Timer::after(Duration::from_millis(20)).await;
+        }
+    }));
+}
