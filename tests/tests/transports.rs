@@ -307,6 +307,10 @@ fn a_dropped_tcp_connection_is_not_a_death() {
             })
             .await;
         }
+        assert!(
+            *proxy.accepted.lock().unwrap() >= 4,
+            "the device reconnected after every cut"
+        );
         // Over two dead intervals later, still no death and no new session.
         let until = std::time::Instant::now() + Duration::from_millis(1_200);
         while std::time::Instant::now() < until {
