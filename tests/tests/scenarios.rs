@@ -269,6 +269,74 @@ fn a_large_state_is_segmented_and_reassembled_over_loss() {
     );
 }
 
+/// A computation whose state is a counter, behind the State Update Interface.
+struct Counter(u64);
+
+impl pcxses_core::StateUpdateInterface for Counter {
+    type Error = &'static str;
+    fn capture(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_le_bytes());
+    }
+    fn restore(&mut self, state: &[u8]) -> Result<(), Self::Error> {
+        self.0 = u64::from_le_bytes(state.try_into().map_err(|_| "not a counter")?);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_state_update_interface_carries_a_computation_across_devices() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    let mut scratch = Vec::new();
+    let counter = Counter(41);
+    let now = lab.now;
+    lab.device(0)
+        .capture(now, "comp0", &counter, &mut scratch)
+        .unwrap();
+    lab.run(200);
+    lab.crash(0);
+    lab.run(600);
+    let installs = lab.device_events_where(1, |e| matches!(e, DeviceEvent::Install(_)));
+    let DeviceEvent::Install(inst) = &installs[0].1 else {
+        unreachable!()
+    };
+    let mut restored = Counter(0);
+    pcxses_core::StateUpdateInterface::restore(&mut restored, &inst.lkgs).unwrap();
+    assert_eq!(restored.0, 41);
+    assert!(pcxses_core::StateUpdateInterface::restore(&mut restored, b"bad").is_err());
+}
+
+#[test]
+fn a_device_whose_address_changes_keeps_its_session() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(100);
+    let session = session(&lab, 0);
+    // From now on dev0's bottles arrive from another address, and replies must go there.
+    let (old, new) = (link(0), LinkId(77));
+    lab.set_filter(move |p| {
+        if p.from == old {
+            p.from = new;
+        }
+        if p.to == new {
+            p.to = old;
+            return Verdict::Deliver;
+        }
+        if p.to == old && p.from == pcxses_tests::sim::AC {
+            return Verdict::Drop;
+        }
+        Verdict::Deliver
+    });
+    lab.run(1_000);
+    assert_eq!(lab.ac().session_of(DeviceId(0)), Some(session));
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }))
+        .is_empty());
+    assert!(
+        lab.sent("hello_ack").iter().any(|p| p.to == new),
+        "acks follow the new address"
+    );
+}
+
 // ---- Death and fencing ----
 
 #[test]
