@@ -161,6 +161,7 @@ mod manifest;
 pub mod policy;
 mod repository;
 mod rng;
+pub mod signing;
 mod stats;
 mod sui;
 mod time;

@@ -992,3 +992,149 @@ fn a_morph_in_flight_at_a_restart_is_cancelled_before_it_is_retried() {
         Some(Placement::Running(_))
     ));
 }
+
+// ---- Signed manifests ----
+
+fn signer() -> pcxses_core::signing::CodeSigner {
+    pcxses_core::signing::CodeSigner::from_secret([0x5a; 32])
+}
+
+fn key_of(signer: &pcxses_core::signing::CodeSigner) -> Option<pcxses_core::signing::CodeVerifier> {
+    pcxses_core::signing::CodeVerifier::from_public(signer.public_key())
+}
+
+#[test]
+fn a_target_with_another_key_refuses_and_the_next_target_installs() {
+    let mut lab = Lab::new(3, |c| {
+        c.computations[0].hosts = vec!["dev2".into(), "dev1".into()]
+    });
+    let ac = lab.ac.take().unwrap().with_code_signer(signer());
+    lab.ac = Some(ac);
+    lab.boot(1, |d| d.code_key = key_of(&signer()));
+    let stranger = pcxses_core::signing::CodeSigner::from_secret([0x77; 32]);
+    lab.boot(2, |d| d.code_key = key_of(&stranger));
+    lab.run(100);
+    lab.crash(0);
+    lab.run(800);
+    let refused = lab.device_events_where(2, |e| {
+        matches!(
+            e,
+            DeviceEvent::MorphRefused {
+                reason: MorphFailReason::BadSignature,
+                ..
+            }
+        )
+    });
+    assert_eq!(refused.len(), 1);
+    assert!(lab
+        .device_events_where(2, |e| matches!(e, DeviceEvent::Install(_)))
+        .is_empty());
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    let header = lab.sent("morph").pop().unwrap();
+    assert!(matches!(header.bottle(), Some(Bottle::Morph(m)) if m.signature.is_some()));
+}
+
+#[test]
+fn an_unsigned_manifest_is_refused_by_a_provisioned_device() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.boot(1, |d| d.code_key = key_of(&signer()));
+    lab.run(100);
+    lab.crash(0);
+    lab.run(800);
+    let refused = lab.device_events_where(1, |e| {
+        matches!(
+            e,
+            DeviceEvent::MorphRefused {
+                reason: MorphFailReason::BadSignature,
+                ..
+            }
+        )
+    });
+    assert!(!refused.is_empty());
+    assert!(lab
+        .device_events_where(1, |e| matches!(e, DeviceEvent::Install(_)))
+        .is_empty());
+    assert!(!lab.device(1).running().any(|c| c == "comp0"));
+}
+
+/// The MORPH header `p` with another session and morph id, its signed manifest untouched.
+fn readdressed(p: &pcxses_tests::lab::Packet, session: SessionId, morph: u32) -> Vec<u8> {
+    let Some(Bottle::Morph(m)) = p.bottle() else {
+        panic!("not a MORPH")
+    };
+    encode(&Bottle::Morph(pcxses_core::Morph {
+        session,
+        morph,
+        handle: m.handle + 10,
+        ..m
+    }))
+}
+
+#[test]
+fn a_replayed_manifest_and_one_for_another_device_are_refused() {
+    let mut lab = Lab::new(3, |c| c.computations[0].hosts = vec!["dev1".into()]);
+    let ac = lab.ac.take().unwrap().with_code_signer(signer());
+    lab.ac = Some(ac);
+    lab.boot(1, |d| d.code_key = key_of(&signer()));
+    lab.boot(2, |d| d.code_key = key_of(&signer()));
+    lab.run(100);
+    lab.crash(0);
+    lab.run(800);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    let header = lab.sent("morph").pop().unwrap();
+    // The same signed manifest again, as a new MORPH to dev1: its sequence number is old.
+    let replay = readdressed(&header, session(&lab, 1), 1_000);
+    lab.inject_to_device(1, &replay).unwrap();
+    let stale = lab.device_events_where(1, |e| {
+        matches!(
+            e,
+            DeviceEvent::MorphRefused {
+                reason: MorphFailReason::StaleSequence,
+                ..
+            }
+        )
+    });
+    assert_eq!(stale.len(), 1);
+    // The same signed manifest delivered to dev2: it names dev1 and dev1's join nonce.
+    let elsewhere = readdressed(&header, session(&lab, 2), 1_001);
+    lab.inject_to_device(2, &elsewhere).unwrap();
+    let wrong = lab.device_events_where(2, |e| {
+        matches!(
+            e,
+            DeviceEvent::MorphRefused {
+                reason: MorphFailReason::WrongTarget,
+                ..
+            }
+        )
+    });
+    assert_eq!(wrong.len(), 1);
+    // A bit flipped in the manifest breaks the signature.
+    let Some(Bottle::Morph(m)) = header.bottle() else {
+        unreachable!()
+    };
+    let mut manifest = m.manifest.to_vec();
+    manifest[3] ^= 1;
+    let forged = encode(&Bottle::Morph(pcxses_core::Morph {
+        session: session(&lab, 2),
+        morph: 1_002,
+        manifest: &manifest,
+        ..m
+    }));
+    lab.inject_to_device(2, &forged).unwrap();
+    let bad = lab.device_events_where(2, |e| {
+        matches!(
+            e,
+            DeviceEvent::MorphRefused {
+                reason: MorphFailReason::BadSignature,
+                ..
+            }
+        )
+    });
+    assert_eq!(bad.len(), 1);
+    for i in 1..3 {
+        assert_eq!(
+            lab.device(i).running().filter(|c| *c == "comp0").count(),
+            usize::from(i == 1)
+        );
+    }
+}

@@ -21,12 +21,13 @@ pub use snapshot::SnapshotError;
 
 use crate::bottle::{Bottle, Mode};
 use crate::error::{CommandError, InputError};
-use crate::ids::{JoinNonce, SessionId};
+use crate::ids::{JoinNonce, SessionId, Signature};
 use crate::io::{Input, LinkId, Outbox, Output};
 use crate::limits::Limits;
 use crate::policy::{Policy, PriorityPolicy};
 use crate::repository::Repository;
 use crate::rng::Rng;
+use crate::signing::CodeSigner;
 use crate::stats::Stats;
 use crate::time::{ms, Clock, Instant};
 use crate::timer::Deadlines;
@@ -57,6 +58,7 @@ pub struct Controller {
     stats: Stats,
     repo: Box<dyn Repository + Send>,
     policy: Box<dyn Policy + Send>,
+    signer: Option<CodeSigner>,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -197,6 +199,7 @@ struct Attempt {
     started_at: Instant,
     last_progress: Instant,
     manifest: Vec<u8>,
+    signature: Option<Signature>,
     stream: Vec<u8>,
     sender: ChunkSender,
     stage: Stage,
@@ -310,7 +313,15 @@ impl Controller {
             stats: Stats::default(),
             repo: Box::new(repo),
             policy: Box::new(PriorityPolicy),
+            signer: None,
         })
+    }
+
+    /// Signs every MORPH manifest with `signer`, for devices provisioned with its public
+    /// key (see [`crate::signing`]).
+    pub fn with_code_signer(mut self, signer: CodeSigner) -> Controller {
+        self.signer = Some(signer);
+        self
     }
 
     /// Replaces the target-selection policy.

@@ -211,6 +211,7 @@ impl Controller {
                 handle,
                 started_at: now,
                 last_progress: now,
+                signature: self.signer.as_ref().map(|s| s.sign(&manifest_bytes)),
                 manifest: manifest_bytes,
                 stream,
                 sender: ChunkSender::new(len, chunk, self.settings.pacing),
@@ -249,7 +250,7 @@ impl Controller {
             morph: m,
             handle: a.handle,
             manifest: &a.manifest,
-            signature: None,
+            signature: a.signature,
         });
         if !self.outbox.send(link, &bottle, max) {
             self.stats.dropped_transmits += 1;

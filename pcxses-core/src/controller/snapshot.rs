@@ -351,6 +351,7 @@ impl Controller {
                 started_at: now,
                 last_progress: now,
                 manifest: Vec::new(),
+                signature: None,
                 stream: Vec::new(),
                 sender: ChunkSender::new(0, chunk, self.settings.pacing),
                 stage: Stage::Cancelling(Instant::default(), MigrationFailure::TimedOut),

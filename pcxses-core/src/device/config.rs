@@ -5,6 +5,7 @@ use alloc::string::String;
 use crate::bottle::Mode;
 use crate::io::LinkId;
 use crate::limits::{Limits, MAX_HOSTED};
+use crate::signing::CodeVerifier;
 
 /// Everything a device agent is configured with. Fields are public;
 /// [`DeviceConfig::new`] gives the defaults.
@@ -43,6 +44,9 @@ pub struct DeviceConfig {
     pub max_hosted: usize,
     /// Most outputs queued between drains.
     pub outbox_limit: usize,
+    /// The code-signing public key this device was provisioned with. When set, a MORPH
+    /// whose manifest is unsigned or not signed by it is refused before it is parsed.
+    pub code_key: Option<CodeVerifier>,
 }
 
 impl DeviceConfig {
@@ -64,6 +68,7 @@ impl DeviceConfig {
             install_timeout_ms: 2_000,
             max_hosted: MAX_HOSTED,
             outbox_limit: 4_096,
+            code_key: None,
         }
     }
 }

@@ -81,7 +81,15 @@ impl Device {
         let Phase::Joined(s) = &self.phase else {
             return Ok(());
         };
-        let verdict = if s.incoming.len() + s.comps.len() >= max_hosted {
+        // The signature is checked before anything in the manifest is looked at.
+        let signed = match (&self.cfg.code_key, &m.signature) {
+            (None, _) => true,
+            (Some(key), Some(signature)) => key.verify(m.manifest, signature),
+            (Some(_), None) => false,
+        };
+        let verdict = if !signed {
+            Err(MorphFailReason::BadSignature)
+        } else if s.incoming.len() + s.comps.len() >= max_hosted {
             Err(MorphFailReason::Busy)
         } else if s.comps.iter().any(|h| h.handle == m.handle)
             || s.incoming.iter().any(|i| i.handle == m.handle)
