@@ -66,6 +66,9 @@ pub struct AcSection {
     pub max_morphs_per_target: Option<u16>,
     /// Consecutive failed targets before quarantine.
     pub quarantine_after: Option<u32>,
+    /// File holding the code-signing secret key (hex), relative to this file; when set,
+    /// every MORPH manifest is signed (see `pcxses-ac keygen`).
+    pub code_signing_key: Option<PathBuf>,
 }
 
 /// `{ min = …, max = … }` in milliseconds.
@@ -154,6 +157,8 @@ pub struct AcConfig {
     pub repository: PathBuf,
     /// The controller's configuration, validated.
     pub controller: ControllerConfig,
+    /// The code-signing key file, if manifests are signed.
+    pub code_signing_key: Option<PathBuf>,
 }
 
 impl AcConfig {
@@ -226,6 +231,7 @@ impl AcConfig {
             listen: a.listen,
             repository: base.join(&a.repository),
             controller: cfg,
+            code_signing_key: a.code_signing_key.as_ref().map(|k| base.join(k)),
         })
     }
 }

@@ -128,6 +128,13 @@ impl World {
     /// Three devices `alpha`, `beta`, `gamma`, each running `counter-<name>`, whose object
     /// is `code_bytes` long.
     fn new(transport: &'static str, test: &str, code_bytes: usize) -> World {
+        World::with(transport, test, code_bytes, false)
+    }
+
+    /// As [`World::new`]; with `signed`, the AC signs manifests with a fresh key
+    /// (`code-signing.pub` beside the configuration; `stranger.pub` is another key), and
+    /// `counter-alpha` may move only to `gamma`, then `beta`.
+    fn with(transport: &'static str, test: &str, code_bytes: usize, signed: bool) -> World {
         let dir = std::env::temp_dir().join(format!(
             "pcxses-e2e-{}-{transport}-{test}",
             std::process::id()
@@ -139,9 +146,17 @@ impl World {
         let mut config = String::from(
             "[ac]\nlisten = \"127.0.0.1:0\"\nrepository = \"repo\"\nhello_ms = { min = 50, max = 1000 }\ndead_ms = { min = 150, max = 5000 }\n",
         );
+        if signed {
+            pcxses_examples::keys::generate(&dir, "code-signing").unwrap();
+            pcxses_examples::keys::generate(&dir, "stranger").unwrap();
+            config += "code_signing_key = \"code-signing.key\"\n";
+        }
         for d in ["alpha", "beta", "gamma"] {
             config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
             config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"counter.bin\", invoke = true }}]\n");
+            if signed && d == "alpha" {
+                config += "hosts = [\"gamma\", \"beta\"]\n";
+            }
         }
         std::fs::write(dir.join("ac.toml"), config).unwrap();
         let mut w = World {
@@ -180,7 +195,11 @@ impl World {
     }
 
     fn device(&self, name: &str) -> Proc {
-        Proc::spawn(Command::new(DEVICE).args([
+        self.device_with(name, &[])
+    }
+
+    fn device_with(&self, name: &str, extra: &[&str]) -> Proc {
+        Proc::spawn(Command::new(DEVICE).args(extra).args([
             "--ac",
             &self.addr,
             "--name",
@@ -435,6 +454,37 @@ macro_rules! e2e_suite {
                     "{} flood: {rejected} rejected, RSS {} -> {} KiB",
                     $transport, before["rss_kb"], after["rss_kb"]
                 );
+            }
+
+            #[test]
+            fn a_device_with_another_code_key_refuses_and_the_next_target_takes_over() {
+                let w = World::with($transport, "signed", 4_000, true);
+                let good = w.dir.join("code-signing.pub");
+                let stranger = w.dir.join("stranger.pub");
+                let alpha = w.device("alpha");
+                let beta = w.device_with("beta", &["--code-key", path(&good)]);
+                let gamma = w.device_with("gamma", &["--code-key", path(&stranger)]);
+                for d in [&alpha, &beta, &gamma] {
+                    d.wait_for("a join", |v| is(v, "joined"));
+                }
+                alpha.wait_for("alpha's state", |v| is(v, "state_stored"));
+                alpha.signal("KILL");
+                gamma.wait_for("gamma to refuse the MORPH", |v| {
+                    is(v, "morph_refused") && v["reason"] == "BadSignature"
+                });
+                w.ac().wait_for("the AC to record the refusal", |v| {
+                    is(v, "migration_failed")
+                        && v["to"] == "gamma"
+                        && v["reason"] == "refused:BadSignature"
+                });
+                let done = w
+                    .ac()
+                    .wait_for("the migration to beta", |v| is(v, "migration_completed"));
+                assert_eq!(done["to"], "beta");
+                beta.wait_for("beta to install counter-alpha", |v| {
+                    is(v, "install") && v["computation"] == "counter-alpha"
+                });
+                assert!(gamma.events(|v| is(v, "install")).is_empty());
             }
 
             #[test]

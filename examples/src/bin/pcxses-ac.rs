@@ -18,7 +18,7 @@ use pcxses_examples::ac_config::AcConfig;
 use pcxses_examples::events::{controller_event, Names};
 use pcxses_examples::shutdown::Shutdown;
 use pcxses_examples::transport::Transport;
-use pcxses_examples::{procfs, repository};
+use pcxses_examples::{keys, procfs, repository};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
@@ -62,6 +62,13 @@ enum EventFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Creates a code-signing key pair: DIR/code-signing.key (secret, for the AC's
+    /// `code_signing_key`) and DIR/code-signing.pub (for devices' `--code-key`).
+    Keygen {
+        /// Where to write the two files.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Stores a file as an object of a repository (created if missing).
     AddObject {
         /// The repository directory.
@@ -79,6 +86,9 @@ fn main() -> ExitCode {
     pcxses_examples::logging::init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Keygen { dir }) => {
+            keys::generate(&dir, "code-signing").map(|public| println!("{public}"))
+        }
         Some(Command::AddObject {
             repository,
             id,
@@ -108,8 +118,11 @@ fn run(args: Run) -> Result<(), String> {
     let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
     let names = Names::new(&config.controller);
     let epoch = Epoch::new();
-    let controller =
+    let mut controller =
         Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?;
+    if let Some(path) = &config.code_signing_key {
+        controller = controller.with_code_signer(keys::signer(path)?);
+    }
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let listen = args.listen.unwrap_or(config.listen);
     // Everything runs on this thread: the protocol, the sockets and the event output.

@@ -49,6 +49,10 @@ struct Cli {
     /// Propose SPLIT mode (state on STATE bottles) instead of JOINED.
     #[arg(long)]
     split: bool,
+    /// The code-signing public key file (`pcxses-ac keygen`): refuse MORPHs not signed
+    /// with it.
+    #[arg(long)]
+    code_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -122,6 +126,11 @@ fn run(cli: Cli) -> Result<(), String> {
     config.hello_ms = cli.hello_ms;
     config.dead_ms = cli.dead_ms;
     config.mode = if cli.split { Mode::Split } else { Mode::Joined };
+    config.code_key = cli
+        .code_key
+        .as_deref()
+        .map(pcxses_examples::keys::verifier)
+        .transpose()?;
     let device = Device::new(config, epoch.now());
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let ex = Arc::new(Executor::new());
