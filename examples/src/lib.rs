@@ -6,6 +6,7 @@
 
 pub mod ac_config;
 pub mod events;
+pub mod guest;
 pub mod keys;
 pub mod logging;
 pub mod procfs;
