@@ -3,6 +3,9 @@
 //! limits, and one allow-listed import. A guest that runs out of fuel, traps, grows past
 //! its limits or hands back bad pointers fails that call with a [`GuestError`]; it never
 //! takes the device down.
+//!
+//! The interpreter dispatches instructions in a loop (`wasmi`'s `portable-dispatch`), so the
+//! host stack a guest uses does not grow with the work it does.
 
 use wasmi::{
     Caller, Config, Engine, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder,
@@ -339,6 +342,24 @@ mod tests {
         assert!(matches!(g.step(), Err(GuestError::OutOfFuel)));
         // Fuel is per call: the state can still be captured.
         assert_eq!(g.capture().unwrap(), 0u64.to_le_bytes());
+    }
+
+    #[test]
+    fn host_stack_use_does_not_grow_with_the_work_a_guest_does() {
+        // The full default fuel of an endless loop, on a small stack: the interpreter
+        // dispatches in a loop, so no guest can exhaust the device's stack.
+        let wasm =
+            with_step(r#"(func (export "pcx_step") (result i32) (loop (br 0)) (i32.const 0))"#);
+        let outcome = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let mut g = Guest::load(&wasm, GuestLimits::default()).unwrap();
+                matches!(g.step(), Err(GuestError::OutOfFuel))
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(outcome);
     }
 
     #[test]
