@@ -12,7 +12,7 @@ use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::net::{TcpListener, TcpStream};
-use smol::{Executor, Task, Timer};
+use smol::{Executor, Task};
 
 use crate::reader::{read_frames, Inbound};
 use crate::{EVENT_QUEUE, WRITE_QUEUE};
@@ -139,10 +139,7 @@ async fn run(
             }
         };
         let timer = async {
-            match epoch.to_std(wake_at) {
-                Some(at) => Timer::at(at).await,
-                None => Timer::never().await,
-            };
+            crate::until(epoch, wake_at).await;
             Wake::Timer
         };
         // Commands and timers first: under a steady stream of frames they still get their

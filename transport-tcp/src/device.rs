@@ -116,10 +116,7 @@ async fn run(
             connecting = Some(ex.spawn(connect(ac, seed, connections, inbound_tx.clone())));
         }
         let timer = async {
-            match epoch.to_std(wake_at) {
-                Some(at) => Timer::at(at).await,
-                None => Timer::never().await,
-            };
+            crate::until(epoch, wake_at).await;
             Wake::Timer
         };
         let wake = async { Wake::Command(commands.recv().await.ok()) }

@@ -20,3 +20,15 @@ pub const EVENT_QUEUE: usize = 1_024;
 
 /// Frames waiting to be written to one connection before further ones are dropped.
 pub const WRITE_QUEUE: usize = 1_024;
+
+/// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
+async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {
+    match epoch.to_std(at) {
+        Some(at) => {
+            smol::Timer::at(at).await;
+        }
+        None => {
+            smol::Timer::never().await;
+        }
+    }
+}

@@ -8,7 +8,7 @@ use pcxses_core::controller::ControllerCommand;
 use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
-use smol::{Async, Executor, Task, Timer};
+use smol::{Async, Executor, Task};
 
 use crate::link::Links;
 use crate::socket;
@@ -80,10 +80,7 @@ async fn run(
     let mut wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
     loop {
         let timer = async {
-            match epoch.to_std(wake_at) {
-                Some(at) => Timer::at(at).await,
-                None => Timer::never().await,
-            };
+            crate::until(epoch, wake_at).await;
             Wake::Timer
         };
         // Commands and timers first: under a steady stream of datagrams they still get

@@ -8,7 +8,7 @@ use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
-use smol::{Async, Executor, Task, Timer};
+use smol::{Async, Executor, Task};
 
 use crate::{socket, EVENT_QUEUE};
 
@@ -61,10 +61,7 @@ async fn run(
     loop {
         let wake_at = drain(&mut device, &socket, &events).await;
         let timer = async {
-            match epoch.to_std(wake_at) {
-                Some(at) => Timer::at(at).await,
-                None => Timer::never().await,
-            };
+            crate::until(epoch, wake_at).await;
             Wake::Timer
         };
         let wake = async { Wake::Command(commands.recv().await.ok()) }

@@ -42,3 +42,15 @@ pub use socket::{bind, RECV_BUFFER};
 
 /// Events waiting for the application before the adapter drops further ones (counted).
 pub const EVENT_QUEUE: usize = 1_024;
+
+/// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
+async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {
+    match epoch.to_std(at) {
+        Some(at) => {
+            smol::Timer::at(at).await;
+        }
+        None => {
+            smol::Timer::never().await;
+        }
+    }
+}
