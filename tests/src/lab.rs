@@ -162,6 +162,17 @@ impl Lab {
         self.filter = Box::new(f);
     }
 
+    /// Drops the packets for which `f` holds, delivers the others.
+    pub fn drop_where(&mut self, f: impl Fn(&Packet) -> bool + 'static) {
+        self.set_filter(move |p| {
+            if f(p) {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        });
+    }
+
     /// Delivers every packet unchanged again.
     pub fn clear_filter(&mut self) {
         self.filter = Box::new(|_| Verdict::Deliver);

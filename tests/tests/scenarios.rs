@@ -30,13 +30,7 @@ fn session(lab: &Lab, i: usize) -> SessionId {
 /// Cuts device `i` off from the AC in both directions.
 fn partition(lab: &mut Lab, i: usize) {
     let l = link(i);
-    lab.set_filter(move |p| {
-        if p.from == l || p.to == l {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    lab.drop_where(move |p| p.from == l || p.to == l);
 }
 
 fn completed_to(lab: &Lab, c: u32) -> Vec<DeviceId> {
@@ -159,13 +153,7 @@ fn hello_resets_the_dead_timer_and_state_never_does() {
     lab.run(100);
     // Lose dev0's HELLOs, but let its STATEs through while it keeps changing state.
     let l = link(0);
-    lab.set_filter(move |p| {
-        if p.from == l && p.kind() == "hello" {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    lab.drop_where(move |p| p.from == l && p.kind() == "hello");
     for k in 0..10u8 {
         let now = lab.now;
         // Refused once the device heard it was replaced and stopped the computation.
@@ -557,13 +545,7 @@ fn a_target_dying_mid_morph_passes_the_computation_to_the_next() {
     lab.run(100);
     // dev1 acknowledges the MORPH header, then dies before the stream is through.
     let l1 = link(1);
-    lab.set_filter(move |p| {
-        if p.to == l1 && p.kind() == "object_chunk" {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    lab.drop_where(move |p| p.to == l1 && p.kind() == "object_chunk");
     lab.crash(0);
     lab.run(400);
     assert!(
@@ -959,13 +941,7 @@ fn a_morph_in_flight_at_a_restart_is_cancelled_before_it_is_retried() {
     lab.run(100);
     // Hold dev1's chunk acks so the MORPH is in flight when the AC stops.
     let l1 = link(1);
-    lab.set_filter(move |p| {
-        if p.from == l1 && p.kind() == "chunk_ack" {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    lab.drop_where(move |p| p.from == l1 && p.kind() == "chunk_ack");
     lab.crash(0);
     lab.run(400);
     assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Migrating));
