@@ -127,9 +127,18 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
     }
 }
 
-/// One device event as JSON; `count` is the counter a state or an install carries.
-pub fn device_event(e: &DeviceEvent, count: Option<u64>, at: Instant) -> Value {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One device event as JSON. `state` is the state a `state_stored` event acknowledges, or
+/// an install's LKGS: printed in hex, and as `count` when it is a counter's 8 bytes.
+pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value {
     let at = ms(at);
+    let count = state
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+        .map(u64::from_le_bytes);
+    let state = state.map(hex);
     match e {
         DeviceEvent::Joined { session, run } => {
             json!({"event": "joined", "session": session.to_string(), "run": run, "at_ms": at})
@@ -141,10 +150,10 @@ pub fn device_event(e: &DeviceEvent, count: Option<u64>, at: Instant) -> Value {
             computation,
             version,
         } => {
-            json!({"event": "state_stored", "computation": computation, "version": version, "count": count, "at_ms": at})
+            json!({"event": "state_stored", "computation": computation, "version": version, "count": count, "state": state, "at_ms": at})
         }
         DeviceEvent::Install(i) => json!({
-            "event": "install", "computation": i.computation, "replaces": i.replaces, "count": count,
+            "event": "install", "computation": i.computation, "replaces": i.replaces, "count": count, "lkgs": state,
             "lkgs_bytes": i.lkgs.len(), "code_bytes": i.objects.iter().map(|o| o.bytes.len()).sum::<usize>(), "at_ms": at
         }),
         DeviceEvent::MorphRefused { morph, reason } => {

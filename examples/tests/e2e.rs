@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 const AC: &str = env!("CARGO_BIN_EXE_pcxses-ac");
 const DEVICE: &str = env!("CARGO_BIN_EXE_pcxses-device");
 const WAIT: Duration = Duration::from_secs(20);
@@ -128,13 +130,21 @@ impl World {
     /// Three devices `alpha`, `beta`, `gamma`, each running `counter-<name>`, whose object
     /// is `code_bytes` long.
     fn new(transport: &'static str, test: &str, code_bytes: usize) -> World {
-        World::with(transport, test, code_bytes, false)
+        World::with(transport, test, code_bytes, false, None)
     }
 
     /// As [`World::new`]; with `signed`, the AC signs manifests with a fresh key
     /// (`code-signing.pub` beside the configuration; `stranger.pub` is another key), and
-    /// `counter-alpha` may move only to `gamma`, then `beta`.
-    fn with(transport: &'static str, test: &str, code_bytes: usize, signed: bool) -> World {
+    /// `counter-alpha` may move only to `gamma`, then `beta`. With `alpha_module`, the
+    /// object of `counter-alpha` is that WebAssembly module (`alpha.wasm` beside the
+    /// configuration), which alpha runs with `--guest`.
+    fn with(
+        transport: &'static str,
+        test: &str,
+        code_bytes: usize,
+        signed: bool,
+        alpha_module: Option<&[u8]>,
+    ) -> World {
         let dir = std::env::temp_dir().join(format!(
             "pcxses-e2e-{}-{transport}-{test}",
             std::process::id()
@@ -146,6 +156,10 @@ impl World {
         let mut config = String::from(
             "[ac]\nlisten = \"127.0.0.1:0\"\nrepository = \"repo\"\nhello_ms = { min = 50, max = 1000 }\ndead_ms = { min = 150, max = 5000 }\n",
         );
+        if let Some(module) = alpha_module {
+            std::fs::write(dir.join("alpha.wasm"), module).unwrap();
+            pcxses_examples::repository::add(&dir.join("repo"), "alpha.wasm", module).unwrap();
+        }
         if signed {
             pcxses_examples::keys::generate(&dir, "code-signing").unwrap();
             pcxses_examples::keys::generate(&dir, "stranger").unwrap();
@@ -153,7 +167,12 @@ impl World {
         }
         for d in ["alpha", "beta", "gamma"] {
             config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
-            config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"counter.bin\", invoke = true }}]\n");
+            let object = if d == "alpha" && alpha_module.is_some() {
+                "alpha.wasm"
+            } else {
+                "counter.bin"
+            };
+            config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"{object}\", invoke = true }}]\n");
             if signed && d == "alpha" {
                 config += "hosts = [\"gamma\", \"beta\"]\n";
             }
@@ -287,6 +306,20 @@ fn flood(transport: &str, addr: &str, n: usize) {
         }
         let _ = conn.write_all(prefixes[chunk % 3]);
     }
+}
+
+/// A hex string's bytes.
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// PacMan's tick and score in its encoded state.
+fn tick_and_score(state: &[u8]) -> (u32, u32) {
+    let word = |i: usize| u32::from_le_bytes(state[i..i + 4].try_into().unwrap());
+    (word(1), word(9))
 }
 
 macro_rules! e2e_suite {
@@ -458,7 +491,7 @@ macro_rules! e2e_suite {
 
             #[test]
             fn a_device_with_another_code_key_refuses_and_the_next_target_takes_over() {
-                let w = World::with($transport, "signed", 4_000, true);
+                let w = World::with($transport, "signed", 4_000, true, None);
                 let good = w.dir.join("code-signing.pub");
                 let stranger = w.dir.join("stranger.pub");
                 let alpha = w.device("alpha");
@@ -485,6 +518,60 @@ macro_rules! e2e_suite {
                     is(v, "install") && v["computation"] == "counter-alpha"
                 });
                 assert!(gamma.events(|v| is(v, "install")).is_empty());
+            }
+
+            #[test]
+            fn a_migrated_pacman_continues_from_exactly_the_acknowledged_state() {
+                let pacman = common::build_guest("pcxses-guest-pacman");
+                let w = World::with($transport, "pacman", 0, false, Some(&pacman));
+                let module = w.dir.join("alpha.wasm");
+                let alpha = w.device_with("alpha", &["--guest", &format!("counter-alpha={}", path(&module))]);
+                let beta = w.device("beta");
+                beta.wait_for("beta's join", |v| is(v, "joined"));
+                // Freeze alpha right after the AC acknowledged a state: that state is the LKGS.
+                let acked = alpha.wait_for("alpha's fifth state at the AC", |v| {
+                    is(v, "state_stored") && v["version"].as_u64().unwrap_or(0) >= 5
+                });
+                alpha.signal("STOP");
+                let acked = alpha.events(|v| is(v, "state_stored")).pop().unwrap_or(acked);
+                let acked = unhex(acked["state"].as_str().unwrap());
+                let install = beta.wait_for("beta to install alpha's PacMan", |v| is(v, "install") && v["computation"] == "counter-alpha");
+                assert_eq!(install["code_bytes"], pacman.len());
+                let lkgs = unhex(install["lkgs"].as_str().unwrap());
+                assert_eq!(lkgs, acked, "the target resumed from another state than the acknowledged one");
+                // The game goes on from there on beta.
+                let (tick, score) = tick_and_score(&lkgs);
+                let later = beta.wait_for("PacMan to play on at beta", |v| {
+                    is(v, "state_stored") && v["computation"] == "counter-alpha" && v["version"].as_u64().unwrap_or(0) >= 3
+                });
+                let (tick2, score2) = tick_and_score(&unhex(later["state"].as_str().unwrap()));
+                assert!(tick2 > tick && score2 >= score, "tick {tick} -> {tick2}, score {score} -> {score2}");
+                alpha.signal("KILL");
+            }
+
+            #[test]
+            fn a_runaway_guest_is_stopped_and_reported_and_its_device_lives_on() {
+                let runaway = wat::parse_str(
+                    r#"(module (memory (export "memory") 1)
+                        (func (export "pcx_step") (result i32) (loop (br 0)) (i32.const 0))
+                        (func (export "pcx_capture") (result i64) (i64.const 8))
+                        (func (export "pcx_restore_buffer") (param i32) (result i32) (i32.const 16))
+                        (func (export "pcx_restore") (param i32) (result i32) (i32.const 0))
+                        (func (export "pcx_render") (result i64) (i64.const 0)))"#,
+                )
+                .unwrap();
+                let w = World::with($transport, "runaway", 0, false, Some(&runaway));
+                let module = w.dir.join("alpha.wasm");
+                let alpha = w.device_with("alpha", &["--guest", &format!("counter-alpha={}", path(&module))]);
+                let failed = alpha.wait_for("the guest to be stopped", |v| is(v, "guest_failed"));
+                assert_eq!(failed["error"], "out of fuel");
+                // alpha keeps its session: several dead intervals later it has not died.
+                let beta = w.device("beta");
+                let now = last_acked(&beta, "counter-beta");
+                beta.wait_for("beta to count on for 1.5 s", |v| {
+                    is(v, "state_stored") && v["count"].as_u64().unwrap_or(0) >= now + 30
+                });
+                assert!(w.ac().events(|v| is(v, "device_failed")).is_empty());
             }
 
             #[test]

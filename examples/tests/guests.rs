@@ -1,39 +1,13 @@
 //! The shipped computations, built for `wasm32-unknown-unknown` and run in the device-side
 //! host exactly as a target runs them after a MORPH.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use pcxses_examples::guest::{Guest, GuestLimits};
 
-/// Builds a guest crate for wasm32 (in a target directory of its own, so as not to wait
-/// on the one running this test) and returns the module.
-fn build(package: &str) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            package,
-            "--target-dir",
-        ])
-        .arg(&dir)
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "building {package} for wasm32 (is the target installed?)"
-    );
-    let file = format!("{}.wasm", package.replace('-', "_"));
-    std::fs::read(dir.join("wasm32-unknown-unknown/release").join(file)).expect("the module")
-}
-
 #[test]
 fn pacman_resumes_on_another_instance_from_its_captured_state() {
-    let wasm = build("pcxses-guest-pacman");
+    let wasm = common::build_guest("pcxses-guest-pacman");
     assert!(wasm.len() < 200_000, "module of {} bytes", wasm.len());
     let mut a = Guest::load(&wasm, GuestLimits::default()).unwrap();
     for _ in 0..600 {
