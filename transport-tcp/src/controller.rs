@@ -15,7 +15,7 @@ use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Task};
 
 use crate::reader::{read_frames, Inbound};
-use crate::{EVENT_QUEUE, WRITE_QUEUE};
+use crate::{EVENT_QUEUE, WRITE_BUFFER};
 
 /// The running AC: its events, its commands, and the task that drives it.
 pub struct ControllerHandle {
@@ -64,9 +64,29 @@ pub async fn spawn_controller(
 
 /// One accepted connection; dropping it stops its reader and writer.
 struct Connection {
-    frames: Sender<Vec<u8>>,
+    /// Frames waiting for the writer, which swaps the buffer for its own: both sides reuse
+    /// their allocations, so sending a bottle allocates nothing.
+    pending: Arc<Mutex<Vec<u8>>>,
+    /// Wakes the writer; one wake-up pending is enough.
+    wake: Sender<()>,
     _writer: Task<()>,
     _reader: Task<()>,
+}
+
+impl Connection {
+    /// Queues one frame; `false` when the connection's buffer is full.
+    fn push(&self, bottle: &[u8]) -> bool {
+        let Ok(mut pending) = self.pending.lock() else {
+            return false;
+        };
+        if pending.len() + bottle.len() + pcxses_core::frame::MAX_PREFIX_LEN > WRITE_BUFFER {
+            return false;
+        }
+        push_frame(bottle, &mut pending);
+        drop(pending);
+        let _ = self.wake.try_send(());
+        true
+    }
 }
 
 enum Wake {
@@ -96,11 +116,17 @@ async fn accept(listener: TcpListener, inbound: Sender<Inbound>) {
     }
 }
 
-async fn write_frames(mut stream: TcpStream, frames: Receiver<Vec<u8>>) {
-    while let Ok(frame) = frames.recv().await {
-        if stream.write_all(&frame).await.is_err() {
+async fn write_frames(mut stream: TcpStream, pending: Arc<Mutex<Vec<u8>>>, wake: Receiver<()>) {
+    let mut out = Vec::new();
+    while wake.recv().await.is_ok() {
+        match pending.lock() {
+            Ok(mut p) => std::mem::swap(&mut *p, &mut out),
+            Err(_) => return,
+        }
+        if stream.write_all(&out).await.is_err() {
             return;
         }
+        out.clear();
     }
 }
 
@@ -122,12 +148,8 @@ async fn run(
         let wake_at = loop {
             match ac.poll_output() {
                 Output::Transmit(t) => {
-                    if let Some(c) = connections.get(&t.to) {
-                        let mut frame = Vec::with_capacity(t.bytes.len() + 5);
-                        push_frame(t.bytes, &mut frame);
-                        if c.frames.try_send(frame).is_err() {
-                            dropped += 1;
-                        }
+                    if connections.get(&t.to).is_some_and(|c| !c.push(t.bytes)) {
+                        dropped += 1;
                     }
                 }
                 Output::Event(e) => {
@@ -157,10 +179,12 @@ async fn run(
         }
         match wake {
             Wake::Inbound(Inbound::Opened(link, stream)) => {
-                let (frames, rx) = bounded(WRITE_QUEUE);
+                let (wake, woken) = bounded(1);
+                let pending = Arc::new(Mutex::new(Vec::new()));
                 let connection = Connection {
-                    frames,
-                    _writer: ex.spawn(write_frames(stream.clone(), rx)),
+                    pending: pending.clone(),
+                    wake,
+                    _writer: ex.spawn(write_frames(stream.clone(), pending, woken)),
                     _reader: ex.spawn(read_frames(stream, link, max_frame, inbound_tx.clone())),
                 };
                 connections.insert(link, connection);

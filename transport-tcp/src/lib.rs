@@ -18,8 +18,9 @@ pub use device::{spawn_device, DeviceHandle};
 /// Events waiting for the application before the adapter drops further ones (counted).
 pub const EVENT_QUEUE: usize = 1_024;
 
-/// Frames waiting to be written to one connection before further ones are dropped.
-pub const WRITE_QUEUE: usize = 1_024;
+/// Bytes of frames waiting to be written to one connection before further frames are
+/// dropped (the peer's retransmissions recover them).
+pub const WRITE_BUFFER: usize = 128 * 1024;
 
 /// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
 async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pcxses_core::{
     Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Input, Instant, JoinNonce, Limits, LinkId,
     Output, SessionId, MAX_BOTTLE_LEN,
@@ -45,32 +45,36 @@ enum Command {
         listen: SocketAddr,
     },
     /// Runs N devices against an AC.
-    Run {
-        /// The AC's address.
-        #[arg(long)]
-        ac: SocketAddr,
-        /// Devices to simulate.
-        #[arg(long)]
-        devices: usize,
-        /// HELLO interval.
-        #[arg(long, default_value_t = 1_000)]
-        hello_ms: u32,
-        /// Dead interval the devices propose (the AC clamps it to at least 3 HELLOs).
-        #[arg(long, default_value_t = 3_000)]
-        dead_ms: u32,
-        /// Length of the measurement, after every device joined.
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-        /// The AC's process id, for its RSS, threads and CPU.
-        #[arg(long)]
-        ac_pid: Option<u32>,
-        /// UDP sockets the devices share.
-        #[arg(long, default_value_t = 16)]
-        sockets: usize,
-        /// Time over which the devices start.
-        #[arg(long, default_value_t = 5_000)]
-        ramp_ms: u64,
-    },
+    Run(RunArgs),
+}
+
+/// `pcxses-load run`.
+#[derive(Args)]
+struct RunArgs {
+    /// The AC's address.
+    #[arg(long)]
+    ac: SocketAddr,
+    /// Devices to simulate.
+    #[arg(long)]
+    devices: usize,
+    /// HELLO interval.
+    #[arg(long, default_value_t = 1_000)]
+    hello_ms: u32,
+    /// Dead interval the devices propose (the AC clamps it to at least 3 HELLOs).
+    #[arg(long, default_value_t = 3_000)]
+    dead_ms: u32,
+    /// Length of the measurement, after every device joined.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// The AC's process id, for its RSS, threads and CPU.
+    #[arg(long)]
+    ac_pid: Option<u32>,
+    /// UDP sockets the devices share.
+    #[arg(long, default_value_t = 16)]
+    sockets: usize,
+    /// Time over which the devices start.
+    #[arg(long, default_value_t = 5_000)]
+    ramp_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -80,25 +84,7 @@ fn main() -> ExitCode {
             dir,
             listen,
         } => write_config(devices, &dir, listen),
-        Command::Run {
-            ac,
-            devices,
-            hello_ms,
-            dead_ms,
-            seconds,
-            ac_pid,
-            sockets,
-            ramp_ms,
-        } => run(
-            ac,
-            devices,
-            hello_ms,
-            dead_ms,
-            seconds,
-            ac_pid,
-            sockets.max(1),
-            ramp_ms,
-        ),
+        Command::Run(args) => run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -259,17 +245,18 @@ impl Load {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
-    ac: SocketAddr,
-    n: usize,
-    hello_ms: u32,
-    dead_ms: u32,
-    seconds: u64,
-    ac_pid: Option<u32>,
-    sockets: usize,
-    ramp_ms: u64,
-) -> Result<(), String> {
+fn run(args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        ac,
+        devices: n,
+        hello_ms,
+        dead_ms,
+        seconds,
+        ac_pid,
+        sockets,
+        ramp_ms,
+    } = args;
+    let sockets = sockets.max(1);
     let epoch = Epoch::new();
     let mut load = Load {
         devices: (0..n).map(|_| None).collect(),
