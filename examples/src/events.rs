@@ -131,6 +131,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How a program prints its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
 /// One device event as JSON. `state` is the state a `state_stored` event acknowledges, or
 /// an install's LKGS: printed in hex, and as `count` when it is a counter's 8 bytes.
 pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value {

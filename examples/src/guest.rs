@@ -28,11 +28,13 @@ pub struct GuestLimits {
     pub max_state: usize,
     /// Largest rendered frame, bytes.
     pub max_frame: usize,
+    /// Largest input line handed to the guest, bytes.
+    pub max_input: usize,
 }
 
 impl Default for GuestLimits {
     /// 10 million fuel per call, 16 MiB of memory, 1,024 table elements, 64 KiB of state,
-    /// 16 KiB per frame.
+    /// 16 KiB per frame, 1 KiB per input line.
     fn default() -> Self {
         GuestLimits {
             fuel_per_call: 10_000_000,
@@ -40,6 +42,7 @@ impl Default for GuestLimits {
             max_table_elements: 1024,
             max_state: 64 * 1024,
             max_frame: 16 * 1024,
+            max_input: 1024,
         }
     }
 }
@@ -68,6 +71,9 @@ pub enum GuestError {
     /// The guest reported a failure itself.
     #[error("guest error code {0}")]
     Guest(i32),
+    /// The guest does not take input (it lacks the optional input exports).
+    #[error("the guest takes no input")]
+    NoInput,
 }
 
 struct HostData {
@@ -84,6 +90,8 @@ pub struct Guest {
     restore_buffer: TypedFunc<i32, i32>,
     restore: TypedFunc<i32, i32>,
     render: TypedFunc<(), i64>,
+    /// `pcx_input_buffer` and `pcx_input`, for a guest that takes input.
+    input: Option<(TypedFunc<i32, i32>, TypedFunc<i32, i32>)>,
     limits: GuestLimits,
 }
 
@@ -166,6 +174,14 @@ impl Guest {
         let render = instance
             .get_typed_func(&store, "pcx_render")
             .map_err(|_| GuestError::Missing("pcx_render"))?;
+        let input_buffer = instance.get_typed_func(&store, "pcx_input_buffer");
+        let input = instance.get_typed_func(&store, "pcx_input");
+        let input = match (input_buffer, input) {
+            (Ok(buffer), Ok(input)) => Some((buffer, input)),
+            (Err(_), Err(_)) => None,
+            (Err(_), Ok(_)) => return Err(GuestError::Missing("pcx_input_buffer")),
+            (Ok(_), Err(_)) => return Err(GuestError::Missing("pcx_input")),
+        };
         Ok(Guest {
             store,
             memory,
@@ -174,6 +190,7 @@ impl Guest {
             restore_buffer,
             restore,
             render,
+            input,
             limits,
         })
     }
@@ -213,21 +230,43 @@ impl Guest {
         if state.len() > self.limits.max_state {
             return Err(GuestError::Buffer("state over the limit"));
         }
+        self.hand_over(self.restore_buffer, self.restore, state)
+    }
+
+    /// Whether the guest takes input lines.
+    pub fn takes_input(&self) -> bool {
+        self.input.is_some()
+    }
+
+    /// Hands the guest one input line.
+    pub fn input(&mut self, line: &[u8]) -> Result<(), GuestError> {
+        let (buffer, input) = self.input.ok_or(GuestError::NoInput)?;
+        if line.len() > self.limits.max_input {
+            return Err(GuestError::Buffer("input line over the limit"));
+        }
+        self.hand_over(buffer, input, line)
+    }
+
+    /// Asks `buffer` for room for `bytes`, writes them there and calls `take` on them.
+    fn hand_over(
+        &mut self,
+        buffer: TypedFunc<i32, i32>,
+        take: TypedFunc<i32, i32>,
+        bytes: &[u8],
+    ) -> Result<(), GuestError> {
         self.refuel()?;
-        let len = state.len() as i32;
-        let ptr = self
-            .restore_buffer
+        let len = bytes.len() as i32;
+        let ptr = buffer
             .call(&mut self.store, len)
             .map_err(|e| call_error(&e))?;
         if ptr < 0 {
             return Err(GuestError::Guest(ptr));
         }
         self.memory
-            .write(&mut self.store, ptr as u32 as usize, state)
-            .map_err(|_| GuestError::Buffer("restore buffer outside memory"))?;
+            .write(&mut self.store, ptr as u32 as usize, bytes)
+            .map_err(|_| GuestError::Buffer("guest buffer outside memory"))?;
         self.refuel()?;
-        match self
-            .restore
+        match take
             .call(&mut self.store, len)
             .map_err(|e| call_error(&e))?
         {
@@ -389,6 +428,46 @@ mod tests {
             }
         )
         .is_err());
+    }
+
+    #[test]
+    fn input_goes_only_to_a_guest_that_takes_it() {
+        // The counter adds each line's length to its count.
+        let with_input = COUNTER.replace(
+            "(func (export \"pcx_render\")",
+            r#"(func (export "pcx_input_buffer") (param i32) (result i32)
+                 (if (result i32) (i32.le_u (local.get 0) (i32.const 32)) (then (i32.const 32)) (else (i32.const -2))))
+               (func (export "pcx_input") (param i32) (result i32)
+                 (i64.store (i32.const 0) (i64.add (i64.load (i32.const 0)) (i64.extend_i32_u (local.get 0))))
+                 (i32.const 0))
+               (func (export "pcx_render")"#,
+        );
+        let mut g = Guest::load(
+            &wat::parse_str(&with_input).unwrap(),
+            GuestLimits::default(),
+        )
+        .unwrap();
+        assert!(g.takes_input());
+        g.input(b"hello").unwrap();
+        assert_eq!(g.capture().unwrap(), 5u64.to_le_bytes());
+        assert!(matches!(g.input(&[b'x'; 40]), Err(GuestError::Guest(-2))));
+        let limits = GuestLimits {
+            max_input: 4,
+            ..GuestLimits::default()
+        };
+        let mut small = Guest::load(&wat::parse_str(&with_input).unwrap(), limits).unwrap();
+        assert!(matches!(small.input(b"hello"), Err(GuestError::Buffer(_))));
+        assert_eq!(g.capture().unwrap(), 5u64.to_le_bytes());
+
+        let mut plain = counter();
+        assert!(!plain.takes_input());
+        assert!(matches!(plain.input(b"hello"), Err(GuestError::NoInput)));
+        // Half of the pair is a broken module.
+        let half = with_input.replace("(export \"pcx_input\")", "");
+        assert!(matches!(
+            Guest::load(&wat::parse_str(&half).unwrap(), GuestLimits::default()),
+            Err(GuestError::Missing("pcx_input"))
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end: the real `pcxses-ac` and `pcxses-device` processes on 127.0.0.1, killed with
-//! SIGKILL, frozen with SIGSTOP, stopped with SIGTERM, for TCP and UDP from one suite.
-//! Every assertion reads the processes' JSON event lines.
+//! SIGKILL, frozen with SIGSTOP, stopped with SIGTERM, attacked on the path by a userspace
+//! link that tampers with and replays bottles, for TCP and UDP from one suite. Every
+//! assertion reads the processes' JSON event lines.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use pcxses_core::{Bottle, Limits, Manifest, Morph, ObjectChunk, Signature};
+use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
+use pcxses_examples::transport::Transport;
 use serde_json::Value;
 
 mod common;
@@ -134,8 +138,9 @@ impl World {
     }
 
     /// As [`World::new`]; with `signed`, the AC signs manifests with a fresh key
-    /// (`code-signing.pub` beside the configuration; `stranger.pub` is another key), and
-    /// `counter-alpha` may move only to `gamma`, then `beta`. With `alpha_module`, the
+    /// (`code-signing.pub` beside the configuration; `stranger.pub` is another key),
+    /// `counter-alpha` may move only to `gamma`, then `beta`, and `counter-beta` only to
+    /// `gamma`, then `alpha`. With `alpha_module`, the
     /// object of `counter-alpha` is that WebAssembly module (`alpha.wasm` beside the
     /// configuration), which alpha runs with `--guest`.
     fn with(
@@ -173,8 +178,10 @@ impl World {
                 "counter.bin"
             };
             config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"{object}\", invoke = true }}]\n");
-            if signed && d == "alpha" {
-                config += "hosts = [\"gamma\", \"beta\"]\n";
+            match d {
+                "alpha" if signed => config += "hosts = [\"gamma\", \"beta\"]\n",
+                "beta" if signed => config += "hosts = [\"gamma\", \"alpha\"]\n",
+                _ => {}
             }
         }
         std::fs::write(dir.join("ac.toml"), config).unwrap();
@@ -218,9 +225,14 @@ impl World {
     }
 
     fn device_with(&self, name: &str, extra: &[&str]) -> Proc {
+        self.device_at(&self.addr, name, extra)
+    }
+
+    /// A device that reaches the AC at `addr` (a link in front of it).
+    fn device_at(&self, addr: &str, name: &str, extra: &[&str]) -> Proc {
         Proc::spawn(Command::new(DEVICE).args(extra).args([
             "--ac",
-            &self.addr,
+            addr,
             "--name",
             name,
             "--transport",
@@ -306,6 +318,82 @@ fn flood(transport: &str, addr: &str, n: usize) {
         }
         let _ = conn.write_all(prefixes[chunk % 3]);
     }
+}
+
+/// A link in front of the AC whose tap hands every bottle bound for the device to `f`,
+/// which returns what to forward in its place (`None`: the bottle itself).
+fn attacker(w: &World, mut f: impl FnMut(&Bottle<'_>) -> Option<Vec<u8>> + Send + 'static) -> Link {
+    let tap: Tap = Box::new(move |dir, bytes| {
+        if dir == Direction::ToDevice {
+            if let Some(forged) = Bottle::decode(&bytes, &Limits::DEFAULT)
+                .ok()
+                .and_then(|b| f(&b))
+            {
+                return Some(forged);
+            }
+        }
+        Some(bytes)
+    });
+    let transport = if w.transport == "udp" {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    Link::start(
+        transport,
+        w.addr.parse().unwrap(),
+        LinkShape::default(),
+        Some(tap),
+    )
+    .unwrap()
+}
+
+fn encode(b: &Bottle<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
+        .unwrap();
+    out
+}
+
+/// Starts alpha, beta and gamma with the code key, gamma behind `link`, and kills alpha
+/// once all joined and alpha reported a state.
+fn kill_alpha_with_gamma_behind(w: &World, link: &Link) -> (Proc, Proc, Proc) {
+    let key = w.dir.join("code-signing.pub");
+    let key = ["--code-key", path(&key)];
+    let alpha = w.device_with("alpha", &key);
+    let beta = w.device_with("beta", &key);
+    let gamma = w.device_at(&link.local_addr().to_string(), "gamma", &key);
+    for d in [&alpha, &beta, &gamma] {
+        d.wait_for("a join", |v| is(v, "joined"));
+    }
+    alpha.wait_for("alpha's state", |v| is(v, "state_stored"));
+    alpha.signal("KILL");
+    (alpha, beta, gamma)
+}
+
+/// Waits until `refuser` refused a MORPH for `reason`, the AC recorded it, and
+/// `computation` moved to `next` instead.
+fn refused_then_moved(
+    w: &World,
+    refuser: &Proc,
+    name: &str,
+    reason: &str,
+    computation: &str,
+    next: &str,
+) {
+    refuser.wait_for("the refusal", |v| {
+        is(v, "morph_refused") && v["reason"] == reason
+    });
+    let recorded = format!("refused:{reason}");
+    w.ac().wait_for("the AC to record the refusal", |v| {
+        is(v, "migration_failed") && v["to"] == name && v["reason"] == recorded.as_str()
+    });
+    w.ac().wait_for("the migration to the next target", |v| {
+        is(v, "migration_completed") && v["computation"] == computation && v["to"] == next
+    });
+    assert!(refuser
+        .events(|v| is(v, "install") && v["computation"] == computation)
+        .is_empty());
 }
 
 /// A hex string's bytes.
@@ -518,6 +606,74 @@ macro_rules! e2e_suite {
                     is(v, "install") && v["computation"] == "counter-alpha"
                 });
                 assert!(gamma.events(|v| is(v, "install")).is_empty());
+            }
+
+            #[test]
+            fn an_object_tampered_on_the_way_is_refused_and_the_next_target_takes_over() {
+                let w = World::with($transport, "tampered", 4_000, true, None);
+                let link = attacker(&w, |b| match b {
+                    Bottle::ObjectChunk(c) if c.index == 0 => {
+                        let mut data = c.data.to_vec();
+                        data[0] ^= 0x80;
+                        Some(encode(&Bottle::ObjectChunk(ObjectChunk { data: &data, ..c.clone() })))
+                    }
+                    _ => None,
+                });
+                let (_alpha, beta, gamma) = kill_alpha_with_gamma_behind(&w, &link);
+                refused_then_moved(&w, &gamma, "gamma", "DigestMismatch", "counter-alpha", "beta");
+                beta.wait_for("beta to install counter-alpha", |v| is(v, "install") && v["computation"] == "counter-alpha");
+            }
+
+            #[test]
+            fn a_signed_manifest_for_another_device_is_refused_and_the_next_target_takes_over() {
+                let w = World::with($transport, "elsewhere", 4_000, true, None);
+                // A manifest the code-signing key signed for beta, in place of gamma's.
+                let signer = pcxses_examples::keys::signer(&w.dir.join("code-signing.key")).unwrap();
+                let link = attacker(&w, move |b| {
+                    let Bottle::Morph(m) = b else { return None };
+                    let man = Manifest::decode(m.manifest, &Limits::DEFAULT).unwrap();
+                    let mut buf = vec![0; 4096];
+                    let n = Manifest { target: "beta", ..man }.encode(&mut buf).unwrap();
+                    let manifest = &buf[..n];
+                    let signature = Some(signer.sign(manifest));
+                    Some(encode(&Bottle::Morph(Morph { manifest, signature, ..m.clone() })))
+                });
+                let (_alpha, beta, gamma) = kill_alpha_with_gamma_behind(&w, &link);
+                refused_then_moved(&w, &gamma, "gamma", "WrongTarget", "counter-alpha", "beta");
+                beta.wait_for("beta to install counter-alpha", |v| is(v, "install") && v["computation"] == "counter-alpha");
+            }
+
+            #[test]
+            fn a_replayed_manifest_is_refused_and_the_next_target_takes_over() {
+                let w = World::with($transport, "replay", 4_000, true, None);
+                // The first MORPH to gamma is recorded; its signed manifest then replaces
+                // the one of the next MORPH to gamma, in the same session.
+                let mut recorded: Option<(Vec<u8>, Option<Signature>)> = None;
+                let link = attacker(&w, move |b| {
+                    let Bottle::Morph(m) = b else { return None };
+                    match &recorded {
+                        None => {
+                            recorded = Some((m.manifest.to_vec(), m.signature));
+                            None
+                        }
+                        Some((manifest, signature)) if manifest[..] != *m.manifest => Some(encode(&Bottle::Morph(Morph {
+                            manifest,
+                            signature: *signature,
+                            ..m.clone()
+                        }))),
+                        Some(_) => None,
+                    }
+                });
+                let (_, beta, gamma) = kill_alpha_with_gamma_behind(&w, &link);
+                gamma.wait_for("gamma to install counter-alpha", |v| is(v, "install") && v["computation"] == "counter-alpha");
+                // A fresh alpha is the other host of counter-beta.
+                let key = w.dir.join("code-signing.pub");
+                let alpha = w.device_with("alpha", &["--code-key", path(&key)]);
+                alpha.wait_for("alpha to join again", |v| is(v, "joined"));
+                beta.signal("KILL");
+                refused_then_moved(&w, &gamma, "gamma", "StaleSequence", "counter-beta", "alpha");
+                alpha.wait_for("alpha to install counter-beta", |v| is(v, "install") && v["computation"] == "counter-beta");
+                assert_eq!(gamma.events(|v| is(v, "install")).len(), 1);
             }
 
             #[test]

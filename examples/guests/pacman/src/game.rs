@@ -141,6 +141,11 @@ impl Game {
         self.rng
     }
 
+    /// Ticks played.
+    pub fn tick(&self) -> u32 {
+        self.tick
+    }
+
     /// The score.
     pub fn score(&self) -> u32 {
         self.score

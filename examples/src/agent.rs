@@ -1,0 +1,219 @@
+//! The device agent: it joins the AC, runs the computations it is given, reports their
+//! state every tick, and takes over computations the AC moves to it, resuming them from
+//! their last known good state. A computation is a shipped WebAssembly module (SUI ABI;
+//! `--guest NAME=PATH` for the ones it runs natively, the invoked module of the MORPH for
+//! the ones it receives) or else a built-in counter whose state is its count. A guest that
+//! runs out of fuel or traps is stopped and reported (`guest_failed`); the device carries
+//! on. With `--input`, each line of standard input goes to the guests that take input.
+//! SIGINT or SIGTERM makes it leave with GOOD_BYE.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pcxses_core::device::DeviceCommand;
+use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch, Mode};
+use smol::future::FutureExt;
+use smol::{Executor, Timer};
+
+use crate::computations::{native_guests, Computations, Tick};
+use crate::events::{device_event, EventFormat};
+use crate::shutdown::Shutdown;
+use crate::transport::Transport;
+
+/// The device agent's command line.
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The AC's address.
+    #[arg(long)]
+    pub ac: SocketAddr,
+    /// This device's name in the AC's registry.
+    #[arg(long)]
+    pub name: String,
+    /// The transport.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: Transport,
+    /// Print protocol events on stdout as JSON lines.
+    #[arg(long, value_enum)]
+    pub events: Option<EventFormat>,
+    /// Proposed HELLO interval.
+    #[arg(long, default_value_t = 200)]
+    pub hello_ms: u32,
+    /// Proposed dead interval.
+    #[arg(long, default_value_t = 600)]
+    pub dead_ms: u32,
+    /// How often the counters count.
+    #[arg(long, default_value_t = 100)]
+    pub tick_ms: u64,
+    /// Propose SPLIT mode (state on STATE bottles) instead of JOINED.
+    #[arg(long)]
+    pub split: bool,
+    /// The code-signing public key file (`pcxses-ac keygen`): refuse MORPHs not signed
+    /// with it.
+    #[arg(long)]
+    pub code_key: Option<std::path::PathBuf>,
+    /// Run computation NAME natively from the WebAssembly module at PATH (SUI ABI).
+    #[arg(long, value_name = "NAME=PATH")]
+    pub guest: Vec<String>,
+    /// Print a `frame` event of every guest every this many ticks.
+    #[arg(long)]
+    pub frames: Option<u64>,
+    /// Hand each line of standard input to the guests that take input.
+    #[arg(long)]
+    pub input: bool,
+}
+
+/// Runs the agent until SIGINT or SIGTERM (then it leaves) or its transport fails.
+pub fn run(cli: AgentArgs) -> Result<(), String> {
+    let epoch = Epoch::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    let mut config = DeviceConfig::new(&cli.name, seed);
+    config.hello_ms = cli.hello_ms;
+    config.dead_ms = cli.dead_ms;
+    config.mode = if cli.split { Mode::Split } else { Mode::Joined };
+    config.code_key = cli
+        .code_key
+        .as_deref()
+        .map(crate::keys::verifier)
+        .transpose()?;
+    let device = Device::new(config, epoch.now());
+    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
+        let agent = cli
+            .transport
+            .connect(&ex, device, epoch, cli.ac)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut computations = Computations::new(native_guests(&cli.guest)?);
+        let mut out = std::io::stdout().lock();
+        let mut print = |line: serde_json::Value| {
+            if cli.events.is_some() {
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+        };
+        let input = cli.input.then(read_stdin);
+        let mut leaving = false;
+        let mut ticks = 0u64;
+        let mut next_tick = std::time::Instant::now();
+        loop {
+            enum Wake {
+                Event(Option<DeviceEvent>),
+                Tick,
+                Input(String),
+                Stop,
+            }
+            let wake = async { Wake::Event(agent.events.recv().await.ok()) }
+                .or(async {
+                    match input.as_ref().map(|lines| lines.recv()) {
+                        Some(line) => match line.await {
+                            Ok(line) => Wake::Input(line),
+                            Err(_) => smol::future::pending().await,
+                        },
+                        None => smol::future::pending().await,
+                    }
+                })
+                .or(async {
+                    Timer::at(next_tick).await;
+                    Wake::Tick
+                })
+                .or(async {
+                    shutdown.next().await;
+                    Wake::Stop
+                })
+                .await;
+            match wake {
+                Wake::Event(None) => return Err("the agent stopped".into()),
+                Wake::Event(Some(event)) => {
+                    let state = match &event {
+                        DeviceEvent::StateStored { computation, version } => computations.state_of(computation, *version),
+                        DeviceEvent::Install(i) => Some(&i.lkgs[..]),
+                        _ => None,
+                    };
+                    print(device_event(&event, state, epoch.now()));
+                    match event {
+                        DeviceEvent::Joined { run, .. } => {
+                            for c in run {
+                                if let Err(error) = computations.start(&c) {
+                                    print(serde_json::json!({"event": "guest_failed", "computation": c, "error": error}));
+                                }
+                            }
+                        }
+                        DeviceEvent::Install(i) => {
+                            let started = match computations.install(&i) {
+                                Ok(()) => true,
+                                Err(error) => {
+                                    print(serde_json::json!({"event": "guest_failed", "computation": i.computation, "error": error}));
+                                    false
+                                }
+                            };
+                            let _ = agent.commands.send(DeviceCommand::AnswerInstall { id: i.id, started }).await;
+                        }
+                        DeviceEvent::Stop { computation, .. } => {
+                            computations.stop(&computation);
+                        }
+                        DeviceEvent::Left if leaving => break,
+                        _ => {}
+                    }
+                }
+                Wake::Tick => {
+                    next_tick += Duration::from_millis(cli.tick_ms);
+                    ticks += 1;
+                    let Tick { states, failed } = computations.tick();
+                    for (computation, state) in states {
+                        let _ = agent.commands.send(DeviceCommand::SetState { computation, state }).await;
+                    }
+                    for (computation, error) in failed {
+                        // A runaway or trapping guest is stopped and reported; the device
+                        // carries on.
+                        print(serde_json::json!({"event": "guest_failed", "computation": computation, "error": error}));
+                    }
+                    if cli.frames.is_some_and(|every| ticks.is_multiple_of(every)) {
+                        for (computation, text) in computations.frames() {
+                            print(serde_json::json!({"event": "frame", "computation": computation, "text": text}));
+                        }
+                    }
+                }
+                Wake::Input(line) => {
+                    for f in computations.input(line.as_bytes()) {
+                        let event = if f.stopped { "guest_failed" } else { "input_refused" };
+                        print(serde_json::json!({"event": event, "computation": f.computation, "error": f.error.to_string()}));
+                    }
+                }
+                Wake::Stop => {
+                    if leaving {
+                        break;
+                    }
+                    tracing::info!("leaving");
+                    leaving = true;
+                    computations.stop_all();
+                    let _ = agent.commands.send(DeviceCommand::Leave).await;
+                    next_tick = std::time::Instant::now() + Duration::from_secs(3600);
+                }
+            }
+        }
+        agent.commands.close();
+        let stats = agent.task.await.map_err(|e| e.to_string())?;
+        tracing::info!(?stats, "stopped");
+        Ok(())
+    }))
+}
+
+/// The lines of standard input, read on a thread of their own; the channel closes at the
+/// end of input.
+fn read_stdin() -> smol::channel::Receiver<String> {
+    let (tx, rx) = smol::channel::bounded(64);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if tx.send_blocking(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,218 @@
+//! The computations a device agent runs: shipped WebAssembly modules (SUI ABI) and built-in
+//! counters, with the states each reported so the agent can show which one the AC
+//! acknowledged.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use pcxses_core::device::Install;
+
+use crate::guest::{Guest, GuestError, GuestLimits};
+
+/// One computation running here: a built-in counter, or a shipped WebAssembly module.
+enum Runner {
+    /// A counter; its state is the count, 8 bytes little-endian.
+    Counter(u64),
+    /// A WebAssembly module.
+    Guest(Box<Guest>),
+}
+
+/// The states one computation reported in this session: the last version number, and the
+/// recent versions with their states.
+#[derive(Default)]
+struct Reported {
+    last: u32,
+    recent: VecDeque<(u32, Vec<u8>)>,
+}
+
+/// What one tick produced.
+pub struct Tick {
+    /// States to report.
+    pub states: Vec<(String, Vec<u8>)>,
+    /// Computations that failed (and were stopped), with the error.
+    pub failed: Vec<(String, String)>,
+}
+
+/// A guest that could not take an input line.
+pub struct InputFailure {
+    /// The computation.
+    pub computation: String,
+    /// Why.
+    pub error: GuestError,
+    /// Whether the guest was stopped (it ran out of fuel or trapped) rather than refusing
+    /// the line.
+    pub stopped: bool,
+}
+
+/// The computations this device runs, and which state each reported version carried.
+#[derive(Default)]
+pub struct Computations {
+    running: BTreeMap<String, Runner>,
+    /// Per computation: the states reported in this session.
+    versions: BTreeMap<String, Reported>,
+    /// Modules this device runs natively, by computation (`--guest`).
+    native: BTreeMap<String, Vec<u8>>,
+}
+
+fn is_wasm(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\0asm")
+}
+
+impl Computations {
+    /// No computation running yet; `native` holds the modules of the computations this
+    /// device runs natively, by name (the others are counters).
+    pub fn new(native: BTreeMap<String, Vec<u8>>) -> Computations {
+        Computations {
+            native,
+            ..Computations::default()
+        }
+    }
+
+    /// Stops `name`.
+    pub fn stop(&mut self, name: &str) {
+        self.running.remove(name);
+    }
+
+    /// Stops every computation.
+    pub fn stop_all(&mut self) {
+        self.running.clear();
+    }
+
+    fn insert(&mut self, name: &str, runner: Runner) {
+        self.running.insert(name.into(), runner);
+        self.versions.remove(name);
+    }
+
+    /// Starts a computation this device runs natively, from its initial state.
+    pub fn start(&mut self, name: &str) -> Result<(), String> {
+        let runner = match self.native.get(name) {
+            Some(wasm) => Runner::Guest(Box::new(
+                Guest::load(wasm, GuestLimits::default()).map_err(|e| e.to_string())?,
+            )),
+            None => Runner::Counter(0),
+        };
+        self.insert(name, runner);
+        Ok(())
+    }
+
+    /// Starts an installed computation from its LKGS: the invoked WebAssembly object if
+    /// there is one, else a counter.
+    pub fn install(&mut self, install: &Install) -> Result<(), String> {
+        let module = install
+            .objects
+            .iter()
+            .find(|o| o.invoke && is_wasm(&o.bytes));
+        let runner = match module {
+            Some(m) => {
+                let mut guest =
+                    Guest::load(&m.bytes, GuestLimits::default()).map_err(|e| e.to_string())?;
+                if !install.lkgs.is_empty() {
+                    guest.restore(&install.lkgs).map_err(|e| e.to_string())?;
+                }
+                Runner::Guest(Box::new(guest))
+            }
+            None => Runner::Counter(decode(&install.lkgs)),
+        };
+        self.insert(&install.computation, runner);
+        Ok(())
+    }
+
+    /// Runs one tick of every computation; returns the states to report and the
+    /// computations that failed (and were stopped).
+    pub fn tick(&mut self) -> Tick {
+        let (mut states, mut failed) = (Vec::new(), Vec::new());
+        for (name, runner) in self.running.iter_mut() {
+            let state = match runner {
+                Runner::Counter(count) => {
+                    *count += 1;
+                    Ok(count.to_le_bytes().to_vec())
+                }
+                Runner::Guest(g) => g.step().and_then(|()| g.capture()),
+            };
+            match state {
+                Ok(state) => {
+                    let r = self.versions.entry(name.clone()).or_default();
+                    r.last += 1;
+                    r.recent.push_back((r.last, state.clone()));
+                    if r.recent.len() > 64 {
+                        r.recent.pop_front();
+                    }
+                    states.push((name.clone(), state));
+                }
+                Err(e) => failed.push((name.clone(), e.to_string())),
+            }
+        }
+        for (name, _) in &failed {
+            self.running.remove(name);
+        }
+        Tick { states, failed }
+    }
+
+    /// Hands `line` to every guest that takes input. A guest that runs out of fuel or
+    /// traps on it is stopped, as on a failed tick.
+    pub fn input(&mut self, line: &[u8]) -> Vec<InputFailure> {
+        let mut failures = Vec::new();
+        for (name, runner) in self.running.iter_mut() {
+            if let Runner::Guest(g) = runner {
+                if g.takes_input() {
+                    if let Err(error) = g.input(line) {
+                        let stopped = matches!(error, GuestError::OutOfFuel | GuestError::Trap(_));
+                        failures.push(InputFailure {
+                            computation: name.clone(),
+                            error,
+                            stopped,
+                        });
+                    }
+                }
+            }
+        }
+        for f in failures.iter().filter(|f| f.stopped) {
+            self.running.remove(&f.computation);
+        }
+        failures
+    }
+
+    /// The state `name` reported as `version` in this session, if still remembered.
+    pub fn state_of(&self, name: &str, version: u32) -> Option<&[u8]> {
+        self.versions
+            .get(name)?
+            .recent
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, s)| &s[..])
+    }
+
+    /// The frames of the computations that render one.
+    pub fn frames(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, runner) in self.running.iter_mut() {
+            if let Runner::Guest(g) = runner {
+                if let Ok(frame) = g.render() {
+                    out.push((name.clone(), frame));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The counter's count in its state (zero for the empty state).
+fn decode(state: &[u8]) -> u64 {
+    state
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// `NAME=PATH` pairs: the modules of computations run natively.
+pub fn native_guests(pairs: &[String]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (name, path) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("--guest {pair}: expected NAME=PATH"))?;
+            let wasm = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+            Ok((name.to_string(), wasm))
+        })
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! The Area Controller daemon: it serves the devices of its configuration on one transport
+//! and prints every protocol event (and, periodically, its counters, RSS and threads) as
+//! a JSON line. SIGINT or SIGTERM stops it cleanly.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pcxses_core::{Controller, ControllerEvent, Epoch};
+use smol::future::FutureExt;
+use smol::{Executor, Timer};
+
+use crate::ac_config::AcConfig;
+use crate::events::{controller_event, EventFormat, Names};
+use crate::shutdown::Shutdown;
+use crate::transport::Transport;
+use crate::{keys, procfs, repository};
+
+/// The AC daemon's command line.
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// The configuration file (settings and device registry).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The transport to serve on.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: Transport,
+    /// Print protocol events on stdout in this format.
+    #[arg(long, value_enum)]
+    pub events: Option<EventFormat>,
+    /// Listen here instead of the configured address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// With `--events`, print a `stats` event this often: counters, RSS and threads.
+    #[arg(long)]
+    pub stats_ms: Option<u64>,
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub fn run(args: DaemonArgs) -> Result<(), String> {
+    let path = args.config.ok_or("--config is required")?;
+    let config = AcConfig::load(&path).map_err(|e| e.to_string())?;
+    let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
+    let names = Names::new(&config.controller);
+    let epoch = Epoch::new();
+    let mut controller =
+        Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?;
+    if let Some(path) = &config.code_signing_key {
+        controller = controller.with_code_signer(keys::signer(path)?);
+    }
+    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
+    let listen = args.listen.unwrap_or(config.listen);
+    // Everything runs on this thread: the protocol, the sockets and the event output.
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
+        let ac = args
+            .transport
+            .serve(&ex, controller, epoch, listen)
+            .await
+            .map_err(|e| format!("{listen}: {e}"))?;
+        tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
+        let mut out = std::io::stdout().lock();
+        if args.events.is_some() {
+            let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string()});
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+        let period = args.stats_ms.map(std::time::Duration::from_millis);
+        let mut next_stats = period.map(|p| std::time::Instant::now() + p);
+        loop {
+            enum Wake {
+                Event(ControllerEvent),
+                Stats,
+                Stop,
+            }
+            let wake = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) }
+                .or(async {
+                    match next_stats {
+                        Some(at) => Timer::at(at).await,
+                        None => Timer::never().await,
+                    };
+                    Wake::Stats
+                })
+                .or(async {
+                    shutdown.next().await;
+                    Wake::Stop
+                })
+                .await;
+            match wake {
+                Wake::Event(event) => {
+                    tracing::debug!(?event);
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{}", controller_event(&event, &names))
+                            .and_then(|()| out.flush());
+                    }
+                }
+                Wake::Stats => {
+                    next_stats = next_stats.zip(period).map(|(at, p)| at + p);
+                    let s = *ac.stats.lock().map_err(|e| e.to_string())?;
+                    let proc = procfs::status("self");
+                    let line = serde_json::json!({
+                        "event": "stats", "received": s.received, "rejected": s.rejected(),
+                        "malformed": s.malformed, "unknown_session": s.unknown_session,
+                        "dropped_transmits": s.dropped_transmits,
+                        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads),
+                    });
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                    }
+                }
+                Wake::Stop => break,
+            }
+        }
+        tracing::info!("stopping");
+        ac.commands.close();
+        let stats = ac.task.await.map_err(|e| e.to_string())?;
+        tracing::info!(?stats, "stopped");
+        Ok(())
+    }))
+}
