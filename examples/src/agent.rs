@@ -20,7 +20,7 @@ use smol::{Executor, Timer};
 use crate::computations::{native_guests, Computations, Tick};
 use crate::events::{device_event, EventFormat};
 use crate::shutdown::Shutdown;
-use crate::transport::Transport;
+use crate::transport::{DeviceTlsArgs, Transport};
 
 /// The device agent's command line.
 #[derive(clap::Args, Debug)]
@@ -62,6 +62,9 @@ pub struct AgentArgs {
     /// Hand each line of standard input to the guests that take input.
     #[arg(long)]
     pub input: bool,
+    /// TLS, for `--transport quic`.
+    #[command(flatten)]
+    pub tls: DeviceTlsArgs,
 }
 
 /// Runs the agent until SIGINT or SIGTERM (then it leaves) or its transport fails.
@@ -80,13 +83,17 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
         .as_deref()
         .map(crate::keys::verifier)
         .transpose()?;
+    let tls = match cli.transport {
+        Transport::Quic => Some(cli.tls.load()?),
+        _ => None,
+    };
     let device = Device::new(config, epoch.now());
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let ex = Arc::new(Executor::new());
     smol::block_on(ex.run(async {
         let agent = cli
             .transport
-            .connect(&ex, device, epoch, cli.ac)
+            .connect(&ex, device, epoch, cli.ac, tls.as_ref())
             .await
             .map_err(|e| e.to_string())?;
         let mut computations = Computations::new(native_guests(&cli.guest)?);

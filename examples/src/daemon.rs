@@ -14,7 +14,7 @@ use smol::{Executor, Timer};
 use crate::ac_config::AcConfig;
 use crate::events::{controller_event, EventFormat, Names};
 use crate::shutdown::Shutdown;
-use crate::transport::Transport;
+use crate::transport::{AcTlsArgs, Transport};
 use crate::{keys, procfs, repository};
 
 /// The AC daemon's command line.
@@ -35,6 +35,9 @@ pub struct DaemonArgs {
     /// With `--events`, print a `stats` event this often: counters, RSS and threads.
     #[arg(long)]
     pub stats_ms: Option<u64>,
+    /// TLS, for `--transport quic`.
+    #[command(flatten)]
+    pub tls: AcTlsArgs,
 }
 
 /// Serves until SIGINT or SIGTERM.
@@ -51,12 +54,16 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     }
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let listen = args.listen.unwrap_or(config.listen);
+    let tls = match args.transport {
+        Transport::Quic => Some(args.tls.load()?),
+        _ => None,
+    };
     // Everything runs on this thread: the protocol, the sockets and the event output.
     let ex = Arc::new(Executor::new());
     smol::block_on(ex.run(async {
         let ac = args
             .transport
-            .serve(&ex, controller, epoch, listen)
+            .serve(&ex, controller, epoch, listen, tls.as_ref())
             .await
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");

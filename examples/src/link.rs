@@ -109,12 +109,12 @@ impl Shared {
         };
         let passage = bytes.and_then(|bytes| {
             let on_wire = match transport {
-                Transport::Udp => bytes.len() + UDP_OVERHEAD,
+                Transport::Udp | Transport::Quic => bytes.len() + UDP_OVERHEAD,
                 Transport::Tcp => {
                     bytes.len() + TCP_OVERHEAD * bytes.len().div_ceil(TCP_SEGMENT).max(1)
                 }
             };
-            let (left, arrives) = self.occupy(dir, on_wire, transport == Transport::Udp)?;
+            let (left, arrives) = self.occupy(dir, on_wire, transport != Transport::Tcp)?;
             Some(Passage {
                 left,
                 arrives,
@@ -187,7 +187,9 @@ impl Link {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
         let (stop, stopped) = smol::channel::bounded::<()>(1);
         let (local_addr, thread) = match transport {
-            Transport::Udp => {
+            // QUIC's datagrams cross the link as they are: sealed, so a tap sees only
+            // ciphertext.
+            Transport::Udp | Transport::Quic => {
                 let front = Async::<UdpSocket>::bind(any)?;
                 let addr = front.get_ref().local_addr()?;
                 let shared = shared.clone();

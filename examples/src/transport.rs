@@ -2,11 +2,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch, Stats};
+use pcxses_transport_quic::{ClientTls, ServerTls};
 use smol::channel::{Receiver, Sender};
 use smol::{Executor, Task};
 
@@ -17,6 +19,63 @@ pub enum Transport {
     Tcp,
     /// One bottle per UDP datagram.
     Udp,
+    /// QUIC with mutual TLS: certificates name the devices.
+    Quic,
+}
+
+/// The AC's TLS files, for `--transport quic` (`pcxses-ac certs` makes them).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct AcTlsArgs {
+    /// The AC's certificate chain (PEM).
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// The AC's private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The CA that device certificates must chain to (PEM).
+    #[arg(long)]
+    pub device_ca: Option<PathBuf>,
+}
+
+impl AcTlsArgs {
+    /// The TLS settings, when all three files are given.
+    pub fn load(&self) -> Result<ServerTls, String> {
+        match (&self.cert, &self.key, &self.device_ca) {
+            (Some(cert), Some(key), Some(ca)) => {
+                ServerTls::from_pem_files(cert, key, ca).map_err(|e| e.to_string())
+            }
+            _ => Err("QUIC needs --cert, --key and --device-ca".into()),
+        }
+    }
+}
+
+/// A device's TLS files, for `--transport quic`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DeviceTlsArgs {
+    /// The AC's CA (PEM): the only root the device trusts.
+    #[arg(long)]
+    pub ac_ca: Option<PathBuf>,
+    /// The name the AC's certificate must be valid for.
+    #[arg(long, default_value = "ac")]
+    pub ac_name: String,
+    /// The device's certificate chain (PEM); it must name the device.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// The device's private key (PEM).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+impl DeviceTlsArgs {
+    /// The TLS settings, when all three files are given.
+    pub fn load(&self) -> Result<ClientTls, String> {
+        match (&self.ac_ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                ClientTls::from_pem_files(ca, &self.ac_name, cert, key).map_err(|e| e.to_string())
+            }
+            _ => Err("QUIC needs --ac-ca, --cert and --key".into()),
+        }
+    }
 }
 
 /// A running AC, whatever the transport.
@@ -44,15 +103,37 @@ pub struct RunningDevice {
 }
 
 impl Transport {
-    /// Serves `controller` on `addr`, in tasks of `ex`.
+    /// The transport's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Quic => "quic",
+        }
+    }
+
+    /// Serves `controller` on `addr`, in tasks of `ex`; QUIC needs `tls`.
     pub async fn serve(
         self,
         ex: &Arc<Executor<'static>>,
         controller: Controller,
         epoch: Epoch,
         addr: SocketAddr,
+        tls: Option<&ServerTls>,
     ) -> io::Result<RunningController> {
         Ok(match self {
+            Transport::Quic => {
+                let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
+                let h = pcxses_transport_quic::spawn_controller(ex, controller, epoch, addr, tls)
+                    .await?;
+                RunningController {
+                    events: h.events,
+                    commands: h.commands,
+                    local_addr: h.local_addr,
+                    stats: h.stats,
+                    task: h.task,
+                }
+            }
             Transport::Tcp => {
                 let h = pcxses_transport_tcp::spawn_controller(ex, controller, epoch, addr).await?;
                 RunningController {
@@ -76,15 +157,25 @@ impl Transport {
         })
     }
 
-    /// Runs `device` against the AC at `ac`, in tasks of `ex`.
+    /// Runs `device` against the AC at `ac`, in tasks of `ex`; QUIC needs `tls`.
     pub async fn connect(
         self,
         ex: &Arc<Executor<'static>>,
         device: Device,
         epoch: Epoch,
         ac: SocketAddr,
+        tls: Option<&ClientTls>,
     ) -> io::Result<RunningDevice> {
         Ok(match self {
+            Transport::Quic => {
+                let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
+                let h = pcxses_transport_quic::spawn_device(ex, device, epoch, ac, tls).await?;
+                RunningDevice {
+                    events: h.events,
+                    commands: h.commands,
+                    task: h.task,
+                }
+            }
             Transport::Tcp => {
                 let h = pcxses_transport_tcp::spawn_device(ex, device, epoch, ac).await?;
                 RunningDevice {

@@ -214,7 +214,67 @@ macro_rules! transport_suite {
     };
 }
 
+/// The QUIC adapter with the TLS settings of a development PKI shared by the tests: every
+/// device gets the certificate of its own name.
+mod quic {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::{Arc, OnceLock};
+
+    use pcxses_core::{Controller, Device, Epoch};
+    use pcxses_transport_quic::certs::{DevCa, AC_NAME};
+    use pcxses_transport_quic::tls::{certificates, private_key};
+    use pcxses_transport_quic::{ClientTls, ControllerHandle, DeviceHandle, ServerTls};
+
+    static CA: OnceLock<DevCa> = OnceLock::new();
+
+    pub fn ca() -> &'static DevCa {
+        CA.get_or_init(|| DevCa::new("test CA").unwrap())
+    }
+
+    pub fn server_tls() -> ServerTls {
+        let ac = ca().ac().unwrap();
+        ServerTls {
+            cert_chain: certificates(ac.cert_pem.as_bytes(), "ac").unwrap(),
+            key: private_key(ac.key_pem.as_bytes(), "ac").unwrap(),
+            device_ca: certificates(ca().issued().cert_pem.as_bytes(), "ca").unwrap(),
+        }
+    }
+
+    /// Device `name`'s settings, with a certificate `issuer` made for `holder`.
+    pub fn client_tls(issuer: &DevCa, holder: &str) -> ClientTls {
+        let cert = issuer.device(holder).unwrap();
+        ClientTls {
+            ac_ca: certificates(ca().issued().cert_pem.as_bytes(), "ca").unwrap(),
+            ac_name: AC_NAME.into(),
+            cert_chain: certificates(cert.cert_pem.as_bytes(), holder).unwrap(),
+            key: private_key(cert.key_pem.as_bytes(), holder).unwrap(),
+            alpn: pcxses_transport_quic::tls::ALPN.to_vec(),
+        }
+    }
+
+    pub async fn spawn_controller(
+        ex: &Arc<smol::Executor<'static>>,
+        controller: Controller,
+        epoch: Epoch,
+        addr: SocketAddr,
+    ) -> io::Result<ControllerHandle> {
+        pcxses_transport_quic::spawn_controller(ex, controller, epoch, addr, &server_tls()).await
+    }
+
+    pub async fn spawn_device(
+        ex: &Arc<smol::Executor<'static>>,
+        device: Device,
+        epoch: Epoch,
+        ac: SocketAddr,
+    ) -> io::Result<DeviceHandle> {
+        let tls = client_tls(ca(), device.name());
+        pcxses_transport_quic::spawn_device(ex, device, epoch, ac, &tls).await
+    }
+}
+
 transport_suite!(udp, pcxses_transport_udp);
+transport_suite!(quic_suite, quic);
 transport_suite!(tcp, pcxses_transport_tcp);
 
 /// A TCP proxy in front of the AC whose connections the test can cut.
@@ -326,4 +386,153 @@ fn a_dropped_tcp_connection_is_not_a_death() {
             Timer::after(Duration::from_millis(20)).await;
         }
     }));
+}
+
+/// Refusals of the QUIC adapter: none of them reaches the AC's state.
+mod quic_refusals {
+    use super::*;
+    use pcxses_core::{RejectReason, Stats};
+    use pcxses_transport_quic::certs::DevCa;
+    use pcxses_transport_quic::ClientTls;
+
+    /// Runs an AC and one device agent `name` with `tls` for a while (several join
+    /// retries); returns what the device saw, what the AC saw, and the AC's counters.
+    fn attempt(name: &str, tls: ClientTls) -> (Vec<DeviceEvent>, Vec<ControllerEvent>, Stats) {
+        let ex = Arc::new(smol::Executor::new());
+        smol::block_on(ex.run(async {
+            let epoch = Epoch::new();
+            let ac = quic::spawn_controller(
+                &ex,
+                controller(&epoch),
+                epoch,
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+            let agent = pcxses_transport_quic::spawn_device(
+                &ex,
+                device(name, 3, &epoch),
+                epoch,
+                ac.local_addr,
+                &tls,
+            )
+            .await
+            .unwrap();
+            Timer::after(Duration::from_millis(1_500)).await;
+            let seen: Vec<DeviceEvent> =
+                std::iter::from_fn(|| agent.events.try_recv().ok()).collect();
+            let ac_saw: Vec<ControllerEvent> =
+                std::iter::from_fn(|| ac.events.try_recv().ok()).collect();
+            let stats = *ac.stats.lock().unwrap();
+            (seen, ac_saw, stats)
+        }))
+    }
+
+    fn assert_never_reached_the_ac(
+        seen: &[DeviceEvent],
+        ac_saw: &[ControllerEvent],
+        stats: &Stats,
+    ) {
+        assert!(seen.is_empty(), "{seen:?}");
+        assert!(ac_saw.is_empty(), "{ac_saw:?}");
+        assert_eq!(*stats, Stats::default());
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_gets_no_connection() {
+        let stranger = DevCa::new("stranger").unwrap();
+        let (seen, ac_saw, stats) = attempt("dev0", quic::client_tls(&stranger, "dev0"));
+        assert_never_reached_the_ac(&seen, &ac_saw, &stats);
+    }
+
+    #[test]
+    fn a_wrong_alpn_gets_no_connection() {
+        let mut tls = quic::client_tls(quic::ca(), "dev0");
+        tls.alpn = b"pcxses/0".to_vec();
+        let (seen, ac_saw, stats) = attempt("dev0", tls);
+        assert_never_reached_the_ac(&seen, &ac_saw, &stats);
+    }
+
+    #[test]
+    fn a_valid_certificate_claiming_another_device_is_refused() {
+        // dev0's certificate, and a GOOD_MORNING from "dev1".
+        let (seen, ac_saw, stats) = attempt("dev1", quic::client_tls(quic::ca(), "dev0"));
+        assert!(
+            seen.iter().any(|e| matches!(
+                e,
+                DeviceEvent::Rejected {
+                    reason: RejectReason::Unauthorized
+                }
+            )),
+            "{seen:?}"
+        );
+        assert!(ac_saw.is_empty(), "{ac_saw:?}");
+        assert!(stats.unauthorized >= 1, "{stats:?}");
+        assert_eq!(stats.received, stats.unauthorized, "{stats:?}");
+    }
+
+    #[test]
+    fn a_client_without_a_certificate_gets_no_connection() {
+        let ex = Arc::new(smol::Executor::new());
+        smol::block_on(ex.run(async {
+            let epoch = Epoch::new();
+            let ac = quic::spawn_controller(
+                &ex,
+                controller(&epoch),
+                epoch,
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+            let mut roots = rustls::RootCertStore::empty();
+            let ca = pcxses_transport_quic::tls::certificates(
+                quic::ca().issued().cert_pem.as_bytes(),
+                "ca",
+            )
+            .unwrap();
+            roots.add(ca[0].clone()).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            tls.alpn_protocols = vec![pcxses_transport_quic::tls::ALPN.to_vec()];
+            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut endpoint = quinn::Endpoint::new(
+                quinn::EndpointConfig::default(),
+                None,
+                socket,
+                Arc::new(quinn::SmolRuntime),
+            )
+            .unwrap();
+            endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+            // TLS 1.3 lets the client finish first; the AC then refuses and closes.
+            let attempt = async {
+                let connection = endpoint.connect(ac.local_addr, "ac").ok()?.await.ok()?;
+                let (mut send, _recv) = connection.open_bi().await.ok()?;
+                let gm = [1u8, 0, 4, b'd', b'e', b'v', b'0'];
+                let mut frame = Vec::new();
+                pcxses_core::frame::push_frame(&gm, &mut frame);
+                let _ = send.write_all(&frame).await;
+                Some(connection.closed().await)
+            };
+            let closed = attempt
+                .or(async {
+                    Timer::after(Duration::from_secs(5)).await;
+                    panic!("the AC kept a connection without a client certificate");
+                })
+                .await;
+            // The AC closed it with the TLS alert "certificate required" (116 = 0x74).
+            let closed = closed.expect("a connection the AC then closed");
+            assert!(
+                matches!(&closed, quinn::ConnectionError::ConnectionClosed(c) if c.error_code == quinn::TransportErrorCode::crypto(116)),
+                "{closed:?}"
+            );
+            Timer::after(Duration::from_millis(200)).await;
+            assert!(ac.events.try_recv().is_err());
+            assert_eq!(*ac.stats.lock().unwrap(), Stats::default());
+        }));
+    }
 }

@@ -35,6 +35,18 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Creates a development PKI for `--transport quic`: DIR/ca.pem and ca.key (the CA
+    /// for the AC's `--device-ca` and the devices' `--ac-ca`), DIR/ac.pem and ac.key (the
+    /// AC's, valid for `ac`, `localhost` and 127.0.0.1), and DIR/NAME.pem and NAME.key for
+    /// each device.
+    Certs {
+        /// Where to write the files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The devices' names.
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
     /// Stores a file as an object of a repository (created if missing).
     AddObject {
         /// The repository directory.
@@ -54,6 +66,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Keygen { dir }) => {
             keys::generate(&dir, "code-signing").map(|public| println!("{public}"))
+        }
+        Some(Command::Certs { dir, devices }) => {
+            let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+            pcxses_transport_quic::certs::write_dev_pki(&dir, &devices).map_err(|e| e.to_string())
         }
         Some(Command::AddObject {
             repository,

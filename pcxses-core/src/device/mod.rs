@@ -178,6 +178,11 @@ impl Device {
         &self.stats
     }
 
+    /// The device's name, as configured.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
     /// The current session, once joined.
     pub fn session(&self) -> Option<SessionId> {
         match &self.phase {

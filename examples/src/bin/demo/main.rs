@@ -119,10 +119,7 @@ fn demo(args: &DemoArgs) -> Result<(), String> {
     };
     eprintln!("demo: building the guests for WebAssembly");
     let guests = Guests::build()?;
-    let transport = match args.transport {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    };
+    let transport = args.transport.name();
     let opts = Options {
         kind: if args.reverse {
             Kind::Chat

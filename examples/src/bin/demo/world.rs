@@ -10,6 +10,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use pcxses_examples::{guest_build, keys, repository};
+use pcxses_transport_quic::certs;
 use serde_json::Value;
 
 /// Who printed an event.
@@ -139,6 +140,7 @@ impl World {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         keys::generate(&dir, "code-signing")?;
+        certs::write_dev_pki(&dir, &["pacman", "runner"]).map_err(|e| e.to_string())?;
         let repo = dir.join("repo");
         for (id, wasm) in [("pacman.wasm", &guests.pacman), ("chat.wasm", &guests.chat)] {
             repository::add(&repo, id, wasm).map_err(|e| e.to_string())?;
@@ -156,19 +158,25 @@ impl World {
             sink,
             settings,
         };
-        let config = world.path("ac.toml");
-        let ac = world.spawn(
-            Who::Ac,
-            &[
-                "ac",
-                "--config",
-                &config,
-                "--transport",
-                world.settings.transport,
-                "--events",
-                "jsonl",
-            ],
-        )?;
+        let (config, cert, key, ca) = (
+            world.path("ac.toml"),
+            world.path("ac.pem"),
+            world.path("ac.key"),
+            world.path("ca.pem"),
+        );
+        let mut args = vec![
+            "ac",
+            "--config",
+            &config,
+            "--transport",
+            world.settings.transport,
+            "--events",
+            "jsonl",
+        ];
+        if world.settings.transport == "quic" {
+            args.extend(["--cert", &cert, "--key", &key, "--device-ca", &ca]);
+        }
+        let ac = world.spawn(Who::Ac, &args)?;
         world.ac = Some(ac);
         let listening = world.wait_for("the AC to listen", |who, v| {
             who == Who::Ac && v["event"] == "listening"
@@ -188,7 +196,7 @@ impl World {
     pub fn start_devices(&mut self, ac: SocketAddr) -> Result<(), String> {
         for (who, guest) in [(Who::PacMan, "pacman"), (Who::Runner, "chat")] {
             let s = &self.settings;
-            let args = [
+            let mut args = vec![
                 "device".to_string(),
                 "--ac".into(),
                 ac.to_string(),
@@ -212,6 +220,17 @@ impl World {
                 "1".into(),
                 "--input".into(),
             ];
+            if s.transport == "quic" {
+                let name = who.name();
+                args.extend([
+                    "--ac-ca".into(),
+                    self.path("ca.pem"),
+                    "--cert".into(),
+                    self.path(&format!("{name}.pem")),
+                    "--key".into(),
+                    self.path(&format!("{name}.key")),
+                ]);
+            }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let proc = self.spawn(who, &args)?;
             match who {
