@@ -105,6 +105,9 @@ pub struct DeviceEntry {
     pub capabilities: Vec<String>,
     /// Most computations it may run.
     pub max_hosted: Option<u16>,
+    /// File holding the key it shares with the AC (hex), relative to this file: the device
+    /// must then join and talk in pre-shared-key mode (see `pcxses-ac psk`).
+    pub psk_file: Option<PathBuf>,
 }
 
 /// `[[computation]]`.
@@ -146,6 +149,9 @@ pub enum AcConfigError {
     /// The values are inconsistent.
     #[error("{0}: {1}")]
     Invalid(PathBuf, pcxses_core::controller::ConfigError),
+    /// A key file could not be used.
+    #[error("{0}: {1}")]
+    Key(PathBuf, String),
 }
 
 /// A loaded configuration: the controller's and where things are.
@@ -173,16 +179,26 @@ impl AcConfig {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
         });
+        let base = path.parent().unwrap_or(Path::new("."));
         let devices = file
             .devices
             .iter()
-            .map(|d| DeviceSpec {
-                name: d.name.clone(),
-                runs: d.runs.clone(),
-                capabilities: d.capabilities.clone(),
-                max_hosted: d.max_hosted.unwrap_or(MAX_HOSTED as u16),
+            .map(|d| {
+                let psk = d
+                    .psk_file
+                    .as_ref()
+                    .map(|f| crate::keys::psk(&base.join(f)))
+                    .transpose()
+                    .map_err(|e| AcConfigError::Key(path.into(), e))?;
+                Ok(DeviceSpec {
+                    name: d.name.clone(),
+                    runs: d.runs.clone(),
+                    capabilities: d.capabilities.clone(),
+                    max_hosted: d.max_hosted.unwrap_or(MAX_HOSTED as u16),
+                    psk,
+                })
             })
-            .collect();
+            .collect::<Result<_, AcConfigError>>()?;
         let computations = file
             .computations
             .iter()
@@ -226,7 +242,6 @@ impl AcConfig {
         cfg.quarantine_after = a.quarantine_after.unwrap_or(cfg.quarantine_after);
         cfg.validate()
             .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
-        let base = path.parent().unwrap_or(Path::new("."));
         Ok(AcConfig {
             listen: a.listen,
             repository: base.join(&a.repository),

@@ -53,6 +53,10 @@ pub struct AgentArgs {
     /// with it.
     #[arg(long)]
     pub code_key: Option<std::path::PathBuf>,
+    /// The key this device shares with the AC (`pcxses-ac psk`): join by
+    /// challenge–response and seal every bottle (TCP and UDP).
+    #[arg(long)]
+    pub psk: Option<std::path::PathBuf>,
     /// Run computation NAME natively from the WebAssembly module at PATH (SUI ABI).
     #[arg(long, value_name = "NAME=PATH")]
     pub guest: Vec<String>,
@@ -83,6 +87,7 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
         .as_deref()
         .map(crate::keys::verifier)
         .transpose()?;
+    config.psk = cli.psk.as_deref().map(crate::keys::psk).transpose()?;
     let tls = match cli.transport {
         Transport::Quic => Some(cli.tls.load()?),
         _ => None,

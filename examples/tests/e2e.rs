@@ -129,28 +129,47 @@ struct World {
     transport: &'static str,
     ac: Option<Proc>,
     addr: String,
+    keyed: bool,
+}
+
+/// How a [`World`] is set up beyond its three devices.
+#[derive(Default)]
+struct Setup<'a> {
+    /// The length of the counters' object.
+    code_bytes: usize,
+    /// The AC signs manifests with a fresh key (`code-signing.pub` beside the
+    /// configuration; `stranger.pub` is another key), `counter-alpha` may move only to
+    /// `gamma`, then `beta`, and `counter-beta` only to `gamma`, then `alpha`.
+    signed: bool,
+    /// The object of `counter-alpha` is this WebAssembly module (`alpha.wasm` beside the
+    /// configuration), which alpha runs with `--guest`.
+    alpha_module: Option<&'a [u8]>,
+    /// Every device has a pre-shared key (`NAME.psk` beside the configuration).
+    keyed: bool,
 }
 
 impl World {
     /// Three devices `alpha`, `beta`, `gamma`, each running `counter-<name>`, whose object
     /// is `code_bytes` long.
     fn new(transport: &'static str, test: &str, code_bytes: usize) -> World {
-        World::with(transport, test, code_bytes, false, None)
+        World::with(
+            transport,
+            test,
+            Setup {
+                code_bytes,
+                ..Setup::default()
+            },
+        )
     }
 
-    /// As [`World::new`]; with `signed`, the AC signs manifests with a fresh key
-    /// (`code-signing.pub` beside the configuration; `stranger.pub` is another key),
-    /// `counter-alpha` may move only to `gamma`, then `beta`, and `counter-beta` only to
-    /// `gamma`, then `alpha`. With `alpha_module`, the
-    /// object of `counter-alpha` is that WebAssembly module (`alpha.wasm` beside the
-    /// configuration), which alpha runs with `--guest`.
-    fn with(
-        transport: &'static str,
-        test: &str,
-        code_bytes: usize,
-        signed: bool,
-        alpha_module: Option<&[u8]>,
-    ) -> World {
+    /// As [`World::new`], set up as `setup` says.
+    fn with(transport: &'static str, test: &str, setup: Setup<'_>) -> World {
+        let Setup {
+            code_bytes,
+            signed,
+            alpha_module,
+            keyed,
+        } = setup;
         let dir = std::env::temp_dir().join(format!(
             "pcxses-e2e-{}-{transport}-{test}",
             std::process::id()
@@ -176,6 +195,10 @@ impl World {
         }
         for d in ["alpha", "beta", "gamma"] {
             config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
+            if keyed {
+                pcxses_examples::keys::generate_psk(&dir, d).unwrap();
+                config += &format!("psk_file = \"{d}.psk\"\n");
+            }
             let object = if d == "alpha" && alpha_module.is_some() {
                 "alpha.wasm"
             } else {
@@ -194,6 +217,7 @@ impl World {
             transport,
             ac: None,
             addr: String::new(),
+            keyed,
         };
         w.start_ac(None);
         w
@@ -244,6 +268,9 @@ impl World {
     /// A device that reaches the AC at `addr` (a link in front of it).
     fn device_at(&self, addr: &str, name: &str, extra: &[&str]) -> Proc {
         let mut cmd = Command::new(DEVICE);
+        if self.keyed {
+            cmd.args(["--psk", path(&self.dir.join(format!("{name}.psk")))]);
+        }
         if self.transport == "quic" {
             let (cert, key) = (
                 self.dir.join(format!("{name}.pem")),
@@ -609,7 +636,7 @@ macro_rules! e2e_suite {
 
             #[test]
             fn a_device_with_another_code_key_refuses_and_the_next_target_takes_over() {
-                let w = World::with($transport, "signed", 4_000, true, None);
+                let w = World::with($transport, "signed", Setup { code_bytes: 4_000, signed: true, ..Setup::default() });
                 let good = w.dir.join("code-signing.pub");
                 let stranger = w.dir.join("stranger.pub");
                 let alpha = w.device("alpha");
@@ -641,7 +668,7 @@ macro_rules! e2e_suite {
             #[test]
             fn a_migrated_pacman_continues_from_exactly_the_acknowledged_state() {
                 let pacman = common::build_guest("pcxses-guest-pacman");
-                let w = World::with($transport, "pacman", 0, false, Some(&pacman));
+                let w = World::with($transport, "pacman", Setup { alpha_module: Some(&pacman), ..Setup::default() });
                 let module = w.dir.join("alpha.wasm");
                 let alpha = w.device_with("alpha", &["--guest", &format!("counter-alpha={}", path(&module))]);
                 let beta = w.device("beta");
@@ -678,7 +705,7 @@ macro_rules! e2e_suite {
                         (func (export "pcx_render") (result i64) (i64.const 0)))"#,
                 )
                 .unwrap();
-                let w = World::with($transport, "runaway", 0, false, Some(&runaway));
+                let w = World::with($transport, "runaway", Setup { alpha_module: Some(&runaway), ..Setup::default() });
                 let module = w.dir.join("alpha.wasm");
                 let alpha = w.device_with("alpha", &["--guest", &format!("counter-alpha={}", path(&module))]);
                 let failed = alpha.wait_for("the guest to be stopped", |v| is(v, "guest_failed"));
@@ -735,7 +762,15 @@ macro_rules! path_attacks {
 
             #[test]
             fn an_object_tampered_on_the_way_is_refused_and_the_next_target_takes_over() {
-                let w = World::with($transport, "tampered", 4_000, true, None);
+                let w = World::with(
+                    $transport,
+                    "tampered",
+                    Setup {
+                        code_bytes: 4_000,
+                        signed: true,
+                        ..Setup::default()
+                    },
+                );
                 let link = attacker(&w, |b| match b {
                     Bottle::ObjectChunk(c) if c.index == 0 => {
                         let mut data = c.data.to_vec();
@@ -763,7 +798,15 @@ macro_rules! path_attacks {
 
             #[test]
             fn a_signed_manifest_for_another_device_is_refused_and_the_next_target_takes_over() {
-                let w = World::with($transport, "elsewhere", 4_000, true, None);
+                let w = World::with(
+                    $transport,
+                    "elsewhere",
+                    Setup {
+                        code_bytes: 4_000,
+                        signed: true,
+                        ..Setup::default()
+                    },
+                );
                 // A manifest the code-signing key signed for beta, in place of gamma's.
                 let signer =
                     pcxses_examples::keys::signer(&w.dir.join("code-signing.key")).unwrap();
@@ -793,8 +836,65 @@ macro_rules! path_attacks {
             }
 
             #[test]
+            fn with_keys_a_tampered_chunk_fails_its_tag_and_the_transfer_recovers() {
+                let w = World::with(
+                    $transport,
+                    "keyed",
+                    Setup {
+                        code_bytes: 4_000,
+                        signed: true,
+                        keyed: true,
+                        ..Setup::default()
+                    },
+                );
+                // Sealed bottles hide nothing, but any change breaks their tag: flip a byte
+                // in the first three large bottles for gamma (object chunks).
+                let mut flipped = 0;
+                let tap: Tap = Box::new(move |dir, mut bytes: Vec<u8>| {
+                    if dir == Direction::ToDevice && bytes.len() > 500 && flipped < 3 {
+                        flipped += 1;
+                        let at = bytes.len() / 2;
+                        bytes[at] ^= 0x40;
+                    }
+                    Some(bytes)
+                });
+                let transport = if w.transport == "tcp" {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                };
+                let link = Link::start(
+                    transport,
+                    w.addr.parse().unwrap(),
+                    LinkShape::default(),
+                    Some(tap),
+                )
+                .unwrap();
+                let (_alpha, _beta, gamma) = kill_alpha_with_gamma_behind(&w, &link);
+                // Without keys gamma would refuse the MORPH (digest mismatch); with them the
+                // changed chunks never get that far and their retransmissions complete it.
+                let done = w
+                    .ac()
+                    .wait_for("the migration", |v| is(v, "migration_completed"));
+                assert_eq!(done["to"], "gamma");
+                assert!(w.ac().events(|v| is(v, "migration_failed")).is_empty());
+                gamma.wait_for("gamma to install counter-alpha", |v| {
+                    is(v, "install") && v["computation"] == "counter-alpha"
+                });
+                assert!(gamma.events(|v| is(v, "morph_refused")).is_empty());
+            }
+
+            #[test]
             fn a_replayed_manifest_is_refused_and_the_next_target_takes_over() {
-                let w = World::with($transport, "replay", 4_000, true, None);
+                let w = World::with(
+                    $transport,
+                    "replay",
+                    Setup {
+                        code_bytes: 4_000,
+                        signed: true,
+                        ..Setup::default()
+                    },
+                );
                 // The first MORPH to gamma is recorded; its signed manifest then replaces
                 // the one of the next MORPH to gamma, in the same session.
                 let mut recorded: Option<(Vec<u8>, Option<Signature>)> = None;

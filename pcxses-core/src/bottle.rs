@@ -49,6 +49,18 @@ pub enum Bottle<'a> {
     GoodByeAck(GoodByeAck),
     /// AC → device: a bottle was refused, with the reason.
     Reject(Reject),
+    /// AC → device, pre-shared-key mode: answer this challenge to join.
+    Challenge(Challenge),
+}
+
+/// Pre-shared-key mode: the AC's answer to a plain GOOD_MORNING (see [`crate::psk`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The join nonce of the GOOD_MORNING answered.
+    pub nonce: JoinNonce,
+    /// What the device's sealed GOOD_MORNING must carry and its session key is derived
+    /// from.
+    pub challenge: [u8; 16],
 }
 
 /// How state travels during the PARTY phase.
@@ -320,13 +332,15 @@ impl Bottle<'_> {
             Bottle::GoodBye(_) => "good_bye",
             Bottle::GoodByeAck(_) => "good_bye_ack",
             Bottle::Reject(_) => "reject",
+            Bottle::Challenge(_) => "challenge",
         }
     }
 
-    /// The session a bottle names; `None` for GOOD_MORNING, which opens one.
+    /// The session a bottle names; `None` for GOOD_MORNING, which opens one, and
+    /// CHALLENGE, which precedes it.
     pub fn session(&self) -> Option<SessionId> {
         Some(match self {
-            Bottle::GoodMorning(_) => return None,
+            Bottle::GoodMorning(_) | Bottle::Challenge(_) => return None,
             Bottle::GoodMorningAck(b) => b.session,
             Bottle::Hello(b) => b.session,
             Bottle::HelloAck(b) => b.session,

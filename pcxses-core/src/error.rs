@@ -28,6 +28,13 @@ pub enum InputError {
     /// A chunk with a bad index or length.
     #[error("bad chunk")]
     BadChunk,
+    /// Pre-shared-key mode: the bottle is not sealed, or its tag is wrong (spoofed or
+    /// modified), or it answers no challenge of this AC.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// Pre-shared-key mode: the bottle's counter was seen already, or is too old.
+    #[error("replayed")]
+    Replayed,
 }
 
 /// Why an application command was refused.

@@ -4,6 +4,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::bottle::Bottle;
+use crate::psk::{self, Direction, TRAILER_LEN};
 use crate::time::Instant;
 
 /// A transport's opaque name for one peer: a connection index, an address slot. The core
@@ -61,6 +62,15 @@ enum Pending<E> {
     Event(E),
 }
 
+/// How to seal a bottle in pre-shared-key mode (see [`crate::psk`]).
+pub(crate) struct Seal<'k> {
+    pub key: &'k [u8; 32],
+    pub dir: Direction,
+    pub counter: u32,
+    /// Bytes between the bottle and the trailer: a GOOD_MORNING's challenge.
+    pub extra: &'k [u8],
+}
+
 /// The queue behind `poll_output`: transmits and events in the order they were produced.
 /// Encoded bottles share one buffer that is reused once the queue drains, so steady-state
 /// sending allocates nothing.
@@ -81,24 +91,36 @@ impl<E> Outbox<E> {
         }
     }
 
-    /// Encodes `bottle` for `to`, refusing one longer than `max` bytes. Returns whether it
-    /// was queued.
-    pub(crate) fn send(&mut self, to: LinkId, bottle: &Bottle<'_>, max: usize) -> bool {
+    /// Encodes `bottle` for `to`, sealed with `seal` if given, refusing one longer than
+    /// `max` bytes in all. Returns whether it was queued.
+    pub(crate) fn send(
+        &mut self,
+        to: LinkId,
+        bottle: &Bottle<'_>,
+        max: usize,
+        seal: Option<Seal<'_>>,
+    ) -> bool {
         if self.queue.len() >= self.limit {
             return false;
         }
         let start = self.bytes.len();
-        match bottle.encode_to_vec(&mut self.bytes, max) {
-            Ok(n) => {
-                self.queue.push_back(Pending::Transmit {
-                    to,
-                    start,
-                    end: start + n,
-                });
-                true
-            }
-            Err(_) => false,
+        let room = match &seal {
+            Some(s) => max.saturating_sub(TRAILER_LEN + s.extra.len()),
+            None => max,
+        };
+        if bottle.encode_to_vec(&mut self.bytes, room).is_err() {
+            return false;
         }
+        if let Some(s) = seal {
+            self.bytes.extend_from_slice(s.extra);
+            psk::seal(&mut self.bytes, start, s.key, s.dir, s.counter);
+        }
+        self.queue.push_back(Pending::Transmit {
+            to,
+            start,
+            end: self.bytes.len(),
+        });
+        true
     }
 
     pub(crate) fn event(&mut self, event: E) {

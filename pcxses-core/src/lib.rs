@@ -159,6 +159,7 @@ mod io;
 mod limits;
 mod manifest;
 pub mod policy;
+pub mod psk;
 mod repository;
 mod rng;
 pub mod signing;
@@ -170,8 +171,8 @@ mod transfer;
 mod wire_seq;
 
 pub use bottle::{
-    Bottle, ChunkAck, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Mode,
-    Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason,
+    Bottle, Challenge, ChunkAck, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck,
+    Mode, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason,
     State, StateAck, StateChunk,
 };
 pub use codec::{DecodeError, EncodeError};

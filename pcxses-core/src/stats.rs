@@ -28,6 +28,10 @@ pub struct Stats {
     pub bad_chunk: u64,
     /// Duplicates of what was already received (answered again, not applied again).
     pub duplicate: u64,
+    /// Bottles that were not sealed, or failed their tag (pre-shared-key mode).
+    pub unauthenticated: u64,
+    /// Sealed bottles whose counter was seen already or is too old (pre-shared-key mode).
+    pub replayed: u64,
     /// Transmits dropped because the output queue was full.
     pub dropped_transmits: u64,
 }
@@ -44,6 +48,8 @@ impl Stats {
             InputError::Unauthorized => self.unauthorized += 1,
             InputError::OutOfPhase(_) => self.out_of_phase += 1,
             InputError::BadChunk => self.bad_chunk += 1,
+            InputError::Unauthenticated => self.unauthenticated += 1,
+            InputError::Replayed => self.replayed += 1,
         }
     }
 
@@ -57,5 +63,7 @@ impl Stats {
             + self.unauthorized
             + self.out_of_phase
             + self.bad_chunk
+            + self.unauthenticated
+            + self.replayed
     }
 }

@@ -21,6 +21,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ("good_bye", "010bb979379e"),
     ("good_bye_ack", "010cb979379e"),
     ("reject", "010d00000000a55a01020304050600"),
+    ("challenge", "010ea55a01020304050644444444444444444444444444444444"),
 ];
 
 fn hex(bytes: &[u8]) -> String {
@@ -66,7 +67,7 @@ fn every_bottle_kind_has_a_sample() {
     let mut kinds = Vec::new();
     samples::for_each(|_, bottle| kinds.push(bottle.kind()));
     kinds.dedup();
-    assert_eq!(kinds.len(), 14, "one sample per kind: {kinds:?}");
+    assert_eq!(kinds.len(), 15, "one sample per kind: {kinds:?}");
 }
 
 #[test]

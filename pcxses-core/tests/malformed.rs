@@ -265,9 +265,9 @@ fn state_lengths_outside_limits_are_refused() {
 
 #[test]
 fn bad_tags_and_options_are_malformed() {
-    // Unknown bottle type 14, and HELLO with option tag 2.
+    // Unknown bottle type 15, and HELLO with option tag 2.
     assert_eq!(
-        Bottle::decode(&[1, 14, 0, 0, 0, 0], &WIDE),
+        Bottle::decode(&[1, 15, 0, 0, 0, 0], &WIDE),
         Err(DecodeError::Malformed)
     );
     assert_eq!(

@@ -1,10 +1,10 @@
 //! Property tests: every bottle round-trips, and no strict prefix of an encoding decodes.
 
 use pcxses_core::{
-    Bottle, BoundedSeq, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello,
-    HelloAck, JoinNonce, Limits, Manifest, Mode, Morph, MorphAck, MorphFail, MorphFailReason,
-    ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, SessionId, Signature, State,
-    StateAck, StateChunk, StateEntry, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS,
+    Bottle, BoundedSeq, Challenge, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning,
+    GoodMorningAck, Hello, HelloAck, JoinNonce, Limits, Manifest, Mode, Morph, MorphAck, MorphFail,
+    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, SessionId,
+    Signature, State, StateAck, StateChunk, StateEntry, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS,
 };
 use proptest::prelude::*;
 
@@ -25,7 +25,7 @@ struct Raw {
 
 fn raw() -> impl Strategy<Value = Raw> {
     (
-        0u8..14,
+        0u8..15,
         any::<u32>(),
         any::<u16>(),
         any::<[u32; 4]>(),
@@ -157,10 +157,14 @@ fn build(r: &Raw) -> Bottle<'_> {
         }),
         11 => Bottle::GoodBye(GoodBye { session }),
         12 => Bottle::GoodByeAck(GoodByeAck { session }),
-        _ => Bottle::Reject(Reject {
+        13 => Bottle::Reject(Reject {
             session,
             nonce: JoinNonce(r.nonce),
             reason: REJECTS[d as usize % REJECTS.len()],
+        }),
+        _ => Bottle::Challenge(Challenge {
+            nonce: JoinNonce(r.nonce),
+            challenge: r.signature.map_or([0; 16], |h| h[..16].try_into().unwrap()),
         }),
     }
 }

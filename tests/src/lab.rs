@@ -12,6 +12,7 @@ use pcxses_core::{
 };
 
 use crate::sim::AC;
+use pcxses_core::psk::{CHALLENGE_LEN, TRAILER_LEN};
 
 /// A packet on the lab network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +26,19 @@ pub struct Packet {
 }
 
 impl Packet {
-    /// The bottle, decoded.
+    /// The bottle, decoded; for a sealed one (pre-shared-key mode) the bottle inside,
+    /// unchecked.
     pub fn bottle(&self) -> Option<Bottle<'_>> {
-        Bottle::decode(&self.bytes, &Limits::datagram(MAX_BOTTLE_LEN)).ok()
+        let limits = Limits::datagram(MAX_BOTTLE_LEN);
+        [0, TRAILER_LEN, TRAILER_LEN + CHALLENGE_LEN]
+            .into_iter()
+            .filter_map(|trailer| self.bytes.len().checked_sub(trailer))
+            .find_map(|end| Bottle::decode(&self.bytes[..end], &limits).ok())
+    }
+
+    /// Whether the bytes are a plain bottle, not a sealed one.
+    pub fn is_plain(&self) -> bool {
+        Bottle::decode(&self.bytes, &Limits::datagram(MAX_BOTTLE_LEN)).is_ok()
     }
 
     /// The bottle's kind, or `"?"`.

@@ -1,8 +1,9 @@
 //! The Area Controller daemon.
 //!
-//! `pcxses-ac --config ac.toml [--transport tcp|udp] [--events jsonl]` serves the devices
-//! of the configuration; `pcxses-ac add-object --repository DIR --id ID FILE` stores an
-//! object in a repository. Logs go to stderr (`RUST_LOG` filters them); with
+//! `pcxses-ac --config ac.toml [--transport tcp|udp|quic] [--events jsonl]` serves the
+//! devices of the configuration. Subcommands make what it needs: `add-object` stores an
+//! object in a repository, `keygen` a code-signing key pair, `psk` per-device pre-shared
+//! keys, `certs` a development PKI for QUIC. Logs go to stderr (`RUST_LOG` filters them); with
 //! `--events jsonl`, every protocol event is one JSON object on stdout. SIGINT or SIGTERM
 //! stops it cleanly.
 
@@ -47,6 +48,16 @@ enum Command {
         #[arg(required = true)]
         devices: Vec<String>,
     },
+    /// Creates a pre-shared key per device, DIR/NAME.psk: give it to the device
+    /// (`--psk`) and name it in the device's `psk_file` in the configuration.
+    Psk {
+        /// Where to write the files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The devices' names.
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
     /// Stores a file as an object of a repository (created if missing).
     AddObject {
         /// The repository directory.
@@ -70,6 +81,9 @@ fn main() -> ExitCode {
         Some(Command::Certs { dir, devices }) => {
             let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
             pcxses_transport_quic::certs::write_dev_pki(&dir, &devices).map_err(|e| e.to_string())
+        }
+        Some(Command::Psk { dir, devices }) => {
+            devices.iter().try_for_each(|d| keys::generate_psk(&dir, d))
         }
         Some(Command::AddObject {
             repository,

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use crate::bottle::{name_ok, Mode};
 use crate::limits::{Limits, MAX_HOSTED, MAX_OBJECTS};
+use crate::psk::Psk;
 
 /// An inclusive range of milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct DeviceSpec {
     pub capabilities: Vec<String>,
     /// Most computations it may run at once, its own included.
     pub max_hosted: u16,
+    /// The key it shares with the AC: when set, it must join and talk in pre-shared-key
+    /// mode ([`crate::psk`]), and nothing it sends otherwise is accepted.
+    pub psk: Option<Psk>,
 }
 
 impl DeviceSpec {
@@ -46,6 +50,7 @@ impl DeviceSpec {
             runs: runs.iter().map(|&r| r.into()).collect(),
             capabilities: Vec::new(),
             max_hosted: MAX_HOSTED as u16,
+            psk: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Area Controller: device manager, liveness detector, policy engine and migrations.
 
+mod auth;
 mod command;
 mod config;
 mod event;
@@ -22,9 +23,10 @@ pub use snapshot::SnapshotError;
 use crate::bottle::{Bottle, Mode};
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId, Signature};
-use crate::io::{Input, LinkId, Outbox, Output};
+use crate::io::{Input, LinkId, Outbox, Output, Seal};
 use crate::limits::Limits;
 use crate::policy::{Policy, PriorityPolicy};
+use crate::psk::{Challenger, Direction, Psk, ReplayWindow};
 use crate::repository::Repository;
 use crate::rng::Rng;
 use crate::signing::CodeSigner;
@@ -59,6 +61,13 @@ pub struct Controller {
     repo: Box<dyn Repository + Send>,
     policy: Box<dyn Policy + Send>,
     signer: Option<CodeSigner>,
+    /// Pre-shared-key mode: per device, its key and session keys; empty when no device
+    /// has a key.
+    psk: Vec<Option<Box<PskDevice>>>,
+    /// Issues and checks the challenges of pre-shared-key joins.
+    challenger: Challenger,
+    /// The keys of the sealed GOOD_MORNING being handled, for the session it opens.
+    joining: Option<SessionAuth>,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -281,7 +290,31 @@ impl Controller {
             .collect();
         let mut rng = Rng::new(config.seed);
         let session_ids = SessionIds::new(&mut rng);
+        let psk = if config.devices.iter().any(|d| d.psk.is_some()) {
+            config
+                .devices
+                .iter()
+                .map(|d| {
+                    d.psk.clone().map(|psk| {
+                        Box::new(PskDevice {
+                            psk,
+                            last_issued_ms: 0,
+                            auth: None,
+                        })
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut secret = [0u8; 32];
+        for word in secret.chunks_mut(8) {
+            word.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
         Ok(Controller {
+            psk,
+            challenger: Challenger::new(secret),
+            joining: None,
             settings: Settings {
                 hello_ms: config.hello_ms,
                 dead_ms: config.dead_ms,
@@ -347,12 +380,14 @@ impl Controller {
             } => {
                 let now = self.clock.advance(now);
                 self.stats.received += 1;
-                let bottle = match Bottle::decode(bytes, &self.settings.limits) {
-                    Ok(b) => b,
-                    Err(e) => return Err(self.refuse_undecodable(from, e)),
+                let result = match self.open(now, from, bytes) {
+                    Ok(Some(bottle)) => self.on_bottle(now, from, bottle, identity),
+                    Ok(None) => Ok(()),
+                    Err(InputError::Decode(e)) => return Err(self.refuse_undecodable(from, e)),
+                    Err(e) => Err(e),
                 };
-                self.on_bottle(now, from, bottle, identity)
-                    .inspect_err(|e| self.stats.count(e))
+                self.joining = None;
+                result.inspect_err(|e| self.stats.count(e))
             }
         }
     }
@@ -467,7 +502,7 @@ impl Controller {
             return Err(CommandError::NotJoined);
         };
         let (id, link, max) = (s.id, s.link, usize::from(s.max_bottle));
-        self.outbox.send(
+        self.send(
             link,
             &Bottle::GoodBye(crate::bottle::GoodBye { session: id }),
             max,
@@ -523,10 +558,84 @@ impl Controller {
         }
     }
 
+    /// Queues `bottle` on `link`, sealed if it belongs to a live session with a key.
     fn send(&mut self, link: LinkId, bottle: &Bottle<'_>, max: usize) {
-        if !self.outbox.send(link, bottle, max) {
-            self.stats.dropped_transmits += 1;
+        let d = bottle
+            .session()
+            .and_then(|id| self.lookup(id))
+            .filter(|r| r.status == SessionStatus::Live)
+            .map(|r| r.device as usize);
+        let auth = match (d, bottle.session()) {
+            (Some(d), Some(id)) => auth_of(&mut self.psk, d as u32, id),
+            _ => None,
+        };
+        transmit(&mut self.outbox, &mut self.stats, link, bottle, max, auth);
+    }
+}
+
+/// Pre-shared-key mode: a device's key, and its session's keys.
+struct PskDevice {
+    psk: Psk,
+    /// When the challenge of the latest session was issued: an older one opens no new
+    /// session, so a recorded GOOD_MORNING cannot be replayed to replace a newer session.
+    last_issued_ms: u64,
+    auth: Option<SessionAuth>,
+}
+
+/// The session key of device `d`'s session `session`, if it has one.
+fn auth_of(
+    psk: &mut [Option<Box<PskDevice>>],
+    d: u32,
+    session: SessionId,
+) -> Option<&mut SessionAuth> {
+    psk.get_mut(d as usize)?
+        .as_mut()?
+        .auth
+        .as_mut()
+        .filter(|a| a.session == session)
+}
+
+/// Pre-shared-key mode: a session's key and counters (see [`crate::psk`]).
+pub(crate) struct SessionAuth {
+    /// The session they belong to.
+    pub(crate) session: SessionId,
+    /// When the AC issued that challenge: an older one opens no new session.
+    pub(crate) issued_ms: u64,
+    pub(crate) key: [u8; 32],
+    /// The counter of the next bottle sent.
+    pub(crate) sent: u32,
+    /// Counters of the device's bottles seen.
+    pub(crate) window: ReplayWindow,
+}
+
+/// Queues `bottle` on `link`; sealed with `auth`'s session key when given.
+fn transmit(
+    outbox: &mut Outbox<ControllerEvent>,
+    stats: &mut Stats,
+    link: LinkId,
+    bottle: &Bottle<'_>,
+    max: usize,
+    auth: Option<&mut SessionAuth>,
+) {
+    let seal = match auth {
+        Some(a) => {
+            let Some(next) = a.sent.checked_add(1) else {
+                // 2^32 bottles in one session: the device's lease runs out and it rejoins.
+                stats.dropped_transmits += 1;
+                return;
+            };
+            let counter = core::mem::replace(&mut a.sent, next);
+            Some(Seal {
+                key: &a.key,
+                dir: Direction::ToDevice,
+                counter,
+                extra: &[],
+            })
         }
+        None => None,
+    };
+    if !outbox.send(link, bottle, max, seal) {
+        stats.dropped_transmits += 1;
     }
 }
 

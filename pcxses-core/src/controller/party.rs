@@ -3,8 +3,8 @@
 use alloc::vec::Vec;
 
 use super::{
-    CompEntry, Controller, ControllerEvent, DeviceId, MigrationFailure, Place, Recovery, Session,
-    SessionEnd, SessionRef, SessionStatus, StateRx,
+    auth_of, transmit, CompEntry, Controller, ControllerEvent, DeviceId, MigrationFailure, Place,
+    Recovery, Session, SessionEnd, SessionRef, SessionStatus, StateRx,
 };
 use crate::bottle::{
     Bottle, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Progress, Reject,
@@ -83,7 +83,8 @@ impl Controller {
             | Bottle::StateAck(_)
             | Bottle::Morph(_)
             | Bottle::ObjectChunk(_)
-            | Bottle::Reject(_) => Err(InputError::OutOfPhase("bottle for a device")),
+            | Bottle::Reject(_)
+            | Bottle::Challenge(_) => Err(InputError::OutOfPhase("bottle for a device")),
         }
     }
 
@@ -181,7 +182,9 @@ impl Controller {
             0
         };
         let max_bottle = usize::from(gm.max_bottle).min(st.limits.max_bottle);
-        let chunk = (max_bottle - CHUNK_OVERHEAD) as u16;
+        let sealed = self.psk.get(d as usize).is_some_and(Option::is_some);
+        let trailer = if sealed { crate::psk::TRAILER_LEN } else { 0 };
+        let chunk = (max_bottle - CHUNK_OVERHEAD - trailer) as u16;
         let mode = st.mode.unwrap_or(gm.mode);
         let dev = &mut self.devices[d as usize];
         let id = loop {
@@ -240,6 +243,7 @@ impl Controller {
         if let Some(armed) = s {
             arm(&mut self.dead_timers, armed, dead_at, d);
         }
+        self.keep_join_keys(d, id);
         self.send_good_morning_ack(d);
         self.outbox.event(ControllerEvent::DeviceJoined {
             device: DeviceId(d),
@@ -250,8 +254,7 @@ impl Controller {
     }
 
     fn send_good_morning_ack(&mut self, d: u32) {
-        let dev = &self.devices[d as usize];
-        let Some(s) = dev.session.as_ref() else {
+        let Some(s) = self.devices[d as usize].session.as_mut() else {
             return;
         };
         let mut run = BoundedSeq::<&str, MAX_HOSTED>::new();
@@ -268,9 +271,9 @@ impl Controller {
             chunk_size: s.chunk,
             run,
         });
-        if !self.outbox.send(s.link, &bottle, usize::from(s.max_bottle)) {
-            self.stats.dropped_transmits += 1;
-        }
+        let (link, max, id) = (s.link, usize::from(s.max_bottle), s.id);
+        let auth = auth_of(&mut self.psk, d, id);
+        transmit(&mut self.outbox, &mut self.stats, link, &bottle, max, auth);
     }
 
     fn on_hello(
@@ -292,9 +295,9 @@ impl Controller {
             session: s.id,
             seq: h.seq,
         });
-        if !self.outbox.send(s.link, &ack, usize::from(s.max_bottle)) {
-            self.stats.dropped_transmits += 1;
-        }
+        let (link, max, id) = (s.link, usize::from(s.max_bottle), s.id);
+        let auth = auth_of(&mut self.psk, d, id);
+        transmit(&mut self.outbox, &mut self.stats, link, &ack, max, auth);
         if let Some(chunk) = h.state {
             // The HELLO counted; a bad chunk riding on it is counted on its own.
             if let Err(e) = self.on_state_chunk(d, chunk, now) {

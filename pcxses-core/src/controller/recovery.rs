@@ -7,7 +7,8 @@ use core::time::Duration;
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    Attempt, ComputationId, Controller, ControllerEvent, DeviceId, MigrationFailure, Place, Stage,
+    auth_of, transmit, Attempt, ComputationId, Controller, ControllerEvent, DeviceId,
+    MigrationFailure, Place, SessionAuth, Stage,
 };
 use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
 use crate::error::InputError;
@@ -252,9 +253,8 @@ impl Controller {
             manifest: &a.manifest,
             signature: a.signature,
         });
-        if !self.outbox.send(link, &bottle, max) {
-            self.stats.dropped_transmits += 1;
-        }
+        let auth = auth_of(&mut self.psk, a.target, a.session);
+        transmit(&mut self.outbox, &mut self.stats, link, &bottle, max, auth);
     }
 
     fn send_cancel(&mut self, m: u32) {
@@ -314,13 +314,13 @@ impl Controller {
         } else {
             self.stats.duplicate += 1;
         }
+        let auth = auth_of(&mut self.psk, a.target, a.session);
         pump(
             a,
             ack.morph,
             &mut self.outbox,
             &mut self.stats,
-            link,
-            max,
+            (link, max, auth),
             now,
         );
         self.rearm(ack.morph);
@@ -423,7 +423,15 @@ impl Controller {
             Stage::Streaming => {
                 let target = self.devices[a.target as usize].session.as_ref();
                 if let Some((link, max)) = target.map(|s| (s.link, usize::from(s.max_bottle))) {
-                    pump(a, m, &mut self.outbox, &mut self.stats, link, max, now);
+                    let auth = auth_of(&mut self.psk, a.target, a.session);
+                    pump(
+                        a,
+                        m,
+                        &mut self.outbox,
+                        &mut self.stats,
+                        (link, max, auth),
+                        now,
+                    );
                 }
             }
             _ => {}
@@ -500,16 +508,17 @@ impl Controller {
 }
 
 /// Sends the chunks of attempt `m` that are due: new ones while the window has room,
-/// retransmissions whose timeout passed.
+/// retransmissions whose timeout passed. `to` is the target's link, bottle limit and
+/// session key.
 fn pump(
     a: &mut Attempt,
     m: u32,
     outbox: &mut Outbox<ControllerEvent>,
     stats: &mut Stats,
-    link: LinkId,
-    max: usize,
+    to: (LinkId, usize, Option<&mut SessionAuth>),
     now: Instant,
 ) {
+    let (link, max, mut auth) = to;
     if a.stage != Stage::Streaming {
         return;
     }
@@ -521,9 +530,7 @@ fn pump(
             index,
             data,
         });
-        if !outbox.send(link, &bottle, max) {
-            stats.dropped_transmits += 1;
-        }
+        transmit(outbox, stats, link, &bottle, max, auth.as_deref_mut());
     }
 }
 

@@ -5,6 +5,7 @@ use alloc::string::String;
 use crate::bottle::Mode;
 use crate::io::LinkId;
 use crate::limits::{Limits, MAX_HOSTED};
+use crate::psk::Psk;
 use crate::signing::CodeVerifier;
 
 /// Everything a device agent is configured with. Fields are public;
@@ -47,6 +48,10 @@ pub struct DeviceConfig {
     /// The code-signing public key this device was provisioned with. When set, a MORPH
     /// whose manifest is unsigned or not signed by it is refused before it is parsed.
     pub code_key: Option<CodeVerifier>,
+    /// The key this device shares with the AC, for pre-shared-key mode ([`crate::psk`]):
+    /// when set, the device answers the AC's challenge and seals every bottle, and refuses
+    /// any bottle of the AC that is not sealed with the session key.
+    pub psk: Option<Psk>,
 }
 
 impl DeviceConfig {
@@ -69,6 +74,7 @@ impl DeviceConfig {
             max_hosted: MAX_HOSTED,
             outbox_limit: 4_096,
             code_key: None,
+            psk: None,
         }
     }
 }

@@ -16,12 +16,13 @@ pub use config::DeviceConfig;
 pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
 
 use crate::bottle::{
-    Bottle, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, Mode, Reject, RejectReason,
-    State, StateAck, StateChunk,
+    Bottle, Challenge, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, Mode, Reject,
+    RejectReason, State, StateAck, StateChunk,
 };
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId};
-use crate::io::{Input, Outbox, Output};
+use crate::io::{Input, Outbox, Output, Seal};
+use crate::psk::{session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN};
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
@@ -52,6 +53,53 @@ pub struct Device {
     max_morph: u32,
     /// Last manifest sequence number accepted, per computation.
     sequences: Vec<(String, u64)>,
+    /// Pre-shared-key mode: the keys of the join in progress or the session.
+    auth: Option<Auth>,
+}
+
+/// The session keys of pre-shared-key mode, from the AC's challenge.
+struct Auth {
+    challenge: [u8; CHALLENGE_LEN],
+    key: [u8; 32],
+    /// The counter of the next bottle sent.
+    sent: u32,
+    /// Counters of the AC's bottles seen.
+    window: ReplayWindow,
+}
+
+/// Queues `bottle` for the AC; in pre-shared-key mode, sealed once the AC's challenge is
+/// known (a GOOD_MORNING carries the challenge too).
+fn transmit(
+    outbox: &mut Outbox<DeviceEvent>,
+    stats: &mut Stats,
+    cfg: &DeviceConfig,
+    auth: &mut Option<Auth>,
+    bottle: &Bottle<'_>,
+) {
+    let seal = match auth.as_mut().filter(|_| cfg.psk.is_some()) {
+        Some(a) => {
+            let Some(next) = a.sent.checked_add(1) else {
+                // 2^32 bottles in one session: the fence lease runs out and it joins again.
+                stats.dropped_transmits += 1;
+                return;
+            };
+            let counter = core::mem::replace(&mut a.sent, next);
+            let extra: &[u8] = match bottle {
+                Bottle::GoodMorning(_) => &a.challenge,
+                _ => &[],
+            };
+            Some(Seal {
+                key: &a.key,
+                dir: Direction::ToAc,
+                counter,
+                extra,
+            })
+        }
+        None => None,
+    };
+    if !outbox.send(cfg.ac, bottle, cfg.limits.max_bottle, seal) {
+        stats.dropped_transmits += 1;
+    }
 }
 
 enum Phase {
@@ -138,6 +186,7 @@ impl Device {
             },
             max_morph: 0,
             sequences: Vec::new(),
+            auth: None,
             rng,
             cfg,
         }
@@ -158,13 +207,57 @@ impl Device {
                     self.on_timeout(now);
                 }
                 self.stats.received += 1;
-                let result = match Bottle::decode(bytes, &self.cfg.limits) {
-                    Ok(bottle) => self.on_bottle(now, bottle),
-                    Err(e) => Err(InputError::Decode(e)),
-                };
-                result.inspect_err(|e| self.stats.count(e))
+                self.receive(now, bytes)
+                    .inspect_err(|e| self.stats.count(e))
             }
         }
+    }
+
+    /// Opens and dispatches one bottle. In pre-shared-key mode only a CHALLENGE travels
+    /// plain; every other bottle must be sealed with the session key, carry the right tag
+    /// and a counter not seen before.
+    fn receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
+        let limits = self.cfg.limits;
+        let plain = Bottle::decode(bytes, &limits);
+        if self.cfg.psk.is_none() {
+            return self.on_bottle(now, plain?);
+        }
+        match plain {
+            Ok(Bottle::Challenge(c)) => return self.on_challenge(now, c),
+            Ok(_) => return Err(InputError::Unauthenticated),
+            Err(_) => {}
+        }
+        let sealed = Sealed::split(bytes).ok_or(InputError::Unauthenticated)?;
+        let auth = self.auth.as_mut().ok_or(InputError::Unauthenticated)?;
+        if !sealed.verify(&auth.key, Direction::ToDevice) {
+            return Err(InputError::Unauthenticated);
+        }
+        let bottle = Bottle::decode(sealed.covered, &limits)?;
+        if !auth.window.accept(sealed.counter) {
+            return Err(InputError::Replayed);
+        }
+        self.on_bottle(now, bottle)
+    }
+
+    /// Pre-shared-key mode: derives the session key from the AC's challenge and answers
+    /// with a sealed GOOD_MORNING at once.
+    fn on_challenge(&mut self, now: Instant, c: Challenge) -> Result<(), InputError> {
+        let (Some(psk), Phase::Joining { nonce, next_at, .. }) = (&self.cfg.psk, &mut self.phase)
+        else {
+            return Err(InputError::OutOfPhase("challenge while not joining"));
+        };
+        if c.nonce != *nonce {
+            return Err(InputError::OutOfPhase("challenge for another join"));
+        }
+        self.auth = Some(Auth {
+            challenge: c.challenge,
+            key: session_key(psk, &c.challenge, *nonce),
+            sent: 0,
+            window: ReplayWindow::default(),
+        });
+        *next_at = now;
+        self.on_timeout(now);
+        Ok(())
     }
 
     /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
@@ -295,12 +388,13 @@ impl Device {
     }
 
     fn send(&mut self, bottle: &Bottle<'_>) {
-        if !self
-            .outbox
-            .send(self.cfg.ac, bottle, self.cfg.limits.max_bottle)
-        {
-            self.stats.dropped_transmits += 1;
-        }
+        transmit(
+            &mut self.outbox,
+            &mut self.stats,
+            &self.cfg,
+            &mut self.auth,
+            bottle,
+        );
     }
 
     fn next_deadline(&self) -> Instant {
@@ -352,12 +446,13 @@ impl Device {
                     dead_ms: self.cfg.dead_ms,
                     max_bottle: self.cfg.limits.max_bottle.min(usize::from(u16::MAX)) as u16,
                 });
-                if !self
-                    .outbox
-                    .send(self.cfg.ac, &gm, self.cfg.limits.max_bottle)
-                {
-                    self.stats.dropped_transmits += 1;
-                }
+                transmit(
+                    &mut self.outbox,
+                    &mut self.stats,
+                    &self.cfg,
+                    &mut self.auth,
+                    &gm,
+                );
             }
             Phase::Leaving {
                 session,
@@ -408,12 +503,13 @@ impl Device {
                     seq,
                     state: Some(chunk),
                 });
-                if !self
-                    .outbox
-                    .send(self.cfg.ac, &hello, self.cfg.limits.max_bottle)
-                {
-                    self.stats.dropped_transmits += 1;
-                }
+                transmit(
+                    &mut self.outbox,
+                    &mut self.stats,
+                    &self.cfg,
+                    &mut self.auth,
+                    &hello,
+                );
                 return self.send_state_chunks(now, true);
             }
         }
@@ -440,12 +536,13 @@ impl Device {
                     session: s.id,
                     chunk,
                 });
-                if !self
-                    .outbox
-                    .send(self.cfg.ac, &bottle, self.cfg.limits.max_bottle)
-                {
-                    self.stats.dropped_transmits += 1;
-                }
+                transmit(
+                    &mut self.outbox,
+                    &mut self.stats,
+                    &self.cfg,
+                    &mut self.auth,
+                    &bottle,
+                );
             }
         }
     }
@@ -486,6 +583,7 @@ impl Device {
                 }
                 _ => Err(InputError::OutOfPhase("GOOD_BYE ack while not leaving")),
             },
+            Bottle::Challenge(_) => Err(InputError::OutOfPhase("plain challenge")),
             Bottle::GoodMorning(_)
             | Bottle::Hello(_)
             | Bottle::State(_)
@@ -642,6 +740,7 @@ impl Device {
             backoff: ms(self.cfg.join_retry_ms.max(1)),
             leaving: false,
         };
+        self.auth = None;
         if let Phase::Joined(s) = core::mem::replace(&mut self.phase, joining) {
             self.stop_all(&s, why);
         }

@@ -3,10 +3,10 @@
 //! values, so sizes are not flattered by small numbers.
 
 use pcxses_core::{
-    Bottle, BoundedSeq, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello,
-    HelloAck, JoinNonce, Manifest, Mode, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk,
-    ObjectEntry, Progress, Reject, RejectReason, SessionId, Signature, State, StateAck, StateChunk,
-    StateEntry,
+    Bottle, BoundedSeq, Challenge, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning,
+    GoodMorningAck, Hello, HelloAck, JoinNonce, Manifest, Mode, Morph, MorphAck, MorphFail,
+    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, SessionId,
+    Signature, State, StateAck, StateChunk, StateEntry,
 };
 
 pub const SESSION: SessionId = SessionId(0x9e37_79b9);
@@ -169,6 +169,13 @@ pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
             session: SessionId::NONE,
             nonce: NONCE,
             reason: RejectReason::UnknownDevice,
+        }),
+    );
+    f(
+        "challenge",
+        &Bottle::Challenge(Challenge {
+            nonce: NONCE,
+            challenge: [0x44; 16],
         }),
     );
 }

@@ -1,0 +1,153 @@
+//! Pre-shared-key mode at the AC: challenging a join, and opening sealed bottles before
+//! anything else looks at them (see [`crate::psk`]).
+
+use super::{auth_of, Controller, SessionAuth};
+use crate::bottle::{Bottle, Challenge, GoodMorning};
+use crate::error::InputError;
+use crate::io::LinkId;
+use crate::psk::{session_key, Direction, ReplayWindow, Sealed};
+use crate::time::Instant;
+use crate::SessionId;
+
+impl Controller {
+    /// The bottle in `bytes`, ready for the protocol. A device with a key must seal
+    /// everything: its plain GOOD_MORNING is answered with a CHALLENGE (`Ok(None)`), any
+    /// other plain bottle is refused, and a sealed one is opened only if its tag is right
+    /// and its counter new. Devices without a key are served as ever.
+    pub(super) fn open<'b>(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        bytes: &'b [u8],
+    ) -> Result<Option<Bottle<'b>>, InputError> {
+        let limits = self.settings.limits;
+        let plain = Bottle::decode(bytes, &limits);
+        if self.psk.is_empty() {
+            return Ok(Some(plain?));
+        }
+        match plain {
+            Ok(b) => {
+                if !self.keyed(&b) {
+                    return Ok(Some(b));
+                }
+                match b {
+                    Bottle::GoodMorning(gm) => {
+                        self.challenge(now, from, &gm);
+                        Ok(None)
+                    }
+                    _ => Err(InputError::Unauthenticated),
+                }
+            }
+            Err(e) => match Sealed::split(bytes) {
+                Some(sealed) => self.open_sealed(now, &sealed).map(Some),
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    /// Whether the device a plain bottle claims to come from has a key.
+    fn keyed(&self, b: &Bottle<'_>) -> bool {
+        let d = match b {
+            Bottle::GoodMorning(gm) => self.device_index.get(gm.device).copied(),
+            _ => b.session().and_then(|id| self.lookup(id)).map(|r| r.device),
+        };
+        d.and_then(|d| self.psk.get(d as usize))
+            .is_some_and(Option::is_some)
+    }
+
+    fn challenge(&mut self, now: Instant, from: LinkId, gm: &GoodMorning<'_>) {
+        let challenge = self.challenger.issue(gm.device, gm.nonce, now.as_millis());
+        let bottle = Bottle::Challenge(Challenge {
+            nonce: gm.nonce,
+            challenge,
+        });
+        let max = self.settings.limits.max_bottle;
+        self.send(from, &bottle, max);
+    }
+
+    fn open_sealed<'b>(
+        &mut self,
+        now: Instant,
+        sealed: &Sealed<'b>,
+    ) -> Result<Bottle<'b>, InputError> {
+        let limits = self.settings.limits;
+        // A bottle of a session.
+        if let Ok(b) = Bottle::decode(sealed.covered, &limits) {
+            let id = b.session().ok_or(InputError::Unauthenticated)?;
+            let device = self.lookup(id).ok_or(InputError::Unauthenticated)?.device;
+            let auth = auth_of(&mut self.psk, device, id).ok_or(InputError::Unauthenticated)?;
+            if !sealed.verify(&auth.key, Direction::ToAc) {
+                return Err(InputError::Unauthenticated);
+            }
+            if !auth.window.accept(sealed.counter) {
+                return Err(InputError::Replayed);
+            }
+            return Ok(b);
+        }
+        // A GOOD_MORNING answering a challenge.
+        let (bottle, challenge) = sealed.join_parts().ok_or(InputError::Unauthenticated)?;
+        let Bottle::GoodMorning(gm) = Bottle::decode(bottle, &limits)? else {
+            return Err(InputError::Unauthenticated);
+        };
+        let d = *self
+            .device_index
+            .get(gm.device)
+            .ok_or(InputError::Unauthenticated)?;
+        let issued = self
+            .challenger
+            .check(&challenge, gm.device, gm.nonce, now.as_millis())
+            .ok_or(InputError::Unauthenticated)?;
+        let device = self
+            .psk
+            .get(d as usize)
+            .and_then(Option::as_ref)
+            .ok_or(InputError::Unauthenticated)?;
+        let key = session_key(&device.psk, &challenge, gm.nonce);
+        if !sealed.verify(&key, Direction::ToAc) {
+            return Err(InputError::Unauthenticated);
+        }
+        let current = self.devices[d as usize]
+            .session
+            .as_ref()
+            .filter(|s| s.nonce == gm.nonce)
+            .map(|s| s.id);
+        match current {
+            // A retransmission in the session it opened: the session's window decides.
+            Some(id) => {
+                let auth = auth_of(&mut self.psk, d, id).ok_or(InputError::Unauthenticated)?;
+                if auth.key != key {
+                    return Err(InputError::Unauthenticated);
+                }
+                if !auth.window.accept(sealed.counter) {
+                    return Err(InputError::Replayed);
+                }
+            }
+            // A new session: only with a challenge issued after the latest session's.
+            None => {
+                if issued <= device.last_issued_ms {
+                    return Err(InputError::Replayed);
+                }
+                self.joining = Some(SessionAuth {
+                    session: SessionId::NONE,
+                    issued_ms: issued,
+                    key,
+                    sent: 0,
+                    window: ReplayWindow::starting_at(sealed.counter),
+                });
+            }
+        }
+        Ok(Bottle::GoodMorning(gm))
+    }
+
+    /// Gives session `id` of device `d` the keys of the join that opened it.
+    pub(super) fn keep_join_keys(&mut self, d: u32, id: SessionId) {
+        let (Some(mut auth), Some(Some(device))) =
+            (self.joining.take(), self.psk.get_mut(d as usize))
+        else {
+            return;
+        };
+        auth.session = id;
+        device.last_issued_ms = auth.issued_ms;
+        device.auth = Some(auth);
+    }
+}

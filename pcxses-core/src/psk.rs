@@ -1,0 +1,318 @@
+//! Pre-shared-key mode: authenticated joins and bottles for transports without
+//! authentication of their own (TCP, UDP). See `docs/PROTOCOL.md` §12.
+//!
+//! Each device shares a 32-byte key with the AC. A device in this mode first sends a plain
+//! GOOD_MORNING; the AC answers with a CHALLENGE (an AC nonce that binds the device's name,
+//! its join nonce and the time it was issued, authenticated by a secret only the AC knows,
+//! so the AC keeps no state per attempt). The device then derives the session key
+//!
+//! ```text
+//! K_s = HMAC-SHA256(psk, "pcxses session v1" ‖ challenge ‖ join nonce)
+//! ```
+//!
+//! and from then on seals every bottle, both ways:
+//!
+//! ```text
+//! sealed = bottle ‖ counter:u32 LE ‖ tag[16],
+//! tag    = HMAC-SHA256(K_s, direction ‖ counter ‖ bottle)[..16]
+//! ```
+//!
+//! with `direction` 0 from device to AC and 1 from AC to device. A sealed GOOD_MORNING also
+//! carries the challenge, between the bottle and the counter, so the AC can check it. The
+//! receiver checks the tag before it looks at anything else, then the counter against a
+//! replay window of 64; a bottle that fails either is refused and counted, and changes
+//! nothing.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::ids::JoinNonce;
+
+/// Bytes a sealed bottle carries after the bottle: the counter and the tag.
+pub const TRAILER_LEN: usize = COUNTER_LEN + TAG_LEN;
+/// Bytes of the counter.
+pub const COUNTER_LEN: usize = 4;
+/// Bytes of the tag: HMAC-SHA256 truncated.
+pub const TAG_LEN: usize = 16;
+/// Bytes of a challenge.
+pub const CHALLENGE_LEN: usize = 16;
+/// How long a challenge may be answered.
+pub const CHALLENGE_TTL_MS: u64 = 30_000;
+/// Counters a receiver still accepts below the highest it has seen, once each.
+pub const REPLAY_WINDOW: u32 = 64;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A device's pre-shared key. Its `Debug` output does not show the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Psk(pub [u8; 32]);
+
+impl core::fmt::Debug for Psk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Psk(..)")
+    }
+}
+
+/// Which way a sealed bottle travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From a device to the AC.
+    ToAc = 0,
+    /// From the AC to a device.
+    ToDevice = 1,
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length.
+    HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+/// The session key of a join answered with `challenge`.
+pub(crate) fn session_key(
+    psk: &Psk,
+    challenge: &[u8; CHALLENGE_LEN],
+    nonce: JoinNonce,
+) -> [u8; 32] {
+    let mut m = mac(&psk.0);
+    m.update(b"pcxses session v1");
+    m.update(challenge);
+    m.update(&nonce.0);
+    m.finalize().into_bytes().into()
+}
+
+fn tag_mac(key: &[u8; 32], dir: Direction, counter: u32, bottle: &[u8]) -> HmacSha256 {
+    let mut m = mac(key);
+    m.update(&[dir as u8]);
+    m.update(&counter.to_le_bytes());
+    m.update(bottle);
+    m
+}
+
+/// Appends `counter` and the tag of `out[start..]` (one encoded bottle, and for a
+/// GOOD_MORNING its challenge) to `out`: seals the bottle with session key `key`. The
+/// machines seal their own bottles; this is for tools and tests that need a sealed one.
+pub fn seal(
+    out: &mut alloc::vec::Vec<u8>,
+    start: usize,
+    key: &[u8; 32],
+    dir: Direction,
+    counter: u32,
+) {
+    let tag = tag_mac(key, dir, counter, &out[start..])
+        .finalize()
+        .into_bytes();
+    out.extend_from_slice(&counter.to_le_bytes());
+    out.extend_from_slice(&tag[..TAG_LEN]);
+}
+
+/// A sealed bottle taken apart; nothing in it is checked yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sealed<'a> {
+    /// What the tag covers: the bottle, and for a GOOD_MORNING the challenge after it.
+    pub covered: &'a [u8],
+    pub counter: u32,
+    tag: &'a [u8],
+}
+
+impl<'a> Sealed<'a> {
+    /// Splits the trailer off `bytes`; `None` if they are too short to carry one.
+    pub(crate) fn split(bytes: &'a [u8]) -> Option<Sealed<'a>> {
+        let body = bytes.len().checked_sub(TRAILER_LEN)?;
+        let (covered, trailer) = bytes.split_at(body);
+        let (counter, tag) = trailer.split_at(COUNTER_LEN);
+        Some(Sealed {
+            covered,
+            counter: u32::from_le_bytes(counter.try_into().ok()?),
+            tag,
+        })
+    }
+
+    /// The bottle and the challenge of a sealed GOOD_MORNING.
+    pub(crate) fn join_parts(&self) -> Option<(&'a [u8], [u8; CHALLENGE_LEN])> {
+        let at = self.covered.len().checked_sub(CHALLENGE_LEN)?;
+        let (bottle, challenge) = self.covered.split_at(at);
+        Some((bottle, challenge.try_into().ok()?))
+    }
+
+    /// Whether the tag is right for `key` (in constant time).
+    pub(crate) fn verify(&self, key: &[u8; 32], dir: Direction) -> bool {
+        tag_mac(key, dir, self.counter, self.covered)
+            .verify_truncated_left(self.tag)
+            .is_ok()
+    }
+}
+
+/// The counters a receiver has seen: the highest, and which of the 63 below it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReplayWindow {
+    top: u32,
+    seen: u64,
+    started: bool,
+}
+
+impl ReplayWindow {
+    /// A window that has seen `counter` only.
+    pub(crate) fn starting_at(counter: u32) -> ReplayWindow {
+        ReplayWindow {
+            top: counter,
+            seen: 1,
+            started: true,
+        }
+    }
+
+    /// Whether `counter` is new; if so it is marked seen.
+    pub(crate) fn accept(&mut self, counter: u32) -> bool {
+        if !self.started {
+            *self = ReplayWindow::starting_at(counter);
+            return true;
+        }
+        if counter > self.top {
+            let shift = counter - self.top;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.top = counter;
+            return true;
+        }
+        let back = self.top - counter;
+        if back >= REPLAY_WINDOW {
+            return false;
+        }
+        let bit = 1u64 << back;
+        if self.seen & bit != 0 {
+            return false;
+        }
+        self.seen |= bit;
+        true
+    }
+}
+
+/// The AC's challenges: `issued_ms:u64 LE ‖ HMAC(secret, name ‖ nonce ‖ issued_ms)[..8]`.
+pub(crate) struct Challenger {
+    secret: [u8; 32],
+}
+
+impl Challenger {
+    pub(crate) fn new(secret: [u8; 32]) -> Challenger {
+        Challenger { secret }
+    }
+
+    fn mac(&self, name: &str, nonce: JoinNonce, issued_ms: u64) -> [u8; 8] {
+        let mut m = mac(&self.secret);
+        m.update(b"pcxses challenge v1");
+        m.update(&[name.len() as u8]);
+        m.update(name.as_bytes());
+        m.update(&nonce.0);
+        m.update(&issued_ms.to_le_bytes());
+        let out = m.finalize().into_bytes();
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&out[..8]);
+        tag
+    }
+
+    /// A challenge for device `name` joining with `nonce`, issued at `now_ms`.
+    pub(crate) fn issue(&self, name: &str, nonce: JoinNonce, now_ms: u64) -> [u8; CHALLENGE_LEN] {
+        let mut c = [0u8; CHALLENGE_LEN];
+        c[..8].copy_from_slice(&now_ms.to_le_bytes());
+        c[8..].copy_from_slice(&self.mac(name, nonce, now_ms));
+        c
+    }
+
+    /// When `challenge` was issued, if this AC issued it for `name` and `nonce` and it has
+    /// not expired at `now_ms`.
+    pub(crate) fn check(
+        &self,
+        challenge: &[u8; CHALLENGE_LEN],
+        name: &str,
+        nonce: JoinNonce,
+        now_ms: u64,
+    ) -> Option<u64> {
+        let issued = u64::from_le_bytes(challenge[..8].try_into().ok()?);
+        let fresh = issued <= now_ms && now_ms - issued <= CHALLENGE_TTL_MS;
+        let genuine = self.mac(name, nonce, issued)[..] == challenge[8..];
+        (fresh && genuine).then_some(issued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn a_sealed_bottle_opens_only_with_its_key_direction_and_bytes() {
+        let key = [7u8; 32];
+        let mut out = Vec::from(&b"\x01\x02hello"[..]);
+        seal(&mut out, 0, &key, Direction::ToAc, 9);
+        let s = Sealed::split(&out).unwrap();
+        assert_eq!((s.covered, s.counter), (&b"\x01\x02hello"[..], 9));
+        assert!(s.verify(&key, Direction::ToAc));
+        assert!(!s.verify(&key, Direction::ToDevice));
+        assert!(!s.verify(&[8u8; 32], Direction::ToAc));
+        for i in 0..out.len() {
+            let mut bad = out.clone();
+            bad[i] ^= 1;
+            let s = Sealed::split(&bad).unwrap();
+            assert!(!s.verify(&key, Direction::ToAc), "flip at {i}");
+        }
+        assert!(Sealed::split(&out[..TRAILER_LEN - 1]).is_none());
+    }
+
+    #[test]
+    fn a_sealed_hello_takes_at_most_32_bytes() {
+        use crate::bottle::{Bottle, Hello};
+        use crate::ids::SessionId;
+        for (session, seq) in [
+            (0, 0),
+            (u32::MAX, 127),
+            (u32::MAX, 128),
+            (u32::MAX, u16::MAX),
+        ] {
+            let hello = Bottle::Hello(Hello {
+                session: SessionId(session),
+                seq,
+                state: None,
+            });
+            let mut out = Vec::new();
+            hello.encode_to_vec(&mut out, 64).unwrap();
+            seal(&mut out, 0, &[0; 32], Direction::ToAc, u32::MAX);
+            assert!(out.len() <= 32, "{} bytes", out.len());
+        }
+    }
+
+    #[test]
+    fn the_window_accepts_each_counter_once() {
+        let mut w = ReplayWindow::starting_at(0);
+        assert!(!w.accept(0));
+        assert!(w.accept(5));
+        assert!(w.accept(3));
+        assert!(!w.accept(3));
+        assert!(!w.accept(5));
+        assert!(w.accept(100));
+        assert!(!w.accept(36), "more than 64 below the top");
+        assert!(w.accept(37));
+        assert!(w.accept(u32::MAX));
+        assert!(!w.accept(u32::MAX));
+    }
+
+    #[test]
+    fn challenges_bind_name_nonce_and_time() {
+        let c = Challenger::new([1u8; 32]);
+        let n = JoinNonce([2u8; 8]);
+        let ch = c.issue("dev0", n, 1_000);
+        assert_eq!(
+            c.check(&ch, "dev0", n, 1_000 + CHALLENGE_TTL_MS),
+            Some(1_000)
+        );
+        assert_eq!(c.check(&ch, "dev0", n, 1_001 + CHALLENGE_TTL_MS), None);
+        assert_eq!(c.check(&ch, "dev1", n, 1_500), None);
+        assert_eq!(c.check(&ch, "dev0", JoinNonce([3u8; 8]), 1_500), None);
+        assert_eq!(c.check(&ch, "dev0", n, 999), None, "issued in the future");
+        let mut forged = ch;
+        forged[0] ^= 1;
+        assert_eq!(c.check(&forged, "dev0", n, 1_500), None);
+        assert_eq!(
+            Challenger::new([9u8; 32]).check(&ch, "dev0", n, 1_500),
+            None
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Pre-shared-key mode in the lab: devices join by challenge–response and seal every
+//! bottle; a wrong key, a replayed HELLO, a forged STATE and a modified MORPH chunk are
+//! refused and counted, and none of them changes what the AC holds.
+
+use pcxses_core::controller::{ComputationId, DeviceId, Placement};
+use pcxses_core::psk::Psk;
+use pcxses_core::{Bottle, ControllerEvent, DeviceEvent, InputError, LinkId, State, StateChunk};
+use pcxses_tests::lab::{Lab, Verdict};
+
+fn key(i: usize) -> Psk {
+    Psk([i as u8 + 1; 32])
+}
+
+/// `n` devices, each with its own key at the AC and on the device.
+fn keyed(n: usize) -> Lab {
+    let mut lab = Lab::new(n, |c| {
+        for (i, d) in c.devices.iter_mut().enumerate() {
+            d.psk = Some(key(i));
+        }
+    });
+    for i in 0..n {
+        lab.boot(i, |d| d.psk = Some(key(i)));
+    }
+    lab
+}
+
+fn joined(lab: &Lab, device: u32) -> bool {
+    !lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::DeviceJoined { device: d, .. } if d.0 == device),
+    )
+    .is_empty()
+}
+
+fn link(i: usize) -> LinkId {
+    LinkId(i as u64 + 1)
+}
+
+#[test]
+fn keyed_devices_join_seal_everything_and_migrate() {
+    let mut lab = keyed(2);
+    lab.run(500);
+    assert!(joined(&lab, 0) && joined(&lab, 1));
+    // Only the first GOOD_MORNING of each device and the AC's CHALLENGEs travel plain.
+    let plain: Vec<&str> = lab
+        .wire
+        .iter()
+        .filter(|p| p.is_plain())
+        .map(|p| p.kind())
+        .collect();
+    assert!(
+        plain
+            .iter()
+            .all(|k| *k == "good_morning" || *k == "challenge"),
+        "{plain:?}"
+    );
+    assert!(plain.contains(&"challenge"));
+    let sealed = lab.wire.iter().filter(|p| !p.is_plain()).count();
+    assert!(sealed > 10, "{sealed} sealed bottles");
+    lab.crash(0);
+    lab.run(1_000);
+    let done = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationCompleted { .. }));
+    assert_eq!(done.len(), 1);
+    let (lkgs, _) = lab.ac().lkgs(ComputationId(0)).expect("comp0");
+    let lkgs = lkgs.to_vec();
+    let installs = lab.device_events_where(
+        1,
+        |e| matches!(e, DeviceEvent::Install(i) if i.lkgs == lkgs),
+    );
+    assert_eq!(installs.len(), 1);
+    let ac = *lab.ac().stats();
+    assert_eq!((ac.unauthenticated, ac.replayed), (0, 0));
+}
+
+#[test]
+fn a_device_with_a_wrong_key_never_joins() {
+    let mut lab = keyed(2);
+    lab.boot(1, |d| d.psk = Some(Psk([0xee; 32])));
+    lab.run(2_000);
+    assert!(joined(&lab, 0));
+    assert!(!joined(&lab, 1));
+    assert!(lab.ac().stats().unauthenticated >= 1);
+    assert_eq!(
+        lab.ac().placement(ComputationId(1)),
+        Some(Placement::Unplaced)
+    );
+    // A device without a key at all gets no further.
+    lab.boot(1, |d| d.psk = None);
+    lab.run(1_000);
+    assert!(!joined(&lab, 1));
+}
+
+#[test]
+fn a_replayed_hello_does_not_keep_a_dead_device_alive() {
+    let mut lab = keyed(2);
+    lab.run(500);
+    let hello = lab
+        .wire
+        .iter()
+        .rev()
+        .find(|p| p.from == link(0) && p.kind() == "hello")
+        .cloned()
+        .expect("a HELLO of dev0");
+    lab.crash(0);
+    let crashed = lab.now;
+    let mut refused = 0;
+    for _ in 0..10 {
+        lab.run(50);
+        if lab.inject_to_ac(link(0), &hello.bytes) == Err(InputError::Replayed) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10);
+    assert!(lab.ac().stats().replayed >= 10);
+    let failed = lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::DeviceFailed { device, .. } if device.0 == 0),
+    );
+    assert_eq!(failed.len(), 1);
+    // Declared dead as if nothing had come: the replays reset no timer.
+    assert!(failed[0].0 <= crashed + std::time::Duration::from_millis(400));
+}
+
+#[test]
+fn a_forged_state_changes_no_lkgs() {
+    let mut lab = keyed(2);
+    lab.run(500);
+    let before = lab
+        .ac()
+        .lkgs(ComputationId(0))
+        .map(|(s, v)| (s.to_vec(), v));
+    let session = lab.device(0).session().expect("joined");
+    let forged = Bottle::State(State {
+        session,
+        chunk: StateChunk {
+            handle: 0,
+            version: 1_000,
+            total_len: 4,
+            index: 0,
+            data: b"evil",
+        },
+    });
+    let mut plain = vec![0u8; 128];
+    let n = forged.encode(&mut plain).unwrap();
+    plain.truncate(n);
+    // Plain, and with a trailer made up without the key.
+    let mut sealed = plain.clone();
+    sealed.extend_from_slice(&[7u8; 4]);
+    sealed.extend_from_slice(&[0x5a; 16]);
+    assert_eq!(
+        lab.inject_to_ac(link(0), &plain),
+        Err(InputError::Unauthenticated)
+    );
+    assert_eq!(
+        lab.inject_to_ac(link(0), &sealed),
+        Err(InputError::Unauthenticated)
+    );
+    lab.run(50);
+    let after = lab
+        .ac()
+        .lkgs(ComputationId(0))
+        .map(|(s, v)| (s.to_vec(), v));
+    assert!(after.as_ref().is_some_and(|(s, _)| s != b"evil"));
+    assert!(after.unwrap().1 < 1_000, "{before:?}");
+    assert_eq!(lab.ac().stats().unauthenticated, 2);
+}
+
+#[test]
+fn a_modified_morph_chunk_is_refused_and_the_transfer_recovers() {
+    let mut lab = keyed(2);
+    lab.run(500);
+    let mut flipped = 0;
+    lab.set_filter(move |p| {
+        if p.to == link(1) && p.kind() == "object_chunk" && flipped < 3 {
+            flipped += 1;
+            let at = p.bytes.len() / 2;
+            p.bytes[at] ^= 0x40;
+        }
+        Verdict::Deliver
+    });
+    lab.crash(0);
+    lab.run(1_500);
+    assert!(lab.device(1).stats().unauthenticated >= 3);
+    let done = lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::MigrationCompleted { to, .. } if *to == DeviceId(1)),
+    );
+    assert_eq!(done.len(), 1);
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::MigrationFailed { .. }))
+        .is_empty());
+    let (lkgs, _) = lab.ac().lkgs(ComputationId(0)).expect("comp0");
+    let lkgs = lkgs.to_vec();
+    assert_eq!(
+        lab.device_events_where(
+            1,
+            |e| matches!(e, DeviceEvent::Install(i) if i.lkgs == lkgs)
+        )
+        .len(),
+        1
+    );
+}
