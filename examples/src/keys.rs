@@ -104,4 +104,3 @@ mod tests {
         let _ = fs::remove_dir_all(dir);
     }
 }
-

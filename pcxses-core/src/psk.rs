@@ -160,6 +160,20 @@ impl ReplayWindow {
         }
     }
 
+    /// The highest counter seen and the bitmap below it, for a snapshot.
+    pub(crate) fn parts(&self) -> (u32, u64) {
+        (self.top, self.seen)
+    }
+
+    /// A window restored from [`ReplayWindow::parts`].
+    pub(crate) fn from_parts((top, seen): (u32, u64)) -> ReplayWindow {
+        ReplayWindow {
+            top,
+            seen,
+            started: true,
+        }
+    }
+
     /// Whether `counter` is new; if so it is marked seen.
     pub(crate) fn accept(&mut self, counter: u32) -> bool {
         if !self.started {

@@ -63,6 +63,8 @@ pub struct SimConfig {
     pub hello_ms: u32,
     /// How often each application updates each computation's state.
     pub tick_ms: u64,
+    /// Pre-shared-key mode: every device has a key and seals its bottles.
+    pub keyed: bool,
 }
 
 impl SimConfig {
@@ -82,6 +84,7 @@ impl SimConfig {
             code_sizes: vec![2_000],
             hello_ms: 100,
             tick_ms: 70,
+            keyed: false,
         }
     }
 
@@ -127,6 +130,7 @@ impl SimConfig {
         }
         // Without fencing two copies may overlap for a while, but never at the end.
         cfg.fencing = !rng.chance(0.15);
+        cfg.keyed = rng.chance(0.3);
         cfg
     }
 }
@@ -202,6 +206,11 @@ impl std::fmt::Display for Failure {
 
 const LOG_LINES: usize = 200;
 
+/// Device `i`'s pre-shared key in keyed runs.
+fn key(i: usize) -> pcxses_core::psk::Psk {
+    pcxses_core::psk::Psk([i as u8 ^ 0xa5; 32])
+}
+
 impl Sim {
     /// Sets up the AC, the devices, the repository and the schedule.
     pub fn new(cfg: SimConfig) -> Sim {
@@ -214,7 +223,9 @@ impl Sim {
             let size = cfg.code_sizes[i % cfg.code_sizes.len()];
             repo.insert(code.clone(), (0..size).map(|b| (b * 7 + i) as u8).collect());
             comps.push(ComputationSpec::new(&format!("comp{i}"), &code));
-            devices.push(DeviceSpec::new(&format!("dev{i}"), &[&format!("comp{i}")]));
+            let mut spec = DeviceSpec::new(&format!("dev{i}"), &[&format!("comp{i}")]);
+            spec.psk = cfg.keyed.then(|| key(i));
+            devices.push(spec);
         }
         let mut ac_config = ControllerConfig::new(rng.next_u64(), devices, comps);
         ac_config.fencing = cfg.fencing;
@@ -391,6 +402,7 @@ impl Sim {
         cfg.rto_ms = 50;
         cfg.join_retry_ms = 100;
         cfg.join_retry_max_ms = 1_000;
+        cfg.psk = self.cfg.keyed.then(|| key(i));
         let n = &mut self.nodes[i];
         n.device = Some(Device::new(cfg, self.now));
         n.app = App::default();
@@ -714,7 +726,16 @@ impl Sim {
 
     /// After the settle phase every computation runs on exactly one live device — the one
     /// the AC names — or the AC reports why not (quarantined, orphaned, stopped after
-    /// GOOD_BYE) and it runs nowhere.
+    /// GOOD_BYE, or unplaced because its home device left before it ever joined) and it
+    /// runs nowhere.
+    /// Whether computation `c`'s home device (`dev{c}`) is in a session.
+    fn home_in_session(&self, c: usize) -> bool {
+        self.nodes
+            .get(c)
+            .and_then(|n| n.device.as_ref())
+            .is_some_and(|d| d.session().is_some())
+    }
+
     fn check_final(&self) -> Result<(), String> {
         let ac = self.ac.as_ref().ok_or("AC down at the end")?;
         for c in 0..ac.computation_count() {
@@ -732,6 +753,11 @@ impl Sim {
                 Some(Placement::Quarantined | Placement::Orphaned | Placement::Stopped) => {
                     if !hosts.is_empty() {
                         return Err(format!("{name} not placed but running on {hosts:?}"));
+                    }
+                }
+                Some(Placement::Unplaced) if !self.home_in_session(c) => {
+                    if !hosts.is_empty() {
+                        return Err(format!("{name} unplaced but running on {hosts:?}"));
                     }
                 }
                 other => return Err(format!("{name} unsettled at the end: {other:?}")),

@@ -6,6 +6,7 @@ use pcxses_core::controller::{ComputationId, DeviceId, Placement};
 use pcxses_core::psk::Psk;
 use pcxses_core::{Bottle, ControllerEvent, DeviceEvent, InputError, LinkId, State, StateChunk};
 use pcxses_tests::lab::{Lab, Verdict};
+use proptest::prelude::*;
 
 fn key(i: usize) -> Psk {
     Psk([i as u8 + 1; 32])
@@ -196,4 +197,46 @@ fn a_modified_morph_chunk_is_refused_and_the_transfer_recovers() {
         .len(),
         1
     );
+}
+
+/// A sealed-looking bottle: a real bottle of a live session with a made-up trailer, or
+/// one of its sealed bottles with bytes flipped.
+fn forgery(lab: &Lab, pick: usize, flip: usize, trailer: &[u8; 20]) -> Vec<u8> {
+    let sealed: Vec<_> = lab.wire.iter().filter(|p| !p.is_plain()).collect();
+    let mut bytes = sealed[pick % sealed.len()].bytes.clone();
+    if flip % 2 == 0 {
+        let end = bytes.len() - 20;
+        bytes[end..].copy_from_slice(trailer);
+    } else {
+        let at = flip % bytes.len();
+        bytes[at] ^= trailer[0] | 1;
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn keyed_machines_refuse_random_and_forged_bytes_without_a_trace(
+        random in prop::collection::vec(any::<u8>(), 0..300),
+        pick in any::<usize>(),
+        flip in any::<usize>(),
+        trailer in any::<[u8; 20]>(),
+    ) {
+        let mut lab = keyed(2);
+        lab.run(500);
+        let forged = forgery(&lab, pick, flip, &trailer);
+        let before = lab.ac().snapshot();
+        for bytes in [&random, &forged] {
+            let refused = lab.ac().stats().rejected();
+            // Random bytes may happen to be a plain GOOD_MORNING, answered with a challenge.
+            if lab.inject_to_ac(link(0), bytes).is_err() {
+                prop_assert_eq!(lab.ac().stats().rejected(), refused + 1);
+            }
+            let r = lab.inject_to_device(1, bytes);
+            prop_assert!(r.is_err() || matches!(Bottle::decode(bytes, &pcxses_core::Limits::DEFAULT), Ok(Bottle::Challenge(_))));
+        }
+        prop_assert_eq!(lab.ac().snapshot(), before);
+    }
 }

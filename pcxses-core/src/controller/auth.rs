@@ -39,7 +39,7 @@ impl Controller {
                 }
             }
             Err(e) => match Sealed::split(bytes) {
-                Some(sealed) => self.open_sealed(now, &sealed).map(Some),
+                Some(sealed) => self.open_sealed(now, from, &sealed).map(Some),
                 None => Err(e.into()),
             },
         }
@@ -68,6 +68,7 @@ impl Controller {
     fn open_sealed<'b>(
         &mut self,
         now: Instant,
+        from: LinkId,
         sealed: &Sealed<'b>,
     ) -> Result<Bottle<'b>, InputError> {
         let limits = self.settings.limits;
@@ -93,15 +94,19 @@ impl Controller {
             .device_index
             .get(gm.device)
             .ok_or(InputError::Unauthenticated)?;
-        let issued = self
-            .challenger
-            .check(&challenge, gm.device, gm.nonce, now.as_millis())
-            .ok_or(InputError::Unauthenticated)?;
         let device = self
             .psk
             .get(d as usize)
             .and_then(Option::as_ref)
             .ok_or(InputError::Unauthenticated)?;
+        let Some(issued) = self
+            .challenger
+            .check(&challenge, gm.device, gm.nonce, now.as_millis())
+        else {
+            // Expired, or from before a restart: the device gets a fresh one.
+            self.challenge(now, from, &gm);
+            return Err(InputError::Unauthenticated);
+        };
         let key = session_key(&device.psk, &challenge, gm.nonce);
         if !sealed.verify(&key, Direction::ToAc) {
             return Err(InputError::Unauthenticated);
@@ -112,19 +117,33 @@ impl Controller {
             .filter(|s| s.nonce == gm.nonce)
             .map(|s| s.id);
         match current {
-            // A retransmission in the session it opened: the session's window decides.
+            // A retransmission in the session it opened: the session's window decides. A
+            // device that answered a later challenge (one crossed its GOOD_MORNING) moves
+            // the session to that challenge's key.
             Some(id) => {
                 let auth = auth_of(&mut self.psk, d, id).ok_or(InputError::Unauthenticated)?;
                 if auth.key != key {
-                    return Err(InputError::Unauthenticated);
-                }
-                if !auth.window.accept(sealed.counter) {
+                    if issued <= auth.issued_ms {
+                        // An older challenge than the session's: a replay, or a device
+                        // that missed the latest challenge. Either way, a fresh one.
+                        self.challenge(now, from, &gm);
+                        return Err(InputError::Replayed);
+                    }
+                    *auth = SessionAuth {
+                        session: id,
+                        issued_ms: issued,
+                        key,
+                        sent: 0,
+                        window: ReplayWindow::starting_at(sealed.counter),
+                    };
+                } else if !auth.window.accept(sealed.counter) {
                     return Err(InputError::Replayed);
                 }
             }
             // A new session: only with a challenge issued after the latest session's.
             None => {
-                if issued <= device.last_issued_ms {
+                if device.last_issued_ms.is_some_and(|last| issued <= last) {
+                    self.challenge(now, from, &gm);
                     return Err(InputError::Replayed);
                 }
                 self.joining = Some(SessionAuth {
@@ -147,7 +166,7 @@ impl Controller {
             return;
         };
         auth.session = id;
-        device.last_issued_ms = auth.issued_ms;
+        device.last_issued_ms = Some(auth.issued_ms);
         device.auth = Some(auth);
     }
 }

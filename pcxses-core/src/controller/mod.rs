@@ -298,7 +298,7 @@ impl Controller {
                     d.psk.clone().map(|psk| {
                         Box::new(PskDevice {
                             psk,
-                            last_issued_ms: 0,
+                            last_issued_ms: None,
                             auth: None,
                         })
                     })
@@ -558,12 +558,12 @@ impl Controller {
         }
     }
 
-    /// Queues `bottle` on `link`, sealed if it belongs to a live session with a key.
+    /// Queues `bottle` on `link`, sealed if its session has keys: a live one, or the one
+    /// just ended, so that the device believes the REJECT or GOOD_BYE that ends it.
     fn send(&mut self, link: LinkId, bottle: &Bottle<'_>, max: usize) {
         let d = bottle
             .session()
             .and_then(|id| self.lookup(id))
-            .filter(|r| r.status == SessionStatus::Live)
             .map(|r| r.device as usize);
         let auth = match (d, bottle.session()) {
             (Some(d), Some(id)) => auth_of(&mut self.psk, d as u32, id),
@@ -578,7 +578,7 @@ struct PskDevice {
     psk: Psk,
     /// When the challenge of the latest session was issued: an older one opens no new
     /// session, so a recorded GOOD_MORNING cannot be replayed to replace a newer session.
-    last_issued_ms: u64,
+    last_issued_ms: Option<u64>,
     auth: Option<SessionAuth>,
 }
 

@@ -1,4 +1,5 @@
-//! Persisting the AC: its registry, sessions and every LKGS, as bytes.
+//! Persisting the AC: its registry, sessions and every LKGS, as bytes. In pre-shared-key
+//! mode a snapshot holds the sessions' keys too: keep it as secret as the keys themselves.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -7,20 +8,25 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session,
+    Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session, SessionAuth,
     SessionStatus, Stage,
 };
 use crate::bottle::Mode;
 use crate::controller::ConfigError;
 use crate::ids::{JoinNonce, SessionId};
 use crate::io::LinkId;
+use crate::psk::ReplayWindow;
 use crate::repository::Repository;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::ChunkSender;
 
 /// Version byte of the snapshot encoding.
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
+
+/// How far a restored session's send counter jumps: beyond any counter the AC can have
+/// used between the snapshot and its restart, so the device never sees one twice.
+const COUNTER_GAP: u32 = 1 << 24;
 
 /// Why a snapshot could not be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +62,7 @@ struct SnapDevice {
     generation: u32,
     retired: u32,
     retired_dismissed: bool,
+    auth: Option<SnapAuth>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,6 +79,15 @@ struct SnapSession {
     hosted: Vec<(u16, String)>,
     run_len: u16,
     next_handle: u16,
+}
+
+/// The keys of a device's latest session (live or just ended) in pre-shared-key mode.
+#[derive(Serialize, Deserialize)]
+struct SnapAuth {
+    session: u32,
+    key: [u8; 32],
+    sent: u32,
+    window: (u32, u64),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,7 +143,8 @@ impl Controller {
             devices: self
                 .devices
                 .iter()
-                .map(|d| SnapDevice {
+                .enumerate()
+                .map(|(i, d)| SnapDevice {
                     name: d.name.as_ref().into(),
                     generation: d.generation,
                     retired: d.retired.0,
@@ -150,6 +167,17 @@ impl Controller {
                         run_len: s.run_len,
                         next_handle: s.next_handle,
                     }),
+                    auth: self
+                        .psk
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .and_then(|p| p.auth.as_ref())
+                        .map(|a| SnapAuth {
+                            session: a.session.0,
+                            key: a.key,
+                            sent: a.sent,
+                            window: a.window.parts(),
+                        }),
                 })
                 .collect(),
             comps: self
@@ -244,6 +272,15 @@ impl Controller {
             } else {
                 SessionStatus::Replaced
             };
+            if let (Some(a), Some(Some(p))) = (&sd.auth, ac.psk.get_mut(d as usize)) {
+                p.auth = Some(SessionAuth {
+                    session: SessionId(a.session),
+                    issued_ms: 0,
+                    key: a.key,
+                    sent: a.sent.saturating_add(COUNTER_GAP),
+                    window: ReplayWindow::from_parts(a.window),
+                });
+            }
             let Some(ss) = &sd.session else { continue };
             let mut hosted = Vec::with_capacity(ss.hosted.len());
             for (h, name) in &ss.hosted {

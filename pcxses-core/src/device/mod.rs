@@ -67,6 +67,13 @@ struct Auth {
     window: ReplayWindow,
 }
 
+/// A challenge's issue time, by which challenges are ordered (`docs/PROTOCOL.md` §12).
+fn issued(challenge: &[u8; CHALLENGE_LEN]) -> u64 {
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&challenge[..8]);
+    u64::from_le_bytes(t)
+}
+
 /// Queues `bottle` for the AC; in pre-shared-key mode, sealed once the AC's challenge is
 /// known (a GOOD_MORNING carries the challenge too).
 fn transmit(
@@ -242,12 +249,29 @@ impl Device {
     /// Pre-shared-key mode: derives the session key from the AC's challenge and answers
     /// with a sealed GOOD_MORNING at once.
     fn on_challenge(&mut self, now: Instant, c: Challenge) -> Result<(), InputError> {
-        let (Some(psk), Phase::Joining { nonce, next_at, .. }) = (&self.cfg.psk, &mut self.phase)
+        let (
+            Some(psk),
+            Phase::Joining {
+                nonce,
+                next_at,
+                first_sent,
+                ..
+            },
+        ) = (&self.cfg.psk, &mut self.phase)
         else {
             return Err(InputError::OutOfPhase("challenge while not joining"));
         };
         if c.nonce != *nonce {
             return Err(InputError::OutOfPhase("challenge for another join"));
+        }
+        // Challenges are ordered by their issue time, their first eight bytes: the device
+        // answers the latest, as the AC keys the session by the latest it was answered.
+        if self
+            .auth
+            .as_ref()
+            .is_some_and(|a| issued(&a.challenge) >= issued(&c.challenge))
+        {
+            return Err(InputError::OutOfPhase("not the latest challenge"));
         }
         self.auth = Some(Auth {
             challenge: c.challenge,
@@ -255,6 +279,9 @@ impl Device {
             sent: 0,
             window: ReplayWindow::default(),
         });
+        // No session can predate the GOOD_MORNING that answers this challenge: the fence
+        // lease counts from it.
+        *first_sent = None;
         *next_at = now;
         self.on_timeout(now);
         Ok(())
