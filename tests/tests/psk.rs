@@ -204,7 +204,7 @@ fn a_modified_morph_chunk_is_refused_and_the_transfer_recovers() {
 fn forgery(lab: &Lab, pick: usize, flip: usize, trailer: &[u8; 20]) -> Vec<u8> {
     let sealed: Vec<_> = lab.wire.iter().filter(|p| !p.is_plain()).collect();
     let mut bytes = sealed[pick % sealed.len()].bytes.clone();
-    if flip % 2 == 0 {
+    if flip.is_multiple_of(2) {
         let end = bytes.len() - 20;
         bytes[end..].copy_from_slice(trailer);
     } else {
