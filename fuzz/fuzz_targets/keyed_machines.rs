@@ -33,10 +33,20 @@ fn exchange(ac: &mut Controller, dev: &mut Device, now: Instant) {
             return;
         }
         for b in to_ac {
-            let _ = ac.handle_input(Input::Receive { now, from: DEV, bytes: &b, identity: None });
+            let _ = ac.handle_input(Input::Receive {
+                now,
+                from: DEV,
+                bytes: &b,
+                identity: None,
+            });
         }
         for b in to_dev {
-            let _ = dev.handle_input(Input::Receive { now, from: AC, bytes: &b, identity: None });
+            let _ = dev.handle_input(Input::Receive {
+                now,
+                from: AC,
+                bytes: &b,
+                identity: None,
+            });
         }
     }
 }
@@ -54,8 +64,12 @@ fuzz_target!(|data: &[u8]| {
     repo.insert("c0", vec![1; 100]);
     repo.insert("c1", vec![2; 100]);
     let now = Instant::from_millis(1);
-    let mut ac = Controller::new(ControllerConfig::new(3, vec![keyed, plain], comps), repo, now)
-        .expect("valid configuration");
+    let mut ac = Controller::new(
+        ControllerConfig::new(3, vec![keyed, plain], comps),
+        repo,
+        now,
+    )
+    .expect("valid configuration");
     let mut cfg = DeviceConfig::new("dev0", 5);
     cfg.psk = Some(key);
     let mut dev = Device::new(cfg, now);
@@ -71,7 +85,12 @@ fuzz_target!(|data: &[u8]| {
             let before = ac.snapshot();
             let refused = ac.stats().rejected();
             if ac
-                .handle_input(Input::Receive { now, from, bytes: piece, identity: None })
+                .handle_input(Input::Receive {
+                    now,
+                    from,
+                    bytes: piece,
+                    identity: None,
+                })
                 .is_err()
             {
                 assert_eq!(ac.stats().rejected(), refused + 1);
@@ -80,7 +99,12 @@ fuzz_target!(|data: &[u8]| {
         }
         let refused = dev.stats().rejected();
         if dev
-            .handle_input(Input::Receive { now, from: AC, bytes: piece, identity: None })
+            .handle_input(Input::Receive {
+                now,
+                from: AC,
+                bytes: piece,
+                identity: None,
+            })
             .is_err()
         {
             assert_eq!(dev.stats().rejected(), refused + 1);
