@@ -123,6 +123,9 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
         E::Orphaned { computation, at } => {
             json!({"event": "orphaned", "computation": n.computation(computation.0), "at_ms": ms(*at)})
         }
+        E::Stalled { late, at } => json!({
+            "event": "stalled", "late_ms": late.as_secs_f64() * 1000.0, "at_ms": ms(*at)
+        }),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }

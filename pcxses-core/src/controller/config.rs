@@ -128,6 +128,10 @@ pub struct ControllerConfig {
     /// before its dead timer runs again (at least its dead interval). Covers devices that
     /// fenced during the AC's downtime and back off their GOOD_MORNING retries.
     pub restart_grace_ms: u32,
+    /// The AC itself stalled when it handles an input this much later than the deadline it
+    /// last asked for (a paused process, an overloaded host): every dead timer then moves
+    /// by the stall, so no device dies for bottles the AC had not read yet.
+    pub stall_grace_ms: u32,
     /// The devices.
     pub devices: Vec<DeviceSpec>,
     /// The computations.
@@ -137,7 +141,7 @@ pub struct ControllerConfig {
 impl ControllerConfig {
     /// Defaults: HELLO 10 ms–60 s, dead 30 ms–10 min, fencing on, 1200-byte bottles, a
     /// window of 16 chunks, 200 ms RTO, MORPH timeout 5 s, 2 MORPHs per target,
-    /// quarantine after 3 failures, 10 s of grace after a restart.
+    /// quarantine after 3 failures, 10 s of grace after a restart, a stall is 100 ms late.
     pub fn new(seed: u64, devices: Vec<DeviceSpec>, computations: Vec<ComputationSpec>) -> Self {
         ControllerConfig {
             seed,
@@ -160,6 +164,7 @@ impl ControllerConfig {
             quarantine_after: 3,
             outbox_limit: 65_536,
             restart_grace_ms: 10_000,
+            stall_grace_ms: 100,
             devices,
             computations,
         }

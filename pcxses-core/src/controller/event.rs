@@ -155,4 +155,12 @@ pub enum ControllerEvent {
         /// When.
         at: Instant,
     },
+    /// The AC handled its input this late after the deadline it had asked for; every dead
+    /// timer moved by as much (see `ControllerConfig::stall_grace_ms`).
+    Stalled {
+        /// How late.
+        late: core::time::Duration,
+        /// When it noticed.
+        at: Instant,
+    },
 }

@@ -68,6 +68,8 @@ pub struct Controller {
     challenger: Challenger,
     /// The keys of the sealed GOOD_MORNING being handled, for the session it opens.
     joining: Option<SessionAuth>,
+    /// The deadline the last drain asked to be woken at.
+    asked: Instant,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -83,6 +85,7 @@ struct Settings {
     max_morphs_per_target: u16,
     quarantine_after: u32,
     restart_grace_ms: u32,
+    stall_grace: Duration,
 }
 
 /// What a session id in the map stands for.
@@ -315,6 +318,7 @@ impl Controller {
             psk,
             challenger: Challenger::new(secret),
             joining: None,
+            asked: Instant::MAX,
             settings: Settings {
                 hello_ms: config.hello_ms,
                 dead_ms: config.dead_ms,
@@ -330,6 +334,7 @@ impl Controller {
                 max_morphs_per_target: config.max_morphs_per_target,
                 quarantine_after: config.quarantine_after,
                 restart_grace_ms: config.restart_grace_ms,
+                stall_grace: ms(config.stall_grace_ms),
             },
             clock: Clock::new(now),
             rng,
@@ -366,19 +371,21 @@ impl Controller {
     /// Feeds one input. A refused bottle returns the reason; it was counted in
     /// [`Controller::stats`] and changed no protocol state.
     pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), InputError> {
+        let now = match input {
+            Input::Timeout(now) | Input::Receive { now, .. } => self.clock.advance(now),
+        };
+        self.absorb_stall(now);
         match input {
-            Input::Timeout(now) => {
-                let now = self.clock.advance(now);
+            Input::Timeout(_) => {
                 self.on_timeout(now);
                 Ok(())
             }
             Input::Receive {
-                now,
                 from,
                 bytes,
                 identity,
+                ..
             } => {
-                let now = self.clock.advance(now);
                 self.stats.received += 1;
                 let result = match self.open(now, from, bytes) {
                     Ok(Some(bottle)) => self.on_bottle(now, from, bottle, identity),
@@ -395,7 +402,26 @@ impl Controller {
     /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
     pub fn poll_output(&mut self) -> Output<'_, ControllerEvent> {
         let next = self.next_deadline();
+        self.asked = next;
         self.outbox.poll(next)
+    }
+
+    /// Moves every dead timer by how late the AC is past the deadline it asked for, when
+    /// that is more than the stall grace: the bottles that came meanwhile are still unread.
+    fn absorb_stall(&mut self, now: Instant) {
+        if self.asked >= now {
+            return;
+        }
+        let late = now.saturating_since(self.asked);
+        self.asked = now;
+        if late <= self.settings.stall_grace {
+            return;
+        }
+        for s in self.devices.iter_mut().filter_map(|d| d.session.as_mut()) {
+            s.dead_at += late;
+        }
+        self.outbox
+            .event(ControllerEvent::Stalled { late, at: now });
     }
 
     /// Counters of received and refused bottles.
