@@ -66,6 +66,12 @@ pub struct AcSection {
     pub max_morphs_per_target: Option<u16>,
     /// Consecutive failed targets before quarantine.
     pub quarantine_after: Option<u32>,
+    /// MORPHs started per second at most (0: no limit).
+    pub morphs_per_s: Option<u32>,
+    /// MORPHs that may start at once before `morphs_per_s` paces them.
+    pub morph_burst: Option<u32>,
+    /// How late past its deadline the AC counts as stalled (its dead timers then move).
+    pub stall_grace_ms: Option<u32>,
     /// File holding the code-signing secret key (hex), relative to this file; when set,
     /// every MORPH manifest is signed (see `pcxses-ac keygen`).
     pub code_signing_key: Option<PathBuf>,
@@ -240,6 +246,9 @@ impl AcConfig {
         cfg.morph_timeout_ms = a.morph_timeout_ms.unwrap_or(cfg.morph_timeout_ms);
         cfg.max_morphs_per_target = a.max_morphs_per_target.unwrap_or(cfg.max_morphs_per_target);
         cfg.quarantine_after = a.quarantine_after.unwrap_or(cfg.quarantine_after);
+        cfg.morphs_per_s = a.morphs_per_s.unwrap_or(cfg.morphs_per_s);
+        cfg.morph_burst = a.morph_burst.unwrap_or(cfg.morph_burst);
+        cfg.stall_grace_ms = a.stall_grace_ms.unwrap_or(cfg.stall_grace_ms);
         cfg.validate()
             .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
         Ok(AcConfig {

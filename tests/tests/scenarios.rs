@@ -4,10 +4,11 @@ use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placeme
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::policy::LeastLoadedPolicy;
 use pcxses_core::{
-    Bottle, ControllerEvent, GoodMorningAck, Hello, LinkId, Mode, MorphFailReason, RejectReason,
-    SessionId, State, StateChunk, MAX_BOTTLE_LEN,
+    Bottle, ControllerEvent, GoodMorningAck, Hello, Instant, LinkId, Mode, MorphFailReason,
+    RejectReason, SessionId, State, StateChunk, MAX_BOTTLE_LEN,
 };
 use pcxses_tests::lab::{Lab, Verdict};
+use std::time::Duration;
 
 fn comp(i: u32) -> ComputationId {
     ComputationId(i)
@@ -1113,4 +1114,41 @@ fn a_replayed_manifest_and_one_for_another_device_are_refused() {
             usize::from(i == 1)
         );
     }
+}
+
+#[test]
+fn morphs_are_paced_when_many_devices_fail_at_once() {
+    // Two MORPH starts per second, one at a time: three devices die together.
+    let mut lab = Lab::new(6, |c| {
+        c.morphs_per_s = 2;
+        c.morph_burst = 1;
+    });
+    lab.run(300);
+    for i in 0..3 {
+        lab.crash(i);
+    }
+    lab.run(3_000);
+    let starts: Vec<Instant> = lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. }))
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect();
+    let all = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. } | ControllerEvent::MigrationFailed { .. }));
+    assert_eq!(starts.len(), 3, "{all:?}");
+    for pair in starts.windows(2) {
+        let gap = pair[1].saturating_since(pair[0]);
+        assert!(gap >= Duration::from_millis(500), "{starts:?}");
+    }
+    let done = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationCompleted { .. }));
+    assert_eq!(done.len(), 3);
+    // No pace by default: the same three start together.
+    let mut lab = Lab::new(6, |_| {});
+    lab.run(300);
+    for i in 0..3 {
+        lab.crash(i);
+    }
+    lab.run(3_000);
+    let starts = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. }));
+    assert_eq!(starts.len(), 3);
+    assert!(starts[2].0.saturating_since(starts[0].0) < Duration::from_millis(50));
 }

@@ -120,6 +120,11 @@ pub struct ControllerConfig {
     pub morph_timeout_ms: u32,
     /// Most concurrent MORPHs towards one target.
     pub max_morphs_per_target: u16,
+    /// MORPHs started per second at most, over all targets, when many devices fail at
+    /// once; `0` for no limit. Computations beyond wait their turn, oldest first.
+    pub morphs_per_s: u32,
+    /// How many MORPHs may start at once before `morphs_per_s` paces them.
+    pub morph_burst: u32,
     /// Consecutive failed targets after which a computation is quarantined.
     pub quarantine_after: u32,
     /// Most outputs queued between drains; transmits beyond are dropped and counted.
@@ -161,6 +166,8 @@ impl ControllerConfig {
             rto_max_ms: 3_000,
             morph_timeout_ms: 5_000,
             max_morphs_per_target: 2,
+            morphs_per_s: 0,
+            morph_burst: 16,
             quarantine_after: 3,
             outbox_limit: 65_536,
             restart_grace_ms: 10_000,

@@ -10,7 +10,7 @@ mod session_ids;
 mod snapshot;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -70,6 +70,11 @@ pub struct Controller {
     joining: Option<SessionAuth>,
     /// The deadline the last drain asked to be woken at.
     asked: Instant,
+    /// MORPH pacing: when the next MORPH may start (a generic cell rate: the theoretical
+    /// arrival time of the next start).
+    pace_tat: Instant,
+    /// Computations with a target but waiting for their turn to start, oldest first.
+    paced: VecDeque<u32>,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -83,6 +88,9 @@ struct Settings {
     pacing: Pacing,
     morph_timeout: Duration,
     max_morphs_per_target: u16,
+    /// Time between MORPH starts, and how far ahead of that pace a burst may run;
+    /// `None`: no limit.
+    pace: Option<(Duration, Duration)>,
     quarantine_after: u32,
     restart_grace_ms: u32,
     stall_grace: Duration,
@@ -319,6 +327,8 @@ impl Controller {
             challenger: Challenger::new(secret),
             joining: None,
             asked: Instant::MAX,
+            pace_tat: Instant::default(),
+            paced: VecDeque::new(),
             settings: Settings {
                 hello_ms: config.hello_ms,
                 dead_ms: config.dead_ms,
@@ -332,6 +342,10 @@ impl Controller {
                 },
                 morph_timeout: ms(config.morph_timeout_ms),
                 max_morphs_per_target: config.max_morphs_per_target,
+                pace: (config.morphs_per_s > 0).then(|| {
+                    let every = Duration::from_micros(1_000_000 / u64::from(config.morphs_per_s));
+                    (every, every * (config.morph_burst.max(1) - 1))
+                }),
                 quarantine_after: config.quarantine_after,
                 restart_grace_ms: config.restart_grace_ms,
                 stall_grace: ms(config.stall_grace_ms),
@@ -559,7 +573,11 @@ impl Controller {
     fn next_deadline(&self) -> Instant {
         let a = self.dead_timers.next().unwrap_or(Instant::MAX);
         let b = self.attempt_timers.next().unwrap_or(Instant::MAX);
-        a.min(b)
+        let c = match self.paced.is_empty() {
+            false => self.next_turn().unwrap_or(Instant::MAX),
+            true => Instant::MAX,
+        };
+        a.min(b).min(c)
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -582,6 +600,7 @@ impl Controller {
             };
             self.on_attempt_timer(m, now);
         }
+        self.release_paced(now);
     }
 
     /// Queues `bottle` on `link`, sealed if its session has keys: a live one, or the one

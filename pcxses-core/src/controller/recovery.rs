@@ -50,7 +50,10 @@ impl Controller {
             let Some(s) = dev.session.as_ref() else {
                 continue;
             };
+            // A device whose dead interval has run out is as good as dead: its timer is
+            // due in this same pass.
             if s.id == r.from_session
+                || s.dead_at <= now
                 || r.tried.contains(&s.id)
                 || !capable(&comp.requires, &comp.hosts, i, &dev.capabilities)
             {
@@ -80,7 +83,13 @@ impl Controller {
         };
         let target = choice.and_then(|k| free.get(k)).map(|(i, _)| *i);
         match target {
-            Some(t) => self.start_attempt(c, t, now),
+            Some(t) => {
+                if self.take_turn(now) {
+                    self.start_attempt(c, t, now);
+                } else if !self.paced.contains(&c) {
+                    self.paced.push_back(c);
+                }
+            }
             None => {
                 self.waiting.insert(c);
                 let orphan = !any_capable || (choice.is_none() && !candidates.is_empty());
@@ -94,6 +103,39 @@ impl Controller {
                     }
                 }
             }
+        }
+    }
+
+    /// When the next MORPH may start under the configured pace (`None`: no limit).
+    pub(super) fn next_turn(&self) -> Option<Instant> {
+        let (_, burst) = self.settings.pace?;
+        let at = self
+            .pace_tat
+            .as_micros()
+            .saturating_sub(burst.as_micros() as u64);
+        Some(Instant::from_micros(at))
+    }
+
+    /// Whether a MORPH may start now under the configured pace; if so, it counts.
+    fn take_turn(&mut self, now: Instant) -> bool {
+        let Some((every, _)) = self.settings.pace else {
+            return true;
+        };
+        if self.next_turn().is_some_and(|t| t > now) {
+            return false;
+        }
+        self.pace_tat = self.pace_tat.max(now) + every;
+        true
+    }
+
+    /// Starts the paced computations whose turn has come, oldest first.
+    pub(super) fn release_paced(&mut self, now: Instant) {
+        while let Some(&c) = self.paced.front() {
+            if self.next_turn().is_some_and(|t| t > now) {
+                return;
+            }
+            self.paced.pop_front();
+            self.place(c, now);
         }
     }
 
