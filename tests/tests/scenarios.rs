@@ -1133,7 +1133,12 @@ fn morphs_are_paced_when_many_devices_fail_at_once() {
         .into_iter()
         .map(|(at, _)| at)
         .collect();
-    let all = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationStarted { .. } | ControllerEvent::MigrationFailed { .. }));
+    let all = lab.ac_events_where(|e| {
+        matches!(
+            e,
+            ControllerEvent::MigrationStarted { .. } | ControllerEvent::MigrationFailed { .. }
+        )
+    });
     assert_eq!(starts.len(), 3, "{all:?}");
     for pair in starts.windows(2) {
         let gap = pair[1].saturating_since(pair[0]);
