@@ -75,6 +75,24 @@ pub struct AcSection {
     /// File holding the code-signing secret key (hex), relative to this file; when set,
     /// every MORPH manifest is signed (see `pcxses-ac keygen`).
     pub code_signing_key: Option<PathBuf>,
+    /// The journal file, relative to this file: every acknowledged state, session and
+    /// placement survives the AC (see `pcxses_examples::journal`).
+    pub journal: Option<PathBuf>,
+    /// `"sync"` (the default): a state is acknowledged only once the journal is synced to
+    /// disk; `"os"`: once it is written, leaving the sync to the operating system (faster,
+    /// and an AC crash still loses nothing, but a power cut may).
+    pub durability: Option<Durability>,
+}
+
+/// How durable the journal is before the AC acknowledges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Synced to disk.
+    #[default]
+    Sync,
+    /// Written to the operating system.
+    Os,
 }
 
 /// `{ min = …, max = … }` in milliseconds.
@@ -171,6 +189,8 @@ pub struct AcConfig {
     pub controller: ControllerConfig,
     /// The code-signing key file, if manifests are signed.
     pub code_signing_key: Option<PathBuf>,
+    /// The journal file, if the AC keeps one, and how durable it is.
+    pub journal: Option<(PathBuf, Durability)>,
 }
 
 impl AcConfig {
@@ -256,6 +276,10 @@ impl AcConfig {
             repository: base.join(&a.repository),
             controller: cfg,
             code_signing_key: a.code_signing_key.as_ref().map(|k| base.join(k)),
+            journal: a
+                .journal
+                .as_ref()
+                .map(|j| (base.join(j), a.durability.unwrap_or_default())),
         })
     }
 }

@@ -11,11 +11,13 @@ use pcxses_core::{Controller, ControllerEvent, Epoch};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
-use crate::ac_config::AcConfig;
+use crate::ac_config::{AcConfig, Durability};
 use crate::events::{controller_event, EventFormat, Names};
+use crate::journal::{self, FileJournal};
 use crate::shutdown::Shutdown;
 use crate::transport::{AcTlsArgs, Transport};
 use crate::{keys, procfs, repository};
+use pcxses_core::controller::{ComputationId, Journal};
 
 /// The AC daemon's command line.
 #[derive(clap::Args, Debug)]
@@ -47,8 +49,31 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
     let names = Names::new(&config.controller);
     let epoch = Epoch::new();
-    let mut controller =
-        Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?;
+    let mut restored = None;
+    let mut controller = match &config.journal {
+        Some((path, durability)) => {
+            let sync = *durability == Durability::Sync;
+            let (mut journal, recovered) =
+                FileJournal::open(path, sync).map_err(|e| e.to_string())?;
+            let ac = match &recovered {
+                Some(r) => journal::restore(config.controller, repo, r, epoch.now())?,
+                None => {
+                    let ac = Controller::new(config.controller, repo, epoch.now())
+                        .map_err(|e| e.to_string())?;
+                    // The first snapshot, before anything can be acknowledged.
+                    journal
+                        .commit(&ac)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    ac
+                }
+            };
+            if recovered.is_some() {
+                restored = Some(states(&ac));
+            }
+            ac.with_journal(Box::new(journal))
+        }
+        None => Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?,
+    };
     if let Some(path) = &config.code_signing_key {
         controller = controller.with_code_signer(keys::signer(path)?);
     }
@@ -69,6 +94,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
         let mut out = std::io::stdout().lock();
         if args.events.is_some() {
+            if let Some(states) = &restored {
+                let line = serde_json::json!({"event": "restored", "states": states});
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
             let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string()});
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
@@ -96,6 +125,14 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event);
+                    if let ControllerEvent::JournalFailed { .. } = event {
+                        // Nothing unrecorded was acknowledged; stop rather than go on
+                        // without a store.
+                        tracing::error!("the journal failed: stopping");
+                        ac.commands.close();
+                        let _ = ac.task.await;
+                        return Err("the journal could not be written".into());
+                    }
                     if args.events.is_some() {
                         let _ = writeln!(out, "{}", controller_event(&event, &names))
                             .and_then(|()| out.flush());
@@ -124,4 +161,19 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         tracing::info!(?stats, "stopped");
         Ok(())
     }))
+}
+
+/// Every computation's LKGS in hex, by name.
+fn states(ac: &Controller) -> serde_json::Map<String, serde_json::Value> {
+    (0..ac.computation_count())
+        .map(|c| {
+            let id = ComputationId(c as u32);
+            let state = ac.lkgs(id).map_or(&[][..], |(s, _)| s);
+            let hex: String = state.iter().map(|b| format!("{b:02x}")).collect();
+            (
+                ac.computation_name(id).to_string(),
+                serde_json::Value::String(hex),
+            )
+        })
+        .collect()
 }

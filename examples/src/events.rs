@@ -123,6 +123,7 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
         E::Orphaned { computation, at } => {
             json!({"event": "orphaned", "computation": n.computation(computation.0), "at_ms": ms(*at)})
         }
+        E::JournalFailed { at } => json!({"event": "journal_failed", "at_ms": ms(*at)}),
         E::Stalled { late, at } => json!({
             "event": "stalled", "late_ms": late.as_secs_f64() * 1000.0, "at_ms": ms(*at)
         }),

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod events;
 pub mod guest;
 pub mod guest_build;
+pub mod journal;
 pub mod keys;
 pub mod link;
 pub mod logging;

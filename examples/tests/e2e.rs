@@ -146,6 +146,8 @@ struct Setup<'a> {
     alpha_module: Option<&'a [u8]>,
     /// Every device has a pre-shared key (`NAME.psk` beside the configuration).
     keyed: bool,
+    /// The AC keeps a journal (`ac.journal` beside the configuration).
+    journal: bool,
 }
 
 impl World {
@@ -169,6 +171,7 @@ impl World {
             signed,
             alpha_module,
             keyed,
+            journal,
         } = setup;
         let dir = std::env::temp_dir().join(format!(
             "pcxses-e2e-{}-{transport}-{test}",
@@ -187,6 +190,9 @@ impl World {
         }
         if transport == "quic" {
             pcxses_transport_quic::certs::write_dev_pki(&dir, &["alpha", "beta", "gamma"]).unwrap();
+        }
+        if journal {
+            config += "journal = \"ac.journal\"\n";
         }
         if signed {
             pcxses_examples::keys::generate(&dir, "code-signing").unwrap();
@@ -946,3 +952,82 @@ e2e_suite!(tcp, "tcp");
 e2e_suite!(quic, "quic");
 path_attacks!(udp_path, "udp");
 path_attacks!(tcp_path, "tcp");
+
+/// The count in a counter's state, hex-encoded (zero for no state).
+fn count_of(hex: &str) -> u64 {
+    let bytes = unhex(hex);
+    bytes
+        .get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+}
+
+#[test]
+fn an_ac_killed_fifty_times_keeps_every_acknowledged_state() {
+    let mut w = World::with(
+        "udp",
+        "crash",
+        Setup {
+            code_bytes: 4_000,
+            journal: true,
+            ..Setup::default()
+        },
+    );
+    let devices: Vec<(&str, Proc)> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|d| (d, w.device(d)))
+        .collect();
+    for (_, d) in &devices {
+        d.wait_for("a join", |v| is(v, "joined"));
+    }
+    let addr = w.addr.clone();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..50 {
+        // Kill at a varied moment: after one to five more states of one device.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let (name, watched) = &devices[(rng % 3) as usize];
+        let computation = format!("counter-{name}");
+        let seen = watched
+            .events(|v| is(v, "state_stored") && v["computation"] == computation.as_str())
+            .len();
+        watched.wait_for_nth("more states", seen + 1 + (rng >> 8) as usize % 5, |v| {
+            is(v, "state_stored") && v["computation"] == computation.as_str()
+        });
+        let ac = w.ac.take().unwrap();
+        ac.signal("KILL");
+        ac.wait_closed();
+        // What the devices were told the AC held, before it died.
+        let acked: Vec<(String, u64)> = devices
+            .iter()
+            .map(|(d, p)| {
+                (
+                    format!("counter-{d}"),
+                    last_acked(p, &format!("counter-{d}")),
+                )
+            })
+            .collect();
+        let deaths = ac.events(|v| is(v, "device_failed") || is(v, "migration_started"));
+        assert!(deaths.is_empty(), "round {round}: {deaths:?}");
+        drop(ac);
+        w.start_ac(Some(&addr));
+        let restored = w
+            .ac()
+            .wait_for("the restored states", |v| is(v, "restored"));
+        for (c, count) in &acked {
+            let held = count_of(restored["states"][c].as_str().unwrap_or(""));
+            assert!(
+                held >= *count,
+                "round {round}: {c} restored at {held}, acknowledged {count}"
+            );
+        }
+    }
+    // Nobody died of the AC's downtime, and every counter still runs only at home.
+    let after = w
+        .ac()
+        .events(|v| is(v, "device_failed") || is(v, "migration_started"));
+    assert!(after.is_empty(), "{after:?}");
+    for (_, d) in &devices {
+        assert!(d.events(|v| is(v, "install")).is_empty());
+    }
+}

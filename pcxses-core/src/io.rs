@@ -127,6 +127,33 @@ impl<E> Outbox<E> {
         self.queue.push_back(Pending::Event(event));
     }
 
+    #[cfg(feature = "std")]
+    /// Takes the first pending event out of the queue, ahead of the transmits before it.
+    pub(crate) fn take_event(&mut self) -> Option<E> {
+        let i = self
+            .queue
+            .iter()
+            .position(|p| matches!(p, Pending::Event(_)))?;
+        match self.queue.remove(i) {
+            Some(Pending::Event(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    #[cfg(feature = "std")]
+    /// Whether transmits are pending.
+    pub(crate) fn has_transmits(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    #[cfg(feature = "std")]
+    /// Drops every pending transmit; returns how many.
+    pub(crate) fn drop_transmits(&mut self) -> usize {
+        let before = self.queue.len();
+        self.queue.retain(|p| matches!(p, Pending::Event(_)));
+        before - self.queue.len()
+    }
+
     pub(crate) fn poll(&mut self, next: Instant) -> Output<'_, E> {
         match self.queue.pop_front() {
             Some(Pending::Transmit { to, start, end }) => Output::Transmit(Transmit {

@@ -62,6 +62,12 @@ impl Clock {
         Clock(now)
     }
 
+    /// The latest time seen.
+    #[cfg(feature = "std")]
+    pub(crate) fn latest(&self) -> Instant {
+        self.0
+    }
+
     /// Advances to `now`, clamping time that goes backwards; returns the clamped now.
     pub(crate) fn advance(&mut self, now: Instant) -> Instant {
         if now > self.0 {

@@ -92,14 +92,12 @@ async fn run(
         match wake {
             Wake::Datagram(Ok((n, from))) => {
                 receive(&mut ac, &mut links, epoch, from, &buf[..n]);
-                wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
-                // More are probably waiting: take a bounded batch without waiting.
+                // More are probably waiting: take a bounded batch without waiting, and
+                // drain once for all of it (one journal commit per batch).
                 for _ in 1..BATCH {
                     match socket.get_ref().recv_from(&mut buf) {
                         Ok((n, from)) => {
                             receive(&mut ac, &mut links, epoch, from, &buf[..n]);
-                            wake_at =
-                                drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {

@@ -43,6 +43,10 @@ enum Command {
         /// The address the AC is to listen on.
         #[arg(long, default_value = "127.0.0.1:4700")]
         listen: SocketAddr,
+        /// Give the AC a journal (`ac.journal`), synced (`sync`) or left to the OS (`os`)
+        /// before each acknowledgement.
+        #[arg(long, value_enum)]
+        journal: Option<JournalMode>,
     },
     /// Runs N devices against an AC.
     Run(RunArgs),
@@ -75,6 +79,16 @@ struct RunArgs {
     /// Time over which the devices start.
     #[arg(long, default_value_t = 5_000)]
     ramp_ms: u64,
+    /// Each device reports a new state before every HELLO (state updates per second then
+    /// follow the HELLO rate).
+    #[arg(long)]
+    states: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum JournalMode {
+    Sync,
+    Os,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +97,8 @@ fn main() -> ExitCode {
             devices,
             dir,
             listen,
-        } => write_config(devices, &dir, listen),
+            journal,
+        } => write_config(devices, &dir, listen, journal),
         Command::Run(args) => run(args),
     };
     match result {
@@ -99,10 +114,20 @@ fn name(i: usize) -> String {
     format!("load-{i:06}")
 }
 
-fn write_config(devices: usize, dir: &std::path::Path, listen: SocketAddr) -> Result<(), String> {
+fn write_config(
+    devices: usize,
+    dir: &std::path::Path,
+    listen: SocketAddr,
+    journal: Option<JournalMode>,
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     repository::add(&dir.join("repo"), "counter.bin", b"counter v1").map_err(|e| e.to_string())?;
     let mut text = format!("[ac]\nlisten = \"{listen}\"\nrepository = \"repo\"\nseed = 1\n");
+    match journal {
+        Some(JournalMode::Sync) => text += "journal = \"ac.journal\"\ndurability = \"sync\"\n",
+        Some(JournalMode::Os) => text += "journal = \"ac.journal\"\ndurability = \"os\"\n",
+        None => {}
+    }
     for i in 0..devices {
         text += &format!(
             "\n[[device]]\nname = \"{}\"\nruns = [\"c-{i:06}\"]\n",
@@ -119,6 +144,8 @@ fn write_config(devices: usize, dir: &std::path::Path, listen: SocketAddr) -> Re
 #[derive(Default, Clone, Copy)]
 struct Traffic {
     hellos: u64,
+    /// States the AC acknowledged.
+    states: u64,
     bytes_out: u64,
     bytes_in: u64,
 }
@@ -136,6 +163,8 @@ struct Load {
     joins: Vec<u32>,
     stops: u64,
     traffic: Traffic,
+    /// Whether devices report a new state before every HELLO.
+    states: bool,
 }
 
 impl Load {
@@ -170,6 +199,7 @@ impl Load {
                     }
                 }
                 Output::Event(DeviceEvent::Stop { .. }) => self.stops += 1,
+                Output::Event(DeviceEvent::StateStored { .. }) => self.traffic.states += 1,
                 Output::Event(_) => {}
                 Output::Timeout(at) => {
                     if at < self.armed[i as usize] {
@@ -236,6 +266,13 @@ impl Load {
             }
             self.armed[i as usize] = Instant::MAX;
             if let Some(d) = self.devices[i as usize].as_mut() {
+                if self.states {
+                    let running: Vec<String> = d.running().map(String::from).collect();
+                    let state = now.as_micros().to_le_bytes();
+                    for c in running {
+                        let _ = d.set_state(now, &c, &state);
+                    }
+                }
                 let _ = d.handle_input(Input::Timeout(now));
             }
             self.drain(i);
@@ -255,6 +292,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         ac_pid,
         sockets,
         ramp_ms,
+        states,
     } = args;
     let sockets = sockets.max(1);
     let epoch = Epoch::new();
@@ -275,6 +313,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         joins: vec![0; n],
         stops: 0,
         traffic: Traffic::default(),
+        states,
     };
     let mut buf = vec![0u8; MAX_BOTTLE_LEN];
     let mut booted = 0usize;
@@ -332,6 +371,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         "seconds": seconds,
         "hello_ms": hello_ms,
         "hellos_per_s": (t.hellos as f64 / elapsed).round(),
+        "states_acked_per_s": (t.states as f64 / elapsed).round(),
         "bytes_per_s_to_ac": (t.bytes_out as f64 / elapsed).round(),
         "bytes_per_s_from_ac": (t.bytes_in as f64 / elapsed).round(),
         "false_deaths": rejoins,

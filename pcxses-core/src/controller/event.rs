@@ -155,6 +155,12 @@ pub enum ControllerEvent {
         /// When.
         at: Instant,
     },
+    /// The journal could not be made durable: the transmits of that drain were dropped, so
+    /// nothing it should have recorded was acknowledged. The runtime should stop.
+    JournalFailed {
+        /// When.
+        at: Instant,
+    },
     /// The AC handled its input this late after the deadline it had asked for; every dead
     /// timer moved by as much (see `ControllerConfig::stall_grace_ms`).
     Stalled {

@@ -4,6 +4,8 @@ mod auth;
 mod command;
 mod config;
 mod event;
+#[cfg(feature = "std")]
+mod journal;
 mod party;
 mod recovery;
 mod session_ids;
@@ -17,6 +19,8 @@ use core::time::Duration;
 pub use command::ControllerCommand;
 pub use config::{Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec};
 pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
+#[cfg(feature = "std")]
+pub use journal::Journal;
 pub(crate) use party::CHUNK_OVERHEAD;
 pub use snapshot::SnapshotError;
 
@@ -75,6 +79,12 @@ pub struct Controller {
     pace_tat: Instant,
     /// Computations with a target but waiting for their turn to start, oldest first.
     paced: VecDeque<u32>,
+    /// The runtime's durable store; see [`Controller::with_journal`].
+    #[cfg(feature = "std")]
+    journal: Option<Box<dyn Journal>>,
+    /// Whether the events handed out since the last commit still need one.
+    #[cfg(feature = "std")]
+    uncommitted: bool,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -329,6 +339,10 @@ impl Controller {
             asked: Instant::MAX,
             pace_tat: Instant::default(),
             paced: VecDeque::new(),
+            #[cfg(feature = "std")]
+            journal: None,
+            #[cfg(feature = "std")]
+            uncommitted: false,
             settings: Settings {
                 hello_ms: config.hello_ms,
                 dead_ms: config.dead_ms,
@@ -413,8 +427,39 @@ impl Controller {
         }
     }
 
+    /// Keeps `journal` durable before anything is acknowledged: with a journal, each drain
+    /// of [`Controller::poll_output`] hands out its events first (each recorded in the
+    /// journal), commits the journal, and only then its transmits. If the commit fails,
+    /// the drain's transmits are dropped (counted) and [`ControllerEvent::JournalFailed`]
+    /// says so: nothing unrecorded is acknowledged.
+    #[cfg(feature = "std")]
+    pub fn with_journal(mut self, journal: Box<dyn Journal>) -> Controller {
+        self.journal = Some(journal);
+        self
+    }
+
     /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
     pub fn poll_output(&mut self) -> Output<'_, ControllerEvent> {
+        #[cfg(feature = "std")]
+        if let Some(mut journal) = self.journal.take() {
+            let event = self.outbox.take_event();
+            if let Some(e) = &event {
+                journal.record(self, e);
+                self.uncommitted = true;
+            } else if self.uncommitted && self.outbox.has_transmits() {
+                self.uncommitted = false;
+                if journal.commit(self).is_err() {
+                    let dropped = self.outbox.drop_transmits();
+                    self.stats.dropped_transmits += dropped as u64;
+                    let at = self.clock.latest();
+                    self.outbox.event(ControllerEvent::JournalFailed { at });
+                }
+            }
+            self.journal = Some(journal);
+            if let Some(e) = event {
+                return Output::Event(e);
+            }
+        }
         let next = self.next_deadline();
         self.asked = next;
         self.outbox.poll(next)
@@ -487,6 +532,36 @@ impl Controller {
     pub fn lkgs(&self, computation: ComputationId) -> Option<(&[u8], u32)> {
         let c = self.comps.get(computation.0 as usize)?;
         Some((&c.lkgs, c.lkgs_version))
+    }
+
+    /// The session the LKGS of `computation` came from, with its version there.
+    pub fn lkgs_source(&self, computation: ComputationId) -> Option<(SessionId, u32)> {
+        let c = self.comps.get(computation.0 as usize)?;
+        Some((c.lkgs_from, c.lkgs_version))
+    }
+
+    /// Sets the LKGS of `computation` as a journal recorded it after the snapshot the
+    /// controller was restored from ([`Controller::restore`]): replaying the journal's
+    /// records in order brings back every state acknowledged since.
+    pub fn restore_lkgs(
+        &mut self,
+        computation: ComputationId,
+        from: SessionId,
+        version: u32,
+        state: &[u8],
+    ) -> Result<(), CommandError> {
+        if state.len() > self.settings.limits.max_state as usize {
+            return Err(CommandError::StateTooLarge);
+        }
+        let c = self
+            .comps
+            .get_mut(computation.0 as usize)
+            .ok_or(CommandError::UnknownComputation)?;
+        c.lkgs.clear();
+        c.lkgs.extend_from_slice(state);
+        c.lkgs_version = version;
+        c.lkgs_from = from;
+        Ok(())
     }
 
     /// Where a computation is in its life cycle.
