@@ -47,6 +47,9 @@ enum Command {
         /// before each acknowledgement.
         #[arg(long, value_enum)]
         journal: Option<JournalMode>,
+        /// Pace MORPHs: at most this many starts per second (with a burst of as many).
+        #[arg(long)]
+        morphs_per_s: Option<u32>,
     },
     /// Runs N devices against an AC.
     Run(RunArgs),
@@ -83,6 +86,13 @@ struct RunArgs {
     /// follow the HELLO rate).
     #[arg(long)]
     states: bool,
+    /// Catastrophic loss: this percentage of the devices stop at once, `--stop-after-s`
+    /// into the measurement; the summary then says how their computations were re-homed.
+    #[arg(long, default_value_t = 0)]
+    stop_percent: u32,
+    /// When the devices stop, seconds into the measurement.
+    #[arg(long, default_value_t = 5)]
+    stop_after_s: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -98,7 +108,8 @@ fn main() -> ExitCode {
             dir,
             listen,
             journal,
-        } => write_config(devices, &dir, listen, journal),
+            morphs_per_s,
+        } => write_config(devices, &dir, listen, journal, morphs_per_s),
         Command::Run(args) => run(args),
     };
     match result {
@@ -119,6 +130,7 @@ fn write_config(
     dir: &std::path::Path,
     listen: SocketAddr,
     journal: Option<JournalMode>,
+    morphs_per_s: Option<u32>,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     repository::add(&dir.join("repo"), "counter.bin", b"counter v1").map_err(|e| e.to_string())?;
@@ -127,6 +139,9 @@ fn write_config(
         Some(JournalMode::Sync) => text += "journal = \"ac.journal\"\ndurability = \"sync\"\n",
         Some(JournalMode::Os) => text += "journal = \"ac.journal\"\ndurability = \"os\"\n",
         None => {}
+    }
+    if let Some(rate) = morphs_per_s {
+        text += &format!("morphs_per_s = {rate}\nmorph_burst = {rate}\n");
     }
     for i in 0..devices {
         text += &format!(
@@ -165,6 +180,8 @@ struct Load {
     traffic: Traffic,
     /// Whether devices report a new state before every HELLO.
     states: bool,
+    /// When each install arrived.
+    installs: Vec<Instant>,
 }
 
 impl Load {
@@ -200,6 +217,12 @@ impl Load {
                 }
                 Output::Event(DeviceEvent::Stop { .. }) => self.stops += 1,
                 Output::Event(DeviceEvent::StateStored { .. }) => self.traffic.states += 1,
+                Output::Event(DeviceEvent::Install(install)) => {
+                    // The application starts what it is given at once.
+                    let now = self.epoch.now();
+                    let _ = device.answer_install(now, install.id, true);
+                    self.installs.push(now);
+                }
                 Output::Event(_) => {}
                 Output::Timeout(at) => {
                     if at < self.armed[i as usize] {
@@ -282,6 +305,34 @@ impl Load {
     }
 }
 
+/// The AC's highest RSS and CPU share over the samples.
+#[derive(Default)]
+struct Peak {
+    rss_kb: u64,
+    cpu_percent: f64,
+    last: Option<(std::time::Instant, u64)>,
+}
+
+impl Peak {
+    fn sample(&mut self, pid: Option<&str>) {
+        let Some(pid) = pid else { return };
+        if let Some(s) = procfs::status(pid) {
+            self.rss_kb = self.rss_kb.max(s.rss_kb);
+        }
+        let Some(ticks) = procfs::cpu_ticks(pid) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if let Some((then, before)) = self.last {
+            let secs = now.duration_since(then).as_secs_f64();
+            if secs > 0.0 {
+                self.cpu_percent = self.cpu_percent.max((ticks - before) as f64 / secs);
+            }
+        }
+        self.last = Some((now, ticks));
+    }
+}
+
 fn run(args: RunArgs) -> Result<(), String> {
     let RunArgs {
         ac,
@@ -293,6 +344,8 @@ fn run(args: RunArgs) -> Result<(), String> {
         sockets,
         ramp_ms,
         states,
+        stop_percent,
+        stop_after_s,
     } = args;
     let sockets = sockets.max(1);
     let epoch = Epoch::new();
@@ -314,6 +367,7 @@ fn run(args: RunArgs) -> Result<(), String> {
         stops: 0,
         traffic: Traffic::default(),
         states,
+        installs: Vec::new(),
     };
     let mut buf = vec![0u8; MAX_BOTTLE_LEN];
     let mut booted = 0usize;
@@ -352,10 +406,27 @@ fn run(args: RunArgs) -> Result<(), String> {
     let joins_before: u32 = load.joins.iter().sum();
     let stops_before = load.stops;
     load.traffic = Traffic::default();
+    load.installs.clear();
     let start = std::time::Instant::now();
     let end = start + Duration::from_secs(seconds);
+    let stop_at = start + Duration::from_secs(stop_after_s);
+    let mut stopped: Option<(Instant, usize)> = None;
+    let mut peak = Peak::default();
+    let mut next_sample = std::time::Instant::now();
     while std::time::Instant::now() < end {
         let now = epoch.now();
+        if stop_percent > 0 && stopped.is_none() && std::time::Instant::now() >= stop_at {
+            // Every k-th device stops at once, without a word: SIGKILL, for the AC.
+            let count = n * stop_percent.min(100) as usize / 100;
+            for i in (0..n).filter(|i| i * count / n != (i + 1) * count / n) {
+                load.devices[i] = None;
+            }
+            stopped = Some((now, count));
+        }
+        if std::time::Instant::now() >= next_sample {
+            next_sample += Duration::from_millis(500);
+            peak.sample(ac_pid.as_deref());
+        }
         let busy = load.receive(&mut buf) + load.timers(now);
         if busy == 0 {
             std::thread::sleep(Duration::from_micros(200));
@@ -380,6 +451,36 @@ fn run(args: RunArgs) -> Result<(), String> {
         "ac_threads": status.map(|s| s.threads),
         "ac_cpu_percent": cpu_before.zip(cpu_after).map(|(a, b)| ((b - a) as f64 / elapsed).round()),
     });
+    let mut summary = summary;
+    if let Some((at, count)) = stopped {
+        let installs: Vec<Instant> = load.installs.iter().copied().filter(|i| *i >= at).collect();
+        let secs = |i: Instant| i.saturating_since(at).as_secs_f64();
+        // The most MORPHs completed in any one second.
+        let max_per_s = installs
+            .iter()
+            .enumerate()
+            .map(|(k, &t)| {
+                installs[k..]
+                    .iter()
+                    .take_while(|&&u| secs(u) - secs(t) < 1.0)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        summary["stopped"] = count.into();
+        summary["rehomed"] = installs.len().into();
+        summary["rehome_s"] = installs
+            .last()
+            .map(|&t| (secs(t) * 1000.0).round() / 1000.0)
+            .into();
+        summary["first_install_s"] = installs
+            .first()
+            .map(|&t| (secs(t) * 1000.0).round() / 1000.0)
+            .into();
+        summary["max_installs_per_s"] = max_per_s.into();
+        summary["ac_peak_rss_kb"] = peak.rss_kb.into();
+        summary["ac_peak_cpu_percent"] = peak.cpu_percent.round().into();
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{summary}").map_err(|e| e.to_string())
 }

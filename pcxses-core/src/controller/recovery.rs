@@ -17,7 +17,7 @@ use crate::io::{LinkId, Outbox};
 use crate::manifest::{Manifest, ObjectEntry, StateEntry};
 use crate::policy::Candidate;
 use crate::stats::Stats;
-use crate::time::Instant;
+use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::ChunkSender;
 use crate::BoundedSeq;
@@ -45,6 +45,9 @@ impl Controller {
         }
         let mut any_capable = false;
         let mut free: Vec<(u32, Candidate<'_>)> = Vec::new();
+        // Devices overdue with their HELLO (more than half an interval late) go last: when
+        // many devices fail at once, those are likely among them, not yet declared dead.
+        let mut overdue: Vec<(u32, Candidate<'_>)> = Vec::new();
         for (i, dev) in self.devices.iter().enumerate() {
             let i = i as u32;
             let Some(s) = dev.session.as_ref() else {
@@ -65,15 +68,21 @@ impl Controller {
                 && dev.morphs_in < self.settings.max_morphs_per_target
             {
                 let priority = comp.hosts.iter().position(|&h| h == i);
-                free.push((
-                    i,
-                    Candidate {
-                        device: &dev.name,
-                        priority,
-                        load,
-                    },
-                ));
+                let candidate = Candidate {
+                    device: &dev.name,
+                    priority,
+                    load,
+                };
+                let late = ms(s.hello_ms.saturating_add(s.hello_ms / 2));
+                if now.saturating_since(s.last_hello) > late {
+                    overdue.push((i, candidate));
+                } else {
+                    free.push((i, candidate));
+                }
             }
+        }
+        if free.is_empty() {
+            free = overdue;
         }
         let candidates: Vec<Candidate<'_>> = free.iter().map(|(_, c)| *c).collect();
         let choice = if candidates.is_empty() {
