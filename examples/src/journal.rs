@@ -5,8 +5,9 @@
 //! kind:u8 ‖ payload`, the checksum over kind and payload. A record is either a whole
 //! [`Controller::snapshot`] (written when the registry, a session or a placement changes)
 //! or one LKGS (`name_len:u8 ‖ name ‖ session:u32 ‖ version:u32 ‖ state`). Joins alone
-//! write no snapshot: a device whose session the restarted AC does not know is told so and
-//! joins again. Each commit
+//! write a snapshot no faster than [`JOIN_SNAPSHOT_RATE`] bytes a second (a small AC at
+//! once, one of 10,000 devices every 100 ms or so): a device whose session the restarted
+//! AC does not know is told so and joins again. Each commit
 //! writes its records at once and syncs the file. Opening replays the last snapshot and the
 //! LKGS records after it; a file with a bad magic, a bad checksum or a cut record is an
 //! error, never an empty store. When the file has grown to four times the size of a
@@ -23,6 +24,8 @@ use pcxses_core::{Controller, SessionId};
 const MAGIC: &[u8] = b"pcxses journal 1\n";
 const SNAPSHOT: u8 = 1;
 const LKGS: u8 = 2;
+/// Bytes a second that snapshots written for joins alone may take.
+pub const JOIN_SNAPSHOT_RATE: f64 = 10e6;
 /// Below this size the file is never compacted.
 const COMPACT_MIN: u64 = 1 << 20;
 
@@ -76,6 +79,10 @@ pub struct FileJournal {
     pending: Vec<u8>,
     /// Whether the next commit writes a snapshot.
     snapshot_due: bool,
+    /// Devices joined since the last snapshot.
+    joined: bool,
+    /// When the last snapshot was written.
+    snapshot_at: std::time::Instant,
     /// Bytes in the file.
     len: u64,
     /// Size of the last snapshot record.
@@ -182,6 +189,8 @@ impl FileJournal {
             file,
             pending: Vec::new(),
             snapshot_due: recovered.is_none(),
+            joined: false,
+            snapshot_at: std::time::Instant::now(),
             len,
             snapshot_len,
             sync,
@@ -233,14 +242,22 @@ impl Journal for FileJournal {
             }
             // A session the AC forgot costs its device one REJECT and a new join; the
             // states it stored are in the records. Snapshotting every join would cost a
-            // whole snapshot per join.
-            E::DeviceJoined { .. } | E::Stalled { .. } | E::JournalFailed { .. } => {}
+            // whole snapshot per join, so joins share snapshots at a bounded rate.
+            E::DeviceJoined { .. } => self.joined = true,
+            E::Stalled { .. } | E::JournalFailed { .. } => {}
             _ => self.snapshot_due = true,
         }
     }
 
     fn commit(&mut self, ac: &Controller) -> io::Result<()> {
+        let wait =
+            std::time::Duration::from_secs_f64(self.snapshot_len as f64 / JOIN_SNAPSHOT_RATE);
+        if self.joined && self.snapshot_at.elapsed() >= wait {
+            self.snapshot_due = true;
+        }
         if self.snapshot_due {
+            self.joined = false;
+            self.snapshot_at = std::time::Instant::now();
             // The snapshot holds every state recorded before it.
             self.pending.clear();
             let snapshot = ac.snapshot();

@@ -1027,7 +1027,57 @@ fn an_ac_killed_fifty_times_keeps_every_acknowledged_state() {
         .ac()
         .events(|v| is(v, "device_failed") || is(v, "migration_started"));
     assert!(after.is_empty(), "{after:?}");
-    for (_, d) in &devices {
+    for (name, d) in &devices {
         assert!(d.events(|v| is(v, "install")).is_empty());
+        // Sessions outlive the restarts: a device joins again only if it joined after the
+        // last snapshot, not after every restart.
+        let joins = d.events(|v| is(v, "joined")).len();
+        assert!(joins <= 10, "{name} joined {joins} times in 50 restarts");
+    }
+}
+
+#[test]
+fn an_ac_refuses_to_start_from_a_damaged_journal() {
+    let mut w = World::with(
+        "udp",
+        "damaged",
+        Setup {
+            code_bytes: 4_000,
+            journal: true,
+            ..Setup::default()
+        },
+    );
+    let alpha = w.device("alpha");
+    alpha.wait_for_nth("three states at the AC", 3, |v| is(v, "state_stored"));
+    let ac = w.ac.take().unwrap();
+    ac.signal("KILL");
+    ac.wait_closed();
+    drop(ac);
+    let journal = w.dir.join("ac.journal");
+    let good = std::fs::read(&journal).unwrap();
+    for (what, damaged) in [
+        ("truncated record", good[..good.len() - 5].to_vec()),
+        ("corrupt record", {
+            let mut b = good.clone();
+            let last = b.len() - 1;
+            b[last] ^= 0x10;
+            b
+        }),
+    ] {
+        std::fs::write(&journal, &damaged).unwrap();
+        let out = Command::new(AC)
+            .args([
+                "--config",
+                path(&w.dir.join("ac.toml")),
+                "--events",
+                "jsonl",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started from a {what}");
+        assert!(stderr.contains(what), "{stderr}");
+        // The journal is left as it was found, for whoever looks into it.
+        assert_eq!(std::fs::read(&journal).unwrap(), damaged);
     }
 }
