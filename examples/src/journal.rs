@@ -222,8 +222,8 @@ impl Journal for FileJournal {
         use ControllerEvent as E;
         match event {
             E::StateStored { computation, .. } => {
-                let (Some((state, _)), Some((session, version))) =
-                    (ac.lkgs(*computation), ac.lkgs_source(*computation))
+                let (Some((state, version)), Some(session)) =
+                    (ac.lkgs(*computation), ac.lkgs_session(*computation))
                 else {
                     return;
                 };

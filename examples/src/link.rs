@@ -127,12 +127,12 @@ impl Shared {
         passage
     }
 
-    /// How long the wire takes to send a full queue.
-    fn queue_time(&self) -> Duration {
+    /// How long the wire takes to send `bytes`; no time at an unlimited rate.
+    fn send_time(&self, bytes: usize) -> Duration {
         match self.shape.rate_bps.filter(|r| *r > 0) {
-            Some(rate) => Duration::from_nanos(
-                (self.shape.queue_bytes as u128 * 8 * 1_000_000_000 / u128::from(rate)) as u64,
-            ),
+            Some(rate) => {
+                Duration::from_nanos((bytes as u128 * 8 * 1_000_000_000 / u128::from(rate)) as u64)
+            }
             None => Duration::ZERO,
         }
     }
@@ -140,20 +140,17 @@ impl Shared {
     /// Occupies `dir`'s wire with `bytes`; `None` if `drop_tail` and its queue is full.
     fn occupy(&self, dir: Direction, bytes: usize, drop_tail: bool) -> Option<(Instant, Instant)> {
         let now = Instant::now();
-        let Some(rate) = self.shape.rate_bps.filter(|r| *r > 0) else {
+        if self.shape.rate_bps.filter(|r| *r > 0).is_none() {
             return Some((now, now + self.shape.delay));
-        };
+        }
         let mut wire = self.wires[dir as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let start = wire.free_at.max(now);
-        let queued = (start - now).as_nanos() * u128::from(rate) / 8 / 1_000_000_000;
-        if drop_tail && queued > self.shape.queue_bytes as u128 {
+        if drop_tail && start - now > self.send_time(self.shape.queue_bytes) {
             return None;
         }
-        let send =
-            Duration::from_nanos((bytes as u128 * 8 * 1_000_000_000 / u128::from(rate)) as u64);
-        wire.free_at = start + send;
+        wire.free_at = start + self.send_time(bytes);
         Some((wire.free_at, wire.free_at + self.shape.delay))
     }
 }
@@ -404,7 +401,10 @@ async fn pump(
                     break 'read;
                 }
                 // Read on while the wire's queue has room, as a socket's send buffer does.
-                if let Some(at) = p.left.checked_sub(shared.queue_time()) {
+                if let Some(at) = p
+                    .left
+                    .checked_sub(shared.send_time(shared.shape.queue_bytes))
+                {
                     Timer::at(at).await;
                 }
             }

@@ -121,38 +121,35 @@ impl Transport {
         addr: SocketAddr,
         tls: Option<&ServerTls>,
     ) -> io::Result<RunningController> {
+        // Every adapter's handle has the same fields.
+        macro_rules! running {
+            ($h:expr) => {{
+                let h = $h.await?;
+                RunningController {
+                    events: h.events,
+                    commands: h.commands,
+                    local_addr: h.local_addr,
+                    stats: h.stats,
+                    task: h.task,
+                }
+            }};
+        }
         Ok(match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                let h = pcxses_transport_quic::spawn_controller(ex, controller, epoch, addr, tls)
-                    .await?;
-                RunningController {
-                    events: h.events,
-                    commands: h.commands,
-                    local_addr: h.local_addr,
-                    stats: h.stats,
-                    task: h.task,
-                }
+                running!(pcxses_transport_quic::spawn_controller(
+                    ex, controller, epoch, addr, tls
+                ))
             }
             Transport::Tcp => {
-                let h = pcxses_transport_tcp::spawn_controller(ex, controller, epoch, addr).await?;
-                RunningController {
-                    events: h.events,
-                    commands: h.commands,
-                    local_addr: h.local_addr,
-                    stats: h.stats,
-                    task: h.task,
-                }
+                running!(pcxses_transport_tcp::spawn_controller(
+                    ex, controller, epoch, addr
+                ))
             }
             Transport::Udp => {
-                let h = pcxses_transport_udp::spawn_controller(ex, controller, epoch, addr).await?;
-                RunningController {
-                    events: h.events,
-                    commands: h.commands,
-                    local_addr: h.local_addr,
-                    stats: h.stats,
-                    task: h.task,
-                }
+                running!(pcxses_transport_udp::spawn_controller(
+                    ex, controller, epoch, addr
+                ))
             }
         })
     }
@@ -166,32 +163,26 @@ impl Transport {
         ac: SocketAddr,
         tls: Option<&ClientTls>,
     ) -> io::Result<RunningDevice> {
+        // Every adapter's handle has the same fields.
+        macro_rules! running {
+            ($h:expr) => {{
+                let h = $h.await?;
+                RunningDevice {
+                    events: h.events,
+                    commands: h.commands,
+                    task: h.task,
+                }
+            }};
+        }
         Ok(match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                let h = pcxses_transport_quic::spawn_device(ex, device, epoch, ac, tls).await?;
-                RunningDevice {
-                    events: h.events,
-                    commands: h.commands,
-                    task: h.task,
-                }
+                running!(pcxses_transport_quic::spawn_device(
+                    ex, device, epoch, ac, tls
+                ))
             }
-            Transport::Tcp => {
-                let h = pcxses_transport_tcp::spawn_device(ex, device, epoch, ac).await?;
-                RunningDevice {
-                    events: h.events,
-                    commands: h.commands,
-                    task: h.task,
-                }
-            }
-            Transport::Udp => {
-                let h = pcxses_transport_udp::spawn_device(ex, device, epoch, ac).await?;
-                RunningDevice {
-                    events: h.events,
-                    commands: h.commands,
-                    task: h.task,
-                }
-            }
+            Transport::Tcp => running!(pcxses_transport_tcp::spawn_device(ex, device, epoch, ac)),
+            Transport::Udp => running!(pcxses_transport_udp::spawn_device(ex, device, epoch, ac)),
         })
     }
 }

@@ -71,6 +71,27 @@ pub(crate) struct Seal<'k> {
     pub extra: &'k [u8],
 }
 
+impl<'k> Seal<'k> {
+    /// The seal of the next bottle under `key`, counting on `sent`; `None` once the counter
+    /// is used up (2^32 bottles in one session: the fence lease runs out and the device
+    /// joins again).
+    pub(crate) fn next(
+        key: &'k [u8; 32],
+        dir: Direction,
+        sent: &mut u32,
+        extra: &'k [u8],
+    ) -> Option<Seal<'k>> {
+        let next = sent.checked_add(1)?;
+        let counter = core::mem::replace(sent, next);
+        Some(Seal {
+            key,
+            dir,
+            counter,
+            extra,
+        })
+    }
+}
+
 /// The queue behind `poll_output`: transmits and events in the order they were produced.
 /// Encoded bottles share one buffer that is reused once the queue drains, so steady-state
 /// sending allocates nothing.
@@ -78,6 +99,8 @@ pub(crate) struct Outbox<E> {
     queue: VecDeque<Pending<E>>,
     bytes: Vec<u8>,
     limit: usize,
+    /// Events in `queue`.
+    events: usize,
 }
 
 impl<E> Outbox<E> {
@@ -86,6 +109,7 @@ impl<E> Outbox<E> {
     pub(crate) fn new(limit: usize) -> Self {
         Outbox {
             queue: VecDeque::new(),
+            events: 0,
             bytes: Vec::new(),
             limit,
         }
@@ -124,30 +148,39 @@ impl<E> Outbox<E> {
     }
 
     pub(crate) fn event(&mut self, event: E) {
+        self.events += 1;
         self.queue.push_back(Pending::Event(event));
     }
 
+    /// Takes the next pending event ahead of the transmits queued before it. The first
+    /// call of a drain moves every event before every transmit, keeping their orders (one
+    /// pass); the others take them from the front.
     #[cfg(feature = "std")]
-    /// Takes the first pending event out of the queue, ahead of the transmits before it.
     pub(crate) fn take_event(&mut self) -> Option<E> {
-        let i = self
-            .queue
-            .iter()
-            .position(|p| matches!(p, Pending::Event(_)))?;
-        match self.queue.remove(i) {
-            Some(Pending::Event(e)) => Some(e),
-            _ => None,
+        if self.events == 0 {
+            return None;
         }
+        if !matches!(self.queue.front(), Some(Pending::Event(_))) {
+            self.queue
+                .make_contiguous()
+                .sort_by_key(|p| !matches!(p, Pending::Event(_)));
+        }
+        // The sort put the `events` events in front.
+        let Some(Pending::Event(e)) = self.queue.pop_front() else {
+            return None;
+        };
+        self.events -= 1;
+        Some(e)
     }
 
-    #[cfg(feature = "std")]
     /// Whether transmits are pending.
+    #[cfg(feature = "std")]
     pub(crate) fn has_transmits(&self) -> bool {
-        !self.queue.is_empty()
+        self.queue.len() > self.events
     }
 
-    #[cfg(feature = "std")]
     /// Drops every pending transmit; returns how many.
+    #[cfg(feature = "std")]
     pub(crate) fn drop_transmits(&mut self) -> usize {
         let before = self.queue.len();
         self.queue.retain(|p| matches!(p, Pending::Event(_)));
@@ -160,7 +193,10 @@ impl<E> Outbox<E> {
                 to,
                 bytes: &self.bytes[start..end],
             }),
-            Some(Pending::Event(e)) => Output::Event(e),
+            Some(Pending::Event(e)) => {
+                self.events -= 1;
+                Output::Event(e)
+            }
             None => {
                 self.bytes.clear();
                 Output::Timeout(next)

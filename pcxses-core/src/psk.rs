@@ -200,6 +200,13 @@ impl ReplayWindow {
     }
 }
 
+/// A challenge's issue time: its first eight bytes, by which challenges are ordered.
+pub(crate) fn issued_at(challenge: &[u8; CHALLENGE_LEN]) -> u64 {
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&challenge[..8]);
+    u64::from_le_bytes(t)
+}
+
 /// The AC's challenges: `issued_ms:u64 LE ‖ HMAC(secret, name ‖ nonce ‖ issued_ms)[..8]`.
 pub(crate) struct Challenger {
     secret: [u8; 32],
@@ -240,7 +247,7 @@ impl Challenger {
         nonce: JoinNonce,
         now_ms: u64,
     ) -> Option<u64> {
-        let issued = u64::from_le_bytes(challenge[..8].try_into().ok()?);
+        let issued = issued_at(challenge);
         let fresh = issued <= now_ms && now_ms - issued <= CHALLENGE_TTL_MS;
         let genuine = self.mac(name, nonce, issued)[..] == challenge[8..];
         (fresh && genuine).then_some(issued)

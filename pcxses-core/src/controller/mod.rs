@@ -534,10 +534,10 @@ impl Controller {
         Some((&c.lkgs, c.lkgs_version))
     }
 
-    /// The session the LKGS of `computation` came from, with its version there.
-    pub fn lkgs_source(&self, computation: ComputationId) -> Option<(SessionId, u32)> {
-        let c = self.comps.get(computation.0 as usize)?;
-        Some((c.lkgs_from, c.lkgs_version))
+    /// The session the LKGS of `computation` came from (its version there is in
+    /// [`Controller::lkgs`]).
+    pub fn lkgs_session(&self, computation: ComputationId) -> Option<SessionId> {
+        Some(self.comps.get(computation.0 as usize)?.lkgs_from)
     }
 
     /// Sets the LKGS of `computation` as a journal recorded it after the snapshot the
@@ -681,13 +681,10 @@ impl Controller {
     /// Queues `bottle` on `link`, sealed if its session has keys: a live one, or the one
     /// just ended, so that the device believes the REJECT or GOOD_BYE that ends it.
     fn send(&mut self, link: LinkId, bottle: &Bottle<'_>, max: usize) {
-        let d = bottle
-            .session()
-            .and_then(|id| self.lookup(id))
-            .map(|r| r.device as usize);
-        let auth = match (d, bottle.session()) {
-            (Some(d), Some(id)) => auth_of(&mut self.psk, d as u32, id),
-            _ => None,
+        let session = bottle.session().filter(|_| !self.psk.is_empty());
+        let auth = match session.and_then(|id| Some((id, self.lookup(id)?.device))) {
+            Some((id, d)) => auth_of(&mut self.psk, d, id),
+            None => None,
         };
         transmit(&mut self.outbox, &mut self.stats, link, bottle, max, auth);
     }
@@ -738,20 +735,13 @@ fn transmit(
     auth: Option<&mut SessionAuth>,
 ) {
     let seal = match auth {
-        Some(a) => {
-            let Some(next) = a.sent.checked_add(1) else {
-                // 2^32 bottles in one session: the device's lease runs out and it rejoins.
+        Some(a) => match Seal::next(&a.key, Direction::ToDevice, &mut a.sent, &[]) {
+            Some(seal) => Some(seal),
+            None => {
                 stats.dropped_transmits += 1;
                 return;
-            };
-            let counter = core::mem::replace(&mut a.sent, next);
-            Some(Seal {
-                key: &a.key,
-                dir: Direction::ToDevice,
-                counter,
-                extra: &[],
-            })
-        }
+            }
+        },
         None => None,
     };
     if !outbox.send(link, bottle, max, seal) {

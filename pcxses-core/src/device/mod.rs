@@ -22,7 +22,7 @@ use crate::bottle::{
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId};
 use crate::io::{Input, Outbox, Output, Seal};
-use crate::psk::{session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN};
+use crate::psk::{issued_at, session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN};
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
@@ -67,13 +67,6 @@ struct Auth {
     window: ReplayWindow,
 }
 
-/// A challenge's issue time, by which challenges are ordered (`docs/PROTOCOL.md` §12).
-fn issued(challenge: &[u8; CHALLENGE_LEN]) -> u64 {
-    let mut t = [0u8; 8];
-    t.copy_from_slice(&challenge[..8]);
-    u64::from_le_bytes(t)
-}
-
 /// Queues `bottle` for the AC; in pre-shared-key mode, sealed once the AC's challenge is
 /// known (a GOOD_MORNING carries the challenge too).
 fn transmit(
@@ -85,22 +78,17 @@ fn transmit(
 ) {
     let seal = match auth.as_mut().filter(|_| cfg.psk.is_some()) {
         Some(a) => {
-            let Some(next) = a.sent.checked_add(1) else {
-                // 2^32 bottles in one session: the fence lease runs out and it joins again.
-                stats.dropped_transmits += 1;
-                return;
-            };
-            let counter = core::mem::replace(&mut a.sent, next);
             let extra: &[u8] = match bottle {
                 Bottle::GoodMorning(_) => &a.challenge,
                 _ => &[],
             };
-            Some(Seal {
-                key: &a.key,
-                dir: Direction::ToAc,
-                counter,
-                extra,
-            })
+            match Seal::next(&a.key, Direction::ToAc, &mut a.sent, extra) {
+                Some(seal) => Some(seal),
+                None => {
+                    stats.dropped_transmits += 1;
+                    return;
+                }
+            }
         }
         None => None,
     };
@@ -269,7 +257,7 @@ impl Device {
         if self
             .auth
             .as_ref()
-            .is_some_and(|a| issued(&a.challenge) >= issued(&c.challenge))
+            .is_some_and(|a| issued_at(&a.challenge) >= issued_at(&c.challenge))
         {
             return Err(InputError::OutOfPhase("not the latest challenge"));
         }
