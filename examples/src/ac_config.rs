@@ -72,6 +72,9 @@ pub struct AcSection {
     pub morph_burst: Option<u32>,
     /// How late past its deadline the AC counts as stalled (its dead timers then move).
     pub stall_grace_ms: Option<u32>,
+    /// After a restart from the journal, how long every device has to be heard from
+    /// before it can be declared dead (at least its dead interval).
+    pub restart_grace_ms: Option<u32>,
     /// File holding the code-signing secret key (hex), relative to this file; when set,
     /// every MORPH manifest is signed (see `pcxses-ac keygen`).
     pub code_signing_key: Option<PathBuf>,
@@ -269,6 +272,7 @@ impl AcConfig {
         cfg.morphs_per_s = a.morphs_per_s.unwrap_or(cfg.morphs_per_s);
         cfg.morph_burst = a.morph_burst.unwrap_or(cfg.morph_burst);
         cfg.stall_grace_ms = a.stall_grace_ms.unwrap_or(cfg.stall_grace_ms);
+        cfg.restart_grace_ms = a.restart_grace_ms.unwrap_or(cfg.restart_grace_ms);
         cfg.validate()
             .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
         Ok(AcConfig {

@@ -13,11 +13,11 @@ use smol::{Executor, Timer};
 
 use crate::ac_config::{AcConfig, Durability};
 use crate::events::{controller_event, EventFormat, Names};
-use crate::journal::{self, FileJournal};
+use crate::journal::FileJournal;
 use crate::shutdown::Shutdown;
 use crate::transport::{AcTlsArgs, Transport};
 use crate::{keys, procfs, repository};
-use pcxses_core::controller::{ComputationId, Journal};
+use pcxses_core::controller::ComputationId;
 
 /// The AC daemon's command line.
 #[derive(clap::Args, Debug)]
@@ -56,17 +56,16 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             let (mut journal, recovered) =
                 FileJournal::open(path, sync).map_err(|e| e.to_string())?;
             let ac = match &recovered {
-                Some(r) => journal::restore(config.controller, repo, r, epoch.now())?,
-                None => {
-                    let ac = Controller::new(config.controller, repo, epoch.now())
-                        .map_err(|e| e.to_string())?;
-                    // The first snapshot, before anything can be acknowledged.
-                    journal
-                        .commit(&ac)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    ac
-                }
+                Some(r) => r
+                    .restore(config.controller, repo, epoch.now())
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+                None => Controller::new(config.controller, repo, epoch.now())
+                    .map_err(|e| e.to_string())?,
             };
+            // The journal starts from this controller, before anything can be acknowledged.
+            journal
+                .start(&ac)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             if recovered.is_some() {
                 restored = Some(states(&ac));
             }

@@ -3,29 +3,24 @@
 //!
 //! The file starts with a magic line; each record is `len:u32 LE ‖ crc32:u32 LE ‖
 //! kind:u8 ‖ payload`, the checksum over kind and payload. A record is either a whole
-//! [`Controller::snapshot`] (written when the registry, a session or a placement changes)
-//! or one LKGS (`name_len:u8 ‖ name ‖ session:u32 ‖ version:u32 ‖ state`). Joins alone
-//! write a snapshot no faster than [`JOIN_SNAPSHOT_RATE`] bytes a second (a small AC at
-//! once, one of 10,000 devices every 100 ms or so): a device whose session the restarted
-//! AC does not know is told so and joins again. Each commit
-//! writes its records at once and syncs the file. Opening replays the last snapshot and the
-//! LKGS records after it; a file with a bad magic, a bad checksum or a cut record is an
-//! error, never an empty store. When the file has grown to four times the size of a
-//! snapshot (and past 1 MiB), it is compacted into a new file holding one snapshot, which
-//! replaces the old one by an atomic rename.
+//! [`Controller::snapshot`] or one change the controller handed over: a device, a
+//! computation (with its LKGS) or the MORPH counter, tens of bytes plus the state. Each
+//! commit writes its records at once and syncs the file. Opening replays the last snapshot
+//! and the changes after it; a file with a bad magic, a bad checksum or a cut record is an
+//! error, never an empty store. [`FileJournal::start`] and compaction replace the file with
+//! one holding a single snapshot by an atomic rename: at start, and once the file has
+//! grown to four times the size of a snapshot (and past 1 MiB).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use pcxses_core::controller::{ControllerEvent, Journal};
-use pcxses_core::{Controller, SessionId};
+use pcxses_core::controller::{CommitError, Journal};
+use pcxses_core::Controller;
 
-const MAGIC: &[u8] = b"pcxses journal 1\n";
+const MAGIC: &[u8] = b"pcxses journal 2\n";
 const SNAPSHOT: u8 = 1;
-const LKGS: u8 = 2;
-/// Bytes a second that snapshots written for joins alone may take.
-pub const JOIN_SNAPSHOT_RATE: f64 = 10e6;
+const CHANGE: u8 = 2;
 /// Below this size the file is never compacted.
 const COMPACT_MIN: u64 = 1 << 20;
 
@@ -35,8 +30,8 @@ pub enum JournalError {
     /// The file could not be read or written.
     #[error("{0}: {1}")]
     Io(PathBuf, io::Error),
-    /// The file is not a journal.
-    #[error("{0}: not a pcxses journal")]
+    /// The file is not a journal of this version.
+    #[error("{0}: not a pcxses journal of version 2")]
     Magic(PathBuf),
     /// A record is cut short: the file was truncated.
     #[error("{0}: truncated record at byte {1}")]
@@ -49,26 +44,26 @@ pub enum JournalError {
     NoSnapshot(PathBuf),
 }
 
-/// An LKGS recorded after the last snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LkgsRecord {
-    /// The computation's name.
-    pub computation: String,
-    /// The session it came from.
-    pub session: SessionId,
-    /// Its version in that session.
-    pub version: u32,
-    /// The state.
-    pub state: Vec<u8>,
-}
-
-/// What a journal holds: the last snapshot and the states acknowledged after it.
+/// What a journal holds: the last snapshot and the changes recorded after it.
 #[derive(Debug)]
 pub struct Recovered {
     /// The snapshot to restore.
     pub snapshot: Vec<u8>,
-    /// The LKGS records after it, in order.
-    pub lkgs: Vec<LkgsRecord>,
+    /// The change records after it, in order.
+    pub changes: Vec<Vec<u8>>,
+}
+
+impl Recovered {
+    /// The controller these records describe, made from `config` and `repo` at `now`.
+    pub fn restore(
+        &self,
+        config: pcxses_core::ControllerConfig,
+        repo: impl pcxses_core::Repository + Send + 'static,
+        now: pcxses_core::Instant,
+    ) -> Result<Controller, pcxses_core::controller::SnapshotError> {
+        let changes = self.changes.iter().map(Vec::as_slice);
+        Controller::restore(config, repo, &self.snapshot, changes, now)
+    }
 }
 
 /// The journal file; see the module docs.
@@ -77,12 +72,6 @@ pub struct FileJournal {
     file: File,
     /// Records waiting for the next commit.
     pending: Vec<u8>,
-    /// Whether the next commit writes a snapshot.
-    snapshot_due: bool,
-    /// Devices joined since the last snapshot.
-    joined: bool,
-    /// When the last snapshot was written.
-    snapshot_at: std::time::Instant,
     /// Bytes in the file.
     len: u64,
     /// Size of the last snapshot record.
@@ -95,19 +84,14 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> JournalError + '_ {
     move |e| JournalError::Io(path.to_path_buf(), e)
 }
 
-fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[&[u8]]) {
-    let len: usize = 1 + payload.iter().map(|p| p.len()).sum::<usize>();
+fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&[kind]);
-    for p in payload {
-        crc.update(p);
-    }
-    out.extend_from_slice(&(len as u32).to_le_bytes());
+    crc.update(payload);
+    out.extend_from_slice(&(1 + payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.push(kind);
-    for p in payload {
-        out.extend_from_slice(p);
-    }
+    out.extend_from_slice(payload);
 }
 
 /// Reads every record of `bytes` (after the magic).
@@ -117,7 +101,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Recovered, JournalError> {
         .ok_or_else(|| JournalError::Magic(path.into()))?;
     let mut at = 0usize;
     let mut snapshot = None;
-    let mut lkgs = Vec::new();
+    let mut changes = Vec::new();
     while at < body.len() {
         let offset = (MAGIC.len() + at) as u64;
         let truncated = || JournalError::Truncated(path.into(), offset);
@@ -132,37 +116,22 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Recovered, JournalError> {
         match kind {
             SNAPSHOT => {
                 snapshot = Some(payload.to_vec());
-                lkgs.clear();
+                changes.clear();
             }
-            LKGS => lkgs.push(
-                lkgs_record(payload).ok_or_else(|| JournalError::Corrupt(path.into(), offset))?,
-            ),
+            CHANGE => changes.push(payload.to_vec()),
             _ => return Err(JournalError::Corrupt(path.into(), offset)),
         }
         at += 8 + len;
     }
     let snapshot = snapshot.ok_or_else(|| JournalError::NoSnapshot(path.into()))?;
-    Ok(Recovered { snapshot, lkgs })
-}
-
-fn lkgs_record(p: &[u8]) -> Option<LkgsRecord> {
-    let (&n, rest) = p.split_first()?;
-    let name = rest.get(..usize::from(n))?;
-    let rest = &rest[usize::from(n)..];
-    let session = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
-    let version = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?);
-    Some(LkgsRecord {
-        computation: String::from_utf8(name.to_vec()).ok()?,
-        session: SessionId(session),
-        version,
-        state: rest[8..].to_vec(),
-    })
+    Ok(Recovered { snapshot, changes })
 }
 
 impl FileJournal {
-    /// Opens the journal at `path`: `Ok((journal, None))` if there is none yet (the
-    /// caller starts afresh and commits a first snapshot), `Ok((journal, Some(_)))` with
-    /// what it holds, an error if it cannot be trusted. `sync`: sync every commit.
+    /// Opens the journal at `path`: `Ok((journal, None))` if there is none yet,
+    /// `Ok((journal, Some(_)))` with what it holds, an error if it cannot be trusted.
+    /// `sync`: sync every commit. Call [`FileJournal::start`] with the controller before
+    /// attaching it.
     pub fn open(path: &Path, sync: bool) -> Result<(FileJournal, Option<Recovered>), JournalError> {
         let recovered = match File::open(path) {
             Ok(mut f) => {
@@ -173,36 +142,33 @@ impl FileJournal {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(JournalError::Io(path.into(), e)),
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(io_err(path))?;
-        let mut len = file.metadata().map_err(io_err(path))?.len();
-        if recovered.is_none() {
-            file.write_all(MAGIC).map_err(io_err(path))?;
-            len = MAGIC.len() as u64;
-        }
-        let snapshot_len = recovered.as_ref().map_or(0, |r| r.snapshot.len() as u64);
         let journal = FileJournal {
             path: path.to_path_buf(),
             file,
             pending: Vec::new(),
-            snapshot_due: recovered.is_none(),
-            joined: false,
-            snapshot_at: std::time::Instant::now(),
-            len,
-            snapshot_len,
+            len: 0,
+            snapshot_len: 0,
             sync,
         };
         Ok((journal, recovered))
+    }
+
+    /// Makes the file hold a snapshot of `ac` alone, the controller about to be attached
+    /// (new, or restored from what [`FileJournal::open`] found).
+    pub fn start(&mut self, ac: &Controller) -> io::Result<()> {
+        self.compact(ac)
     }
 
     /// Replaces the file with one holding only a snapshot of `ac`.
     fn compact(&mut self, ac: &Controller) -> io::Result<()> {
         let tmp = self.path.with_extension("compacting");
         let mut bytes = MAGIC.to_vec();
-        push_record(&mut bytes, SNAPSHOT, &[&ac.snapshot()]);
+        push_record(&mut bytes, SNAPSHOT, &ac.snapshot());
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
@@ -215,56 +181,8 @@ impl FileJournal {
         self.snapshot_len = self.len;
         Ok(())
     }
-}
 
-impl Journal for FileJournal {
-    fn record(&mut self, ac: &Controller, event: &ControllerEvent) {
-        use ControllerEvent as E;
-        match event {
-            E::StateStored { computation, .. } => {
-                let (Some((state, version)), Some(session)) =
-                    (ac.lkgs(*computation), ac.lkgs_session(*computation))
-                else {
-                    return;
-                };
-                let name = ac.computation_name(*computation).as_bytes();
-                push_record(
-                    &mut self.pending,
-                    LKGS,
-                    &[
-                        &[name.len() as u8],
-                        name,
-                        &session.0.to_le_bytes(),
-                        &version.to_le_bytes(),
-                        state,
-                    ],
-                );
-            }
-            // A session the AC forgot costs its device one REJECT and a new join; the
-            // states it stored are in the records. Snapshotting every join would cost a
-            // whole snapshot per join, so joins share snapshots at a bounded rate.
-            E::DeviceJoined { .. } => self.joined = true,
-            E::Stalled { .. } | E::JournalFailed { .. } => {}
-            _ => self.snapshot_due = true,
-        }
-    }
-
-    fn commit(&mut self, ac: &Controller) -> io::Result<()> {
-        let wait =
-            std::time::Duration::from_secs_f64(self.snapshot_len as f64 / JOIN_SNAPSHOT_RATE);
-        if self.joined && self.snapshot_at.elapsed() >= wait {
-            self.snapshot_due = true;
-        }
-        if self.snapshot_due {
-            self.joined = false;
-            self.snapshot_at = std::time::Instant::now();
-            // The snapshot holds every state recorded before it.
-            self.pending.clear();
-            let snapshot = ac.snapshot();
-            self.snapshot_len = snapshot.len() as u64 + 9;
-            push_record(&mut self.pending, SNAPSHOT, &[&snapshot]);
-            self.snapshot_due = false;
-        }
+    fn write_pending(&mut self, ac: &Controller) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -281,23 +199,17 @@ impl Journal for FileJournal {
     }
 }
 
-/// Restores `recovered` into a controller made from `config`, `repo` at `now`.
-pub fn restore(
-    config: pcxses_core::ControllerConfig,
-    repo: impl pcxses_core::Repository + Send + 'static,
-    recovered: &Recovered,
-    now: pcxses_core::Instant,
-) -> Result<Controller, String> {
-    let mut ac =
-        Controller::restore(config, repo, &recovered.snapshot, now).map_err(|e| e.to_string())?;
-    for r in &recovered.lkgs {
-        let id = ac
-            .computation_id(&r.computation)
-            .ok_or_else(|| format!("the journal names unknown computation {:?}", r.computation))?;
-        ac.restore_lkgs(id, r.session, r.version, &r.state)
-            .map_err(|e| e.to_string())?;
+impl Journal for FileJournal {
+    fn record(&mut self, change: &[u8]) {
+        push_record(&mut self.pending, CHANGE, change);
     }
-    Ok(ac)
+
+    fn commit(&mut self, ac: &Controller) -> Result<(), CommitError> {
+        self.write_pending(ac).map_err(|e| {
+            tracing::error!(path = %self.path.display(), error = %e, "journal commit failed");
+            CommitError
+        })
+    }
 }
 
 #[cfg(test)]
@@ -306,13 +218,21 @@ mod tests {
     use pcxses_core::controller::{ComputationSpec, DeviceSpec};
     use pcxses_core::{ControllerConfig, Instant, MemoryRepository};
 
-    fn ac() -> Controller {
-        let config = ControllerConfig::new(
+    fn config() -> ControllerConfig {
+        ControllerConfig::new(
             1,
             vec![DeviceSpec::new("dev0", &["comp0"])],
             vec![ComputationSpec::new("comp0", "c0")],
-        );
-        Controller::new(config, MemoryRepository::default(), Instant::from_millis(0)).unwrap()
+        )
+    }
+
+    fn ac() -> Controller {
+        Controller::new(
+            config(),
+            MemoryRepository::default(),
+            Instant::from_millis(0),
+        )
+        .unwrap()
     }
 
     fn dir(name: &str) -> PathBuf {
@@ -323,56 +243,53 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_gives_back_its_snapshot_and_states() {
+    fn a_journal_gives_back_its_snapshot_and_changes_in_order() {
         let d = dir("roundtrip");
         let path = d.join("j");
         let ac = ac();
         let (mut j, none) = FileJournal::open(&path, true).unwrap();
         assert!(none.is_none());
+        j.start(&ac).unwrap();
+        j.record(b"one");
+        j.record(b"two");
         j.commit(&ac).unwrap();
-        let mut extra = Vec::new();
-        let name = b"comp0";
-        push_record(
-            &mut extra,
-            LKGS,
-            &[&[5], name, &7u32.to_le_bytes(), &3u32.to_le_bytes(), b"abc"],
-        );
-        j.file.write_all(&extra).unwrap();
+        j.record(b"three");
+        j.commit(&ac).unwrap();
+        j.record(b"never committed");
+        drop(j);
+        let (mut j, r) = FileJournal::open(&path, true).unwrap();
+        let r = r.unwrap();
+        assert_eq!(r.snapshot, ac.snapshot());
+        assert_eq!(r.changes, [&b"one"[..], b"two", b"three"]);
+        // Starting again leaves the snapshot alone.
+        j.start(&ac).unwrap();
         drop(j);
         let (_, r) = FileJournal::open(&path, true).unwrap();
         let r = r.unwrap();
-        assert_eq!(r.snapshot, ac.snapshot());
-        assert_eq!(
-            r.lkgs,
-            [LkgsRecord {
-                computation: "comp0".into(),
-                session: SessionId(7),
-                version: 3,
-                state: b"abc".to_vec()
-            }]
-        );
-        let restored = restore(
-            ac_config(),
-            MemoryRepository::default(),
-            &r,
-            Instant::from_millis(5),
-        )
-        .unwrap();
-        assert_eq!(
-            restored
-                .lkgs(pcxses_core::controller::ComputationId(0))
-                .unwrap()
-                .0,
-            b"abc"
-        );
+        assert_eq!((r.snapshot, r.changes.len()), (ac.snapshot(), 0));
+        let _ = std::fs::remove_dir_all(d);
     }
 
-    fn ac_config() -> ControllerConfig {
-        ControllerConfig::new(
-            1,
-            vec![DeviceSpec::new("dev0", &["comp0"])],
-            vec![ComputationSpec::new("comp0", "c0")],
-        )
+    #[test]
+    fn a_journal_compacts_once_it_outgrows_its_snapshot() {
+        let d = dir("compact");
+        let path = d.join("j");
+        let ac = ac();
+        let (mut j, _) = FileJournal::open(&path, false).unwrap();
+        j.start(&ac).unwrap();
+        let change = vec![7u8; 4096];
+        for _ in 0..300 {
+            j.record(&change);
+            j.commit(&ac).unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len <= COMPACT_MIN + 4096 + 64, "{len} bytes");
+        drop(j);
+        let (_, r) = FileJournal::open(&path, false).unwrap();
+        let r = r.unwrap();
+        assert_eq!(r.snapshot, ac.snapshot());
+        assert!(r.changes.len() < 300 && r.changes.iter().all(|c| *c == change));
+        let _ = std::fs::remove_dir_all(d);
     }
 
     #[test]
@@ -380,7 +297,7 @@ mod tests {
         let d = dir("damaged");
         let path = d.join("j");
         let (mut j, _) = FileJournal::open(&path, true).unwrap();
-        j.commit(&ac()).unwrap();
+        j.start(&ac()).unwrap();
         drop(j);
         let good = std::fs::read(&path).unwrap();
         // Cut short, one byte flipped, another file altogether, no snapshot.

@@ -315,13 +315,19 @@ fn udp_client(
     let out = socket.clone();
     ex.spawn(deliver(up, move |bytes: Vec<u8>| {
         let out = out.clone();
-        async move { out.send(&bytes).await.map(drop) }
+        async move { refused_is_lost(out.send(&bytes).await.map(drop)) }
     }))
     .detach();
     let (shared, to_devices) = (shared.clone(), to_devices.clone());
     ex.spawn(async move {
         let mut buf = vec![0u8; 65_536];
-        while let Ok(n) = socket.recv(&mut buf).await {
+        loop {
+            // While the AC is down, datagrams towards it are refused; it may come back.
+            let n = match socket.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(_) => break,
+            };
             if let Some(p) = shared.pass(Direction::ToDevice, buf[..n].to_vec(), Transport::Udp) {
                 if to_devices
                     .send((p.arrives, (device, p.bytes)))
@@ -335,6 +341,15 @@ fn udp_client(
     })
     .detach();
     Ok(tx)
+}
+
+/// A datagram refused because nothing listens at the AC's address (it is restarting) is
+/// lost like any other; the link goes on.
+fn refused_is_lost(sent: io::Result<()>) -> io::Result<()> {
+    match sent {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
+        other => other,
+    }
 }
 
 async fn serve_tcp(

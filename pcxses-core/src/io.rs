@@ -99,8 +99,6 @@ pub(crate) struct Outbox<E> {
     queue: VecDeque<Pending<E>>,
     bytes: Vec<u8>,
     limit: usize,
-    /// Events in `queue`.
-    events: usize,
 }
 
 impl<E> Outbox<E> {
@@ -109,7 +107,6 @@ impl<E> Outbox<E> {
     pub(crate) fn new(limit: usize) -> Self {
         Outbox {
             queue: VecDeque::new(),
-            events: 0,
             bytes: Vec::new(),
             limit,
         }
@@ -148,39 +145,10 @@ impl<E> Outbox<E> {
     }
 
     pub(crate) fn event(&mut self, event: E) {
-        self.events += 1;
         self.queue.push_back(Pending::Event(event));
     }
 
-    /// Takes the next pending event ahead of the transmits queued before it. The first
-    /// call of a drain moves every event before every transmit, keeping their orders (one
-    /// pass); the others take them from the front.
-    #[cfg(feature = "std")]
-    pub(crate) fn take_event(&mut self) -> Option<E> {
-        if self.events == 0 {
-            return None;
-        }
-        if !matches!(self.queue.front(), Some(Pending::Event(_))) {
-            self.queue
-                .make_contiguous()
-                .sort_by_key(|p| !matches!(p, Pending::Event(_)));
-        }
-        // The sort put the `events` events in front.
-        let Some(Pending::Event(e)) = self.queue.pop_front() else {
-            return None;
-        };
-        self.events -= 1;
-        Some(e)
-    }
-
-    /// Whether transmits are pending.
-    #[cfg(feature = "std")]
-    pub(crate) fn has_transmits(&self) -> bool {
-        self.queue.len() > self.events
-    }
-
     /// Drops every pending transmit; returns how many.
-    #[cfg(feature = "std")]
     pub(crate) fn drop_transmits(&mut self) -> usize {
         let before = self.queue.len();
         self.queue.retain(|p| matches!(p, Pending::Event(_)));
@@ -193,10 +161,7 @@ impl<E> Outbox<E> {
                 to,
                 bytes: &self.bytes[start..end],
             }),
-            Some(Pending::Event(e)) => {
-                self.events -= 1;
-                Output::Event(e)
-            }
+            Some(Pending::Event(e)) => Output::Event(e),
             None => {
                 self.bytes.clear();
                 Output::Timeout(next)

@@ -14,7 +14,10 @@
 //!
 //! * [`Controller`] — the AC: registry of devices and computations, liveness detection,
 //!   the [`policy`] that picks targets, MORPH transfers, quarantine of computations that
-//!   keep failing, and [`Controller::snapshot`] / [`Controller::restore`].
+//!   keep failing, and durability: a [`controller::Journal`] is handed a small record of
+//!   each change before anything that follows from it is sent, and
+//!   [`Controller::restore`] rebuilds the AC from a [`Controller::snapshot`] and those
+//!   records.
 //! * [`Device`] — the proxy agent: joins, sends HELLOs and state, fences itself when the
 //!   AC stops answering, receives and verifies MORPHs.
 //!

@@ -63,7 +63,6 @@ impl Clock {
     }
 
     /// The latest time seen.
-    #[cfg(feature = "std")]
     pub(crate) fn latest(&self) -> Instant {
         self.0
     }

@@ -3,6 +3,7 @@
 //! bottles of its own.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::device::DeviceEvent;
@@ -11,6 +12,7 @@ use pcxses_core::{
     Limits, LinkId, MemoryRepository, Output, MAX_BOTTLE_LEN,
 };
 
+use crate::memory_journal::{MemoryJournal, Stored};
 use crate::sim::AC;
 use pcxses_core::psk::{CHALLENGE_LEN, TRAILER_LEN};
 
@@ -187,6 +189,27 @@ impl Lab {
     /// Delivers every packet unchanged again.
     pub fn clear_filter(&mut self) {
         self.filter = Box::new(|_| Verdict::Deliver);
+    }
+
+    /// Gives the AC a [`MemoryJournal`] that keeps every change; returns what it stores.
+    pub fn journal_ac(&mut self) -> Arc<Mutex<Stored>> {
+        let ac = self.ac.take().expect("AC is up");
+        let (journal, stored) = MemoryJournal::start(&ac, usize::MAX);
+        self.ac = Some(ac.with_journal(Box::new(journal)));
+        stored
+    }
+
+    /// Replaces the AC with one restored now from `snapshot` and the `changes` after it.
+    pub fn restore_ac<'a>(&mut self, snapshot: &[u8], changes: impl IntoIterator<Item = &'a [u8]>) {
+        let ac = Controller::restore(
+            self.ac_config.clone(),
+            self.repo.clone(),
+            snapshot,
+            changes,
+            self.now,
+        )
+        .expect("a restorable snapshot");
+        self.ac = Some(ac);
     }
 
     /// The controller (panics while it is down).

@@ -3,13 +3,14 @@
 //! [`sim`] is a deterministic simulation: one [`pcxses_core::Controller`] and N
 //! [`pcxses_core::Device`]s in one process, virtual time jumping to the next deadline, a
 //! seeded network with loss, duplication, reordering, delay and tampering, and scheduled
-//! crashes, hangs, partitions, graceful leaves and AC restarts. Its checker asserts the
-//! protocol's invariants after every step.
+//! crashes, hangs, partitions, graceful leaves and AC restarts (from the AC's journal,
+//! [`memory_journal`]). Its checker asserts the protocol's invariants after every step.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod checker;
 pub mod lab;
+pub mod memory_journal;
 pub mod net;
 pub mod sim;

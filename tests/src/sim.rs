@@ -1,6 +1,7 @@
 //! One Controller and N Devices on a simulated network, in virtual time.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec, Placement};
 use pcxses_core::device::DeviceEvent;
@@ -12,6 +13,7 @@ use pcxses_core::{
 
 use crate::app::{encode_state, App};
 use crate::checker::{Checker, Counts};
+use crate::memory_journal::{MemoryJournal, Stored};
 use crate::net::{Faults, Net, Packet, SimRng};
 
 /// The AC's address on the simulated network.
@@ -30,7 +32,7 @@ pub enum Action {
     Partition(usize, u64),
     /// The device leaves with GOOD_BYE.
     Leave(usize),
-    /// The AC is killed and restarted from a snapshot after this many milliseconds.
+    /// The AC is killed and restarted from its journal after this many milliseconds.
     AcRestart(u64),
 }
 
@@ -65,6 +67,8 @@ pub struct SimConfig {
     pub tick_ms: u64,
     /// Pre-shared-key mode: every device has a key and seals its bottles.
     pub keyed: bool,
+    /// The AC's journal replaces its changes with a snapshot beyond this many.
+    pub compact_after: usize,
 }
 
 impl SimConfig {
@@ -85,6 +89,7 @@ impl SimConfig {
             hello_ms: 100,
             tick_ms: 70,
             keyed: false,
+            compact_after: 16,
         }
     }
 
@@ -131,6 +136,7 @@ impl SimConfig {
         // Without fencing two copies may overlap for a while, but never at the end.
         cfg.fencing = !rng.chance(0.15);
         cfg.keyed = rng.chance(0.3);
+        cfg.compact_after = [0, 16, 256, usize::MAX][rng.range(0, 3) as usize];
         cfg
     }
 }
@@ -155,7 +161,10 @@ pub struct Sim {
     repo: MemoryRepository,
     ac: Option<Controller>,
     ac_timeout: Instant,
-    ac_down: Option<(Instant, Vec<u8>)>,
+    /// When the AC comes back, while it is down.
+    ac_down: Option<Instant>,
+    /// What the AC's journal holds.
+    journal: Arc<Mutex<Stored>>,
     nodes: Vec<Node>,
     net: Net,
     schedule: VecDeque<(Instant, Action)>,
@@ -260,9 +269,10 @@ impl Sim {
             now,
             ac_config,
             repo,
-            ac: Some(ac),
+            ac: None,
             ac_timeout: now,
             ac_down: None,
+            journal: Arc::default(),
             nodes,
             net: Net::default(),
             schedule,
@@ -271,10 +281,51 @@ impl Sim {
             incarnations: 0,
             cfg,
         };
+        sim.ac = Some(sim.journaled(ac));
         for i in 0..sim.nodes.len() {
             sim.boot(i);
         }
         sim
+    }
+
+    /// `ac` with a fresh journal, which becomes the one the simulation reads back.
+    fn journaled(&mut self, ac: Controller) -> Controller {
+        let (journal, stored) = MemoryJournal::start(&ac, self.cfg.compact_after);
+        self.journal = stored;
+        ac.with_journal(Box::new(journal))
+    }
+
+    /// The journal must describe exactly the AC it belongs to: restoring either gives the
+    /// same placements, LKGS and sessions, and (without keys, whose counters a journal
+    /// records only now and then) the same snapshot.
+    fn check_journal(&self, ac: &Controller) -> Result<(), String> {
+        let config = || self.ac_config.clone();
+        let stored = self.journal.lock().map_err(|e| e.to_string())?.clone();
+        let journal = stored
+            .restore(config(), self.repo.clone(), self.now)
+            .map_err(|e| format!("the journal does not restore: {e}"))?;
+        let memory = Controller::restore(config(), self.repo.clone(), &ac.snapshot(), [], self.now)
+            .map_err(|e| format!("the snapshot does not restore: {e}"))?;
+        for c in 0..ac.computation_count() {
+            let id = pcxses_core::controller::ComputationId(c as u32);
+            if journal.placement(id) != memory.placement(id) || journal.lkgs(id) != memory.lkgs(id)
+            {
+                return Err(format!(
+                    "the journal differs from the AC for {}",
+                    ac.computation_name(id)
+                ));
+            }
+        }
+        for d in 0..ac.device_count() {
+            let id = pcxses_core::controller::DeviceId(d as u32);
+            if journal.session_of(id) != memory.session_of(id) {
+                return Err(format!("the journal differs from the AC for dev{d}"));
+            }
+        }
+        if !self.cfg.keyed && journal.snapshot() != memory.snapshot() {
+            return Err("the journal's snapshot differs from the AC's".into());
+        }
+        Ok(())
     }
 
     /// Runs the chaos phase, heals every fault, runs the settle phase, and checks the
@@ -332,7 +383,7 @@ impl Sim {
         let mut t = self.net.next_at().unwrap_or(Instant::MAX);
         t = t.min(self.schedule.front().map_or(Instant::MAX, |(at, _)| *at));
         match &self.ac_down {
-            Some((until, _)) => t = t.min(*until),
+            Some(until) => t = t.min(*until),
             None => t = t.min(self.ac_timeout),
         }
         for n in &self.nodes {
@@ -353,11 +404,7 @@ impl Sim {
             let (_, action) = self.schedule.pop_front().expect("checked");
             self.apply(action)?;
         }
-        if self
-            .ac_down
-            .as_ref()
-            .is_some_and(|(until, _)| *until <= now)
-        {
+        if self.ac_down.is_some_and(|until| until <= now) {
             self.restart_ac()?;
         }
         for i in 0..self.nodes.len() {
@@ -448,8 +495,8 @@ impl Sim {
             }
             Action::AcRestart(ms) => {
                 if let Some(ac) = self.ac.take() {
-                    let snapshot = ac.snapshot();
-                    self.ac_down = Some((Instant::from_millis(now.as_millis() + ms), snapshot));
+                    self.check_journal(&ac)?;
+                    self.ac_down = Some(Instant::from_millis(now.as_millis() + ms));
                 }
             }
         }
@@ -457,18 +504,18 @@ impl Sim {
     }
 
     fn restart_ac(&mut self) -> Result<(), String> {
-        let Some((_, snapshot)) = self.ac_down.take() else {
+        if self.ac_down.take().is_none() {
             return Ok(());
-        };
-        let ac = Controller::restore(
-            self.ac_config.clone(),
-            self.repo.clone(),
-            &snapshot,
-            self.now,
-        )
-        .map_err(|e| format!("restore failed: {e}"))?;
-        self.note("AC restarted from its snapshot".into());
-        self.ac = Some(ac);
+        }
+        let stored = self.journal.lock().map_err(|e| e.to_string())?.clone();
+        let ac = stored
+            .restore(self.ac_config.clone(), self.repo.clone(), self.now)
+            .map_err(|e| format!("restore failed: {e}"))?;
+        self.note(format!(
+            "AC restarted from its journal ({} changes after the snapshot)",
+            stored.changes.len()
+        ));
+        self.ac = Some(self.journaled(ac));
         self.drain_ac()
     }
 
@@ -500,7 +547,7 @@ impl Sim {
                 self.boot(i);
             }
         }
-        if let Some((until, _)) = self.ac_down.as_mut() {
+        if let Some(until) = self.ac_down.as_mut() {
             *until = self.now;
         }
     }
@@ -738,6 +785,7 @@ impl Sim {
 
     fn check_final(&self) -> Result<(), String> {
         let ac = self.ac.as_ref().ok_or("AC down at the end")?;
+        self.check_journal(ac)?;
         for c in 0..ac.computation_count() {
             let id = pcxses_core::controller::ComputationId(c as u32);
             let name = ac.computation_name(id).to_string();

@@ -1,14 +1,18 @@
-//! The journal contract of the controller: every event of a drain is recorded and the
-//! journal committed before any transmit of that drain is handed out; a failed commit
-//! hands out none of them.
+//! The journal contract of the controller: every change is recorded and the journal
+//! committed before any output of the drain that follows it is handed out; a failed commit
+//! hands out no transmit; the records are small, and they restore the AC exactly.
 
 use std::sync::{Arc, Mutex};
 
-use pcxses_core::controller::{ComputationSpec, ControllerEvent, DeviceSpec, Journal};
+use pcxses_core::controller::{
+    CommitError, ComputationId, ComputationSpec, ControllerEvent, DeviceId, DeviceSpec, Journal,
+    Placement,
+};
 use pcxses_core::{
     Controller, ControllerConfig, Device, DeviceConfig, Input, Instant, LinkId, MemoryRepository,
     Output,
 };
+use pcxses_tests::lab::Lab;
 
 /// What the journal saw, in order, shared with the test.
 #[derive(Default)]
@@ -20,19 +24,15 @@ struct Log {
 struct Recorder(Arc<Mutex<Log>>);
 
 impl Journal for Recorder {
-    fn record(&mut self, _: &Controller, event: &ControllerEvent) {
-        let what = match event {
-            ControllerEvent::StateStored { .. } => "state",
-            _ => "event",
-        };
-        self.0.lock().unwrap().calls.push(what);
+    fn record(&mut self, _: &[u8]) {
+        self.0.lock().unwrap().calls.push("record");
     }
 
-    fn commit(&mut self, _: &Controller) -> std::io::Result<()> {
+    fn commit(&mut self, _: &Controller) -> Result<(), CommitError> {
         let mut log = self.0.lock().unwrap();
         log.calls.push("commit");
         if log.fail {
-            return Err(std::io::Error::other("disk full"));
+            return Err(CommitError);
         }
         Ok(())
     }
@@ -51,7 +51,7 @@ fn ac(log: &Arc<Mutex<Log>>) -> Controller {
         .with_journal(Box::new(Recorder(log.clone())))
 }
 
-/// Drains `ac`, noting in the log where each transmit was handed out.
+/// Drains `ac`, noting in the log where each output was handed out.
 fn drain(ac: &mut Controller, log: &Arc<Mutex<Log>>) -> (Vec<Vec<u8>>, Vec<ControllerEvent>) {
     let (mut out, mut events) = (Vec::new(), Vec::new());
     loop {
@@ -60,7 +60,10 @@ fn drain(ac: &mut Controller, log: &Arc<Mutex<Log>>) -> (Vec<Vec<u8>>, Vec<Contr
                 out.push(t.bytes.to_vec());
                 log.lock().unwrap().calls.push("transmit");
             }
-            Output::Event(e) => events.push(e),
+            Output::Event(e) => {
+                events.push(e);
+                log.lock().unwrap().calls.push("event");
+            }
             Output::Timeout(_) => return (out, events),
         }
     }
@@ -109,26 +112,19 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
     assert!(events
         .iter()
         .any(|e| matches!(e, ControllerEvent::StateStored { .. })));
-    // In every drain, the records and the commit come before the first transmit.
+    // Every output comes after the commit of the records of what led to it.
     let calls = log.lock().unwrap().calls.clone();
-    let state = calls
+    assert!(calls.contains(&"record"), "{calls:?}");
+    for (i, _) in calls
         .iter()
-        .position(|c| *c == "state")
-        .expect("the state was recorded");
-    let commit = state
-        + calls[state..]
-            .iter()
-            .position(|c| *c == "commit")
-            .expect("a commit");
-    assert!(!calls[state..commit].contains(&"transmit"), "{calls:?}");
-    for (i, _) in calls.iter().enumerate().filter(|(_, c)| **c == "transmit") {
-        let last_record = calls[..i]
-            .iter()
-            .rposition(|c| *c == "state" || *c == "event");
+        .enumerate()
+        .filter(|(_, c)| **c == "transmit" || **c == "event")
+    {
+        let last_record = calls[..i].iter().rposition(|c| *c == "record");
         let last_commit = calls[..i].iter().rposition(|c| *c == "commit");
         assert!(
             last_commit >= last_record,
-            "a transmit before its commit: {calls:?}"
+            "an output before its commit: {calls:?}"
         );
     }
     // A journal that fails: the drain's transmits are dropped and the runtime is told.
@@ -146,4 +142,61 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
         .iter()
         .any(|e| matches!(e, ControllerEvent::JournalFailed { .. })));
     assert!(ac.stats().dropped_transmits > dropped);
+}
+
+#[test]
+fn a_migration_among_many_devices_records_a_few_small_changes_not_a_snapshot() {
+    let mut lab = Lab::new(200, |_| {});
+    let stored = lab.journal_ac();
+    lab.run(300);
+    let now = lab.now;
+    lab.device(0)
+        .set_state(now, "comp0", b"sixteen bytes!!!")
+        .unwrap();
+    lab.run(200);
+    let settled = stored.lock().unwrap().changes.len();
+    // HELLOs change nothing persisted.
+    lab.run(1_000);
+    assert_eq!(stored.lock().unwrap().changes.len(), settled);
+    lab.crash(0);
+    lab.run(1_000);
+    let Some(Placement::Running(DeviceId(target))) = lab.ac().placement(ComputationId(0)) else {
+        panic!(
+            "comp0 was not moved: {:?}",
+            lab.ac().placement(ComputationId(0))
+        );
+    };
+    assert_ne!(target, 0);
+    let s = stored.lock().unwrap().clone();
+    let failover = &s.changes[settled..];
+    let snapshot = lab.ac().snapshot().len();
+    // The dead device, its computation, the target and the MORPH counter, a few times.
+    assert!(
+        (4..=10).contains(&failover.len()),
+        "{} records",
+        failover.len()
+    );
+    let largest = failover.iter().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        largest * 50 < snapshot,
+        "a {largest}-byte record against a {snapshot}-byte snapshot"
+    );
+    // And they restore exactly the AC they came from.
+    let now = lab.now;
+    let from_journal = s
+        .restore(lab.ac_config.clone(), lab.repo.clone(), now)
+        .unwrap();
+    let from_snapshot = Controller::restore(
+        lab.ac_config.clone(),
+        lab.repo.clone(),
+        &lab.ac().snapshot(),
+        [],
+        now,
+    )
+    .unwrap();
+    assert_eq!(from_journal.snapshot(), from_snapshot.snapshot());
+    assert_eq!(
+        from_journal.lkgs(ComputationId(0)).unwrap().0,
+        b"sixteen bytes!!!"
+    );
 }

@@ -1,6 +1,7 @@
 //! Pre-shared-key mode in the lab: devices join by challenge–response and seal every
 //! bottle; a wrong key, a replayed HELLO, a forged STATE and a modified MORPH chunk are
-//! refused and counted, and none of them changes what the AC holds.
+//! refused and counted, and none of them changes what the AC holds; an AC restored from
+//! its journal still refuses bottles recorded long before its crash.
 
 use pcxses_core::controller::{ComputationId, DeviceId, Placement};
 use pcxses_core::psk::Psk;
@@ -239,4 +240,31 @@ proptest! {
         }
         prop_assert_eq!(lab.ac().snapshot(), before);
     }
+}
+
+#[test]
+fn an_ac_restored_from_its_journal_refuses_bottles_recorded_long_before_its_crash() {
+    let mut lab = keyed(1);
+    let stored = lab.journal_ac();
+    lab.run(500);
+    let early = lab
+        .wire
+        .iter()
+        .find(|p| p.from == link(0) && p.kind() == "hello")
+        .cloned()
+        .expect("a HELLO of dev0");
+    // Over a thousand HELLOs later, with nothing else changed, the AC crashes.
+    lab.run(110_000);
+    let s = stored.lock().unwrap().clone();
+    lab.restore_ac(&s.snapshot, s.changes.iter().map(Vec::as_slice));
+    assert_eq!(
+        lab.inject_to_ac(link(0), &early.bytes),
+        Err(InputError::Replayed)
+    );
+    // The device carries on in its session with the restored AC.
+    lab.run(2_000);
+    let joins = lab.ac_events_where(|e| matches!(e, ControllerEvent::DeviceJoined { .. }));
+    assert_eq!(joins.len(), 1);
+    assert_eq!(lab.ac().stats().unauthenticated, 0);
+    assert!(lab.ac().stats().received > 10);
 }

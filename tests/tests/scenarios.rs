@@ -906,10 +906,7 @@ fn a_restored_ac_keeps_sessions_and_lkgs_and_declares_no_one_dead_for_its_downti
     // Down for five dead intervals; devices fence meanwhile, which is fine.
     lab.run(1_500);
     let now = lab.now;
-    lab.ac = Some(
-        pcxses_core::Controller::restore(lab.ac_config.clone(), lab.repo.clone(), &snapshot, now)
-            .unwrap(),
-    );
+    lab.restore_ac(&snapshot, []);
     lab.run(300);
     assert!(lab
         .ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }))
@@ -929,6 +926,7 @@ fn a_restored_ac_keeps_sessions_and_lkgs_and_declares_no_one_dead_for_its_downti
         lab.ac_config.clone(),
         lab.repo.clone(),
         &corrupt,
+        [],
         now
     )
     .is_err());
@@ -948,11 +946,7 @@ fn a_morph_in_flight_at_a_restart_is_cancelled_before_it_is_retried() {
     assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Migrating));
     let snapshot = lab.ac.take().unwrap().snapshot();
     lab.clear_filter();
-    let now = lab.now;
-    lab.ac = Some(
-        pcxses_core::Controller::restore(lab.ac_config.clone(), lab.repo.clone(), &snapshot, now)
-            .unwrap(),
-    );
+    lab.restore_ac(&snapshot, []);
     lab.run(2_000);
     let cancels = lab
         .sent("morph_fail")

@@ -121,6 +121,10 @@ enum Wake {
     Command(Option<ControllerCommand>),
 }
 
+/// Inbound frames handled before the controller is drained: one journal commit (one
+/// sync) covers them all.
+const BATCH: usize = 256;
+
 async fn run(
     ex: Arc<Executor<'static>>,
     mut ac: Controller,
@@ -176,41 +180,53 @@ async fn run(
             *s = *ac.stats();
         }
         match wake {
-            Wake::Inbound(Inbound::Opened {
-                link,
-                identity,
-                connection,
-                control,
-            }) => {
-                let bulk = {
-                    let connection = connection.clone();
-                    Pipe::new(&ex, async move { connection.open_uni().await.ok() })
-                };
-                let control = Pipe::new(&ex, async move { Some(control) });
-                connections.insert(
-                    link,
-                    Connection {
-                        identity,
-                        connection,
-                        control,
-                        bulk,
-                    },
-                );
-            }
-            Wake::Inbound(Inbound::Frame(link, frame)) => {
-                let identity = connections.get(&link).and_then(|c| c.identity.as_deref());
-                if let Err(e) = ac.handle_input(Input::Receive {
-                    now,
-                    from: link,
-                    bytes: &frame,
-                    identity,
-                }) {
-                    tracing::debug!(?link, error = %e, "refused a frame");
-                }
-            }
-            Wake::Inbound(Inbound::Closed(link)) => {
-                if let Some(c) = connections.remove(&link) {
-                    c.connection.close(0u32.into(), b"closed");
+            // A batch of what came in, then one drain: with a journal, one commit.
+            Wake::Inbound(first) => {
+                let mut next = Some(first);
+                let mut handled = 0;
+                while let Some(item) = next {
+                    match item {
+                        Inbound::Opened {
+                            link,
+                            identity,
+                            connection,
+                            control,
+                        } => {
+                            let bulk = {
+                                let connection = connection.clone();
+                                Pipe::new(&ex, async move { connection.open_uni().await.ok() })
+                            };
+                            let control = Pipe::new(&ex, async move { Some(control) });
+                            connections.insert(
+                                link,
+                                Connection {
+                                    identity,
+                                    connection,
+                                    control,
+                                    bulk,
+                                },
+                            );
+                        }
+                        Inbound::Frame(link, frame) => {
+                            let identity =
+                                connections.get(&link).and_then(|c| c.identity.as_deref());
+                            if let Err(e) = ac.handle_input(Input::Receive {
+                                now,
+                                from: link,
+                                bytes: &frame,
+                                identity,
+                            }) {
+                                tracing::debug!(?link, error = %e, "refused a frame");
+                            }
+                        }
+                        Inbound::Closed(link) => {
+                            if let Some(c) = connections.remove(&link) {
+                                c.connection.close(0u32.into(), b"closed");
+                            }
+                        }
+                    }
+                    handled += 1;
+                    next = (handled < BATCH).then(|| inbound.try_recv().ok()).flatten();
                 }
             }
             Wake::Timer => {}

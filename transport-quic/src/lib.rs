@@ -27,7 +27,9 @@ pub use device::{spawn_device, DeviceHandle};
 pub use tls::{ClientTls, ServerTls, TlsError};
 
 /// Events waiting for the application before the adapter drops further ones (counted).
-pub const EVENT_QUEUE: usize = 1_024;
+/// One input can make an AC report an event for each of many devices (a mass failure
+/// declared in one timer pass), so the queue holds that many.
+pub const EVENT_QUEUE: usize = 16_384;
 
 /// Bytes of frames waiting to be written to one stream before further frames are dropped
 /// (the peer's retransmissions recover them).

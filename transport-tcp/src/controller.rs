@@ -130,6 +130,10 @@ async fn write_frames(mut stream: TcpStream, pending: Arc<Mutex<Vec<u8>>>, wake:
     }
 }
 
+/// Inbound frames handled before the controller is drained: one journal commit (one
+/// sync) covers them all.
+const BATCH: usize = 256;
+
 async fn run(
     ex: Arc<Executor<'static>>,
     mut ac: Controller,
@@ -178,29 +182,45 @@ async fn run(
             *s = *ac.stats();
         }
         match wake {
-            Wake::Inbound(Inbound::Opened(link, stream)) => {
-                let (wake, woken) = bounded(1);
-                let pending = Arc::new(Mutex::new(Vec::new()));
-                let connection = Connection {
-                    pending: pending.clone(),
-                    wake,
-                    _writer: ex.spawn(write_frames(stream.clone(), pending, woken)),
-                    _reader: ex.spawn(read_frames(stream, link, max_frame, inbound_tx.clone())),
-                };
-                connections.insert(link, connection);
-            }
-            Wake::Inbound(Inbound::Frame(link, frame)) => {
-                if let Err(e) = ac.handle_input(Input::Receive {
-                    now,
-                    from: link,
-                    bytes: &frame,
-                    identity: None,
-                }) {
-                    tracing::debug!(?link, error = %e, "refused a frame");
+            // A batch of what came in, then one drain: with a journal, one commit.
+            Wake::Inbound(first) => {
+                let mut next = Some(first);
+                let mut handled = 0;
+                while let Some(item) = next {
+                    match item {
+                        Inbound::Opened(link, stream) => {
+                            let (wake, woken) = bounded(1);
+                            let pending = Arc::new(Mutex::new(Vec::new()));
+                            let connection = Connection {
+                                pending: pending.clone(),
+                                wake,
+                                _writer: ex.spawn(write_frames(stream.clone(), pending, woken)),
+                                _reader: ex.spawn(read_frames(
+                                    stream,
+                                    link,
+                                    max_frame,
+                                    inbound_tx.clone(),
+                                )),
+                            };
+                            connections.insert(link, connection);
+                        }
+                        Inbound::Frame(link, frame) => {
+                            if let Err(e) = ac.handle_input(Input::Receive {
+                                now,
+                                from: link,
+                                bytes: &frame,
+                                identity: None,
+                            }) {
+                                tracing::debug!(?link, error = %e, "refused a frame");
+                            }
+                        }
+                        Inbound::Closed(link) => {
+                            connections.remove(&link);
+                        }
+                    }
+                    handled += 1;
+                    next = (handled < BATCH).then(|| inbound.try_recv().ok()).flatten();
                 }
-            }
-            Wake::Inbound(Inbound::Closed(link)) => {
-                connections.remove(&link);
             }
             Wake::Timer => {}
             Wake::Command(Some(command)) => {

@@ -41,7 +41,9 @@ pub use link::Links;
 pub use socket::{bind, RECV_BUFFER};
 
 /// Events waiting for the application before the adapter drops further ones (counted).
-pub const EVENT_QUEUE: usize = 1_024;
+/// One input can make an AC report an event for each of many devices (a mass failure
+/// declared in one timer pass), so the queue holds that many.
+pub const EVENT_QUEUE: usize = 16_384;
 
 /// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
 async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {

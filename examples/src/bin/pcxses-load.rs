@@ -6,7 +6,9 @@
 //! runs N real [`Device`] state machines over a few UDP sockets, and prints one JSON
 //! summary: HELLOs sent per second, bytes per second to and from the AC, false deaths
 //! (devices that lost their session or fenced), and the AC's RSS, threads and CPU, read
-//! from `/proc/PID`.
+//! from `/proc/PID`. `pcxses-load morphs --events FILE` reads the events an AC printed
+//! (`pcxses-ac --events jsonl`) and counts its MORPHs, and the most started in any
+//! one-second window, the figure its MORPH pacing bounds.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -53,6 +55,12 @@ enum Command {
     },
     /// Runs N devices against an AC.
     Run(RunArgs),
+    /// Counts the MORPHs in an AC's JSON event lines, and the most started in any second.
+    Morphs {
+        /// The file of events (`pcxses-ac --events jsonl`).
+        #[arg(long)]
+        events: PathBuf,
+    },
 }
 
 /// `pcxses-load run`.
@@ -111,6 +119,7 @@ fn main() -> ExitCode {
             morphs_per_s,
         } => write_config(devices, &dir, listen, journal, morphs_per_s),
         Command::Run(args) => run(args),
+        Command::Morphs { events } => morphs(&events),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +128,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints, as JSON, how many of each MORPH-related event `events` holds and the most
+/// `migration_started` events in any one-second window.
+fn morphs(events: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(events).map_err(|e| format!("{}: {e}", events.display()))?;
+    let kinds = [
+        "device_failed",
+        "migration_started",
+        "migration_completed",
+        "migration_failed",
+        "quarantined",
+        "orphaned",
+    ];
+    let mut counts: serde_json::Map<String, serde_json::Value> =
+        kinds.iter().map(|k| (k.to_string(), 0.into())).collect();
+    let mut starts = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(kind) = v["event"].as_str().filter(|k| kinds.contains(k)) else {
+            continue;
+        };
+        let n = counts.get(kind).and_then(|n| n.as_u64()).unwrap_or(0);
+        counts.insert(kind.into(), (n + 1).into());
+        if kind == "migration_started" {
+            starts.push(v["at_ms"].as_f64().unwrap_or(0.0));
+        }
+    }
+    starts.sort_by(f64::total_cmp);
+    let (mut first, mut most) = (0, 0);
+    for (i, &at) in starts.iter().enumerate() {
+        while starts[first] <= at - 1_000.0 {
+            first += 1;
+        }
+        most = most.max(i + 1 - first);
+    }
+    counts.insert("max_starts_in_1s".into(), most.into());
+    println!("{}", serde_json::Value::Object(counts));
+    Ok(())
 }
 
 fn name(i: usize) -> String {

@@ -9,6 +9,10 @@ use crate::psk::{session_key, Direction, ReplayWindow, Sealed};
 use crate::time::Instant;
 use crate::SessionId;
 
+/// A journal records a keyed device at least once every this many of its bottles, so that
+/// a restored AC's replay windows and send counters are never far behind.
+pub(super) const RECORD_EVERY: u32 = 1024;
+
 impl Controller {
     /// The bottle in `bytes`, ready for the protocol. A device with a key must seal
     /// everything: its plain GOOD_MORNING is answered with a CHALLENGE (`Ok(None)`), any
@@ -80,8 +84,12 @@ impl Controller {
             if !sealed.verify(&auth.key, Direction::ToAc) {
                 return Err(InputError::Unauthenticated);
             }
+            let top = auth.window.parts().0;
             if !auth.window.accept(sealed.counter) {
                 return Err(InputError::Replayed);
+            }
+            if sealed.counter / RECORD_EVERY > top / RECORD_EVERY {
+                self.changes.device(device);
             }
             return Ok(b);
         }
@@ -136,6 +144,7 @@ impl Controller {
                         sent: 0,
                         window: ReplayWindow::starting_at(sealed.counter),
                     };
+                    self.changes.device(d);
                 } else if !auth.window.accept(sealed.counter) {
                     return Err(InputError::Replayed);
                 }

@@ -1,10 +1,10 @@
 //! The Area Controller: device manager, liveness detector, policy engine and migrations.
 
 mod auth;
+mod changes;
 mod command;
 mod config;
 mod event;
-#[cfg(feature = "std")]
 mod journal;
 mod party;
 mod recovery;
@@ -19,8 +19,7 @@ use core::time::Duration;
 pub use command::ControllerCommand;
 pub use config::{Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec};
 pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
-#[cfg(feature = "std")]
-pub use journal::Journal;
+pub use journal::{CommitError, Journal};
 pub(crate) use party::CHUNK_OVERHEAD;
 pub use snapshot::SnapshotError;
 
@@ -38,7 +37,9 @@ use crate::stats::Stats;
 use crate::time::{ms, Clock, Instant};
 use crate::timer::Deadlines;
 use crate::transfer::{ChunkReceiver, ChunkSender, Pacing};
+use changes::Changes;
 use session_ids::SessionIds;
+use snapshot::Part;
 
 /// The Area Controller as a Sans-IO state machine.
 ///
@@ -49,7 +50,6 @@ use session_ids::SessionIds;
 pub struct Controller {
     settings: Settings,
     clock: Clock,
-    rng: Rng,
     devices: Vec<DeviceEntry>,
     comps: Vec<CompEntry>,
     device_index: BTreeMap<Box<str>, u32>,
@@ -80,11 +80,9 @@ pub struct Controller {
     /// Computations with a target but waiting for their turn to start, oldest first.
     paced: VecDeque<u32>,
     /// The runtime's durable store; see [`Controller::with_journal`].
-    #[cfg(feature = "std")]
     journal: Option<Box<dyn Journal>>,
-    /// Whether the events handed out since the last commit still need one.
-    #[cfg(feature = "std")]
-    uncommitted: bool,
+    /// What the journal has not been given yet.
+    changes: Changes,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -339,10 +337,8 @@ impl Controller {
             asked: Instant::MAX,
             pace_tat: Instant::default(),
             paced: VecDeque::new(),
-            #[cfg(feature = "std")]
             journal: None,
-            #[cfg(feature = "std")]
-            uncommitted: false,
+            changes: Changes::default(),
             settings: Settings {
                 hello_ms: config.hello_ms,
                 dead_ms: config.dead_ms,
@@ -365,7 +361,6 @@ impl Controller {
                 stall_grace: ms(config.stall_grace_ms),
             },
             clock: Clock::new(now),
-            rng,
             devices,
             comps,
             device_index,
@@ -427,42 +422,54 @@ impl Controller {
         }
     }
 
-    /// Keeps `journal` durable before anything is acknowledged: with a journal, each drain
-    /// of [`Controller::poll_output`] hands out its events first (each recorded in the
-    /// journal), commits the journal, and only then its transmits. If the commit fails,
-    /// the drain's transmits are dropped (counted) and [`ControllerEvent::JournalFailed`]
-    /// says so: nothing unrecorded is acknowledged.
-    #[cfg(feature = "std")]
+    /// Keeps `journal` durable before anything is acknowledged. The journal must already
+    /// hold [`Controller::snapshot`] as of now; from then on, each drain of
+    /// [`Controller::poll_output`] that follows a change first hands the journal one
+    /// record per changed device, computation or counter (see [`Controller::restore`]),
+    /// commits it, and only then hands out its outputs. If the commit fails, the drain's
+    /// transmits are dropped (counted) and [`ControllerEvent::JournalFailed`] says so:
+    /// nothing unrecorded is acknowledged.
     pub fn with_journal(mut self, journal: Box<dyn Journal>) -> Controller {
         self.journal = Some(journal);
+        self.changes.start();
         self
     }
 
     /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
     pub fn poll_output(&mut self) -> Output<'_, ControllerEvent> {
-        #[cfg(feature = "std")]
-        if let Some(mut journal) = self.journal.take() {
-            let event = self.outbox.take_event();
-            if let Some(e) = &event {
-                journal.record(self, e);
-                self.uncommitted = true;
-            } else if self.uncommitted && self.outbox.has_transmits() {
-                self.uncommitted = false;
-                if journal.commit(self).is_err() {
-                    let dropped = self.outbox.drop_transmits();
-                    self.stats.dropped_transmits += dropped as u64;
-                    let at = self.clock.latest();
-                    self.outbox.event(ControllerEvent::JournalFailed { at });
-                }
-            }
-            self.journal = Some(journal);
-            if let Some(e) = event {
-                return Output::Event(e);
-            }
+        if self.changes.pending() {
+            self.commit();
         }
         let next = self.next_deadline();
         self.asked = next;
         self.outbox.poll(next)
+    }
+
+    /// Hands the journal a record of every changed part and commits it.
+    fn commit(&mut self) {
+        let Some(mut journal) = self.journal.take() else {
+            return;
+        };
+        if core::mem::take(&mut self.changes.morphs) {
+            journal.record(&self.change(Part::Morphs));
+        }
+        let devices = self.changes.devices.take();
+        for &d in &devices {
+            journal.record(&self.change(Part::Device(d)));
+        }
+        self.changes.devices.restore_buffer(devices);
+        let comps = self.changes.comps.take();
+        for &c in &comps {
+            journal.record(&self.change(Part::Comp(c)));
+        }
+        self.changes.comps.restore_buffer(comps);
+        if journal.commit(self).is_err() {
+            let dropped = self.outbox.drop_transmits();
+            self.stats.dropped_transmits += dropped as u64;
+            let at = self.clock.latest();
+            self.outbox.event(ControllerEvent::JournalFailed { at });
+        }
+        self.journal = Some(journal);
     }
 
     /// Moves every dead timer by how late the AC is past the deadline it asked for, when
@@ -534,36 +541,6 @@ impl Controller {
         Some((&c.lkgs, c.lkgs_version))
     }
 
-    /// The session the LKGS of `computation` came from (its version there is in
-    /// [`Controller::lkgs`]).
-    pub fn lkgs_session(&self, computation: ComputationId) -> Option<SessionId> {
-        Some(self.comps.get(computation.0 as usize)?.lkgs_from)
-    }
-
-    /// Sets the LKGS of `computation` as a journal recorded it after the snapshot the
-    /// controller was restored from ([`Controller::restore`]): replaying the journal's
-    /// records in order brings back every state acknowledged since.
-    pub fn restore_lkgs(
-        &mut self,
-        computation: ComputationId,
-        from: SessionId,
-        version: u32,
-        state: &[u8],
-    ) -> Result<(), CommandError> {
-        if state.len() > self.settings.limits.max_state as usize {
-            return Err(CommandError::StateTooLarge);
-        }
-        let c = self
-            .comps
-            .get_mut(computation.0 as usize)
-            .ok_or(CommandError::UnknownComputation)?;
-        c.lkgs.clear();
-        c.lkgs.extend_from_slice(state);
-        c.lkgs_version = version;
-        c.lkgs_from = from;
-        Ok(())
-    }
-
     /// Where a computation is in its life cycle.
     pub fn placement(&self, computation: ComputationId) -> Option<Placement> {
         Some(match &self.comps.get(computation.0 as usize)?.place {
@@ -598,6 +575,7 @@ impl Controller {
             return Ok(());
         }
         c.failures = 0;
+        self.changes.comp(i);
         let from = c.home.unwrap_or(u32::MAX);
         c.place = Place::Recovering(Box::new(Recovery::new(from, SessionId::NONE, now)));
         self.place(i, now);

@@ -74,6 +74,7 @@ impl Controller {
             Bottle::GoodByeAck(g) => match self.lookup(g.session) {
                 Some(r) if r.status == SessionStatus::Dismissed => {
                     self.devices[r.device as usize].retired = SessionId::NONE;
+                    self.changes.device(r.device);
                     Ok(())
                 }
                 _ => Err(InputError::OutOfPhase("GOOD_BYE ack without GOOD_BYE")),
@@ -213,6 +214,7 @@ impl Controller {
                     unproven: false,
                 };
                 self.waiting.remove(&c);
+                self.changes.comp(c);
                 hosted.push((handle, c));
             }
         }
@@ -244,6 +246,7 @@ impl Controller {
             arm(&mut self.dead_timers, armed, dead_at, d);
         }
         self.keep_join_keys(d, id);
+        self.changes.device(d);
         self.send_good_morning_ack(d);
         self.outbox.event(ControllerEvent::DeviceJoined {
             device: DeviceId(d),
@@ -403,6 +406,7 @@ impl Controller {
 
     /// Records that `comp.lkgs` now holds `version` from `session` of device `d`.
     fn stored(&mut self, c: u32, d: u32, session: SessionId, version: u32, now: Instant) {
+        self.changes.comp(c);
         let comp: &mut CompEntry = &mut self.comps[c as usize];
         comp.lkgs_version = version;
         comp.lkgs_from = session;
@@ -464,6 +468,7 @@ impl Controller {
     pub(super) fn end_session(&mut self, d: u32, now: Instant, how: SessionEnd) {
         let dev = &mut self.devices[d as usize];
         let Some(s) = dev.session.take() else { return };
+        self.changes.device(d);
         match how {
             SessionEnd::Dead => {
                 dev.retired = s.id;
@@ -497,6 +502,7 @@ impl Controller {
         };
         self.abort_attempts_to(s.id, failure, now);
         for &(_, c) in &s.hosted {
+            self.changes.comp(c);
             let comp = &mut self.comps[c as usize];
             match how {
                 SessionEnd::Left | SessionEnd::Dismissed => {

@@ -233,6 +233,9 @@ impl Controller {
         manifest_bytes.truncate(n);
         let morph = self.next_morph;
         self.next_morph = self.next_morph.wrapping_add(1).max(1);
+        self.changes.morph_counter();
+        self.changes.device(t);
+        self.changes.comp(c);
         let (session, chunk) = (s.id, s.chunk);
         let handle = {
             let s = self.devices[t as usize]
@@ -406,6 +409,8 @@ impl Controller {
         if let Some(s) = self.devices[d as usize].session.as_mut() {
             s.hosted.push((a.handle, a.comp));
         }
+        self.changes.device(d);
+        self.changes.comp(a.comp);
         let comp = &mut self.comps[a.comp as usize];
         let Place::Recovering(r) = core::mem::replace(
             &mut comp.place,
@@ -517,6 +522,7 @@ impl Controller {
         };
         let t = a.target;
         self.devices[t as usize].morphs_in -= 1;
+        self.changes.comp(a.comp);
         if let Place::Recovering(r) = &mut self.comps[a.comp as usize].place {
             r.attempt = None;
             r.tried.push(a.session);
@@ -536,6 +542,7 @@ impl Controller {
     /// Counts one more failed target for computation `c`; quarantines it at the limit.
     /// Returns whether it was quarantined.
     pub(super) fn count_failure(&mut self, c: u32, now: Instant) -> bool {
+        self.changes.comp(c);
         let comp = &mut self.comps[c as usize];
         comp.failures += 1;
         if comp.failures >= self.settings.quarantine_after {
@@ -548,6 +555,7 @@ impl Controller {
 
     fn quarantine(&mut self, c: u32, now: Instant) {
         self.waiting.remove(&c);
+        self.changes.comp(c);
         let comp = &mut self.comps[c as usize];
         comp.place = Place::Quarantined;
         self.outbox.event(ControllerEvent::Quarantined {

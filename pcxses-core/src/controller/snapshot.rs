@@ -2,6 +2,7 @@
 //! mode a snapshot holds the sessions' keys too: keep it as secret as the keys themselves.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -21,11 +22,13 @@ use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::ChunkSender;
 
-/// Version byte of the snapshot encoding.
-const SNAPSHOT_VERSION: u8 = 2;
+/// Version byte of the snapshot and change encodings.
+const SNAPSHOT_VERSION: u8 = 3;
 
 /// How far a restored session's send counter jumps: beyond any counter the AC can have
-/// used between the snapshot and its restart, so the device never sees one twice.
+/// used between the last record of the device and its restart, so the device never sees
+/// one twice. A journal records the device at least every [`super::auth::RECORD_EVERY`]
+/// of its bottles, and the AC sends far fewer than this many bottles for each it receives.
 const COUNTER_GAP: u32 = 1 << 24;
 
 /// Why a snapshot could not be restored.
@@ -49,7 +52,6 @@ pub enum SnapshotError {
 #[derive(Serialize, Deserialize)]
 struct Snap {
     next_morph: u32,
-    seed: u64,
     session_keys: [u32; 4],
     devices: Vec<SnapDevice>,
     comps: Vec<SnapComp>,
@@ -130,124 +132,161 @@ struct SnapAttempt {
     handle: u16,
 }
 
+/// One changed part of the AC, as a journal records it between snapshots.
+#[derive(Serialize, Deserialize)]
+enum Change {
+    Device(SnapDevice),
+    Comp(SnapComp),
+    /// The next MORPH id.
+    Morphs(u32),
+}
+
 impl Controller {
     /// Everything needed to restart the AC without losing what it acknowledged: the
     /// registry's sessions, every LKGS, placements, manifest sequence numbers and MORPHs
     /// in flight. Restore with [`Controller::restore`].
     pub fn snapshot(&self) -> Vec<u8> {
-        let name = |d: u32| String::from(&*self.devices[d as usize].name);
         let snap = Snap {
             next_morph: self.next_morph,
-            seed: self.rng.clone().next_u64(),
             session_keys: self.session_ids.keys(),
-            devices: self
-                .devices
-                .iter()
-                .enumerate()
-                .map(|(i, d)| SnapDevice {
-                    name: d.name.as_ref().into(),
-                    generation: d.generation,
-                    retired: d.retired.0,
-                    retired_dismissed: d.retired_status == SessionStatus::Dismissed,
-                    session: d.session.as_ref().map(|s| SnapSession {
-                        id: s.id.0,
-                        link: s.link.0,
-                        nonce: s.nonce,
-                        mode: s.mode,
-                        hello_ms: s.hello_ms,
-                        dead_ms: s.dead_ms,
-                        fence_ms: s.fence_ms,
-                        chunk: s.chunk,
-                        max_bottle: s.max_bottle,
-                        hosted: s
-                            .hosted
-                            .iter()
-                            .map(|&(h, c)| (h, self.comps[c as usize].name.as_ref().into()))
-                            .collect(),
-                        run_len: s.run_len,
-                        next_handle: s.next_handle,
-                    }),
-                    auth: self
-                        .psk
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .and_then(|p| p.auth.as_ref())
-                        .map(|a| SnapAuth {
-                            session: a.session.0,
-                            key: a.key,
-                            sent: a.sent,
-                            window: a.window.parts(),
-                        }),
-                })
+            devices: (0..self.devices.len() as u32)
+                .map(|d| self.snap_device(d))
                 .collect(),
-            comps: self
-                .comps
-                .iter()
-                .map(|c| SnapComp {
-                    name: c.name.as_ref().into(),
-                    lkgs: c.lkgs.clone(),
-                    lkgs_version: c.lkgs_version,
-                    lkgs_from: c.lkgs_from.0,
-                    sequence: c.sequence,
-                    failures: c.failures,
-                    place: match &c.place {
-                        Place::Unplaced => SnapPlace::Unplaced,
-                        Place::Running {
-                            device,
-                            handle,
-                            morph,
-                            unproven,
-                            ..
-                        } => SnapPlace::Running {
-                            device: name(*device),
-                            handle: *handle,
-                            morph: *morph,
-                            unproven: *unproven,
-                        },
-                        Place::Recovering(r) => SnapPlace::Recovering {
-                            from: self
-                                .devices
-                                .get(r.from as usize)
-                                .map_or(String::new(), |d| d.name.as_ref().into()),
-                            from_session: r.from_session.0,
-                            tried: r.tried.iter().map(|t| t.0).collect(),
-                            in_flight: r.attempt.and_then(|m| self.attempts.get(&m)).map(|a| {
-                                SnapAttempt {
-                                    morph: r.attempt.unwrap_or(0),
-                                    target: name(a.target),
-                                    session: a.session.0,
-                                    handle: a.handle,
-                                }
-                            }),
-                        },
-                        Place::Quarantined => SnapPlace::Quarantined,
-                        Place::Stopped => SnapPlace::Stopped,
-                    },
-                })
+            comps: (0..self.comps.len() as u32)
+                .map(|c| self.snap_comp(c))
                 .collect(),
         };
-        let mut out = alloc::vec![SNAPSHOT_VERSION];
-        out.extend(postcard::to_allocvec(&snap).unwrap_or_default());
-        out
+        encode(&snap)
     }
 
-    /// A controller for `config` in the state `snapshot` recorded. Every session resumes
-    /// with its dead interval or [`ControllerConfig::restart_grace_ms`], whichever is
-    /// longer, from `now`, so devices are not declared dead for the time the AC was down;
-    /// MORPHs that were in flight are cancelled and then retried.
-    pub fn restore(
+    /// The record of what changed of device `d`, computation `c` or the MORPH counter.
+    pub(super) fn change(&self, part: Part) -> Vec<u8> {
+        encode(&match part {
+            Part::Device(d) => Change::Device(self.snap_device(d)),
+            Part::Comp(c) => Change::Comp(self.snap_comp(c)),
+            Part::Morphs => Change::Morphs(self.next_morph),
+        })
+    }
+
+    fn snap_device(&self, d: u32) -> SnapDevice {
+        let dev = &self.devices[d as usize];
+        SnapDevice {
+            name: dev.name.as_ref().into(),
+            generation: dev.generation,
+            retired: dev.retired.0,
+            retired_dismissed: dev.retired_status == SessionStatus::Dismissed,
+            session: dev.session.as_ref().map(|s| SnapSession {
+                id: s.id.0,
+                link: s.link.0,
+                nonce: s.nonce,
+                mode: s.mode,
+                hello_ms: s.hello_ms,
+                dead_ms: s.dead_ms,
+                fence_ms: s.fence_ms,
+                chunk: s.chunk,
+                max_bottle: s.max_bottle,
+                hosted: s
+                    .hosted
+                    .iter()
+                    .map(|&(h, c)| (h, self.comps[c as usize].name.as_ref().into()))
+                    .collect(),
+                run_len: s.run_len,
+                next_handle: s.next_handle,
+            }),
+            auth: self
+                .psk
+                .get(d as usize)
+                .and_then(Option::as_ref)
+                .and_then(|p| p.auth.as_ref())
+                .map(|a| SnapAuth {
+                    session: a.session.0,
+                    key: a.key,
+                    sent: a.sent,
+                    window: a.window.parts(),
+                }),
+        }
+    }
+
+    fn snap_comp(&self, c: u32) -> SnapComp {
+        let comp = &self.comps[c as usize];
+        let name = |d: u32| String::from(&*self.devices[d as usize].name);
+        SnapComp {
+            name: comp.name.as_ref().into(),
+            lkgs: comp.lkgs.clone(),
+            lkgs_version: comp.lkgs_version,
+            lkgs_from: comp.lkgs_from.0,
+            sequence: comp.sequence,
+            failures: comp.failures,
+            place: match &comp.place {
+                Place::Unplaced => SnapPlace::Unplaced,
+                Place::Running {
+                    device,
+                    handle,
+                    morph,
+                    unproven,
+                    ..
+                } => SnapPlace::Running {
+                    device: name(*device),
+                    handle: *handle,
+                    morph: *morph,
+                    unproven: *unproven,
+                },
+                Place::Recovering(r) => SnapPlace::Recovering {
+                    from: self
+                        .devices
+                        .get(r.from as usize)
+                        .map_or(String::new(), |d| d.name.as_ref().into()),
+                    from_session: r.from_session.0,
+                    tried: r.tried.iter().map(|t| t.0).collect(),
+                    in_flight: r.attempt.and_then(|m| {
+                        let a = self.attempts.get(&m)?;
+                        Some(SnapAttempt {
+                            morph: m,
+                            target: name(a.target),
+                            session: a.session.0,
+                            handle: a.handle,
+                        })
+                    }),
+                },
+                Place::Quarantined => SnapPlace::Quarantined,
+                Place::Stopped => SnapPlace::Stopped,
+            },
+        }
+    }
+
+    /// A controller for `config` in the state `snapshot` recorded, with the `changes` a
+    /// [`super::Journal`] was given after it applied in order (none: the snapshot alone).
+    /// Every session resumes with its dead interval or
+    /// [`ControllerConfig::restart_grace_ms`], whichever is longer, from `now`, so devices
+    /// are not declared dead for the time the AC was down; MORPHs that were in flight are
+    /// cancelled and then retried.
+    ///
+    /// ```
+    /// # use pcxses_core::{Controller, ControllerConfig, Instant, MemoryRepository};
+    /// # use pcxses_core::controller::{ComputationSpec, DeviceSpec};
+    /// let config = ControllerConfig::new(
+    ///     1,
+    ///     vec![DeviceSpec::new("dev0", &["comp0"])],
+    ///     vec![ComputationSpec::new("comp0", "c0")],
+    /// );
+    /// let ac = Controller::new(config.clone(), MemoryRepository::default(), Instant::from_millis(0))?;
+    /// let snapshot = ac.snapshot();
+    /// let later = Instant::from_millis(5_000);
+    /// let again = Controller::restore(config, MemoryRepository::default(), &snapshot, [], later)?;
+    /// assert_eq!(again.snapshot(), snapshot);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restore<'a>(
         config: ControllerConfig,
         repo: impl Repository + Send + 'static,
         snapshot: &[u8],
+        changes: impl IntoIterator<Item = &'a [u8]>,
         now: Instant,
     ) -> Result<Controller, SnapshotError> {
         let mut ac = Controller::new(config, repo, now)?;
-        let Some((&SNAPSHOT_VERSION, body)) = snapshot.split_first() else {
-            return Err(SnapshotError::Format);
-        };
-        let snap: Snap = postcard::from_bytes(body).map_err(|_| SnapshotError::Format)?;
+        let mut snap: Snap = decode(snapshot)?;
+        snap.apply(changes)?;
         ac.next_morph = snap.next_morph.max(1);
-        ac.rng = crate::rng::Rng::new(snap.seed);
         ac.session_ids = super::SessionIds::from_keys(snap.session_keys);
         let dev = |ac: &Controller, n: &str| {
             ac.device_index
@@ -397,5 +436,67 @@ impl Controller {
             },
         );
         self.on_attempt_timer(a.morph, now);
+    }
+}
+
+/// Which part a change record holds.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Part {
+    Device(u32),
+    Comp(u32),
+    Morphs,
+}
+
+fn encode(value: &impl Serialize) -> Vec<u8> {
+    let mut out = alloc::vec![SNAPSHOT_VERSION];
+    // Serializing these plain structs into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(value).unwrap_or_default());
+    out
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+    match bytes.split_first() {
+        Some((&SNAPSHOT_VERSION, body)) => {
+            postcard::from_bytes(body).map_err(|_| SnapshotError::Format)
+        }
+        _ => Err(SnapshotError::Format),
+    }
+}
+
+impl Snap {
+    /// Applies change records in order: each replaces the part it names.
+    fn apply<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), SnapshotError> {
+        let mut changes = changes.into_iter().peekable();
+        if changes.peek().is_none() {
+            return Ok(());
+        }
+        let mut devices: BTreeMap<String, usize> = (self.devices.iter().enumerate())
+            .map(|(i, d)| (d.name.clone(), i))
+            .collect();
+        let mut comps: BTreeMap<String, usize> = (self.comps.iter().enumerate())
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        for bytes in changes {
+            match decode(bytes)? {
+                Change::Device(d) => replace(&mut self.devices, &mut devices, d.name.clone(), d),
+                Change::Comp(c) => replace(&mut self.comps, &mut comps, c.name.clone(), c),
+                Change::Morphs(next) => self.next_morph = next,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Puts `part` where the part named `name` is, or at the end.
+fn replace<T>(parts: &mut Vec<T>, index: &mut BTreeMap<String, usize>, name: String, part: T) {
+    match index.get(&name) {
+        Some(&i) => parts[i] = part,
+        None => {
+            index.insert(name, parts.len());
+            parts.push(part);
+        }
     }
 }

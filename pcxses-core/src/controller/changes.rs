@@ -1,0 +1,106 @@
+//! What changed in the AC's persisted state since its journal's last commit: which
+//! devices and computations, and whether the MORPH counter moved. Each commit hands the
+//! journal one small record per changed part (see [`super::Controller::restore`]) instead
+//! of a whole snapshot.
+
+use alloc::vec::Vec;
+
+/// The parts changed since the last commit; nothing is tracked without a journal.
+#[derive(Default)]
+pub(super) struct Changes {
+    on: bool,
+    pub(super) devices: Marks,
+    pub(super) comps: Marks,
+    /// The MORPH counter moved.
+    pub(super) morphs: bool,
+}
+
+/// A set of indices, each listed once, in the order first marked.
+#[derive(Default)]
+pub(super) struct Marks {
+    seen: Vec<u64>,
+    list: Vec<u32>,
+}
+
+impl Marks {
+    fn mark(&mut self, i: u32) {
+        let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & bit == 0 {
+            self.seen[word] |= bit;
+            self.list.push(i);
+        }
+    }
+
+    /// The marked indices; the set is empty afterwards. Give the list back with
+    /// [`Marks::restore_buffer`] to keep its allocation.
+    pub(super) fn take(&mut self) -> Vec<u32> {
+        for &i in &self.list {
+            self.seen[i as usize / 64] &= !(1u64 << (i % 64));
+        }
+        core::mem::take(&mut self.list)
+    }
+
+    pub(super) fn restore_buffer(&mut self, mut list: Vec<u32>) {
+        if self.list.is_empty() {
+            list.clear();
+            self.list = list;
+        }
+    }
+}
+
+impl Changes {
+    /// Starts tracking (a journal was attached).
+    pub(super) fn start(&mut self) {
+        self.on = true;
+    }
+
+    /// Device `d`'s persisted part changed.
+    pub(super) fn device(&mut self, d: u32) {
+        if self.on {
+            self.devices.mark(d);
+        }
+    }
+
+    /// Computation `c`'s persisted part changed.
+    pub(super) fn comp(&mut self, c: u32) {
+        if self.on {
+            self.comps.mark(c);
+        }
+    }
+
+    /// The MORPH counter moved.
+    pub(super) fn morph_counter(&mut self) {
+        self.morphs |= self.on;
+    }
+
+    /// Whether anything changed since the last commit.
+    pub(super) fn pending(&self) -> bool {
+        self.morphs || !self.devices.list.is_empty() || !self.comps.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_list_each_index_once_and_empty_when_taken() {
+        let mut c = Changes::default();
+        c.device(3);
+        assert!(!c.pending(), "nothing is tracked before a journal");
+        c.start();
+        for i in [3, 70, 3, 0, 70] {
+            c.device(i);
+        }
+        c.comp(5);
+        assert!(c.pending());
+        assert_eq!(c.devices.take(), [3, 70, 0]);
+        assert_eq!(c.comps.take(), [5]);
+        assert!(!c.pending());
+        c.device(70);
+        assert_eq!(c.devices.take(), [70]);
+    }
+}
