@@ -34,20 +34,16 @@ impl Marks {
         }
     }
 
-    /// The marked indices; the set is empty afterwards. Give the list back with
-    /// [`Marks::restore_buffer`] to keep its allocation.
-    pub(super) fn take(&mut self) -> Vec<u32> {
+    /// The marked indices, in the order first marked.
+    pub(super) fn list(&self) -> &[u32] {
+        &self.list
+    }
+
+    fn clear(&mut self) {
         for &i in &self.list {
             self.seen[i as usize / 64] &= !(1u64 << (i % 64));
         }
-        core::mem::take(&mut self.list)
-    }
-
-    pub(super) fn restore_buffer(&mut self, mut list: Vec<u32>) {
-        if self.list.is_empty() {
-            list.clear();
-            self.list = list;
-        }
+        self.list.clear();
     }
 }
 
@@ -76,6 +72,13 @@ impl Changes {
         self.morphs |= self.on;
     }
 
+    /// Forgets every change: they were handed to the journal.
+    pub(super) fn clear(&mut self) {
+        self.devices.clear();
+        self.comps.clear();
+        self.morphs = false;
+    }
+
     /// Whether anything changed since the last commit.
     pub(super) fn pending(&self) -> bool {
         self.morphs || !self.devices.list.is_empty() || !self.comps.list.is_empty()
@@ -87,7 +90,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn marks_list_each_index_once_and_empty_when_taken() {
+    fn marks_list_each_index_once_until_cleared() {
         let mut c = Changes::default();
         c.device(3);
         assert!(!c.pending(), "nothing is tracked before a journal");
@@ -97,10 +100,11 @@ mod tests {
         }
         c.comp(5);
         assert!(c.pending());
-        assert_eq!(c.devices.take(), [3, 70, 0]);
-        assert_eq!(c.comps.take(), [5]);
+        assert_eq!(c.devices.list(), [3, 70, 0]);
+        assert_eq!(c.comps.list(), [5]);
+        c.clear();
         assert!(!c.pending());
         c.device(70);
-        assert_eq!(c.devices.take(), [70]);
+        assert_eq!(c.devices.list(), [70]);
     }
 }

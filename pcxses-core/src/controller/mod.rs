@@ -450,19 +450,16 @@ impl Controller {
         let Some(mut journal) = self.journal.take() else {
             return;
         };
-        if core::mem::take(&mut self.changes.morphs) {
+        if self.changes.morphs {
             journal.record(&self.change(Part::Morphs));
         }
-        let devices = self.changes.devices.take();
-        for &d in &devices {
+        for &d in self.changes.devices.list() {
             journal.record(&self.change(Part::Device(d)));
         }
-        self.changes.devices.restore_buffer(devices);
-        let comps = self.changes.comps.take();
-        for &c in &comps {
+        for &c in self.changes.comps.list() {
             journal.record(&self.change(Part::Comp(c)));
         }
-        self.changes.comps.restore_buffer(comps);
+        self.changes.clear();
         if journal.commit(self).is_err() {
             let dropped = self.outbox.drop_transmits();
             self.stats.dropped_transmits += dropped as u64;
