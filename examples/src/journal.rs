@@ -133,6 +133,8 @@ impl FileJournal {
     /// `sync`: sync every commit. Call [`FileJournal::start`] with the controller before
     /// attaching it.
     pub fn open(path: &Path, sync: bool) -> Result<(FileJournal, Option<Recovered>), JournalError> {
+        // Absolute, so that its directory can be synced after a compaction.
+        let path = &std::path::absolute(path).map_err(io_err(path))?;
         let recovered = match File::open(path) {
             Ok(mut f) => {
                 let mut bytes = Vec::new();

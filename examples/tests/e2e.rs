@@ -232,9 +232,10 @@ impl World {
 
     fn start_ac(&mut self, listen: Option<&str>) {
         let mut cmd = Command::new(AC);
-        cmd.args([
+        // A configuration named relative to the working directory, as an operator would.
+        cmd.current_dir(&self.dir).args([
             "--config",
-            path(&self.dir.join("ac.toml")),
+            "ac.toml",
             "--transport",
             self.transport,
             "--events",

@@ -7,7 +7,7 @@ use pcxses_core::{Bottle, Limits, Manifest, MAX_BOTTLE_LEN};
 
 const GOLDEN: &[(&str, &str)] = &[
     ("good_morning", "0100107061636d616e2d636162696e65742d31a55a01020304050600e807b817b009"),
-    ("good_morning_ack", "0101b979379ea55a01020304050600e807b817d00f800801067061636d616e"),
+    ("good_morning_ack", "0101b979379ea55a01020304050600e807b817ca11800801067061636d616e"),
     ("hello", "0102b979379effff0300"),
     ("hello_with_state_16B", "0102b979379effff030100f0a2041000107061636d616e3a73636f72653d343230"),
     ("hello_ack", "0103b979379effff03"),

@@ -4,8 +4,8 @@ use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placeme
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::policy::LeastLoadedPolicy;
 use pcxses_core::{
-    Bottle, ControllerEvent, GoodMorningAck, Hello, Instant, LinkId, Mode, MorphFailReason,
-    RejectReason, SessionId, State, StateChunk, MAX_BOTTLE_LEN,
+    Bottle, ControllerEvent, GoodMorningAck, Hello, InputError, Instant, LinkId, Mode, MorphAck,
+    MorphFailReason, RejectReason, SessionId, State, StateChunk, MAX_BOTTLE_LEN,
 };
 use pcxses_tests::lab::{Lab, Verdict};
 use std::time::Duration;
@@ -72,7 +72,7 @@ fn join_negotiates_clamped_intervals_and_names_the_computations_to_run() {
         panic!("not an ack");
     };
     assert_eq!((hello_ms, dead_ms, mode), (50, 2_000, Mode::Split));
-    assert_eq!(fence_ms, 2_000 - 500, "fence = dead - max(hello, dead/4)");
+    assert_eq!(fence_ms, 2_000 - 500, "fence = dead - dead/4");
     assert_eq!(&run[..], ["comp0"]);
     let joined = lab.device_events_where(0, |e| matches!(e, DeviceEvent::Joined { .. }));
     assert_eq!(joined.len(), 1);
@@ -396,6 +396,32 @@ fn fencing_stops_the_computation_before_the_ac_moves_it() {
 }
 
 #[test]
+fn a_device_with_the_shortest_dead_interval_survives_one_lost_hello() {
+    // HELLO every 100 ms, dead after 300 ms: the lease must outlive one lost HELLO and the
+    // round trip of the next one.
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(1_000);
+    let mut lost = 0;
+    let l0 = link(0);
+    lab.set_filter(move |p| {
+        if p.from == l0 && p.kind() == "hello" && lost == 0 {
+            lost += 1;
+            return Verdict::Drop;
+        }
+        Verdict::Deliver
+    });
+    lab.run(1_000);
+    assert_eq!(lab.sent("hello").len() - lab.sent("hello_ack").len(), 1);
+    let stops = lab.device_events_where(0, |e| matches!(e, DeviceEvent::Stop { .. }));
+    assert!(stops.is_empty(), "{stops:?}");
+    assert_eq!(
+        lab.ac_events_where(|e| matches!(e, ControllerEvent::DeviceJoined { .. }))
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn hello_and_state_from_a_replaced_session_change_nothing() {
     let mut lab = Lab::new(2, |_| {});
     lab.run(100);
@@ -450,6 +476,34 @@ fn hello_and_state_from_a_replaced_session_change_nothing() {
 }
 
 // ---- RECOVERY ----
+
+#[test]
+fn a_repeated_morph_ack_is_a_duplicate_and_a_made_up_one_is_refused() {
+    let mut lab = Lab::new(2, |_| {});
+    lab.run(100);
+    lab.crash(0);
+    lab.run(1_000);
+    assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
+    let ack = lab.sent("morph_ack").pop().expect("the target's MORPH ack");
+    let duplicates = lab.ac().stats().duplicate;
+    assert_eq!(lab.inject_to_ac(link(1), &ack.bytes), Ok(()));
+    assert_eq!(lab.ac().stats().duplicate, duplicates + 1);
+    let Some(Bottle::MorphAck(a)) = ack.bottle() else {
+        panic!("not a MORPH ack");
+    };
+    let made_up = encode(&Bottle::MorphAck(MorphAck {
+        morph: a.morph + 100,
+        ..a
+    }));
+    assert!(matches!(
+        lab.inject_to_ac(link(1), &made_up),
+        Err(InputError::OutOfPhase(_))
+    ));
+    assert_eq!(
+        lab.ac().placement(comp(0)),
+        Some(Placement::Running(DeviceId(1)))
+    );
+}
 
 #[test]
 fn the_target_restores_exactly_the_acknowledged_state() {

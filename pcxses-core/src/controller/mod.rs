@@ -53,6 +53,7 @@ pub struct Controller {
     devices: Vec<DeviceEntry>,
     comps: Vec<CompEntry>,
     device_index: BTreeMap<Box<str>, u32>,
+    comp_index: BTreeMap<Box<str>, u32>,
     session_ids: SessionIds,
     dead_timers: Deadlines,
     attempts: BTreeMap<u32, Attempt>,
@@ -261,11 +262,11 @@ impl Controller {
             .enumerate()
             .map(|(i, d)| (Box::from(d.name.as_str()), i as u32))
             .collect();
-        let comp_index: BTreeMap<&str, u32> = config
+        let comp_index: BTreeMap<Box<str>, u32> = config
             .computations
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.name.as_str(), i as u32))
+            .map(|(i, c)| (Box::from(c.name.as_str()), i as u32))
             .collect();
         let mut comps: Vec<CompEntry> = config
             .computations
@@ -364,6 +365,7 @@ impl Controller {
             devices,
             comps,
             device_index,
+            comp_index,
             session_ids,
             dead_timers: Deadlines::default(),
             attempts: BTreeMap::new(),
@@ -511,10 +513,7 @@ impl Controller {
 
     /// A computation by name.
     pub fn computation_id(&self, name: &str) -> Option<ComputationId> {
-        self.comps
-            .iter()
-            .position(|c| &*c.name == name)
-            .map(|i| ComputationId(i as u32))
+        self.comp_index.get(name).map(|&i| ComputationId(i))
     }
 
     /// Number of registered devices.

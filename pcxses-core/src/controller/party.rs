@@ -175,13 +175,10 @@ impl Controller {
     fn open_session(&mut self, d: u32, now: Instant, from: LinkId, gm: &GoodMorning<'_>) {
         let st = &self.settings;
         let hello_ms = st.hello_ms.clamp(gm.hello_ms);
-        // Three HELLO intervals at least: the fence lease must outlive one lost HELLO.
+        // Three HELLO intervals at least, so that the fence lease (three quarters of it, at
+        // least 2.25 intervals) outlives one lost HELLO and the round trip of the next.
         let dead_ms = st.dead_ms.clamp(gm.dead_ms).max(hello_ms.saturating_mul(3));
-        let fence_ms = if st.fencing {
-            dead_ms - hello_ms.max(dead_ms / 4)
-        } else {
-            0
-        };
+        let fence_ms = if st.fencing { dead_ms - dead_ms / 4 } else { 0 };
         let max_bottle = usize::from(gm.max_bottle).min(st.limits.max_bottle);
         let sealed = self.psk.get(d as usize).is_some_and(Option::is_some);
         let trailer = if sealed { crate::psk::TRAILER_LEN } else { 0 };

@@ -388,9 +388,13 @@ impl Controller {
         now: Instant,
     ) -> Result<(), InputError> {
         if self.attempt_of(d, ack.session, ack.morph).is_err() {
-            // A repeated ack of a migration that already completed.
-            let done = self.comps.iter().any(|c| {
-                matches!(c.place, Place::Running { session, morph, .. } if session == ack.session && morph == ack.morph)
+            // A repeated ack of a migration that already completed: one of the
+            // computations this session hosts came by that MORPH.
+            let hosted = self.devices[d as usize].session.as_ref();
+            let done = hosted.is_some_and(|s| {
+                s.hosted.iter().any(|&(_, c)| {
+                    matches!(self.comps[c as usize].place, Place::Running { session, morph, .. } if session == ack.session && morph == ack.morph)
+                })
             });
             if done {
                 self.stats.duplicate += 1;

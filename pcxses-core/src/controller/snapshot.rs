@@ -295,10 +295,9 @@ impl Controller {
                 .ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
         };
         let comp = |ac: &Controller, n: &str| {
-            ac.comps
-                .iter()
-                .position(|c| &*c.name == n)
-                .map(|i| i as u32)
+            ac.comp_index
+                .get(n)
+                .copied()
                 .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
         };
         for sd in &snap.devices {

@@ -44,7 +44,7 @@ pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
             mode: Mode::Joined,
             hello_ms: 1_000,
             dead_ms: 3_000,
-            fence_ms: 2_000,
+            fence_ms: 2_250,
             chunk_size: 1_024,
             run,
         }),
