@@ -263,7 +263,7 @@ mod tests {
         let r = r.unwrap();
         assert_eq!(r.snapshot, ac.snapshot());
         assert_eq!(r.changes, [&b"one"[..], b"two", b"three"]);
-        // Starting again leaves the snapshot alone.
+        // Starting again keeps a snapshot alone, without the changes.
         j.start(&ac).unwrap();
         drop(j);
         let (_, r) = FileJournal::open(&path, true).unwrap();
