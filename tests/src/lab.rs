@@ -200,7 +200,11 @@ impl Lab {
     }
 
     /// Replaces the AC with one restored now from `snapshot` and the `changes` after it.
-    pub fn restore_ac<'a>(&mut self, snapshot: &[u8], changes: impl IntoIterator<Item = &'a [u8]>) {
+    pub fn restore_ac<'a>(
+        &mut self,
+        snapshot: &'a [u8],
+        changes: impl IntoIterator<Item = &'a [u8]>,
+    ) {
         let ac = Controller::restore(
             self.ac_config.clone(),
             self.repo.clone(),

@@ -184,9 +184,8 @@ async fn run(
         match wake {
             // A batch of what came in, then one drain: with a journal, one commit.
             Wake::Inbound(first) => {
-                let mut next = Some(first);
-                let mut handled = 0;
-                while let Some(item) = next {
+                let more = std::iter::from_fn(|| inbound.try_recv().ok());
+                for item in std::iter::once(first).chain(more).take(BATCH) {
                     match item {
                         Inbound::Opened(link, stream) => {
                             let (wake, woken) = bounded(1);
@@ -218,8 +217,6 @@ async fn run(
                             connections.remove(&link);
                         }
                     }
-                    handled += 1;
-                    next = (handled < BATCH).then(|| inbound.try_recv().ok()).flatten();
                 }
             }
             Wake::Timer => {}

@@ -452,14 +452,14 @@ impl Controller {
         let Some(mut journal) = self.journal.take() else {
             return;
         };
-        if self.changes.morphs {
-            journal.record(&self.change(Part::Morphs));
-        }
-        for &d in self.changes.devices.list() {
-            journal.record(&self.change(Part::Device(d)));
-        }
-        for &c in self.changes.comps.list() {
-            journal.record(&self.change(Part::Comp(c)));
+        let devices = self.changes.devices.list().iter().map(|&d| Part::Device(d));
+        let comps = self.changes.comps.list().iter().map(|&c| Part::Comp(c));
+        let morphs = self.changes.morphs.then_some(Part::Morphs);
+        // One buffer for every record of the commit.
+        let mut record = Vec::new();
+        for part in morphs.into_iter().chain(devices).chain(comps) {
+            self.change(part, &mut record);
+            journal.record(&record);
         }
         self.changes.clear();
         if journal.commit(self).is_err() {

@@ -49,18 +49,23 @@ pub enum SnapshotError {
     Config(#[from] ConfigError),
 }
 
+// The parts borrow their names and states: from the controller when they are written, from
+// the bytes when they are read.
 #[derive(Serialize, Deserialize)]
-struct Snap {
+struct Snap<'a> {
     next_morph: u32,
     session_keys: [u32; 4],
-    devices: Vec<SnapDevice>,
-    comps: Vec<SnapComp>,
+    #[serde(borrow)]
+    devices: Vec<SnapDevice<'a>>,
+    #[serde(borrow)]
+    comps: Vec<SnapComp<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct SnapDevice {
-    name: String,
-    session: Option<SnapSession>,
+struct SnapDevice<'a> {
+    name: &'a str,
+    #[serde(borrow)]
+    session: Option<SnapSession<'a>>,
     generation: u32,
     retired: u32,
     retired_dismissed: bool,
@@ -68,7 +73,7 @@ struct SnapDevice {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SnapSession {
+struct SnapSession<'a> {
     id: u32,
     link: u64,
     nonce: JoinNonce,
@@ -78,7 +83,8 @@ struct SnapSession {
     fence_ms: u32,
     chunk: u16,
     max_bottle: u16,
-    hosted: Vec<(u16, String)>,
+    #[serde(borrow)]
+    hosted: Vec<(u16, &'a str)>,
     run_len: u16,
     next_handle: u16,
 }
@@ -93,30 +99,32 @@ struct SnapAuth {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SnapComp {
-    name: String,
-    lkgs: Vec<u8>,
+struct SnapComp<'a> {
+    name: &'a str,
+    lkgs: &'a [u8],
     lkgs_version: u32,
     lkgs_from: u32,
     sequence: u64,
     failures: u32,
-    place: SnapPlace,
+    #[serde(borrow)]
+    place: SnapPlace<'a>,
 }
 
 #[derive(Serialize, Deserialize)]
-enum SnapPlace {
+enum SnapPlace<'a> {
     Unplaced,
     Running {
-        device: String,
+        device: &'a str,
         handle: u16,
         morph: u32,
         unproven: bool,
     },
     Recovering {
-        from: String,
+        from: &'a str,
         from_session: u32,
         tried: Vec<u32>,
-        in_flight: Option<SnapAttempt>,
+        #[serde(borrow)]
+        in_flight: Option<SnapAttempt<'a>>,
     },
     Quarantined,
     Stopped,
@@ -125,18 +133,20 @@ enum SnapPlace {
 /// A MORPH that was in flight: after a restore it is cancelled before the computation
 /// moves on, since the target may have started it.
 #[derive(Serialize, Deserialize)]
-struct SnapAttempt {
+struct SnapAttempt<'a> {
     morph: u32,
-    target: String,
+    target: &'a str,
     session: u32,
     handle: u16,
 }
 
 /// One changed part of the AC, as a journal records it between snapshots.
 #[derive(Serialize, Deserialize)]
-enum Change {
-    Device(SnapDevice),
-    Comp(SnapComp),
+enum Change<'a> {
+    #[serde(borrow)]
+    Device(SnapDevice<'a>),
+    #[serde(borrow)]
+    Comp(SnapComp<'a>),
     /// The next MORPH id.
     Morphs(u32),
 }
@@ -156,22 +166,26 @@ impl Controller {
                 .map(|c| self.snap_comp(c))
                 .collect(),
         };
-        encode(&snap)
+        let mut out = Vec::new();
+        encode(&snap, &mut out);
+        out
     }
 
-    /// The record of what changed of device `d`, computation `c` or the MORPH counter.
-    pub(super) fn change(&self, part: Part) -> Vec<u8> {
-        encode(&match part {
+    /// Writes into `out` (emptied first) the record of what changed of device `d`,
+    /// computation `c` or the MORPH counter.
+    pub(super) fn change(&self, part: Part, out: &mut Vec<u8>) {
+        let change = match part {
             Part::Device(d) => Change::Device(self.snap_device(d)),
             Part::Comp(c) => Change::Comp(self.snap_comp(c)),
             Part::Morphs => Change::Morphs(self.next_morph),
-        })
+        };
+        encode(&change, out);
     }
 
-    fn snap_device(&self, d: u32) -> SnapDevice {
+    fn snap_device(&self, d: u32) -> SnapDevice<'_> {
         let dev = &self.devices[d as usize];
         SnapDevice {
-            name: dev.name.as_ref().into(),
+            name: &dev.name,
             generation: dev.generation,
             retired: dev.retired.0,
             retired_dismissed: dev.retired_status == SessionStatus::Dismissed,
@@ -188,7 +202,7 @@ impl Controller {
                 hosted: s
                     .hosted
                     .iter()
-                    .map(|&(h, c)| (h, self.comps[c as usize].name.as_ref().into()))
+                    .map(|&(h, c)| (h, &*self.comps[c as usize].name))
                     .collect(),
                 run_len: s.run_len,
                 next_handle: s.next_handle,
@@ -207,12 +221,12 @@ impl Controller {
         }
     }
 
-    fn snap_comp(&self, c: u32) -> SnapComp {
+    fn snap_comp(&self, c: u32) -> SnapComp<'_> {
         let comp = &self.comps[c as usize];
-        let name = |d: u32| String::from(&*self.devices[d as usize].name);
+        let name = |d: u32| &*self.devices[d as usize].name;
         SnapComp {
-            name: comp.name.as_ref().into(),
-            lkgs: comp.lkgs.clone(),
+            name: &comp.name,
+            lkgs: &comp.lkgs,
             lkgs_version: comp.lkgs_version,
             lkgs_from: comp.lkgs_from.0,
             sequence: comp.sequence,
@@ -232,10 +246,7 @@ impl Controller {
                     unproven: *unproven,
                 },
                 Place::Recovering(r) => SnapPlace::Recovering {
-                    from: self
-                        .devices
-                        .get(r.from as usize)
-                        .map_or(String::new(), |d| d.name.as_ref().into()),
+                    from: self.devices.get(r.from as usize).map_or("", |d| &d.name),
                     from_session: r.from_session.0,
                     tried: r.tried.iter().map(|t| t.0).collect(),
                     in_flight: r.attempt.and_then(|m| {
@@ -279,7 +290,7 @@ impl Controller {
     pub fn restore<'a>(
         config: ControllerConfig,
         repo: impl Repository + Send + 'static,
-        snapshot: &[u8],
+        snapshot: &'a [u8],
         changes: impl IntoIterator<Item = &'a [u8]>,
         now: Instant,
     ) -> Result<Controller, SnapshotError> {
@@ -301,7 +312,7 @@ impl Controller {
                 .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
         };
         for sd in &snap.devices {
-            let d = dev(&ac, &sd.name)?;
+            let d = dev(&ac, sd.name)?;
             let entry = &mut ac.devices[d as usize];
             entry.generation = sd.generation;
             entry.retired = SessionId(sd.retired);
@@ -350,7 +361,7 @@ impl Controller {
         }
         let mut to_place = Vec::new();
         for sc in snap.comps {
-            let c = comp(&ac, &sc.name)?;
+            let c = comp(&ac, sc.name)?;
             let place = match sc.place {
                 SnapPlace::Unplaced => Place::Unplaced,
                 SnapPlace::Quarantined => Place::Quarantined,
@@ -361,7 +372,7 @@ impl Controller {
                     morph,
                     unproven,
                 } => {
-                    let d = dev(&ac, &device)?;
+                    let d = dev(&ac, device)?;
                     match ac.devices[d as usize].session.as_ref() {
                         Some(s) => Place::Running {
                             device: d,
@@ -379,12 +390,12 @@ impl Controller {
                     tried,
                     in_flight,
                 } => {
-                    let from = dev(&ac, &from).unwrap_or(u32::MAX);
+                    let from = dev(&ac, from).unwrap_or(u32::MAX);
                     let mut r = Recovery::new(from, SessionId(from_session), now);
                     r.tried = tried.into_iter().map(SessionId).collect();
                     match in_flight {
                         Some(a) => {
-                            let t = dev(&ac, &a.target)?;
+                            let t = dev(&ac, a.target)?;
                             ac.restore_cancelling(c, t, &a, now);
                             r.attempt = Some(a.morph);
                         }
@@ -394,7 +405,7 @@ impl Controller {
                 }
             };
             let entry = &mut ac.comps[c as usize];
-            entry.lkgs = sc.lkgs;
+            entry.lkgs = sc.lkgs.to_vec();
             entry.lkgs_version = sc.lkgs_version;
             entry.lkgs_from = SessionId(sc.lkgs_from);
             entry.sequence = sc.sequence;
@@ -409,7 +420,7 @@ impl Controller {
 
     /// Re-creates a MORPH that was in flight as one being cancelled: the target confirms
     /// with MORPH fail (or dies) before the computation is offered elsewhere.
-    fn restore_cancelling(&mut self, c: u32, t: u32, a: &SnapAttempt, now: Instant) {
+    fn restore_cancelling(&mut self, c: u32, t: u32, a: &SnapAttempt<'_>, now: Instant) {
         let chunk = self.devices[t as usize]
             .session
             .as_ref()
@@ -446,14 +457,17 @@ pub(super) enum Part {
     Morphs,
 }
 
-fn encode(value: &impl Serialize) -> Vec<u8> {
-    let mut out = alloc::vec![SNAPSHOT_VERSION];
+/// Writes the version byte and `value` into `out`, emptied first (keeping its allocation).
+fn encode(value: &impl Serialize, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(SNAPSHOT_VERSION);
     // Serializing these plain structs into a Vec cannot fail.
-    out.extend(postcard::to_allocvec(value).unwrap_or_default());
-    out
+    if let Ok(v) = postcard::to_extend(value, core::mem::take(out)) {
+        *out = v;
+    }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, SnapshotError> {
     match bytes.split_first() {
         Some((&SNAPSHOT_VERSION, body)) => {
             postcard::from_bytes(body).map_err(|_| SnapshotError::Format)
@@ -462,26 +476,23 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotErr
     }
 }
 
-impl Snap {
+impl<'a> Snap<'a> {
     /// Applies change records in order: each replaces the part it names.
-    fn apply<'a>(
-        &mut self,
-        changes: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<(), SnapshotError> {
+    fn apply(&mut self, changes: impl IntoIterator<Item = &'a [u8]>) -> Result<(), SnapshotError> {
         let mut changes = changes.into_iter().peekable();
         if changes.peek().is_none() {
             return Ok(());
         }
-        let mut devices: BTreeMap<String, usize> = (self.devices.iter().enumerate())
-            .map(|(i, d)| (d.name.clone(), i))
+        let mut devices: BTreeMap<&str, usize> = (self.devices.iter().enumerate())
+            .map(|(i, d)| (d.name, i))
             .collect();
-        let mut comps: BTreeMap<String, usize> = (self.comps.iter().enumerate())
-            .map(|(i, c)| (c.name.clone(), i))
+        let mut comps: BTreeMap<&str, usize> = (self.comps.iter().enumerate())
+            .map(|(i, c)| (c.name, i))
             .collect();
         for bytes in changes {
             match decode(bytes)? {
-                Change::Device(d) => replace(&mut self.devices, &mut devices, d.name.clone(), d),
-                Change::Comp(c) => replace(&mut self.comps, &mut comps, c.name.clone(), c),
+                Change::Device(d) => replace(&mut self.devices, &mut devices, d.name, d),
+                Change::Comp(c) => replace(&mut self.comps, &mut comps, c.name, c),
                 Change::Morphs(next) => self.next_morph = next,
             }
         }
@@ -490,8 +501,13 @@ impl Snap {
 }
 
 /// Puts `part` where the part named `name` is, or at the end.
-fn replace<T>(parts: &mut Vec<T>, index: &mut BTreeMap<String, usize>, name: String, part: T) {
-    match index.get(&name) {
+fn replace<'a, T>(
+    parts: &mut Vec<T>,
+    index: &mut BTreeMap<&'a str, usize>,
+    name: &'a str,
+    part: T,
+) {
+    match index.get(name) {
         Some(&i) => parts[i] = part,
         None => {
             index.insert(name, parts.len());
