@@ -6,6 +6,11 @@
 //! runs out of fuel or traps is stopped and reported (`guest_failed`); the device carries
 //! on. With `--input`, each line of standard input goes to the guests that take input.
 //! SIGINT or SIGTERM makes it leave with GOOD_BYE.
+//!
+//! The device's protocol machine and its transport run on a thread of their own, apart from
+//! the guests: a guest that computes for as long as its fuel allows delays other guests,
+//! never a HELLO. Between two guests' steps the agent acts on the protocol's events, so a
+//! `stop` (fencing) waits for at most one guest call.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,10 +22,10 @@ use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch, Mode};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
-use crate::computations::{native_guests, Computations, Tick};
+use crate::computations::{native_guests, Computations};
 use crate::events::{device_event, EventFormat};
 use crate::shutdown::Shutdown;
-use crate::transport::{DeviceTlsArgs, Transport};
+use crate::transport::{DeviceTlsArgs, RunningDevice, Transport};
 
 /// The device agent's command line.
 #[derive(clap::Args, Debug)]
@@ -94,11 +99,12 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
     };
     let device = Device::new(config, epoch.now());
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
+    let protocol = ProtocolThread::start().map_err(|e| e.to_string())?;
     let ex = Arc::new(Executor::new());
-    smol::block_on(ex.run(async {
+    let result = smol::block_on(ex.run(async {
         let agent = cli
             .transport
-            .connect(&ex, device, epoch, cli.ac, tls.as_ref())
+            .connect(&protocol.ex, device, epoch, cli.ac, tls.as_ref())
             .await
             .map_err(|e| e.to_string())?;
         let mut computations = Computations::new(native_guests(&cli.guest)?);
@@ -112,7 +118,7 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
         let mut leaving = false;
         let mut ticks = 0u64;
         let mut next_tick = std::time::Instant::now();
-        loop {
+        'run: loop {
             enum Wake {
                 Event(Option<DeviceEvent>),
                 Tick,
@@ -141,48 +147,29 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
             match wake {
                 Wake::Event(None) => return Err("the agent stopped".into()),
                 Wake::Event(Some(event)) => {
-                    let state = match &event {
-                        DeviceEvent::StateStored { computation, version } => computations.state_of(computation, *version),
-                        DeviceEvent::Install(i) => Some(&i.lkgs[..]),
-                        _ => None,
-                    };
-                    print(device_event(&event, state, epoch.now()));
-                    match event {
-                        DeviceEvent::Joined { run, .. } => {
-                            for c in run {
-                                if let Err(error) = computations.start(&c) {
-                                    print(serde_json::json!({"event": "guest_failed", "computation": c, "error": error}));
-                                }
-                            }
-                        }
-                        DeviceEvent::Install(i) => {
-                            let started = match computations.install(&i) {
-                                Ok(()) => true,
-                                Err(error) => {
-                                    print(serde_json::json!({"event": "guest_failed", "computation": i.computation, "error": error}));
-                                    false
-                                }
-                            };
-                            let _ = agent.commands.send(DeviceCommand::AnswerInstall { id: i.id, started }).await;
-                        }
-                        DeviceEvent::Stop { computation, .. } => {
-                            computations.stop(&computation);
-                        }
-                        DeviceEvent::Left if leaving => break,
-                        _ => {}
+                    if on_event(event, &mut computations, &agent, &mut print, epoch, leaving).await {
+                        break;
                     }
                 }
                 Wake::Tick => {
                     next_tick += Duration::from_millis(cli.tick_ms);
                     ticks += 1;
-                    let Tick { states, failed } = computations.tick();
-                    for (computation, state) in states {
-                        let _ = agent.commands.send(DeviceCommand::SetState { computation, state }).await;
-                    }
-                    for (computation, error) in failed {
-                        // A runaway or trapping guest is stopped and reported; the device
-                        // carries on.
-                        print(serde_json::json!({"event": "guest_failed", "computation": computation, "error": error}));
+                    for computation in computations.names() {
+                        // Fencing first: what the protocol said while the last guest ran.
+                        while let Ok(event) = agent.events.try_recv() {
+                            if on_event(event, &mut computations, &agent, &mut print, epoch, leaving).await {
+                                break 'run;
+                            }
+                        }
+                        match computations.step(&computation) {
+                            Some(Ok(state)) => {
+                                let _ = agent.commands.send(DeviceCommand::SetState { computation, state }).await;
+                            }
+                            // A runaway or trapping guest is stopped and reported; the
+                            // device carries on.
+                            Some(Err(error)) => print(serde_json::json!({"event": "guest_failed", "computation": computation, "error": error})),
+                            None => {}
+                        }
                     }
                     if cli.frames.is_some_and(|every| ticks.is_multiple_of(every)) {
                         for (computation, text) in computations.frames() {
@@ -212,7 +199,86 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
         let stats = agent.task.await.map_err(|e| e.to_string())?;
         tracing::info!(?stats, "stopped");
         Ok(())
-    }))
+    }));
+    protocol.stop();
+    result
+}
+
+/// Acts on one protocol event; returns whether the agent is done (it left).
+async fn on_event(
+    event: DeviceEvent,
+    computations: &mut Computations,
+    agent: &RunningDevice,
+    print: &mut impl FnMut(serde_json::Value),
+    epoch: Epoch,
+    leaving: bool,
+) -> bool {
+    let state = match &event {
+        DeviceEvent::StateStored {
+            computation,
+            version,
+        } => computations.state_of(computation, *version),
+        DeviceEvent::Install(i) => Some(&i.lkgs[..]),
+        _ => None,
+    };
+    print(device_event(&event, state, epoch.now()));
+    match event {
+        DeviceEvent::Joined { run, .. } => {
+            for c in run {
+                if let Err(error) = computations.start(&c) {
+                    print(
+                        serde_json::json!({"event": "guest_failed", "computation": c, "error": error}),
+                    );
+                }
+            }
+        }
+        DeviceEvent::Install(i) => {
+            let started = match computations.install(&i) {
+                Ok(()) => true,
+                Err(error) => {
+                    print(
+                        serde_json::json!({"event": "guest_failed", "computation": i.computation, "error": error}),
+                    );
+                    false
+                }
+            };
+            let answer = DeviceCommand::AnswerInstall { id: i.id, started };
+            let _ = agent.commands.send(answer).await;
+        }
+        DeviceEvent::Stop { computation, .. } => computations.stop(&computation),
+        DeviceEvent::Left => return leaving,
+        _ => {}
+    }
+    false
+}
+
+/// The thread the protocol machine and its transport run on, apart from the guests.
+struct ProtocolThread {
+    /// Spawn the transport's tasks here.
+    ex: Arc<Executor<'static>>,
+    /// Closed to end the thread.
+    stop: smol::channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ProtocolThread {
+    fn start() -> std::io::Result<ProtocolThread> {
+        let ex = Arc::new(Executor::new());
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let runner = ex.clone();
+        let thread = std::thread::Builder::new()
+            .name("protocol".into())
+            .spawn(move || {
+                let _ = smol::block_on(runner.run(stopped.recv()));
+            })?;
+        Ok(ProtocolThread { ex, stop, thread })
+    }
+
+    /// Ends the thread once the tasks spawned on it are done with.
+    fn stop(self) {
+        self.stop.close();
+        let _ = self.thread.join();
+    }
 }
 
 /// The lines of standard input, read on a thread of their own; the channel closes at the

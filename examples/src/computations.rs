@@ -24,14 +24,6 @@ struct Reported {
     recent: VecDeque<(u32, Vec<u8>)>,
 }
 
-/// What one tick produced.
-pub struct Tick {
-    /// States to report.
-    pub states: Vec<(String, Vec<u8>)>,
-    /// Computations that failed (and were stopped), with the error.
-    pub failed: Vec<(String, String)>,
-}
-
 /// A guest that could not take an input line.
 pub struct InputFailure {
     /// The computation.
@@ -116,35 +108,37 @@ impl Computations {
         Ok(())
     }
 
-    /// Runs one tick of every computation; returns the states to report and the
-    /// computations that failed (and were stopped).
-    pub fn tick(&mut self) -> Tick {
-        let (mut states, mut failed) = (Vec::new(), Vec::new());
-        for (name, runner) in self.running.iter_mut() {
-            let state = match runner {
-                Runner::Counter(count) => {
-                    *count += 1;
-                    Ok(count.to_le_bytes().to_vec())
-                }
-                Runner::Guest(g) => g.step().and_then(|()| g.capture()),
-            };
-            match state {
-                Ok(state) => {
-                    let r = self.versions.entry(name.clone()).or_default();
-                    r.last += 1;
-                    r.recent.push_back((r.last, state.clone()));
-                    if r.recent.len() > 64 {
-                        r.recent.pop_front();
-                    }
-                    states.push((name.clone(), state));
-                }
-                Err(e) => failed.push((name.clone(), e.to_string())),
+    /// The computations running, by name.
+    pub fn names(&self) -> Vec<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// Runs one tick of `name`, if it runs: the state to report, or why it failed (it is
+    /// then stopped).
+    pub fn step(&mut self, name: &str) -> Option<Result<Vec<u8>, String>> {
+        let runner = self.running.get_mut(name)?;
+        let state = match runner {
+            Runner::Counter(count) => {
+                *count += 1;
+                Ok(count.to_le_bytes().to_vec())
             }
-        }
-        for (name, _) in &failed {
-            self.running.remove(name);
-        }
-        Tick { states, failed }
+            Runner::Guest(g) => g.step().and_then(|()| g.capture()),
+        };
+        Some(match state {
+            Ok(state) => {
+                let r = self.versions.entry(name.into()).or_default();
+                r.last += 1;
+                r.recent.push_back((r.last, state.clone()));
+                if r.recent.len() > 64 {
+                    r.recent.pop_front();
+                }
+                Ok(state)
+            }
+            Err(e) => {
+                self.running.remove(name);
+                Err(e.to_string())
+            }
+        })
     }
 
     /// Hands `line` to every guest that takes input. A guest that runs out of fuel or

@@ -5,11 +5,15 @@
 //! takes the device down.
 //!
 //! The interpreter dispatches instructions in a loop (`wasmi`'s `portable-dispatch`), so the
-//! host stack a guest uses does not grow with the work it does.
+//! host stack a guest uses does not grow with the work it does. Modules are untrusted:
+//! `wasmi`'s strict parsing limits are on (functions, globals, tables, segments,
+//! parameters, and a least average body size against modules made to be slow to
+//! compile), functions are translated lazily at the cost of the calling guest's fuel, and
+//! a module may not run code while it is instantiated (no start function).
 
 use wasmi::{
-    Caller, Config, Engine, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder,
-    TrapCode, TypedFunc,
+    Caller, CompilationMode, Config, EnforcedLimits, Engine, Linker, Memory, Module, Store,
+    StoreLimits, StoreLimitsBuilder, TrapCode, TypedFunc,
 };
 
 /// The module the one allowed import lives in.
@@ -95,6 +99,9 @@ pub struct Guest {
     limits: GuestLimits,
 }
 
+/// Nested calls a guest may make; deeper recursion traps.
+const MAX_RECURSION: usize = 1024;
+
 /// Lines a guest may log per call at most; more are dropped.
 const LOG_LINES: usize = 64;
 
@@ -102,7 +109,12 @@ impl Guest {
     /// Validates, links and instantiates `wasm` under `limits`.
     pub fn load(wasm: &[u8], limits: GuestLimits) -> Result<Guest, GuestError> {
         let mut config = Config::default();
-        config.consume_fuel(true);
+        config
+            .consume_fuel(true)
+            .enforced_limits(EnforcedLimits::strict())
+            .compilation_mode(CompilationMode::LazyTranslation)
+            .allow_start_fn(false)
+            .set_max_recursion_depth(MAX_RECURSION);
         let engine = Engine::new(&config);
         let module = Module::new(&engine, wasm).map_err(|e| GuestError::Invalid(e.to_string()))?;
         for import in module.imports() {
@@ -509,5 +521,39 @@ mod tests {
             g.capture(),
             Err(GuestError::Buffer("buffer over the limit"))
         ));
+    }
+
+    #[test]
+    fn modules_built_to_attack_the_host_are_refused_at_load() {
+        // Code at instantiation, outside any call's budget.
+        let memory = "(memory (export \"memory\") 1)";
+        let start = COUNTER.replacen(memory, &format!("{memory} (func $s) (start $s)"), 1);
+        let start = wat::parse_str(start).unwrap();
+        assert!(matches!(
+            Guest::load(&start, GuestLimits::default()),
+            Err(GuestError::Invalid(_))
+        ));
+        // Past wasmi's strict limits: a function of 33 parameters.
+        let params = COUNTER.replacen(
+            memory,
+            &format!("{memory} (func {})", "(param i32) ".repeat(33)),
+            1,
+        );
+        let params = wat::parse_str(params).unwrap();
+        assert!(matches!(
+            Guest::load(&params, GuestLimits::default()),
+            Err(GuestError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn unbounded_recursion_traps_and_the_host_carries_on() {
+        let wasm = with_step(
+            r#"(func $down (param i32) (result i32) (call $down (local.get 0)))
+               (func (export "pcx_step") (result i32) (call $down (i32.const 0)))"#,
+        );
+        let mut g = Guest::load(&wasm, GuestLimits::default()).unwrap();
+        assert!(matches!(g.step(), Err(GuestError::Trap(_))));
+        assert_eq!(g.capture().unwrap(), 0u64.to_le_bytes());
     }
 }
