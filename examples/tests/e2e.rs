@@ -16,7 +16,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{is, last_acked, path, Proc, Setup, World, AC};
+use common::{attacker, encode, is, last_acked, path, Proc, Setup, World, AC};
 
 /// Sends `n` pieces of junk to the AC: datagrams over UDP and QUIC; over TCP, frames on
 /// fresh connections, plus broken length prefixes.
@@ -44,41 +44,6 @@ fn flood(transport: &str, addr: &str, n: usize) {
         }
         let _ = conn.write_all(BROKEN_PREFIXES[chunk % 3]);
     }
-}
-
-/// A link in front of the AC whose tap hands every bottle bound for the device to `f`,
-/// which returns what to forward in its place (`None`: the bottle itself).
-fn attacker(w: &World, mut f: impl FnMut(&Bottle<'_>) -> Option<Vec<u8>> + Send + 'static) -> Link {
-    let tap: Tap = Box::new(move |dir, bytes| {
-        if dir == Direction::ToDevice {
-            if let Some(forged) = Bottle::decode(&bytes, &Limits::DEFAULT)
-                .ok()
-                .and_then(|b| f(&b))
-            {
-                return Some(forged);
-            }
-        }
-        Some(bytes)
-    });
-    let transport = if w.transport == "udp" {
-        Transport::Udp
-    } else {
-        Transport::Tcp
-    };
-    Link::start(
-        transport,
-        w.addr.parse().unwrap(),
-        LinkShape::default(),
-        Some(tap),
-    )
-    .unwrap()
-}
-
-fn encode(b: &Bottle<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
-        .unwrap();
-    out
 }
 
 /// Starts alpha, beta and gamma with the code key, gamma behind `link`, and kills alpha

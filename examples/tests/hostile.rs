@@ -9,17 +9,19 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pcxses_core::{Bottle, Limits};
+use pcxses_examples::attack::forge::{challenge_for, Forged};
 use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
 use pcxses_examples::transport::Transport;
 use serde_json::Value;
 
 mod common;
 
-use common::{is, path, Proc, Setup, World};
+use common::{attacker, is, path, Proc, Setup, World};
 
 const ATTACK: &str = env!("CARGO_BIN_EXE_pcxses-attack");
 
@@ -364,4 +366,99 @@ fn tcp_with_keys_replayed_and_forged_bottles_are_refused_and_counted() {
 #[test]
 fn udp_with_keys_replayed_and_forged_bottles_are_refused_and_counted() {
     hostile("udp", true);
+}
+
+/// On the path, the one place a forged CHALLENGE reaches a device (its socket takes
+/// datagrams from the AC's address only): the first CHALLENGE gamma gets is replaced by
+/// one for its nonce with issue time 2^64−1. It may cost gamma one retry, not its join.
+fn a_forged_challenge_delays_a_join_by_at_most_one_retry(transport: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup {
+        code_bytes: 4_000,
+        keyed: true,
+        dead_ms: Some(300),
+        ..Setup::default()
+    };
+    let w = World::with(transport, "challenge", setup);
+    let mut rng = 0x5eed;
+    let mut forged = false;
+    let link = attacker(&w, move |b| match b {
+        Bottle::Challenge(c) if !forged => {
+            forged = true;
+            Some(challenge_for(c.nonce, &mut rng))
+        }
+        _ => None,
+    });
+    let asked = Instant::now();
+    let gamma = w.device_at(&link.local_addr().to_string(), "gamma", &[]);
+    let joined =
+        gamma.wait_until_within(JOIN_AFTER * 3, |o| o.lines.iter().any(|v| is(v, "joined")));
+    let took = asked.elapsed();
+    assert!(
+        joined,
+        "gamma did not join within {took:?} of a forged CHALLENGE"
+    );
+    assert!(took <= JOIN_AFTER, "gamma took {took:?} to join");
+}
+
+/// On the path: a MORPH_FAIL for a made-up session with MORPH id 2^32−1 replaces one
+/// HELLO_ACK to alpha. alpha refuses it, and when beta dies, takes over beta's counter.
+fn a_forged_morph_fail_leaves_a_device_able_to_host(transport: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = World::new(transport, "morph-fail", 4_000);
+    let armed = Arc::new(AtomicBool::new(false));
+    let fire = armed.clone();
+    let mut rng = 0x5eed;
+    let link = attacker(&w, move |b| match b {
+        Bottle::HelloAck(_) if fire.swap(false, Ordering::SeqCst) => {
+            Some(Forged::MorphFail.bottle(&mut rng))
+        }
+        _ => None,
+    });
+    let alpha = w.device_at(&link.local_addr().to_string(), "alpha", &[]);
+    let beta = w.device("beta");
+    for d in [&alpha, &beta] {
+        d.wait_for("a state at the AC", |v| is(v, "state_stored"));
+    }
+    armed.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while armed.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !armed.load(Ordering::SeqCst),
+        "no HELLO_ACK crossed the link"
+    );
+    beta.signal("KILL");
+    let installed = alpha.wait_until_within(Duration::from_secs(10), |o| {
+        o.lines
+            .iter()
+            .any(|v| is(v, "install") && v["computation"] == "counter-beta")
+    });
+    let refused = alpha.events(|v| is(v, "morph_refused"));
+    let ac = w.ac().events(|v| v["computation"] == "counter-beta");
+    assert!(
+        installed,
+        "alpha did not take over counter-beta; it refused {refused:?}; the AC: {ac:?}"
+    );
+}
+
+#[test]
+fn tcp_on_the_path_a_forged_challenge_delays_a_join_by_at_most_one_retry() {
+    a_forged_challenge_delays_a_join_by_at_most_one_retry("tcp");
+}
+
+#[test]
+fn udp_on_the_path_a_forged_challenge_delays_a_join_by_at_most_one_retry() {
+    a_forged_challenge_delays_a_join_by_at_most_one_retry("udp");
+}
+
+#[test]
+fn tcp_on_the_path_a_forged_morph_fail_leaves_a_device_able_to_host() {
+    a_forged_morph_fail_leaves_a_device_able_to_host("tcp");
+}
+
+#[test]
+fn udp_on_the_path_a_forged_morph_fail_leaves_a_device_able_to_host() {
+    a_forged_morph_fail_leaves_a_device_able_to_host("udp");
 }

@@ -56,12 +56,7 @@ impl Forged {
         let session = SessionId((next(rng) as u32).max(1));
         let nonce = JoinNonce(next(rng).to_le_bytes());
         let bottle = match self {
-            Forged::Challenge => {
-                let mut challenge = [0u8; 16];
-                challenge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-                challenge[8..].copy_from_slice(&next(rng).to_le_bytes());
-                Bottle::Challenge(Challenge { nonce, challenge })
-            }
+            Forged::Challenge => return challenge_for(nonce, rng),
             Forged::MorphFail => Bottle::MorphFail(MorphFail {
                 session,
                 morph: u32::MAX,
@@ -79,12 +74,25 @@ impl Forged {
                 state: None,
             }),
         };
-        let mut out = Vec::new();
-        bottle
-            .encode_to_vec(&mut out, MAX_BOTTLE_LEN)
-            .expect("a forged bottle is small and well-formed");
-        out
+        encode(&bottle)
     }
+}
+
+/// A CHALLENGE for the join nonce `nonce` with issue time 2^64−1: later than any the AC
+/// issues. An attacker who sees a plain GOOD_MORNING knows the nonce.
+pub fn challenge_for(nonce: JoinNonce, rng: &mut u64) -> Vec<u8> {
+    let mut challenge = [0u8; 16];
+    challenge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    challenge[8..].copy_from_slice(&next(rng).to_le_bytes());
+    encode(&Bottle::Challenge(Challenge { nonce, challenge }))
+}
+
+fn encode(bottle: &Bottle<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    bottle
+        .encode_to_vec(&mut out, MAX_BOTTLE_LEN)
+        .expect("a forged bottle is small and well-formed");
+    out
 }
 
 #[cfg(test)]

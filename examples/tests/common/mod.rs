@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use pcxses_core::{Bottle, Limits};
+use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
+use pcxses_examples::transport::Transport;
 use serde_json::Value;
 
 pub const AC: &str = env!("CARGO_BIN_EXE_pcxses-ac");
@@ -362,6 +365,45 @@ pub fn last_acked(device: &Proc, computation: &str) -> u64 {
         .last()
         .and_then(|v| v["count"].as_u64())
         .unwrap_or(0)
+}
+
+/// A link in front of the AC whose tap hands every bottle bound for the device to `f`,
+/// which returns what to forward in its place (`None`: the bottle itself).
+pub fn attacker(
+    w: &World,
+    mut f: impl FnMut(&Bottle<'_>) -> Option<Vec<u8>> + Send + 'static,
+) -> Link {
+    let tap: Tap = Box::new(move |dir, bytes| {
+        if dir == Direction::ToDevice {
+            if let Some(forged) = Bottle::decode(&bytes, &Limits::DEFAULT)
+                .ok()
+                .and_then(|b| f(&b))
+            {
+                return Some(forged);
+            }
+        }
+        Some(bytes)
+    });
+    let transport = if w.transport == "udp" {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    Link::start(
+        transport,
+        w.addr.parse().unwrap(),
+        LinkShape::default(),
+        Some(tap),
+    )
+    .unwrap()
+}
+
+/// A bottle's bytes.
+pub fn encode(b: &Bottle<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
+        .unwrap();
+    out
 }
 
 /// Builds a guest crate for wasm32 (in a target directory of its own, so as not to wait
