@@ -368,6 +368,25 @@ fn udp_with_keys_replayed_and_forged_bottles_are_refused_and_counted() {
     hostile("udp", true);
 }
 
+#[test]
+fn the_attacker_refuses_an_address_off_this_host() {
+    let out = Command::new(ATTACK)
+        .args([
+            "--target",
+            "192.0.2.1:4700",
+            "--junk",
+            "10",
+            "--duration-ms",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
 /// On the path, the one place a forged CHALLENGE reaches a device (its socket takes
 /// datagrams from the AC's address only): the first CHALLENGE gamma gets is replaced by
 /// one for its nonce with issue time 2^64−1. It may cost gamma one retry, not its join.

@@ -87,3 +87,35 @@ impl Pace {
         Instant::now() < self.deadline
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_attacked() {
+        for ok in ["127.0.0.1:4700", "127.8.9.10:1", "[::1]:4700"] {
+            assert!(loopback(ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for off in [
+            "192.0.2.1:4700",
+            "0.0.0.0:4700",
+            "[::]:4700",
+            "[2001:db8::1]:1",
+        ] {
+            let addr: SocketAddr = off.parse().unwrap();
+            assert!(
+                matches!(loopback(addr), Err(AttackError::NotLoopback(a)) if a == addr),
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_due_after_the_deadline() {
+        let pace = Pace::new(1_000_000, Instant::now() + Duration::from_millis(30));
+        assert!(pace.wait(0));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!pace.wait(1));
+    }
+}

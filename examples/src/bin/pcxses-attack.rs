@@ -32,7 +32,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "attack failed");
             eprintln!("pcxses-attack: {e}");
             ExitCode::FAILURE
         }
