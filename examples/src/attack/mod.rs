@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub mod forge;
 pub mod hold;
@@ -53,8 +53,7 @@ pub fn next(rng: &mut u64) -> u64 {
     *rng
 }
 
-/// Spreads `count` items over the time until `deadline`, in bursts: how many may have
-/// gone out by now.
+/// Spreads `count` items evenly over the time until a deadline.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
     start: Instant,
@@ -74,23 +73,26 @@ impl Pace {
 
     /// Waits until item `i` is due; `false` once the deadline passed (stop sending).
     pub fn wait(&self, i: usize) -> bool {
-        let now = Instant::now();
-        if now >= self.deadline {
-            return false;
-        }
-        let span = self.deadline - self.start;
         // Due a little before the end, so that the last items go out in time.
+        let span = self.deadline.saturating_duration_since(self.start);
         let due = self.start + span.mul_f64(0.9 * i as f64 / self.count.max(1) as f64);
-        if due > now {
-            std::thread::sleep((due - now).min(Duration::from_millis(50)));
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline {
+                return false;
+            }
+            if now >= due {
+                return true;
+            }
+            std::thread::sleep((due - now).min(self.deadline - now));
         }
-        Instant::now() < self.deadline
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn only_loopback_addresses_are_attacked() {
@@ -109,6 +111,16 @@ mod tests {
                 "{off}"
             );
         }
+    }
+
+    #[test]
+    fn an_item_waits_for_its_turn() {
+        let start = Instant::now();
+        let pace = Pace::new(2, start + Duration::from_millis(200));
+        assert!(pace.wait(0));
+        assert!(pace.wait(1));
+        // The second of two items is due at 45% of the time.
+        assert!(start.elapsed() >= Duration::from_millis(90));
     }
 
     #[test]
