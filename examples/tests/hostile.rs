@@ -5,7 +5,9 @@
 //! with pre-shared keys, replays recorded sealed bottles. After the attack a new device
 //! joins within 2 s, neither device was declared dead or lost its session, every
 //! injected bottle that reached the AC was refused and counted, its memory stayed bounded,
-//! and it still stops on SIGTERM.
+//! and it still stops on SIGTERM. A device takes bottles from the AC's address only, so
+//! forged CHALLENGEs and MORPH_FAILs reach one only on the path: a link replaces one
+//! bottle to it, and it must still join, or host, as if nothing had come.
 
 use std::path::Path;
 use std::process::Command;
