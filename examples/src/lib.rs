@@ -8,6 +8,7 @@
 
 pub mod ac_config;
 pub mod agent;
+pub mod attack;
 pub mod computations;
 pub mod daemon;
 pub mod events;

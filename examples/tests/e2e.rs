@@ -4,418 +4,46 @@
 //! TCP and UDP; and an AC killed fifty times, and in the middle of a migration, restarting
 //! from its journal. Every assertion reads the processes' JSON event lines.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use pcxses_core::{Bottle, Limits, Manifest, Morph, ObjectChunk, Signature};
+use pcxses_examples::attack::junk::{junk, BROKEN_PREFIXES};
 use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
 use pcxses_examples::transport::Transport;
 use serde_json::Value;
 
 mod common;
 
-const AC: &str = env!("CARGO_BIN_EXE_pcxses-ac");
-const DEVICE: &str = env!("CARGO_BIN_EXE_pcxses-device");
-const WAIT: Duration = Duration::from_secs(20);
+use common::{attacker, encode, is, last_acked, path, Proc, Setup, World, AC};
 
-/// What a process printed so far, and whether its stdout closed.
-#[derive(Default)]
-struct Output {
-    lines: Vec<Value>,
-    closed: bool,
-}
-
-/// A process whose stdout JSON lines are collected; killed when dropped.
-struct Proc {
-    child: Child,
-    output: Arc<(Mutex<Output>, Condvar)>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let stdout = child.stdout.take().expect("piped");
-        let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    sink.0.lock().unwrap().lines.push(v);
-                    sink.1.notify_all();
-                }
-            }
-            sink.0.lock().unwrap().closed = true;
-            sink.1.notify_all();
-        });
-        Proc { child, output }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "kill -{sig}");
-    }
-
-    /// Events so far matching `f`.
-    fn events(&self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
-        self.output
-            .0
-            .lock()
-            .unwrap()
-            .lines
-            .iter()
-            .filter(|v| f(v))
-            .cloned()
-            .collect()
-    }
-
-    /// Waits until `done` holds of the output, at most [`WAIT`].
-    fn wait_until(&self, what: &str, done: impl Fn(&Output) -> bool) {
-        let deadline = Instant::now() + WAIT;
-        let (lock, cvar) = &*self.output;
-        let mut out = lock.lock().unwrap();
-        while !done(&out) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}; saw {:?}",
-                out.lines
-            );
-            out = cvar.wait_timeout(out, left).unwrap().0;
-        }
-    }
-
-    /// Waits for an event matching `f`, which it returns.
-    fn wait_for(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        self.wait_until(what, |o| o.lines.iter().any(&f));
-        self.events(f).pop().expect("present")
-    }
-
-    /// Waits for the `n`-th event matching `f`.
-    fn wait_for_nth(&self, what: &str, n: usize, f: impl Fn(&Value) -> bool) {
-        self.wait_until(what, |o| o.lines.iter().filter(|v| f(v)).count() >= n);
-    }
-
-    /// Waits until the process's stdout closed (it died and all it printed was read).
-    fn wait_closed(&self) {
-        self.wait_until("the process to end", |o| o.closed);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is(v: &Value, event: &str) -> bool {
-    v["event"] == event
-}
-
-/// A test's world: a configuration in a directory of its own, the AC, and devices.
-struct World {
-    dir: PathBuf,
-    transport: &'static str,
-    ac: Option<Proc>,
-    addr: String,
-    keyed: bool,
-}
-
-/// How a [`World`] is set up beyond its three devices.
-#[derive(Default)]
-struct Setup<'a> {
-    /// The length of the counters' object.
-    code_bytes: usize,
-    /// The AC signs manifests with a fresh key (`code-signing.pub` beside the
-    /// configuration; `stranger.pub` is another key), `counter-alpha` may move only to
-    /// `gamma`, then `beta`, and `counter-beta` only to `gamma`, then `alpha`.
-    signed: bool,
-    /// The object of `counter-alpha` is this WebAssembly module (`alpha.wasm` beside the
-    /// configuration), which alpha runs with `--guest`.
-    alpha_module: Option<&'a [u8]>,
-    /// Every device has a pre-shared key (`NAME.psk` beside the configuration).
-    keyed: bool,
-    /// The AC keeps a journal (`ac.journal` beside the configuration).
-    journal: bool,
-}
-
-impl World {
-    /// Three devices `alpha`, `beta`, `gamma`, each running `counter-<name>`, whose object
-    /// is `code_bytes` long.
-    fn new(transport: &'static str, test: &str, code_bytes: usize) -> World {
-        World::with(
-            transport,
-            test,
-            Setup {
-                code_bytes,
-                ..Setup::default()
-            },
-        )
-    }
-
-    /// As [`World::new`], set up as `setup` says.
-    fn with(transport: &'static str, test: &str, setup: Setup<'_>) -> World {
-        let Setup {
-            code_bytes,
-            signed,
-            alpha_module,
-            keyed,
-            journal,
-        } = setup;
-        let dir = std::env::temp_dir().join(format!(
-            "pcxses-e2e-{}-{transport}-{test}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let code: Vec<u8> = (0..code_bytes).map(|i| (i * 31 % 251) as u8).collect();
-        pcxses_examples::repository::add(&dir.join("repo"), "counter.bin", &code).unwrap();
-        let mut config = String::from(
-            "[ac]\nlisten = \"127.0.0.1:0\"\nrepository = \"repo\"\nhello_ms = { min = 50, max = 1000 }\ndead_ms = { min = 150, max = 5000 }\n",
-        );
-        if let Some(module) = alpha_module {
-            std::fs::write(dir.join("alpha.wasm"), module).unwrap();
-            pcxses_examples::repository::add(&dir.join("repo"), "alpha.wasm", module).unwrap();
-        }
-        if transport == "quic" {
-            pcxses_transport_quic::certs::write_dev_pki(&dir, &["alpha", "beta", "gamma"]).unwrap();
-        }
-        if journal {
-            config += "journal = \"ac.journal\"\n";
-        }
-        if signed {
-            pcxses_examples::keys::generate(&dir, "code-signing").unwrap();
-            pcxses_examples::keys::generate(&dir, "stranger").unwrap();
-            config += "code_signing_key = \"code-signing.key\"\n";
-        }
-        for d in ["alpha", "beta", "gamma"] {
-            config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
-            if keyed {
-                pcxses_examples::keys::generate_psk(&dir, d).unwrap();
-                config += &format!("psk_file = \"{d}.psk\"\n");
-            }
-            let object = if d == "alpha" && alpha_module.is_some() {
-                "alpha.wasm"
-            } else {
-                "counter.bin"
-            };
-            config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"{object}\", invoke = true }}]\n");
-            match d {
-                "alpha" if signed => config += "hosts = [\"gamma\", \"beta\"]\n",
-                "beta" if signed => config += "hosts = [\"gamma\", \"alpha\"]\n",
-                _ => {}
-            }
-        }
-        std::fs::write(dir.join("ac.toml"), config).unwrap();
-        let mut w = World {
-            dir,
-            transport,
-            ac: None,
-            addr: String::new(),
-            keyed,
-        };
-        w.start_ac(None);
-        w
-    }
-
-    fn start_ac(&mut self, listen: Option<&str>) {
-        let mut cmd = Command::new(AC);
-        // A configuration named relative to the working directory, as an operator would.
-        cmd.current_dir(&self.dir).args([
-            "--config",
-            "ac.toml",
-            "--transport",
-            self.transport,
-            "--events",
-            "jsonl",
-            "--stats-ms",
-            "200",
-        ]);
-        if let Some(l) = listen {
-            cmd.args(["--listen", l]);
-        }
-        if self.transport == "quic" {
-            cmd.args([
-                "--cert",
-                path(&self.dir.join("ac.pem")),
-                "--key",
-                path(&self.dir.join("ac.key")),
-            ]);
-            cmd.args(["--device-ca", path(&self.dir.join("ca.pem"))]);
-        }
-        let ac = Proc::spawn(&mut cmd);
-        let listening = ac.wait_for("the AC to listen", |v| is(v, "listening"));
-        self.addr = listening["addr"].as_str().unwrap().to_string();
-        self.ac = Some(ac);
-    }
-
-    fn ac(&self) -> &Proc {
-        self.ac.as_ref().expect("AC running")
-    }
-
-    fn device(&self, name: &str) -> Proc {
-        self.device_with(name, &[])
-    }
-
-    fn device_with(&self, name: &str, extra: &[&str]) -> Proc {
-        self.device_at(&self.addr, name, extra)
-    }
-
-    /// A device that reaches the AC at `addr` (a link in front of it).
-    fn device_at(&self, addr: &str, name: &str, extra: &[&str]) -> Proc {
-        let mut cmd = Command::new(DEVICE);
-        if self.keyed {
-            cmd.args(["--psk", path(&self.dir.join(format!("{name}.psk")))]);
-        }
-        if self.transport == "quic" {
-            let (cert, key) = (
-                self.dir.join(format!("{name}.pem")),
-                self.dir.join(format!("{name}.key")),
-            );
-            cmd.args([
-                "--ac-ca",
-                path(&self.dir.join("ca.pem")),
-                "--cert",
-                path(&cert),
-                "--key",
-                path(&key),
-            ]);
-        }
-        Proc::spawn(cmd.args(extra).args([
-            "--ac",
-            addr,
-            "--name",
-            name,
-            "--transport",
-            self.transport,
-            "--events",
-            "jsonl",
-            "--hello-ms",
-            "100",
-            "--dead-ms",
-            "600",
-            "--tick-ms",
-            "50",
-        ]))
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.ac = None;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The count of the last state of `computation` the device was told the AC stored.
-fn last_acked(device: &Proc, computation: &str) -> u64 {
-    device
-        .events(|v| is(v, "state_stored") && v["computation"] == computation)
-        .last()
-        .and_then(|v| v["count"].as_u64())
-        .unwrap_or(0)
-}
-
-/// Bytes no AC accepts: random bytes, a bottle cut short, a length claiming 2^32-1 bytes,
-/// and well-formed HELLOs for sessions that do not exist.
-fn garbage(rng: &mut u64, i: usize) -> Vec<u8> {
-    let mut next = || {
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        *rng
-    };
-    match i % 4 {
-        0 => (0..next() % 1200).map(|_| next() as u8).collect(),
-        1 => vec![1, 2, 0xde, 0xad],
-        2 => vec![
-            1, 4, 1, 2, 3, 4, 0, 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 9,
-        ],
-        _ => {
-            let s = (next() as u32).to_le_bytes();
-            vec![1, 2, s[0], s[1], s[2], s[3], 1, 0]
-        }
-    }
-}
-
-/// Sends `n` pieces of garbage to the AC: datagrams over UDP and QUIC; over TCP, frames on
+/// Sends `n` pieces of junk to the AC: datagrams over UDP and QUIC; over TCP, frames on
 /// fresh connections, plus broken length prefixes.
 fn flood(transport: &str, addr: &str, n: usize) {
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     if transport != "tcp" {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..n {
-            let _ = socket.send_to(&garbage(&mut rng, i), addr);
+            let _ = socket.send_to(&junk(&mut rng, i), addr);
         }
         return;
     }
     use std::io::Write;
-    let prefixes: [&[u8]; 3] = [&[0xff, 0xff, 0xff, 0xff, 0x0f], &[0x80, 0x00], &[0x00]];
     for chunk in 0..n / 100 {
         let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
             continue;
         };
         for i in 0..100 {
-            let g = garbage(&mut rng, chunk * 100 + i);
+            let g = junk(&mut rng, chunk * 100 + i);
             let mut frame = Vec::new();
             pcxses_core::frame::push_frame(&g, &mut frame);
             if conn.write_all(&frame).is_err() {
                 break;
             }
         }
-        let _ = conn.write_all(prefixes[chunk % 3]);
+        let _ = conn.write_all(BROKEN_PREFIXES[chunk % 3]);
     }
-}
-
-/// A link in front of the AC whose tap hands every bottle bound for the device to `f`,
-/// which returns what to forward in its place (`None`: the bottle itself).
-fn attacker(w: &World, mut f: impl FnMut(&Bottle<'_>) -> Option<Vec<u8>> + Send + 'static) -> Link {
-    let tap: Tap = Box::new(move |dir, bytes| {
-        if dir == Direction::ToDevice {
-            if let Some(forged) = Bottle::decode(&bytes, &Limits::DEFAULT)
-                .ok()
-                .and_then(|b| f(&b))
-            {
-                return Some(forged);
-            }
-        }
-        Some(bytes)
-    });
-    let transport = if w.transport == "udp" {
-        Transport::Udp
-    } else {
-        Transport::Tcp
-    };
-    Link::start(
-        transport,
-        w.addr.parse().unwrap(),
-        LinkShape::default(),
-        Some(tap),
-    )
-    .unwrap()
-}
-
-fn encode(b: &Bottle<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
-        .unwrap();
-    out
 }
 
 /// Starts alpha, beta and gamma with the code key, gamma behind `link`, and kills alpha

@@ -1,6 +1,410 @@
-//! What several test files share.
+//! What several test files share: the programs' processes with their JSON event lines,
+//! and a world of an AC and its devices, configured in a directory of its own.
+// Each test file uses part of it.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use pcxses_core::{Bottle, Limits};
+use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
+use pcxses_examples::transport::Transport;
+use serde_json::Value;
+
+pub const AC: &str = env!("CARGO_BIN_EXE_pcxses-ac");
+pub const DEVICE: &str = env!("CARGO_BIN_EXE_pcxses-device");
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// What a process printed so far, and whether its stdout closed.
+#[derive(Default)]
+pub struct Output {
+    pub lines: Vec<Value>,
+    pub closed: bool,
+}
+
+/// A process whose stdout JSON lines are collected; killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub output: Arc<(Mutex<Output>, Condvar)>,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("piped");
+        let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.0.lock().unwrap().lines.push(v);
+                    sink.1.notify_all();
+                }
+            }
+            sink.0.lock().unwrap().closed = true;
+            sink.1.notify_all();
+        });
+        Proc { child, output }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{sig}");
+    }
+
+    /// Events so far matching `f`.
+    pub fn events(&self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.output
+            .0
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .filter(|v| f(v))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `done` holds of the output, at most [`WAIT`].
+    pub fn wait_until(&self, what: &str, done: impl Fn(&Output) -> bool) {
+        if !self.wait_until_within(WAIT, &done) {
+            let seen = format!("{:?}", self.output.0.lock().unwrap().lines);
+            panic!("timed out waiting for {what}; saw {seen}");
+        }
+    }
+
+    /// Waits until `done` holds of the output, at most `within`; whether it does.
+    pub fn wait_until_within(&self, within: Duration, done: impl Fn(&Output) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        let (lock, cvar) = &*self.output;
+        let mut out = lock.lock().unwrap();
+        while !done(&out) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            out = cvar.wait_timeout(out, left).unwrap().0;
+        }
+        true
+    }
+
+    /// Waits for an event matching `f`, which it returns.
+    pub fn wait_for(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(what, |o| o.lines.iter().any(&f));
+        self.events(f).pop().expect("present")
+    }
+
+    /// Waits for the `n`-th event matching `f`.
+    pub fn wait_for_nth(&self, what: &str, n: usize, f: impl Fn(&Value) -> bool) {
+        self.wait_until(what, |o| o.lines.iter().filter(|v| f(v)).count() >= n);
+    }
+
+    /// Waits until the process's stdout closed (it died and all it printed was read).
+    pub fn wait_closed(&self) {
+        self.wait_until("the process to end", |o| o.closed);
+    }
+
+    /// Waits at most `within` for the process's stdout to close; panics if it does not.
+    pub fn wait_closed_within(&self, within: Duration) {
+        assert!(
+            self.wait_until_within(within, |o| o.closed),
+            "the process did not end within {within:?}"
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn is(v: &Value, event: &str) -> bool {
+    v["event"] == event
+}
+
+/// A test's world: a configuration in a directory of its own, the AC, and devices.
+pub struct World {
+    pub dir: PathBuf,
+    pub transport: &'static str,
+    pub ac: Option<Proc>,
+    pub addr: String,
+    pub keyed: bool,
+    /// The AC's limit of open files, if lowered.
+    pub ac_nofile: Option<u32>,
+    /// The dead interval devices propose.
+    pub dead_ms: u32,
+}
+
+/// How a [`World`] is set up beyond its three devices.
+#[derive(Default)]
+pub struct Setup<'a> {
+    /// The length of the counters' object.
+    pub code_bytes: usize,
+    /// The AC signs manifests with a fresh key (`code-signing.pub` beside the
+    /// configuration; `stranger.pub` is another key), `counter-alpha` may move only to
+    /// `gamma`, then `beta`, and `counter-beta` only to `gamma`, then `alpha`.
+    pub signed: bool,
+    /// The object of `counter-alpha` is this WebAssembly module (`alpha.wasm` beside the
+    /// configuration), which alpha runs with `--guest`.
+    pub alpha_module: Option<&'a [u8]>,
+    /// Every device has a pre-shared key (`NAME.psk` beside the configuration).
+    pub keyed: bool,
+    /// The AC keeps a journal (`ac.journal` beside the configuration).
+    pub journal: bool,
+    /// The AC runs with at most this many open files (through `prlimit`).
+    pub ac_nofile: Option<u32>,
+    /// The dead interval devices propose (HELLO every 100 ms); 600 ms if `None`.
+    pub dead_ms: Option<u32>,
+}
+
+impl World {
+    /// Three devices `alpha`, `beta`, `gamma`, each running `counter-<name>`, whose object
+    /// is `code_bytes` long.
+    pub fn new(transport: &'static str, test: &str, code_bytes: usize) -> World {
+        World::with(
+            transport,
+            test,
+            Setup {
+                code_bytes,
+                ..Setup::default()
+            },
+        )
+    }
+
+    /// As [`World::new`], set up as `setup` says.
+    pub fn with(transport: &'static str, test: &str, setup: Setup<'_>) -> World {
+        let Setup {
+            code_bytes,
+            signed,
+            alpha_module,
+            keyed,
+            journal,
+            ac_nofile,
+            dead_ms,
+        } = setup;
+        let dir = std::env::temp_dir().join(format!(
+            "pcxses-e2e-{}-{transport}-{test}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let code: Vec<u8> = (0..code_bytes).map(|i| (i * 31 % 251) as u8).collect();
+        pcxses_examples::repository::add(&dir.join("repo"), "counter.bin", &code).unwrap();
+        let mut config = String::from(
+            "[ac]\nlisten = \"127.0.0.1:0\"\nrepository = \"repo\"\nhello_ms = { min = 50, max = 1000 }\ndead_ms = { min = 150, max = 5000 }\n",
+        );
+        if let Some(module) = alpha_module {
+            std::fs::write(dir.join("alpha.wasm"), module).unwrap();
+            pcxses_examples::repository::add(&dir.join("repo"), "alpha.wasm", module).unwrap();
+        }
+        if transport == "quic" {
+            // `mallory` has a certificate of the devices' CA but no place in the registry.
+            let names = ["alpha", "beta", "gamma", "mallory"];
+            pcxses_transport_quic::certs::write_dev_pki(&dir, &names).unwrap();
+        }
+        if journal {
+            config += "journal = \"ac.journal\"\n";
+        }
+        if signed {
+            pcxses_examples::keys::generate(&dir, "code-signing").unwrap();
+            pcxses_examples::keys::generate(&dir, "stranger").unwrap();
+            config += "code_signing_key = \"code-signing.key\"\n";
+        }
+        for d in ["alpha", "beta", "gamma"] {
+            config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
+            if keyed {
+                pcxses_examples::keys::generate_psk(&dir, d).unwrap();
+                config += &format!("psk_file = \"{d}.psk\"\n");
+            }
+            let object = if d == "alpha" && alpha_module.is_some() {
+                "alpha.wasm"
+            } else {
+                "counter.bin"
+            };
+            config += &format!("\n[[computation]]\nname = \"counter-{d}\"\nobjects = [{{ id = \"{object}\", invoke = true }}]\n");
+            match d {
+                "alpha" if signed => config += "hosts = [\"gamma\", \"beta\"]\n",
+                "beta" if signed => config += "hosts = [\"gamma\", \"alpha\"]\n",
+                _ => {}
+            }
+        }
+        std::fs::write(dir.join("ac.toml"), config).unwrap();
+        let mut w = World {
+            dir,
+            transport,
+            ac: None,
+            addr: String::new(),
+            keyed,
+            ac_nofile,
+            dead_ms: dead_ms.unwrap_or(600),
+        };
+        w.start_ac(None);
+        w
+    }
+
+    /// Starts the AC (on `listen` instead of a port of the system's choice) and waits until
+    /// it listens.
+    pub fn start_ac(&mut self, listen: Option<&str>) {
+        // `prlimit` lowers its own limit, then becomes the AC: same process.
+        let mut cmd = match self.ac_nofile {
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}:{n}")).arg(AC);
+                cmd
+            }
+            None => Command::new(AC),
+        };
+        // A configuration named relative to the working directory, as an operator would.
+        cmd.current_dir(&self.dir).args([
+            "--config",
+            "ac.toml",
+            "--transport",
+            self.transport,
+            "--events",
+            "jsonl",
+            "--stats-ms",
+            "200",
+        ]);
+        if let Some(l) = listen {
+            cmd.args(["--listen", l]);
+        }
+        if self.transport == "quic" {
+            cmd.args([
+                "--cert",
+                path(&self.dir.join("ac.pem")),
+                "--key",
+                path(&self.dir.join("ac.key")),
+            ]);
+            cmd.args(["--device-ca", path(&self.dir.join("ca.pem"))]);
+        }
+        let ac = Proc::spawn(&mut cmd);
+        let listening = ac.wait_for("the AC to listen", |v| is(v, "listening"));
+        self.addr = listening["addr"].as_str().unwrap().to_string();
+        self.ac = Some(ac);
+    }
+
+    pub fn ac(&self) -> &Proc {
+        self.ac.as_ref().expect("AC running")
+    }
+
+    pub fn device(&self, name: &str) -> Proc {
+        self.device_with(name, &[])
+    }
+
+    pub fn device_with(&self, name: &str, extra: &[&str]) -> Proc {
+        self.device_at(&self.addr, name, extra)
+    }
+
+    /// A device that reaches the AC at `addr` (a link in front of it).
+    pub fn device_at(&self, addr: &str, name: &str, extra: &[&str]) -> Proc {
+        let mut cmd = Command::new(DEVICE);
+        if self.keyed {
+            cmd.args(["--psk", path(&self.dir.join(format!("{name}.psk")))]);
+        }
+        if self.transport == "quic" {
+            let (cert, key) = (
+                self.dir.join(format!("{name}.pem")),
+                self.dir.join(format!("{name}.key")),
+            );
+            cmd.args([
+                "--ac-ca",
+                path(&self.dir.join("ca.pem")),
+                "--cert",
+                path(&cert),
+                "--key",
+                path(&key),
+            ]);
+        }
+        Proc::spawn(cmd.args(extra).args([
+            "--ac",
+            addr,
+            "--name",
+            name,
+            "--transport",
+            self.transport,
+            "--events",
+            "jsonl",
+            "--hello-ms",
+            "100",
+            "--dead-ms",
+            &self.dead_ms.to_string(),
+            "--tick-ms",
+            "50",
+        ]))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.ac = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The count of the last state of `computation` the device was told the AC stored.
+pub fn last_acked(device: &Proc, computation: &str) -> u64 {
+    device
+        .events(|v| is(v, "state_stored") && v["computation"] == computation)
+        .last()
+        .and_then(|v| v["count"].as_u64())
+        .unwrap_or(0)
+}
+
+/// A link in front of the AC whose tap hands every bottle bound for the device to `f`,
+/// which returns what to forward in its place (`None`: the bottle itself).
+pub fn attacker(
+    w: &World,
+    mut f: impl FnMut(&Bottle<'_>) -> Option<Vec<u8>> + Send + 'static,
+) -> Link {
+    let tap: Tap = Box::new(move |dir, bytes| {
+        if dir == Direction::ToDevice {
+            if let Some(forged) = Bottle::decode(&bytes, &Limits::DEFAULT)
+                .ok()
+                .and_then(|b| f(&b))
+            {
+                return Some(forged);
+            }
+        }
+        Some(bytes)
+    });
+    let transport = if w.transport == "udp" {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    Link::start(
+        transport,
+        w.addr.parse().unwrap(),
+        LinkShape::default(),
+        Some(tap),
+    )
+    .unwrap()
+}
+
+/// A bottle's bytes.
+pub fn encode(b: &Bottle<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
+        .unwrap();
+    out
+}
 
 /// Builds a guest crate for wasm32 (in a target directory of its own, so as not to wait
 /// on the one running this test) and returns the module.
