@@ -168,6 +168,9 @@ pub struct Setup<'a> {
     pub ac_nofile: Option<u32>,
     /// The dead interval devices propose (HELLO every 100 ms); 600 ms if `None`.
     pub dead_ms: Option<u32>,
+    /// More computations alpha runs, each a WebAssembly module by name (`NAME.wasm`
+    /// beside the configuration, for alpha's `--guest NAME=PATH`).
+    pub alpha_guests: &'a [(&'a str, &'a [u8])],
 }
 
 impl World {
@@ -194,6 +197,7 @@ impl World {
             journal,
             ac_nofile,
             dead_ms,
+            alpha_guests,
         } = setup;
         let dir = std::env::temp_dir().join(format!(
             "pcxses-e2e-{}-{transport}-{test}",
@@ -223,8 +227,20 @@ impl World {
             pcxses_examples::keys::generate(&dir, "stranger").unwrap();
             config += "code_signing_key = \"code-signing.key\"\n";
         }
+        for (name, module) in alpha_guests {
+            std::fs::write(dir.join(format!("{name}.wasm")), module).unwrap();
+            let id = format!("{name}.wasm");
+            pcxses_examples::repository::add(&dir.join("repo"), &id, module).unwrap();
+            config += &format!("\n[[computation]]\nname = \"{name}\"\nobjects = [{{ id = \"{id}\", invoke = true }}]\n");
+        }
         for d in ["alpha", "beta", "gamma"] {
-            config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [\"counter-{d}\"]\n");
+            let mut runs = format!("\"counter-{d}\"");
+            if d == "alpha" {
+                for (name, _) in alpha_guests {
+                    runs += &format!(", \"{name}\"");
+                }
+            }
+            config += &format!("\n[[device]]\nname = \"{d}\"\nruns = [{runs}]\n");
             if keyed {
                 pcxses_examples::keys::generate_psk(&dir, d).unwrap();
                 config += &format!("psk_file = \"{d}.psk\"\n");
