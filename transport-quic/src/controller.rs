@@ -2,21 +2,21 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats};
 use pcxses_transport_tcp::table::{Admission, Connections};
-use pcxses_transport_tcp::throttle::Throttle;
+use pcxses_transport_tcp::throttle::{Throttle, WARN_PERIOD};
 use pcxses_transport_tcp::{ConnectionLimits, ConnectionStats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Executor, Task, Timer};
 
-use crate::stream::{read_frames, Inbound, Pipe};
-use crate::tls::{self, ServerTls};
+use crate::acceptor::Acceptor;
+use crate::stream::{Inbound, Pipe};
+use crate::tls::ServerTls;
 use crate::EVENT_QUEUE;
 
 /// The bottle type of OBJECT_CHUNK (`docs/PROTOCOL.md` §3), the second byte of the bottle:
@@ -108,9 +108,6 @@ pub async fn spawn_controller_with(
     })
 }
 
-/// Warnings a peer can provoke are logged at most this often.
-const WARN_PERIOD: Duration = Duration::from_secs(5);
-
 /// One device's connection: its certified name and its two streams. Dropping it closes
 /// the connection.
 struct Connection {
@@ -124,110 +121,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.connection.close(0u32.into(), b"closed");
     }
-}
-
-/// Accepts connection attempts: at most `limits.max_handshakes` in flight (further ones are
-/// refused), each completing its handshake and opening its control stream within the
-/// first-bottle deadline, in a task of its own.
-struct Acceptor {
-    ex: Arc<Executor<'static>>,
-    endpoint: quinn::Endpoint,
-    inbound: Sender<Inbound>,
-    limits: ConnectionLimits,
-    stats: Arc<ConnectionStats>,
-}
-
-/// One handshake in flight, until dropped.
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-}
-
-impl Acceptor {
-    async fn run(self) {
-        let mut next = 0u64;
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let mut warn = Throttle::new(WARN_PERIOD);
-        while let Some(incoming) = self.endpoint.accept().await {
-            if in_flight.load(Relaxed) >= self.limits.max_handshakes {
-                self.stats.handshakes_refused.fetch_add(1, Relaxed);
-                if let Some(suppressed) = warn.allow(Instant::now()) {
-                    tracing::warn!(
-                        peer = %incoming.remote_address(),
-                        suppressed,
-                        "too many handshakes in flight: refused a connection"
-                    );
-                }
-                incoming.refuse();
-                smol::future::yield_now().await;
-                continue;
-            }
-            in_flight.fetch_add(1, Relaxed);
-            let guard = InFlight(in_flight.clone());
-            next += 1;
-            let link = LinkId(next);
-            let handshake = handshake(incoming, link, self.inbound.clone(), guard);
-            let deadline = self.limits.first_bottle;
-            self.ex
-                .spawn(async move {
-                    let Some(recv) = handshake
-                        .or(async {
-                            Timer::after(deadline).await;
-                            tracing::debug!(?link, "handshake too slow");
-                            None
-                        })
-                        .await
-                    else {
-                        return;
-                    };
-                    let inbound = recv.1;
-                    read_frames(recv.0, link, inbound.clone()).await;
-                    let _ = inbound.send(Inbound::Closed(link)).await;
-                })
-                .detach();
-            smol::future::yield_now().await;
-        }
-    }
-}
-
-/// Completes a handshake and the opening of the control stream, and hands the connection
-/// to the driver; returns the stream to read and the driver's queue.
-async fn handshake(
-    incoming: quinn::Incoming,
-    link: LinkId,
-    inbound: Sender<Inbound>,
-    in_flight: InFlight,
-) -> Option<(quinn::RecvStream, Sender<Inbound>)> {
-    let connection = match incoming.await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(?link, error = %e, "handshake failed");
-            return None;
-        }
-    };
-    let Some(identity) = tls::identity(&connection) else {
-        connection.close(1u32.into(), b"the certificate names no device");
-        return None;
-    };
-    let identity = Some(identity);
-    let Ok((control, recv)) = connection.accept_bi().await else {
-        return None;
-    };
-    tracing::debug!(?link, ?identity, peer = %connection.remote_address(), "connection");
-    let opened = Inbound::Opened {
-        link,
-        identity,
-        connection: connection.clone(),
-        control,
-    };
-    if inbound.send(opened).await.is_err() {
-        return None;
-    }
-    drop(in_flight);
-    Some((recv, inbound))
 }
 
 enum Wake {

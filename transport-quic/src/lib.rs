@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acceptor;
 #[cfg(feature = "certs")]
 pub mod certs;
 mod controller;

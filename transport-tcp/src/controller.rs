@@ -2,23 +2,23 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::frame::push_frame;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Task, Timer};
 
+use crate::acceptor::{accept, Accepted};
 use crate::limits::{ConnectionLimits, ConnectionStats};
 use crate::reader::{read_frames, Inbound};
 use crate::table::{Admission, Connections};
-use crate::throttle::Throttle;
+use crate::throttle::{Throttle, WARN_PERIOD};
 use crate::{EVENT_QUEUE, WRITE_BUFFER};
 
 /// The running AC: its events, its commands, and the task that drives it.
@@ -117,74 +117,6 @@ enum Wake {
     Timer,
     Expiry,
     Command(Option<ControllerCommand>),
-}
-
-/// What the acceptor hands the driver.
-enum Accepted {
-    /// A new connection.
-    Opened(LinkId, TcpStream),
-    /// `accept` failed for want of resources (file descriptors): make room.
-    Exhausted,
-}
-
-/// Waits after a failed `accept`, at first; doubled at every failure in a row, halved at
-/// every success.
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(20);
-/// The longest wait after a failed `accept`.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Warnings a peer can provoke are logged at most this often.
-const WARN_PERIOD: Duration = Duration::from_secs(5);
-
-/// Accepts connections and hands them to the driver. A failing `accept` (file
-/// descriptors exhausted) backs off and asks the driver to make room; the loop yields
-/// after every connection, so it never starves the executor's other tasks (signals
-/// among them).
-async fn accept(listener: TcpListener, out: Sender<Accepted>, stats: Arc<ConnectionStats>) {
-    let mut next = 0u64;
-    let mut backoff = Duration::ZERO;
-    let mut warn = Throttle::new(WARN_PERIOD);
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                backoff /= 2;
-                next += 1;
-                let _ = stream.set_nodelay(true);
-                tracing::debug!(%peer, link = next, "connection");
-                if out
-                    .send(Accepted::Opened(LinkId(next), stream))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                smol::future::yield_now().await;
-            }
-            Err(e) => {
-                stats.accept_errors.fetch_add(1, Relaxed);
-                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
-                if let Some(suppressed) = warn.allow(Instant::now()) {
-                    tracing::warn!(error = %e, suppressed, ?backoff, "accept failed: backing off");
-                }
-                if is_exhaustion(&e) {
-                    let _ = out.try_send(Accepted::Exhausted);
-                }
-                Timer::after(backoff).await;
-            }
-        }
-    }
-}
-
-/// Whether a failed `accept` says the process or the system ran out of something that
-/// closing a connection gives back (file descriptors, buffers), rather than that one
-/// connection failed.
-fn is_exhaustion(e: &io::Error) -> bool {
-    !matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    )
 }
 
 async fn write_frames(mut stream: TcpStream, pending: Arc<Mutex<Vec<u8>>>, wake: Receiver<()>) {

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acceptor;
 mod controller;
 mod device;
 pub mod limits;

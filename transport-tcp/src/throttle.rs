@@ -2,6 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+/// How often the adapters log a warning that a peer can provoke, at most.
+pub const WARN_PERIOD: Duration = Duration::from_secs(5);
+
 /// Lets one warning through per `period` and counts the ones it held back, so that a peer
 /// cannot flood the log.
 #[derive(Debug)]

@@ -179,3 +179,68 @@ fn a_proven_connection_that_falls_silent_is_closed_after_the_idle_timeout() {
         let _ = peer.close().await;
     }));
 }
+
+#[test]
+fn a_connection_flooding_junk_frames_starves_no_device() {
+    let ex = Arc::new(smol::Executor::new());
+    smol::block_on(ex.run(async {
+        let epoch = Epoch::new();
+        let ac = spawn_controller_with(
+            &ex,
+            controller(&epoch),
+            epoch,
+            "127.0.0.1:0".parse().unwrap(),
+            limits(64, 60_000, 60_000),
+        )
+        .await
+        .unwrap();
+        // A thread of its own writes junk frames as fast as the AC reads them.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flooder = {
+            let (stop, addr) = (stop.clone(), ac.local_addr);
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut junk = Vec::new();
+                while junk.len() < 60_000 {
+                    push_frame(&[0xff, 0xff, 0xff], &mut junk);
+                }
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let mut sent = 0usize;
+                while !stop.load(Relaxed) && s.write_all(&junk).is_ok() {
+                    sent += junk.len();
+                }
+                sent
+            })
+        };
+        eventually(10, "the flood", || {
+            ac.stats.lock().unwrap().rejected() > 10_000
+        })
+        .await;
+        // A device joins during the flood and is never declared dead.
+        let _agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr)
+            .await
+            .unwrap();
+        ac_event(&ac.events, 10, "the device's join", |e| {
+            matches!(e, ControllerEvent::DeviceJoined { .. })
+        })
+        .await;
+        let until = std::time::Instant::now() + Duration::from_millis(1_500);
+        while std::time::Instant::now() < until {
+            if let Ok(e) = ac.events.try_recv() {
+                assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
+            }
+            Timer::after(Duration::from_millis(10)).await;
+        }
+        let before = ac.stats.lock().unwrap().rejected();
+        Timer::after(Duration::from_millis(100)).await;
+        assert!(
+            ac.stats.lock().unwrap().rejected() > before,
+            "the flood had stopped"
+        );
+        stop.store(true, Relaxed);
+        drop(ac);
+        // The AC's connections close as the executor runs: join the flooder off it.
+        let sent = smol::unblock(move || flooder.join().unwrap()).await;
+        assert!(sent > 0);
+    }));
+}

@@ -10,7 +10,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use common::*;
 use pcxses_core::{ControllerEvent, Epoch};
 use pcxses_transport_tcp::{spawn_controller_with, spawn_device, ConnectionLimits};
 use rlimit::Resource;
+use smol::Timer;
 
 /// Where the holder process connects to, and how many times.
 const HOLD_ADDR: &str = "PCXSES_HOLD_ADDR";
@@ -83,12 +84,23 @@ fn an_ac_out_of_file_descriptors_backs_off_and_serves_a_device_once_the_holders_
             )
             .await
             .unwrap();
+            // A task of the AC's executor that counts its turns: it stops counting if the
+            // executor is starved.
+            let turns = Arc::new(AtomicU64::new(0));
+            let counted = turns.clone();
+            let _ticker = ex.spawn(async move {
+                loop {
+                    Timer::after(Duration::from_millis(10)).await;
+                    counted.fetch_add(1, Relaxed);
+                }
+            });
             handle_tx
                 .send((
                     ac.local_addr,
                     ac.connections.clone(),
                     ac.events.clone(),
                     epoch,
+                    turns,
                 ))
                 .unwrap();
             let _ = stop_rx.recv().await;
@@ -96,7 +108,8 @@ fn an_ac_out_of_file_descriptors_backs_off_and_serves_a_device_once_the_holders_
             let _ = ac.task.await;
         }));
     });
-    let (addr, stats, events, epoch) = handle_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (addr, stats, events, epoch, turns) =
+        handle_rx.recv_timeout(Duration::from_secs(10)).unwrap();
 
     let mut holders = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "holder", "--nocapture", "--test-threads", "1"])
@@ -129,10 +142,16 @@ fn an_ac_out_of_file_descriptors_backs_off_and_serves_a_device_once_the_holders_
     }
     // For a second of exhaustion, the acceptor waits between attempts (20 ms at least)
     // instead of retrying at once.
+    // Meanwhile the executor's other tasks (signal handlers, in the daemon) get their turns.
     let before = stats.accept_errors.load(Relaxed);
+    let turns_before = turns.load(Relaxed);
     std::thread::sleep(Duration::from_secs(1));
     let failed = stats.accept_errors.load(Relaxed) - before;
     assert!(failed <= 60, "{failed} failed accepts in one second");
+    assert!(
+        turns.load(Relaxed) > turns_before,
+        "the AC's executor starved"
+    );
 
     // The holders leave; a device joins.
     drop(holders.stdin.take());
