@@ -48,8 +48,9 @@ pub enum Admission<C> {
 }
 
 impl<C> Connections<C> {
-    /// An empty table under `limits`, counting in `stats`.
-    pub fn new(limits: ConnectionLimits, stats: Arc<ConnectionStats>) -> Self {
+    /// An empty table under `limits` (at least one connection), counting in `stats`.
+    pub fn new(mut limits: ConnectionLimits, stats: Arc<ConnectionStats>) -> Self {
+        limits.max_connections = limits.max_connections.max(1);
         Connections {
             limits,
             stats,
