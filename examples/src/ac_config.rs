@@ -18,10 +18,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use pcxses_core::controller::{Bounds, ComputationSpec, DeviceSpec, ObjectSpec};
 use pcxses_core::{ControllerConfig, Mode, MAX_HOSTED};
+use pcxses_transport_tcp::ConnectionLimits;
 use serde::Deserialize;
+
+use crate::transport::TransportLimits;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -85,6 +89,19 @@ pub struct AcSection {
     /// disk; `"os"`: once it is written, leaving the sync to the operating system (faster,
     /// and an AC crash still loses nothing, but a power cut may).
     pub durability: Option<Durability>,
+    /// TCP and QUIC: connections open at once, at most; a new one beyond evicts the oldest
+    /// that has had no bottle accepted (default 4096).
+    pub max_connections: Option<usize>,
+    /// TCP and QUIC: time a connection has to get a bottle accepted before it is closed
+    /// (default: twice `hello_ms.max`).
+    pub first_bottle_ms: Option<u32>,
+    /// TCP and QUIC: time a connection may go without a bottle before it is closed
+    /// (default: three times `dead_ms.max`).
+    pub idle_ms: Option<u32>,
+    /// QUIC: handshakes in flight, at most (default 64).
+    pub max_handshakes: Option<usize>,
+    /// UDP: IPv6 source addresses with a link id at once, at most (default 65536).
+    pub v6_links: Option<usize>,
 }
 
 /// How durable the journal is before the AC acknowledges.
@@ -194,6 +211,8 @@ pub struct AcConfig {
     pub code_signing_key: Option<PathBuf>,
     /// The journal file, if the AC keeps one, and how durable it is.
     pub journal: Option<(PathBuf, Durability)>,
+    /// The transports' bounds on connections and link ids.
+    pub limits: TransportLimits,
 }
 
 impl AcConfig {
@@ -275,6 +294,19 @@ impl AcConfig {
         cfg.restart_grace_ms = a.restart_grace_ms.unwrap_or(cfg.restart_grace_ms);
         cfg.validate()
             .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
+        let mut connections = ConnectionLimits::for_intervals(cfg.hello_ms.max, cfg.dead_ms.max);
+        connections.max_connections = a.max_connections.unwrap_or(connections.max_connections);
+        connections.max_handshakes = a.max_handshakes.unwrap_or(connections.max_handshakes);
+        if let Some(ms) = a.first_bottle_ms {
+            connections.first_bottle = Duration::from_millis(ms.into());
+        }
+        if let Some(ms) = a.idle_ms {
+            connections.idle = Duration::from_millis(ms.into());
+        }
+        let limits = TransportLimits {
+            connections,
+            v6_links: a.v6_links.unwrap_or(TransportLimits::default().v6_links),
+        };
         Ok(AcConfig {
             listen: a.listen,
             repository: base.join(&a.repository),
@@ -284,6 +316,7 @@ impl AcConfig {
                 .journal
                 .as_ref()
                 .map(|j| (base.join(j), a.durability.unwrap_or_default())),
+            limits,
         })
     }
 }
@@ -321,6 +354,29 @@ objects = [{ id = "c.bin", invoke = true }]
         assert_eq!(cfg.controller.hello_ms, Bounds { min: 50, max: 5000 });
         assert_eq!(cfg.controller.devices[0].runs, ["c"]);
         assert!(cfg.repository.ends_with("repo"));
+    }
+
+    #[test]
+    fn connection_limits_default_from_the_intervals_and_load_from_the_file() {
+        let cfg = load(GOOD).unwrap();
+        let c = cfg.limits.connections;
+        assert_eq!(c.max_connections, ConnectionLimits::MAX_CONNECTIONS);
+        assert_eq!(c.first_bottle, Duration::from_secs(10));
+        assert_eq!(
+            c.idle,
+            3 * Duration::from_millis(cfg.controller.dead_ms.max.into())
+        );
+        let set = load(&GOOD.replace(
+            "repository = \"repo\"",
+            "repository = \"repo\"\nmax_connections = 7\nfirst_bottle_ms = 300\nidle_ms = 900\nmax_handshakes = 3\nv6_links = 5",
+        ))
+        .unwrap();
+        let c = set.limits.connections;
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.first_bottle, Duration::from_millis(300));
+        assert_eq!(c.idle, Duration::from_millis(900));
+        assert_eq!(c.max_handshakes, 3);
+        assert_eq!(set.limits.v6_links, 5);
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     smol::block_on(ex.run(async {
         let ac = args
             .transport
-            .serve(&ex, controller, epoch, listen, tls.as_ref())
+            .serve(&ex, controller, epoch, listen, tls.as_ref(), config.limits)
             .await
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");

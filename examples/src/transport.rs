@@ -9,6 +9,7 @@ use pcxses_core::controller::ControllerCommand;
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch, Stats};
 use pcxses_transport_quic::{ClientTls, ServerTls};
+use pcxses_transport_tcp::ConnectionLimits;
 use smol::channel::{Receiver, Sender};
 use smol::{Executor, Task};
 
@@ -78,6 +79,24 @@ impl DeviceTlsArgs {
     }
 }
 
+/// The bounds an AC's transport keeps against hostile peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransportLimits {
+    /// TCP and QUIC: connections, handshakes, deadlines.
+    pub connections: ConnectionLimits,
+    /// UDP: IPv6 source addresses with a link id at once.
+    pub v6_links: usize,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            connections: ConnectionLimits::default(),
+            v6_links: pcxses_transport_udp::V6_LINKS,
+        }
+    }
+}
+
 /// A running AC, whatever the transport.
 pub struct RunningController {
     /// Protocol events.
@@ -112,7 +131,7 @@ impl Transport {
         }
     }
 
-    /// Serves `controller` on `addr`, in tasks of `ex`; QUIC needs `tls`.
+    /// Serves `controller` on `addr` within `limits`, in tasks of `ex`; QUIC needs `tls`.
     pub async fn serve(
         self,
         ex: &Arc<Executor<'static>>,
@@ -120,6 +139,7 @@ impl Transport {
         epoch: Epoch,
         addr: SocketAddr,
         tls: Option<&ServerTls>,
+        limits: TransportLimits,
     ) -> io::Result<RunningController> {
         // Every adapter's handle has the same fields.
         macro_rules! running {
@@ -137,18 +157,31 @@ impl Transport {
         Ok(match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                running!(pcxses_transport_quic::spawn_controller(
-                    ex, controller, epoch, addr, tls
+                running!(pcxses_transport_quic::spawn_controller_with(
+                    ex,
+                    controller,
+                    epoch,
+                    addr,
+                    tls,
+                    limits.connections
                 ))
             }
             Transport::Tcp => {
-                running!(pcxses_transport_tcp::spawn_controller(
-                    ex, controller, epoch, addr
+                running!(pcxses_transport_tcp::spawn_controller_with(
+                    ex,
+                    controller,
+                    epoch,
+                    addr,
+                    limits.connections
                 ))
             }
             Transport::Udp => {
-                running!(pcxses_transport_udp::spawn_controller(
-                    ex, controller, epoch, addr
+                running!(pcxses_transport_udp::spawn_controller_with(
+                    ex,
+                    controller,
+                    epoch,
+                    addr,
+                    limits.v6_links
                 ))
             }
         })

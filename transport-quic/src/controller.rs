@@ -1,18 +1,22 @@
 //! The AC on a QUIC endpoint.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats};
+use pcxses_transport_tcp::table::{Admission, Connections};
+use pcxses_transport_tcp::throttle::{Throttle, WARN_PERIOD};
+use pcxses_transport_tcp::{ConnectionLimits, ConnectionStats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
-use smol::{Executor, Task};
+use smol::{Executor, Task, Timer};
 
-use crate::stream::{read_frames, Inbound, Pipe};
-use crate::tls::{self, ServerTls};
+use crate::acceptor::Acceptor;
+use crate::stream::{Inbound, Pipe};
+use crate::tls::ServerTls;
 use crate::EVENT_QUEUE;
 
 /// The bottle type of OBJECT_CHUNK (`docs/PROTOCOL.md` §3), the second byte of the bottle:
@@ -29,12 +33,14 @@ pub struct ControllerHandle {
     pub local_addr: SocketAddr,
     /// The controller's counters, refreshed after every input.
     pub stats: Arc<Mutex<Stats>>,
+    /// What the connection bounds did.
+    pub connections: Arc<ConnectionStats>,
     /// The driving task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }
 
 /// Serves QUIC on `addr` with `tls` and drives `controller` for every connection, in a
-/// task of `ex`.
+/// task of `ex`, with the default [`ConnectionLimits`].
 pub async fn spawn_controller(
     ex: &Arc<Executor<'static>>,
     controller: Controller,
@@ -42,31 +48,68 @@ pub async fn spawn_controller(
     addr: SocketAddr,
     tls: &ServerTls,
 ) -> io::Result<ControllerHandle> {
-    let config = tls.quinn_config().map_err(io::Error::other)?;
+    spawn_controller_with(
+        ex,
+        controller,
+        epoch,
+        addr,
+        tls,
+        ConnectionLimits::default(),
+    )
+    .await
+}
+
+/// [`spawn_controller`] with the connections and handshakes bounded by `limits`.
+pub async fn spawn_controller_with(
+    ex: &Arc<Executor<'static>>,
+    controller: Controller,
+    epoch: Epoch,
+    addr: SocketAddr,
+    tls: &ServerTls,
+    limits: ConnectionLimits,
+) -> io::Result<ControllerHandle> {
+    let mut config = tls.quinn_config().map_err(io::Error::other)?;
+    config.max_incoming(limits.max_handshakes.max(1));
     let endpoint = crate::endpoint(addr, Some(config))?;
     let local_addr = endpoint.local_addr()?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let task = ex.spawn(run(
-        ex.clone(),
-        controller,
+    let connections = Arc::new(ConnectionStats::default());
+    let io = Io {
+        inbound: bounded(4_096),
+        events: event_tx,
+        commands: command_rx,
+        shared: stats.clone(),
+    };
+    let acceptor = Acceptor {
+        ex: ex.clone(),
+        endpoint: endpoint.clone(),
+        inbound: io.inbound.0.clone(),
+        limits,
+        stats: connections.clone(),
+    };
+    let driver = Driver {
+        ex: ex.clone(),
+        ac: controller,
         epoch,
-        endpoint,
-        event_tx,
-        command_rx,
-        stats.clone(),
-    ));
+        connections: Connections::new(limits, connections.clone()),
+        dropped: 0,
+        warn: Throttle::new(WARN_PERIOD),
+    };
+    let task = ex.spawn(driver.run(io, acceptor, endpoint));
     Ok(ControllerHandle {
         events,
         commands,
         local_addr,
         stats,
+        connections,
         task,
     })
 }
 
-/// One device's connection: its certified name and its two streams.
+/// One device's connection: its certified name and its two streams. Dropping it closes
+/// the connection.
 struct Connection {
     identity: Option<String>,
     connection: quinn::Connection,
@@ -74,50 +117,16 @@ struct Connection {
     bulk: Pipe,
 }
 
-/// Accepts connections; each completes its handshake and opens its control stream in a
-/// task of its own.
-async fn accept(ex: Arc<Executor<'static>>, endpoint: quinn::Endpoint, inbound: Sender<Inbound>) {
-    let mut next = 0u64;
-    while let Some(incoming) = endpoint.accept().await {
-        next += 1;
-        let link = LinkId(next);
-        let inbound = inbound.clone();
-        ex.spawn(async move {
-            let connection = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(?link, error = %e, "handshake failed");
-                    return;
-                }
-            };
-            let Some(identity) = tls::identity(&connection) else {
-                connection.close(1u32.into(), b"the certificate names no device");
-                return;
-            };
-            let identity = Some(identity);
-            let Ok((control, recv)) = connection.accept_bi().await else {
-                return;
-            };
-            tracing::debug!(?link, ?identity, peer = %connection.remote_address(), "connection");
-            let opened = Inbound::Opened {
-                link,
-                identity,
-                connection: connection.clone(),
-                control,
-            };
-            if inbound.send(opened).await.is_err() {
-                return;
-            }
-            read_frames(recv, link, inbound.clone()).await;
-            let _ = inbound.send(Inbound::Closed(link)).await;
-        })
-        .detach();
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.connection.close(0u32.into(), b"closed");
     }
 }
 
 enum Wake {
     Inbound(Inbound),
     Timer,
+    Expiry,
     Command(Option<ControllerCommand>),
 }
 
@@ -125,24 +134,102 @@ enum Wake {
 /// sync) covers them all.
 const BATCH: usize = 256;
 
-async fn run(
-    ex: Arc<Executor<'static>>,
-    mut ac: Controller,
-    epoch: Epoch,
-    endpoint: quinn::Endpoint,
+/// The driver's channels.
+struct Io {
+    inbound: (Sender<Inbound>, Receiver<Inbound>),
     events: Sender<ControllerEvent>,
     commands: Receiver<ControllerCommand>,
     shared: Arc<Mutex<Stats>>,
-) -> io::Result<Stats> {
-    let (inbound_tx, inbound) = bounded(4_096);
-    let _acceptor = ex.spawn(accept(ex.clone(), endpoint.clone(), inbound_tx.clone()));
-    let mut connections: HashMap<LinkId, Connection> = HashMap::new();
-    let mut dropped = 0u64;
-    loop {
-        let wake_at = loop {
-            match ac.poll_output() {
+}
+
+/// The controller and its connections.
+struct Driver {
+    ex: Arc<Executor<'static>>,
+    ac: Controller,
+    epoch: Epoch,
+    connections: Connections<Connection>,
+    dropped: u64,
+    warn: Throttle,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        io: Io,
+        acceptor: Acceptor,
+        endpoint: quinn::Endpoint,
+    ) -> io::Result<Stats> {
+        let _acceptor = self.ex.spawn(acceptor.run());
+        let inbound = &io.inbound.1;
+        let mut expired = Vec::new();
+        loop {
+            let wake_at = self.drain(&io.events);
+            let timer = async {
+                crate::until(self.epoch, wake_at).await;
+                Wake::Timer
+            };
+            let expiry = async {
+                match self.connections.next_deadline() {
+                    Some(at) => Timer::at(at).await,
+                    None => Timer::never().await,
+                };
+                Wake::Expiry
+            };
+            // Commands and timers first: under a steady stream of frames they still get
+            // their turn.
+            let wake = async { Wake::Command(io.commands.recv().await.ok()) }
+                .or(timer)
+                .or(expiry)
+                .or(async { Wake::Inbound(inbound.recv().await.expect("run holds a sender")) })
+                .await;
+            let now = self.epoch.now();
+            if wake_at <= now {
+                let _ = self.ac.handle_input(Input::Timeout(now));
+            }
+            let first = match wake {
+                Wake::Inbound(first) => Some(first),
+                Wake::Timer | Wake::Expiry => None,
+                Wake::Command(Some(command)) => {
+                    if let Err(e) = command.apply(&mut self.ac, now) {
+                        tracing::warn!(?command, error = %e, "command refused");
+                    }
+                    None
+                }
+                Wake::Command(None) => {
+                    if self.dropped > 0 {
+                        tracing::warn!(
+                            dropped = self.dropped,
+                            "frames or events dropped: a peer or the application fell behind"
+                        );
+                    }
+                    endpoint.close(0u32.into(), b"AC stopping");
+                    return Ok(*self.ac.stats());
+                }
+            };
+            self.connections.expire(Instant::now(), &mut expired);
+            for (link, _) in expired.drain(..) {
+                tracing::debug!(?link, "connection expired");
+            }
+            // A bounded batch of what came in, then one drain: with a journal, one commit.
+            let more = std::iter::from_fn(|| inbound.try_recv().ok());
+            for item in first.into_iter().chain(more).take(BATCH) {
+                self.inbound(item, now);
+            }
+            if let Ok(mut s) = io.shared.lock() {
+                *s = *self.ac.stats();
+            }
+            // Let the connections' and the application's tasks run between batches.
+            smol::future::yield_now().await;
+        }
+    }
+
+    /// Sends what the controller wants sent and forwards its events; returns its next
+    /// timeout.
+    fn drain(&mut self, events: &Sender<ControllerEvent>) -> pcxses_core::Instant {
+        loop {
+            match self.ac.poll_output() {
                 Output::Transmit(t) => {
-                    let Some(c) = connections.get(&t.to) else {
+                    let Some(c) = self.connections.get(t.to) else {
                         continue;
                     };
                     let pipe = if t.bytes.get(1) == Some(&OBJECT_CHUNK) {
@@ -151,99 +238,80 @@ async fn run(
                         &c.control
                     };
                     if !pipe.push(t.bytes) {
-                        dropped += 1;
+                        self.dropped += 1;
                     }
                 }
                 Output::Event(e) => {
                     if events.try_send(e).is_err() {
-                        dropped += 1;
+                        self.dropped += 1;
                     }
                 }
-                Output::Timeout(at) => break at,
+                Output::Timeout(at) => return at,
             }
-        };
-        let timer = async {
-            crate::until(epoch, wake_at).await;
-            Wake::Timer
-        };
-        // Commands and timers first: under a steady stream of frames they still get their
-        // turn.
-        let wake = async { Wake::Command(commands.recv().await.ok()) }
-            .or(timer)
-            .or(async { Wake::Inbound(inbound.recv().await.expect("run holds a sender")) })
-            .await;
-        let now = epoch.now();
-        if wake_at <= now {
-            let _ = ac.handle_input(Input::Timeout(now));
         }
-        if let Ok(mut s) = shared.lock() {
-            *s = *ac.stats();
-        }
-        match wake {
-            // A batch of what came in, then one drain: with a journal, one commit.
-            Wake::Inbound(first) => {
-                let more = std::iter::from_fn(|| inbound.try_recv().ok());
-                for item in std::iter::once(first).chain(more).take(BATCH) {
-                    match item {
-                        Inbound::Opened {
-                            link,
-                            identity,
-                            connection,
-                            control,
-                        } => {
-                            let bulk = {
-                                let connection = connection.clone();
-                                Pipe::new(&ex, async move { connection.open_uni().await.ok() })
-                            };
-                            let control = Pipe::new(&ex, async move { Some(control) });
-                            connections.insert(
-                                link,
-                                Connection {
-                                    identity,
-                                    connection,
-                                    control,
-                                    bulk,
-                                },
+    }
+
+    fn inbound(&mut self, item: Inbound, now: pcxses_core::Instant) {
+        match item {
+            Inbound::Opened {
+                link,
+                identity,
+                connection,
+                control,
+            } => {
+                let bulk = {
+                    let connection = connection.clone();
+                    Pipe::new(&self.ex, async move { connection.open_uni().await.ok() })
+                };
+                let control = Pipe::new(&self.ex, async move { Some(control) });
+                let connection = Connection {
+                    identity,
+                    connection,
+                    control,
+                    bulk,
+                };
+                let at = Instant::now();
+                match self.connections.admit(link, connection, at) {
+                    Admission::Admitted => {}
+                    Admission::Evicted(old, _) => {
+                        if let Some(suppressed) = self.warn.allow(at) {
+                            tracing::warn!(
+                                evicted = ?old,
+                                suppressed,
+                                "connection limit reached: closed the oldest connection without an accepted bottle"
                             );
                         }
-                        Inbound::Frame(link, frame) => {
-                            let identity =
-                                connections.get(&link).and_then(|c| c.identity.as_deref());
-                            if let Err(e) = ac.handle_input(Input::Receive {
-                                now,
-                                from: link,
-                                bytes: &frame,
-                                identity,
-                            }) {
-                                tracing::debug!(?link, error = %e, "refused a frame");
-                            }
-                        }
-                        Inbound::Closed(link) => {
-                            if let Some(c) = connections.remove(&link) {
-                                c.connection.close(0u32.into(), b"closed");
-                            }
+                    }
+                    Admission::Refused(_) => {
+                        if let Some(suppressed) = self.warn.allow(at) {
+                            tracing::warn!(
+                                ?link,
+                                suppressed,
+                                "connection limit reached and every connection proven: refused a new one"
+                            );
                         }
                     }
                 }
             }
-            Wake::Timer => {}
-            Wake::Command(Some(command)) => {
-                if let Err(e) = command.apply(&mut ac, now) {
-                    tracing::warn!(?command, error = %e, "command refused");
+            Inbound::Frame(link, frame) => {
+                let Some(c) = self.connections.get(link) else {
+                    // Read before its connection was closed.
+                    return;
+                };
+                let result = self.ac.handle_input(Input::Receive {
+                    now,
+                    from: link,
+                    bytes: &frame,
+                    identity: c.identity.as_deref(),
+                });
+                if let Err(e) = &result {
+                    tracing::debug!(?link, error = %e, "refused a frame");
                 }
+                self.connections.heard(link, Instant::now(), result.is_ok());
             }
-            Wake::Command(None) => {
-                if dropped > 0 {
-                    tracing::warn!(
-                        dropped,
-                        "frames or events dropped: a peer or the application fell behind"
-                    );
-                }
-                endpoint.close(0u32.into(), b"AC stopping");
-                return Ok(*ac.stats());
+            Inbound::Closed(link) => {
+                self.connections.remove(link);
             }
         }
-        // Let the connections' and the application's tasks run between inputs.
-        smol::future::yield_now().await;
     }
 }

@@ -12,9 +12,22 @@
 //! with backoff and jitter when its connection ends; a dropped connection is not a death,
 //! only the dead interval decides. The API is that of the TCP and UDP adapters, with TLS
 //! settings added.
+//!
+//! # Bounds against hostile peers
+//!
+//! The connection bounds are the TCP adapter's ([`ConnectionLimits`]): at most
+//! `max_connections` connections (a new one evicts the oldest without an accepted bottle,
+//! or is closed when all have one), a deadline for the handshake, the control stream and
+//! the first accepted bottle, and an idle timeout for a connection that sends no bottle.
+//! At most `max_handshakes` handshakes are in flight (quinn's `max_incoming` and a count of
+//! the adapter's own): further attempts are refused at once. The AC accepts one
+//! bidirectional stream per connection and no unidirectional one. Frames are handled in
+//! bounded batches after commands and timers. [`ControllerHandle::connections`] counts what
+//! the bounds did. These bounds are local policy: nothing on the wire changes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acceptor;
 #[cfg(feature = "certs")]
 pub mod certs;
 mod controller;
@@ -22,8 +35,9 @@ mod device;
 mod stream;
 pub mod tls;
 
-pub use controller::{spawn_controller, ControllerHandle};
+pub use controller::{spawn_controller, spawn_controller_with, ControllerHandle};
 pub use device::{spawn_device, DeviceHandle};
+pub use pcxses_transport_tcp::{ConnectionLimits, ConnectionStats};
 pub use tls::{ClientTls, ServerTls, TlsError};
 
 /// Events waiting for the application before the adapter drops further ones (counted).

@@ -122,6 +122,9 @@ impl ServerTls {
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
         transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().map_err(rustls_error)?));
+        // A device opens one control stream; the AC opens the bulk stream itself.
+        transport.max_concurrent_bidi_streams(1u32.into());
+        transport.max_concurrent_uni_streams(0u32.into());
         config.transport_config(Arc::new(transport));
         Ok(config)
     }
@@ -160,7 +163,9 @@ impl ClientTls {
         })
     }
 
-    pub(crate) fn quinn_config(&self) -> Result<quinn::ClientConfig, TlsError> {
+    /// The client configuration of a quinn endpoint with these settings, for a program
+    /// that drives its own connections.
+    pub fn quinn_config(&self) -> Result<quinn::ClientConfig, TlsError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(rustls_error)?

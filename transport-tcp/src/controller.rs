@@ -1,20 +1,24 @@
 //! The AC on a TCP listener.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::frame::push_frame;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::net::{TcpListener, TcpStream};
-use smol::{Executor, Task};
+use smol::{Executor, Task, Timer};
 
+use crate::acceptor::{accept, Accepted};
+use crate::limits::{ConnectionLimits, ConnectionStats};
 use crate::reader::{read_frames, Inbound};
+use crate::table::{Admission, Connections};
+use crate::throttle::{Throttle, WARN_PERIOD};
 use crate::{EVENT_QUEUE, WRITE_BUFFER};
 
 /// The running AC: its events, its commands, and the task that drives it.
@@ -27,28 +31,45 @@ pub struct ControllerHandle {
     pub local_addr: SocketAddr,
     /// The controller's counters, refreshed after every input.
     pub stats: Arc<Mutex<Stats>>,
+    /// What the connection bounds did.
+    pub connections: Arc<ConnectionStats>,
     /// The driving task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }
 
-/// Listens on `addr` and drives `controller` for every connection, in a task of
-/// `ex`. Incoming frames are bounded by the largest bottle any framing carries.
+/// Listens on `addr` and drives `controller` for every connection, in a task of `ex`,
+/// with the default [`ConnectionLimits`]. Incoming frames are bounded by the largest
+/// bottle any framing carries.
 pub async fn spawn_controller(
     ex: &Arc<Executor<'static>>,
     controller: Controller,
     epoch: Epoch,
     addr: SocketAddr,
 ) -> io::Result<ControllerHandle> {
+    spawn_controller_with(ex, controller, epoch, addr, ConnectionLimits::default()).await
+}
+
+/// [`spawn_controller`] with the connections bounded by `limits`.
+pub async fn spawn_controller_with(
+    ex: &Arc<Executor<'static>>,
+    controller: Controller,
+    epoch: Epoch,
+    addr: SocketAddr,
+    limits: ConnectionLimits,
+) -> io::Result<ControllerHandle> {
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(64);
     let stats = Arc::new(Mutex::new(Stats::default()));
+    let connections = Arc::new(ConnectionStats::default());
     let task = ex.spawn(run(
         ex.clone(),
         controller,
         epoch,
         listener,
+        limits,
+        connections.clone(),
         event_tx,
         command_rx,
         stats.clone(),
@@ -59,6 +80,7 @@ pub async fn spawn_controller(
         local_addr,
         task,
         stats,
+        connections,
     })
 }
 
@@ -90,30 +112,11 @@ impl Connection {
 }
 
 enum Wake {
+    Accepted(Accepted),
     Inbound(Inbound),
     Timer,
+    Expiry,
     Command(Option<ControllerCommand>),
-}
-
-async fn accept(listener: TcpListener, inbound: Sender<Inbound>) {
-    let mut next = 0u64;
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                next += 1;
-                let _ = stream.set_nodelay(true);
-                tracing::debug!(%peer, link = next, "connection");
-                if inbound
-                    .send(Inbound::Opened(LinkId(next), stream))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "accept failed"),
-        }
-    }
 }
 
 async fn write_frames(mut stream: TcpStream, pending: Arc<Mutex<Vec<u8>>>, wake: Receiver<()>) {
@@ -134,108 +137,230 @@ async fn write_frames(mut stream: TcpStream, pending: Arc<Mutex<Vec<u8>>>, wake:
 /// sync) covers them all.
 const BATCH: usize = 256;
 
+/// New connections taken in one turn of the driver, at most.
+const ACCEPT_BATCH: usize = 16;
+
+/// The channels and bounds a driver serves.
+struct Io {
+    accepted: Receiver<Accepted>,
+    inbound_tx: Sender<Inbound>,
+    inbound: Receiver<Inbound>,
+    commands: Receiver<ControllerCommand>,
+    events: Sender<ControllerEvent>,
+    shared: Arc<Mutex<Stats>>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
     ex: Arc<Executor<'static>>,
-    mut ac: Controller,
+    ac: Controller,
     epoch: Epoch,
     listener: TcpListener,
+    limits: ConnectionLimits,
+    conn_stats: Arc<ConnectionStats>,
     events: Sender<ControllerEvent>,
     commands: Receiver<ControllerCommand>,
     shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
-    let max_frame = pcxses_core::MAX_BOTTLE_LEN;
+    let (accepted_tx, accepted) = bounded(ACCEPT_BATCH);
+    let _acceptor = ex.spawn(accept(listener, accepted_tx, conn_stats.clone()));
     let (inbound_tx, inbound) = bounded(4_096);
-    let _acceptor = ex.spawn(accept(listener, inbound_tx.clone()));
-    let mut connections: HashMap<LinkId, Connection> = HashMap::new();
-    let mut dropped = 0u64;
-    loop {
-        let wake_at = loop {
-            match ac.poll_output() {
+    let io = Io {
+        accepted,
+        inbound_tx,
+        inbound,
+        commands,
+        events,
+        shared,
+    };
+    Driver {
+        ex,
+        ac,
+        epoch,
+        connections: Connections::new(limits, conn_stats),
+        dropped: 0,
+        warn: Throttle::new(WARN_PERIOD),
+    }
+    .run(io)
+    .await
+}
+
+/// The controller and its connections.
+struct Driver {
+    ex: Arc<Executor<'static>>,
+    ac: Controller,
+    epoch: Epoch,
+    connections: Connections<Connection>,
+    dropped: u64,
+    warn: Throttle,
+}
+
+impl Driver {
+    async fn run(mut self, io: Io) -> io::Result<Stats> {
+        let mut expired = Vec::new();
+        loop {
+            let wake_at = self.drain(&io.events);
+            let timer = async {
+                crate::until(self.epoch, wake_at).await;
+                Wake::Timer
+            };
+            let expiry = async {
+                match self.connections.next_deadline() {
+                    Some(at) => Timer::at(at).await,
+                    None => Timer::never().await,
+                };
+                Wake::Expiry
+            };
+            // Commands and timers first, then new connections, then frames: under a steady
+            // stream of frames the others still get their turn.
+            let wake = async { Wake::Command(io.commands.recv().await.ok()) }
+                .or(timer)
+                .or(expiry)
+                .or(async {
+                    match io.accepted.recv().await {
+                        Ok(a) => Wake::Accepted(a),
+                        Err(_) => std::future::pending().await,
+                    }
+                })
+                .or(async {
+                    Wake::Inbound(io.inbound.recv().await.expect("the driver holds a sender"))
+                })
+                .await;
+            let now = self.epoch.now();
+            if wake_at <= now {
+                let _ = self.ac.handle_input(Input::Timeout(now));
+            }
+            let (first_accepted, first_inbound) = match wake {
+                Wake::Accepted(a) => (Some(a), None),
+                Wake::Inbound(i) => (None, Some(i)),
+                Wake::Timer | Wake::Expiry => (None, None),
+                Wake::Command(Some(command)) => {
+                    if let Err(e) = command.apply(&mut self.ac, now) {
+                        tracing::warn!(?command, error = %e, "command refused");
+                    }
+                    (None, None)
+                }
+                Wake::Command(None) => {
+                    if self.dropped > 0 {
+                        tracing::warn!(
+                            dropped = self.dropped,
+                            "frames or events dropped: a peer or the application fell behind"
+                        );
+                    }
+                    return Ok(*self.ac.stats());
+                }
+            };
+            self.connections.expire(Instant::now(), &mut expired);
+            for (link, _) in expired.drain(..) {
+                tracing::debug!(?link, "connection expired");
+            }
+            // Whatever else is ready, in bounded batches; then one drain: with a journal,
+            // one commit.
+            let more = std::iter::from_fn(|| io.accepted.try_recv().ok());
+            for a in first_accepted.into_iter().chain(more).take(ACCEPT_BATCH) {
+                self.accepted(a, &io.inbound_tx);
+            }
+            let more = std::iter::from_fn(|| io.inbound.try_recv().ok());
+            for item in first_inbound.into_iter().chain(more).take(BATCH) {
+                self.inbound(item, now);
+            }
+            if let Ok(mut s) = io.shared.lock() {
+                *s = *self.ac.stats();
+            }
+            // Let the connections' and the application's tasks run between batches.
+            smol::future::yield_now().await;
+        }
+    }
+
+    /// Sends what the controller wants sent and forwards its events; returns its next
+    /// timeout.
+    fn drain(&mut self, events: &Sender<ControllerEvent>) -> pcxses_core::Instant {
+        loop {
+            match self.ac.poll_output() {
                 Output::Transmit(t) => {
-                    if connections.get(&t.to).is_some_and(|c| !c.push(t.bytes)) {
-                        dropped += 1;
+                    if self.connections.get(t.to).is_some_and(|c| !c.push(t.bytes)) {
+                        self.dropped += 1;
                     }
                 }
                 Output::Event(e) => {
                     if events.try_send(e).is_err() {
-                        dropped += 1;
+                        self.dropped += 1;
                     }
                 }
-                Output::Timeout(at) => break at,
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
+
+    fn accepted(&mut self, accepted: Accepted, inbound: &Sender<Inbound>) {
+        let now = Instant::now();
+        let (link, stream) = match accepted {
+            Accepted::Opened(link, stream) => (link, stream),
+            Accepted::Exhausted => {
+                if let Some((link, _)) = self.connections.evict_oldest_unproven() {
+                    tracing::debug!(?link, "evicted to free a file descriptor");
+                }
+                return;
             }
         };
-        let timer = async {
-            crate::until(epoch, wake_at).await;
-            Wake::Timer
+        let (wake, woken) = bounded(1);
+        let pending = Arc::new(Mutex::new(Vec::new()));
+        let connection = Connection {
+            pending: pending.clone(),
+            wake,
+            _writer: self.ex.spawn(write_frames(stream.clone(), pending, woken)),
+            _reader: self.ex.spawn(read_frames(
+                stream,
+                link,
+                pcxses_core::MAX_BOTTLE_LEN,
+                inbound.clone(),
+            )),
         };
-        // Commands and timers first: under a steady stream of frames they still get their
-        // turn.
-        let wake = async { Wake::Command(commands.recv().await.ok()) }
-            .or(timer)
-            .or(async { Wake::Inbound(inbound.recv().await.expect("the acceptor holds a sender")) })
-            .await;
-        let now = epoch.now();
-        if wake_at <= now {
-            let _ = ac.handle_input(Input::Timeout(now));
-        }
-        if let Ok(mut s) = shared.lock() {
-            *s = *ac.stats();
-        }
-        match wake {
-            // A batch of what came in, then one drain: with a journal, one commit.
-            Wake::Inbound(first) => {
-                let more = std::iter::from_fn(|| inbound.try_recv().ok());
-                for item in std::iter::once(first).chain(more).take(BATCH) {
-                    match item {
-                        Inbound::Opened(link, stream) => {
-                            let (wake, woken) = bounded(1);
-                            let pending = Arc::new(Mutex::new(Vec::new()));
-                            let connection = Connection {
-                                pending: pending.clone(),
-                                wake,
-                                _writer: ex.spawn(write_frames(stream.clone(), pending, woken)),
-                                _reader: ex.spawn(read_frames(
-                                    stream,
-                                    link,
-                                    max_frame,
-                                    inbound_tx.clone(),
-                                )),
-                            };
-                            connections.insert(link, connection);
-                        }
-                        Inbound::Frame(link, frame) => {
-                            if let Err(e) = ac.handle_input(Input::Receive {
-                                now,
-                                from: link,
-                                bytes: &frame,
-                                identity: None,
-                            }) {
-                                tracing::debug!(?link, error = %e, "refused a frame");
-                            }
-                        }
-                        Inbound::Closed(link) => {
-                            connections.remove(&link);
-                        }
-                    }
-                }
-            }
-            Wake::Timer => {}
-            Wake::Command(Some(command)) => {
-                if let Err(e) = command.apply(&mut ac, now) {
-                    tracing::warn!(?command, error = %e, "command refused");
-                }
-            }
-            Wake::Command(None) => {
-                if dropped > 0 {
+        match self.connections.admit(link, connection, now) {
+            Admission::Admitted => {}
+            Admission::Evicted(old, _) => {
+                if let Some(suppressed) = self.warn.allow(now) {
                     tracing::warn!(
-                        dropped,
-                        "frames or events dropped: a peer or the application fell behind"
+                        evicted = ?old,
+                        suppressed,
+                        "connection limit reached: closed the oldest connection without an accepted bottle"
                     );
                 }
-                return Ok(*ac.stats());
+            }
+            Admission::Refused(_) => {
+                if let Some(suppressed) = self.warn.allow(now) {
+                    tracing::warn!(
+                        ?link,
+                        suppressed,
+                        "connection limit reached and every connection proven: refused a new one"
+                    );
+                }
             }
         }
-        // Let the connections' and the application's tasks run between inputs.
-        smol::future::yield_now().await;
+    }
+
+    fn inbound(&mut self, item: Inbound, now: pcxses_core::Instant) {
+        match item {
+            Inbound::Opened(..) => {}
+            Inbound::Frame(link, frame) => {
+                if self.connections.get(link).is_none() {
+                    // Read before its connection was closed.
+                    return;
+                }
+                let result = self.ac.handle_input(Input::Receive {
+                    now,
+                    from: link,
+                    bytes: &frame,
+                    identity: None,
+                });
+                if let Err(e) = &result {
+                    tracing::debug!(?link, error = %e, "refused a frame");
+                }
+                self.connections.heard(link, Instant::now(), result.is_ok());
+            }
+            Inbound::Closed(link) => {
+                self.connections.remove(link);
+            }
+        }
     }
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats, MAX_BOTTLE_LEN};
+use pcxses_core::{
+    Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats, MAX_BOTTLE_LEN,
+};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Executor, Task};
@@ -28,12 +30,24 @@ pub struct ControllerHandle {
     pub task: Task<io::Result<Stats>>,
 }
 
-/// Binds `addr` and drives `controller` on it in a task of `ex`.
+/// Binds `addr` and drives `controller` on it in a task of `ex`, with room for
+/// [`V6_LINKS`] IPv6 peers.
 pub async fn spawn_controller(
     ex: &Arc<Executor<'static>>,
     controller: Controller,
     epoch: Epoch,
     addr: SocketAddr,
+) -> io::Result<ControllerHandle> {
+    spawn_controller_with(ex, controller, epoch, addr, V6_LINKS).await
+}
+
+/// [`spawn_controller`] with room for `v6_links` IPv6 peers ([`Links`]).
+pub async fn spawn_controller_with(
+    ex: &Arc<Executor<'static>>,
+    controller: Controller,
+    epoch: Epoch,
+    addr: SocketAddr,
+    v6_links: usize,
 ) -> io::Result<ControllerHandle> {
     let socket = socket::bind(addr)?;
     let local_addr = socket.get_ref().local_addr()?;
@@ -44,6 +58,7 @@ pub async fn spawn_controller(
         controller,
         epoch,
         socket,
+        v6_links,
         event_tx,
         command_rx,
         stats.clone(),
@@ -56,6 +71,9 @@ pub async fn spawn_controller(
         task,
     })
 }
+
+/// IPv6 peers an AC has link ids for at once, by default.
+pub const V6_LINKS: usize = 65_536;
 
 /// Datagrams handled per wake-up before timers and commands get a turn.
 const BATCH: usize = 256;
@@ -70,13 +88,16 @@ async fn run(
     mut ac: Controller,
     epoch: Epoch,
     socket: Async<std::net::UdpSocket>,
+    v6_links: usize,
     events: Sender<ControllerEvent>,
     commands: Receiver<ControllerCommand>,
     shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
-    let mut links = Links::new(65_536);
+    let mut links = Links::new(v6_links);
     let mut buf = vec![0u8; MAX_BOTTLE_LEN];
     let mut dropped_events = 0u64;
+    // Links of refused datagrams, released once what the controller queued is sent.
+    let mut refused = Vec::with_capacity(BATCH);
     let mut wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
     loop {
         let timer = async {
@@ -91,13 +112,13 @@ async fn run(
             .await;
         match wake {
             Wake::Datagram(Ok((n, from))) => {
-                receive(&mut ac, &mut links, epoch, from, &buf[..n]);
+                receive(&mut ac, &mut links, &mut refused, epoch, from, &buf[..n]);
                 // More are probably waiting: take a bounded batch without waiting, and
                 // drain once for all of it (one journal commit per batch).
                 for _ in 1..BATCH {
                     match socket.get_ref().recv_from(&mut buf) {
                         Ok((n, from)) => {
-                            receive(&mut ac, &mut links, epoch, from, &buf[..n]);
+                            receive(&mut ac, &mut links, &mut refused, epoch, from, &buf[..n]);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {
@@ -129,6 +150,9 @@ async fn run(
             let _ = ac.handle_input(Input::Timeout(now));
         }
         wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
+        for link in refused.drain(..) {
+            links.release_unaccepted(link);
+        }
         if let Ok(mut s) = shared.lock() {
             *s = *ac.stats();
         }
@@ -137,16 +161,28 @@ async fn run(
     }
 }
 
-fn receive(ac: &mut Controller, links: &mut Links, epoch: Epoch, from: SocketAddr, bytes: &[u8]) {
-    let Some(link) = links.link(from) else { return };
+/// Hands one datagram to the controller; the link of a refused one goes to `refused`.
+fn receive(
+    ac: &mut Controller,
+    links: &mut Links,
+    refused: &mut Vec<LinkId>,
+    epoch: Epoch,
+    from: SocketAddr,
+    bytes: &[u8],
+) {
+    let link = links.link(from);
     let input = Input::Receive {
         now: epoch.now(),
         from: link,
         bytes,
         identity: None,
     };
-    if let Err(e) = ac.handle_input(input) {
-        tracing::trace!(%from, error = %e, "refused a datagram");
+    match ac.handle_input(input) {
+        Ok(()) => links.accepted(link),
+        Err(e) => {
+            tracing::trace!(%from, error = %e, "refused a datagram");
+            refused.push(link);
+        }
     }
 }
 

@@ -6,6 +6,13 @@
 //! core keys sessions by session id, a device whose address changes keeps its session. The
 //! adapter only moves bytes and time: all protocol logic stays in `pcxses-core`.
 //!
+//! An IPv4 source is encoded in its link id; an IPv6 source takes a slot in a table of at
+//! most [`V6_LINKS`] (or the limit given to [`spawn_controller_with`]). A datagram the
+//! controller refuses leaves no slot behind, and a full table reuses the slot accepted
+//! least recently ([`Links`]), so a flood from forged or many source ports neither grows
+//! the table nor keeps a new device out. Datagrams are handled in batches of 256, after
+//! commands and timers.
+//!
 //! The adapter's tasks run on an executor the application passes in, so that a small
 //! program can run everything on one thread:
 //!
@@ -35,7 +42,7 @@ mod device;
 mod link;
 mod socket;
 
-pub use controller::{spawn_controller, ControllerHandle};
+pub use controller::{spawn_controller, spawn_controller_with, ControllerHandle, V6_LINKS};
 pub use device::{spawn_device, DeviceHandle};
 pub use link::Links;
 pub use socket::{bind, RECV_BUFFER};
