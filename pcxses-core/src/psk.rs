@@ -396,6 +396,24 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_challenge_has_its_pinned_bytes() {
+        use crate::bottle::{Bottle, Challenge};
+        let key = challenge_key(&Psk([0x11; 32]), "pacman-cabinet-1");
+        let mut out = Vec::new();
+        let challenge = Bottle::Challenge(Challenge {
+            nonce: JoinNonce([0xa5, 0x5a, 1, 2, 3, 4, 5, 6]),
+            challenge: [0x44; CHALLENGE_LEN],
+        });
+        challenge.encode_to_vec(&mut out, 64).unwrap();
+        seal(&mut out, 0, &key, Direction::ToDevice, 0);
+        let hex: alloc::string::String = out.iter().map(|b| alloc::format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "010ea55a0102030405064444444444444444444444444444444400000000c9cbc202b3346c7c534f3b97a9e7f0f0"
+        );
+    }
+
+    #[test]
     fn challenges_bind_name_nonce_and_time() {
         let c = Challenger::new([1u8; 32]);
         let n = JoinNonce([2u8; 8]);
