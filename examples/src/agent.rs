@@ -79,10 +79,8 @@ pub struct AgentArgs {
 /// Runs the agent until SIGINT or SIGTERM (then it leaves) or its transport fails.
 pub fn run(cli: AgentArgs) -> Result<(), String> {
     let epoch = Epoch::new();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()) << 32;
+    // Every incarnation needs its own join nonce: draw the seed from the operating system.
+    let seed = getrandom::u64().map_err(|e| format!("no randomness from the system: {e}"))?;
     let mut config = DeviceConfig::new(&cli.name, seed);
     config.hello_ms = cli.hello_ms;
     config.dead_ms = cli.dead_ms;

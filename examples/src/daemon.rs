@@ -76,6 +76,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     if let Some(path) = &config.code_signing_key {
         controller = controller.with_code_signer(keys::signer(path)?);
     }
+    // The challenges of keyed joins: a fresh secret at every start, never stored.
+    let mut entropy = [0u8; 32];
+    getrandom::fill(&mut entropy).map_err(|e| format!("no randomness from the system: {e}"))?;
+    controller = controller.with_entropy(entropy);
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let listen = args.listen.unwrap_or(config.listen);
     let tls = match args.transport {

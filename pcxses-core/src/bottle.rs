@@ -312,6 +312,10 @@ pub enum RejectReason {
     Unauthorized,
     /// The bottle could not be decoded or broke a limit.
     Malformed,
+    /// Pre-shared-key mode: the AC restarted and refuses the counters it may have accepted
+    /// before; the device jumps its send counter ahead by [`crate::psk::RESYNC_PERIOD`] and
+    /// sends again at once.
+    Resync,
 }
 
 impl Bottle<'_> {

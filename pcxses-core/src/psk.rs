@@ -22,6 +22,10 @@
 //! receiver checks the tag before it looks at anything else, then the counter against a
 //! replay window of 64; a bottle that fails either is refused and counted, and changes
 //! nothing.
+//!
+//! The CHALLENGE itself comes sealed too, under the device's challenge key
+//! `K_c = HMAC-SHA256(psk, "pcxses challenge key v1" ‖ len(name) ‖ name)`, so that a device
+//! answers only challenges of an AC that holds its key.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -40,6 +44,11 @@ pub const CHALLENGE_LEN: usize = 16;
 pub const CHALLENGE_TTL_MS: u64 = 30_000;
 /// Counters a receiver still accepts below the highest it has seen, once each.
 pub const REPLAY_WINDOW: u32 = 64;
+/// The persistence period of a receive window: a journal records a keyed device's window
+/// whenever its highest counter enters a new block of this many counters, so a restored
+/// AC refuses every counter below the end of the recorded block. A device told
+/// [`crate::RejectReason::Resync`] jumps its send counter ahead by this much.
+pub const RESYNC_PERIOD: u32 = 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -65,6 +74,15 @@ pub enum Direction {
 fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length.
     HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+/// The key under which the AC seals its CHALLENGEs to device `name`.
+pub(crate) fn challenge_key(psk: &Psk, name: &str) -> [u8; 32] {
+    let mut m = mac(&psk.0);
+    m.update(b"pcxses challenge key v1");
+    m.update(&[name.len() as u8]);
+    m.update(name.as_bytes());
+    m.finalize().into_bytes().into()
 }
 
 /// The session key of a join answered with `challenge`.
@@ -142,12 +160,27 @@ impl<'a> Sealed<'a> {
     }
 }
 
-/// The counters a receiver has seen: the highest, and which of the 63 below it.
+/// The counters a receiver has seen: the highest, and which of the 63 below it. A window
+/// restored after a restart also has a floor: the counters below it may have been
+/// accepted before the restart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ReplayWindow {
     top: u32,
     seen: u64,
     started: bool,
+    floor: u32,
+}
+
+/// What a window says of a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counter {
+    /// Not seen before: accepted, and now marked seen.
+    Fresh,
+    /// Seen, or too old for the window.
+    Replayed,
+    /// Below the floor of a restored window: it may have been accepted before the restart,
+    /// so it proves nothing; the sender is to jump ahead ([`RESYNC_PERIOD`]).
+    Stale,
 }
 
 impl ReplayWindow {
@@ -157,6 +190,7 @@ impl ReplayWindow {
             top: counter,
             seen: 1,
             started: true,
+            floor: 0,
         }
     }
 
@@ -165,38 +199,55 @@ impl ReplayWindow {
         (self.top, self.seen)
     }
 
-    /// A window restored from [`ReplayWindow::parts`].
-    pub(crate) fn from_parts((top, seen): (u32, u64)) -> ReplayWindow {
+    /// A window restored after a restart from the [`ReplayWindow::parts`] a journal
+    /// recorded. The journal records the window whenever its top enters a new block of
+    /// [`RESYNC_PERIOD`] counters, so the counters accepted before the restart all lie
+    /// below the end of the recorded top's block: that is the floor, and nothing below it
+    /// is accepted again.
+    pub(crate) fn resumed((top, _): (u32, u64)) -> ReplayWindow {
+        let floor = (top / RESYNC_PERIOD)
+            .checked_add(1)
+            .and_then(|b| b.checked_mul(RESYNC_PERIOD))
+            .unwrap_or(u32::MAX);
         ReplayWindow {
-            top,
-            seen,
+            top: floor.saturating_sub(1),
+            seen: u64::MAX,
             started: true,
+            floor,
         }
     }
 
     /// Whether `counter` is new; if so it is marked seen.
     pub(crate) fn accept(&mut self, counter: u32) -> bool {
+        self.check(counter) == Counter::Fresh
+    }
+
+    /// What `counter` is; a fresh one is marked seen, nothing else changes.
+    pub(crate) fn check(&mut self, counter: u32) -> Counter {
+        if counter < self.floor {
+            return Counter::Stale;
+        }
         if !self.started {
             *self = ReplayWindow::starting_at(counter);
-            return true;
+            return Counter::Fresh;
         }
         if counter > self.top {
             let shift = counter - self.top;
             self.seen = if shift >= 64 { 0 } else { self.seen << shift };
             self.seen |= 1;
             self.top = counter;
-            return true;
+            return Counter::Fresh;
         }
         let back = self.top - counter;
         if back >= REPLAY_WINDOW {
-            return false;
+            return Counter::Replayed;
         }
         let bit = 1u64 << back;
         if self.seen & bit != 0 {
-            return false;
+            return Counter::Replayed;
         }
         self.seen |= bit;
-        true
+        Counter::Fresh
     }
 }
 
@@ -313,6 +364,53 @@ mod tests {
         assert!(w.accept(37));
         assert!(w.accept(u32::MAX));
         assert!(!w.accept(u32::MAX));
+    }
+
+    #[test]
+    fn a_resumed_window_refuses_every_counter_of_the_recorded_block_as_stale() {
+        // Recorded at 1030; up to 2047 may have been accepted before the restart.
+        let mut w = ReplayWindow::resumed((1030, 1));
+        for c in [0, 1030, 1500, 2047] {
+            assert_eq!(w.check(c), Counter::Stale, "{c}");
+        }
+        assert_eq!(w.check(2048), Counter::Fresh);
+        assert_eq!(w.check(2048), Counter::Replayed);
+        assert_eq!(w.check(2047), Counter::Stale);
+        // Its parts, recorded and resumed again, keep the same floor until a new block.
+        let mut again = ReplayWindow::resumed(ReplayWindow::resumed((1030, 1)).parts());
+        assert_eq!(again.check(2047), Counter::Stale);
+        assert_eq!(again.check(2048), Counter::Fresh);
+        let mut top = ReplayWindow::resumed((u32::MAX - 3, 1));
+        assert_eq!(top.check(u32::MAX - 1), Counter::Stale);
+    }
+
+    #[test]
+    fn challenge_keys_bind_the_key_and_the_name() {
+        let k = challenge_key(&Psk([1; 32]), "dev0");
+        assert_ne!(k, challenge_key(&Psk([2; 32]), "dev0"));
+        assert_ne!(k, challenge_key(&Psk([1; 32]), "dev1"));
+        assert_ne!(
+            k,
+            session_key(&Psk([1; 32]), &[0; CHALLENGE_LEN], JoinNonce([0; 8]))
+        );
+    }
+
+    #[test]
+    fn a_sealed_challenge_has_its_pinned_bytes() {
+        use crate::bottle::{Bottle, Challenge};
+        let key = challenge_key(&Psk([0x11; 32]), "pacman-cabinet-1");
+        let mut out = Vec::new();
+        let challenge = Bottle::Challenge(Challenge {
+            nonce: JoinNonce([0xa5, 0x5a, 1, 2, 3, 4, 5, 6]),
+            challenge: [0x44; CHALLENGE_LEN],
+        });
+        challenge.encode_to_vec(&mut out, 64).unwrap();
+        seal(&mut out, 0, &key, Direction::ToDevice, 0);
+        let hex: alloc::string::String = out.iter().map(|b| alloc::format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "010ea55a0102030405064444444444444444444444444444444400000000c9cbc202b3346c7c534f3b97a9e7f0f0"
+        );
     }
 
     #[test]

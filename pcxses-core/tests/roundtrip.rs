@@ -70,13 +70,14 @@ const FAILS: [MorphFailReason; 8] = [
     MorphFailReason::Refused,
     MorphFailReason::TimedOut,
 ];
-const REJECTS: [RejectReason; 6] = [
+const REJECTS: [RejectReason; 7] = [
     RejectReason::UnknownDevice,
     RejectReason::UnknownSession,
     RejectReason::Replaced,
     RejectReason::BadVersion,
     RejectReason::Unauthorized,
     RejectReason::Malformed,
+    RejectReason::Resync,
 ];
 
 fn build(r: &Raw) -> Bottle<'_> {

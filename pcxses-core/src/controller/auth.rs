@@ -1,19 +1,35 @@
 //! Pre-shared-key mode at the AC: challenging a join, and opening sealed bottles before
 //! anything else looks at them (see [`crate::psk`]).
 
-use super::{auth_of, Controller, SessionAuth};
-use crate::bottle::{Bottle, Challenge, GoodMorning};
+use super::{auth_of, Controller, SessionAuth, SessionStatus};
+use crate::bottle::{Bottle, Challenge, GoodMorning, Reject, RejectReason};
 use crate::error::InputError;
-use crate::io::LinkId;
-use crate::psk::{session_key, Direction, ReplayWindow, Sealed};
-use crate::time::Instant;
+use crate::ids::JoinNonce;
+use crate::io::{LinkId, Seal};
+use crate::psk::{
+    challenge_key, session_key, Challenger, Counter, Direction, ReplayWindow, Sealed, RESYNC_PERIOD,
+};
+use crate::time::{ms, Instant};
 use crate::SessionId;
 
-/// A journal records a keyed device at least once every this many of its bottles, so that
-/// a restored AC's replay windows and send counters are never far behind.
-pub(super) const RECORD_EVERY: u32 = 1024;
+/// A journal records a keyed device whenever the highest counter of its bottles enters a
+/// new block of this many, so that a restored AC's replay windows and send counters are
+/// never far behind (see [`ReplayWindow::resumed`]).
+pub(super) const RECORD_EVERY: u32 = RESYNC_PERIOD;
 
 impl Controller {
+    /// Keys the challenges of pre-shared-key joins with `entropy`, 32 bytes from a
+    /// cryptographically secure source (the operating system's, or a hardware RNG) that
+    /// are fresh at every start of the AC and never stored: then no join answered before a
+    /// restart is accepted after it, and nobody can compute a challenge. Call it on every
+    /// controller that serves keyed devices, made by [`Controller::new`] or
+    /// [`Controller::restore`]; without it the secret comes from
+    /// [`crate::ControllerConfig::seed`], which suits deterministic tests only.
+    pub fn with_entropy(mut self, entropy: [u8; 32]) -> Controller {
+        self.challenger = Challenger::new(entropy);
+        self
+    }
+
     /// The bottle in `bytes`, ready for the protocol. A device with a key must seal
     /// everything: its plain GOOD_MORNING is answered with a CHALLENGE (`Ok(None)`), any
     /// other plain bottle is refused, and a sealed one is opened only if its tag is right
@@ -59,11 +75,45 @@ impl Controller {
             .is_some_and(Option::is_some)
     }
 
+    /// Answers a keyed device's GOOD_MORNING with a CHALLENGE, sealed under the device's
+    /// challenge key so that the device can tell it from a forgery.
     fn challenge(&mut self, now: Instant, from: LinkId, gm: &GoodMorning<'_>) {
+        let Some(device) =
+            (self.device_index.get(gm.device)).and_then(|&d| self.psk.get(d as usize)?.as_ref())
+        else {
+            return;
+        };
+        let key = challenge_key(&device.psk, gm.device);
         let challenge = self.challenger.issue(gm.device, gm.nonce, now.as_millis());
         let bottle = Bottle::Challenge(Challenge {
             nonce: gm.nonce,
             challenge,
+        });
+        let max = self.settings.limits.max_bottle;
+        let seal = Seal::next(&key, Direction::ToDevice, &mut 0, &[]);
+        if !self.outbox.send(from, &bottle, max, seal) {
+            self.stats.dropped_transmits += 1;
+        }
+    }
+
+    /// A sealed bottle of live session `id` whose counter is below the floor of a restored
+    /// window: it may be a replay of one accepted before the restart, so it is refused,
+    /// but its tag is right, so the device is told to jump ahead (REJECT `Resync`), at most
+    /// once per minimum HELLO interval.
+    fn resync(&mut self, now: Instant, from: LinkId, device: u32, id: SessionId) {
+        let live = self
+            .lookup(id)
+            .is_some_and(|r| r.status == SessionStatus::Live);
+        let every = ms(self.settings.hello_ms.min);
+        let dev = &mut self.devices[device as usize];
+        if !live || now < dev.last_reject + every {
+            return;
+        }
+        dev.last_reject = now;
+        let bottle = Bottle::Reject(Reject {
+            session: id,
+            nonce: JoinNonce::default(),
+            reason: RejectReason::Resync,
         });
         let max = self.settings.limits.max_bottle;
         self.send(from, &bottle, max);
@@ -85,8 +135,13 @@ impl Controller {
                 return Err(InputError::Unauthenticated);
             }
             let top = auth.window.parts().0;
-            if !auth.window.accept(sealed.counter) {
-                return Err(InputError::Replayed);
+            match auth.window.check(sealed.counter) {
+                Counter::Fresh => {}
+                Counter::Replayed => return Err(InputError::Replayed),
+                Counter::Stale => {
+                    self.resync(now, from, device, id);
+                    return Err(InputError::Replayed);
+                }
             }
             if sealed.counter / RECORD_EVERY > top / RECORD_EVERY {
                 self.changes.device(device);

@@ -327,7 +327,7 @@ impl Controller {
                     issued_ms: 0,
                     key: a.key,
                     sent: a.sent.saturating_add(COUNTER_GAP),
-                    window: ReplayWindow::from_parts(a.window),
+                    window: ReplayWindow::resumed(a.window),
                 });
             }
             let Some(ss) = &sd.session else { continue };

@@ -22,7 +22,10 @@ use crate::bottle::{
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId};
 use crate::io::{Input, Outbox, Output, Seal};
-use crate::psk::{issued_at, session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN};
+use crate::psk::{
+    challenge_key, issued_at, session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN,
+    RESYNC_PERIOD,
+};
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
@@ -49,12 +52,10 @@ pub struct Device {
     outbox: Outbox<DeviceEvent>,
     stats: Stats,
     phase: Phase,
-    /// The highest MORPH id this device has seen: older headers are stale.
-    max_morph: u32,
-    /// Last manifest sequence number accepted, per computation.
-    sequences: Vec<(String, u64)>,
     /// Pre-shared-key mode: the keys of the join in progress or the session.
     auth: Option<Auth>,
+    /// Pre-shared-key mode: the key the AC seals its CHALLENGEs with.
+    challenge_key: Option<[u8; 32]>,
 }
 
 /// The session keys of pre-shared-key mode, from the AC's challenge.
@@ -133,6 +134,12 @@ struct Session {
     nonce: JoinNonce,
     /// Recent MORPH outcomes, answered again on a duplicate.
     outcomes: Vec<morph::Outcome>,
+    /// The highest MORPH id of this session that passed every check: older headers are
+    /// stale. A new session (a new AC, or one that restarted) starts again from 0.
+    max_morph: u32,
+    /// Last manifest sequence number accepted in this session, per computation. Manifests
+    /// of earlier sessions name another join nonce and are refused anyway.
+    sequences: Vec<(String, u64)>,
 }
 
 struct Hosted {
@@ -179,9 +186,8 @@ impl Device {
                 backoff: ms(cfg.join_retry_ms.max(1)),
                 leaving: false,
             },
-            max_morph: 0,
-            sequences: Vec::new(),
             auth: None,
+            challenge_key: cfg.psk.as_ref().map(|psk| challenge_key(psk, &cfg.name)),
             rng,
             cfg,
         }
@@ -208,21 +214,23 @@ impl Device {
         }
     }
 
-    /// Opens and dispatches one bottle. In pre-shared-key mode only a CHALLENGE travels
-    /// plain; every other bottle must be sealed with the session key, carry the right tag
-    /// and a counter not seen before.
+    /// Opens and dispatches one bottle. In pre-shared-key mode nothing travels plain: a
+    /// CHALLENGE must be sealed with the challenge key, every other bottle with the session
+    /// key, carry the right tag and a counter not seen before.
     fn receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
         let limits = self.cfg.limits;
-        let plain = Bottle::decode(bytes, &limits);
         if self.cfg.psk.is_none() {
-            return self.on_bottle(now, plain?);
-        }
-        match plain {
-            Ok(Bottle::Challenge(c)) => return self.on_challenge(now, c),
-            Ok(_) => return Err(InputError::Unauthenticated),
-            Err(_) => {}
+            return self.on_bottle(now, Bottle::decode(bytes, &limits)?);
         }
         let sealed = Sealed::split(bytes).ok_or(InputError::Unauthenticated)?;
+        if let Ok(Bottle::Challenge(c)) = Bottle::decode(sealed.covered, &limits) {
+            let genuine = (self.challenge_key.as_ref())
+                .is_some_and(|key| sealed.verify(key, Direction::ToDevice));
+            if !genuine {
+                return Err(InputError::Unauthenticated);
+            }
+            return self.on_challenge(now, c);
+        }
         let auth = self.auth.as_mut().ok_or(InputError::Unauthenticated)?;
         if !sealed.verify(&auth.key, Direction::ToDevice) {
             return Err(InputError::Unauthenticated);
@@ -447,6 +455,14 @@ impl Device {
                     self.phase = Phase::Left;
                     self.outbox.event(DeviceEvent::Left);
                     return;
+                }
+                if !*leaving && self.auth.as_ref().is_some_and(|a| a.sent > 0) {
+                    // The answer to a challenge went unanswered: start over with a fresh
+                    // nonce, so that no challenge kept from this attempt (the AC's, from
+                    // before it restarted, or one replayed) holds up the next.
+                    self.auth = None;
+                    *nonce = JoinNonce(self.rng.next_u64().to_le_bytes());
+                    *first_sent = None;
                 }
                 first_sent.get_or_insert(now);
                 let jitter = self.rng.below(u64::from(u32::MAX)) as f64 / f64::from(u32::MAX);
@@ -682,6 +698,8 @@ impl Device {
             incoming: Vec::new(),
             nonce: ack.nonce,
             outcomes: Vec::new(),
+            max_morph: 0,
+            sequences: Vec::new(),
         }));
         self.outbox.event(DeviceEvent::Joined {
             session: ack.session,
@@ -692,6 +710,7 @@ impl Device {
     }
 
     fn on_reject(&mut self, now: Instant, r: Reject) -> Result<(), InputError> {
+        let resync = r.reason == RejectReason::Resync && self.auth.is_some();
         match &mut self.phase {
             Phase::Joining {
                 nonce,
@@ -710,6 +729,17 @@ impl Device {
                     .event(DeviceEvent::Rejected { reason: r.reason });
                 Ok(())
             }
+            // Only a sealed REJECT, one of the AC that holds the session key, resyncs.
+            Phase::Joined(s) if s.id == r.session && resync => {
+                s.next_hello_at = now;
+                self.resync(now)
+            }
+            Phase::Leaving {
+                session, next_at, ..
+            } if *session == r.session && resync => {
+                *next_at = now;
+                self.resync(now)
+            }
             Phase::Joined(s) if s.id == r.session => {
                 let why = match r.reason {
                     RejectReason::Replaced => StopReason::Replaced,
@@ -721,6 +751,17 @@ impl Device {
             }
             _ => Err(InputError::OutOfPhase("reject for another session")),
         }
+    }
+
+    /// Pre-shared-key mode, REJECT `Resync` (sealed, so from the AC): the AC restarted and
+    /// refuses counters it may have accepted before; jump ahead and resend what is due at
+    /// once.
+    fn resync(&mut self, now: Instant) -> Result<(), InputError> {
+        if let Some(auth) = self.auth.as_mut() {
+            auth.sent = auth.sent.saturating_add(RESYNC_PERIOD);
+        }
+        self.on_timeout(now);
+        Ok(())
     }
 
     fn on_state_ack(&mut self, a: StateAck) -> Result<(), InputError> {

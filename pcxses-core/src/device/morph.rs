@@ -47,7 +47,6 @@ impl Device {
         let limits = self.cfg.limits;
         let max_hosted = self.cfg.max_hosted;
         let name = self.cfg.name.clone();
-        let max_morph = self.max_morph;
         let s = self.joined(m.session)?;
         let earlier = s
             .outcomes
@@ -74,22 +73,31 @@ impl Device {
             self.send(&Bottle::ChunkAck(ack));
             return Ok(());
         }
-        if m.morph <= max_morph {
+        if m.morph <= s.max_morph {
             return Err(InputError::OutOfPhase("MORPH older than one already seen"));
         }
-        self.max_morph = m.morph;
-        let Phase::Joined(s) = &self.phase else {
-            return Ok(());
-        };
-        // The signature is checked before anything in the manifest is looked at.
+        // The signature is checked before anything in the manifest is looked at. A MORPH
+        // that fails it is answered, but changes nothing: neither the MORPH ids this
+        // session has seen nor the outcomes it answers duplicates with.
         let signed = match (&self.cfg.code_key, &m.signature) {
             (None, _) => true,
             (Some(key), Some(signature)) => key.verify(m.manifest, signature),
             (Some(_), None) => false,
         };
-        let verdict = if !signed {
-            Err(MorphFailReason::BadSignature)
-        } else if s.incoming.len() + s.comps.len() >= max_hosted {
+        if !signed {
+            let reason = MorphFailReason::BadSignature;
+            self.outbox.event(DeviceEvent::MorphRefused {
+                morph: m.morph,
+                reason,
+            });
+            self.answer(m.session, m.morph, Some(reason));
+            return Ok(());
+        }
+        let Phase::Joined(s) = &mut self.phase else {
+            return Ok(());
+        };
+        s.max_morph = m.morph;
+        let verdict = if s.incoming.len() + s.comps.len() >= max_hosted {
             Err(MorphFailReason::Busy)
         } else if s.comps.iter().any(|h| h.handle == m.handle)
             || s.incoming.iter().any(|i| i.handle == m.handle)
@@ -99,7 +107,7 @@ impl Device {
             match Manifest::decode(m.manifest, &limits) {
                 Err(_) => Err(MorphFailReason::Malformed),
                 Ok(man) => {
-                    let last = self
+                    let last = s
                         .sequences
                         .iter()
                         .find(|(c, _)| c == man.computation)
@@ -250,13 +258,9 @@ impl Device {
             version: 0,
             sender: None,
         });
-        match self
-            .sequences
-            .iter_mut()
-            .find(|(c, _)| *c == inc.computation)
-        {
+        match s.sequences.iter_mut().find(|(c, _)| *c == inc.computation) {
             Some((_, seq)) => *seq = inc.sequence,
-            None => self.sequences.push((inc.computation, inc.sequence)),
+            None => s.sequences.push((inc.computation, inc.sequence)),
         }
         self.record(Outcome {
             morph: inc.morph,
@@ -269,8 +273,8 @@ impl Device {
     /// MORPH fail from the AC cancels a MORPH: drop it, or stop the computation it
     /// brought, and confirm with MORPH fail.
     pub(super) fn on_cancel(&mut self, f: MorphFail) -> Result<(), InputError> {
-        self.max_morph = self.max_morph.max(f.morph);
         let s = self.joined(f.session)?;
+        s.max_morph = s.max_morph.max(f.morph);
         let mut stopped = None;
         if let Some(pos) = s.incoming.iter().position(|i| i.morph == f.morph) {
             s.incoming.swap_remove(pos);

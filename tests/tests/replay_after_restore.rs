@@ -1,0 +1,65 @@
+//! An AC restored from its journal accepts no sealed bottle it may have accepted before
+//! its restart: recorded HELLOs replayed to it keep no dead device alive, while a live
+//! device, told to re-synchronize, jumps its counter ahead and keeps its session.
+
+mod keyed;
+
+use std::time::Duration;
+
+use keyed::{joins, keyed_with, link};
+use pcxses_core::{Bottle, ControllerEvent, InputError, RejectReason};
+use pcxses_tests::lab::Lab;
+
+fn failed(lab: &Lab, device: u32) -> Vec<pcxses_core::Instant> {
+    lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::DeviceFailed { device: d, .. } if d.0 == device),
+    )
+    .into_iter()
+    .map(|(at, _)| at)
+    .collect()
+}
+
+#[test]
+fn a_restored_ac_refuses_replayed_hellos_while_a_live_device_resyncs() {
+    // Restored sessions get their dead interval from the restore, nothing more.
+    let mut lab = keyed_with(2, |c| c.restart_grace_ms = 0);
+    let stored = lab.journal_ac();
+    lab.run(3_000);
+    // Everything dev0 sealed: far fewer bottles than a journal record covers.
+    let recorded: Vec<Vec<u8>> = lab
+        .wire
+        .iter()
+        .filter(|p| p.from == link(0) && !p.is_plain() && p.kind() == "hello")
+        .map(|p| p.bytes.clone())
+        .collect();
+    assert!(recorded.len() >= 20, "{} HELLOs", recorded.len());
+    let live = lab.device(1).session().expect("dev1 joined");
+    // dev0 dies with the AC; the AC comes back from its journal.
+    lab.crash(0);
+    let s = stored.lock().unwrap().clone();
+    let sent = lab.wire.len();
+    lab.restore_ac(&s.snapshot, s.changes.iter().map(Vec::as_slice));
+    let restored = lab.now;
+    for hello in &recorded {
+        assert_eq!(lab.inject_to_ac(link(0), hello), Err(InputError::Replayed));
+        lab.run(25);
+    }
+    let dead = failed(&lab, 0);
+    assert_eq!(dead.len(), 1, "dev0 is declared dead");
+    assert!(dead[0] <= restored + Duration::from_millis(400));
+    // dev1 was told to re-synchronize and kept its session.
+    let resyncs = lab.wire[sent..]
+        .iter()
+        .filter(|p| p.to == link(1) && !p.is_plain())
+        .filter(
+            |p| matches!(p.bottle(), Some(Bottle::Reject(r)) if r.reason == RejectReason::Resync),
+        )
+        .count();
+    assert!(resyncs >= 1);
+    assert!(failed(&lab, 1).is_empty());
+    assert_eq!(lab.device(1).session(), Some(live));
+    assert_eq!(joins(&lab, 1), 1);
+    assert!(lab
+        .device_events_where(1, |e| matches!(e, pcxses_core::DeviceEvent::Stop { .. }))
+        .is_empty());
+}
