@@ -127,10 +127,17 @@ const DEV0: LinkId = LinkId(1);
 fn check_ac_refuses(lab: &mut Lab, from: LinkId, bytes: &[u8]) -> Result<(), TestCaseError> {
     let before = lab.ac().snapshot();
     let rejected = lab.ac().stats().rejected();
+    let since = lab.wire.len();
     let r = lab.inject_to_ac(from, bytes);
     prop_assert!(r.is_err(), "accepted {:02x?}", bytes);
     prop_assert_eq!(lab.ac().stats().rejected(), rejected + 1);
     prop_assert_eq!(lab.ac().snapshot(), before);
+    if from != DEV0 {
+        // Not the link of any session: the answer reflects nothing larger.
+        for answer in lab.answers_to(from, since) {
+            prop_assert!(answer.bytes.len() <= bytes.len(), "{}", answer.kind());
+        }
+    }
     Ok(())
 }
 

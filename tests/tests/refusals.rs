@@ -230,3 +230,31 @@ fn a_good_bye_from_another_link_ends_nothing() {
         .is_empty());
     assert_eq!(lab.ac().stats().wrong_link, stats.wrong_link + 1);
 }
+
+#[test]
+fn without_fencing_a_device_whose_session_is_unknown_is_still_told_so() {
+    let mut lab = Lab::new(1, |c| c.fencing = false);
+    lab.run(100);
+    let old = lab.ac().session_of(DeviceId(0)).unwrap();
+    // Its lease never runs out: only a REJECT tells it that its session is unknown where
+    // its bottles now come from.
+    let new = LinkId(77);
+    let dev0 = LinkId(1);
+    lab.set_filter(move |p| {
+        if p.from == dev0 {
+            p.from = new;
+        }
+        if p.to == new {
+            p.to = dev0;
+        }
+        pcxses_tests::lab::Verdict::Deliver
+    });
+    lab.run(1_000);
+    let now = lab.ac().session_of(DeviceId(0)).unwrap();
+    assert_ne!(now, old, "the device joined again");
+    assert!(lab.sent("reject").iter().any(|p| p.to == new));
+    // Tiny undecodable input still gets nothing.
+    let since = lab.wire.len();
+    assert!(lab.inject_to_ac(LinkId(7_777), &[0x02]).is_err());
+    assert!(lab.answers_to(LinkId(7_777), since).is_empty());
+}

@@ -120,10 +120,10 @@ impl Controller {
     }
 
     /// Sends `bottle`, the answer to a refused bottle, to `to` if the refusal limits allow
-    /// it and, unless the source is `trusted` (the link of the session the refused bottle
-    /// named, or an authenticated peer), only if it is no longer than the refused bottle:
-    /// a forged source address reflects nothing larger than what was sent. An answer not
-    /// sent is counted.
+    /// it and, unless `trusted` (the source is the link of the session the refused bottle
+    /// named, or an authenticated peer, or the answer is one a device cannot do without),
+    /// only if it is no longer than the refused bottle: a forged source address reflects
+    /// nothing larger than what was sent. An answer not sent is counted.
     pub(super) fn answer(&mut self, now: Instant, to: LinkId, bottle: &Bottle<'_>, trusted: bool) {
         let fits = trusted || super::refusals::no_longer(bottle, self.inbound_len);
         if !fits || !self.refusals.allow(to, now) {
@@ -162,7 +162,11 @@ impl Controller {
 
     fn reject_unknown(&mut self, now: Instant, from: LinkId, id: SessionId) {
         let reason = RejectReason::UnknownSession;
-        self.reject(now, from, id, JoinNonce::default(), reason, false);
+        // A device that does not fence learns only from this REJECT that its session is
+        // lost (the AC restarted without its journal, or its link changed): without
+        // fencing it goes even if longer than the bottle, within the rate limits.
+        let needed = !self.settings.fencing;
+        self.reject(now, from, id, JoinNonce::default(), reason, needed);
     }
 
     /// The device whose live session `id` is, after checking the claimed identity and the
