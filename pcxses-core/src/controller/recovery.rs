@@ -123,16 +123,21 @@ impl Controller {
     }
 
     /// The least authenticated target computation `comp`, recovering by `r`, may move to:
-    /// as authenticated as the session it failed on, and as its home and source devices
-    /// are configured to be (a pre-shared key), unless the configuration allows less.
+    /// as authenticated as the session it failed on, as its home device's live session,
+    /// and as its home and source devices are configured to be (a pre-shared key), unless
+    /// the configuration allows less.
     fn required_auth(&self, comp: &CompEntry, r: &Recovery) -> AuthLevel {
         if self.settings.allow_auth_downgrade {
             return AuthLevel::Unauthenticated;
         }
         let keyed = comp.home.is_some_and(|h| self.has_key(h)) || self.has_key(r.from);
+        let home = comp
+            .home
+            .and_then(|h| self.devices.get(h as usize)?.session.as_ref());
+        let home = home.map_or(AuthLevel::Unauthenticated, |s| s.auth);
         match keyed {
             true => AuthLevel::Authenticated,
-            false => r.from_auth,
+            false => r.from_auth.max(home),
         }
     }
 
