@@ -29,12 +29,18 @@ pub enum InputError {
     #[error("bad chunk")]
     BadChunk,
     /// Pre-shared-key mode: the bottle is not sealed, or its tag is wrong (spoofed or
-    /// modified), or it answers no challenge of this AC.
+    /// modified), or it answers no challenge of this AC. Also a GOOD_MORNING neither sealed
+    /// nor authenticated by its transport at an AC that requires authentication.
     #[error("not authenticated")]
     Unauthenticated,
     /// Pre-shared-key mode: the bottle's counter was seen already, or is too old.
     #[error("replayed")]
     Replayed,
+    /// A bottle of a session that is not authenticated (no pre-shared key, no transport
+    /// identity) arrived on another link than the session's: it is answered as if the
+    /// session were unknown.
+    #[error("session of another link")]
+    WrongLink,
 }
 
 /// Why an application command was refused.

@@ -1,8 +1,21 @@
 //! Choosing the target of a migration.
 
+/// How well the AC knows who a device is, weakest first. A computation whose home or
+/// source device is authenticated moves only to authenticated devices, unless
+/// [`crate::ControllerConfig::allow_auth_downgrade`] is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AuthLevel {
+    /// Known by its name alone: anyone who knows the name can join as the device.
+    Unauthenticated,
+    /// Its bottles are sealed with its pre-shared key, or carried by a transport that
+    /// authenticated it (a QUIC certificate naming it).
+    Authenticated,
+}
+
 /// One device that may receive a computation. The controller offers only devices that are
 /// live, are not the failed device, have not already failed this recovery, have the
-/// capabilities the computation requires, are allowed by its host list, have room for
+/// capabilities the computation requires, are allowed by its host list, are at least as
+/// authenticated as the computation's home and source (see [`AuthLevel`]), have room for
 /// another computation and are below their limit of concurrent MORPHs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate<'a> {

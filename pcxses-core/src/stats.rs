@@ -32,6 +32,12 @@ pub struct Stats {
     pub unauthenticated: u64,
     /// Sealed bottles whose counter was seen already or is too old (pre-shared-key mode).
     pub replayed: u64,
+    /// Bottles of an unauthenticated session that arrived on another link than the
+    /// session's (answered as if the session were unknown).
+    pub wrong_link: u64,
+    /// Answers to refused bottles not sent: over the refusal rate, or longer than the
+    /// bottle that provoked them from an unauthenticated source.
+    pub unanswered: u64,
     /// Transmits dropped because the output queue was full.
     pub dropped_transmits: u64,
 }
@@ -50,6 +56,7 @@ impl Stats {
             InputError::BadChunk => self.bad_chunk += 1,
             InputError::Unauthenticated => self.unauthenticated += 1,
             InputError::Replayed => self.replayed += 1,
+            InputError::WrongLink => self.wrong_link += 1,
         }
     }
 
@@ -65,5 +72,6 @@ impl Stats {
             + self.bad_chunk
             + self.unauthenticated
             + self.replayed
+            + self.wrong_link
     }
 }

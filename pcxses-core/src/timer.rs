@@ -33,6 +33,23 @@ impl Deadlines {
         }
     }
 
+    /// Entries in the heap, stale ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Drops every stale entry: those for which `armed(key)` is not their instant. Owners
+    /// call it when stale entries outnumber live ones, so that keys re-armed faster than
+    /// their entries come due (sessions opened and closed in a loop) cannot grow the heap.
+    pub(crate) fn compact(&mut self, mut armed: impl FnMut(u32) -> Option<Instant>) {
+        let mut entries = core::mem::take(&mut self.heap).into_vec();
+        entries.retain(|Reverse((at, key))| armed(*key) == Some(*at));
+        // A key re-armed for the same instant left copies of its entry.
+        entries.sort_unstable();
+        entries.dedup();
+        self.heap = BinaryHeap::from(entries);
+    }
+
     /// Pops every due entry for which `armed(key)` equals its instant; the others are
     /// stale. Returns the live ones in order.
     pub(crate) fn pop_live(

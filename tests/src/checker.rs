@@ -1,7 +1,9 @@
 //! The protocol's invariants, checked after every step of a simulation.
 
+use std::collections::HashSet;
+
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
-use pcxses_core::{Controller, ControllerEvent};
+use pcxses_core::{Controller, ControllerEvent, SessionId};
 
 /// What the checker has counted, to show that a run exercised the protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Checker {
     stopped: Vec<bool>,
     open: Vec<Option<DeviceId>>,
     lkgs: Vec<Vec<u8>>,
+    /// Every session id each device was given.
+    sessions: Vec<HashSet<SessionId>>,
     /// What happened so far.
     pub counts: Counts,
 }
@@ -45,6 +49,7 @@ impl Checker {
             stopped: vec![false; computations],
             open: vec![None; computations],
             lkgs: vec![Vec::new(); computations],
+            sessions: vec![HashSet::new(); devices],
             counts: Counts::default(),
         }
     }
@@ -54,7 +59,13 @@ impl Checker {
         let d = |id: &DeviceId| id.0 as usize;
         let c = |id: &ComputationId| id.0 as usize;
         match ev {
-            ControllerEvent::DeviceJoined { device, .. } => {
+            ControllerEvent::DeviceJoined {
+                device, session, ..
+            } => {
+                expect(
+                    self.sessions[d(device)].insert(*session),
+                    "a device was given a session id again",
+                )?;
                 self.joined[d(device)] = true;
                 // A stopped computation runs again once its home device re-joins.
                 for (i, stopped) in self.stopped.iter_mut().enumerate() {
@@ -179,7 +190,33 @@ impl Checker {
             }
             _ => {}
         }
-        Ok(())
+        self.check_tables(ac)
+    }
+
+    /// The AC's tables stay within their bounds.
+    fn check_tables(&self, ac: &Controller) -> Result<(), String> {
+        let (devices, comps) = (self.joined.len(), self.open.len());
+        let o = ac.occupancy();
+        expect(
+            o.attempts <= comps,
+            "more MORPHs in flight than computations",
+        )?;
+        expect(
+            o.waiting <= comps && o.paced <= comps,
+            "a computation waits twice",
+        )?;
+        expect(
+            o.tried <= comps * devices.min(64),
+            "a recovery remembers more than one session per device",
+        )?;
+        expect(
+            o.reassemblies <= devices * pcxses_core::MAX_HOSTED,
+            "more state reassemblies than hosted computations",
+        )?;
+        expect(
+            o.timers <= 2 * (devices + comps) + 130,
+            "stale timers pile up",
+        )
     }
 
     /// An install must carry exactly the LKGS the AC last stored for the computation.

@@ -84,6 +84,9 @@ pub struct Lab {
     pub wire: Vec<Packet>,
     /// Whether each device's application accepts installs.
     pub accept_installs: Vec<bool>,
+    /// Per device, the identity its transport authenticated (a QUIC certificate's name),
+    /// handed to the AC with every bottle from the device's link; `None`: none.
+    pub identities: Vec<Option<String>>,
     filter: Filter,
     in_flight: VecDeque<(Instant, Packet)>,
     /// Packets of `wire` already routed through the filter.
@@ -129,6 +132,7 @@ impl Lab {
             device_events: vec![Vec::new(); n],
             wire: Vec::new(),
             accept_installs: vec![true; n],
+            identities: vec![None; n],
             filter: Box::new(|_| Verdict::Deliver),
             in_flight: VecDeque::new(),
             routed: 0,
@@ -285,6 +289,15 @@ impl Lab {
         r
     }
 
+    /// The packets the AC sent to `to` from the `since`-th packet of the wire on.
+    pub fn answers_to(&self, to: LinkId, since: usize) -> Vec<Packet> {
+        self.wire[since..]
+            .iter()
+            .filter(|p| p.from == AC && p.to == to)
+            .cloned()
+            .collect()
+    }
+
     /// Hands `bytes` to device `i` as if they came from the AC.
     pub fn inject_to_device(
         &mut self,
@@ -419,17 +432,24 @@ impl Lab {
     fn deliver(&mut self, p: Packet) {
         let now = self.now;
         if p.to == AC {
+            let identity = (p.from.0.checked_sub(1))
+                .and_then(|i| self.identities.get(i as usize))
+                .and_then(Option::as_deref);
             if let Some(ac) = self.ac.as_mut() {
                 let _ = ac.handle_input(Input::Receive {
                     now,
                     from: p.from,
                     bytes: &p.bytes,
-                    identity: None,
+                    identity,
                 });
             }
             return;
         }
-        let i = p.to.0 as usize - 1;
+        let i = (p.to.0 as usize).wrapping_sub(1);
+        if i >= self.devices.len() {
+            // Addressed to a link no device listens on (an injecting test's).
+            return;
+        }
         if self.frozen[i] {
             // A frozen process reads its socket later; keep the packet for then.
             self.in_flight

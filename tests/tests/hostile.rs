@@ -120,13 +120,24 @@ fn hostile_to_ac(live: SessionId, s: u32, n: u32, data: &[u8], kind: u8) -> Vec<
     })
 }
 
-fn check_ac_refuses(lab: &mut Lab, bytes: &[u8]) -> Result<(), TestCaseError> {
+/// The link of device 0, whose live session the hostile bottles name: they get past the
+/// check of the link and are refused for what they are.
+const DEV0: LinkId = LinkId(1);
+
+fn check_ac_refuses(lab: &mut Lab, from: LinkId, bytes: &[u8]) -> Result<(), TestCaseError> {
     let before = lab.ac().snapshot();
     let rejected = lab.ac().stats().rejected();
-    let r = lab.inject_to_ac(LinkId(9), bytes);
+    let since = lab.wire.len();
+    let r = lab.inject_to_ac(from, bytes);
     prop_assert!(r.is_err(), "accepted {:02x?}", bytes);
     prop_assert_eq!(lab.ac().stats().rejected(), rejected + 1);
     prop_assert_eq!(lab.ac().snapshot(), before);
+    if from != DEV0 {
+        // Not the link of any session: the answer reflects nothing larger.
+        for answer in lab.answers_to(from, since) {
+            prop_assert!(answer.bytes.len() <= bytes.len(), "{}", answer.kind());
+        }
+    }
     Ok(())
 }
 
@@ -138,7 +149,7 @@ proptest! {
         let mut lab = settled();
         // Random bytes may decode into something valid; only those that fail are checked.
         if pcxses_core::Bottle::decode(&bytes, &pcxses_core::Limits::DEFAULT).is_err() {
-            check_ac_refuses(&mut lab, &bytes)?;
+            check_ac_refuses(&mut lab, LinkId(9), &bytes)?;
         }
     }
 
@@ -152,7 +163,8 @@ proptest! {
         let mut lab = settled();
         let live = lab.ac().session_of(DeviceId(0)).unwrap();
         let bytes = hostile_to_ac(live, s, n, &data, kind);
-        check_ac_refuses(&mut lab, &bytes)?;
+        check_ac_refuses(&mut lab, DEV0, &bytes)?;
+        check_ac_refuses(&mut lab, LinkId(9), &bytes)?;
     }
 
     #[test]
@@ -209,11 +221,7 @@ fn refusals_are_typed() {
     ];
     for (kind, want) in cases {
         let bytes = hostile_to_ac(live, 0x1234_5678, 5_000, b"data", kind);
-        assert_eq!(
-            lab.inject_to_ac(LinkId(9), &bytes),
-            Err(want),
-            "kind {kind}"
-        );
+        assert_eq!(lab.inject_to_ac(DEV0, &bytes), Err(want), "kind {kind}");
     }
     let stats = *lab.ac().stats();
     assert_eq!(

@@ -295,13 +295,10 @@ fn the_state_update_interface_carries_a_computation_across_devices() {
     assert!(pcxses_core::StateUpdateInterface::restore(&mut restored, b"bad").is_err());
 }
 
-#[test]
-fn a_device_whose_address_changes_keeps_its_session() {
-    let mut lab = Lab::new(1, |_| {});
-    lab.run(100);
-    let session = session(&lab, 0);
-    // From now on dev0's bottles arrive from another address, and replies must go there.
-    let (old, new) = (link(0), LinkId(77));
+/// From now on device 0's bottles arrive from `new` instead of its link, and only what the
+/// AC sends to `new` reaches it.
+fn readdress(lab: &mut Lab, new: LinkId) {
+    let old = link(0);
     lab.set_filter(move |p| {
         if p.from == old {
             p.from = new;
@@ -315,6 +312,17 @@ fn a_device_whose_address_changes_keeps_its_session() {
         }
         Verdict::Deliver
     });
+}
+
+#[test]
+fn a_keyed_device_whose_address_changes_keeps_its_session() {
+    let key = pcxses_core::psk::Psk([7; 32]);
+    let mut lab = Lab::new(1, |c| c.devices[0].psk = Some(key.clone()));
+    lab.boot(0, |d| d.psk = Some(key));
+    lab.run(200);
+    let session = session(&lab, 0);
+    let new = LinkId(77);
+    readdress(&mut lab, new);
     lab.run(1_000);
     assert_eq!(lab.ac().session_of(DeviceId(0)), Some(session));
     assert!(lab
@@ -323,6 +331,36 @@ fn a_device_whose_address_changes_keeps_its_session() {
     assert!(
         lab.sent("hello_ack").iter().any(|p| p.to == new),
         "acks follow the new address"
+    );
+}
+
+#[test]
+fn an_unauthenticated_device_whose_address_changes_joins_again_from_there() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(100);
+    let old = session(&lab, 0);
+    let new = LinkId(77);
+    let since = lab.wire.len();
+    readdress(&mut lab, new);
+    lab.run(1_000);
+    // Its session id is no pass from another address: the device's lease ran out, it
+    // stopped and joined again from the new address, before the AC declared it dead.
+    let now = session(&lab, 0);
+    assert_ne!(now, old);
+    assert!(lab.ac().stats().wrong_link > 0);
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }))
+        .is_empty());
+    assert_eq!(
+        lab.ac().placement(comp(0)),
+        Some(Placement::Running(DeviceId(0)))
+    );
+    let acks = lab.answers_to(new, since);
+    assert!(acks.iter().any(|p| p.kind() == "hello_ack"));
+    assert!(
+        acks.iter()
+            .all(|p| p.kind() != "hello_ack" || p.bottle().and_then(|b| b.session()) == Some(now)),
+        "the old session was never acknowledged at the new address"
     );
 }
 

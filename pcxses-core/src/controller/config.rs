@@ -94,6 +94,35 @@ impl ComputationSpec {
     }
 }
 
+/// Limits on the answers to refused bottles (REJECT, and GOOD_BYE or GOOD_BYE_ACK for a
+/// session that is over or unknown), so that the AC amplifies no flood: token buckets per
+/// source (a fixed table of them, indexed by a keyed hash of the link) and over all sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusalLimits {
+    /// Answers per second to one source, on average.
+    pub per_source_per_s: u32,
+    /// Answers one source may get at once beyond that rate.
+    pub per_source_burst: u32,
+    /// Answers per second to all sources together, on average.
+    pub total_per_s: u32,
+    /// Answers all sources may get at once beyond that rate.
+    pub total_burst: u32,
+    /// Buckets in the per-source table (1 to 65,536): sources whose hashes collide share one.
+    pub sources: usize,
+}
+
+impl RefusalLimits {
+    /// 10 answers a second per source with bursts of 5, 200 a second in all with bursts of
+    /// 50, 1,024 buckets.
+    pub const DEFAULT: RefusalLimits = RefusalLimits {
+        per_source_per_s: 10,
+        per_source_burst: 5,
+        total_per_s: 200,
+        total_burst: 50,
+        sources: 1024,
+    };
+}
+
 /// Everything the AC is configured with. Fields are public; [`ControllerConfig::new`]
 /// gives the defaults and [`ControllerConfig::validate`] checks a configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +166,16 @@ pub struct ControllerConfig {
     /// last asked for (a paused process, an overloaded host): every dead timer then moves
     /// by the stall, so no device dies for bottles the AC had not read yet.
     pub stall_grace_ms: u32,
+    /// Refuses every GOOD_MORNING that is neither sealed with the device's pre-shared key
+    /// nor carried by a transport that authenticated the device (a QUIC certificate): no
+    /// device joins unauthenticated.
+    pub require_auth: bool,
+    /// Lets a computation whose home or source device is authenticated move to a less
+    /// authenticated device (an unkeyed one, in the clear). Off: such a computation waits
+    /// for an authenticated target, orphaned if there is none.
+    pub allow_auth_downgrade: bool,
+    /// How often the AC answers bottles it refuses.
+    pub refusals: RefusalLimits,
     /// The devices.
     pub devices: Vec<DeviceSpec>,
     /// The computations.
@@ -146,7 +185,9 @@ pub struct ControllerConfig {
 impl ControllerConfig {
     /// Defaults: HELLO 10 ms–60 s, dead 30 ms–10 min, fencing on, 1200-byte bottles, a
     /// window of 16 chunks, 200 ms RTO, MORPH timeout 5 s, 2 MORPHs per target,
-    /// quarantine after 3 failures, 10 s of grace after a restart, a stall is 100 ms late.
+    /// quarantine after 3 failures, 10 s of grace after a restart, a stall is 100 ms late,
+    /// unauthenticated devices accepted, no authentication downgrade, and
+    /// [`RefusalLimits::DEFAULT`].
     pub fn new(seed: u64, devices: Vec<DeviceSpec>, computations: Vec<ComputationSpec>) -> Self {
         ControllerConfig {
             seed,
@@ -172,6 +213,9 @@ impl ControllerConfig {
             outbox_limit: 65_536,
             restart_grace_ms: 10_000,
             stall_grace_ms: 100,
+            require_auth: false,
+            allow_auth_downgrade: false,
+            refusals: RefusalLimits::DEFAULT,
             devices,
             computations,
         }
@@ -232,6 +276,10 @@ impl ControllerConfig {
         }
         if self.limits.max_bottle < 64 || self.limits.max_bottle > crate::MAX_BOTTLE_LEN {
             return Err(ConfigError::Setting("limits.max_bottle"));
+        }
+        let r = &self.refusals;
+        if r.per_source_per_s == 0 || r.total_per_s == 0 || !(1..=65_536).contains(&r.sources) {
+            return Err(ConfigError::Setting("refusals"));
         }
         if self.max_morphs_per_target == 0 || self.quarantine_after == 0 {
             return Err(ConfigError::Setting(

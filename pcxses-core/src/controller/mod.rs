@@ -6,8 +6,10 @@ mod command;
 mod config;
 mod event;
 mod journal;
+mod occupancy;
 mod party;
 mod recovery;
+mod refusals;
 mod session_ids;
 mod snapshot;
 
@@ -17,9 +19,12 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 pub use command::ControllerCommand;
-pub use config::{Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec};
+pub use config::{
+    Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec, RefusalLimits,
+};
 pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
 pub use journal::{CommitError, Journal};
+pub use occupancy::Occupancy;
 pub(crate) use party::CHUNK_OVERHEAD;
 pub use snapshot::SnapshotError;
 
@@ -28,7 +33,7 @@ use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId, Signature};
 use crate::io::{Input, LinkId, Outbox, Output, Seal};
 use crate::limits::Limits;
-use crate::policy::{Policy, PriorityPolicy};
+use crate::policy::{AuthLevel, Policy, PriorityPolicy};
 use crate::psk::{Challenger, Direction, Psk, ReplayWindow};
 use crate::repository::Repository;
 use crate::rng::Rng;
@@ -38,6 +43,7 @@ use crate::time::{ms, Clock, Instant};
 use crate::timer::Deadlines;
 use crate::transfer::{ChunkReceiver, ChunkSender, Pacing};
 use changes::Changes;
+use refusals::RefusalGate;
 use session_ids::SessionIds;
 use snapshot::Part;
 
@@ -84,6 +90,10 @@ pub struct Controller {
     journal: Option<Box<dyn Journal>>,
     /// What the journal has not been given yet.
     changes: Changes,
+    /// How often refused bottles are answered.
+    refusals: RefusalGate,
+    /// The length of the bottle being handled; 0 between inputs.
+    inbound_len: usize,
 }
 
 /// The numbers of the configuration, in the form the machine uses them.
@@ -103,6 +113,8 @@ struct Settings {
     quarantine_after: u32,
     restart_grace_ms: u32,
     stall_grace: Duration,
+    require_auth: bool,
+    allow_auth_downgrade: bool,
 }
 
 /// What a session id in the map stands for.
@@ -130,7 +142,8 @@ struct DeviceEntry {
     name: Box<str>,
     capabilities: Box<[Box<str>]>,
     native: Box<[u32]>,
-    last_reject: Instant,
+    /// The link of the retired session: its bottles are answered there only.
+    retired_link: LinkId,
     /// The last session declared dead or dismissed, still answered as such.
     retired: SessionId,
     /// Sessions opened so far: the next session id's generation.
@@ -163,6 +176,8 @@ struct Session {
     /// State versions being reassembled, one per handle at most.
     rx: Vec<StateRx>,
     mode: Mode,
+    /// How the device was authenticated in this session.
+    auth: AuthLevel,
 }
 
 struct StateRx {
@@ -211,9 +226,13 @@ struct Recovery {
     /// The failed session: its device may host the computation again once it re-joins.
     from_session: SessionId,
     detected_at: Instant,
-    /// Sessions of targets that failed in this recovery; a target that joins again is a
-    /// new incarnation and eligible again.
+    /// Sessions of targets that failed in this recovery, at most one per device (its
+    /// latest) and [`recovery::MAX_TRIED`] in all, oldest first; a target that joins again
+    /// is a new incarnation and eligible again.
     tried: Vec<SessionId>,
+    /// How authenticated the failed session was: the computation moves only to targets at
+    /// least as authenticated (unless the configuration allows a downgrade).
+    from_auth: AuthLevel,
     /// The MORPH attempt in flight, by morph id.
     attempt: Option<u32>,
     attempts: u32,
@@ -304,12 +323,13 @@ impl Controller {
                     retired_status: SessionStatus::Replaced,
                     generation: 0,
                     morphs_in: 0,
-                    last_reject: Instant::default(),
+                    retired_link: LinkId::default(),
                 }
             })
             .collect();
         let mut rng = Rng::new(config.seed);
-        let session_ids = SessionIds::new(&mut rng);
+        let session_ids = SessionIds::new(&mut rng, config.devices.len());
+        let refusals = RefusalGate::new(&config.refusals, rng.next_u64());
         let psk = if config.devices.iter().any(|d| d.psk.is_some()) {
             config
                 .devices
@@ -340,6 +360,8 @@ impl Controller {
             paced: VecDeque::new(),
             journal: None,
             changes: Changes::default(),
+            refusals,
+            inbound_len: 0,
             settings: Settings {
                 hello_ms: config.hello_ms,
                 dead_ms: config.dead_ms,
@@ -360,6 +382,8 @@ impl Controller {
                 quarantine_after: config.quarantine_after,
                 restart_grace_ms: config.restart_grace_ms,
                 stall_grace: ms(config.stall_grace_ms),
+                require_auth: config.require_auth,
+                allow_auth_downgrade: config.allow_auth_downgrade,
             },
             clock: Clock::new(now),
             devices,
@@ -412,13 +436,20 @@ impl Controller {
                 ..
             } => {
                 self.stats.received += 1;
+                self.inbound_len = bytes.len();
                 let result = match self.open(now, from, bytes) {
                     Ok(Some(bottle)) => self.on_bottle(now, from, bottle, identity),
                     Ok(None) => Ok(()),
-                    Err(InputError::Decode(e)) => return Err(self.refuse_undecodable(from, e)),
+                    Err(InputError::Decode(e)) => {
+                        // Counted where it is refused.
+                        let e = self.refuse_undecodable(now, from, e);
+                        self.inbound_len = 0;
+                        return Err(e);
+                    }
                     Err(e) => Err(e),
                 };
                 self.joining = None;
+                self.inbound_len = 0;
                 result.inspect_err(|e| self.stats.count(e))
             }
         }
@@ -519,6 +550,29 @@ impl Controller {
     /// Number of registered devices.
     pub fn device_count(&self) -> usize {
         self.devices.len()
+    }
+
+    /// How authenticated the device's live session is, if it has one: sealed with its
+    /// pre-shared key, or carried by a transport that authenticated it (a QUIC
+    /// certificate), or neither.
+    pub fn session_auth(&self, device: DeviceId) -> Option<AuthLevel> {
+        Some(self.devices.get(device.0 as usize)?.session.as_ref()?.auth)
+    }
+
+    /// Whether device `d` has a pre-shared key: every bottle of it that reaches the
+    /// protocol was sealed with it (plain ones are refused before).
+    fn has_key(&self, d: u32) -> bool {
+        self.psk.get(d as usize).is_some_and(Option::is_some)
+    }
+
+    /// How authenticated a bottle of device `d` is, `identity` being what the transport
+    /// authenticated (already checked to be `d`'s name).
+    fn auth_level(&self, d: u32, identity: Option<&str>) -> AuthLevel {
+        if identity.is_some() || self.has_key(d) {
+            AuthLevel::Authenticated
+        } else {
+            AuthLevel::Unauthenticated
+        }
     }
 
     /// The device's live session, if it has one.
@@ -765,6 +819,7 @@ impl Recovery {
             attempt: None,
             attempts: 0,
             orphaned: false,
+            from_auth: AuthLevel::Unauthenticated,
         }
     }
 }

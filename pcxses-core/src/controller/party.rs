@@ -16,6 +16,7 @@ use crate::error::InputError;
 use crate::ids::{JoinNonce, SessionId};
 use crate::io::LinkId;
 use crate::limits::MAX_HOSTED;
+use crate::policy::AuthLevel;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::{chunk_count, chunk_range, ChunkReceiver};
@@ -29,14 +30,22 @@ pub(crate) const CHUNK_OVERHEAD: usize = 32;
 pub(crate) const MIN_BOTTLE: u16 = 64;
 
 impl Controller {
-    pub(super) fn refuse_undecodable(&mut self, from: LinkId, e: DecodeError) -> InputError {
+    pub(super) fn refuse_undecodable(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        e: DecodeError,
+    ) -> InputError {
         if let DecodeError::Version(_) = e {
             self.stats.bad_version += 1;
+            let reason = RejectReason::BadVersion;
             self.reject(
+                now,
                 from,
                 SessionId::NONE,
                 JoinNonce::default(),
-                RejectReason::BadVersion,
+                reason,
+                false,
             );
         } else {
             self.stats.malformed += 1;
@@ -72,7 +81,10 @@ impl Controller {
             }
             Bottle::GoodBye(g) => self.on_good_bye(now, from, g.session, identity),
             Bottle::GoodByeAck(g) => match self.lookup(g.session) {
-                Some(r) if r.status == SessionStatus::Dismissed => {
+                Some(r)
+                    if r.status == SessionStatus::Dismissed
+                        && self.may_come_from(r.device, from, identity, false) =>
+                {
                     self.devices[r.device as usize].retired = SessionId::NONE;
                     self.changes.device(r.device);
                     Ok(())
@@ -89,18 +101,76 @@ impl Controller {
         }
     }
 
-    fn reject(&mut self, to: LinkId, session: SessionId, nonce: JoinNonce, reason: RejectReason) {
+    /// Answers a refused bottle with REJECT `reason` (see [`Controller::answer`]).
+    fn reject(
+        &mut self,
+        now: Instant,
+        to: LinkId,
+        session: SessionId,
+        nonce: JoinNonce,
+        reason: RejectReason,
+        trusted: bool,
+    ) {
         let bottle = Bottle::Reject(Reject {
             session,
             nonce,
             reason,
         });
-        let max = self.settings.limits.max_bottle;
-        self.send(to, &bottle, max);
+        self.answer(now, to, &bottle, trusted);
     }
 
-    /// The device whose live session `id` is, after checking the claimed identity. Bottles
-    /// of other sessions are answered as the protocol says and refused.
+    /// Sends `bottle`, the answer to a refused bottle, to `to` if the refusal limits allow
+    /// it and, unless `trusted` (the source is the link of the session the refused bottle
+    /// named, or an authenticated peer, or the answer is one a device cannot do without),
+    /// only if it is no longer than the refused bottle: a forged source address reflects
+    /// nothing larger than what was sent. An answer not sent is counted.
+    pub(super) fn answer(&mut self, now: Instant, to: LinkId, bottle: &Bottle<'_>, trusted: bool) {
+        let fits = trusted || super::refusals::no_longer(bottle, self.inbound_len);
+        if !fits || !self.refusals.allow(to, now) {
+            self.stats.unanswered += 1;
+            return;
+        }
+        let max = self.settings.limits.max_bottle;
+        self.send(to, bottle, max);
+    }
+
+    /// Whether a bottle naming device `d`'s live (`live`) or retired session may act on it
+    /// from `from`: one authenticated by its key or its transport may come from anywhere,
+    /// any other only from the session's own link. The session id names a session; it
+    /// does not authenticate it.
+    pub(super) fn may_come_from(
+        &self,
+        d: u32,
+        from: LinkId,
+        identity: Option<&str>,
+        live: bool,
+    ) -> bool {
+        let dev = &self.devices[d as usize];
+        let link = match live {
+            true => dev.session.as_ref().map(|s| s.link),
+            false => Some(dev.retired_link),
+        };
+        link == Some(from) || self.auth_level(d, identity) == AuthLevel::Authenticated
+    }
+
+    /// Refuses a bottle naming a session from a link it may not come from: answered exactly
+    /// as a bottle naming no session, so that the answer tells nothing about the id.
+    fn refuse_wrong_link(&mut self, now: Instant, from: LinkId, id: SessionId) -> InputError {
+        self.reject_unknown(now, from, id);
+        InputError::WrongLink
+    }
+
+    fn reject_unknown(&mut self, now: Instant, from: LinkId, id: SessionId) {
+        let reason = RejectReason::UnknownSession;
+        // A device that does not fence learns only from this REJECT that its session is
+        // lost (the AC restarted without its journal, or its link changed): without
+        // fencing it goes even if longer than the bottle, within the rate limits.
+        let needed = !self.settings.fencing;
+        self.reject(now, from, id, JoinNonce::default(), reason, needed);
+    }
+
+    /// The device whose live session `id` is, after checking the claimed identity and the
+    /// link. Bottles of other sessions are answered as the protocol says and refused.
     pub(super) fn live_session(
         &mut self,
         id: SessionId,
@@ -109,31 +179,26 @@ impl Controller {
         identity: Option<&str>,
     ) -> Result<u32, InputError> {
         let Some(SessionRef { device, status }) = self.lookup(id) else {
-            self.reject(from, id, JoinNonce::default(), RejectReason::UnknownSession);
+            self.reject_unknown(now, from, id);
             return Err(InputError::UnknownSession);
         };
-        let dev = &mut self.devices[device as usize];
-        if identity.is_some_and(|name| name != &*dev.name) {
+        if identity.is_some_and(|name| name != &*self.devices[device as usize].name) {
             return Err(InputError::Unauthorized);
+        }
+        let live = status == SessionStatus::Live;
+        if !self.may_come_from(device, from, identity, live) {
+            return Err(self.refuse_wrong_link(now, from, id));
         }
         match status {
             SessionStatus::Live => Ok(device),
             SessionStatus::Replaced => {
-                // Answer at most once per minimum HELLO interval: enough to reach a
-                // device that is still sending, without amplifying a flood.
-                if now >= dev.last_reject + ms(self.settings.hello_ms.min) {
-                    dev.last_reject = now;
-                    self.reject(from, id, JoinNonce::default(), RejectReason::Replaced);
-                }
+                let nonce = JoinNonce::default();
+                self.reject(now, from, id, nonce, RejectReason::Replaced, true);
                 Err(InputError::Replaced)
             }
             SessionStatus::Dismissed => {
-                let max = self.settings.limits.max_bottle;
-                self.send(
-                    from,
-                    &Bottle::GoodBye(crate::bottle::GoodBye { session: id }),
-                    max,
-                );
+                let bye = Bottle::GoodBye(crate::bottle::GoodBye { session: id });
+                self.answer(now, from, &bye, true);
                 Err(InputError::OutOfPhase("session was dismissed"))
             }
         }
@@ -146,21 +211,38 @@ impl Controller {
         gm: GoodMorning<'_>,
         identity: Option<&str>,
     ) -> Result<(), InputError> {
+        let none = SessionId::NONE;
         if identity.is_some_and(|name| name != gm.device) {
-            self.reject(from, SessionId::NONE, gm.nonce, RejectReason::Unauthorized);
+            self.reject(now, from, none, gm.nonce, RejectReason::Unauthorized, true);
             return Err(InputError::Unauthorized);
         }
-        let Some(&d) = self.device_index.get(gm.device) else {
-            self.reject(from, SessionId::NONE, gm.nonce, RejectReason::UnknownDevice);
+        let known = self.device_index.get(gm.device).copied();
+        let auth = known.map(|d| self.auth_level(d, identity));
+        if self.settings.require_auth && auth != Some(AuthLevel::Authenticated) {
+            // Refused whatever the name, so that the answer does not tell which are known.
+            self.reject(now, from, none, gm.nonce, RejectReason::Unauthorized, false);
+            return Err(InputError::Unauthenticated);
+        }
+        let (Some(d), Some(auth)) = (known, auth) else {
+            self.reject(
+                now,
+                from,
+                none,
+                gm.nonce,
+                RejectReason::UnknownDevice,
+                false,
+            );
             return Err(InputError::UnknownDevice);
         };
         if gm.max_bottle < MIN_BOTTLE {
-            self.reject(from, SessionId::NONE, gm.nonce, RejectReason::Malformed);
+            self.reject(now, from, none, gm.nonce, RejectReason::Malformed, false);
             return Err(InputError::Decode(DecodeError::Limit("max_bottle")));
         }
         if let Some(s) = self.devices[d as usize].session.as_mut() {
             if s.nonce == gm.nonce {
-                // A retransmission: the same answer again. It does not count as a HELLO.
+                // A retransmission: the same answer again, to where it came from (its 64-bit
+                // random nonce is as hard to guess as the answer is to see). It does not
+                // count as a HELLO.
                 s.link = from;
                 self.stats.duplicate += 1;
                 self.send_good_morning_ack(d);
@@ -168,11 +250,18 @@ impl Controller {
             }
             self.end_session(d, now, SessionEnd::Rejoined);
         }
-        self.open_session(d, now, from, &gm);
+        self.open_session(d, now, from, &gm, auth);
         Ok(())
     }
 
-    fn open_session(&mut self, d: u32, now: Instant, from: LinkId, gm: &GoodMorning<'_>) {
+    fn open_session(
+        &mut self,
+        d: u32,
+        now: Instant,
+        from: LinkId,
+        gm: &GoodMorning<'_>,
+        auth: AuthLevel,
+    ) {
         let st = &self.settings;
         let hello_ms = st.hello_ms.clamp(gm.hello_ms);
         // Three HELLO intervals at least, so that the fence lease (three quarters of it, at
@@ -234,6 +323,7 @@ impl Controller {
             run_len,
             next_handle: run_len,
             rx: Vec::new(),
+            auth,
         });
         let s = self.devices[d as usize]
             .session
@@ -242,6 +332,7 @@ impl Controller {
         if let Some(armed) = s {
             arm(&mut self.dead_timers, armed, dead_at, d);
         }
+        self.compact_timers();
         self.keep_join_keys(d, id);
         self.changes.device(d);
         self.send_good_morning_ack(d);
@@ -287,8 +378,14 @@ impl Controller {
         let Some(s) = self.devices[d as usize].session.as_mut() else {
             return Err(InputError::UnknownSession);
         };
-        // A device whose address changed keeps its session: its HELLOs carry the new link.
+        // A device whose address changed keeps its session if its bottles are authenticated
+        // (`live_session` refused the others): its HELLOs carry the new link.
         s.link = from;
+        if identity.is_some() {
+            // A session restored from a journal learns again that its transport
+            // authenticates it.
+            s.auth = AuthLevel::Authenticated;
+        }
         s.dead_at = now + ms(s.dead_ms);
         s.last_hello = now;
         let ack = Bottle::HelloAck(HelloAck {
@@ -429,6 +526,7 @@ impl Controller {
         session: SessionId,
         identity: Option<&str>,
     ) -> Result<(), InputError> {
+        let ack = Bottle::GoodByeAck(GoodByeAck { session });
         match self.lookup(session) {
             Some(SessionRef {
                 device,
@@ -437,14 +535,22 @@ impl Controller {
                 if identity.is_some_and(|n| n != &*self.devices[device as usize].name) {
                     return Err(InputError::Unauthorized);
                 }
+                if !self.may_come_from(device, from, identity, true) {
+                    // Answered as a GOOD_BYE of a session that is over.
+                    self.answer(now, from, &ack, false);
+                    return Err(InputError::WrongLink);
+                }
                 self.end_session(device, now, SessionEnd::Left);
+                let max = self.settings.limits.max_bottle;
+                self.send(from, &ack, max);
             }
             // A repeated GOOD_BYE whose ack was lost, or one from a session that is over
             // anyway: acknowledge it, change nothing.
-            _ => self.stats.duplicate += 1,
+            _ => {
+                self.stats.duplicate += 1;
+                self.answer(now, from, &ack, false);
+            }
         }
-        let max = self.settings.limits.max_bottle;
-        self.send(from, &Bottle::GoodByeAck(GoodByeAck { session }), max);
         Ok(())
     }
 
@@ -469,10 +575,12 @@ impl Controller {
         match how {
             SessionEnd::Dead => {
                 dev.retired = s.id;
+                dev.retired_link = s.link;
                 dev.retired_status = SessionStatus::Replaced;
             }
             SessionEnd::Dismissed => {
                 dev.retired = s.id;
+                dev.retired_link = s.link;
                 dev.retired_status = SessionStatus::Dismissed;
             }
             // The device itself ended the session: nothing of it needs answering.
@@ -511,16 +619,25 @@ impl Controller {
                     });
                 }
                 SessionEnd::Rejoined if comp.home == Some(d) => comp.place = Place::Unplaced,
-                SessionEnd::Dead | SessionEnd::Rejoined => self.start_recovery(c, d, s.id, now),
+                SessionEnd::Dead | SessionEnd::Rejoined => {
+                    self.start_recovery(c, d, (s.id, s.auth), now)
+                }
             }
         }
     }
 
     /// Begins recovering computation `c` from device `from`.
-    fn start_recovery(&mut self, c: u32, from: u32, session: SessionId, now: Instant) {
+    fn start_recovery(
+        &mut self,
+        c: u32,
+        from: u32,
+        (session, auth): (SessionId, AuthLevel),
+        now: Instant,
+    ) {
         let comp = &mut self.comps[c as usize];
         let unproven = matches!(comp.place, Place::Running { unproven: true, .. });
-        let recovery = Recovery::new(from, session, now);
+        let mut recovery = Recovery::new(from, session, now);
+        recovery.from_auth = auth;
         comp.place = Place::Recovering(alloc::boxed::Box::new(recovery));
         if unproven {
             // It arrived by MORPH and its host died before storing any state: one more

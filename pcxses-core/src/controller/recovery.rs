@@ -6,21 +6,26 @@ use core::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use super::session_ids::SessionIds;
 use super::{
-    auth_of, transmit, Attempt, ComputationId, Controller, ControllerEvent, DeviceId,
-    MigrationFailure, Place, SessionAuth, Stage,
+    auth_of, transmit, Attempt, CompEntry, ComputationId, Controller, ControllerEvent, DeviceId,
+    MigrationFailure, Place, Recovery, SessionAuth, Stage,
 };
 use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
 use crate::error::InputError;
 use crate::ids::{Digest, SessionId};
 use crate::io::{LinkId, Outbox};
 use crate::manifest::{Manifest, ObjectEntry, StateEntry};
-use crate::policy::Candidate;
+use crate::policy::{AuthLevel, Candidate};
 use crate::stats::Stats;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::ChunkSender;
 use crate::BoundedSeq;
+
+/// Most failed target sessions one recovery remembers; beyond, the oldest is forgotten and
+/// its device is eligible again.
+pub(super) const MAX_TRIED: usize = 64;
 
 fn sha256(bytes: &[u8]) -> Digest {
     Digest(Sha256::digest(bytes).into())
@@ -43,6 +48,7 @@ impl Controller {
         if r.attempt.is_some() {
             return;
         }
+        let required = self.required_auth(comp, r);
         let mut any_capable = false;
         let mut free: Vec<(u32, Candidate<'_>)> = Vec::new();
         // Devices overdue with their HELLO (more than half an interval late) go last: when
@@ -58,6 +64,7 @@ impl Controller {
             if s.id == r.from_session
                 || s.dead_at <= now
                 || r.tried.contains(&s.id)
+                || s.auth < required
                 || !capable(&comp.requires, &comp.hosts, i, &dev.capabilities)
             {
                 continue;
@@ -115,6 +122,25 @@ impl Controller {
         }
     }
 
+    /// The least authenticated target computation `comp`, recovering by `r`, may move to:
+    /// as authenticated as the session it failed on, as its home device's live session,
+    /// and as its home and source devices are configured to be (a pre-shared key), unless
+    /// the configuration allows less.
+    fn required_auth(&self, comp: &CompEntry, r: &Recovery) -> AuthLevel {
+        if self.settings.allow_auth_downgrade {
+            return AuthLevel::Unauthenticated;
+        }
+        let keyed = comp.home.is_some_and(|h| self.has_key(h)) || self.has_key(r.from);
+        let home = comp
+            .home
+            .and_then(|h| self.devices.get(h as usize)?.session.as_ref());
+        let home = home.map_or(AuthLevel::Unauthenticated, |s| s.auth);
+        match keyed {
+            true => AuthLevel::Authenticated,
+            false => r.from_auth.max(home),
+        }
+    }
+
     /// When the next MORPH may start under the configured pace (`None`: no limit).
     pub(super) fn next_turn(&self) -> Option<Instant> {
         let (_, burst) = self.settings.pace?;
@@ -168,6 +194,7 @@ impl Controller {
                 Place::Recovering(r) => {
                     s.id != r.from_session
                         && !r.tried.contains(&s.id)
+                        && s.auth >= self.required_auth(comp, r)
                         && capable(&comp.requires, &comp.hosts, d, &dev.capabilities)
                 }
                 _ => false,
@@ -253,7 +280,7 @@ impl Controller {
             return;
         };
         r.attempt = Some(morph);
-        r.attempts += 1;
+        r.attempts = r.attempts.saturating_add(1);
         r.orphaned = false;
         let (from, attempt) = (r.from, r.attempts);
         let len = stream.len() as u32;
@@ -332,6 +359,7 @@ impl Controller {
             let at = a.deadline(timeout);
             arm(&mut self.attempt_timers, &mut a.armed, at, m);
         }
+        self.compact_timers();
     }
 
     /// The attempt `m` towards device `d`'s session, if it is one.
@@ -529,7 +557,7 @@ impl Controller {
         self.changes.comp(a.comp);
         if let Place::Recovering(r) = &mut self.comps[a.comp as usize].place {
             r.attempt = None;
-            r.tried.push(a.session);
+            r.tried_on(a.session, &self.session_ids);
         }
         self.outbox.event(ControllerEvent::MigrationFailed {
             computation: ComputationId(a.comp),
@@ -604,6 +632,20 @@ impl Attempt {
             Stage::Header(sent) => (sent + self.rto).min(stall),
             Stage::Streaming => self.sender.deadline().map_or(stall, |d| d.min(stall)),
             Stage::Cancelling(sent, _) => sent + self.rto,
+        }
+    }
+}
+
+impl Recovery {
+    /// Remembers that the target session `session` failed. It replaces any earlier session
+    /// of its device, which can never be live again; beyond [`MAX_TRIED`] the oldest is
+    /// forgotten.
+    fn tried_on(&mut self, session: SessionId, ids: &SessionIds) {
+        let d = ids.device_of(session);
+        self.tried.retain(|&s| ids.device_of(s) != d);
+        self.tried.push(session);
+        if self.tried.len() > MAX_TRIED {
+            self.tried.remove(0);
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::timer::arm;
 use crate::transfer::ChunkSender;
 
 /// Version byte of the snapshot and change encodings.
-const SNAPSHOT_VERSION: u8 = 3;
+const SNAPSHOT_VERSION: u8 = 4;
 
 /// How far a restored session's send counter jumps: beyond any counter the AC can have
 /// used between the last record of the device and its restart, so the device never sees
@@ -69,6 +69,7 @@ struct SnapDevice<'a> {
     generation: u32,
     retired: u32,
     retired_dismissed: bool,
+    retired_link: u64,
     auth: Option<SnapAuth>,
 }
 
@@ -189,6 +190,7 @@ impl Controller {
             generation: dev.generation,
             retired: dev.retired.0,
             retired_dismissed: dev.retired_status == SessionStatus::Dismissed,
+            retired_link: dev.retired_link.0,
             session: dev.session.as_ref().map(|s| SnapSession {
                 id: s.id.0,
                 link: s.link.0,
@@ -298,7 +300,7 @@ impl Controller {
         let mut snap: Snap = decode(snapshot)?;
         snap.apply(changes)?;
         ac.next_morph = snap.next_morph.max(1);
-        ac.session_ids = super::SessionIds::from_keys(snap.session_keys);
+        ac.session_ids = ac.session_ids.with_keys(snap.session_keys);
         let dev = |ac: &Controller, n: &str| {
             ac.device_index
                 .get(n)
@@ -316,6 +318,7 @@ impl Controller {
             let entry = &mut ac.devices[d as usize];
             entry.generation = sd.generation;
             entry.retired = SessionId(sd.retired);
+            entry.retired_link = LinkId(sd.retired_link);
             entry.retired_status = if sd.retired_dismissed {
                 SessionStatus::Dismissed
             } else {
@@ -337,6 +340,7 @@ impl Controller {
             }
             let id = SessionId(ss.id);
             let dead_at = now + ms(ss.dead_ms.max(ac.settings.restart_grace_ms));
+            let auth = ac.auth_level(d, None);
             ac.devices[d as usize].session = Some(Session {
                 id,
                 link: LinkId(ss.link),
@@ -354,6 +358,7 @@ impl Controller {
                 run_len: ss.run_len,
                 next_handle: ss.next_handle,
                 rx: Vec::new(),
+                auth,
             });
             if let Some(s) = ac.devices[d as usize].session.as_mut() {
                 arm(&mut ac.dead_timers, &mut s.armed, dead_at, d);
