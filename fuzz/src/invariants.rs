@@ -112,26 +112,54 @@ pub fn check_answer<P: PartialEq + std::fmt::Debug>(
 /// protocol bounds them by far less.
 const TRIED: usize = 64;
 
-/// The most bytes the AC's snapshot may take for `config`: every name, every session at
-/// full size, every LKGS at the state limit, every recovery with a full list of tried
-/// targets. Anything beyond grew from what peers sent.
-pub fn snapshot_bound(config: &ControllerConfig) -> usize {
+/// The most bytes the AC's snapshot may take for `config` with the LKGS it holds now (each
+/// at most the state limit): every name, every session at full size, every recovery with a
+/// full list of tried targets. Anything beyond grew from what peers sent.
+pub fn check_snapshot_bound(ac: &Controller, config: &ControllerConfig) -> Result<(), String> {
     const INT: usize = 10; // a varint
     const NAME: usize = INT + MAX_NAME_LEN;
     let session = 16 * INT + 8 + MAX_HOSTED * (INT + NAME);
     let auth = 2 * INT + 32 + 4 * INT;
     let device = NAME + 4 * INT + session + auth;
     let place = NAME + 4 * INT + TRIED * INT + (3 * INT + NAME);
-    let comp = NAME + INT + config.limits.max_state as usize + 6 * INT + place;
-    64 + config.devices.len() * device + config.computations.len() * comp
+    let comp = NAME + INT + 6 * INT + place;
+    let mut bound = 64 + config.devices.len() * device + config.computations.len() * comp;
+    for c in 0..ac.computation_count() as u32 {
+        let lkgs = ac.lkgs(ComputationId(c)).map_or(0, |(b, _)| b.len());
+        if lkgs > config.limits.max_state as usize {
+            return Err(format!("the AC holds an LKGS of {lkgs} bytes"));
+        }
+        bound += lkgs;
+    }
+    let len = ac.snapshot().len();
+    if len > bound {
+        return Err(format!(
+            "the AC's snapshot grew to {len} bytes, over {bound}"
+        ));
+    }
+    Ok(())
 }
 
 /// At most one live device runs each computation: with fencing, a device stops before the
-/// AC moves its computations, and nothing else starts one.
+/// AC moves its computations, and nothing else starts one. A device runs only configured
+/// computations, each once.
 pub fn check_one_copy<'a>(
     devices: impl Iterator<Item = &'a Device> + Clone,
     computations: &[String],
 ) -> Result<(), String> {
+    for d in devices.clone() {
+        let mut running: Vec<&str> = d.running().collect();
+        if let Some(c) = running
+            .iter()
+            .find(|&&c| !computations.iter().any(|k| k == c))
+        {
+            return Err(format!("{} runs unknown computation {c:?}", d.name()));
+        }
+        running.sort_unstable();
+        if let Some(w) = running.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("{} runs {} twice", d.name(), w[0]));
+        }
+    }
     for c in computations {
         let hosts: Vec<&str> = devices
             .clone()
@@ -162,4 +190,34 @@ pub fn check_lkgs(ac: &Controller, states: &[Vec<Vec<u8>>]) -> Result<(), String
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_that_changes_the_print_or_raises_an_event_is_reported() {
+        let (a, b) = (1u8, 2u8);
+        assert!(check_answer("x", true, (&a, 5), (&a, 6), 0).is_ok());
+        assert!(check_answer("x", true, (&a, 5), (&b, 6), 0).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 5), 0).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 7), 0).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 6), 1).is_err());
+        assert!(check_answer("x", false, (&a, 5), (&b, 5), 3).is_ok());
+        assert!(check_answer("x", false, (&a, 5), (&b, 6), 0).is_err());
+    }
+
+    #[test]
+    fn only_the_refusal_counters_are_left_out_of_the_print() {
+        let mut s = Stats {
+            received: 1,
+            malformed: 1,
+            replayed: 1,
+            ..Stats::default()
+        };
+        assert_eq!(kept_counters(&s), Stats::default());
+        s.duplicate = 1;
+        assert_ne!(kept_counters(&s), Stats::default());
+    }
 }

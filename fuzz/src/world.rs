@@ -593,13 +593,7 @@ impl World {
 
     /// The invariants that hold after every step.
     fn check(&self) -> Result<(), String> {
-        let len = self.ac.snapshot().len();
-        let bound = invariants::snapshot_bound(&self.config);
-        if len > bound {
-            return Err(format!(
-                "the AC's snapshot grew to {len} bytes, over {bound}"
-            ));
-        }
+        invariants::check_snapshot_bound(&self.ac, &self.config)?;
         if self.tainted {
             return Ok(());
         }
