@@ -100,6 +100,15 @@ fn open(bytes: &[u8]) -> Option<(Bottle<'_>, Option<[u8; psk::CHALLENGE_LEN]>)> 
     Some((b, Some(challenge)))
 }
 
+/// Refusals an accepted bottle may count besides itself: the AC judges a state chunk riding
+/// on a HELLO on its own, and counts it if refused, while the HELLO still proves liveness.
+pub fn riders(bytes: &[u8]) -> u64 {
+    match open(bytes) {
+        Some((Bottle::Hello(h), _)) => u64::from(h.state.is_some()),
+        _ => 0,
+    }
+}
+
 impl Attacker {
     /// An attacker that knows the configured names.
     pub fn new(devices: Vec<String>, computations: Vec<String>) -> Attacker {

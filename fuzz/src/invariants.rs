@@ -75,14 +75,16 @@ impl DevicePrint {
 }
 
 /// The answer to one bottle: refused ones leave the print and every counter but one refusal
-/// counter as they were and tell the application nothing; accepted ones move no refusal
-/// counter.
+/// counter as they were and tell the application nothing; accepted ones move the refusal
+/// counters only for what they carry that is judged on its own (`riders`, see
+/// [`crate::forge::riders`]).
 pub fn check_answer<P: PartialEq + std::fmt::Debug>(
     who: &str,
     refused: bool,
     before: (&P, u64),
     after: (&P, u64),
     events: usize,
+    riders: u64,
 ) -> Result<(), String> {
     let (print, rejected) = before;
     let (print_after, rejected_after) = after;
@@ -100,7 +102,7 @@ pub fn check_answer<P: PartialEq + std::fmt::Debug>(
         if events != 0 {
             return Err(format!("{who}: a refused bottle raised {events} events"));
         }
-    } else if rejected_after != rejected {
+    } else if rejected_after < rejected || rejected_after - rejected > riders {
         return Err(format!(
             "{who}: an accepted bottle moved the refusal counters from {rejected} to {rejected_after}"
         ));
@@ -199,13 +201,15 @@ mod tests {
     #[test]
     fn a_refusal_that_changes_the_print_or_raises_an_event_is_reported() {
         let (a, b) = (1u8, 2u8);
-        assert!(check_answer("x", true, (&a, 5), (&a, 6), 0).is_ok());
-        assert!(check_answer("x", true, (&a, 5), (&b, 6), 0).is_err());
-        assert!(check_answer("x", true, (&a, 5), (&a, 5), 0).is_err());
-        assert!(check_answer("x", true, (&a, 5), (&a, 7), 0).is_err());
-        assert!(check_answer("x", true, (&a, 5), (&a, 6), 1).is_err());
-        assert!(check_answer("x", false, (&a, 5), (&b, 5), 3).is_ok());
-        assert!(check_answer("x", false, (&a, 5), (&b, 6), 0).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 6), 0, 0).is_ok());
+        assert!(check_answer("x", true, (&a, 5), (&b, 6), 0, 0).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 5), 0, 0).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 7), 0, 1).is_err());
+        assert!(check_answer("x", true, (&a, 5), (&a, 6), 1, 0).is_err());
+        assert!(check_answer("x", false, (&a, 5), (&b, 5), 3, 0).is_ok());
+        assert!(check_answer("x", false, (&a, 5), (&b, 6), 0, 0).is_err());
+        assert!(check_answer("x", false, (&a, 5), (&b, 6), 0, 1).is_ok());
+        assert!(check_answer("x", false, (&a, 5), (&b, 7), 0, 1).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use pcxses_core::{
     LinkId, MemoryRepository, Mode, Output, Repository,
 };
 
-use crate::forge::Attacker;
+use crate::forge::{self, Attacker};
 use crate::invariants::{self, AcPrint, DevicePrint};
 use crate::script::{StatePick, Step, Target};
 
@@ -434,6 +434,7 @@ impl World {
             (&before, rejected),
             (&after, rejected_after),
             events,
+            forge::riders(bytes),
         )
     }
 
@@ -464,6 +465,7 @@ impl World {
             (&before, rejected),
             (&after, rejected_after),
             events,
+            forge::riders(bytes),
         )
     }
 
