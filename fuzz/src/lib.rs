@@ -8,6 +8,7 @@
 pub mod forge;
 pub mod invariants;
 pub mod script;
+pub mod twin;
 pub mod world;
 
 use script::Script;

@@ -7,13 +7,14 @@ use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceId, DeviceSp
 use pcxses_core::device::InstallId;
 use pcxses_core::psk::{Direction, Psk};
 use pcxses_core::{
-    Controller, ControllerConfig, Device, DeviceConfig, DeviceEvent, Input, Instant, Limits,
-    LinkId, MemoryRepository, Mode, Output, Repository,
+    Controller, ControllerConfig, DeviceConfig, DeviceEvent, Input, Instant, Limits, LinkId,
+    MemoryRepository, Mode, Output, Repository,
 };
 
 use crate::forge::{self, Attacker};
 use crate::invariants::{self, AcPrint, DevicePrint};
 use crate::script::{StatePick, Step, Target};
+use crate::twin::{Out, Twins};
 
 /// Steps run per input at most.
 pub const MAX_STEPS: usize = 2_000;
@@ -42,7 +43,7 @@ struct Packet {
 
 struct Node {
     cfg: DeviceConfig,
-    device: Option<Device>,
+    device: Option<Twins>,
     /// The device said it left: it may start again.
     left: bool,
     wake: Instant,
@@ -173,7 +174,11 @@ impl World {
     pub fn joined(&self) -> usize {
         self.nodes
             .iter()
-            .filter(|n| n.device.as_ref().is_some_and(|d| d.session().is_some()))
+            .filter(|n| {
+                n.device
+                    .as_ref()
+                    .is_some_and(|d| d.device().session().is_some())
+            })
             .count()
     }
 
@@ -186,7 +191,7 @@ impl World {
         self.incarnations += 1;
         let n = &mut self.nodes[i];
         n.cfg.seed = self.incarnations.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        n.device = Some(Device::new(n.cfg.clone(), self.now));
+        n.device = Some(Twins::new(&n.cfg, self.now));
         n.left = false;
         n.wake = self.now;
         n.pending.clear();
@@ -257,7 +262,7 @@ impl World {
                 };
                 let name = &self.computations[c];
                 if let Some(d) = self.nodes[i].device.as_mut() {
-                    if d.set_state(now, name, &bytes).is_ok() && !self.states[c].contains(&bytes) {
+                    if d.set_state(now, name, &bytes)?.is_ok() && !self.states[c].contains(&bytes) {
                         self.states[c].push(bytes);
                     }
                     self.drain_device(i)?;
@@ -292,7 +297,7 @@ impl World {
                 if !n.pending.is_empty() {
                     let id = n.pending.remove(usize::from(*which) % n.pending.len());
                     if let Some(d) = n.device.as_mut() {
-                        let _ = d.answer_install(now, id, *started);
+                        let _ = d.answer_install(now, id, *started)?;
                         self.drain_device(i)?;
                     }
                 }
@@ -365,7 +370,7 @@ impl World {
         let n = &mut self.nodes[i];
         match n.device.as_mut() {
             Some(d) if n.wake <= now => {
-                let _ = d.handle_input(Input::Timeout(now));
+                d.timeout(now);
                 self.drain_device(i).map(drop)
             }
             _ => Ok(()),
@@ -444,16 +449,12 @@ impl World {
         let Some(d) = self.nodes[i].device.as_mut() else {
             return Ok(());
         };
-        let before = DevicePrint::of(d);
-        let rejected = d.stats().rejected();
-        let result = d.handle_input(Input::Receive {
-            now,
-            from: AC,
-            bytes,
-            identity: None,
-        });
-        let after = DevicePrint::of(d);
-        let rejected_after = d.stats().rejected();
+        let before = DevicePrint::of(d.device());
+        let rejected = d.device().stats().rejected();
+        let attacker = source != Source::Network;
+        let result = d.receive(now, AC, bytes, attacker)?;
+        let after = DevicePrint::of(d.device());
+        let rejected_after = d.device().stats().rejected();
         if result.is_ok() && source == (Source::Attacker { trusted: true }) {
             self.tainted = true;
         }
@@ -506,27 +507,26 @@ impl World {
         let link = LinkId(i as u64 + 1);
         let mut first = None;
         loop {
-            let mut events = Vec::new();
             let n = &mut self.nodes[i];
             let Some(d) = n.device.as_mut() else {
                 return Ok(first.unwrap_or(0));
             };
-            loop {
-                match d.poll_output() {
-                    Output::Transmit(t) => {
-                        self.attacker.observe(t.bytes, n.cfg.psk.as_ref());
-                        let p = Packet {
-                            from: link,
-                            to: t.to,
-                            bytes: t.bytes.to_vec(),
-                        };
-                        send(&mut self.in_flight, p);
+            let mut events = Vec::new();
+            for out in d.drain()? {
+                match out {
+                    Out::Transmit(to, bytes) => {
+                        self.attacker.observe(&bytes, n.cfg.psk.as_ref());
+                        send(
+                            &mut self.in_flight,
+                            Packet {
+                                from: link,
+                                to,
+                                bytes,
+                            },
+                        );
                     }
-                    Output::Event(e) => events.push(e),
-                    Output::Timeout(t) => {
-                        n.wake = t;
-                        break;
-                    }
+                    Out::Event(e) => events.push(e),
+                    Out::Timeout(t) => n.wake = t,
                 }
             }
             first.get_or_insert(events.len());
@@ -548,7 +548,7 @@ impl World {
                 let n = &mut self.nodes[i];
                 if self.auto_install {
                     if let Some(d) = n.device.as_mut() {
-                        d.answer_install(self.now, inst.id, true)
+                        d.answer_install(self.now, inst.id, true)?
                             .map_err(|e| format!("answering an install just offered: {e}"))?;
                     }
                 } else if n.pending.len() < PENDING {
@@ -599,7 +599,10 @@ impl World {
         if self.tainted {
             return Ok(());
         }
-        let devices = self.nodes.iter().filter_map(|n| n.device.as_ref());
+        let devices = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.device.as_ref().map(Twins::device));
         invariants::check_one_copy(devices, &self.computations)?;
         invariants::check_lkgs(&self.ac, &self.states)
     }
