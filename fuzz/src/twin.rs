@@ -1,11 +1,14 @@
-//! A device and its twin: the same configuration, fed the same time, bottles and commands,
-//! except the attacker's bottles that the device refused. A refused bottle changes nothing,
-//! so the two must then do exactly the same; a difference shows state that a refused bottle
-//! changed even where no accessor shows it.
+//! A machine and its twin: the same configuration, fed the same time, bottles and
+//! commands, except the attacker's bottles that the machine refused. A refused bottle
+//! changes nothing, so the two must then do the same; a difference shows state that a
+//! refused bottle changed even where no accessor shows it.
 
+use pcxses_core::controller::{ComputationId, DeviceId};
 use pcxses_core::device::InstallId;
-use pcxses_core::{CommandError, Device, DeviceConfig, DeviceEvent, Input, InputError, Instant};
-use pcxses_core::{LinkId, Output};
+use pcxses_core::{
+    CommandError, Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent,
+    Input, InputError, Instant, LinkId, MemoryRepository, Output,
+};
 
 /// One output of a device, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,16 +78,15 @@ impl Twins {
         let _ = self.twin.handle_input(Input::Timeout(now));
     }
 
-    /// A bottle arrives. Bottles of the network reach both, which must answer alike. An
-    /// attacker's bottle reaches the twin only if the device accepted it: the twin knows
-    /// nothing of the attacker's refused bottles, so from then on any difference is their
-    /// doing.
+    /// A bottle arrives: at both, which must answer alike, unless `skippable` (the
+    /// attacker's, not sealed with a real key) and the device refused it. The twin knows
+    /// nothing of those, so from then on any difference is their doing.
     pub fn receive(
         &mut self,
         now: Instant,
         from: LinkId,
         bytes: &[u8],
-        attacker: bool,
+        skippable: bool,
     ) -> Result<Result<(), InputError>, String> {
         let input = Input::Receive {
             now,
@@ -93,7 +95,7 @@ impl Twins {
             identity: None,
         };
         let result = self.device.handle_input(input);
-        if attacker && result.is_err() {
+        if skippable && result.is_err() {
             return Ok(result);
         }
         same(
@@ -139,5 +141,140 @@ impl Twins {
         let a = drain(&mut self.device);
         let b = drain(&mut self.twin);
         same(self.device.name(), "outputs", a, b)
+    }
+}
+
+/// One output of the AC, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcOut {
+    /// Bytes to send.
+    Transmit(LinkId, Vec<u8>),
+    /// An event for the operator.
+    Event(ControllerEvent),
+    /// When to wake the AC next.
+    Timeout(Instant),
+}
+
+/// The AC and its twin, fed alike but for the attacker's unauthenticated bottles the AC
+/// refused. The AC answers refusals (REJECT, rate-limited), so only what they keep is
+/// compared: events, deadlines and snapshots.
+pub struct AcTwins {
+    ac: Controller,
+    twin: Controller,
+}
+
+fn drain_ac(ac: &mut Controller) -> Vec<AcOut> {
+    let mut out = Vec::new();
+    loop {
+        match ac.poll_output() {
+            Output::Transmit(t) => out.push(AcOut::Transmit(t.to, t.bytes.to_vec())),
+            Output::Event(e) => out.push(AcOut::Event(e)),
+            Output::Timeout(t) => {
+                out.push(AcOut::Timeout(t));
+                return out;
+            }
+        }
+    }
+}
+
+impl AcTwins {
+    /// An AC for `config` started at `now`, and its twin.
+    pub fn new(config: &ControllerConfig, repo: &MemoryRepository, now: Instant) -> AcTwins {
+        let ac = || Controller::new(config.clone(), repo.clone(), now).expect("valid config");
+        AcTwins {
+            ac: ac(),
+            twin: ac(),
+        }
+    }
+
+    /// The AC.
+    pub fn controller(&self) -> &Controller {
+        &self.ac
+    }
+
+    /// Both restart from their own snapshots.
+    pub fn restart(
+        &mut self,
+        config: &ControllerConfig,
+        repo: &MemoryRepository,
+        now: Instant,
+    ) -> Result<(), String> {
+        let restore = |ac: &Controller| {
+            let snapshot = ac.snapshot();
+            let changes = std::iter::empty::<&[u8]>();
+            Controller::restore(config.clone(), repo.clone(), &snapshot, changes, now)
+                .map_err(|e| format!("the AC does not restore from its own snapshot: {e}"))
+        };
+        self.ac = restore(&self.ac)?;
+        self.twin = restore(&self.twin)?;
+        Ok(())
+    }
+
+    /// Time passes for both.
+    pub fn timeout(&mut self, now: Instant) {
+        let _ = self.ac.handle_input(Input::Timeout(now));
+        let _ = self.twin.handle_input(Input::Timeout(now));
+    }
+
+    /// A bottle arrives: at both, unless `skippable` (the attacker's, unauthenticated) and
+    /// the AC refused it.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        bytes: &[u8],
+        skippable: bool,
+    ) -> Result<Result<(), InputError>, String> {
+        let input = Input::Receive {
+            now,
+            from,
+            bytes,
+            identity: None,
+        };
+        let result = self.ac.handle_input(input);
+        if skippable && result.is_err() {
+            return Ok(result);
+        }
+        same("the AC", "receive", result, self.twin.handle_input(input))
+    }
+
+    /// [`Controller::release`] on both.
+    pub fn release(
+        &mut self,
+        now: Instant,
+        c: ComputationId,
+    ) -> Result<Result<(), CommandError>, String> {
+        let a = self.ac.release(now, c);
+        same("the AC", "release", a, self.twin.release(now, c))
+    }
+
+    /// [`Controller::dismiss`] on both.
+    pub fn dismiss(
+        &mut self,
+        now: Instant,
+        d: DeviceId,
+    ) -> Result<Result<(), CommandError>, String> {
+        let a = self.ac.dismiss(now, d);
+        same("the AC", "dismiss", a, self.twin.dismiss(now, d))
+    }
+
+    /// Drains both; their events, next deadlines and snapshots must agree.
+    pub fn drain(&mut self) -> Result<Vec<AcOut>, String> {
+        let out = drain_ac(&mut self.ac);
+        let twin = drain_ac(&mut self.twin);
+        let kept = |o: &[AcOut]| -> Vec<AcOut> {
+            o.iter()
+                .filter(|o| !matches!(o, AcOut::Transmit(..)))
+                .cloned()
+                .collect()
+        };
+        same("the AC", "events", kept(&out), kept(&twin))?;
+        same(
+            "the AC",
+            "snapshot",
+            self.ac.snapshot(),
+            self.twin.snapshot(),
+        )?;
+        Ok(out)
     }
 }

@@ -7,14 +7,14 @@ use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceId, DeviceSp
 use pcxses_core::device::InstallId;
 use pcxses_core::psk::{Direction, Psk};
 use pcxses_core::{
-    Controller, ControllerConfig, DeviceConfig, DeviceEvent, Input, Instant, Limits, LinkId,
-    MemoryRepository, Mode, Output, Repository,
+    Controller, ControllerConfig, DeviceConfig, DeviceEvent, Instant, Limits, LinkId,
+    MemoryRepository, Mode, Repository,
 };
 
 use crate::forge::{self, Attacker};
 use crate::invariants::{self, AcPrint, DevicePrint};
 use crate::script::{StatePick, Step, Target};
-use crate::twin::{Out, Twins};
+use crate::twin::{AcOut, AcTwins, Out, Twins};
 
 /// Steps run per input at most.
 pub const MAX_STEPS: usize = 2_000;
@@ -67,7 +67,7 @@ pub struct World {
     now: Instant,
     config: ControllerConfig,
     repo: MemoryRepository,
-    ac: Controller,
+    ac: AcTwins,
     ac_wake: Instant,
     nodes: Vec<Node>,
     in_flight: VecDeque<Packet>,
@@ -140,7 +140,7 @@ impl World {
         let computations: Vec<String> =
             config.computations.iter().map(|c| c.name.clone()).collect();
         let device_names = config.devices.iter().map(|d| d.name.clone()).collect();
-        let ac = Controller::new(config.clone(), repo.clone(), now).expect("valid configuration");
+        let ac = AcTwins::new(&config, &repo, now);
         let mut world = World {
             keyed,
             auto_install,
@@ -184,7 +184,7 @@ impl World {
 
     /// The AC.
     pub fn controller(&self) -> &Controller {
-        &self.ac
+        self.ac.controller()
     }
 
     fn boot(&mut self, i: usize) {
@@ -304,24 +304,16 @@ impl World {
             }
             Step::Release(c) => {
                 let c = u32::from(*c) % self.computations.len() as u32;
-                let _ = self.ac.release(now, ComputationId(c));
+                let _ = self.ac.release(now, ComputationId(c))?;
                 self.drain_ac()?;
             }
             Step::Dismiss(d) => {
                 let d = self.node(*d) as u32;
-                let _ = self.ac.dismiss(now, DeviceId(d));
+                let _ = self.ac.dismiss(now, DeviceId(d))?;
                 self.drain_ac()?;
             }
             Step::AcRestart => {
-                let snapshot = self.ac.snapshot();
-                self.ac = Controller::restore(
-                    self.config.clone(),
-                    self.repo.clone(),
-                    &snapshot,
-                    std::iter::empty::<&[u8]>(),
-                    now,
-                )
-                .map_err(|e| format!("the AC does not restore from its own snapshot: {e}"))?;
+                self.ac.restart(&self.config, &self.repo, now)?;
                 self.ac_wake = now;
                 self.wake_ac()?;
             }
@@ -379,7 +371,7 @@ impl World {
 
     fn wake_ac(&mut self) -> Result<(), String> {
         if self.ac_wake <= self.now {
-            let _ = self.ac.handle_input(Input::Timeout(self.now));
+            self.ac.timeout(self.now);
             self.drain_ac()?;
         }
         Ok(())
@@ -410,28 +402,32 @@ impl World {
         }
     }
 
+    /// Whether bytes from `source` are sealed with a session's real key: a machine may
+    /// then answer a refusal in kind, which moves its seal counters.
+    fn authentic(&self, source: Source) -> bool {
+        self.keyed
+            && match source {
+                Source::Network => true,
+                Source::Attacker { trusted } => trusted,
+            }
+    }
+
     fn receive_at_ac(&mut self, from: LinkId, bytes: &[u8], source: Source) -> Result<(), String> {
         let now = self.now;
         // Timers that are due run first, so that the bottle alone is judged.
         self.wake_ac()?;
-        let authentic = self.keyed
-            && match source {
-                Source::Network => true,
-                Source::Attacker { trusted } => trusted,
-            };
-        let before = AcPrint::of(&self.ac, authentic);
-        let rejected = self.ac.stats().rejected();
-        let result = self.ac.handle_input(Input::Receive {
-            now,
-            from,
-            bytes,
-            identity: None,
-        });
+        let authentic = self.authentic(source);
+        let ac = self.ac.controller();
+        let before = AcPrint::of(ac, authentic);
+        let rejected = ac.stats().rejected();
+        let skippable = source != Source::Network && !authentic;
+        let result = self.ac.receive(now, from, bytes, skippable)?;
         if result.is_ok() && source == (Source::Attacker { trusted: true }) {
             self.tainted = true;
         }
-        let after = AcPrint::of(&self.ac, authentic);
-        let rejected_after = self.ac.stats().rejected();
+        let ac = self.ac.controller();
+        let after = AcPrint::of(ac, authentic);
+        let rejected_after = ac.stats().rejected();
         let events = self.drain_ac()?;
         invariants::check_answer(
             "AC",
@@ -446,13 +442,13 @@ impl World {
     fn receive_at_device(&mut self, i: usize, bytes: &[u8], source: Source) -> Result<(), String> {
         let now = self.now;
         self.wake_device(i)?;
+        let skippable = source != Source::Network && !self.authentic(source);
         let Some(d) = self.nodes[i].device.as_mut() else {
             return Ok(());
         };
         let before = DevicePrint::of(d.device());
         let rejected = d.device().stats().rejected();
-        let attacker = source != Source::Network;
-        let result = d.receive(now, AC, bytes, attacker)?;
+        let result = d.receive(now, AC, bytes, skippable)?;
         let after = DevicePrint::of(d.device());
         let rejected_after = d.device().stats().rejected();
         if result.is_ok() && source == (Source::Attacker { trusted: true }) {
@@ -474,31 +470,30 @@ impl World {
     /// Returns how many events it raised.
     fn drain_ac(&mut self) -> Result<usize, String> {
         let mut events = 0;
-        loop {
-            match self.ac.poll_output() {
-                Output::Transmit(t) => {
-                    let to = t.to.0;
-                    let psk = (1..=self.nodes.len() as u64)
-                        .contains(&to)
-                        .then(|| self.nodes[to as usize - 1].cfg.psk.as_ref())
+        for out in self.ac.drain()? {
+            match out {
+                AcOut::Transmit(to, bytes) => {
+                    let device = (1..=self.nodes.len() as u64).contains(&to.0);
+                    let psk = device
+                        .then(|| self.nodes[to.0 as usize - 1].cfg.psk.as_ref())
                         .flatten();
-                    self.attacker.observe(t.bytes, psk);
-                    if (1..=self.nodes.len() as u64).contains(&to) {
-                        let p = Packet {
-                            from: AC,
-                            to: t.to,
-                            bytes: t.bytes.to_vec(),
-                        };
-                        send(&mut self.in_flight, p);
+                    self.attacker.observe(&bytes, psk);
+                    if device {
+                        send(
+                            &mut self.in_flight,
+                            Packet {
+                                from: AC,
+                                to,
+                                bytes,
+                            },
+                        );
                     }
                 }
-                Output::Event(_) => events += 1,
-                Output::Timeout(t) => {
-                    self.ac_wake = t;
-                    return Ok(events);
-                }
+                AcOut::Event(_) => events += 1,
+                AcOut::Timeout(t) => self.ac_wake = t,
             }
         }
+        Ok(events)
     }
 
     /// Drains device `i` and acts as its application. Returns how many events it raised
@@ -595,7 +590,7 @@ impl World {
 
     /// The invariants that hold after every step.
     fn check(&self) -> Result<(), String> {
-        invariants::check_snapshot_bound(&self.ac, &self.config)?;
+        invariants::check_snapshot_bound(self.ac.controller(), &self.config)?;
         if self.tainted {
             return Ok(());
         }
@@ -604,6 +599,6 @@ impl World {
             .iter()
             .filter_map(|n| n.device.as_ref().map(Twins::device));
         invariants::check_one_copy(devices, &self.computations)?;
-        invariants::check_lkgs(&self.ac, &self.states)
+        invariants::check_lkgs(self.ac.controller(), &self.states)
     }
 }
