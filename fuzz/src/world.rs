@@ -19,7 +19,7 @@ use crate::twin::{AcOut, AcTwins, Out, Twins};
 /// Steps run per input at most.
 pub const MAX_STEPS: usize = 2_000;
 /// Times a machine is woken per input at most; beyond, time jumps (the AC sees a stall).
-const MAX_WAKES: u32 = 20_000;
+const MAX_WAKES: u32 = 10_000;
 /// Bottles in flight at most; beyond, the oldest is lost.
 const MAX_IN_FLIGHT: usize = 1_024;
 /// Delivered bottles kept for replaying.
@@ -590,6 +590,7 @@ impl World {
 
     /// The invariants that hold after every step.
     fn check(&self) -> Result<(), String> {
+        self.ac.check_snapshots()?;
         invariants::check_snapshot_bound(self.ac.controller(), &self.config)?;
         if self.tainted {
             return Ok(());
