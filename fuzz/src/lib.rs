@@ -95,4 +95,19 @@ mod tests {
             assert_eq!(world.tainted(), !keyed);
         }
     }
+
+    #[test]
+    fn devices_that_crashed_or_restarted_are_all_in_session_after_a_clean_network() {
+        for keyed in [false, true] {
+            let mut steps = run_clean(4);
+            steps.push(Step::Crash(0));
+            steps.push(Step::Advance(5_000));
+            steps.push(Step::Restart(0));
+            steps.push(Step::Restart(1));
+            // 30 s of clean network: the settle check runs at the end.
+            steps.extend(run_clean(94));
+            let world = run(&script(keyed, steps)).unwrap();
+            assert_eq!(world.joined(), 3, "keyed {keyed}");
+        }
+    }
 }

@@ -26,6 +26,11 @@ const MAX_IN_FLIGHT: usize = 1_024;
 const HISTORY: usize = 64;
 /// Installs an application keeps waiting.
 const PENDING: usize = 16;
+/// Longest a bottle takes on a clean network, milliseconds.
+const CLEAN_DELAY_MS: u64 = 50;
+/// A clean network for this long lets every device join, whatever happened before: join
+/// retries back off to 8 s, ±50%.
+const SETTLE_MS: u64 = 30_000;
 /// Largest state the machines accept: small, so the snapshot bound means something.
 const MAX_STATE: u32 = 4_096;
 
@@ -80,6 +85,9 @@ pub struct World {
     /// this mode: from then on only the invariants that hold against anyone are checked.
     tainted: bool,
     wakes: u32,
+    /// Milliseconds the network has been clean for: every bottle delivered within
+    /// [`CLEAN_DELAY_MS`], no attacker, no fault, no command but the applications'.
+    clean_ms: u64,
     incarnations: u64,
 }
 
@@ -157,6 +165,7 @@ impl World {
             config,
             tainted: false,
             wakes: 0,
+            clean_ms: 0,
             incarnations: 0,
         };
         for i in 0..devices {
@@ -204,6 +213,13 @@ impl World {
     /// Runs one step, then checks every invariant.
     pub fn step(&mut self, step: &Step) -> Result<(), String> {
         let now = self.now;
+        self.clean_ms = match step {
+            Step::Run { rounds, ms } if ms % 1_000 <= CLEAN_DELAY_MS as u16 => {
+                self.clean_ms + u64::from(rounds % 16 + 1) * u64::from(ms % 1_000)
+            }
+            Step::SetState { .. } | Step::AnswerInstall { .. } => self.clean_ms,
+            _ => 0,
+        };
         match step {
             Step::Run { rounds, ms } => {
                 for _ in 0..=rounds % 16 {
@@ -600,6 +616,30 @@ impl World {
             .iter()
             .filter_map(|n| n.device.as_ref().map(Twins::device));
         invariants::check_one_copy(devices, &self.computations)?;
-        invariants::check_lkgs(self.ac.controller(), &self.states)
+        invariants::check_lkgs(self.ac.controller(), &self.states)?;
+        if self.clean_ms >= SETTLE_MS && self.wakes <= MAX_WAKES {
+            self.check_settled()?;
+        }
+        Ok(())
+    }
+
+    /// After a while of a clean network every device that runs and has not left is in a
+    /// session, the one the AC holds for it: nothing an attacker did before keeps it out.
+    fn check_settled(&self) -> Result<(), String> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            let Some(d) = n.device.as_ref().map(Twins::device).filter(|_| !n.left) else {
+                continue;
+            };
+            let at_ac = self.ac.controller().session_of(DeviceId(i as u32));
+            if d.session().is_none() || d.session() != at_ac {
+                return Err(format!(
+                    "after {} ms of a clean network dev{i} is not in a session the AC holds: \
+                     {:?} at the device, {at_ac:?} at the AC",
+                    self.clean_ms,
+                    d.session()
+                ));
+            }
+        }
+        Ok(())
     }
 }
