@@ -2,6 +2,9 @@
 //! memory, driven by a structured [`script::Script`] of deliveries, losses, reorderings,
 //! replays, forged bottles, time and commands, with the protocol's invariants checked
 //! after every step (see [`world::World::step`]).
+//!
+//! A failing input, as hex, replays with
+//! `xxd -r -p <<< HEX > input && cargo +nightly fuzz run machines input`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

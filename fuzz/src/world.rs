@@ -174,7 +174,8 @@ impl World {
         world
     }
 
-    /// Whether the checks that only hold without a successful attacker still run.
+    /// Whether an attacker's bottle was accepted that this mode does not claim to withstand:
+    /// from then on only the invariants that hold against anyone are checked.
     pub fn tainted(&self) -> bool {
         self.tainted
     }
