@@ -1,0 +1,280 @@
+//! A machine and its twin: the same configuration, fed the same time, bottles and
+//! commands, except the attacker's bottles that the machine refused. A refused bottle
+//! changes nothing, so the two must then do the same; a difference shows state that a
+//! refused bottle changed even where no accessor shows it.
+
+use pcxses_core::controller::{ComputationId, DeviceId};
+use pcxses_core::device::InstallId;
+use pcxses_core::{
+    CommandError, Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent,
+    Input, InputError, Instant, LinkId, MemoryRepository, Output,
+};
+
+/// One output of a device, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Out {
+    /// Bytes to send.
+    Transmit(LinkId, Vec<u8>),
+    /// An event for the application.
+    Event(DeviceEvent),
+    /// When to wake the device next.
+    Timeout(Instant),
+}
+
+/// A device and its twin.
+pub struct Twins {
+    device: Device,
+    twin: Device,
+}
+
+fn drain(d: &mut Device) -> Vec<Out> {
+    let mut out = Vec::new();
+    loop {
+        match d.poll_output() {
+            Output::Transmit(t) => out.push(Out::Transmit(t.to, t.bytes.to_vec())),
+            Output::Event(e) => out.push(Out::Event(e)),
+            Output::Timeout(t) => {
+                out.push(Out::Timeout(t));
+                return out;
+            }
+        }
+    }
+}
+
+/// What the device did, if its twin did the same.
+fn same<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    what: &str,
+    device: T,
+    twin: T,
+) -> Result<T, String> {
+    if device == twin {
+        Ok(device)
+    } else {
+        Err(format!(
+            "{name} and its twin, which never saw the attacker's bottles {name} refused, \
+             differ in {what}: {device:?} and {twin:?}"
+        ))
+    }
+}
+
+impl Twins {
+    /// A device started at `now`, and its twin.
+    pub fn new(cfg: &DeviceConfig, now: Instant) -> Twins {
+        Twins {
+            device: Device::new(cfg.clone(), now),
+            twin: Device::new(cfg.clone(), now),
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Time passes for both.
+    pub fn timeout(&mut self, now: Instant) {
+        let _ = self.device.handle_input(Input::Timeout(now));
+        let _ = self.twin.handle_input(Input::Timeout(now));
+    }
+
+    /// A bottle arrives: at both, which must answer alike, unless `skippable` (the
+    /// attacker's, not sealed with a real key) and the device refused it. The twin knows
+    /// nothing of those, so from then on any difference is their doing.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        bytes: &[u8],
+        skippable: bool,
+    ) -> Result<Result<(), InputError>, String> {
+        let input = Input::Receive {
+            now,
+            from,
+            bytes,
+            identity: None,
+        };
+        let result = self.device.handle_input(input);
+        if skippable && result.is_err() {
+            return Ok(result);
+        }
+        same(
+            self.device.name(),
+            "receive",
+            result,
+            self.twin.handle_input(input),
+        )
+    }
+
+    /// [`Device::set_state`] on both.
+    pub fn set_state(
+        &mut self,
+        now: Instant,
+        computation: &str,
+        state: &[u8],
+    ) -> Result<Result<(), CommandError>, String> {
+        let a = self.device.set_state(now, computation, state);
+        let b = self.twin.set_state(now, computation, state);
+        same(self.device.name(), "set_state", a, b)
+    }
+
+    /// [`Device::answer_install`] on both.
+    pub fn answer_install(
+        &mut self,
+        now: Instant,
+        id: InstallId,
+        started: bool,
+    ) -> Result<Result<(), CommandError>, String> {
+        let a = self.device.answer_install(now, id, started);
+        let b = self.twin.answer_install(now, id, started);
+        same(self.device.name(), "answer_install", a, b)
+    }
+
+    /// [`Device::leave`] on both.
+    pub fn leave(&mut self, now: Instant) {
+        self.device.leave(now);
+        self.twin.leave(now);
+    }
+
+    /// Drains both; they must have the same to say.
+    pub fn drain(&mut self) -> Result<Vec<Out>, String> {
+        let a = drain(&mut self.device);
+        let b = drain(&mut self.twin);
+        same(self.device.name(), "outputs", a, b)
+    }
+}
+
+/// One output of the AC, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcOut {
+    /// Bytes to send.
+    Transmit(LinkId, Vec<u8>),
+    /// An event for the operator.
+    Event(ControllerEvent),
+    /// When to wake the AC next.
+    Timeout(Instant),
+}
+
+/// The AC and its twin, fed alike but for the attacker's unauthenticated bottles the AC
+/// refused. The AC answers refusals (REJECT, rate-limited), so only what they keep is
+/// compared: events and deadlines after every drain, snapshots after every step.
+pub struct AcTwins {
+    ac: Controller,
+    twin: Controller,
+}
+
+fn drain_ac(ac: &mut Controller) -> Vec<AcOut> {
+    let mut out = Vec::new();
+    loop {
+        match ac.poll_output() {
+            Output::Transmit(t) => out.push(AcOut::Transmit(t.to, t.bytes.to_vec())),
+            Output::Event(e) => out.push(AcOut::Event(e)),
+            Output::Timeout(t) => {
+                out.push(AcOut::Timeout(t));
+                return out;
+            }
+        }
+    }
+}
+
+impl AcTwins {
+    /// An AC for `config` started at `now`, and its twin.
+    pub fn new(config: &ControllerConfig, repo: &MemoryRepository, now: Instant) -> AcTwins {
+        let ac = || Controller::new(config.clone(), repo.clone(), now).expect("valid config");
+        AcTwins {
+            ac: ac(),
+            twin: ac(),
+        }
+    }
+
+    /// The AC.
+    pub fn controller(&self) -> &Controller {
+        &self.ac
+    }
+
+    /// Both restart from their own snapshots.
+    pub fn restart(
+        &mut self,
+        config: &ControllerConfig,
+        repo: &MemoryRepository,
+        now: Instant,
+    ) -> Result<(), String> {
+        let restore = |ac: &Controller| {
+            let snapshot = ac.snapshot();
+            let changes = std::iter::empty::<&[u8]>();
+            Controller::restore(config.clone(), repo.clone(), &snapshot, changes, now)
+                .map_err(|e| format!("the AC does not restore from its own snapshot: {e}"))
+        };
+        self.ac = restore(&self.ac)?;
+        self.twin = restore(&self.twin)?;
+        Ok(())
+    }
+
+    /// Time passes for both.
+    pub fn timeout(&mut self, now: Instant) {
+        let _ = self.ac.handle_input(Input::Timeout(now));
+        let _ = self.twin.handle_input(Input::Timeout(now));
+    }
+
+    /// A bottle arrives: at both, unless `skippable` (the attacker's, unauthenticated) and
+    /// the AC refused it.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        bytes: &[u8],
+        skippable: bool,
+    ) -> Result<Result<(), InputError>, String> {
+        let input = Input::Receive {
+            now,
+            from,
+            bytes,
+            identity: None,
+        };
+        let result = self.ac.handle_input(input);
+        if skippable && result.is_err() {
+            return Ok(result);
+        }
+        same("the AC", "receive", result, self.twin.handle_input(input))
+    }
+
+    /// [`Controller::release`] on both.
+    pub fn release(
+        &mut self,
+        now: Instant,
+        c: ComputationId,
+    ) -> Result<Result<(), CommandError>, String> {
+        let a = self.ac.release(now, c);
+        same("the AC", "release", a, self.twin.release(now, c))
+    }
+
+    /// [`Controller::dismiss`] on both.
+    pub fn dismiss(
+        &mut self,
+        now: Instant,
+        d: DeviceId,
+    ) -> Result<Result<(), CommandError>, String> {
+        let a = self.ac.dismiss(now, d);
+        same("the AC", "dismiss", a, self.twin.dismiss(now, d))
+    }
+
+    /// Both hold the same: their snapshots agree.
+    pub fn check_snapshots(&self) -> Result<(), String> {
+        let (a, b) = (self.ac.snapshot(), self.twin.snapshot());
+        same("the AC", "snapshot", a, b).map(drop)
+    }
+
+    /// Drains both; their events and next deadlines must agree.
+    pub fn drain(&mut self) -> Result<Vec<AcOut>, String> {
+        let out = drain_ac(&mut self.ac);
+        let twin = drain_ac(&mut self.twin);
+        let kept = |o: &[AcOut]| -> Vec<AcOut> {
+            o.iter()
+                .filter(|o| !matches!(o, AcOut::Transmit(..)))
+                .cloned()
+                .collect()
+        };
+        same("the AC", "events", kept(&out), kept(&twin))?;
+        Ok(out)
+    }
+}
