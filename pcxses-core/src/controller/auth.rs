@@ -105,11 +105,13 @@ impl Controller {
             .lookup(id)
             .is_some_and(|r| r.status == SessionStatus::Live);
         let every = ms(self.settings.hello_ms.min);
-        let dev = &mut self.devices[device as usize];
-        if !live || now < dev.last_reject + every {
+        let Some(auth) = auth_of(&mut self.psk, device, id) else {
+            return;
+        };
+        if !live || now < auth.last_resync + every {
             return;
         }
-        dev.last_reject = now;
+        auth.last_resync = now;
         let bottle = Bottle::Reject(Reject {
             session: id,
             nonce: JoinNonce::default(),
@@ -198,6 +200,7 @@ impl Controller {
                         key,
                         sent: 0,
                         window: ReplayWindow::starting_at(sealed.counter),
+                        last_resync: Instant::default(),
                     };
                     self.changes.device(d);
                 } else if !auth.window.accept(sealed.counter) {
@@ -216,6 +219,7 @@ impl Controller {
                     key,
                     sent: 0,
                     window: ReplayWindow::starting_at(sealed.counter),
+                    last_resync: Instant::default(),
                 });
             }
         }

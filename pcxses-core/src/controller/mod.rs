@@ -751,6 +751,8 @@ pub(crate) struct SessionAuth {
     pub(crate) sent: u32,
     /// Counters of the device's bottles seen.
     pub(crate) window: ReplayWindow,
+    /// When the device was last told to jump its counter ahead (REJECT `Resync`).
+    pub(crate) last_resync: Instant,
 }
 
 /// Queues `bottle` on `link`; sealed with `auth`'s session key when given.

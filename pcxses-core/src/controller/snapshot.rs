@@ -331,6 +331,7 @@ impl Controller {
                     key: a.key,
                     sent: a.sent.saturating_add(COUNTER_GAP),
                     window: ReplayWindow::resumed(a.window),
+                    last_resync: Instant::default(),
                 });
             }
             let Some(ss) = &sd.session else { continue };
