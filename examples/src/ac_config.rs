@@ -102,6 +102,16 @@ pub struct AcSection {
     pub max_handshakes: Option<usize>,
     /// UDP: IPv6 source addresses with a link id at once, at most (default 65536).
     pub v6_links: Option<usize>,
+    /// Refuse every device that joins without a pre-shared key or a certificate (default
+    /// false: without either, anyone who knows a device's name can join as it).
+    pub require_auth: Option<bool>,
+    /// Let a computation move from an authenticated device to a less authenticated one
+    /// (default false).
+    pub allow_auth_downgrade: Option<bool>,
+    /// Answers to refused bottles, per second per source (default 10).
+    pub refusals_per_source_per_s: Option<u32>,
+    /// Answers to refused bottles, per second in all (default 200).
+    pub refusals_per_s: Option<u32>,
 }
 
 /// How durable the journal is before the AC acknowledges.
@@ -196,6 +206,9 @@ pub enum AcConfigError {
     /// A key file could not be used.
     #[error("{0}: {1}")]
     Key(PathBuf, String),
+    /// The operating system gave no random bytes.
+    #[error("no entropy from the operating system: {0}")]
+    Entropy(String),
 }
 
 /// A loaded configuration: the controller's and where things are.
@@ -222,11 +235,10 @@ impl AcConfig {
             std::fs::read_to_string(path).map_err(|e| AcConfigError::Read(path.into(), e))?;
         let file: AcFile =
             toml::from_str(&text).map_err(|e| AcConfigError::Parse(path.into(), e.to_string()))?;
-        let seed = file.ac.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+        let seed = match file.ac.seed {
+            Some(seed) => seed,
+            None => getrandom::u64().map_err(|e| AcConfigError::Entropy(e.to_string()))?,
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         let devices = file
             .devices
@@ -292,6 +304,11 @@ impl AcConfig {
         cfg.morph_burst = a.morph_burst.unwrap_or(cfg.morph_burst);
         cfg.stall_grace_ms = a.stall_grace_ms.unwrap_or(cfg.stall_grace_ms);
         cfg.restart_grace_ms = a.restart_grace_ms.unwrap_or(cfg.restart_grace_ms);
+        cfg.require_auth = a.require_auth.unwrap_or(cfg.require_auth);
+        cfg.allow_auth_downgrade = a.allow_auth_downgrade.unwrap_or(cfg.allow_auth_downgrade);
+        let r = &mut cfg.refusals;
+        r.per_source_per_s = a.refusals_per_source_per_s.unwrap_or(r.per_source_per_s);
+        r.total_per_s = a.refusals_per_s.unwrap_or(r.total_per_s);
         cfg.validate()
             .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
         let mut connections = ConnectionLimits::for_intervals(cfg.hello_ms.max, cfg.dead_ms.max);

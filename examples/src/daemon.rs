@@ -47,6 +47,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let path = args.config.ok_or("--config is required")?;
     let config = AcConfig::load(&path).map_err(|e| e.to_string())?;
     let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
+    let require_auth = config.controller.require_auth;
     let names = Names::new(&config.controller);
     let epoch = Epoch::new();
     let mut restored = None;
@@ -82,6 +83,20 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     controller = controller.with_entropy(entropy);
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let listen = args.listen.unwrap_or(config.listen);
+    if open_to_strangers(listen, args.transport, require_auth) {
+        tracing::warn!(
+            %listen,
+            "LISTENING BEYOND THIS HOST WITHOUT require_auth: anyone who can reach {listen} \
+             and knows a device's name can join as that device, overwrite its state and \
+             receive its computations; give every device a pre-shared key and set \
+             require_auth = true, or use --transport quic"
+        );
+        if let Some(EventFormat::Jsonl) = args.events {
+            let line =
+                serde_json::json!({"event": "unauthenticated_listen", "addr": listen.to_string()});
+            println!("{line}");
+        }
+    }
     let tls = match args.transport {
         Transport::Quic => Some(args.tls.load()?),
         _ => None,
@@ -179,4 +194,27 @@ fn states(ac: &Controller) -> serde_json::Map<String, serde_json::Value> {
             )
         })
         .collect()
+}
+
+/// Whether an AC on `listen` lets a peer beyond this host join as any device it can name:
+/// neither certificates (QUIC) nor `require_auth` keep it out.
+fn open_to_strangers(listen: SocketAddr, transport: Transport, require_auth: bool) -> bool {
+    transport != Transport::Quic && !require_auth && !listen.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unauthenticated_ac_beyond_loopback_is_open_to_strangers() {
+        let public: SocketAddr = "0.0.0.0:4700".parse().unwrap();
+        let v6: SocketAddr = "[::]:4700".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:4700".parse().unwrap();
+        assert!(open_to_strangers(public, Transport::Udp, false));
+        assert!(open_to_strangers(v6, Transport::Tcp, false));
+        assert!(!open_to_strangers(public, Transport::Udp, true));
+        assert!(!open_to_strangers(public, Transport::Quic, false));
+        assert!(!open_to_strangers(local, Transport::Tcp, false));
+    }
 }
