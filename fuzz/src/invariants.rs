@@ -19,6 +19,10 @@ pub fn kept_counters(s: &Stats) -> Stats {
         bad_chunk: 0,
         unauthenticated: 0,
         replayed: 0,
+        wrong_link: 0,
+        // Counts the refused bottle's answer held back by the rate limits: part of the
+        // refusal, as its own counter is.
+        unanswered: 0,
         ..*s
     }
 }
