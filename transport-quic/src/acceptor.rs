@@ -77,7 +77,6 @@ impl Acceptor {
                     let _ = inbound.send(Inbound::Closed(link)).await;
                 })
                 .detach();
-            smol::future::yield_now().await;
         }
     }
 }
