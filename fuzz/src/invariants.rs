@@ -20,6 +20,7 @@ pub fn kept_counters(s: &Stats) -> Stats {
         unauthenticated: 0,
         replayed: 0,
         wrong_link: 0,
+        challenged: 0,
         // Counts the refused bottle's answer held back by the rate limits: part of the
         // refusal, as its own counter is.
         unanswered: 0,

@@ -36,6 +36,11 @@ pub enum InputError {
     /// Pre-shared-key mode: the bottle's counter was seen already, or is too old.
     #[error("replayed")]
     Replayed,
+    /// Pre-shared-key mode: a plain GOOD_MORNING of a keyed device, answered with a
+    /// CHALLENGE but not accepted: the join goes on sealed, and nothing of this bottle
+    /// proves the link it came on.
+    #[error("answered with a challenge")]
+    Challenged,
     /// A bottle of a session that is not authenticated (no pre-shared key, no transport
     /// identity) arrived on another link than the session's: it is answered as if the
     /// session were unknown.

@@ -32,6 +32,9 @@ pub struct Stats {
     pub unauthenticated: u64,
     /// Sealed bottles whose counter was seen already or is too old (pre-shared-key mode).
     pub replayed: u64,
+    /// Plain GOOD_MORNINGs of keyed devices, answered with a CHALLENGE and not accepted
+    /// (pre-shared-key mode); not counted among the rejections.
+    pub challenged: u64,
     /// Bottles of an unauthenticated session that arrived on another link than the
     /// session's (answered as if the session were unknown).
     pub wrong_link: u64,
@@ -57,6 +60,7 @@ impl Stats {
             InputError::Unauthenticated => self.unauthenticated += 1,
             InputError::Replayed => self.replayed += 1,
             InputError::WrongLink => self.wrong_link += 1,
+            InputError::Challenged => self.challenged += 1,
         }
     }
 

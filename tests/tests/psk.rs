@@ -52,6 +52,31 @@ fn keyed_devices_join_seal_everything_and_migrate() {
 }
 
 #[test]
+fn a_plain_good_morning_of_a_keyed_device_is_answered_but_never_accepted() {
+    let mut lab = keyed(2);
+    lab.run(1_000);
+    let plain = lab
+        .wire
+        .iter()
+        .find(|p| p.from == link(0) && p.is_plain() && p.kind() == "good_morning")
+        .expect("dev0 asked for a challenge")
+        .bytes
+        .clone();
+    let stranger = pcxses_core::LinkId(42);
+    let (since, before) = (lab.wire.len(), *lab.ac().stats());
+    // A transport takes an accepted bottle as proof of its link: this one proves nothing.
+    assert_eq!(
+        lab.inject_to_ac(stranger, &plain),
+        Err(InputError::Challenged)
+    );
+    assert_eq!(lab.ac().stats().challenged, before.challenged + 1);
+    assert_eq!(lab.ac().stats().rejected(), before.rejected());
+    let answers = lab.answers_to(stranger, since);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].kind(), "challenge");
+}
+
+#[test]
 fn a_device_with_a_wrong_key_never_joins() {
     let mut lab = keyed(2);
     lab.boot(1, |d| d.psk = Some(Psk([0xee; 32])));

@@ -63,3 +63,41 @@ fn a_restored_ac_refuses_replayed_hellos_while_a_live_device_resyncs() {
         .device_events_where(1, |e| matches!(e, pcxses_core::DeviceEvent::Stop { .. }))
         .is_empty());
 }
+
+#[test]
+fn replays_from_another_link_do_not_use_up_a_live_devices_resync() {
+    let mut lab = keyed_with(2, |c| c.restart_grace_ms = 0);
+    let stored = lab.journal_ac();
+    lab.run(3_000);
+    let recorded: Vec<Vec<u8>> = lab
+        .wire
+        .iter()
+        .filter(|p| p.from == link(1) && !p.is_plain() && p.kind() == "hello")
+        .map(|p| p.bytes.clone())
+        .collect();
+    assert!(recorded.len() >= 20, "{} HELLOs", recorded.len());
+    let live = lab.device(1).session().expect("dev1 joined");
+    let s = stored.lock().unwrap().clone();
+    let sent = lab.wire.len();
+    lab.restore_ac(&s.snapshot, s.changes.iter().map(Vec::as_slice));
+    // An attacker on the path replays dev1's own HELLOs from its address, faster than
+    // dev1 sends them, for several dead intervals.
+    let attacker = pcxses_core::LinkId(99);
+    for hello in recorded.iter().cycle().take(200) {
+        assert_eq!(lab.inject_to_ac(attacker, hello), Err(InputError::Replayed));
+        lab.run(5);
+    }
+    let resyncs = lab.wire[sent..]
+        .iter()
+        .filter(|p| p.to == link(1) && !p.is_plain())
+        .filter(
+            |p| matches!(p.bottle(), Some(Bottle::Reject(r)) if r.reason == RejectReason::Resync),
+        )
+        .count();
+    assert!(resyncs >= 1, "dev1 was never told to re-synchronize");
+    assert!(failed(&lab, 1).is_empty());
+    assert_eq!(lab.device(1).session(), Some(live));
+    assert!(lab
+        .device_events_where(1, |e| matches!(e, pcxses_core::DeviceEvent::Stop { .. }))
+        .is_empty());
+}

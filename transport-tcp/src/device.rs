@@ -135,6 +135,8 @@ async fn run(
                 ));
                 stream = Some((link, s, reader));
                 tracing::debug!(%ac, "connected");
+                // A session carried on from an earlier connection moves to this one.
+                device.relink(now);
             }
             Wake::Inbound(Inbound::Frame(_, bytes)) => {
                 if let Err(e) = device.handle_input(Input::Receive {

@@ -31,35 +31,35 @@ impl Controller {
     }
 
     /// The bottle in `bytes`, ready for the protocol. A device with a key must seal
-    /// everything: its plain GOOD_MORNING is answered with a CHALLENGE (`Ok(None)`), any
-    /// other plain bottle is refused, and a sealed one is opened only if its tag is right
-    /// and its counter new. Devices without a key are served as ever.
+    /// everything: its plain GOOD_MORNING is answered with a CHALLENGE but not accepted
+    /// ([`InputError::Challenged`]), any other plain bottle of it is refused, and a sealed
+    /// one is opened only if its tag is right and its counter new. Devices without a key are served as ever.
     pub(super) fn open<'b>(
         &mut self,
         now: Instant,
         from: LinkId,
         bytes: &'b [u8],
-    ) -> Result<Option<Bottle<'b>>, InputError> {
+    ) -> Result<Bottle<'b>, InputError> {
         let limits = self.settings.limits;
         let plain = Bottle::decode(bytes, &limits);
         if self.psk.is_empty() {
-            return Ok(Some(plain?));
+            return Ok(plain?);
         }
         match plain {
             Ok(b) => {
                 if !self.keyed(&b) {
-                    return Ok(Some(b));
+                    return Ok(b);
                 }
                 match b {
                     Bottle::GoodMorning(gm) => {
                         self.challenge(now, from, &gm);
-                        Ok(None)
+                        Err(InputError::Challenged)
                     }
                     _ => Err(InputError::Unauthenticated),
                 }
             }
             Err(e) => match Sealed::split(bytes) {
-                Some(sealed) => self.open_sealed(now, from, &sealed).map(Some),
+                Some(sealed) => self.open_sealed(now, from, &sealed),
                 None => Err(e.into()),
             },
         }
@@ -104,14 +104,29 @@ impl Controller {
         let live = self
             .lookup(id)
             .is_some_and(|r| r.status == SessionStatus::Live);
-        let every = ms(self.settings.hello_ms.min);
-        let Some(auth) = auth_of(&mut self.psk, device, id) else {
-            return;
-        };
-        if !live || now < auth.last_resync + every {
+        if !live {
             return;
         }
-        auth.last_resync = now;
+        // The session's own link has a turn of its own every minimum HELLO interval, so
+        // that bottles replayed from elsewhere cannot use up the device's; other links
+        // (the device's new one after a reconnect) share the limits of refused bottles.
+        let on_own_link = self.devices[device as usize]
+            .session
+            .as_ref()
+            .is_some_and(|s| s.link == from);
+        if on_own_link {
+            let every = ms(self.settings.hello_ms.min);
+            let Some(auth) = auth_of(&mut self.psk, device, id) else {
+                return;
+            };
+            if now < auth.last_resync + every {
+                return;
+            }
+            auth.last_resync = now;
+        } else if !self.refusals.allow(from, now) {
+            self.stats.unanswered += 1;
+            return;
+        }
         let bottle = Bottle::Reject(Reject {
             session: id,
             nonce: JoinNonce::default(),

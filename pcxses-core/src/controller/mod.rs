@@ -438,8 +438,7 @@ impl Controller {
                 self.stats.received += 1;
                 self.inbound_len = bytes.len();
                 let result = match self.open(now, from, bytes) {
-                    Ok(Some(bottle)) => self.on_bottle(now, from, bottle, identity),
-                    Ok(None) => Ok(()),
+                    Ok(bottle) => self.on_bottle(now, from, bottle, identity),
                     Err(InputError::Decode(e)) => {
                         // Counted where it is refused.
                         let e = self.refuse_undecodable(now, from, e);

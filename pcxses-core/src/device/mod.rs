@@ -98,6 +98,18 @@ fn transmit(
     }
 }
 
+/// The GOOD_MORNING of a join with `nonce`.
+fn good_morning(cfg: &DeviceConfig, nonce: JoinNonce) -> Bottle<'_> {
+    Bottle::GoodMorning(GoodMorning {
+        device: &cfg.name,
+        nonce,
+        mode: cfg.mode,
+        hello_ms: cfg.hello_ms,
+        dead_ms: cfg.dead_ms,
+        max_bottle: cfg.limits.max_bottle.min(usize::from(u16::MAX)) as u16,
+    })
+}
+
 enum Phase {
     Joining {
         nonce: JoinNonce,
@@ -366,6 +378,26 @@ impl Device {
         self.set_state(now, computation, scratch)
     }
 
+    /// Tells the device that its transport reaches the AC over a new connection or from a
+    /// new address. In a session it sends its GOOD_MORNING again, with the session's nonce:
+    /// the AC answers it as a retransmission and moves the session to the new link, where
+    /// it would otherwise refuse the session's bottles (`docs/PROTOCOL.md` §7.8). Otherwise
+    /// it does nothing. Drain afterwards.
+    pub fn relink(&mut self, now: Instant) {
+        self.clock.advance(now);
+        let Phase::Joined(s) = &self.phase else {
+            return;
+        };
+        let gm = good_morning(&self.cfg, s.nonce);
+        transmit(
+            &mut self.outbox,
+            &mut self.stats,
+            &self.cfg,
+            &mut self.auth,
+            &gm,
+        );
+    }
+
     /// Leaves gracefully: every computation stops (events) and GOOD_BYE is sent until the
     /// AC acknowledges it. The AC will not recover this device's computations.
     pub fn leave(&mut self, now: Instant) {
@@ -469,14 +501,7 @@ impl Device {
                 let wait = backoff.mul_f64(0.5 + jitter);
                 *next_at = now + wait;
                 *backoff = (*backoff * 2).min(ms(self.cfg.join_retry_max_ms));
-                let gm = Bottle::GoodMorning(GoodMorning {
-                    device: &self.cfg.name,
-                    nonce: *nonce,
-                    mode: self.cfg.mode,
-                    hello_ms: self.cfg.hello_ms,
-                    dead_ms: self.cfg.dead_ms,
-                    max_bottle: self.cfg.limits.max_bottle.min(usize::from(u16::MAX)) as u16,
-                });
+                let gm = good_morning(&self.cfg, *nonce);
                 transmit(
                     &mut self.outbox,
                     &mut self.stats,
