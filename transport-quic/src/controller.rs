@@ -120,8 +120,8 @@ impl Drop for Connection {
 
 enum Wake {
     Inbound(Inbound),
-    Timer,
-    Expiry,
+    /// The controller's timeout or a connection's deadline.
+    Deadline,
     Command(Option<ControllerCommand>),
 }
 
@@ -162,27 +162,20 @@ impl Driver {
                 };
                 pipe.push(bottle)
             });
-            let timer = self.serving.timer(wake_at);
-            let timer = async {
-                timer.await;
-                Wake::Timer
-            };
-            let expiry = self.serving.expiry();
-            let expiry = async {
-                expiry.await;
-                Wake::Expiry
-            };
+            let deadline = self.serving.deadline(wake_at);
             // Commands and timers first: under a steady stream of frames they still get
             // their turn.
             let wake = async { Wake::Command(io.commands.recv().await.ok()) }
-                .or(timer)
-                .or(expiry)
+                .or(async {
+                    deadline.await;
+                    Wake::Deadline
+                })
                 .or(async { Wake::Inbound(inbound.recv().await.expect("run holds a sender")) })
                 .await;
             let now = self.serving.wake(wake_at);
             let first = match wake {
                 Wake::Inbound(first) => Some(first),
-                Wake::Timer | Wake::Expiry => None,
+                Wake::Deadline => None,
                 Wake::Command(Some(command)) => {
                     self.serving.command(command, now);
                     None

@@ -113,8 +113,8 @@ impl Connection {
 enum Wake {
     Accepted(Accepted),
     Inbound(Inbound),
-    Timer,
-    Expiry,
+    /// The controller's timeout or a connection's deadline.
+    Deadline,
     Command(Option<ControllerCommand>),
 }
 
@@ -191,21 +191,14 @@ impl Driver {
         let mut expired = Vec::new();
         loop {
             let wake_at = self.serving.drain(&io.events, |c, bottle| c.push(bottle));
-            let timer = self.serving.timer(wake_at);
-            let timer = async {
-                timer.await;
-                Wake::Timer
-            };
-            let expiry = self.serving.expiry();
-            let expiry = async {
-                expiry.await;
-                Wake::Expiry
-            };
+            let deadline = self.serving.deadline(wake_at);
             // Commands and timers first, then new connections, then frames: under a steady
             // stream of frames the others still get their turn.
             let wake = async { Wake::Command(io.commands.recv().await.ok()) }
-                .or(timer)
-                .or(expiry)
+                .or(async {
+                    deadline.await;
+                    Wake::Deadline
+                })
                 .or(async {
                     match io.accepted.recv().await {
                         Ok(a) => Wake::Accepted(a),
@@ -220,7 +213,7 @@ impl Driver {
             let (first_accepted, first_inbound) = match wake {
                 Wake::Accepted(a) => (Some(a), None),
                 Wake::Inbound(i) => (None, Some(i)),
-                Wake::Timer | Wake::Expiry => (None, None),
+                Wake::Deadline => (None, None),
                 Wake::Command(Some(command)) => {
                     self.serving.command(command, now);
                     (None, None)

@@ -9,6 +9,7 @@ use std::time::Instant;
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
 use smol::channel::Sender;
+use smol::future::FutureExt;
 use smol::Timer;
 
 use crate::limits::{ConnectionLimits, ConnectionStats};
@@ -47,22 +48,19 @@ impl<C> Serving<C> {
         }
     }
 
-    /// A future that completes at `wake_at` on the controller's clock; never, for
-    /// [`pcxses_core::Instant::MAX`].
-    pub fn timer(&self, wake_at: pcxses_core::Instant) -> impl Future<Output = ()> + 'static {
-        crate::until(self.epoch, wake_at)
-    }
-
-    /// A future that completes at the connections' next deadline, as it stands now;
-    /// never, when none has one.
-    pub fn expiry(&self) -> impl Future<Output = ()> + 'static {
+    /// A future that completes at `wake_at` on the controller's clock (never, for
+    /// [`pcxses_core::Instant::MAX`]) or at the connections' next deadline as it stands
+    /// now, whichever comes first.
+    pub fn deadline(&self, wake_at: pcxses_core::Instant) -> impl Future<Output = ()> + 'static {
+        let timer = crate::until(self.epoch, wake_at);
         let deadline = self.connections.next_deadline();
-        async move {
+        let expiry = async move {
             match deadline {
                 Some(at) => Timer::at(at).await,
                 None => Timer::never().await,
             };
-        }
+        };
+        timer.or(expiry)
     }
 
     /// The controller's time now; hands the controller its timeout first when `wake_at`
