@@ -10,35 +10,109 @@ use pcxses_core::{
     Input, InputError, Instant, LinkId, MemoryRepository, Output,
 };
 
-/// One output of a device, owned.
+/// One output of a machine, owned; `E` is what it reports to its application.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Out {
+pub enum Owned<E> {
     /// Bytes to send.
     Transmit(LinkId, Vec<u8>),
-    /// An event for the application.
-    Event(DeviceEvent),
-    /// When to wake the device next.
+    /// An event for the application (the operator, for the AC).
+    Event(E),
+    /// When to wake the machine next.
     Timeout(Instant),
+}
+
+/// One output of a device, owned.
+pub type Out = Owned<DeviceEvent>;
+
+/// One output of the AC, owned.
+pub type AcOut = Owned<ControllerEvent>;
+
+/// A protocol machine that twins are made of: a device or the AC.
+trait Machine {
+    /// What it reports to its application.
+    type Event;
+    /// How a difference names it.
+    fn label(&self) -> &str;
+    /// [`Device::handle_input`] or [`Controller::handle_input`].
+    fn feed(&mut self, input: Input<'_>) -> Result<(), InputError>;
+    /// [`Device::poll_output`] or [`Controller::poll_output`].
+    fn poll(&mut self) -> Output<'_, Self::Event>;
+}
+
+impl Machine for Device {
+    type Event = DeviceEvent;
+    fn label(&self) -> &str {
+        self.name()
+    }
+    fn feed(&mut self, input: Input<'_>) -> Result<(), InputError> {
+        self.handle_input(input)
+    }
+    fn poll(&mut self) -> Output<'_, DeviceEvent> {
+        self.poll_output()
+    }
+}
+
+impl Machine for Controller {
+    type Event = ControllerEvent;
+    fn label(&self) -> &str {
+        "the AC"
+    }
+    fn feed(&mut self, input: Input<'_>) -> Result<(), InputError> {
+        self.handle_input(input)
+    }
+    fn poll(&mut self) -> Output<'_, ControllerEvent> {
+        self.poll_output()
+    }
+}
+
+/// Everything `m` has to say, up to and with its next deadline.
+fn drain<M: Machine>(m: &mut M) -> Vec<Owned<M::Event>> {
+    let mut out = Vec::new();
+    loop {
+        match m.poll() {
+            Output::Transmit(t) => out.push(Owned::Transmit(t.to, t.bytes.to_vec())),
+            Output::Event(e) => out.push(Owned::Event(e)),
+            Output::Timeout(t) => {
+                out.push(Owned::Timeout(t));
+                return out;
+            }
+        }
+    }
+}
+
+/// Time passes for `machine` and its twin.
+fn timeout<M: Machine>(machine: &mut M, twin: &mut M, now: Instant) {
+    let _ = machine.feed(Input::Timeout(now));
+    let _ = twin.feed(Input::Timeout(now));
+}
+
+/// A bottle arrives at `machine` and then at its twin, which must answer alike, unless
+/// `skippable` and `machine` refused it (then the twin never sees it).
+fn receive<M: Machine>(
+    machine: &mut M,
+    twin: &mut M,
+    now: Instant,
+    from: LinkId,
+    bytes: &[u8],
+    skippable: bool,
+) -> Result<Result<(), InputError>, String> {
+    let input = Input::Receive {
+        now,
+        from,
+        bytes,
+        identity: None,
+    };
+    let result = machine.feed(input);
+    if skippable && result.is_err() {
+        return Ok(result);
+    }
+    same(machine.label(), "receive", result, twin.feed(input))
 }
 
 /// A device and its twin.
 pub struct Twins {
     device: Device,
     twin: Device,
-}
-
-fn drain(d: &mut Device) -> Vec<Out> {
-    let mut out = Vec::new();
-    loop {
-        match d.poll_output() {
-            Output::Transmit(t) => out.push(Out::Transmit(t.to, t.bytes.to_vec())),
-            Output::Event(e) => out.push(Out::Event(e)),
-            Output::Timeout(t) => {
-                out.push(Out::Timeout(t));
-                return out;
-            }
-        }
-    }
 }
 
 /// What the device did, if its twin did the same.
@@ -74,8 +148,7 @@ impl Twins {
 
     /// Time passes for both.
     pub fn timeout(&mut self, now: Instant) {
-        let _ = self.device.handle_input(Input::Timeout(now));
-        let _ = self.twin.handle_input(Input::Timeout(now));
+        timeout(&mut self.device, &mut self.twin, now);
     }
 
     /// A bottle arrives: at both, which must answer alike, unless `skippable` (the
@@ -88,21 +161,13 @@ impl Twins {
         bytes: &[u8],
         skippable: bool,
     ) -> Result<Result<(), InputError>, String> {
-        let input = Input::Receive {
+        receive(
+            &mut self.device,
+            &mut self.twin,
             now,
             from,
             bytes,
-            identity: None,
-        };
-        let result = self.device.handle_input(input);
-        if skippable && result.is_err() {
-            return Ok(result);
-        }
-        same(
-            self.device.name(),
-            "receive",
-            result,
-            self.twin.handle_input(input),
+            skippable,
         )
     }
 
@@ -144,37 +209,12 @@ impl Twins {
     }
 }
 
-/// One output of the AC, owned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AcOut {
-    /// Bytes to send.
-    Transmit(LinkId, Vec<u8>),
-    /// An event for the operator.
-    Event(ControllerEvent),
-    /// When to wake the AC next.
-    Timeout(Instant),
-}
-
 /// The AC and its twin, fed alike but for the attacker's unauthenticated bottles the AC
 /// refused. The AC answers refusals (REJECT, rate-limited), so only what they keep is
 /// compared: events and deadlines after every drain, snapshots after every step.
 pub struct AcTwins {
     ac: Controller,
     twin: Controller,
-}
-
-fn drain_ac(ac: &mut Controller) -> Vec<AcOut> {
-    let mut out = Vec::new();
-    loop {
-        match ac.poll_output() {
-            Output::Transmit(t) => out.push(AcOut::Transmit(t.to, t.bytes.to_vec())),
-            Output::Event(e) => out.push(AcOut::Event(e)),
-            Output::Timeout(t) => {
-                out.push(AcOut::Timeout(t));
-                return out;
-            }
-        }
-    }
 }
 
 impl AcTwins {
@@ -212,8 +252,7 @@ impl AcTwins {
 
     /// Time passes for both.
     pub fn timeout(&mut self, now: Instant) {
-        let _ = self.ac.handle_input(Input::Timeout(now));
-        let _ = self.twin.handle_input(Input::Timeout(now));
+        timeout(&mut self.ac, &mut self.twin, now);
     }
 
     /// A bottle arrives: at both, unless `skippable` (the attacker's, unauthenticated) and
@@ -225,17 +264,7 @@ impl AcTwins {
         bytes: &[u8],
         skippable: bool,
     ) -> Result<Result<(), InputError>, String> {
-        let input = Input::Receive {
-            now,
-            from,
-            bytes,
-            identity: None,
-        };
-        let result = self.ac.handle_input(input);
-        if skippable && result.is_err() {
-            return Ok(result);
-        }
-        same("the AC", "receive", result, self.twin.handle_input(input))
+        receive(&mut self.ac, &mut self.twin, now, from, bytes, skippable)
     }
 
     /// [`Controller::release`] on both.
@@ -266,8 +295,8 @@ impl AcTwins {
 
     /// Drains both; their events and next deadlines must agree.
     pub fn drain(&mut self) -> Result<Vec<AcOut>, String> {
-        let out = drain_ac(&mut self.ac);
-        let twin = drain_ac(&mut self.twin);
+        let out = drain(&mut self.ac);
+        let twin = drain(&mut self.twin);
         let kept = |o: &[AcOut]| -> Vec<AcOut> {
             o.iter()
                 .filter(|o| !matches!(o, AcOut::Transmit(..)))

@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats};
-use pcxses_transport_tcp::table::{Admission, Connections};
-use pcxses_transport_tcp::throttle::{Throttle, WARN_PERIOD};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Stats};
+use pcxses_transport_tcp::serving::Serving;
 use pcxses_transport_tcp::{ConnectionLimits, ConnectionStats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
-use smol::{Executor, Task, Timer};
+use smol::{Executor, Task};
 
 use crate::acceptor::Acceptor;
 use crate::stream::{Inbound, Pipe};
@@ -91,11 +90,7 @@ pub async fn spawn_controller_with(
     };
     let driver = Driver {
         ex: ex.clone(),
-        ac: controller,
-        epoch,
-        connections: Connections::new(limits, connections.clone()),
-        dropped: 0,
-        warn: Throttle::new(WARN_PERIOD),
+        serving: Serving::new(controller, epoch, limits, connections.clone()),
     };
     let task = ex.spawn(driver.run(io, acceptor, endpoint));
     Ok(ControllerHandle {
@@ -125,8 +120,8 @@ impl Drop for Connection {
 
 enum Wake {
     Inbound(Inbound),
-    Timer,
-    Expiry,
+    /// The controller's timeout or a connection's deadline.
+    Deadline,
     Command(Option<ControllerCommand>),
 }
 
@@ -145,11 +140,7 @@ struct Io {
 /// The controller and its connections.
 struct Driver {
     ex: Arc<Executor<'static>>,
-    ac: Controller,
-    epoch: Epoch,
-    connections: Connections<Connection>,
-    dropped: u64,
-    warn: Throttle,
+    serving: Serving<Connection>,
 }
 
 impl Driver {
@@ -163,91 +154,47 @@ impl Driver {
         let inbound = &io.inbound.1;
         let mut expired = Vec::new();
         loop {
-            let wake_at = self.drain(&io.events);
-            let timer = async {
-                crate::until(self.epoch, wake_at).await;
-                Wake::Timer
-            };
-            let expiry = async {
-                match self.connections.next_deadline() {
-                    Some(at) => Timer::at(at).await,
-                    None => Timer::never().await,
+            let wake_at = self.serving.drain(&io.events, |c, bottle| {
+                let pipe = if bottle.get(1) == Some(&OBJECT_CHUNK) {
+                    &c.bulk
+                } else {
+                    &c.control
                 };
-                Wake::Expiry
-            };
+                pipe.push(bottle)
+            });
+            let deadline = self.serving.deadline(wake_at);
             // Commands and timers first: under a steady stream of frames they still get
             // their turn.
             let wake = async { Wake::Command(io.commands.recv().await.ok()) }
-                .or(timer)
-                .or(expiry)
+                .or(async {
+                    deadline.await;
+                    Wake::Deadline
+                })
                 .or(async { Wake::Inbound(inbound.recv().await.expect("run holds a sender")) })
                 .await;
-            let now = self.epoch.now();
-            if wake_at <= now {
-                let _ = self.ac.handle_input(Input::Timeout(now));
-            }
+            let now = self.serving.wake(wake_at);
             let first = match wake {
                 Wake::Inbound(first) => Some(first),
-                Wake::Timer | Wake::Expiry => None,
+                Wake::Deadline => None,
                 Wake::Command(Some(command)) => {
-                    if let Err(e) = command.apply(&mut self.ac, now) {
-                        tracing::warn!(?command, error = %e, "command refused");
-                    }
+                    self.serving.command(command, now);
                     None
                 }
                 Wake::Command(None) => {
-                    if self.dropped > 0 {
-                        tracing::warn!(
-                            dropped = self.dropped,
-                            "frames or events dropped: a peer or the application fell behind"
-                        );
-                    }
+                    let stats = self.serving.stop();
                     endpoint.close(0u32.into(), b"AC stopping");
-                    return Ok(*self.ac.stats());
+                    return Ok(stats);
                 }
             };
-            self.connections.expire(Instant::now(), &mut expired);
-            for (link, _) in expired.drain(..) {
-                tracing::debug!(?link, "connection expired");
-            }
+            self.serving.expire(&mut expired);
             // A bounded batch of what came in, then one drain: with a journal, one commit.
             let more = std::iter::from_fn(|| inbound.try_recv().ok());
             for item in first.into_iter().chain(more).take(BATCH) {
                 self.inbound(item, now);
             }
-            if let Ok(mut s) = io.shared.lock() {
-                *s = *self.ac.stats();
-            }
+            self.serving.publish(&io.shared);
             // Let the connections' and the application's tasks run between batches.
             smol::future::yield_now().await;
-        }
-    }
-
-    /// Sends what the controller wants sent and forwards its events; returns its next
-    /// timeout.
-    fn drain(&mut self, events: &Sender<ControllerEvent>) -> pcxses_core::Instant {
-        loop {
-            match self.ac.poll_output() {
-                Output::Transmit(t) => {
-                    let Some(c) = self.connections.get(t.to) else {
-                        continue;
-                    };
-                    let pipe = if t.bytes.get(1) == Some(&OBJECT_CHUNK) {
-                        &c.bulk
-                    } else {
-                        &c.control
-                    };
-                    if !pipe.push(t.bytes) {
-                        self.dropped += 1;
-                    }
-                }
-                Output::Event(e) => {
-                    if events.try_send(e).is_err() {
-                        self.dropped += 1;
-                    }
-                }
-                Output::Timeout(at) => return at,
-            }
         }
     }
 
@@ -270,47 +217,14 @@ impl Driver {
                     control,
                     bulk,
                 };
-                let at = Instant::now();
-                match self.connections.admit(link, connection, at) {
-                    Admission::Admitted => {}
-                    Admission::Evicted(old, _) => {
-                        if let Some(suppressed) = self.warn.allow(at) {
-                            tracing::warn!(
-                                evicted = ?old,
-                                suppressed,
-                                "connection limit reached: closed the oldest connection without an accepted bottle"
-                            );
-                        }
-                    }
-                    Admission::Refused(_) => {
-                        if let Some(suppressed) = self.warn.allow(at) {
-                            tracing::warn!(
-                                ?link,
-                                suppressed,
-                                "connection limit reached and every connection proven: refused a new one"
-                            );
-                        }
-                    }
-                }
+                self.serving.admit(link, connection, Instant::now());
             }
             Inbound::Frame(link, frame) => {
-                let Some(c) = self.connections.get(link) else {
-                    // Read before its connection was closed.
-                    return;
-                };
-                let result = self.ac.handle_input(Input::Receive {
-                    now,
-                    from: link,
-                    bytes: &frame,
-                    identity: c.identity.as_deref(),
-                });
-                if let Err(e) = &result {
-                    tracing::debug!(?link, error = %e, "refused a frame");
-                }
-                self.connections.heard(link, Instant::now(), result.is_ok());
+                self.serving
+                    .receive(link, &frame, now, |c| c.identity.as_deref());
             }
             Inbound::Closed(link) => {
-                self.connections.remove(link);
+                self.serving.connections.remove(link);
             }
         }
     }

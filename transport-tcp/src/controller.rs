@@ -7,18 +7,17 @@ use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::frame::push_frame;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, Output, Stats};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
 use smol::net::{TcpListener, TcpStream};
-use smol::{Executor, Task, Timer};
+use smol::{Executor, Task};
 
 use crate::acceptor::{accept, Accepted};
 use crate::limits::{ConnectionLimits, ConnectionStats};
 use crate::reader::{read_frames, Inbound};
-use crate::table::{Admission, Connections};
-use crate::throttle::{Throttle, WARN_PERIOD};
+use crate::serving::Serving;
 use crate::{EVENT_QUEUE, WRITE_BUFFER};
 
 /// The running AC: its events, its commands, and the task that drives it.
@@ -114,8 +113,8 @@ impl Connection {
 enum Wake {
     Accepted(Accepted),
     Inbound(Inbound),
-    Timer,
-    Expiry,
+    /// The controller's timeout or a connection's deadline.
+    Deadline,
     Command(Option<ControllerCommand>),
 }
 
@@ -175,11 +174,7 @@ async fn run(
     };
     Driver {
         ex,
-        ac,
-        epoch,
-        connections: Connections::new(limits, conn_stats),
-        dropped: 0,
-        warn: Throttle::new(WARN_PERIOD),
+        serving: Serving::new(ac, epoch, limits, conn_stats),
     }
     .run(io)
     .await
@@ -188,34 +183,22 @@ async fn run(
 /// The controller and its connections.
 struct Driver {
     ex: Arc<Executor<'static>>,
-    ac: Controller,
-    epoch: Epoch,
-    connections: Connections<Connection>,
-    dropped: u64,
-    warn: Throttle,
+    serving: Serving<Connection>,
 }
 
 impl Driver {
     async fn run(mut self, io: Io) -> io::Result<Stats> {
         let mut expired = Vec::new();
         loop {
-            let wake_at = self.drain(&io.events);
-            let timer = async {
-                crate::until(self.epoch, wake_at).await;
-                Wake::Timer
-            };
-            let expiry = async {
-                match self.connections.next_deadline() {
-                    Some(at) => Timer::at(at).await,
-                    None => Timer::never().await,
-                };
-                Wake::Expiry
-            };
+            let wake_at = self.serving.drain(&io.events, |c, bottle| c.push(bottle));
+            let deadline = self.serving.deadline(wake_at);
             // Commands and timers first, then new connections, then frames: under a steady
             // stream of frames the others still get their turn.
             let wake = async { Wake::Command(io.commands.recv().await.ok()) }
-                .or(timer)
-                .or(expiry)
+                .or(async {
+                    deadline.await;
+                    Wake::Deadline
+                })
                 .or(async {
                     match io.accepted.recv().await {
                         Ok(a) => Wake::Accepted(a),
@@ -226,34 +209,18 @@ impl Driver {
                     Wake::Inbound(io.inbound.recv().await.expect("the driver holds a sender"))
                 })
                 .await;
-            let now = self.epoch.now();
-            if wake_at <= now {
-                let _ = self.ac.handle_input(Input::Timeout(now));
-            }
+            let now = self.serving.wake(wake_at);
             let (first_accepted, first_inbound) = match wake {
                 Wake::Accepted(a) => (Some(a), None),
                 Wake::Inbound(i) => (None, Some(i)),
-                Wake::Timer | Wake::Expiry => (None, None),
+                Wake::Deadline => (None, None),
                 Wake::Command(Some(command)) => {
-                    if let Err(e) = command.apply(&mut self.ac, now) {
-                        tracing::warn!(?command, error = %e, "command refused");
-                    }
+                    self.serving.command(command, now);
                     (None, None)
                 }
-                Wake::Command(None) => {
-                    if self.dropped > 0 {
-                        tracing::warn!(
-                            dropped = self.dropped,
-                            "frames or events dropped: a peer or the application fell behind"
-                        );
-                    }
-                    return Ok(*self.ac.stats());
-                }
+                Wake::Command(None) => return Ok(self.serving.stop()),
             };
-            self.connections.expire(Instant::now(), &mut expired);
-            for (link, _) in expired.drain(..) {
-                tracing::debug!(?link, "connection expired");
-            }
+            self.serving.expire(&mut expired);
             // Whatever else is ready, in bounded batches; then one drain: with a journal,
             // one commit.
             let more = std::iter::from_fn(|| io.accepted.try_recv().ok());
@@ -264,31 +231,9 @@ impl Driver {
             for item in first_inbound.into_iter().chain(more).take(BATCH) {
                 self.inbound(item, now);
             }
-            if let Ok(mut s) = io.shared.lock() {
-                *s = *self.ac.stats();
-            }
+            self.serving.publish(&io.shared);
             // Let the connections' and the application's tasks run between batches.
             smol::future::yield_now().await;
-        }
-    }
-
-    /// Sends what the controller wants sent and forwards its events; returns its next
-    /// timeout.
-    fn drain(&mut self, events: &Sender<ControllerEvent>) -> pcxses_core::Instant {
-        loop {
-            match self.ac.poll_output() {
-                Output::Transmit(t) => {
-                    if self.connections.get(t.to).is_some_and(|c| !c.push(t.bytes)) {
-                        self.dropped += 1;
-                    }
-                }
-                Output::Event(e) => {
-                    if events.try_send(e).is_err() {
-                        self.dropped += 1;
-                    }
-                }
-                Output::Timeout(at) => return at,
-            }
         }
     }
 
@@ -297,7 +242,7 @@ impl Driver {
         let (link, stream) = match accepted {
             Accepted::Opened(link, stream) => (link, stream),
             Accepted::Exhausted => {
-                if let Some((link, _)) = self.connections.evict_oldest_unproven() {
+                if let Some((link, _)) = self.serving.connections.evict_oldest_unproven() {
                     tracing::debug!(?link, "evicted to free a file descriptor");
                 }
                 return;
@@ -316,50 +261,15 @@ impl Driver {
                 inbound.clone(),
             )),
         };
-        match self.connections.admit(link, connection, now) {
-            Admission::Admitted => {}
-            Admission::Evicted(old, _) => {
-                if let Some(suppressed) = self.warn.allow(now) {
-                    tracing::warn!(
-                        evicted = ?old,
-                        suppressed,
-                        "connection limit reached: closed the oldest connection without an accepted bottle"
-                    );
-                }
-            }
-            Admission::Refused(_) => {
-                if let Some(suppressed) = self.warn.allow(now) {
-                    tracing::warn!(
-                        ?link,
-                        suppressed,
-                        "connection limit reached and every connection proven: refused a new one"
-                    );
-                }
-            }
-        }
+        self.serving.admit(link, connection, now);
     }
 
     fn inbound(&mut self, item: Inbound, now: pcxses_core::Instant) {
         match item {
             Inbound::Opened(..) => {}
-            Inbound::Frame(link, frame) => {
-                if self.connections.get(link).is_none() {
-                    // Read before its connection was closed.
-                    return;
-                }
-                let result = self.ac.handle_input(Input::Receive {
-                    now,
-                    from: link,
-                    bytes: &frame,
-                    identity: None,
-                });
-                if let Err(e) = &result {
-                    tracing::debug!(?link, error = %e, "refused a frame");
-                }
-                self.connections.heard(link, Instant::now(), result.is_ok());
-            }
+            Inbound::Frame(link, frame) => self.serving.receive(link, &frame, now, |_| None),
             Inbound::Closed(link) => {
-                self.connections.remove(link);
+                self.serving.connections.remove(link);
             }
         }
     }

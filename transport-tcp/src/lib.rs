@@ -27,6 +27,7 @@ mod controller;
 mod device;
 pub mod limits;
 mod reader;
+pub mod serving;
 pub mod table;
 pub mod throttle;
 

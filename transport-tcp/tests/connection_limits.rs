@@ -10,18 +10,8 @@ use std::time::Duration;
 use common::*;
 use pcxses_core::frame::push_frame;
 use pcxses_core::{ControllerEvent, Epoch};
-use pcxses_transport_tcp::{spawn_controller_with, spawn_device, ConnectionLimits};
 use smol::io::AsyncWriteExt;
 use smol::Timer;
-
-fn limits(max_connections: usize, first_bottle_ms: u64, idle_ms: u64) -> ConnectionLimits {
-    ConnectionLimits {
-        max_connections,
-        first_bottle: Duration::from_millis(first_bottle_ms),
-        idle: Duration::from_millis(idle_ms),
-        ..ConnectionLimits::default()
-    }
-}
 
 #[test]
 fn a_full_connection_table_evicts_unproven_holders_so_a_device_still_joins() {
@@ -29,15 +19,7 @@ fn a_full_connection_table_evicts_unproven_holders_so_a_device_still_joins() {
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
         let cap = 8;
-        let ac = spawn_controller_with(
-            &ex,
-            controller(&epoch),
-            epoch,
-            "127.0.0.1:0".parse().unwrap(),
-            limits(cap, 60_000, 60_000),
-        )
-        .await
-        .unwrap();
+        let ac = spawn_ac(&ex, epoch, limits(cap, 60_000, 60_000)).await;
         let stats = ac.connections.clone();
         let mut holders = Vec::new();
         for _ in 0..cap + 4 {
@@ -48,13 +30,7 @@ fn a_full_connection_table_evicts_unproven_holders_so_a_device_still_joins() {
         })
         .await;
         assert_eq!(stats.open.load(Relaxed), cap as u64);
-        let _agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr)
-            .await
-            .unwrap();
-        ac_event(&ac.events, 10, "the device's join", |e| {
-            matches!(e, ControllerEvent::DeviceJoined { .. })
-        })
-        .await;
+        let _agent = join_dev0(&ex, epoch, ac.local_addr, &ac.events).await;
         assert!(stats.open.load(Relaxed) <= cap as u64);
         assert!(stats.evicted.load(Relaxed) >= 5);
         // The evicted holders' connections were closed: the oldest five at least.
@@ -69,23 +45,9 @@ fn a_table_full_of_proven_connections_refuses_newcomers_and_keeps_its_device() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let ac = spawn_controller_with(
-            &ex,
-            controller(&epoch),
-            epoch,
-            "127.0.0.1:0".parse().unwrap(),
-            limits(1, 60_000, 60_000),
-        )
-        .await
-        .unwrap();
+        let ac = spawn_ac(&ex, epoch, limits(1, 60_000, 60_000)).await;
         let stats = ac.connections.clone();
-        let _agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr)
-            .await
-            .unwrap();
-        ac_event(&ac.events, 10, "the device's join", |e| {
-            matches!(e, ControllerEvent::DeviceJoined { .. })
-        })
-        .await;
+        let _agent = join_dev0(&ex, epoch, ac.local_addr, &ac.events).await;
         let mut holder = hold(ac.local_addr, &HEADER_AND_ONE_BYTE).await;
         assert!(
             closed_by_peer(&mut holder, 5).await,
@@ -95,9 +57,7 @@ fn a_table_full_of_proven_connections_refuses_newcomers_and_keeps_its_device() {
         assert_eq!(stats.evicted.load(Relaxed), 0);
         // Several dead intervals later the device is still alive.
         Timer::after(Duration::from_millis(1_500)).await;
-        while let Ok(e) = ac.events.try_recv() {
-            assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
-        }
+        assert_no_device_failed(&ac.events);
     }));
 }
 
@@ -106,23 +66,9 @@ fn connections_without_an_accepted_bottle_are_closed_at_their_deadline() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let ac = spawn_controller_with(
-            &ex,
-            controller(&epoch),
-            epoch,
-            "127.0.0.1:0".parse().unwrap(),
-            limits(64, 300, 60_000),
-        )
-        .await
-        .unwrap();
+        let ac = spawn_ac(&ex, epoch, limits(64, 300, 60_000)).await;
         let stats = ac.connections.clone();
-        let _agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr)
-            .await
-            .unwrap();
-        ac_event(&ac.events, 10, "the device's join", |e| {
-            matches!(e, ControllerEvent::DeviceJoined { .. })
-        })
-        .await;
+        let _agent = join_dev0(&ex, epoch, ac.local_addr, &ac.events).await;
         // Silent; an unfinished frame; complete frames the controller refuses.
         let mut junk = Vec::new();
         for _ in 0..50 {
@@ -141,9 +87,7 @@ fn connections_without_an_accepted_bottle_are_closed_at_their_deadline() {
         Timer::after(Duration::from_millis(1_000)).await;
         assert_eq!(stats.unproven_expired.load(Relaxed), 3);
         assert_eq!(stats.open.load(Relaxed), 1);
-        while let Ok(e) = ac.events.try_recv() {
-            assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
-        }
+        assert_no_device_failed(&ac.events);
     }));
 }
 
@@ -152,15 +96,7 @@ fn a_proven_connection_that_falls_silent_is_closed_after_the_idle_timeout() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let ac = spawn_controller_with(
-            &ex,
-            controller(&epoch),
-            epoch,
-            "127.0.0.1:0".parse().unwrap(),
-            limits(64, 60_000, 300),
-        )
-        .await
-        .unwrap();
+        let ac = spawn_ac(&ex, epoch, limits(64, 60_000, 300)).await;
         let stats = ac.connections.clone();
         // A valid GOOD_MORNING proves the connection; then nothing more.
         let mut frame = Vec::new();
@@ -185,15 +121,7 @@ fn a_connection_flooding_junk_frames_starves_no_device() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let ac = spawn_controller_with(
-            &ex,
-            controller(&epoch),
-            epoch,
-            "127.0.0.1:0".parse().unwrap(),
-            limits(64, 60_000, 60_000),
-        )
-        .await
-        .unwrap();
+        let ac = spawn_ac(&ex, epoch, limits(64, 60_000, 60_000)).await;
         // A thread of its own writes junk frames as fast as the AC reads them.
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flooder = {
@@ -217,13 +145,7 @@ fn a_connection_flooding_junk_frames_starves_no_device() {
         })
         .await;
         // A device joins during the flood and is never declared dead.
-        let _agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr)
-            .await
-            .unwrap();
-        ac_event(&ac.events, 10, "the device's join", |e| {
-            matches!(e, ControllerEvent::DeviceJoined { .. })
-        })
-        .await;
+        let _agent = join_dev0(&ex, epoch, ac.local_addr, &ac.events).await;
         let until = std::time::Instant::now() + Duration::from_millis(1_500);
         while std::time::Instant::now() < until {
             if let Ok(e) = ac.events.try_recv() {

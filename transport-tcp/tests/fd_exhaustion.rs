@@ -15,8 +15,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::*;
-use pcxses_core::{ControllerEvent, Epoch};
-use pcxses_transport_tcp::{spawn_controller_with, spawn_device, ConnectionLimits};
+use pcxses_core::Epoch;
 use rlimit::Resource;
 use smol::Timer;
 
@@ -68,22 +67,8 @@ fn an_ac_out_of_file_descriptors_backs_off_and_serves_a_device_once_the_holders_
         let ex = Arc::new(smol::Executor::new());
         smol::block_on(ex.run(async {
             let epoch = Epoch::new();
-            let limits = ConnectionLimits {
-                // Above what the process can open: the descriptors run out first.
-                max_connections: 1_000,
-                first_bottle: Duration::from_secs(60),
-                idle: Duration::from_secs(60),
-                ..ConnectionLimits::default()
-            };
-            let ac = spawn_controller_with(
-                &ex,
-                controller(&epoch),
-                epoch,
-                "127.0.0.1:0".parse().unwrap(),
-                limits,
-            )
-            .await
-            .unwrap();
+            // Above what the process can open: the descriptors run out first.
+            let ac = spawn_ac(&ex, epoch, limits(1_000, 60_000, 60_000)).await;
             // A task of the AC's executor that counts its turns: it stops counting if the
             // executor is starved.
             let turns = Arc::new(AtomicU64::new(0));
@@ -163,13 +148,7 @@ fn an_ac_out_of_file_descriptors_backs_off_and_serves_a_device_once_the_holders_
             std::net::UdpSocket::bind("127.0.0.1:0").is_ok()
         })
         .await;
-        let _agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, addr)
-            .await
-            .unwrap();
-        ac_event(&events, 10, "the device's join", |e| {
-            matches!(e, ControllerEvent::DeviceJoined { .. })
-        })
-        .await;
+        let _agent = join_dev0(&ex, epoch, addr, &events).await;
     }));
     let _ = rlimit::setrlimit(Resource::NOFILE, soft, hard);
     let _ = stop_tx.try_send(());

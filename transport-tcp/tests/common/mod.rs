@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
@@ -10,11 +11,14 @@ use pcxses_core::{
     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, Input,
     MemoryRepository, Output,
 };
+use pcxses_transport_tcp::{
+    spawn_controller_with, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle,
+};
 use smol::channel::Receiver;
 use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
-use smol::Timer;
+use smol::{Executor, Timer};
 
 /// An AC that knows `dev0` and `dev1`.
 pub fn controller(epoch: &Epoch) -> Controller {
@@ -118,4 +122,57 @@ pub async fn closed_by_peer(s: &mut TcpStream, secs: u64) -> bool {
             false
         })
         .await
+}
+
+/// Connection limits of `max_connections`, with the given first-bottle deadline and idle
+/// timeout in milliseconds.
+pub fn limits(max_connections: usize, first_bottle_ms: u64, idle_ms: u64) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections,
+        first_bottle: Duration::from_millis(first_bottle_ms),
+        idle: Duration::from_millis(idle_ms),
+        ..ConnectionLimits::default()
+    }
+}
+
+/// The AC of [`controller`] on a free port of 127.0.0.1, bounded by `limits`.
+pub async fn spawn_ac(
+    ex: &Arc<Executor<'static>>,
+    epoch: Epoch,
+    limits: ConnectionLimits,
+) -> ControllerHandle {
+    spawn_controller_with(
+        ex,
+        controller(&epoch),
+        epoch,
+        "127.0.0.1:0".parse().unwrap(),
+        limits,
+    )
+    .await
+    .unwrap()
+}
+
+/// Starts `dev0` against the AC at `addr` and waits up to 10 s for the AC's
+/// `DeviceJoined`; the agent runs as long as the handle is kept.
+pub async fn join_dev0(
+    ex: &Arc<Executor<'static>>,
+    epoch: Epoch,
+    addr: std::net::SocketAddr,
+    events: &Receiver<ControllerEvent>,
+) -> DeviceHandle {
+    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, addr)
+        .await
+        .unwrap();
+    ac_event(events, 10, "the device's join", |e| {
+        matches!(e, ControllerEvent::DeviceJoined { .. })
+    })
+    .await;
+    agent
+}
+
+/// Asserts that none of the AC events waiting in `events` declares a device dead.
+pub fn assert_no_device_failed(events: &Receiver<ControllerEvent>) {
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
+    }
 }
