@@ -520,13 +520,19 @@ mod quic_refusals {
             .unwrap();
             endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
             // TLS 1.3 lets the client finish first; the AC then refuses and closes.
+            // The close may come at any step: before the handshake completes on this side,
+            // or before the stream opens.
             let attempt = async {
-                let connection = endpoint.connect(ac.local_addr, "ac").ok()?.await.ok()?;
-                let (mut send, _recv) = connection.open_bi().await.ok()?;
-                let gm = [1u8, 0, 4, b'd', b'e', b'v', b'0'];
-                let mut frame = Vec::new();
-                pcxses_core::frame::push_frame(&gm, &mut frame);
-                let _ = send.write_all(&frame).await;
+                let connection = match endpoint.connect(ac.local_addr, "ac").ok()?.await {
+                    Ok(connection) => connection,
+                    Err(closed) => return Some(closed),
+                };
+                if let Ok((mut send, _recv)) = connection.open_bi().await {
+                    let gm = [1u8, 0, 4, b'd', b'e', b'v', b'0'];
+                    let mut frame = Vec::new();
+                    pcxses_core::frame::push_frame(&gm, &mut frame);
+                    let _ = send.write_all(&frame).await;
+                }
                 Some(connection.closed().await)
             };
             let closed = attempt

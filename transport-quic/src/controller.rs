@@ -68,7 +68,9 @@ pub async fn spawn_controller_with(
     limits: ConnectionLimits,
 ) -> io::Result<ControllerHandle> {
     let mut config = tls.quinn_config().map_err(io::Error::other)?;
-    config.max_incoming(limits.max_handshakes.max(1));
+    // Attempts not yet taken by the acceptor: a backstop only, room enough that the
+    // acceptor sees (and counts) each attempt it refuses beyond `max_handshakes`.
+    config.max_incoming(limits.max_handshakes.max(1).saturating_mul(4));
     let endpoint = crate::endpoint(addr, Some(config))?;
     let local_addr = endpoint.local_addr()?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
