@@ -74,6 +74,23 @@ fn a_plain_good_morning_of_a_keyed_device_is_answered_but_never_accepted() {
     let answers = lab.answers_to(stranger, since);
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].kind(), "challenge");
+    // A stream of them aimed at one address (a reflector's victim) gets a few answers at
+    // the per-source rate, not one each: a CHALLENGE is longer than what asked for it.
+    let since = lab.wire.len();
+    for _ in 0..100 {
+        assert_eq!(
+            lab.inject_to_ac(stranger, &plain),
+            Err(InputError::Challenged)
+        );
+    }
+    lab.run(1);
+    let burst = pcxses_core::controller::RefusalLimits::DEFAULT.per_source_burst as usize;
+    let answered = lab.answers_to(stranger, since).len();
+    assert!(
+        answered <= burst + 1,
+        "{answered} challenges to one address"
+    );
+    assert!(lab.ac().stats().unanswered >= 100 - answered as u64);
 }
 
 #[test]

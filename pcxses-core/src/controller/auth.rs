@@ -83,6 +83,12 @@ impl Controller {
         else {
             return;
         };
+        // A CHALLENGE is longer than the shortest GOOD_MORNING that asks for one: a
+        // reflector must not be able to aim a stream of them at one address.
+        if !self.refusals.allow_source(from, now) {
+            self.stats.unanswered += 1;
+            return;
+        }
         let key = challenge_key(&device.psk, gm.device);
         let challenge = self.challenger.issue(gm.device, gm.nonce, now.as_millis());
         let bottle = Bottle::Challenge(Challenge {

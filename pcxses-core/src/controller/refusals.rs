@@ -68,6 +68,19 @@ impl RefusalGate {
         ((h >> 32) % self.sources.len() as u64) as usize
     }
 
+    /// Whether an answer to `to` may go now by the per-source rate alone; if so, it is
+    /// charged to that bucket. For answers every joining device needs (a CHALLENGE), which
+    /// the overall rate must not hold up when many join at once, while no single address
+    /// can be flooded with them.
+    pub(super) fn allow_source(&mut self, to: LinkId, now: Instant) -> bool {
+        let b = self.bucket(to);
+        if !self.per_source.conforms(self.sources[b], now) {
+            return false;
+        }
+        self.per_source.charge(&mut self.sources[b], now);
+        true
+    }
+
     /// Whether an answer to `to` may go now; if so, it is charged to both buckets.
     pub(super) fn allow(&mut self, to: LinkId, now: Instant) -> bool {
         let b = self.bucket(to);
