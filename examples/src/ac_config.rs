@@ -342,10 +342,13 @@ impl AcConfig {
 mod tests {
     use super::*;
 
+    /// Loads `text` from a file of its own: tests run in parallel.
     fn load(text: &str) -> Result<AcConfig, AcConfigError> {
+        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("pcxses-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}.toml", text.len()));
+        let path = dir.join(format!("{n}.toml"));
         std::fs::write(&path, text).unwrap();
         AcConfig::load(&path)
     }

@@ -28,6 +28,12 @@ pub fn kept_counters(s: &Stats) -> Stats {
     }
 }
 
+/// The AC's refusals: its rejections, and the plain GOOD_MORNINGs of keyed devices it
+/// answered with a CHALLENGE but did not accept.
+pub fn refusals(s: &Stats) -> u64 {
+    s.rejected() + s.challenged
+}
+
 /// What a refused bottle must leave as it was at the AC.
 #[derive(Debug, PartialEq, Eq)]
 pub struct AcPrint {

@@ -436,7 +436,7 @@ impl World {
         let authentic = self.authentic(source);
         let ac = self.ac.controller();
         let before = AcPrint::of(ac, authentic);
-        let rejected = ac.stats().rejected();
+        let rejected = invariants::refusals(ac.stats());
         let skippable = source != Source::Network && !authentic;
         let result = self.ac.receive(now, from, bytes, skippable)?;
         if result.is_ok() && source == (Source::Attacker { trusted: true }) {
@@ -444,7 +444,7 @@ impl World {
         }
         let ac = self.ac.controller();
         let after = AcPrint::of(ac, authentic);
-        let rejected_after = ac.stats().rejected();
+        let rejected_after = invariants::refusals(ac.stats());
         let events = self.drain_ac()?;
         invariants::check_answer(
             "AC",
