@@ -96,7 +96,27 @@ pub struct Lab {
     seeds: u64,
 }
 
+/// A bottle's bytes, unsealed, as any peer could send them.
+pub fn encode(b: &pcxses_core::Bottle<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
+        .expect("a bottle within the largest length");
+    out
+}
+
 impl Lab {
+    /// A lab whose two devices joined and stored a state of `comp0`.
+    pub fn settled() -> Lab {
+        let mut lab = Lab::new(2, |_| {});
+        lab.run(100);
+        let now = lab.now;
+        lab.device(0)
+            .set_state(now, "comp0", b"state")
+            .expect("dev0 runs comp0");
+        lab.run(200);
+        lab
+    }
+
     /// A lab with `n` devices `dev0..`, each running `comp{i}` (object `comp{i}.bin` of
     /// 3000 bytes), HELLO every 100 ms, dead after 300 ms. `tweak` adjusts the AC's
     /// configuration before it starts.

@@ -6,15 +6,8 @@ use std::collections::HashSet;
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
 use pcxses_core::{
     Bottle, ControllerEvent, GoodBye, GoodMorning, JoinNonce, LinkId, Mode, State, StateChunk,
-    MAX_BOTTLE_LEN,
 };
-use pcxses_tests::lab::Lab;
-
-fn encode(b: &Bottle<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    b.encode_to_vec(&mut out, MAX_BOTTLE_LEN).unwrap();
-    out
-}
+use pcxses_tests::lab::{encode, Lab};
 
 fn good_morning(device: &str, nonce: u64) -> Vec<u8> {
     encode(&Bottle::GoodMorning(GoodMorning {

@@ -5,26 +5,10 @@ use pcxses_core::controller::DeviceId;
 use pcxses_core::{
     Bottle, ChunkAck, GoodMorning, GoodMorningAck, Hello, HelloAck, InputError, JoinNonce, LinkId,
     Mode, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason,
-    SessionId, State, StateAck, StateChunk, MAX_BOTTLE_LEN,
+    SessionId, State, StateAck, StateChunk,
 };
-use pcxses_tests::lab::Lab;
+use pcxses_tests::lab::{encode, Lab};
 use proptest::prelude::*;
-
-fn encode(b: &Bottle<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    b.encode_to_vec(&mut out, MAX_BOTTLE_LEN).unwrap();
-    out
-}
-
-/// A lab whose two devices joined and stored a state.
-fn settled() -> Lab {
-    let mut lab = Lab::new(2, |_| {});
-    lab.run(100);
-    let now = lab.now;
-    lab.device(0).set_state(now, "comp0", b"state").unwrap();
-    lab.run(200);
-    lab
-}
 
 /// Bottles no AC may accept: device-bound kinds, unknown sessions, unknown names, acks
 /// for nothing in flight, chunks for computations not hosted, chunks that cannot fit.
@@ -146,7 +130,7 @@ proptest! {
 
     #[test]
     fn the_ac_refuses_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        let mut lab = settled();
+        let mut lab = Lab::settled();
         // Random bytes may decode into something valid; only those that fail are checked.
         if pcxses_core::Bottle::decode(&bytes, &pcxses_core::Limits::DEFAULT).is_err() {
             check_ac_refuses(&mut lab, LinkId(9), &bytes)?;
@@ -160,7 +144,7 @@ proptest! {
         data in prop::collection::vec(any::<u8>(), 0..64),
         kind in 0u8..14,
     ) {
-        let mut lab = settled();
+        let mut lab = Lab::settled();
         let live = lab.ac().session_of(DeviceId(0)).unwrap();
         let bytes = hostile_to_ac(live, s, n, &data, kind);
         check_ac_refuses(&mut lab, DEV0, &bytes)?;
@@ -175,7 +159,7 @@ proptest! {
         kind in 0u8..14,
         garbage in prop::collection::vec(any::<u8>(), 0..64),
     ) {
-        let mut lab = settled();
+        let mut lab = Lab::settled();
         let live = lab.device(1).session().unwrap();
         let session = if SessionId(s) == live { SessionId(s ^ 1) } else { SessionId(s) };
         let chunk = StateChunk { handle: 0, version: n, total_len: data.len() as u32, index: 0, data: &data };
@@ -206,7 +190,7 @@ proptest! {
 
 #[test]
 fn refusals_are_typed() {
-    let mut lab = settled();
+    let mut lab = Lab::settled();
     let live = lab.ac().session_of(DeviceId(0)).unwrap();
     let cases = [
         (6u8, InputError::UnknownSession),

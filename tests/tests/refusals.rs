@@ -5,25 +5,9 @@
 use pcxses_core::controller::{ComputationId, DeviceId, Placement, RefusalLimits};
 use pcxses_core::{
     Bottle, ControllerEvent, GoodBye, GoodMorning, Hello, InputError, JoinNonce, LinkId, Mode,
-    SessionId, State, StateChunk, Stats, MAX_BOTTLE_LEN,
+    SessionId, State, StateChunk, Stats,
 };
-use pcxses_tests::lab::{Lab, Packet};
-
-fn encode(b: &Bottle<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    b.encode_to_vec(&mut out, MAX_BOTTLE_LEN).unwrap();
-    out
-}
-
-/// Two devices that joined and stored a state.
-fn settled() -> Lab {
-    let mut lab = Lab::new(2, |_| {});
-    lab.run(100);
-    let now = lab.now;
-    lab.device(0).set_state(now, "comp0", b"state").unwrap();
-    lab.run(200);
-    lab
-}
+use pcxses_tests::lab::{encode, Lab, Packet};
 
 /// Everything the AC sent from the `since`-th packet on.
 fn sent_since(lab: &Lab, since: usize) -> Vec<Packet> {
@@ -47,7 +31,7 @@ fn unknown_name() -> Vec<u8> {
 
 #[test]
 fn a_tiny_or_undecodable_datagram_gets_no_answer_longer_than_itself() {
-    let mut lab = settled();
+    let mut lab = Lab::settled();
     let mut source = 1_000;
     for len in 0..=40 {
         for fill in [0x00, 0x01, 0x02, 0x7f, 0xff] {
@@ -74,7 +58,7 @@ fn a_tiny_or_undecodable_datagram_gets_no_answer_longer_than_itself() {
 
 #[test]
 fn refusals_are_answered_at_a_bounded_rate_per_source_and_overall() {
-    let mut lab = settled();
+    let mut lab = Lab::settled();
     let limits = RefusalLimits::DEFAULT;
     let gm = unknown_name();
     // One source flooding at one instant: its burst, then nothing.
@@ -163,7 +147,7 @@ fn besides_refusal(mut after: Stats, before: &Stats) -> Stats {
 
 #[test]
 fn a_session_id_guessed_from_another_link_gets_the_answer_of_a_wrong_guess() {
-    let mut lab = settled();
+    let mut lab = Lab::settled();
     let live = lab.ac().session_of(DeviceId(0)).unwrap();
     // Same varint length, another session.
     let wrong = SessionId(live.0 ^ 0x5a5a);
@@ -196,7 +180,7 @@ fn a_session_id_guessed_from_another_link_gets_the_answer_of_a_wrong_guess() {
 
 #[test]
 fn a_good_bye_from_another_link_ends_nothing() {
-    let mut lab = settled();
+    let mut lab = Lab::settled();
     let live = lab.ac().session_of(DeviceId(1)).unwrap();
     let bye = encode(&Bottle::GoodBye(GoodBye { session: live }));
     let before = lab.ac().snapshot();

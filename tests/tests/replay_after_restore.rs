@@ -4,11 +4,13 @@
 
 mod keyed;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyed::{joins, keyed_with, link};
 use pcxses_core::{Bottle, ControllerEvent, InputError, RejectReason};
 use pcxses_tests::lab::Lab;
+use pcxses_tests::memory_journal::Stored;
 
 fn failed(lab: &Lab, device: u32) -> Vec<pcxses_core::Instant> {
     lab.ac_events_where(
@@ -19,20 +21,43 @@ fn failed(lab: &Lab, device: u32) -> Vec<pcxses_core::Instant> {
     .collect()
 }
 
-#[test]
-fn a_restored_ac_refuses_replayed_hellos_while_a_live_device_resyncs() {
-    // Restored sessions get their dead interval from the restore, nothing more.
+/// Two keyed devices, with an AC keeping a journal, three seconds on: far fewer bottles
+/// than a journal record covers. Restored sessions get their dead interval from the
+/// restore, nothing more.
+fn journaled() -> (Lab, Arc<Mutex<Stored>>) {
     let mut lab = keyed_with(2, |c| c.restart_grace_ms = 0);
     let stored = lab.journal_ac();
     lab.run(3_000);
-    // Everything dev0 sealed: far fewer bottles than a journal record covers.
+    (lab, stored)
+}
+
+/// Every sealed HELLO device `i` sent so far.
+fn sealed_hellos(lab: &Lab, i: usize) -> Vec<Vec<u8>> {
     let recorded: Vec<Vec<u8>> = lab
         .wire
         .iter()
-        .filter(|p| p.from == link(0) && !p.is_plain() && p.kind() == "hello")
+        .filter(|p| p.from == link(i) && !p.is_plain() && p.kind() == "hello")
         .map(|p| p.bytes.clone())
         .collect();
     assert!(recorded.len() >= 20, "{} HELLOs", recorded.len());
+    recorded
+}
+
+/// The sealed REJECT `Resync`s sent to device `i` from the `since`-th packet on.
+fn resyncs(lab: &Lab, i: usize, since: usize) -> usize {
+    lab.wire[since..]
+        .iter()
+        .filter(|p| p.to == link(i) && !p.is_plain())
+        .filter(
+            |p| matches!(p.bottle(), Some(Bottle::Reject(r)) if r.reason == RejectReason::Resync),
+        )
+        .count()
+}
+
+#[test]
+fn a_restored_ac_refuses_replayed_hellos_while_a_live_device_resyncs() {
+    let (mut lab, stored) = journaled();
+    let recorded = sealed_hellos(&lab, 0);
     let live = lab.device(1).session().expect("dev1 joined");
     // dev0 dies with the AC; the AC comes back from its journal.
     lab.crash(0);
@@ -48,14 +73,7 @@ fn a_restored_ac_refuses_replayed_hellos_while_a_live_device_resyncs() {
     assert_eq!(dead.len(), 1, "dev0 is declared dead");
     assert!(dead[0] <= restored + Duration::from_millis(400));
     // dev1 was told to re-synchronize and kept its session.
-    let resyncs = lab.wire[sent..]
-        .iter()
-        .filter(|p| p.to == link(1) && !p.is_plain())
-        .filter(
-            |p| matches!(p.bottle(), Some(Bottle::Reject(r)) if r.reason == RejectReason::Resync),
-        )
-        .count();
-    assert!(resyncs >= 1);
+    assert!(resyncs(&lab, 1, sent) >= 1);
     assert!(failed(&lab, 1).is_empty());
     assert_eq!(lab.device(1).session(), Some(live));
     assert_eq!(joins(&lab, 1), 1);
@@ -66,16 +84,8 @@ fn a_restored_ac_refuses_replayed_hellos_while_a_live_device_resyncs() {
 
 #[test]
 fn replays_from_another_link_do_not_use_up_a_live_devices_resync() {
-    let mut lab = keyed_with(2, |c| c.restart_grace_ms = 0);
-    let stored = lab.journal_ac();
-    lab.run(3_000);
-    let recorded: Vec<Vec<u8>> = lab
-        .wire
-        .iter()
-        .filter(|p| p.from == link(1) && !p.is_plain() && p.kind() == "hello")
-        .map(|p| p.bytes.clone())
-        .collect();
-    assert!(recorded.len() >= 20, "{} HELLOs", recorded.len());
+    let (mut lab, stored) = journaled();
+    let recorded = sealed_hellos(&lab, 1);
     let live = lab.device(1).session().expect("dev1 joined");
     let s = stored.lock().unwrap().clone();
     let sent = lab.wire.len();
@@ -87,14 +97,10 @@ fn replays_from_another_link_do_not_use_up_a_live_devices_resync() {
         assert_eq!(lab.inject_to_ac(attacker, hello), Err(InputError::Replayed));
         lab.run(5);
     }
-    let resyncs = lab.wire[sent..]
-        .iter()
-        .filter(|p| p.to == link(1) && !p.is_plain())
-        .filter(
-            |p| matches!(p.bottle(), Some(Bottle::Reject(r)) if r.reason == RejectReason::Resync),
-        )
-        .count();
-    assert!(resyncs >= 1, "dev1 was never told to re-synchronize");
+    assert!(
+        resyncs(&lab, 1, sent) >= 1,
+        "dev1 was never told to re-synchronize"
+    );
     assert!(failed(&lab, 1).is_empty());
     assert_eq!(lab.device(1).session(), Some(live));
     assert!(lab

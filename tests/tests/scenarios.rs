@@ -5,19 +5,13 @@ use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::policy::LeastLoadedPolicy;
 use pcxses_core::{
     Bottle, ControllerEvent, GoodMorningAck, Hello, InputError, Instant, LinkId, Mode, MorphAck,
-    MorphFailReason, RejectReason, SessionId, State, StateChunk, MAX_BOTTLE_LEN,
+    MorphFailReason, RejectReason, SessionId, State, StateChunk,
 };
-use pcxses_tests::lab::{Lab, Verdict};
+use pcxses_tests::lab::{encode, Lab, Verdict};
 use std::time::Duration;
 
 fn comp(i: u32) -> ComputationId {
     ComputationId(i)
-}
-
-fn encode(b: &Bottle<'_>) -> Vec<u8> {
-    let mut out = Vec::new();
-    b.encode_to_vec(&mut out, MAX_BOTTLE_LEN).unwrap();
-    out
 }
 
 fn link(i: usize) -> LinkId {
