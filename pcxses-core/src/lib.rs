@@ -159,6 +159,8 @@ mod error;
 pub mod frame;
 mod ids;
 mod io;
+#[cfg(feature = "std")]
+mod lease;
 mod limits;
 mod manifest;
 pub mod policy;
@@ -184,6 +186,8 @@ pub use device::{Device, DeviceConfig, DeviceEvent};
 pub use error::{CommandError, InputError};
 pub use ids::{Digest, JoinNonce, SessionId, Signature};
 pub use io::{Input, LinkId, Output, Transmit};
+#[cfg(feature = "std")]
+pub use lease::SharedLease;
 pub use limits::{
     Limits, DEFAULT_MTU, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_NAME_LEN, MAX_OBJECTS, PROTOCOL_VERSION,
 };

@@ -136,7 +136,11 @@ struct Session {
     /// `None` when fencing is off.
     fence: Option<Duration>,
     chunk: u16,
+    /// Fence lease: the computations may run until then.
     lease_until: Instant,
+    /// Set while the computations wait for the session's first lease: since when. They
+    /// start (event `Joined`) once a HELLO ack gives one.
+    waiting_since: Option<Instant>,
     next_hello_at: Instant,
     seq: u16,
     sent: [(u16, Instant); SENT_RING],
@@ -322,10 +326,29 @@ impl Device {
     /// The computations running here now, by name.
     pub fn running(&self) -> impl Iterator<Item = &str> {
         let comps = match &self.phase {
-            Phase::Joined(s) => &s.comps[..],
+            Phase::Joined(s) if s.waiting_since.is_none() => &s.comps[..],
             _ => &[],
         };
         comps.iter().map(|h| h.name.as_str())
+    }
+
+    /// Until when this device's computations may run: the end of its fence lease, in the
+    /// time of the `now` it is given. `None` when none may run (no session, or a session
+    /// whose computations wait for their first lease); [`Instant::MAX`] when the AC does not
+    /// fence.
+    ///
+    /// Check it before every step of a computation, with the time of that step, not after:
+    /// a step taken at or after this instant may run beside the copy the AC moved
+    /// elsewhere. A device that stalled (frozen, swapped out, starved) learns of it only
+    /// when it runs again, and its computations must not act before it has judged its
+    /// lease. Feed the due timeout first ([`Device::handle_input`] runs due timers before
+    /// anything else), or, when the computations step on another thread, read the lease
+    /// from a [`crate::SharedLease`] the driver publishes after every input.
+    pub fn lease_until(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Joined(s) if s.waiting_since.is_none() => Some(s.lease_until),
+            _ => None,
+        }
     }
 
     /// Reports a computation's current state. A state equal to the last one reported is
@@ -716,6 +739,7 @@ impl Device {
             // The AC opened the session after the first GOOD_MORNING was sent, so its dead
             // timer runs at least until then plus the dead interval.
             lease_until: fence.map_or(Instant::MAX, |f| first_sent + f),
+            waiting_since: None,
             next_hello_at: now,
             seq: 0,
             sent: [(0, Instant::default()); SENT_RING],
