@@ -178,6 +178,11 @@ impl ChunkSender {
         self.acked_below == self.count
     }
 
+    /// The number of chunks of the transfer.
+    pub(crate) fn chunks(&self) -> u32 {
+        self.count
+    }
+
     /// The next chunk to put on the wire at `now`: a retransmission that is due, else a new
     /// chunk if the window has room. Marks it sent.
     pub(crate) fn next_to_send(&mut self, now: Instant) -> Option<u32> {

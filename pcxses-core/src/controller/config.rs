@@ -154,8 +154,13 @@ pub struct ControllerConfig {
     pub morphs_per_s: u32,
     /// How many MORPHs may start at once before `morphs_per_s` paces them.
     pub morph_burst: u32,
-    /// Consecutive failed targets after which a computation is quarantined.
+    /// Consecutive failed targets after which a computation is quarantined. Only failures
+    /// of the computation count ([`super::MigrationFailure::counts`]).
     pub quarantine_after: u32,
+    /// How long a quarantined computation waits before it is tried again; the wait doubles
+    /// with each quarantine in a row, up to 16 times this. `0`: only
+    /// [`super::Controller::release`] lifts a quarantine.
+    pub quarantine_retry_ms: u32,
     /// Most outputs queued between drains; transmits beyond are dropped and counted.
     pub outbox_limit: usize,
     /// After [`super::Controller::restore`], how long every session has to be heard from
@@ -185,7 +190,7 @@ pub struct ControllerConfig {
 impl ControllerConfig {
     /// Defaults: HELLO 10 ms–60 s, dead 30 ms–10 min, fencing on, 1200-byte bottles, a
     /// window of 16 chunks, 200 ms RTO, MORPH timeout 5 s, 2 MORPHs per target,
-    /// quarantine after 3 failures, 10 s of grace after a restart, a stall is 100 ms late,
+    /// quarantine after 3 failures and retry after 30 s, 10 s of grace after a restart, a stall is 100 ms late,
     /// unauthenticated devices accepted, no authentication downgrade, and
     /// [`RefusalLimits::DEFAULT`].
     pub fn new(seed: u64, devices: Vec<DeviceSpec>, computations: Vec<ComputationSpec>) -> Self {
@@ -210,6 +215,7 @@ impl ControllerConfig {
             morphs_per_s: 0,
             morph_burst: 16,
             quarantine_after: 3,
+            quarantine_retry_ms: 30_000,
             outbox_limit: 65_536,
             restart_grace_ms: 10_000,
             stall_grace_ms: 100,

@@ -32,12 +32,17 @@ pub enum MigrationFailure {
 }
 
 impl MigrationFailure {
-    /// Whether the failure counts towards quarantine ("failure chaining"): a target that
-    /// left or had no room says nothing about the computation.
+    /// Whether the failure is the computation's, and so counts towards quarantine
+    /// ("failure chaining"): its target could not start it, did not start it in time, or
+    /// died with it before it stored a state there. What the network or one target does
+    /// says nothing about the computation and does not count: no progress, a target that
+    /// died, left or had no room during the MORPH, a stream damaged on the way, a manifest
+    /// signed with a key the target does not trust, or one meant for another session.
     pub fn counts(&self) -> bool {
-        !matches!(
+        matches!(
             self,
-            MigrationFailure::TargetLeft | MigrationFailure::Refused(MorphFailReason::Busy)
+            MigrationFailure::DiedAfterMigration
+                | MigrationFailure::Refused(MorphFailReason::Refused | MorphFailReason::TimedOut)
         )
     }
 }

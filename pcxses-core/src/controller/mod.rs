@@ -64,6 +64,8 @@ pub struct Controller {
     dead_timers: Deadlines,
     attempts: BTreeMap<u32, Attempt>,
     attempt_timers: Deadlines,
+    /// When quarantined computations are tried again, by computation.
+    retry_timers: Deadlines,
     /// Computations waiting for a target: every candidate busy, or none (orphaned).
     waiting: BTreeSet<u32>,
     next_morph: u32,
@@ -111,6 +113,8 @@ struct Settings {
     /// `None`: no limit.
     pace: Option<(Duration, Duration)>,
     quarantine_after: u32,
+    /// The first wait before a quarantined computation is tried again; `None`: never.
+    quarantine_retry: Option<Duration>,
     restart_grace_ms: u32,
     stall_grace: Duration,
     require_auth: bool,
@@ -200,6 +204,10 @@ struct CompEntry {
     sequence: u64,
     /// Consecutive failed targets.
     failures: u32,
+    /// Quarantines in a row, without a state stored in between: the retry backs off.
+    quarantines: u32,
+    /// When a quarantined computation is tried again; [`Instant::MAX`] otherwise.
+    retry_at: Instant,
     place: Place,
 }
 
@@ -230,6 +238,9 @@ struct Recovery {
     /// latest) and [`recovery::MAX_TRIED`] in all, oldest first; a target that joins again
     /// is a new incarnation and eligible again.
     tried: Vec<SessionId>,
+    /// The last target whose MORPH made no progress: tried again only when no other target
+    /// is free, since a stall says more about the network than about the target.
+    stalled: SessionId,
     /// How authenticated the failed session was: the computation moves only to targets at
     /// least as authenticated (unless the configuration allows a downgrade).
     from_auth: AuthLevel,
@@ -261,6 +272,10 @@ enum Stage {
     /// MORPH header sent at the instant, no answer yet.
     Header(Instant),
     Streaming,
+    /// The target holds the whole stream; the MORPH header, sent again at the instant,
+    /// asks for its answer (MORPH ack or fail), which a lost datagram would otherwise
+    /// keep from the AC.
+    Installing(Instant),
     /// Abandoned: MORPH fail sent to the target at the instant; waiting for its MORPH
     /// fail (or death) before the computation moves on.
     Cancelling(Instant, MigrationFailure),
@@ -301,6 +316,8 @@ impl Controller {
                 lkgs_from: SessionId::NONE,
                 sequence: 0,
                 failures: 0,
+                quarantines: 0,
+                retry_at: Instant::MAX,
                 place: Place::Unplaced,
             })
             .collect();
@@ -380,6 +397,8 @@ impl Controller {
                     (every, every * (config.morph_burst.max(1) - 1))
                 }),
                 quarantine_after: config.quarantine_after,
+                quarantine_retry: (config.quarantine_retry_ms > 0)
+                    .then(|| ms(config.quarantine_retry_ms)),
                 restart_grace_ms: config.restart_grace_ms,
                 stall_grace: ms(config.stall_grace_ms),
                 require_auth: config.require_auth,
@@ -394,6 +413,7 @@ impl Controller {
             dead_timers: Deadlines::default(),
             attempts: BTreeMap::new(),
             attempt_timers: Deadlines::default(),
+            retry_timers: Deadlines::default(),
             waiting: BTreeSet::new(),
             next_morph: 1,
             outbox: Outbox::new(config.outbox_limit),
@@ -608,26 +628,20 @@ impl Controller {
         self.comps.len()
     }
 
-    /// Lifts a computation's quarantine: its failure count resets and it is placed again.
+    /// Lifts a computation's quarantine at once: its failure count and its retry backoff
+    /// reset and it is placed again.
     pub fn release(
         &mut self,
         now: Instant,
         computation: ComputationId,
     ) -> Result<(), CommandError> {
         let now = self.clock.advance(now);
-        let i = computation.0;
         let c = self
             .comps
-            .get_mut(i as usize)
+            .get_mut(computation.0 as usize)
             .ok_or(CommandError::UnknownComputation)?;
-        if !matches!(c.place, Place::Quarantined) {
-            return Ok(());
-        }
-        c.failures = 0;
-        self.changes.comp(i);
-        let from = c.home.unwrap_or(u32::MAX);
-        c.place = Place::Recovering(Box::new(Recovery::new(from, SessionId::NONE, now)));
-        self.place(i, now);
+        c.quarantines = 0;
+        self.lift_quarantine(computation.0, now);
         Ok(())
     }
 
@@ -675,6 +689,7 @@ impl Controller {
     fn next_deadline(&self) -> Instant {
         let a = self.dead_timers.next().unwrap_or(Instant::MAX);
         let b = self.attempt_timers.next().unwrap_or(Instant::MAX);
+        let b = b.min(self.retry_timers.next().unwrap_or(Instant::MAX));
         let c = match self.paced.is_empty() {
             false => self.next_turn().unwrap_or(Instant::MAX),
             true => Instant::MAX,
@@ -701,6 +716,15 @@ impl Controller {
                 break;
             };
             self.on_attempt_timer(m, now);
+        }
+        loop {
+            let comps = &self.comps;
+            let Some(c) =
+                (self.retry_timers).pop_live(now, |k| Some(comps.get(k as usize)?.retry_at))
+            else {
+                break;
+            };
+            self.lift_quarantine(c, now);
         }
         self.release_paced(now);
     }
@@ -791,7 +815,8 @@ pub enum Placement {
     Waiting,
     /// Recovering, with no capable device alive: retried when one joins.
     Orphaned,
-    /// Failed on too many targets in a row; see [`Controller::release`].
+    /// Failed on too many targets in a row; tried again after a backoff
+    /// ([`ControllerConfig::quarantine_retry_ms`]) or when [`Controller::release`]d.
     Quarantined,
     /// Its host left with GOOD_BYE: it is not recovered.
     Stopped,
@@ -817,6 +842,7 @@ impl Recovery {
             from_session,
             detected_at,
             tried: Vec::new(),
+            stalled: SessionId::NONE,
             attempt: None,
             attempts: 0,
             orphaned: false,

@@ -38,7 +38,7 @@ impl Controller {
                     _ => 0,
                 })
                 .sum(),
-            timers: self.dead_timers.len() + self.attempt_timers.len(),
+            timers: self.dead_timers.len() + self.attempt_timers.len() + self.retry_timers.len(),
         }
     }
 
@@ -53,6 +53,10 @@ impl Controller {
         if self.attempt_timers.len() > 2 * self.attempts.len() + 64 {
             let attempts = &self.attempts;
             (self.attempt_timers).compact(|k| attempts.get(&k).map(|a| a.armed));
+        }
+        if self.retry_timers.len() > 2 * self.comps.len() + 64 {
+            let comps = &self.comps;
+            (self.retry_timers).compact(|k| Some(comps.get(k as usize)?.retry_at));
         }
     }
 }

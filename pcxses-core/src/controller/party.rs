@@ -281,8 +281,11 @@ impl Controller {
                 break id;
             }
         };
-        // The device runs its own computations unless they run, or are arriving, elsewhere.
+        // The device runs its own computations unless they run, or are arriving, elsewhere:
+        // from their initial state if the AC holds no state of theirs, else from that state,
+        // which a MORPH hands over once the session is open.
         let mut hosted = Vec::new();
+        let mut resumed = Vec::new();
         for &c in self.devices[d as usize].native.iter() {
             let comp = &mut self.comps[c as usize];
             let free = match &comp.place {
@@ -290,7 +293,9 @@ impl Controller {
                 Place::Recovering(r) => r.attempt.is_none(),
                 Place::Running { .. } | Place::Quarantined => false,
             };
-            if free {
+            if free && comp.lkgs_from != SessionId::NONE {
+                resumed.push(c);
+            } else if free {
                 let handle = hosted.len() as u16;
                 comp.place = Place::Running {
                     device: d,
@@ -341,6 +346,9 @@ impl Controller {
             session: id,
             at: now,
         });
+        for c in resumed {
+            self.resume(c, d, now);
+        }
         self.offer(d, now);
     }
 
@@ -508,6 +516,7 @@ impl Controller {
             if *unproven {
                 *unproven = false;
                 comp.failures = 0;
+                comp.quarantines = 0;
             }
         }
         self.outbox.event(ControllerEvent::StateStored {

@@ -81,7 +81,7 @@ impl Controller {
                     load,
                 };
                 let late = ms(s.hello_ms.saturating_add(s.hello_ms / 2));
-                if now.saturating_since(s.last_hello) > late {
+                if now.saturating_since(s.last_hello) > late || s.id == r.stalled {
                     overdue.push((i, candidate));
                 } else {
                     free.push((i, candidate));
@@ -203,6 +203,29 @@ impl Controller {
                 self.waiting.remove(&c);
                 self.place(c, now);
             }
+        }
+    }
+
+    /// Hands computation `c`, native to device `d` that just joined, back to it with the
+    /// state the AC holds, by MORPH; elsewhere if that fails.
+    pub(super) fn resume(&mut self, c: u32, d: u32, now: Instant) {
+        self.waiting.remove(&c);
+        self.paced.retain(|&p| p != c);
+        self.changes.comp(c);
+        let comp = &mut self.comps[c as usize];
+        let (from, detected_at) = match &comp.place {
+            Place::Recovering(r) => (r.from, r.detected_at),
+            _ => (d, now),
+        };
+        let mut recovery = Recovery::new(from, SessionId::NONE, detected_at);
+        if let Place::Recovering(r) = &comp.place {
+            recovery.from_auth = r.from_auth;
+        }
+        comp.place = Place::Recovering(Box::new(recovery));
+        if self.devices[d as usize].morphs_in < self.settings.max_morphs_per_target {
+            self.start_attempt(c, d, now);
+        } else {
+            self.place(c, now);
         }
     }
 
@@ -384,7 +407,10 @@ impl Controller {
             return Ok(());
         };
         match a.stage {
-            Stage::Cancelling(..) => return Ok(()),
+            Stage::Cancelling(..) | Stage::Installing(_) => {
+                self.stats.duplicate += 1;
+                return Ok(());
+            }
             Stage::Header(_) => {
                 a.stage = Stage::Streaming;
                 a.last_progress = now;
@@ -405,6 +431,10 @@ impl Controller {
             (link, max, auth),
             now,
         );
+        if a.sender.is_done() {
+            a.stage = Stage::Installing(now);
+            a.rto = self.settings.pacing.rto;
+        }
         self.rearm(ack.morph);
         Ok(())
     }
@@ -493,13 +523,18 @@ impl Controller {
         a.armed = Instant::MAX;
         let stalled = now >= a.last_progress + timeout;
         match a.stage {
-            Stage::Header(_) | Stage::Streaming if stalled => {
+            Stage::Header(_) | Stage::Streaming | Stage::Installing(_) if stalled => {
                 a.stage = Stage::Cancelling(now, MigrationFailure::TimedOut);
                 a.rto = self.settings.pacing.rto;
                 self.send_cancel(m);
             }
             Stage::Header(sent) if sent + a.rto <= now => {
                 a.stage = Stage::Header(now);
+                a.rto = (a.rto * 2).min(rto_max);
+                self.send_header(m);
+            }
+            Stage::Installing(sent) if sent + a.rto <= now => {
+                a.stage = Stage::Installing(now);
                 a.rto = (a.rto * 2).min(rto_max);
                 self.send_header(m);
             }
@@ -557,7 +592,10 @@ impl Controller {
         self.changes.comp(a.comp);
         if let Place::Recovering(r) = &mut self.comps[a.comp as usize].place {
             r.attempt = None;
-            r.tried_on(a.session, &self.session_ids);
+            match why {
+                MigrationFailure::TimedOut => r.stalled = a.session,
+                _ => r.tried_on(a.session, &self.session_ids),
+            }
         }
         self.outbox.event(ControllerEvent::MigrationFailed {
             computation: ComputationId(a.comp),
@@ -590,11 +628,41 @@ impl Controller {
         self.changes.comp(c);
         let comp = &mut self.comps[c as usize];
         comp.place = Place::Quarantined;
+        comp.quarantines = comp.quarantines.saturating_add(1);
         self.outbox.event(ControllerEvent::Quarantined {
             computation: ComputationId(c),
             failures: comp.failures,
             at: now,
         });
+        self.schedule_retry(c, now);
+    }
+
+    /// Arms the retry of quarantined computation `c`: the configured wait, doubled for
+    /// each quarantine in a row before this one, 16 times at most.
+    pub(super) fn schedule_retry(&mut self, c: u32, now: Instant) {
+        let Some(base) = self.settings.quarantine_retry else {
+            return;
+        };
+        let comp = &mut self.comps[c as usize];
+        let doublings = comp.quarantines.saturating_sub(1).min(4);
+        comp.retry_at = now + base * (1 << doublings);
+        self.retry_timers.push(comp.retry_at, c);
+        self.compact_timers();
+    }
+
+    /// Tries quarantined computation `c` again, from its home device or wherever it last
+    /// ran: its failure count resets.
+    pub(super) fn lift_quarantine(&mut self, c: u32, now: Instant) {
+        let comp = &mut self.comps[c as usize];
+        if !matches!(comp.place, Place::Quarantined) {
+            return;
+        }
+        comp.failures = 0;
+        comp.retry_at = Instant::MAX;
+        self.changes.comp(c);
+        let from = comp.home.unwrap_or(u32::MAX);
+        comp.place = Place::Recovering(Box::new(Recovery::new(from, SessionId::NONE, now)));
+        self.place(c, now);
     }
 }
 
@@ -629,7 +697,7 @@ impl Attempt {
     fn deadline(&self, timeout: Duration) -> Instant {
         let stall = self.last_progress + timeout;
         match self.stage {
-            Stage::Header(sent) => (sent + self.rto).min(stall),
+            Stage::Header(sent) | Stage::Installing(sent) => (sent + self.rto).min(stall),
             Stage::Streaming => self.sender.deadline().map_or(stall, |d| d.min(stall)),
             Stage::Cancelling(sent, _) => sent + self.rto,
         }

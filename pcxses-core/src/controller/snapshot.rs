@@ -421,6 +421,12 @@ impl Controller {
         for c in to_place {
             ac.place(c, now);
         }
+        for c in 0..ac.comps.len() as u32 {
+            if matches!(ac.comps[c as usize].place, Place::Quarantined) {
+                ac.comps[c as usize].quarantines = 1;
+                ac.schedule_retry(c, now);
+            }
+        }
         Ok(ac)
     }
 

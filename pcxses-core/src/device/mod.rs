@@ -16,8 +16,8 @@ pub use config::DeviceConfig;
 pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
 
 use crate::bottle::{
-    Bottle, Challenge, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, Mode, Reject,
-    RejectReason, State, StateAck, StateChunk,
+    Bottle, Challenge, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Mode,
+    Reject, RejectReason, State, StateAck, StateChunk,
 };
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId};
@@ -36,6 +36,9 @@ use crate::transfer::{ChunkSender, Pacing};
 const SENT_RING: usize = 16;
 /// GOOD_BYE sends before the device gives up waiting for the ack.
 const GOODBYE_TRIES: u32 = 5;
+/// Unacknowledged state versions remembered per computation after a newer one replaced
+/// them.
+const SUPERSEDED: usize = 8;
 
 /// The device agent as a Sans-IO state machine.
 ///
@@ -56,6 +59,8 @@ pub struct Device {
     auth: Option<Auth>,
     /// Pre-shared-key mode: the key the AC seals its CHALLENGEs with.
     challenge_key: Option<[u8; 32]>,
+    /// The dead interval the AC last granted: join retries back off no further.
+    last_dead_ms: Option<u32>,
 }
 
 /// The session keys of pre-shared-key mode, from the AC's challenge.
@@ -135,6 +140,7 @@ struct Session {
     hello: Duration,
     /// `None` when fencing is off.
     fence: Option<Duration>,
+    dead: Duration,
     chunk: u16,
     /// Fence lease: the computations may run until then.
     lease_until: Instant,
@@ -142,6 +148,11 @@ struct Session {
     /// start (event `Joined`) once a HELLO ack gives one.
     waiting_since: Option<Instant>,
     next_hello_at: Instant,
+    /// When the latest HELLO's ack is overdue: a HELLO goes early then, so that one lost
+    /// HELLO or ack costs a fraction of an interval of lease, not a whole one.
+    ack_due: Instant,
+    /// Smoothed round trip of HELLO and ack.
+    srtt: Option<Duration>,
     seq: u16,
     sent: [(u16, Instant); SENT_RING],
     comps: Vec<Hosted>,
@@ -165,6 +176,11 @@ struct Hosted {
     version: u32,
     /// Sends `state` as `version` until the AC holds all of it.
     sender: Option<ChunkSender>,
+    /// Versions replaced by a newer one before the AC acknowledged all of them, with their
+    /// chunk counts, oldest first: an ack of one still tells which state the AC holds.
+    superseded: Vec<(u32, u32)>,
+    /// The newest version the AC acknowledged holding, reported with `StateStored`.
+    stored: Option<u32>,
 }
 
 impl Hosted {
@@ -204,6 +220,7 @@ impl Device {
             },
             auth: None,
             challenge_key: cfg.psk.as_ref().map(|psk| challenge_key(psk, &cfg.name)),
+            last_dead_ms: None,
             rng,
             cfg,
         }
@@ -365,8 +382,9 @@ impl Device {
             return Err(CommandError::StateTooLarge);
         }
         let pacing = self.pacing;
-        let Phase::Joined(s) = &mut self.phase else {
-            return Err(CommandError::NotJoined);
+        let s = match &mut self.phase {
+            Phase::Joined(s) if s.waiting_since.is_none() => s,
+            _ => return Err(CommandError::NotJoined),
         };
         let chunk = s.chunk;
         let h = s
@@ -376,6 +394,12 @@ impl Device {
             .ok_or(CommandError::UnknownComputation)?;
         if h.state == state {
             return Ok(());
+        }
+        if let Some(sender) = h.sender.as_ref() {
+            if h.superseded.len() == SUPERSEDED {
+                h.superseded.remove(0);
+            }
+            h.superseded.push((h.version, sender.chunks()));
         }
         h.state.clear();
         h.state.extend_from_slice(state);
@@ -480,7 +504,10 @@ impl Device {
             Phase::Joining { next_at, .. } | Phase::Leaving { next_at, .. } => *next_at,
             Phase::Left => Instant::MAX,
             Phase::Joined(s) => {
-                let mut at = s.next_hello_at.min(s.lease_until);
+                let end = s
+                    .waiting_since
+                    .map_or(s.lease_until, |since| since + s.dead);
+                let mut at = s.next_hello_at.min(s.ack_due).min(end);
                 if s.mode == Mode::Split {
                     for h in &s.comps {
                         if let Some(d) = h.sender.as_ref().and_then(ChunkSender::deadline) {
@@ -505,7 +532,13 @@ impl Device {
                 backoff,
                 leaving,
             } if *next_at <= now => {
-                if *leaving && *backoff >= ms(self.cfg.join_retry_max_ms) {
+                // Retries back off to the dead interval at most: a device kept out for longer
+                // than its AC takes to declare a death is kept out needlessly.
+                let dead = self.last_dead_ms.unwrap_or(self.cfg.dead_ms);
+                let cap = ms(dead
+                    .min(self.cfg.join_retry_max_ms)
+                    .max(self.cfg.join_retry_ms.max(1)));
+                if *leaving && *backoff >= cap {
                     // No answer for a long while: whatever session there was will die.
                     self.phase = Phase::Left;
                     self.outbox.event(DeviceEvent::Left);
@@ -523,7 +556,7 @@ impl Device {
                 let jitter = self.rng.below(u64::from(u32::MAX)) as f64 / f64::from(u32::MAX);
                 let wait = backoff.mul_f64(0.5 + jitter);
                 *next_at = now + wait;
-                *backoff = (*backoff * 2).min(ms(self.cfg.join_retry_max_ms));
+                *backoff = (*backoff * 2).min(cap);
                 let gm = good_morning(&self.cfg, *nonce);
                 transmit(
                     &mut self.outbox,
@@ -549,11 +582,18 @@ impl Device {
                 self.send(&bye);
             }
             Phase::Joined(s) => {
-                if s.lease_until <= now {
-                    return self.lose_session(now, StopReason::Fenced);
+                match s.waiting_since {
+                    // No lease came for a whole dead interval: the AC has given up on
+                    // this session, or will; nothing ran in it.
+                    Some(since) if since + s.dead <= now => {
+                        return self.lose_session(now, StopReason::Fenced)
+                    }
+                    None if s.lease_until <= now => {
+                        return self.lose_session(now, StopReason::Fenced)
+                    }
+                    _ => {}
                 }
-                if s.next_hello_at <= now {
-                    s.next_hello_at = now + s.hello;
+                if s.next_hello_at <= now || s.ack_due <= now {
                     self.send_hello(now);
                 }
                 self.send_state_chunks(now, false);
@@ -569,6 +609,11 @@ impl Device {
         };
         s.seq = s.seq.wrapping_add(1);
         s.sent[usize::from(s.seq) % SENT_RING] = (s.seq, now);
+        s.next_hello_at = now + s.hello;
+        // An ack later than twice the round trip is taken as lost, but a HELLO goes at
+        // most four times an interval.
+        let wait = s.srtt.map_or(s.hello, |rtt| rtt * 2);
+        s.ack_due = now + wait.clamp(s.hello / 4, s.hello);
         let (id, seq) = (s.id, s.seq);
         if s.mode == Mode::Joined {
             // The first chunk due rides on the HELLO, the rest follow as STATE.
@@ -630,17 +675,7 @@ impl Device {
         match bottle {
             Bottle::GoodMorningAck(ack) => self.on_good_morning_ack(now, ack),
             Bottle::Reject(r) => self.on_reject(now, r),
-            Bottle::HelloAck(a) => {
-                let s = self.joined(a.session)?;
-                let (seq, sent) = s.sent[usize::from(a.seq) % SENT_RING];
-                if seq != a.seq {
-                    return Err(InputError::OutOfPhase("ack of a HELLO not remembered"));
-                }
-                if let Some(fence) = s.fence {
-                    s.lease_until = s.lease_until.max(sent + fence);
-                }
-                Ok(())
-            }
+            Bottle::HelloAck(a) => self.on_hello_ack(now, a),
             Bottle::StateAck(a) => self.on_state_ack(a),
             Bottle::Morph(m) => self.on_morph(m),
             Bottle::ObjectChunk(c) => self.on_object_chunk(now, c),
@@ -680,6 +715,39 @@ impl Device {
         }
     }
 
+    fn on_hello_ack(&mut self, now: Instant, a: HelloAck) -> Result<(), InputError> {
+        let s = self.joined(a.session)?;
+        let (seq, sent) = s.sent[usize::from(a.seq) % SENT_RING];
+        if seq != a.seq || sent == Instant::MAX {
+            return Err(InputError::OutOfPhase("ack of a HELLO not remembered"));
+        }
+        // Each HELLO counts once: an ack repeated on the path teaches nothing new.
+        s.sent[usize::from(a.seq) % SENT_RING].1 = Instant::MAX;
+        let rtt = now.saturating_since(sent);
+        s.srtt = Some(s.srtt.map_or(rtt, |srtt| (srtt * 7 + rtt) / 8));
+        if a.seq == s.seq {
+            s.ack_due = Instant::MAX;
+        }
+        if let Some(fence) = s.fence {
+            s.lease_until = s.lease_until.max(sent + fence);
+        }
+        if s.waiting_since.is_some() && s.lease_until > now {
+            s.waiting_since = None;
+            self.start();
+        }
+        Ok(())
+    }
+
+    /// The session's computations may run: tells the application which to start.
+    fn start(&mut self) {
+        let Phase::Joined(s) = &self.phase else {
+            return;
+        };
+        let run = s.comps.iter().map(|h| h.name.clone()).collect();
+        self.outbox
+            .event(DeviceEvent::Joined { session: s.id, run });
+    }
+
     fn on_good_morning_ack(
         &mut self,
         now: Instant,
@@ -717,6 +785,15 @@ impl Device {
             ));
         }
         let fence = (ack.fence_ms > 0).then(|| ms(ack.fence_ms));
+        // The lease counts from the first GOOD_MORNING of this join, the earliest the AC can
+        // have opened the session. When the join took long (a first send lost before the
+        // transport was up, retries under loss), little or nothing of it is left: the
+        // computations then wait for the first HELLO ack, a lease counted from something
+        // the AC answered.
+        let waiting_since = fence
+            .filter(|f| first_sent + *f < now + *f / 2)
+            .map(|_| now);
+        self.last_dead_ms = Some(ack.dead_ms);
         let comps: Vec<Hosted> = ack
             .run
             .iter()
@@ -727,22 +804,26 @@ impl Device {
                 state: Vec::new(),
                 version: 0,
                 sender: None,
+                superseded: Vec::new(),
+                stored: None,
             })
             .collect();
-        let run = comps.iter().map(|h| h.name.clone()).collect();
         self.phase = Phase::Joined(Box::new(Session {
             id: ack.session,
             mode: ack.mode,
             hello: ms(ack.hello_ms),
             fence,
+            dead: ms(ack.dead_ms),
             chunk: ack.chunk_size,
             // The AC opened the session after the first GOOD_MORNING was sent, so its dead
             // timer runs at least until then plus the dead interval.
             lease_until: fence.map_or(Instant::MAX, |f| first_sent + f),
-            waiting_since: None,
+            waiting_since,
             next_hello_at: now,
+            ack_due: Instant::MAX,
+            srtt: None,
             seq: 0,
-            sent: [(0, Instant::default()); SENT_RING],
+            sent: [(0, Instant::MAX); SENT_RING],
             comps,
             incoming: Vec::new(),
             nonce: ack.nonce,
@@ -750,10 +831,9 @@ impl Device {
             max_morph: 0,
             sequences: Vec::new(),
         }));
-        self.outbox.event(DeviceEvent::Joined {
-            session: ack.session,
-            run,
-        });
+        if waiting_since.is_none() {
+            self.start();
+        }
         self.on_timeout(now);
         Ok(())
     }
@@ -820,19 +900,34 @@ impl Device {
                 "state ack for a computation not running",
             ));
         };
-        let Some(sender) = h.sender.as_mut().filter(|_| a.version == h.version) else {
+        let stored = match h.sender.as_mut().filter(|_| a.version == h.version) {
+            Some(sender) => {
+                sender.on_progress(a.progress);
+                let done = sender.is_done();
+                if done {
+                    h.sender = None;
+                }
+                done.then_some(h.version)
+            }
+            // An ack of a version replaced since: when the AC holds all of it, that is
+            // the state it would hand over, newer than any reported before.
+            None => h
+                .superseded
+                .iter()
+                .find(|&&(v, chunks)| v == a.version && a.progress.next >= chunks)
+                .map(|&(v, _)| v),
+        };
+        let Some(version) = stored.filter(|&v| h.stored.is_none_or(|s| v > s)) else {
             self.stats.duplicate += 1;
             return Ok(());
         };
-        sender.on_progress(a.progress);
-        if sender.is_done() {
-            h.sender = None;
-            let event = DeviceEvent::StateStored {
-                computation: h.name.clone(),
-                version: h.version,
-            };
-            self.outbox.event(event);
-        }
+        h.stored = Some(version);
+        h.superseded.retain(|&(v, _)| v > version);
+        let event = DeviceEvent::StateStored {
+            computation: h.name.clone(),
+            version,
+        };
+        self.outbox.event(event);
         Ok(())
     }
 
@@ -853,6 +948,9 @@ impl Device {
     }
 
     fn stop_all(&mut self, s: &Session, why: StopReason) {
+        if s.waiting_since.is_some() {
+            return;
+        }
         for h in &s.comps {
             self.outbox.event(DeviceEvent::Stop {
                 computation: h.name.clone(),

@@ -48,6 +48,12 @@ impl Device {
         let max_hosted = self.cfg.max_hosted;
         let name = self.cfg.name.clone();
         let s = self.joined(m.session)?;
+        if s.waiting_since.is_some() {
+            // Nothing runs before the session's first lease; the AC sends the header again.
+            return Err(InputError::OutOfPhase(
+                "MORPH before the session's first lease",
+            ));
+        }
         let earlier = s
             .outcomes
             .iter()
@@ -257,6 +263,8 @@ impl Device {
             state,
             version: 0,
             sender: None,
+            superseded: Vec::new(),
+            stored: None,
         });
         match s.sequences.iter_mut().find(|(c, _)| *c == inc.computation) {
             Some((_, seq)) => *seq = inc.sequence,
