@@ -38,7 +38,9 @@
 //! `answer_install`, `release`, `dismiss`); pass the current time with each call — time
 //! that goes backwards is treated as no time passing; act on
 //! [`DeviceEvent::Stop`] before feeding the device anything else, since fencing is only as
-//! prompt as the application's reaction to it.
+//! prompt as the application's reaction to it; and check [`Device::lease_until`] before
+//! every step of a computation, with the time of that step — before acting, not after — so
+//! that a device that stalled never acts on a lease that ran out meanwhile.
 //!
 //! Here one AC and one device run in one loop, passing bytes directly:
 //!
@@ -70,7 +72,9 @@
 //!     for bytes in to_device.drain(..) {
 //!         device.handle_input(Input::Receive { now, from: LinkId(0), bytes: &bytes, identity: None })?;
 //!     }
-//!     if device.running().any(|c| c == "flow") {
+//!     // A computation steps only under the fence lease.
+//!     let leased = device.lease_until().is_some_and(|until| now < until);
+//!     if leased && device.running().any(|c| c == "flow") {
 //!         device.set_state(now, "flow", &(step / 10).to_le_bytes())?;
 //!     }
 //!     loop {

@@ -10,7 +10,10 @@ use crate::ids::SessionId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeviceEvent {
-    /// The AC accepted the device: start these computations (from their own state).
+    /// The session's computations may run: start these, from their initial state (the AC
+    /// holds no state of theirs; those it holds a state of arrive as [`DeviceEvent::Install`]
+    /// with it). Emitted once the session holds a fence lease: see
+    /// [`super::Device::lease_until`], which every step of a computation must check first.
     Joined {
         /// The new session.
         session: SessionId,

@@ -1,0 +1,306 @@
+//! At most one live copy, and no acknowledged state lost: leases counted from what the AC
+//! answered, lost HELLOs and MORPH answers recovered, computations resumed from their LKGS,
+//! and quarantine kept for the computation's own failures.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
+use pcxses_core::device::{DeviceEvent, StopReason};
+use pcxses_core::{Bottle, ControllerEvent, Mode};
+use pcxses_tests::lab::{Lab, Packet};
+
+fn fenced(lab: &Lab, i: usize) -> usize {
+    lab.device_events_where(i, |e| {
+        matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Fenced,
+                ..
+            }
+        )
+    })
+    .len()
+}
+
+fn joins_at_ac(lab: &Lab, i: usize) -> usize {
+    lab.ac_events_where(
+        |e| matches!(e, ControllerEvent::DeviceJoined { device, .. } if *device == DeviceId(i as u32)),
+    )
+    .len()
+}
+
+/// Drops the first `n` packets for which `f` holds.
+fn drop_first(lab: &mut Lab, n: usize, f: impl Fn(&Packet) -> bool + 'static) {
+    let left = Rc::new(Cell::new(n));
+    lab.drop_where(move |p| {
+        let hit = left.get() > 0 && f(p);
+        if hit {
+            left.set(left.get() - 1);
+        }
+        hit
+    });
+}
+
+/// Kills `dev0` of a settled lab so that `comp0` (state `b"state"` acknowledged) moves to
+/// `dev1`.
+fn kill_dev0(lab: &mut Lab) {
+    lab.crash(0);
+    lab.run(400);
+}
+
+// ---- Leases ----
+
+#[test]
+fn a_join_whose_first_good_morning_was_lost_waits_for_a_lease_instead_of_fencing() {
+    let mut lab = Lab::new(1, |_| {});
+    // The first GOOD_MORNING goes nowhere (a transport not connected yet); the retry
+    // comes after more than the fence interval (225 ms).
+    lab.boot(0, |d| {
+        d.join_retry_ms = 400;
+        d.join_retry_max_ms = 400;
+    });
+    drop_first(&mut lab, 1, |p| p.kind() == "good_morning");
+    lab.run(2_000);
+    assert_eq!(fenced(&lab, 0), 0, "{:?}", lab.device_events[0]);
+    assert_eq!(joins_at_ac(&lab, 0), 1);
+    let joined = lab.device_events_where(0, |e| matches!(e, DeviceEvent::Joined { .. }));
+    assert_eq!(joined.len(), 1);
+    let lease = lab.device(0).lease_until().expect("a lease");
+    assert!(lease > lab.now);
+}
+
+#[test]
+fn two_hellos_lost_in_a_row_cost_no_fence() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(1_000);
+    let before = lab.sent("hello").len();
+    drop_first(&mut lab, 2, |p| p.kind() == "hello");
+    lab.run(2_000);
+    assert!(lab.sent("hello").len() > before + 2);
+    assert_eq!(fenced(&lab, 0), 0, "{:?}", lab.device_events[0]);
+    assert_eq!(joins_at_ac(&lab, 0), 1);
+}
+
+#[test]
+fn a_device_hellos_at_most_four_times_an_interval_while_its_acks_are_lost() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(1_000);
+    let before = lab.sent("hello").len();
+    lab.drop_where(|p| p.kind() == "hello_ack");
+    // 200 ms: less than the fence lease, so the session stays.
+    lab.run(200);
+    let sent = lab.sent("hello").len() - before;
+    assert!((3..=9).contains(&sent), "{sent} HELLOs in 200 ms");
+}
+
+// ---- Joining ----
+
+#[test]
+fn join_retries_back_off_no_further_than_the_dead_interval() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.boot(0, |d| {
+        d.join_retry_ms = 50;
+        d.join_retry_max_ms = 8_000;
+    });
+    lab.drop_where(|p| p.kind() == "good_morning");
+    lab.run(10_000);
+    lab.clear_filter();
+    // The backoff is at most the dead interval (300 ms), with ±50% jitter.
+    lab.run(460);
+    assert_eq!(joins_at_ac(&lab, 0), 1);
+}
+
+// ---- State acknowledgements ----
+
+#[test]
+fn an_ack_of_a_state_already_superseded_still_tells_the_device_what_the_ac_holds() {
+    let mut lab = Lab::new(1, |c| c.mode = Some(Mode::Split));
+    lab.run(100);
+    let now = lab.now;
+    lab.device(0).set_state(now, "comp0", b"one").expect("runs");
+    lab.device(0).set_state(now, "comp0", b"two").expect("runs");
+    // Version 2 never arrives: the AC holds version 1 only.
+    lab.drop_where(|p| matches!(p.bottle(), Some(Bottle::State(s)) if s.chunk.version == 2));
+    lab.run(300);
+    let stored = lab.device_events_where(0, |e| matches!(e, DeviceEvent::StateStored { .. }));
+    assert_eq!(
+        stored.last().map(|(_, e)| e.clone()),
+        Some(DeviceEvent::StateStored {
+            computation: "comp0".into(),
+            version: 1
+        })
+    );
+    assert_eq!(lab.ac().lkgs(ComputationId(0)), Some((&b"one"[..], 1)));
+}
+
+// ---- MORPH ----
+
+#[test]
+fn a_lost_morph_ack_is_asked_for_again_and_the_migration_completes() {
+    let mut lab = Lab::settled();
+    drop_first(&mut lab, 1, |p| p.kind() == "morph_ack");
+    kill_dev0(&mut lab);
+    lab.run(500);
+    let dropped = lab.sent("morph_ack").len();
+    assert!(dropped >= 2, "the ack was sent again: {dropped}");
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Running(DeviceId(1)))
+    );
+    let failed = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationFailed { .. }));
+    assert!(failed.is_empty(), "{failed:?}");
+    let stops = lab.device_events_where(1, |e| matches!(e, DeviceEvent::Stop { .. }));
+    assert!(stops.is_empty(), "{stops:?}");
+}
+
+// ---- Resuming ----
+
+/// `dev0`'s first install after `since`: its computation, where from, and its LKGS.
+fn first_install(lab: &Lab, since: usize) -> (String, String, Vec<u8>) {
+    lab.device_events[0][since..]
+        .iter()
+        .find_map(|(_, e)| match e {
+            DeviceEvent::Install(i) => {
+                Some((i.computation.clone(), i.replaces.clone(), i.lkgs.clone()))
+            }
+            _ => None,
+        })
+        .expect("an install")
+}
+
+fn joined_runs(lab: &Lab, since: usize) -> Vec<Vec<String>> {
+    lab.device_events[0][since..]
+        .iter()
+        .filter_map(|(_, e)| match e {
+            DeviceEvent::Joined { run, .. } => Some(run.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_device_restarted_within_its_dead_interval_resumes_from_its_lkgs() {
+    let mut lab = Lab::settled();
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    lab.device_events[0].clear();
+    lab.run(500);
+    assert_eq!(joined_runs(&lab, 0), vec![Vec::<String>::new()]);
+    let (computation, replaces, lkgs) = first_install(&lab, 0);
+    assert_eq!((computation.as_str(), replaces.as_str()), ("comp0", "dev0"));
+    assert_eq!(lkgs, b"state");
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Running(DeviceId(0)))
+    );
+    assert_eq!(
+        lab.ac().lkgs(ComputationId(0)).map(|(s, _)| s),
+        Some(&b"state"[..])
+    );
+}
+
+#[test]
+fn a_device_that_fenced_itself_resumes_from_its_lkgs() {
+    let mut lab = Lab::settled();
+    let since = lab.device_events[0].len();
+    // Frozen just after a HELLO was acknowledged, for longer than the fence lease
+    // (225 ms) but shorter than the dead interval (300 ms).
+    let hellos = lab.sent("hello").len();
+    while lab.sent("hello").len() == hellos {
+        lab.run(1);
+    }
+    lab.run(3);
+    lab.frozen[0] = true;
+    lab.run(235);
+    lab.frozen[0] = false;
+    lab.run(600);
+    assert_eq!(fenced(&lab, 0), 1);
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }))
+        .is_empty());
+    assert_eq!(joined_runs(&lab, since), vec![Vec::<String>::new()]);
+    let (computation, _, lkgs) = first_install(&lab, since);
+    assert_eq!((computation.as_str(), &lkgs[..]), ("comp0", &b"state"[..]));
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Running(DeviceId(0)))
+    );
+}
+
+#[test]
+fn a_computation_without_lkgs_starts_from_its_initial_state_on_re_join() {
+    let mut lab = Lab::new(1, |_| {});
+    lab.run(200);
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    lab.device_events[0].clear();
+    lab.run(300);
+    assert_eq!(joined_runs(&lab, 0), vec![vec!["comp0".to_string()]]);
+    assert!(lab
+        .device_events_where(0, |e| matches!(e, DeviceEvent::Install(_)))
+        .is_empty());
+}
+
+// ---- Quarantine ----
+
+#[test]
+fn stalled_migrations_never_quarantine_and_the_same_target_is_tried_again() {
+    let mut lab = Lab::settled();
+    // No chunk reaches dev1: every attempt stalls (MORPH timeout 1 s).
+    lab.drop_where(|p| p.kind() == "object_chunk");
+    kill_dev0(&mut lab);
+    lab.run(8_000);
+    let timed_out = lab.ac_events_where(|e| {
+        matches!(
+            e,
+            ControllerEvent::MigrationFailed {
+                reason: MigrationFailure::TimedOut,
+                ..
+            }
+        )
+    });
+    assert!(timed_out.len() >= 3, "{timed_out:?}");
+    assert!(lab
+        .ac_events_where(|e| matches!(e, ControllerEvent::Quarantined { .. }))
+        .is_empty());
+    lab.clear_filter();
+    lab.run(3_000);
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Running(DeviceId(1)))
+    );
+}
+
+#[test]
+fn a_quarantined_computation_is_tried_again_after_its_backoff() {
+    let mut lab = Lab::new(4, |c| c.quarantine_retry_ms = 2_000);
+    lab.run(100);
+    let now = lab.now;
+    lab.device(0)
+        .set_state(now, "comp0", b"state")
+        .expect("runs");
+    lab.run(200);
+    lab.accept_installs = vec![true, false, false, false];
+    lab.crash(0);
+    lab.run(1_000);
+    let quarantined = lab.ac_events_where(|e| matches!(e, ControllerEvent::Quarantined { .. }));
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Quarantined)
+    );
+    lab.accept_installs = vec![true; 4];
+    let at = quarantined[0].0.as_millis();
+    lab.run(at + 1_900 - lab.now.as_millis());
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Quarantined),
+        "still within the backoff"
+    );
+    lab.run(600);
+    assert!(matches!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Running(_))
+    ));
+}
