@@ -33,7 +33,7 @@ pub fn run(script: &Script) -> Result<World, String> {
 mod tests {
     use super::*;
     use pcxses_core::controller::{ComputationId, Placement};
-    use script::{Forged, SealPick, SessionPick, StatePick, Step, Target};
+    use script::{Forged, NoncePick, SealPick, SessionPick, StatePick, Step, Target};
 
     fn script(keyed: bool, steps: Vec<Step>) -> Script {
         Script {
@@ -81,15 +81,17 @@ mod tests {
     }
 
     #[test]
-    fn a_forged_hello_ack_with_a_seen_session_taints_only_unauthenticated_runs() {
+    fn a_forged_reject_with_a_seen_session_taints_only_unauthenticated_runs() {
         for keyed in [false, true] {
             let mut steps = run_clean(4);
             for n in 0..3 {
                 steps.push(Step::Forge {
                     to: Target::Device(n),
-                    bottle: Box::new(Forged::HelloAck {
+                    bottle: Box::new(Forged::Reject {
                         session: SessionPick::Seen(n),
-                        seq: 1,
+                        nonce: NoncePick::Raw([0; 8]),
+                        // REJECT `Replaced`.
+                        reason: 2,
                     }),
                     seal: SealPick::Plain,
                 });
