@@ -68,8 +68,10 @@ pub struct AcSection {
     pub morph_timeout_ms: Option<u32>,
     /// Concurrent MORPHs per target.
     pub max_morphs_per_target: Option<u16>,
-    /// Consecutive failed targets before quarantine.
+    /// Consecutive failures of a computation before quarantine.
     pub quarantine_after: Option<u32>,
+    /// First wait before a quarantined computation is tried again (0: only a release).
+    pub quarantine_retry_ms: Option<u32>,
     /// MORPHs started per second at most (0: no limit).
     pub morphs_per_s: Option<u32>,
     /// MORPHs that may start at once before `morphs_per_s` paces them.
@@ -300,6 +302,7 @@ impl AcConfig {
         cfg.morph_timeout_ms = a.morph_timeout_ms.unwrap_or(cfg.morph_timeout_ms);
         cfg.max_morphs_per_target = a.max_morphs_per_target.unwrap_or(cfg.max_morphs_per_target);
         cfg.quarantine_after = a.quarantine_after.unwrap_or(cfg.quarantine_after);
+        cfg.quarantine_retry_ms = a.quarantine_retry_ms.unwrap_or(cfg.quarantine_retry_ms);
         cfg.morphs_per_s = a.morphs_per_s.unwrap_or(cfg.morphs_per_s);
         cfg.morph_burst = a.morph_burst.unwrap_or(cfg.morph_burst);
         cfg.stall_grace_ms = a.stall_grace_ms.unwrap_or(cfg.stall_grace_ms);
