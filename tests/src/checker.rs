@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
 use pcxses_core::{Controller, ControllerEvent, SessionId};
 
+use crate::app::decode_count;
+
 /// What the checker has counted, to show that a run exercised the protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -24,10 +26,29 @@ pub struct Counts {
     pub installs: u64,
     /// Devices that left with GOOD_BYE, as the AC saw it.
     pub leaves: u64,
+    /// Computations stopped by their device because its fence lease ran out.
+    pub fenced: u64,
+    /// Steps of computations taken, each checked against the tracked fence lease.
+    pub steps: u64,
+    /// Steps the application skipped because the device's lease did not cover them.
+    pub skipped: u64,
+    /// Computations started from their initial state (`Joined { run }`).
+    pub fresh_starts: u64,
+    /// Computations started from an LKGS that had a count above zero.
+    pub resumed: u64,
+}
+
+/// How a computation was started on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartKind {
+    /// Named in `DeviceEvent::Joined { run }`: from its initial state.
+    Joined,
+    /// Installed by MORPH (`DeviceEvent::Install`): from the LKGS that came with it.
+    Install,
 }
 
 /// Tracks the AC's event stream and checks it is in protocol order, and checks installs
-/// and running copies against the AC.
+/// and every start of a computation against the state the AC acknowledged.
 #[derive(Debug)]
 pub struct Checker {
     joined: Vec<bool>,
@@ -35,6 +56,10 @@ pub struct Checker {
     stopped: Vec<bool>,
     open: Vec<Option<DeviceId>>,
     lkgs: Vec<Vec<u8>>,
+    /// The home device of each computation.
+    homes: Vec<usize>,
+    /// Computations quarantined at least once.
+    quarantined: Vec<bool>,
     /// Every session id each device was given.
     sessions: Vec<HashSet<SessionId>>,
     /// What happened so far.
@@ -42,13 +67,17 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// A checker for `devices` devices and `computations` computations.
-    pub fn new(devices: usize, computations: usize) -> Checker {
+    /// A checker for `devices` devices and one computation per entry of `homes`, which
+    /// names the computation's home device.
+    pub fn new(devices: usize, homes: Vec<usize>) -> Checker {
+        let computations = homes.len();
         Checker {
             joined: vec![false; devices],
             stopped: vec![false; computations],
             open: vec![None; computations],
             lkgs: vec![Vec::new(); computations],
+            homes,
+            quarantined: vec![false; computations],
             sessions: vec![HashSet::new(); devices],
             counts: Counts::default(),
         }
@@ -67,10 +96,14 @@ impl Checker {
                     "a device was given a session id again",
                 )?;
                 self.joined[d(device)] = true;
-                // A stopped computation runs again once its home device re-joins.
+                // A stopped computation runs again once its home device re-joins: named in
+                // the run list, or MORPHed back with its LKGS.
                 for (i, stopped) in self.stopped.iter_mut().enumerate() {
                     let id = ComputationId(i as u32);
-                    if *stopped && matches!(ac.placement(id), Some(Placement::Running(_))) {
+                    if *stopped
+                        && (self.homes[i] == d(device)
+                            || matches!(ac.placement(id), Some(Placement::Running(_))))
+                    {
                         *stopped = false;
                     }
                 }
@@ -179,6 +212,7 @@ impl Checker {
                     self.open[c(computation)].is_none(),
                     "quarantine during a MORPH",
                 )?;
+                self.quarantined[c(computation)] = true;
                 self.counts.quarantined += 1;
             }
             ControllerEvent::Orphaned { computation, .. } => {
@@ -226,6 +260,53 @@ impl Checker {
             self.lkgs[computation.0 as usize] == lkgs,
             "installed LKGS differs from the last state the AC acknowledged",
         )
+    }
+
+    /// The count of the latest state the AC acknowledged for `computation`, if any.
+    pub fn acknowledged(&self, computation: ComputationId) -> Option<u64> {
+        let lkgs = &self.lkgs[computation.0 as usize];
+        (!lkgs.is_empty()).then(|| decode_count(lkgs))
+    }
+
+    /// Whether `computation` was quarantined at some time.
+    pub fn was_quarantined(&self, computation: ComputationId) -> bool {
+        self.quarantined[computation.0 as usize]
+    }
+
+    /// Invariant I2: a computation that starts resumes from the latest state the AC
+    /// acknowledged. Started by `Joined { run }`, it starts from its initial state, which is
+    /// right only while the AC holds no LKGS of it; installed, it starts from exactly the
+    /// AC's LKGS (the install's bytes are checked by [`Checker::on_install`]). `count` is
+    /// the count the application started from.
+    pub fn on_start(
+        &mut self,
+        computation: ComputationId,
+        name: &str,
+        how: StartKind,
+        count: u64,
+    ) -> Result<(), String> {
+        let acked = self.acknowledged(computation);
+        match (how, acked) {
+            (StartKind::Joined, Some(n)) => {
+                return Err(format!(
+                    "I2: {name} started from its initial state (named in Joined run) while \
+                     the AC holds its LKGS at count {n}"
+                ))
+            }
+            (StartKind::Joined, None) => self.counts.fresh_starts += 1,
+            (StartKind::Install, _) => {}
+        }
+        let from = acked.unwrap_or(0);
+        if count != from {
+            return Err(format!(
+                "I2: {name} started at count {count}, not from its acknowledged LKGS at count \
+                 {from}"
+            ));
+        }
+        if from > 0 {
+            self.counts.resumed += 1;
+        }
+        Ok(())
     }
 }
 

@@ -4,13 +4,16 @@
 //! [`pcxses_core::Device`]s in one process, virtual time jumping to the next deadline, a
 //! seeded network with loss, duplication, reordering, delay and tampering, and scheduled
 //! crashes, hangs, partitions, graceful leaves and AC restarts (from the AC's journal,
-//! [`memory_journal`]). Its checker asserts the protocol's invariants after every step.
+//! [`memory_journal`]). Its checker asserts the protocol's invariants after every step;
+//! [`lease`] tracks each device's fence lease from its traffic, against which every step
+//! of a computation ([`app`]) is checked.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod checker;
 pub mod lab;
+pub mod lease;
 pub mod memory_journal;
 pub mod net;
 pub mod sim;

@@ -1,18 +1,33 @@
 //! One Controller and N Devices on a simulated network, in virtual time.
+//!
+//! Each device runs an application ([`crate::app`]) that steps its computations on a timer
+//! of its own, independent of the device's protocol timeouts, as a computation thread
+//! beside the protocol thread of a real process; after a freeze either may run first. The
+//! application checks the device's fence lease before each step. After every step of the
+//! simulation the checker asserts the protocol's invariants, among them:
+//!
+//! - I1: no computation steps on a device after its fence lease ran out, until the device
+//!   re-joined and was told to run it again; the lease is tracked independently from the
+//!   bottles the network carries ([`crate::lease`]).
+//! - I2: every start of a computation resumes from the latest state the AC acknowledged:
+//!   from the initial state only while the AC holds no LKGS of it, otherwise from exactly
+//!   that LKGS ([`crate::checker::Checker::on_start`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use pcxses_core::controller::{ComputationSpec, DeviceSpec, Placement};
-use pcxses_core::device::DeviceEvent;
+use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceSpec, Placement};
+use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::Mode;
 use pcxses_core::{
     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Input, Instant, LinkId,
     MemoryRepository, Output,
 };
 
-use crate::app::{encode_state, App};
-use crate::checker::{Checker, Counts};
+use crate::app::{encode_state, may_step, App, AppFault};
+use crate::checker::{Checker, Counts, StartKind};
+use crate::lease::{LeaseTracker, Sent};
 use crate::memory_journal::{MemoryJournal, Stored};
 use crate::net::{Faults, Net, Packet, SimRng};
 
@@ -28,6 +43,14 @@ pub enum Action {
     Restart(usize),
     /// The device freezes (SIGSTOP) for this many milliseconds; packets to it wait.
     Hang(usize, u64),
+    /// Right after its next HELLO the device freezes for longer than its fence lease but
+    /// shorter than its dead interval (halfway between the two): it fences itself when it
+    /// wakes, while the AC, once the GOOD_MORNING that follows arrives in time, never
+    /// declares it dead.
+    FenceHang(usize),
+    /// The device's process dies (SIGKILL) and starts again as a new incarnation this many
+    /// milliseconds later.
+    Reboot(usize, u64),
     /// The device is cut off from the AC for this many milliseconds.
     Partition(usize, u64),
     /// The device leaves with GOOD_BYE.
@@ -69,6 +92,8 @@ pub struct SimConfig {
     pub keyed: bool,
     /// The AC's journal replaces its changes with a snapshot beyond this many.
     pub compact_after: usize,
+    /// A bug planted in every device's application, to show the checks catch it.
+    pub app_fault: AppFault,
 }
 
 impl SimConfig {
@@ -90,11 +115,13 @@ impl SimConfig {
             tick_ms: 70,
             keyed: false,
             compact_after: 16,
+            app_fault: AppFault::None,
         }
     }
 
     /// A random configuration for `seed`: device count, mode, faults and a schedule of
-    /// crashes, hangs, partitions, leaves and AC restarts.
+    /// crashes, reboots, hangs (some past the fence lease), partitions, leaves and AC
+    /// restarts.
     pub fn random(seed: u64) -> SimConfig {
         let mut rng = SimRng::new(seed);
         let devices = rng.range(3, 6) as usize;
@@ -120,12 +147,15 @@ impl SimConfig {
         for _ in 0..events {
             let at = rng.range(1_000, cfg.chaos_ms - 2_000);
             let d = rng.range(0, devices as u64 - 1) as usize;
-            let action = match rng.range(0, 9) {
-                0..=2 => Action::Crash(d),
+            let action = match rng.range(0, 11) {
+                0..=1 => Action::Crash(d),
+                // Back within the dead interval, mostly.
+                2 => Action::Reboot(d, rng.range(1, 2 * u64::from(cfg.hello_ms))),
                 3 => Action::Hang(d, rng.range(100, 4_000)),
-                4..=5 => Action::Partition(d, rng.range(100, 4_000)),
-                6 => Action::Leave(d),
-                7 => Action::AcRestart(rng.range(10, 1_500)),
+                4 => Action::FenceHang(d),
+                5..=6 => Action::Partition(d, rng.range(100, 4_000)),
+                7 => Action::Leave(d),
+                8 => Action::AcRestart(rng.range(10, 1_500)),
                 _ => Action::Restart(d),
             };
             cfg.schedule.push((at, action));
@@ -145,11 +175,18 @@ struct Node {
     name: String,
     device: Option<Device>,
     app: App,
+    /// This incarnation's fence lease, from its traffic.
+    tracker: LeaseTracker,
     timeout: Instant,
     hung_until: Option<Instant>,
+    /// A [`Action::FenceHang`] waits for the device's next HELLO.
+    hang_after_hello: bool,
     held: Vec<Packet>,
     partitioned_until: Instant,
     next_tick: Instant,
+    /// Computations started here whose first step is still to come, with the index of
+    /// their start in the run's list of starts.
+    first_state: BTreeMap<String, usize>,
 }
 
 /// A running simulation.
@@ -171,15 +208,39 @@ pub struct Sim {
     checker: Checker,
     log: VecDeque<String>,
     incarnations: u64,
+    starts: Vec<Start>,
+}
+
+/// One start of a computation on a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Start {
+    /// Virtual time of the start, milliseconds.
+    pub at_ms: u64,
+    /// The device, by index.
+    pub device: usize,
+    /// The computation.
+    pub computation: String,
+    /// What started it.
+    pub how: StartKind,
+    /// For an install, the device the AC moved the computation from.
+    pub replaces: Option<String>,
+    /// The count it started from.
+    pub from: u64,
+    /// The count of the latest state the AC had acknowledged then, if any.
+    pub acknowledged: Option<u64>,
+    /// The count of its first step on this device, once it took one.
+    pub first_state: Option<u64>,
 }
 
 /// How a run ended well.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     /// What the checker counted.
     pub counts: Counts,
     /// Packets sent.
     pub packets: u64,
+    /// Every start of a computation, in order.
+    pub starts: Vec<Start>,
 }
 
 /// How a run failed: the violated invariant, when, the seed, and the last events.
@@ -215,6 +276,10 @@ impl std::fmt::Display for Failure {
 
 const LOG_LINES: usize = 200;
 
+/// How long past the settle phase a computation caught retrying after quarantine may
+/// take to settle.
+const RETRY_GRACE_MS: u64 = 30_000;
+
 /// Device `i`'s pre-shared key in keyed runs.
 fn key(i: usize) -> pcxses_core::psk::Psk {
     pcxses_core::psk::Psk([i as u8 ^ 0xa5; 32])
@@ -246,12 +311,15 @@ impl Sim {
             .map(|i| Node {
                 name: format!("dev{i}"),
                 device: None,
-                app: App::default(),
+                app: App::new(cfg.app_fault),
+                tracker: LeaseTracker::new(cfg.keyed),
                 timeout: Instant::MAX,
                 hung_until: None,
+                hang_after_hello: false,
                 held: Vec::new(),
                 partitioned_until: now,
                 next_tick: now,
+                first_state: BTreeMap::new(),
             })
             .collect();
         let schedule = {
@@ -263,7 +331,8 @@ impl Sim {
             s.sort_by_key(|(at, _)| *at);
             s.into()
         };
-        let checker = Checker::new(cfg.devices, cfg.devices);
+        // Computation `comp{i}` is native to device `dev{i}`.
+        let checker = Checker::new(cfg.devices, (0..cfg.devices).collect());
         let mut sim = Sim {
             rng,
             now,
@@ -279,6 +348,7 @@ impl Sim {
             checker,
             log: VecDeque::new(),
             incarnations: 0,
+            starts: Vec::new(),
             cfg,
         };
         sim.ac = Some(sim.journaled(ac));
@@ -339,11 +409,13 @@ impl Sim {
                 self.heal();
                 self.run_until(end)
             })
+            .and_then(|()| self.finish_retries())
             .and_then(|()| self.check_final());
         match result {
             Ok(()) => Ok(Report {
                 counts: self.checker.counts,
                 packets: self.net.sent,
+                starts: self.starts,
             }),
             Err(what) => Err(Failure {
                 seed: self.cfg.seed,
@@ -366,6 +438,32 @@ impl Sim {
         }
         self.log
             .push_back(format!("{:>7} ms {line}", self.now.as_millis()));
+    }
+
+    /// The AC retries a quarantined computation after a backoff: one caught in such a
+    /// retry at the end of the settle phase runs on until it settles, for a while.
+    fn finish_retries(&mut self) -> Result<(), String> {
+        let limit = Instant::from_millis(self.now.as_millis() + RETRY_GRACE_MS);
+        while self.now < limit && self.retrying() {
+            let next = Instant::from_millis(self.now.as_millis() + 100);
+            self.run_until(next)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a computation quarantined before is being moved again.
+    fn retrying(&self) -> bool {
+        let Some(ac) = self.ac.as_ref() else {
+            return false;
+        };
+        (0..ac.computation_count()).any(|c| {
+            let id = ComputationId(c as u32);
+            self.checker.was_quarantined(id)
+                && matches!(
+                    ac.placement(id),
+                    Some(Placement::Migrating | Placement::Waiting)
+                )
+        })
     }
 
     fn run_until(&mut self, end: Instant) -> Result<(), String> {
@@ -432,7 +530,8 @@ impl Sim {
                 }
                 self.drain_device(i)?;
             }
-            if self.nodes[i].next_tick <= now {
+            // A device may have frozen just now (Action::FenceHang).
+            if self.nodes[i].hung_until.is_none() && self.nodes[i].next_tick <= now {
                 self.tick(i)?;
             }
         }
@@ -452,23 +551,51 @@ impl Sim {
         cfg.psk = self.cfg.keyed.then(|| key(i));
         let n = &mut self.nodes[i];
         n.device = Some(Device::new(cfg, self.now));
-        n.app = App::default();
+        n.app = App::new(self.cfg.app_fault);
+        n.tracker = LeaseTracker::new(self.cfg.keyed);
         n.timeout = self.now;
         n.hung_until = None;
+        n.hang_after_hello = false;
         n.held.clear();
         n.next_tick = self.now;
+        n.first_state.clear();
+    }
+
+    /// Kills device `i`'s process: state and memory gone.
+    fn crash(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        n.device = None;
+        n.app = App::new(self.cfg.app_fault);
+        n.held.clear();
+        n.hung_until = None;
+        n.hang_after_hello = false;
+        n.first_state.clear();
+    }
+
+    /// Adds `action` to the schedule at `at`, after the actions already due then.
+    fn schedule_at(&mut self, at: Instant, action: Action) {
+        let pos = (self.schedule.iter())
+            .position(|(t, _)| *t > at)
+            .unwrap_or(self.schedule.len());
+        self.schedule.insert(pos, (at, action));
     }
 
     fn apply(&mut self, action: Action) -> Result<(), String> {
         self.note(format!("fault {action:?}"));
         let now = self.now;
         match action {
-            Action::Crash(i) => {
-                let n = &mut self.nodes[i];
-                n.device = None;
-                n.app = App::default();
-                n.held.clear();
-                n.hung_until = None;
+            Action::Crash(i) => self.crash(i),
+            Action::Reboot(i, ms) => {
+                self.crash(i);
+                self.schedule_at(
+                    Instant::from_millis(now.as_millis() + ms),
+                    Action::Restart(i),
+                );
+            }
+            Action::FenceHang(i) => {
+                if self.nodes[i].device.is_some() && self.nodes[i].hung_until.is_none() {
+                    self.nodes[i].hang_after_hello = true;
+                }
             }
             Action::Restart(i) => {
                 if self.nodes[i].device.is_none() {
@@ -519,9 +646,17 @@ impl Sim {
         self.drain_ac()
     }
 
+    /// Device `i` wakes from a freeze. Its protocol thread and its computation thread both
+    /// wake, in either order: the application may step before the device has judged its
+    /// lease (it checks the lease itself), or after.
     fn resume(&mut self, i: usize) -> Result<(), String> {
         let now = self.now;
         self.nodes[i].hung_until = None;
+        if self.rng.chance(0.5) && self.nodes[i].next_tick <= now {
+            let line = format!("{} wakes: the application runs first", self.nodes[i].name);
+            self.note(line);
+            self.tick(i)?;
+        }
         if let Some(d) = self.nodes[i].device.as_mut() {
             let _ = d.handle_input(Input::Timeout(now));
         }
@@ -540,6 +675,7 @@ impl Sim {
         self.schedule.clear();
         for i in 0..self.nodes.len() {
             self.nodes[i].partitioned_until = self.now;
+            self.nodes[i].hang_after_hello = false;
             if self.nodes[i].hung_until.is_some() {
                 self.nodes[i].hung_until = Some(self.now);
             }
@@ -588,6 +724,7 @@ impl Sim {
             n.held.push(p);
             return Ok(());
         }
+        n.tracker.on_delivered(now, &p.bytes);
         if let Some(d) = n.device.as_mut() {
             let _ = d.handle_input(Input::Receive {
                 now,
@@ -632,6 +769,7 @@ impl Sim {
 
     fn drain_device(&mut self, i: usize) -> Result<(), String> {
         let link = LinkId(i as u64 + 1);
+        let mut hello = false;
         loop {
             let mut sends = Vec::new();
             let mut events = Vec::new();
@@ -649,28 +787,58 @@ impl Sim {
                 }
             }
             for (to, bytes) in sends {
+                let sent = self.nodes[i].tracker.on_sent(self.now, &bytes);
+                hello |= sent == Some(Sent::Hello);
                 self.transmit(link, to, &bytes);
             }
             if events.is_empty() {
-                return Ok(());
+                break;
             }
             for e in events {
                 self.on_device_event(i, e)?;
             }
         }
+        if hello && self.nodes[i].hang_after_hello {
+            self.freeze_past_fence(i);
+        }
+        Ok(())
+    }
+
+    /// [`Action::FenceHang`]: device `i` freezes halfway between its fence interval and
+    /// its dead interval (without fencing, for seven eighths of the dead interval).
+    fn freeze_past_fence(&mut self, i: usize) {
+        let now = self.now;
+        let n = &mut self.nodes[i];
+        n.hang_after_hello = false;
+        let hello = Duration::from_millis(u64::from(self.cfg.hello_ms));
+        let (fence, dead) = n.tracker.intervals().unwrap_or((None, hello * 3));
+        let fence = fence.unwrap_or(dead - dead / 4);
+        let until = now + fence + (dead.saturating_sub(fence)) / 2;
+        n.hung_until = Some(until);
+        let line = format!(
+            "{} freezes after its HELLO until {} ms (fence {} ms, dead {} ms)",
+            n.name,
+            until.as_millis(),
+            fence.as_millis(),
+            dead.as_millis()
+        );
+        self.note(line);
     }
 
     fn on_device_event(&mut self, i: usize, e: DeviceEvent) -> Result<(), String> {
         let now = self.now;
         let name = self.nodes[i].name.clone();
         match e {
-            DeviceEvent::Joined { run, .. } => {
-                self.note(format!("{name} joined, runs {run:?}"));
+            DeviceEvent::Joined { session, run } => {
+                self.note(format!("{name} joined as {session}, runs {run:?}"));
                 for c in run {
                     if self.nodes[i].app.running.contains_key(&c) {
                         return Err(format!("{name} told to start {c}, which it runs"));
                     }
-                    self.nodes[i].app.start(&c);
+                    let count = self.nodes[i].app.start(&c);
+                    (self.nodes[i].tracker.on_told(now, session, &c))
+                        .map_err(|e| format!("{e} ({name})"))?;
+                    self.started(i, &c, (StartKind::Joined, None), count)?;
                 }
             }
             DeviceEvent::Stop {
@@ -682,6 +850,11 @@ impl Sim {
                     return Err(format!(
                         "{name} told to stop {computation}, which it does not run"
                     ));
+                }
+                self.nodes[i].tracker.on_stopped(&computation);
+                self.nodes[i].first_state.remove(&computation);
+                if reason == StopReason::Fenced {
+                    self.checker.counts.fenced += 1;
                 }
             }
             DeviceEvent::Install(inst) => {
@@ -705,10 +878,18 @@ impl Sim {
                     inst.computation
                 ));
                 if !refuse {
-                    if self.nodes[i].app.running.contains_key(&inst.computation) {
-                        return Err(format!("{name} installs {} twice", inst.computation));
+                    let c = &inst.computation;
+                    if self.nodes[i].app.running.contains_key(c) {
+                        return Err(format!("{name} installs {c} twice"));
                     }
-                    self.nodes[i].app.restore(&inst.computation, &inst.lkgs);
+                    let session = (self.nodes[i].device.as_ref())
+                        .and_then(Device::session)
+                        .ok_or_else(|| format!("{name} installs {c} outside a session"))?;
+                    let count = self.nodes[i].app.restore(c, &inst.lkgs);
+                    (self.nodes[i].tracker.on_told(now, session, c))
+                        .map_err(|e| format!("{e} ({name})"))?;
+                    let how = (StartKind::Install, Some(inst.replaces.clone()));
+                    self.started(i, c, how, count)?;
                 }
                 if let Some(d) = self.nodes[i].device.as_mut() {
                     d.answer_install(now, inst.id, !refuse)
@@ -724,22 +905,77 @@ impl Sim {
         Ok(())
     }
 
+    /// Device `i`'s application started `computation` from `count` (how, and for an
+    /// install the device it replaces): recorded, and checked against the state the AC
+    /// acknowledged (I2).
+    fn started(
+        &mut self,
+        i: usize,
+        computation: &str,
+        (how, replaces): (StartKind, Option<String>),
+        count: u64,
+    ) -> Result<(), String> {
+        let id = (self.ac_config.computations.iter())
+            .position(|c| c.name == computation)
+            .map(|c| ComputationId(c as u32))
+            .ok_or("start of an unknown computation")?;
+        let acknowledged = self.checker.acknowledged(id);
+        self.note(format!(
+            "{} starts {computation} at count {count} ({how:?}; the AC acknowledged {acknowledged:?})",
+            self.nodes[i].name
+        ));
+        self.nodes[i]
+            .first_state
+            .insert(computation.into(), self.starts.len());
+        self.starts.push(Start {
+            at_ms: self.now.as_millis(),
+            device: i,
+            computation: computation.into(),
+            how,
+            replaces,
+            from: count,
+            acknowledged,
+            first_state: None,
+        });
+        let name = self.nodes[i].name.clone();
+        (self.checker.on_start(id, computation, how, count)).map_err(|e| format!("{e} ({name})"))
+    }
+
     fn repo_bytes(&self, id: &str) -> Option<&[u8]> {
         pcxses_core::Repository::object(&self.repo, id)
     }
 
+    /// The application's timer: each running computation takes one step, if the device's
+    /// fence lease, read before the step, covers it. Every step taken is checked against
+    /// the lease tracked from the traffic (I1).
     fn tick(&mut self, i: usize) -> Result<(), String> {
         let now = self.now;
         let jitter = self.rng.range(0, self.cfg.tick_ms / 2);
-        let n = &mut self.nodes[i];
-        n.next_tick = Instant::from_millis(now.as_millis() + self.cfg.tick_ms + jitter);
+        let Sim {
+            nodes,
+            cfg,
+            checker,
+            starts,
+            ..
+        } = self;
+        let n = &mut nodes[i];
+        n.next_tick = Instant::from_millis(now.as_millis() + cfg.tick_ms + jitter);
         let Some(d) = n.device.as_mut() else {
             return Ok(());
         };
         for (name, count) in n.app.running.iter_mut() {
+            if !may_step(n.app.fault, now, d.lease_until()) {
+                checker.counts.skipped += 1;
+                continue;
+            }
+            (n.tracker.on_step(now, name)).map_err(|e| format!("{e} ({})", n.name))?;
+            checker.counts.steps += 1;
             *count += 1;
+            if let Some(k) = n.first_state.remove(name) {
+                starts[k].first_state = Some(*count);
+            }
             let idx: usize = name.trim_start_matches("comp").parse().unwrap_or(0);
-            let size = self.cfg.state_sizes[idx % self.cfg.state_sizes.len()];
+            let size = cfg.state_sizes[idx % cfg.state_sizes.len()];
             d.set_state(now, name, &encode_state(name, *count, size))
                 .map_err(|e| format!("set_state {name}: {e}"))?;
         }
@@ -771,10 +1007,6 @@ impl Sim {
         Ok(())
     }
 
-    /// After the settle phase every computation runs on exactly one live device — the one
-    /// the AC names — or the AC reports why not (quarantined, orphaned, stopped after
-    /// GOOD_BYE, or unplaced because its home device left before it ever joined) and it
-    /// runs nowhere.
     /// Whether computation `c`'s home device (`dev{c}`) is in a session.
     fn home_in_session(&self, c: usize) -> bool {
         self.nodes
@@ -783,6 +1015,10 @@ impl Sim {
             .is_some_and(|d| d.session().is_some())
     }
 
+    /// After the settle phase every computation runs on exactly one live device — the one
+    /// the AC names — or the AC reports why not (quarantined, orphaned, stopped after
+    /// GOOD_BYE, or unplaced because its home device left before it ever joined) and it
+    /// runs nowhere.
     fn check_final(&self) -> Result<(), String> {
         let ac = self.ac.as_ref().ok_or("AC down at the end")?;
         self.check_journal(ac)?;
