@@ -302,15 +302,19 @@ impl Device {
         {
             return Err(InputError::OutOfPhase("not the latest challenge"));
         }
+        // No session can predate the first sealed GOOD_MORNING of this join: the fence
+        // lease counts from it. A later challenge (the AC answered a repeated plain
+        // GOOD_MORNING) does not move that: the AC may have opened the session on the
+        // first, and a repeated GOOD_MORNING does not reset its dead timer.
+        if self.auth.as_ref().is_none_or(|a| a.sent == 0) {
+            *first_sent = None;
+        }
         self.auth = Some(Auth {
             challenge: c.challenge,
             key: session_key(psk, &c.challenge, *nonce),
             sent: 0,
             window: ReplayWindow::default(),
         });
-        // No session can predate the GOOD_MORNING that answers this challenge: the fence
-        // lease counts from it.
-        *first_sent = None;
         *next_at = now;
         self.on_timeout(now);
         Ok(())
