@@ -107,3 +107,37 @@ fn replays_from_another_link_do_not_use_up_a_live_devices_resync() {
         .device_events_where(1, |e| matches!(e, pcxses_core::DeviceEvent::Stop { .. }))
         .is_empty());
 }
+
+#[test]
+fn a_device_declared_dead_while_frozen_across_a_restart_learns_it_was_replaced() {
+    // No fencing: the device learns of its death only from the AC.
+    let mut lab = keyed_with(2, |c| {
+        c.restart_grace_ms = 0;
+        c.fencing = false;
+    });
+    let stored = lab.journal_ac();
+    lab.run(3_000);
+    let old = lab.device(1).session().expect("dev1 joined");
+    // dev1 freezes; the AC restarts from its journal and declares dev1 dead meanwhile.
+    lab.frozen[1] = true;
+    let s = stored.lock().unwrap().clone();
+    lab.restore_ac(&s.snapshot, s.changes.iter().map(Vec::as_slice));
+    lab.run(1_000);
+    assert_eq!(failed(&lab, 1).len(), 1);
+    // Its counters are below the restored window's floor, yet it is told it was replaced:
+    // it stops its computation and joins again.
+    lab.frozen[1] = false;
+    lab.run(1_000);
+    let replaced = lab.device_events_where(1, |e| {
+        matches!(
+            e,
+            pcxses_core::DeviceEvent::Stop {
+                reason: pcxses_core::device::StopReason::Replaced,
+                ..
+            }
+        )
+    });
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(lab.device(1).session(), Some(old));
+    assert!(lab.device(1).session().is_some());
+}

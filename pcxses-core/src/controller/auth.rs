@@ -107,11 +107,19 @@ impl Controller {
     /// but its tag is right, so the device is told to jump ahead (REJECT `Resync`), at most
     /// once per minimum HELLO interval.
     fn resync(&mut self, now: Instant, from: LinkId, device: u32, id: SessionId) {
-        let live = self
-            .lookup(id)
-            .is_some_and(|r| r.status == SessionStatus::Live);
-        if !live {
-            return;
+        match self.lookup(id).map(|r| r.status) {
+            Some(SessionStatus::Live) => {}
+            // A session declared dead while the AC was down: its device (one that does not
+            // fence, or is still frozen) learns only from this that its session is over.
+            Some(SessionStatus::Replaced) => {
+                let bottle = Bottle::Reject(Reject {
+                    session: id,
+                    nonce: JoinNonce::default(),
+                    reason: RejectReason::Replaced,
+                });
+                return self.answer(now, from, &bottle, true);
+            }
+            _ => return,
         }
         // The session's own link has a turn of its own every minimum HELLO interval, so
         // that bottles replayed from elsewhere cannot use up the device's; other links
