@@ -11,6 +11,16 @@
 //! the guests: a guest that computes for as long as its fuel allows delays other guests,
 //! never a HELLO. Between two guests' steps the agent acts on the protocol's events, so a
 //! `stop` (fencing) waits for at most one guest call.
+//!
+//! Check the lease before acting, not after. The protocol thread publishes the device's
+//! fence lease ([`RunningDevice::lease`]) after every input; immediately before every step
+//! of a computation, and before handing a guest an input line, the agent reads it with the
+//! time of that step and skips the step when the lease does not permit it. A process that
+//! stalled (frozen by SIGSTOP, swapped out, starved) may run its guests before the protocol
+//! thread has judged the lease and reported `stop` with reason `fenced`: without the check a
+//! stale copy would take steps beside the copy the AC moved elsewhere. The `stop` follows.
+//! Ticks missed in such a gap are not caught up: the next tick is due one period after the
+//! loop woke.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -65,7 +75,8 @@ pub struct AgentArgs {
     /// Run computation NAME natively from the WebAssembly module at PATH (SUI ABI).
     #[arg(long, value_name = "NAME=PATH")]
     pub guest: Vec<String>,
-    /// Print a `frame` event of every guest every this many ticks.
+    /// Print a `frame` event of every guest that steps, every this many ticks; its `at_ms`
+    /// is the time of the step.
     #[arg(long)]
     pub frames: Option<u64>,
     /// Hand each line of standard input to the guests that take input.
@@ -150,8 +161,14 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                     }
                 }
                 Wake::Tick => {
+                    let now = std::time::Instant::now();
                     next_tick += Duration::from_millis(cli.tick_ms);
+                    if next_tick <= now {
+                        // A gap (a freeze, a stall): the missed ticks are not caught up.
+                        next_tick = now + Duration::from_millis(cli.tick_ms);
+                    }
                     ticks += 1;
+                    let frame_due = cli.frames.is_some_and(|every| ticks.is_multiple_of(every));
                     for computation in computations.names() {
                         // Fencing first: what the protocol said while the last guest ran.
                         while let Ok(event) = agent.events.try_recv() {
@@ -159,8 +176,21 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                                 break 'run;
                             }
                         }
+                        // The lease at the time of this step: after a gap the protocol
+                        // thread may not have fenced yet.
+                        let at = epoch.now();
+                        if !agent.lease.permits(at) {
+                            continue;
+                        }
                         match computations.step(&computation) {
                             Some(Ok(state)) => {
+                                if frame_due {
+                                    if let Some(text) = computations.frame(&computation) {
+                                        // Stamped with the time the step was permitted.
+                                        let at_ms = at.as_micros() as f64 / 1000.0;
+                                        print(serde_json::json!({"event": "frame", "computation": computation, "text": text, "at_ms": at_ms}));
+                                    }
+                                }
                                 let _ = agent.commands.send(DeviceCommand::SetState { computation, state }).await;
                             }
                             // A runaway or trapping guest is stopped and reported; the
@@ -169,13 +199,14 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                             None => {}
                         }
                     }
-                    if cli.frames.is_some_and(|every| ticks.is_multiple_of(every)) {
-                        for (computation, text) in computations.frames() {
-                            print(serde_json::json!({"event": "frame", "computation": computation, "text": text}));
-                        }
-                    }
                 }
                 Wake::Input(line) => {
+                    if !agent.lease.permits(epoch.now()) {
+                        for computation in computations.taking_input() {
+                            print(serde_json::json!({"event": "input_refused", "computation": computation, "error": "no fence lease"}));
+                        }
+                        continue;
+                    }
                     for f in computations.input(line.as_bytes()) {
                         let event = if f.stopped { "guest_failed" } else { "input_refused" };
                         print(serde_json::json!({"event": event, "computation": f.computation, "error": f.error.to_string()}));

@@ -175,17 +175,21 @@ impl Computations {
             .map(|(_, s)| &s[..])
     }
 
-    /// The frames of the computations that render one.
-    pub fn frames(&mut self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (name, runner) in self.running.iter_mut() {
-            if let Runner::Guest(g) = runner {
-                if let Ok(frame) = g.render() {
-                    out.push((name.clone(), frame));
-                }
-            }
+    /// The frame of `name`, if it runs and renders one.
+    pub fn frame(&mut self, name: &str) -> Option<String> {
+        match self.running.get_mut(name)? {
+            Runner::Guest(g) => g.render().ok(),
+            Runner::Counter(_) => None,
         }
-        out
+    }
+
+    /// The computations running that take input lines.
+    pub fn taking_input(&self) -> Vec<String> {
+        self.running
+            .iter()
+            .filter(|(_, r)| matches!(r, Runner::Guest(g) if g.takes_input()))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 }
 

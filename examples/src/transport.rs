@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
 use pcxses_core::device::DeviceCommand;
-use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch, Stats};
+use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch, SharedLease, Stats};
 use pcxses_transport_quic::{ClientTls, ServerTls};
 use pcxses_transport_tcp::ConnectionLimits;
 use smol::channel::{Receiver, Sender};
@@ -117,6 +117,9 @@ pub struct RunningDevice {
     pub events: Receiver<DeviceEvent>,
     /// Commands to the agent; closing it stops the agent.
     pub commands: Sender<DeviceCommand>,
+    /// The fence lease its driver publishes: a computation may step only while it permits
+    /// the time of the step.
+    pub lease: SharedLease,
     /// The task driving it.
     pub task: Task<io::Result<Stats>>,
 }
@@ -203,6 +206,7 @@ impl Transport {
                 RunningDevice {
                     events: h.events,
                     commands: h.commands,
+                    lease: h.lease,
                     task: h.task,
                 }
             }};

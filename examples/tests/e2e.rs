@@ -16,7 +16,9 @@ use serde_json::Value;
 
 mod common;
 
-use common::{attacker, encode, is, last_acked, path, Proc, Setup, World, AC};
+use common::{
+    attacker, encode, is, last_acked, path, tick_and_score, unhex, Proc, Setup, World, AC,
+};
 
 /// Sends `n` pieces of junk to the AC: datagrams over UDP and QUIC; over TCP, frames on
 /// fresh connections, plus broken length prefixes.
@@ -85,20 +87,6 @@ fn refused_then_moved(
     assert!(refuser
         .events(|v| is(v, "install") && v["computation"] == computation)
         .is_empty());
-}
-
-/// A hex string's bytes.
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// PacMan's tick and score in its encoded state.
-fn tick_and_score(state: &[u8]) -> (u32, u32) {
-    let word = |i: usize| u32::from_le_bytes(state[i..i + 4].try_into().unwrap());
-    (word(1), word(9))
 }
 
 macro_rules! e2e_suite {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::frame::push_frame;
-use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, Stats};
+use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, SharedLease, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
@@ -26,6 +26,9 @@ pub struct DeviceHandle {
     pub events: Receiver<DeviceEvent>,
     /// Commands to the agent.
     pub commands: Sender<DeviceCommand>,
+    /// The device's fence lease ([`Device::lease_until`]), published after every input and
+    /// every drain of its output: check it before every step of a computation.
+    pub lease: SharedLease,
     /// The task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }
@@ -39,10 +42,20 @@ pub async fn spawn_device(
 ) -> io::Result<DeviceHandle> {
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(256);
-    let task = ex.spawn(run(ex.clone(), device, epoch, ac, event_tx, command_rx));
+    let lease = SharedLease::default();
+    let task = ex.spawn(run(
+        ex.clone(),
+        device,
+        epoch,
+        ac,
+        lease.clone(),
+        event_tx,
+        command_rx,
+    ));
     Ok(DeviceHandle {
         events,
         commands,
+        lease,
         task,
     })
 }
@@ -81,6 +94,7 @@ async fn run(
     mut device: Device,
     epoch: Epoch,
     ac: SocketAddr,
+    lease: SharedLease,
     events: Sender<DeviceEvent>,
     commands: Receiver<DeviceCommand>,
 ) -> io::Result<Stats> {
@@ -91,7 +105,11 @@ async fn run(
     // The current connection: its number, the stream, and its reader.
     let mut stream: Option<(LinkId, TcpStream, Task<()>)> = None;
     let mut frame = Vec::new();
+    // Whether a connection opened yet.
+    let mut connected = false;
     loop {
+        // The lease as the last input left it, before its events reach the application.
+        lease.publish(device.lease_until());
         let wake_at = loop {
             match device.poll_output() {
                 Output::Transmit(t) => {
@@ -110,12 +128,19 @@ async fn run(
                 Output::Timeout(at) => break at,
             }
         };
+        lease.publish(device.lease_until());
         if stream.is_none() && connecting.is_none() {
             seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             connections += 1;
             connecting = Some(ex.spawn(connect(ac, seed, connections, inbound_tx.clone())));
         }
         let timer = async {
+            // Before the first connection nothing can reach the AC and no session exists:
+            // the first GOOD_MORNING waits for the connection, so that the join's lease is
+            // counted from a GOOD_MORNING that left.
+            if !connected {
+                smol::future::pending::<()>().await;
+            }
             crate::until(epoch, wake_at).await;
             Wake::Timer
         };
@@ -127,6 +152,7 @@ async fn run(
         match wake {
             Wake::Inbound(Inbound::Opened(link, s)) => {
                 connecting = None;
+                connected = true;
                 let reader = ex.spawn(read_frames(
                     s.clone(),
                     link,

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pcxses_core::device::DeviceCommand;
-use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, Stats, MAX_BOTTLE_LEN};
+use pcxses_core::{
+    Device, DeviceEvent, Epoch, Input, LinkId, Output, SharedLease, Stats, MAX_BOTTLE_LEN,
+};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Executor, Task};
@@ -18,6 +20,9 @@ pub struct DeviceHandle {
     pub events: Receiver<DeviceEvent>,
     /// Commands to the agent.
     pub commands: Sender<DeviceCommand>,
+    /// The device's fence lease ([`Device::lease_until`]), published after every input and
+    /// every drain of its output: check it before every step of a computation.
+    pub lease: SharedLease,
     /// The task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }
@@ -36,10 +41,19 @@ pub async fn spawn_device(
     socket.get_ref().connect(ac)?;
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(256);
-    let task = ex.spawn(run(device, epoch, socket, event_tx, command_rx));
+    let lease = SharedLease::default();
+    let task = ex.spawn(run(
+        device,
+        epoch,
+        socket,
+        lease.clone(),
+        event_tx,
+        command_rx,
+    ));
     Ok(DeviceHandle {
         events,
         commands,
+        lease,
         task,
     })
 }
@@ -54,12 +68,16 @@ async fn run(
     mut device: Device,
     epoch: Epoch,
     socket: Async<std::net::UdpSocket>,
+    lease: SharedLease,
     events: Sender<DeviceEvent>,
     commands: Receiver<DeviceCommand>,
 ) -> io::Result<Stats> {
     let mut buf = vec![0u8; MAX_BOTTLE_LEN];
     loop {
+        // The lease as the last input left it, before its events reach the application.
+        lease.publish(device.lease_until());
         let wake_at = drain(&mut device, &socket, &events).await;
+        lease.publish(device.lease_until());
         let timer = async {
             crate::until(epoch, wake_at).await;
             Wake::Timer

@@ -22,6 +22,9 @@ pub const WAIT: Duration = Duration::from_secs(20);
 #[derive(Default)]
 pub struct Output {
     pub lines: Vec<Value>,
+    /// When each of `lines` was read, on this process's clock: it orders the lines of
+    /// several processes.
+    pub received: Vec<Instant>,
     pub closed: bool,
 }
 
@@ -44,7 +47,9 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str(&line) {
-                    sink.0.lock().unwrap().lines.push(v);
+                    let mut out = sink.0.lock().unwrap();
+                    out.lines.push(v);
+                    out.received.push(Instant::now());
                     sink.1.notify_all();
                 }
             }
@@ -74,6 +79,22 @@ impl Proc {
             .filter(|v| f(v))
             .cloned()
             .collect()
+    }
+
+    /// Events so far matching `f`, each with the time it was read.
+    pub fn stamped(&self, f: impl Fn(&Value) -> bool) -> Vec<(Instant, Value)> {
+        let out = self.output.0.lock().unwrap();
+        out.lines
+            .iter()
+            .zip(&out.received)
+            .filter(|(v, _)| f(v))
+            .map(|(v, at)| (*at, v.clone()))
+            .collect()
+    }
+
+    /// How many lines the process printed so far.
+    pub fn seen(&self) -> usize {
+        self.output.0.lock().unwrap().lines.len()
     }
 
     /// Waits until `done` holds of the output, at most [`WAIT`].
@@ -144,6 +165,8 @@ pub struct World {
     pub keyed: bool,
     /// The AC's limit of open files, if lowered.
     pub ac_nofile: Option<u32>,
+    /// The HELLO interval devices propose.
+    pub hello_ms: u32,
     /// The dead interval devices propose.
     pub dead_ms: u32,
 }
@@ -166,8 +189,10 @@ pub struct Setup<'a> {
     pub journal: bool,
     /// The AC runs with at most this many open files (through `prlimit`).
     pub ac_nofile: Option<u32>,
-    /// The dead interval devices propose (HELLO every 100 ms); 600 ms if `None`.
+    /// The dead interval devices propose; 600 ms if `None`.
     pub dead_ms: Option<u32>,
+    /// The HELLO interval devices propose; 100 ms if `None`.
+    pub hello_ms: Option<u32>,
     /// More computations alpha runs, each a WebAssembly module by name (`NAME.wasm`
     /// beside the configuration, for alpha's `--guest NAME=PATH`).
     pub alpha_guests: &'a [(&'a str, &'a [u8])],
@@ -197,6 +222,7 @@ impl World {
             journal,
             ac_nofile,
             dead_ms,
+            hello_ms,
             alpha_guests,
         } = setup;
         let dir = std::env::temp_dir().join(format!(
@@ -265,6 +291,7 @@ impl World {
             addr: String::new(),
             keyed,
             ac_nofile,
+            hello_ms: hello_ms.unwrap_or(100),
             dead_ms: dead_ms.unwrap_or(600),
         };
         w.start_ac(None);
@@ -354,7 +381,7 @@ impl World {
             "--events",
             "jsonl",
             "--hello-ms",
-            "100",
+            &self.hello_ms.to_string(),
             "--dead-ms",
             &self.dead_ms.to_string(),
             "--tick-ms",
@@ -381,6 +408,29 @@ pub fn last_acked(device: &Proc, computation: &str) -> u64 {
         .last()
         .and_then(|v| v["count"].as_u64())
         .unwrap_or(0)
+}
+
+/// A hex string's bytes.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// PacMan's tick and score in its encoded state.
+pub fn tick_and_score(state: &[u8]) -> (u32, u32) {
+    let word = |i: usize| u32::from_le_bytes(state[i..i + 4].try_into().unwrap());
+    (word(1), word(9))
+}
+
+/// The transport of a [`Link`] in front of `w`'s AC: TCP for TCP, else UDP.
+pub fn link_transport(w: &World) -> Transport {
+    if w.transport == "tcp" {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    }
 }
 
 /// A link in front of the AC whose tap hands every bottle bound for the device to `f`,
