@@ -304,3 +304,199 @@ fn a_quarantined_computation_is_tried_again_after_its_backoff() {
         Some(Placement::Running(_))
     ));
 }
+
+/// Runs `lab` for `ms`, crashing and rebooting at once every device in `devices` the moment
+/// its application is handed an install, as an application that crashes starting it.
+fn crash_on_install(lab: &mut Lab, devices: &[usize], ms: u64) {
+    for _ in 0..ms / 20 {
+        lab.run(20);
+        for &i in devices {
+            if lab.device_events[i]
+                .iter()
+                .any(|(_, e)| matches!(e, DeviceEvent::Install(_)))
+            {
+                lab.crash(i);
+                lab.boot(i, |_| {});
+                lab.device_events[i].clear();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_computation_whose_install_crashes_every_target_is_quarantined() {
+    let mut lab = Lab::settled();
+    // The applications crash before they answer: no MORPH ack ever leaves.
+    lab.drop_where(|p| p.kind() == "morph_ack");
+    lab.crash(0);
+    crash_on_install(&mut lab, &[1], 20_000);
+    let quarantined = lab.ac_events_where(|e| matches!(e, ControllerEvent::Quarantined { .. }));
+    assert!(!quarantined.is_empty());
+    let died = lab.ac_events_where(|e| {
+        matches!(
+            e,
+            ControllerEvent::MigrationFailed {
+                reason: MigrationFailure::DiedInstalling,
+                ..
+            }
+        )
+    });
+    assert!(died.len() >= 3, "{died:?}");
+}
+
+#[test]
+fn a_state_that_crashes_its_home_on_every_hand_back_is_quarantined() {
+    let mut lab = Lab::settled();
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    crash_on_install(&mut lab, &[0], 20_000);
+    let quarantined = lab.ac_events_where(|e| matches!(e, ControllerEvent::Quarantined { .. }));
+    assert_eq!(
+        quarantined.len(),
+        1,
+        "then retried after 30 s at the earliest"
+    );
+}
+
+#[test]
+fn a_home_that_leaves_while_its_computation_is_handed_back_stops_it() {
+    let mut lab = Lab::settled();
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    // The hand-back is in flight when dev0 leaves.
+    lab.drop_where(|p| p.kind() == "morph" && p.to == pcxses_core::LinkId(1));
+    lab.run(30);
+    let now = lab.now;
+    lab.device(0).leave(now);
+    lab.clear_filter();
+    lab.run(2_000);
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Stopped)
+    );
+    assert!(lab
+        .ac_events_where(
+            |e| matches!(e, ControllerEvent::MigrationStarted { to, .. } if *to == DeviceId(1))
+        )
+        .is_empty());
+}
+
+#[test]
+fn every_native_computation_goes_home_however_many() {
+    let mut lab = Lab::new(4, |c| {
+        c.devices[0] =
+            pcxses_core::controller::DeviceSpec::new("dev0", &["comp0", "comp2", "comp3"]);
+        c.devices[2] = pcxses_core::controller::DeviceSpec::new("dev2", &[]);
+        c.devices[3] = pcxses_core::controller::DeviceSpec::new("dev3", &[]);
+        c.max_morphs_per_target = 1;
+    });
+    lab.run(100);
+    let now = lab.now;
+    for c in ["comp0", "comp2", "comp3"] {
+        lab.device(0).set_state(now, c, b"state").expect("runs");
+    }
+    lab.run(200);
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    lab.run(2_000);
+    for c in [0, 2, 3] {
+        assert_eq!(
+            lab.ac().placement(ComputationId(c)),
+            Some(Placement::Running(DeviceId(0))),
+            "comp{c}"
+        );
+    }
+}
+
+#[test]
+fn a_state_from_an_authenticated_session_is_not_handed_to_an_impostor() {
+    let mut lab = Lab::settled();
+    // dev0 authenticates by its transport (a QUIC certificate).
+    lab.identities[0] = Some("dev0".into());
+    lab.crash(0);
+    lab.boot(0, |_| {});
+    lab.run(500);
+    assert_eq!(
+        lab.ac().placement(ComputationId(0)),
+        Some(Placement::Running(DeviceId(0)))
+    );
+    let now = lab.now;
+    lab.device(0)
+        .set_state(now, "comp0", b"secret")
+        .expect("runs");
+    lab.run(300);
+    // Someone without dev0's certificate joins as dev0 from elsewhere.
+    let gm = pcxses_core::Bottle::GoodMorning(pcxses_core::GoodMorning {
+        device: "dev0",
+        nonce: pcxses_core::JoinNonce([9; 8]),
+        mode: Mode::Split,
+        hello_ms: 100,
+        dead_ms: 300,
+        max_bottle: 1200,
+    });
+    let impostor = pcxses_core::LinkId(99);
+    let since = lab.wire.len();
+    let _ = lab.inject_to_ac(impostor, &pcxses_tests::lab::encode(&gm));
+    lab.run(500);
+    let kinds: Vec<&str> = lab
+        .answers_to(impostor, since)
+        .iter()
+        .map(|p| p.kind())
+        .collect();
+    assert!(kinds.contains(&"good_morning_ack"), "{kinds:?}");
+    assert!(!kinds.contains(&"morph"), "{kinds:?}");
+    assert!(!kinds.contains(&"object_chunk"), "{kinds:?}");
+}
+
+#[test]
+fn a_migrated_computation_is_still_answered_for_and_cancelled_after_its_outcome_is_forgotten() {
+    let mut lab = Lab::settled();
+    kill_dev0(&mut lab);
+    let Some(Bottle::MorphAck(ack)) = lab.sent("morph_ack").last().and_then(|p| p.bottle()) else {
+        panic!("comp0 moved to dev1");
+    };
+    let (session, morph) = (ack.session, ack.morph);
+    // More MORPHs than the device remembers outcomes of, each refused.
+    for m in 1..=10 {
+        let junk = Bottle::Morph(pcxses_core::Morph {
+            session,
+            morph: morph + m,
+            handle: 100 + m as u16,
+            manifest: b"junk",
+            signature: None,
+        });
+        lab.inject_to_device(1, &pcxses_tests::lab::encode(&junk))
+            .expect("answered with MORPH fail");
+    }
+    // The AC asks again: the computation the MORPH brought runs here.
+    let header = Bottle::Morph(pcxses_core::Morph {
+        session,
+        morph,
+        handle: 1,
+        manifest: b"junk",
+        signature: None,
+    });
+    let acks = lab.sent("morph_ack").len();
+    lab.inject_to_device(1, &pcxses_tests::lab::encode(&header))
+        .expect("a repeated MORPH");
+    assert_eq!(lab.sent("morph_ack").len(), acks + 1);
+    // And a cancel still stops it.
+    let cancel = Bottle::MorphFail(pcxses_core::MorphFail {
+        session,
+        morph,
+        reason: pcxses_core::MorphFailReason::TimedOut,
+    });
+    lab.inject_to_device(1, &pcxses_tests::lab::encode(&cancel))
+        .expect("a cancel");
+    let stops = lab.device_events_where(1, |e| {
+        matches!(
+            e,
+            DeviceEvent::Stop {
+                reason: StopReason::Cancelled,
+                ..
+            }
+        )
+    });
+    assert_eq!(stops.len(), 1);
+    assert!(lab.device(1).running().all(|c| c != "comp0"));
+}

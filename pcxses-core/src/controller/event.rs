@@ -29,12 +29,15 @@ pub enum MigrationFailure {
     TargetLeft,
     /// The computation's host died after the migration, before storing any state there.
     DiedAfterMigration,
+    /// The target died or re-joined after it held the whole stream and before it
+    /// answered: its application may have crashed starting the computation.
+    DiedInstalling,
 }
 
 impl MigrationFailure {
     /// Whether the failure is the computation's, and so counts towards quarantine
-    /// ("failure chaining"): its target could not start it, did not start it in time, or
-    /// died with it before it stored a state there. What the network or one target does
+    /// ("failure chaining"): its target could not start it, did not start it in time,
+    /// died while starting it, or died with it before it stored a state there. What the network or one target does
     /// says nothing about the computation and does not count: no progress, a target that
     /// died, left or had no room during the MORPH, a stream damaged on the way, a manifest
     /// signed with a key the target does not trust, or one meant for another session.
@@ -42,6 +45,7 @@ impl MigrationFailure {
         matches!(
             self,
             MigrationFailure::DiedAfterMigration
+                | MigrationFailure::DiedInstalling
                 | MigrationFailure::Refused(MorphFailReason::Refused | MorphFailReason::TimedOut)
         )
     }

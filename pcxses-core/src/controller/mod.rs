@@ -200,6 +200,9 @@ struct CompEntry {
     /// Version of `lkgs` in the session it came from.
     lkgs_version: u32,
     lkgs_from: SessionId,
+    /// How authenticated the session `lkgs` came from was: the state goes back to no device
+    /// less authenticated (unless the configuration allows a downgrade).
+    lkgs_auth: AuthLevel,
     /// Last manifest sequence number issued.
     sequence: u64,
     /// Consecutive failed targets.
@@ -241,6 +244,9 @@ struct Recovery {
     /// The last target whose MORPH made no progress: tried again only when no other target
     /// is free, since a stall says more about the network than about the target.
     stalled: SessionId,
+    /// The computation is being handed back to its home, which just joined, with its LKGS:
+    /// if the home leaves or re-joins meanwhile, it waits for its home again.
+    handing_back: bool,
     /// How authenticated the failed session was: the computation moves only to targets at
     /// least as authenticated (unless the configuration allows a downgrade).
     from_auth: AuthLevel,
@@ -314,6 +320,7 @@ impl Controller {
                 lkgs: Vec::new(),
                 lkgs_version: 0,
                 lkgs_from: SessionId::NONE,
+                lkgs_auth: AuthLevel::Unauthenticated,
                 sequence: 0,
                 failures: 0,
                 quarantines: 0,
@@ -824,7 +831,7 @@ pub enum Placement {
 
 /// How a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SessionEnd {
+pub(super) enum SessionEnd {
     /// No HELLO for the dead interval.
     Dead,
     /// GOOD_BYE from the device.
@@ -843,6 +850,7 @@ impl Recovery {
             detected_at,
             tried: Vec::new(),
             stalled: SessionId::NONE,
+            handing_back: false,
             attempt: None,
             attempts: 0,
             orphaned: false,

@@ -18,8 +18,8 @@ pub struct Occupancy {
     /// Failed target sessions remembered by recoveries: at most one per device and
     /// 64 per computation.
     pub tried: usize,
-    /// Timer entries, stale ones included: at most about twice the live sessions and
-    /// attempts.
+    /// Timer entries, stale ones included: at most about twice the live sessions,
+    /// attempts and quarantine retries.
     pub timers: usize,
 }
 

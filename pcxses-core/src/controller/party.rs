@@ -442,9 +442,15 @@ impl Controller {
             })
         };
         if comp.lkgs_from == id && chunk.version <= comp.lkgs_version {
-            // Already stored (or older): acknowledge again so the device stops resending.
+            // Already stored, or older than what is: acknowledge the version held, so that
+            // the device stops resending and learns which state the AC holds.
             self.stats.duplicate += 1;
-            self.send(link, &ack(chunk.version, full), max);
+            let held = Progress {
+                next: chunk_count(comp.lkgs.len() as u32, s.chunk),
+                sack: 0,
+            };
+            let version = comp.lkgs_version;
+            self.send(link, &ack(version, held), max);
             return Ok(());
         }
         // Refuse a chunk that cannot be part of this state before anything is kept for it.
@@ -509,14 +515,16 @@ impl Controller {
     /// Records that `comp.lkgs` now holds `version` from `session` of device `d`.
     fn stored(&mut self, c: u32, d: u32, session: SessionId, version: u32, now: Instant) {
         self.changes.comp(c);
+        let auth = self.devices[d as usize].session.as_ref().map(|s| s.auth);
         let comp: &mut CompEntry = &mut self.comps[c as usize];
         comp.lkgs_version = version;
         comp.lkgs_from = session;
+        comp.lkgs_auth = auth.unwrap_or(AuthLevel::Unauthenticated);
+        comp.quarantines = 0;
         if let Place::Running { unproven, .. } = &mut comp.place {
             if *unproven {
                 *unproven = false;
                 comp.failures = 0;
-                comp.quarantines = 0;
             }
         }
         self.outbox.event(ControllerEvent::StateStored {
@@ -610,11 +618,7 @@ impl Controller {
             }
             SessionEnd::Rejoined => {}
         }
-        let failure = match how {
-            SessionEnd::Dead => MigrationFailure::TargetDied,
-            _ => MigrationFailure::TargetLeft,
-        };
-        self.abort_attempts_to(s.id, failure, now);
+        self.abort_attempts_to(s.id, how, now);
         for &(_, c) in &s.hosted {
             self.changes.comp(c);
             let comp = &mut self.comps[c as usize];
@@ -627,9 +631,38 @@ impl Controller {
                         at: now,
                     });
                 }
-                SessionEnd::Rejoined if comp.home == Some(d) => comp.place = Place::Unplaced,
+                SessionEnd::Rejoined if comp.home == Some(d) => {
+                    // It came back by MORPH and its home re-joined before it stored a
+                    // state there: the device may have crashed starting it.
+                    let unproven = matches!(comp.place, Place::Running { unproven: true, .. });
+                    comp.place = Place::Unplaced;
+                    if unproven {
+                        self.outbox.event(ControllerEvent::MigrationFailed {
+                            computation: ComputationId(c),
+                            to: DeviceId(d),
+                            reason: MigrationFailure::DiedAfterMigration,
+                            at: now,
+                        });
+                        self.count_failure(c, now);
+                    }
+                }
                 SessionEnd::Dead | SessionEnd::Rejoined => {
                     self.start_recovery(c, d, (s.id, s.auth), now)
+                }
+            }
+        }
+        if matches!(how, SessionEnd::Left | SessionEnd::Dismissed) {
+            // Its own computations on their way back to it stop with it, as if they had run.
+            for &c in self.devices[d as usize].native.iter() {
+                let comp = &mut self.comps[c as usize];
+                if matches!(comp.place, Place::Unplaced) {
+                    comp.place = Place::Stopped;
+                    self.changes.comp(c);
+                    self.outbox.event(ControllerEvent::ComputationStopped {
+                        computation: ComputationId(c),
+                        device: DeviceId(d),
+                        at: now,
+                    });
                 }
             }
         }

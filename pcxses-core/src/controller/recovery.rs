@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 use super::session_ids::SessionIds;
 use super::{
     auth_of, transmit, Attempt, CompEntry, ComputationId, Controller, ControllerEvent, DeviceId,
-    MigrationFailure, Place, Recovery, SessionAuth, Stage,
+    MigrationFailure, Place, Recovery, SessionAuth, SessionEnd, Stage,
 };
 use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
 use crate::error::InputError;
@@ -207,22 +207,27 @@ impl Controller {
     }
 
     /// Hands computation `c`, native to device `d` that just joined, back to it with the
-    /// state the AC holds, by MORPH; elsewhere if that fails.
+    /// state the AC holds, by MORPH, at once: neither the MORPH pace nor the limit of
+    /// MORPHs per target holds it up, as it goes to the device that asked for it. If `d`
+    /// is less authenticated than that state's source, the computation is recovered as
+    /// after a death instead, to a target authenticated enough.
     pub(super) fn resume(&mut self, c: u32, d: u32, now: Instant) {
         self.waiting.remove(&c);
         self.paced.retain(|&p| p != c);
         self.changes.comp(c);
-        let comp = &mut self.comps[c as usize];
-        let (from, detected_at) = match &comp.place {
-            Place::Recovering(r) => (r.from, r.detected_at),
-            _ => (d, now),
+        let comp = &self.comps[c as usize];
+        let (from, detected_at, from_auth) = match &comp.place {
+            Place::Recovering(r) => (r.from, r.detected_at, r.from_auth.max(comp.lkgs_auth)),
+            _ => (d, now, comp.lkgs_auth),
         };
         let mut recovery = Recovery::new(from, SessionId::NONE, detected_at);
-        if let Place::Recovering(r) = &comp.place {
-            recovery.from_auth = r.from_auth;
-        }
-        comp.place = Place::Recovering(Box::new(recovery));
-        if self.devices[d as usize].morphs_in < self.settings.max_morphs_per_target {
+        recovery.from_auth = from_auth;
+        let required = self.required_auth(comp, &recovery);
+        let auth = self.devices[d as usize].session.as_ref().map(|s| s.auth);
+        recovery.handing_back = auth.is_some_and(|a| a >= required);
+        let home = recovery.handing_back;
+        self.comps[c as usize].place = Place::Recovering(Box::new(recovery));
+        if home {
             self.start_attempt(c, d, now);
         } else {
             self.place(c, now);
@@ -510,7 +515,7 @@ impl Controller {
             Stage::Cancelling(_, why) => why,
             _ => MigrationFailure::Refused(fail.reason),
         };
-        self.finish_failed(fail.morph, reason, now);
+        self.finish_failed(fail.morph, reason, now, false);
         Ok(())
     }
 
@@ -562,35 +567,45 @@ impl Controller {
         self.rearm(m);
     }
 
-    /// Fails every attempt towards `session`, which ended.
-    pub(super) fn abort_attempts_to(
-        &mut self,
-        session: SessionId,
-        why: MigrationFailure,
-        now: Instant,
-    ) {
+    /// Fails every attempt towards `session`, which ended `how`. A target that died or
+    /// re-joined while it held the whole stream may have crashed starting the computation:
+    /// that counts against the computation. A computation being handed back to a home that
+    /// left or re-joined goes back to waiting for its home.
+    pub(super) fn abort_attempts_to(&mut self, session: SessionId, how: SessionEnd, now: Instant) {
+        let why = match how {
+            SessionEnd::Dead => MigrationFailure::TargetDied,
+            _ => MigrationFailure::TargetLeft,
+        };
+        let crashed = matches!(how, SessionEnd::Dead | SessionEnd::Rejoined);
         let doomed: Vec<(u32, MigrationFailure)> = self
             .attempts
             .iter()
             .filter(|(_, a)| a.session == session)
             .map(|(&m, a)| match a.stage {
                 Stage::Cancelling(_, earlier) => (m, earlier),
+                Stage::Installing(_) if crashed => (m, MigrationFailure::DiedInstalling),
                 _ => (m, why),
             })
             .collect();
         for (m, why) in doomed {
-            self.finish_failed(m, why, now);
+            self.finish_failed(m, why, now, how != SessionEnd::Dead);
         }
     }
 
-    fn finish_failed(&mut self, m: u32, why: MigrationFailure, now: Instant) {
+    /// Ends attempt `m`, which failed. A hand-back to a home that is still alive (`home_alive`:
+    /// it left or re-joined) leaves the computation waiting for its home; any other
+    /// failure places it again, unless it is quarantined.
+    fn finish_failed(&mut self, m: u32, why: MigrationFailure, now: Instant, home_alive: bool) {
         let Some(a) = self.attempts.remove(&m) else {
             return;
         };
         let t = a.target;
         self.devices[t as usize].morphs_in -= 1;
         self.changes.comp(a.comp);
+        // Only the first attempt of a recovery hands a computation back to its home.
+        let mut handing_back = false;
         if let Place::Recovering(r) = &mut self.comps[a.comp as usize].place {
+            handing_back = core::mem::take(&mut r.handing_back);
             r.attempt = None;
             match why {
                 MigrationFailure::TimedOut => r.stalled = a.session,
@@ -603,7 +618,10 @@ impl Controller {
             reason: why,
             at: now,
         });
-        if !why.counts() || !self.count_failure(a.comp, now) {
+        let quarantined = why.counts() && self.count_failure(a.comp, now);
+        if handing_back && home_alive && !quarantined {
+            self.comps[a.comp as usize].place = Place::Unplaced;
+        } else if !quarantined {
             self.place(a.comp, now);
         }
         self.offer(t, now);
@@ -651,7 +669,7 @@ impl Controller {
     }
 
     /// Tries quarantined computation `c` again, from its home device or wherever it last
-    /// ran: its failure count resets.
+    /// ran, to targets as authenticated as its state's source: its failure count resets.
     pub(super) fn lift_quarantine(&mut self, c: u32, now: Instant) {
         let comp = &mut self.comps[c as usize];
         if !matches!(comp.place, Place::Quarantined) {
@@ -661,7 +679,9 @@ impl Controller {
         comp.retry_at = Instant::MAX;
         self.changes.comp(c);
         let from = comp.home.unwrap_or(u32::MAX);
-        comp.place = Place::Recovering(Box::new(Recovery::new(from, SessionId::NONE, now)));
+        let mut recovery = Recovery::new(from, SessionId::NONE, now);
+        recovery.from_auth = comp.lkgs_auth;
+        comp.place = Place::Recovering(Box::new(recovery));
         self.place(c, now);
     }
 }

@@ -16,6 +16,7 @@ use crate::bottle::Mode;
 use crate::controller::ConfigError;
 use crate::ids::{JoinNonce, SessionId};
 use crate::io::LinkId;
+use crate::policy::AuthLevel;
 use crate::psk::ReplayWindow;
 use crate::repository::Repository;
 use crate::time::{ms, Instant};
@@ -410,7 +411,15 @@ impl Controller {
                     Place::Recovering(Box::new(r))
                 }
             };
+            // The state's source is known to be authenticated only while its session
+            // lives on; what the keys of the home and source devices require holds anyway.
+            let lkgs_auth = match &place {
+                Place::Running { device, .. } => (ac.devices[*device as usize].session.as_ref())
+                    .map_or(AuthLevel::Unauthenticated, |s| s.auth),
+                _ => AuthLevel::Unauthenticated,
+            };
             let entry = &mut ac.comps[c as usize];
+            entry.lkgs_auth = lkgs_auth;
             entry.lkgs = sc.lkgs.to_vec();
             entry.lkgs_version = sc.lkgs_version;
             entry.lkgs_from = SessionId(sc.lkgs_from);

@@ -171,6 +171,8 @@ struct Session {
 
 struct Hosted {
     handle: u16,
+    /// The MORPH that brought it; `None` for one the GOOD_MORNING ack named.
+    morph: Option<u32>,
     name: String,
     state: Vec<u8>,
     version: u32,
@@ -804,6 +806,7 @@ impl Device {
             .enumerate()
             .map(|(i, name)| Hosted {
                 handle: i as u16,
+                morph: None,
                 name: (*name).into(),
                 state: Vec::new(),
                 version: 0,
@@ -907,11 +910,11 @@ impl Device {
         let stored = match h.sender.as_mut().filter(|_| a.version == h.version) {
             Some(sender) => {
                 sender.on_progress(a.progress);
-                let done = sender.is_done();
-                if done {
-                    h.sender = None;
+                if !sender.is_done() {
+                    return Ok(());
                 }
-                done.then_some(h.version)
+                h.sender = None;
+                Some(h.version)
             }
             // An ack of a version replaced since: when the AC holds all of it, that is
             // the state it would hand over, newer than any reported before.

@@ -20,7 +20,6 @@ const OUTCOMES: usize = 8;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Outcome {
     morph: u32,
-    handle: u16,
     result: Option<MorphFailReason>,
 }
 
@@ -54,11 +53,17 @@ impl Device {
                 "MORPH before the session's first lease",
             ));
         }
-        let earlier = s
-            .outcomes
-            .iter()
+        // An outcome remembered, or, for one forgotten since, the computation the MORPH
+        // brought still running here: the AC asks again for an answer it did not get.
+        let earlier = (s.outcomes.iter())
             .find(|o| o.morph == m.morph)
-            .map(|o| o.result);
+            .map(|o| o.result)
+            .or_else(|| {
+                s.comps
+                    .iter()
+                    .any(|h| h.morph == Some(m.morph))
+                    .then_some(None)
+            });
         let in_progress = s
             .incoming
             .iter()
@@ -149,7 +154,7 @@ impl Device {
                 };
                 self.send(&Bottle::ChunkAck(ack));
             }
-            Err(reason) => self.refuse(m.morph, m.handle, reason),
+            Err(reason) => self.refuse(m.morph, reason),
         }
         Ok(())
     }
@@ -214,10 +219,9 @@ impl Device {
         }
         let lkgs = &stream[at..];
         intact &= Sha256::digest(lkgs)[..] == man.state.sha256.0[..];
-        let handle = inc.handle;
         if !intact {
             s.incoming.swap_remove(pos);
-            return self.refuse(morph, handle, MorphFailReason::DigestMismatch);
+            return self.refuse(morph, MorphFailReason::DigestMismatch);
         }
         let install = Install {
             id: InstallId(morph),
@@ -253,12 +257,13 @@ impl Device {
         };
         let inc = s.incoming.swap_remove(pos);
         if !started {
-            self.refuse(inc.morph, inc.handle, MorphFailReason::Refused);
+            self.refuse(inc.morph, MorphFailReason::Refused);
             return Ok(());
         }
         let state = inc.awaiting.map(|(_, lkgs)| lkgs).unwrap_or_default();
         s.comps.push(Hosted {
             handle: inc.handle,
+            morph: Some(inc.morph),
             name: inc.computation.clone(),
             state,
             version: 0,
@@ -272,7 +277,6 @@ impl Device {
         }
         self.record(Outcome {
             morph: inc.morph,
-            handle: inc.handle,
             result: None,
         });
         Ok(())
@@ -286,16 +290,9 @@ impl Device {
         let mut stopped = None;
         if let Some(pos) = s.incoming.iter().position(|i| i.morph == f.morph) {
             s.incoming.swap_remove(pos);
-        } else if let Some(o) = s
-            .outcomes
-            .iter()
-            .find(|o| o.morph == f.morph && o.result.is_none())
-        {
+        } else if let Some(pos) = s.comps.iter().position(|h| h.morph == Some(f.morph)) {
             // It was acknowledged: the computation it brought runs here; stop it.
-            let handle = o.handle;
-            if let Some(pos) = s.comps.iter().position(|h| h.handle == handle) {
-                stopped = Some(s.comps.remove(pos).name);
-            }
+            stopped = Some(s.comps.remove(pos).name);
         }
         if let Some(computation) = stopped {
             self.outbox.event(DeviceEvent::Stop {
@@ -305,7 +302,6 @@ impl Device {
         }
         self.record(Outcome {
             morph: f.morph,
-            handle: 0,
             result: Some(MorphFailReason::TimedOut),
         });
         Ok(())
@@ -321,16 +317,15 @@ impl Device {
             .partition(|i| i.deadline().is_some_and(|at| at <= now));
         s.incoming = kept;
         for inc in expired {
-            self.refuse(inc.morph, inc.handle, MorphFailReason::TimedOut);
+            self.refuse(inc.morph, MorphFailReason::TimedOut);
         }
     }
 
-    fn refuse(&mut self, morph: u32, handle: u16, reason: MorphFailReason) {
+    fn refuse(&mut self, morph: u32, reason: MorphFailReason) {
         self.outbox
             .event(DeviceEvent::MorphRefused { morph, reason });
         self.record(Outcome {
             morph,
-            handle,
             result: Some(reason),
         });
     }
