@@ -637,13 +637,7 @@ impl Controller {
                     let unproven = matches!(comp.place, Place::Running { unproven: true, .. });
                     comp.place = Place::Unplaced;
                     if unproven {
-                        self.outbox.event(ControllerEvent::MigrationFailed {
-                            computation: ComputationId(c),
-                            to: DeviceId(d),
-                            reason: MigrationFailure::DiedAfterMigration,
-                            at: now,
-                        });
-                        self.count_failure(c, now);
+                        self.died_after_migration(c, d, now);
                     }
                 }
                 SessionEnd::Dead | SessionEnd::Rejoined => {
@@ -668,6 +662,19 @@ impl Controller {
         }
     }
 
+    /// Computation `c` arrived on device `d` by MORPH, and `d` died or re-joined before it
+    /// stored a state there: one more failed target in a row. Returns whether that
+    /// quarantined it.
+    fn died_after_migration(&mut self, c: u32, d: u32, now: Instant) -> bool {
+        self.outbox.event(ControllerEvent::MigrationFailed {
+            computation: ComputationId(c),
+            to: DeviceId(d),
+            reason: MigrationFailure::DiedAfterMigration,
+            at: now,
+        });
+        self.count_failure(c, now)
+    }
+
     /// Begins recovering computation `c` from device `from`.
     fn start_recovery(
         &mut self,
@@ -681,18 +688,8 @@ impl Controller {
         let mut recovery = Recovery::new(from, session, now);
         recovery.from_auth = auth;
         comp.place = Place::Recovering(alloc::boxed::Box::new(recovery));
-        if unproven {
-            // It arrived by MORPH and its host died before storing any state: one more
-            // failed target in a row.
-            self.outbox.event(ControllerEvent::MigrationFailed {
-                computation: ComputationId(c),
-                to: DeviceId(from),
-                reason: MigrationFailure::DiedAfterMigration,
-                at: now,
-            });
-            if self.count_failure(c, now) {
-                return;
-            }
+        if unproven && self.died_after_migration(c, from, now) {
+            return;
         }
         self.place(c, now);
     }
