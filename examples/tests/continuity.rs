@@ -139,6 +139,23 @@ fn held_in(d: &Proc, lines: std::ops::Range<usize>, computation: &str) -> Vec<(V
 }
 
 /// The last state `d` was told the AC stored of `computation`, among its lines `lines`.
+/// Asserts that every PacMan state `d` was told the AC holds, or was handed, from its
+/// `from`-th line on is at or past the `acked` tick and score.
+fn assert_not_behind(d: &Proc, from: usize, acked: (u32, u32), when: &str) {
+    for (v, state) in held_in(d, from..usize::MAX, "counter-alpha") {
+        let now = tick_and_score(&state);
+        assert!(
+            now.0 >= acked.0 && now.1 >= acked.1,
+            "{when} the AC held tick {} score {} ({}); it had acknowledged tick {} score {}",
+            now.0,
+            now.1,
+            v["event"],
+            acked.0,
+            acked.1
+        );
+    }
+}
+
 fn last_acked_in(d: &Proc, lines: std::ops::Range<usize>, computation: &str) -> Vec<u8> {
     held_in(d, lines, computation)
         .into_iter()
@@ -390,19 +407,7 @@ macro_rules! continuity_suite {
                         .count()
                         >= 3
                 });
-                for (v, state) in held_in(&alpha, rejoined..usize::MAX, "counter-alpha") {
-                    let now = tick_and_score(&state);
-                    assert!(
-                        now.0 >= acked.0 && now.1 >= acked.1,
-                        "after the re-join the AC held tick {} score {} ({}); it had \
-                         acknowledged tick {} score {}",
-                        now.0,
-                        now.1,
-                        v["event"],
-                        acked.0,
-                        acked.1
-                    );
-                }
+                assert_not_behind(&alpha, rejoined, acked, "after the re-join");
                 let deaths = w.ac().events(|v| is(v, "device_failed"));
                 assert!(deaths.is_empty(), "the AC declared alpha dead: {deaths:?}");
             }
@@ -426,19 +431,7 @@ macro_rules! continuity_suite {
                 again.wait_for_nth("three states of PacMan", 3, |v| {
                     is(v, "state_stored") && v["computation"] == "counter-alpha"
                 });
-                for (v, state) in held_in(&again, 0..usize::MAX, "counter-alpha") {
-                    let now = tick_and_score(&state);
-                    assert!(
-                        now.0 >= acked.0 && now.1 >= acked.1,
-                        "the restarted alpha's PacMan is at tick {} score {} ({}); the AC had \
-                         acknowledged tick {} score {}",
-                        now.0,
-                        now.1,
-                        v["event"],
-                        acked.0,
-                        acked.1
-                    );
-                }
+                assert_not_behind(&again, 0, acked, "after the restart");
                 // The restart came within the dead interval.
                 let deaths = w.ac().events(|v| is(v, "device_failed"));
                 assert!(deaths.is_empty(), "the AC declared alpha dead: {deaths:?}");

@@ -107,7 +107,13 @@ pub fn encode(b: &pcxses_core::Bottle<'_>) -> Vec<u8> {
 impl Lab {
     /// A lab whose two devices joined and stored a state of `comp0`.
     pub fn settled() -> Lab {
-        let mut lab = Lab::new(2, |_| {});
+        Lab::settled_with(2, |_| {})
+    }
+
+    /// A lab of `n` devices (see [`Lab::new`]) that joined, `dev0` having stored the state
+    /// `b"state"` of `comp0`.
+    pub fn settled_with(n: usize, tweak: impl FnOnce(&mut ControllerConfig)) -> Lab {
+        let mut lab = Lab::new(n, tweak);
         lab.run(100);
         let now = lab.now;
         lab.device(0)

@@ -274,13 +274,7 @@ fn stalled_migrations_never_quarantine_and_the_same_target_is_tried_again() {
 
 #[test]
 fn a_quarantined_computation_is_tried_again_after_its_backoff() {
-    let mut lab = Lab::new(4, |c| c.quarantine_retry_ms = 2_000);
-    lab.run(100);
-    let now = lab.now;
-    lab.device(0)
-        .set_state(now, "comp0", b"state")
-        .expect("runs");
-    lab.run(200);
+    let mut lab = Lab::settled_with(4, |c| c.quarantine_retry_ms = 2_000);
     lab.accept_installs = vec![true, false, false, false];
     lab.crash(0);
     lab.run(1_000);

@@ -102,22 +102,19 @@ impl Controller {
         }
     }
 
-    /// A sealed bottle of live session `id` whose counter is below the floor of a restored
+    /// A sealed bottle of session `id` whose counter is below the floor of a restored
     /// window: it may be a replay of one accepted before the restart, so it is refused,
-    /// but its tag is right, so the device is told to jump ahead (REJECT `Resync`), at most
-    /// once per minimum HELLO interval.
-    fn resync(&mut self, now: Instant, from: LinkId, device: u32, id: SessionId) {
+    /// but its tag is right. A live session's device is told to jump ahead (REJECT
+    /// `Resync`), at most once per minimum HELLO interval; one declared dead meanwhile is
+    /// told it was replaced, within the limits of refused bottles.
+    fn answer_stale(&mut self, now: Instant, from: LinkId, device: u32, id: SessionId) {
         match self.lookup(id).map(|r| r.status) {
             Some(SessionStatus::Live) => {}
             // A session declared dead while the AC was down: its device (one that does not
             // fence, or is still frozen) learns only from this that its session is over.
             Some(SessionStatus::Replaced) => {
-                let bottle = Bottle::Reject(Reject {
-                    session: id,
-                    nonce: JoinNonce::default(),
-                    reason: RejectReason::Replaced,
-                });
-                return self.answer(now, from, &bottle, true);
+                let (nonce, reason) = (JoinNonce::default(), RejectReason::Replaced);
+                return self.reject(now, from, id, nonce, reason, true);
             }
             _ => return,
         }
@@ -170,7 +167,7 @@ impl Controller {
                 Counter::Fresh => {}
                 Counter::Replayed => return Err(InputError::Replayed),
                 Counter::Stale => {
-                    self.resync(now, from, device, id);
+                    self.answer_stale(now, from, device, id);
                     return Err(InputError::Replayed);
                 }
             }

@@ -102,7 +102,7 @@ impl Controller {
     }
 
     /// Answers a refused bottle with REJECT `reason` (see [`Controller::answer`]).
-    fn reject(
+    pub(super) fn reject(
         &mut self,
         now: Instant,
         to: LinkId,

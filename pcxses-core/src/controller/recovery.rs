@@ -213,8 +213,12 @@ impl Controller {
     /// after a death instead, to a target authenticated enough.
     pub(super) fn resume(&mut self, c: u32, d: u32, now: Instant) {
         self.waiting.remove(&c);
-        self.paced.retain(|&p| p != c);
         self.changes.comp(c);
+        let comp = &self.comps[c as usize];
+        if matches!(comp.place, Place::Recovering(_)) {
+            // Only a recovering computation can be waiting for its turn.
+            self.paced.retain(|&p| p != c);
+        }
         let comp = &self.comps[c as usize];
         let (from, detected_at, from_auth) = match &comp.place {
             Place::Recovering(r) => (r.from, r.detected_at, r.from_auth.max(comp.lkgs_auth)),

@@ -441,7 +441,13 @@ impl Device {
         let Phase::Joined(s) = &self.phase else {
             return;
         };
-        let gm = good_morning(&self.cfg, s.nonce);
+        let nonce = s.nonce;
+        self.send_good_morning(nonce);
+    }
+
+    /// Sends the GOOD_MORNING of the join with `nonce`.
+    fn send_good_morning(&mut self, nonce: JoinNonce) {
+        let gm = good_morning(&self.cfg, nonce);
         transmit(
             &mut self.outbox,
             &mut self.stats,
@@ -563,14 +569,8 @@ impl Device {
                 let wait = backoff.mul_f64(0.5 + jitter);
                 *next_at = now + wait;
                 *backoff = (*backoff * 2).min(cap);
-                let gm = good_morning(&self.cfg, *nonce);
-                transmit(
-                    &mut self.outbox,
-                    &mut self.stats,
-                    &self.cfg,
-                    &mut self.auth,
-                    &gm,
-                );
+                let nonce = *nonce;
+                self.send_good_morning(nonce);
             }
             Phase::Leaving {
                 session,
