@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::psk::Psk;
 use pcxses_core::{
-    Controller, ControllerConfig, Device, DeviceConfig, Input, Instant, LinkId, MemoryRepository,
+    Controller, ControllerConfig, Device, DeviceConfig, Instant, LinkId, MemoryRepository,
     Output,
 };
 
@@ -33,20 +33,10 @@ fn exchange(ac: &mut Controller, dev: &mut Device, now: Instant) {
             return;
         }
         for b in to_ac {
-            let _ = ac.handle_input(Input::Receive {
-                now,
-                from: DEV,
-                bytes: &b,
-                identity: None,
-            });
+            let _ = ac.handle_receive(now, DEV, &b, None);
         }
         for b in to_dev {
-            let _ = dev.handle_input(Input::Receive {
-                now,
-                from: AC,
-                bytes: &b,
-                identity: None,
-            });
+            let _ = dev.handle_receive(now, &b);
         }
     }
 }
@@ -73,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let mut cfg = DeviceConfig::new("dev0", 5);
     cfg.psk = Some(key);
     let mut dev = Device::new(cfg, now);
-    let _ = dev.handle_input(Input::Timeout(now));
+    dev.handle_timeout(now);
     exchange(&mut ac, &mut dev, now);
     assert!(dev.session().is_some(), "the keyed device joins");
     // The input: pieces of at most 255 bytes, each led by its length.
@@ -84,13 +74,7 @@ fuzz_target!(|data: &[u8]| {
         for from in [DEV, LinkId(2)] {
             let before = ac.snapshot();
             let refused = ac.stats().rejected();
-            if ac
-                .handle_input(Input::Receive {
-                    now,
-                    from,
-                    bytes: piece,
-                    identity: None,
-                })
+            if ac.handle_receive(now, from, piece, None)
                 .is_err()
             {
                 assert_eq!(ac.stats().rejected(), refused + 1);
@@ -98,13 +82,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let refused = dev.stats().rejected();
-        if dev
-            .handle_input(Input::Receive {
-                now,
-                from: AC,
-                bytes: piece,
-                identity: None,
-            })
+        if dev.handle_receive(now, piece)
             .is_err()
         {
             assert_eq!(dev.stats().rejected(), refused + 1);

@@ -7,7 +7,7 @@ use pcxses_core::controller::{ComputationId, DeviceId};
 use pcxses_core::device::InstallId;
 use pcxses_core::{
     CommandError, Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent,
-    Input, InputError, Instant, LinkId, MemoryRepository, Output,
+    InputError, Instant, LinkId, Machine, MemoryRepository, Output,
 };
 
 /// One output of a machine, owned; `E` is what it reports to its application.
@@ -28,48 +28,36 @@ pub type Out = Owned<DeviceEvent>;
 pub type AcOut = Owned<ControllerEvent>;
 
 /// A protocol machine that twins are made of: a device or the AC.
-trait Machine {
-    /// What it reports to its application.
-    type Event;
+trait Twin: Machine {
     /// How a difference names it.
     fn label(&self) -> &str;
-    /// [`Device::handle_input`] or [`Controller::handle_input`].
-    fn feed(&mut self, input: Input<'_>) -> Result<(), InputError>;
-    /// [`Device::poll_output`] or [`Controller::poll_output`].
-    fn poll(&mut self) -> Output<'_, Self::Event>;
+    /// [`Device::handle_receive`] or [`Controller::handle_receive`].
+    fn receive(&mut self, now: Instant, from: LinkId, bytes: &[u8]) -> Result<(), InputError>;
 }
 
-impl Machine for Device {
-    type Event = DeviceEvent;
+impl Twin for Device {
     fn label(&self) -> &str {
         self.name()
     }
-    fn feed(&mut self, input: Input<'_>) -> Result<(), InputError> {
-        self.handle_input(input)
-    }
-    fn poll(&mut self) -> Output<'_, DeviceEvent> {
-        self.poll_output()
+    fn receive(&mut self, now: Instant, _: LinkId, bytes: &[u8]) -> Result<(), InputError> {
+        self.handle_receive(now, bytes)
     }
 }
 
-impl Machine for Controller {
-    type Event = ControllerEvent;
+impl Twin for Controller {
     fn label(&self) -> &str {
         "the AC"
     }
-    fn feed(&mut self, input: Input<'_>) -> Result<(), InputError> {
-        self.handle_input(input)
-    }
-    fn poll(&mut self) -> Output<'_, ControllerEvent> {
-        self.poll_output()
+    fn receive(&mut self, now: Instant, from: LinkId, bytes: &[u8]) -> Result<(), InputError> {
+        self.handle_receive(now, from, bytes, None)
     }
 }
 
 /// Everything `m` has to say, up to and with its next deadline.
-fn drain<M: Machine>(m: &mut M) -> Vec<Owned<M::Event>> {
+fn drain<M: Twin>(m: &mut M) -> Vec<Owned<M::Event>> {
     let mut out = Vec::new();
     loop {
-        match m.poll() {
+        match m.poll_output() {
             Output::Transmit(t) => out.push(Owned::Transmit(t.to, t.bytes.to_vec())),
             Output::Event(e) => out.push(Owned::Event(e)),
             Output::Timeout(t) => {
@@ -81,14 +69,14 @@ fn drain<M: Machine>(m: &mut M) -> Vec<Owned<M::Event>> {
 }
 
 /// Time passes for `machine` and its twin.
-fn timeout<M: Machine>(machine: &mut M, twin: &mut M, now: Instant) {
-    let _ = machine.feed(Input::Timeout(now));
-    let _ = twin.feed(Input::Timeout(now));
+fn timeout<M: Twin>(machine: &mut M, twin: &mut M, now: Instant) {
+    machine.handle_timeout(now);
+    twin.handle_timeout(now);
 }
 
 /// A bottle arrives at `machine` and then at its twin, which must answer alike, unless
 /// `skippable` and `machine` refused it (then the twin never sees it).
-fn receive<M: Machine>(
+fn receive<M: Twin>(
     machine: &mut M,
     twin: &mut M,
     now: Instant,
@@ -96,17 +84,11 @@ fn receive<M: Machine>(
     bytes: &[u8],
     skippable: bool,
 ) -> Result<Result<(), InputError>, String> {
-    let input = Input::Receive {
-        now,
-        from,
-        bytes,
-        identity: None,
-    };
-    let result = machine.feed(input);
+    let result = machine.receive(now, from, bytes);
     if skippable && result.is_err() {
         return Ok(result);
     }
-    same(machine.label(), "receive", result, twin.feed(input))
+    same(machine.label(), "receive", result, twin.receive(now, from, bytes))
 }
 
 /// A device and its twin.

@@ -125,7 +125,6 @@ impl World {
             spec.psk = keyed.then(|| psk_of(i));
             specs.push(spec);
             let mut cfg = DeviceConfig::new(&name, 0);
-            cfg.ac = AC;
             cfg.hello_ms = 100;
             cfg.dead_ms = 300;
             cfg.rto_ms = 50;

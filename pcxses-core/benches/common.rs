@@ -2,7 +2,7 @@
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::{
-    Bottle, Controller, ControllerConfig, GoodMorning, Hello, Input, Instant, JoinNonce, LinkId,
+    Bottle, Controller, ControllerConfig, GoodMorning, Hello, Instant, JoinNonce, LinkId,
     MemoryRepository, Mode, Output,
 };
 
@@ -33,13 +33,8 @@ pub fn join_all(ac: &mut Controller, n: usize) -> Vec<[u8; 8]> {
         });
         let len = gm.encode(&mut buf).unwrap();
         let now = Instant::from_millis(0);
-        ac.handle_input(Input::Receive {
-            now,
-            from: LinkId(i as u64),
-            bytes: &buf[..len],
-            identity: None,
-        })
-        .unwrap();
+        ac.handle_receive(now, LinkId(i as u64), &buf[..len], None)
+            .unwrap();
         let mut session = None;
         loop {
             match ac.poll_output() {

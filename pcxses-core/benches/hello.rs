@@ -1,4 +1,4 @@
-//! HELLO throughput of the Controller: `handle_input` of one HELLO plus the drain of its
+//! HELLO throughput of the Controller: `handle_receive` of one HELLO plus the drain of its
 //! HELLO ack (and of any timer that comes due), with 10, 10,000 and 100,000 joined devices.
 //! `scattered` visits devices in a stride that defeats the caches; `in_order` visits them
 //! one after another, isolating cache effects from the work per HELLO.
@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pcxses_core::{Controller, Input, Instant, LinkId, Output};
+use pcxses_core::{Controller, Instant, LinkId, Output};
 
 const BATCH: usize = 10_000;
 
@@ -49,18 +49,13 @@ fn hello_throughput(c: &mut Criterion) {
                         t += 1;
                         let now = Instant::from_micros(t);
                         if wake <= now {
-                            ac.handle_input(Input::Timeout(now)).unwrap();
+                            ac.handle_timeout(now);
                             wake = drain(&mut ac);
                         }
                         let i = next % n;
                         next = next.wrapping_add(stride);
-                        ac.handle_input(Input::Receive {
-                            now,
-                            from: LinkId(i as u64),
-                            bytes: &hellos[i],
-                            identity: None,
-                        })
-                        .unwrap();
+                        ac.handle_receive(now, LinkId(i as u64), &hellos[i], None)
+                            .unwrap();
                         wake = wake.min(drain(&mut ac));
                     }
                 })

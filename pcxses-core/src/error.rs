@@ -2,7 +2,7 @@
 
 use crate::codec::DecodeError;
 
-/// Why `handle_input` refused a bottle. The bottle changed no protocol state (beyond
+/// Why `handle_receive` refused a bottle. The bottle changed no protocol state (beyond
 /// answering it where the protocol says so) and was counted in the machine's stats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

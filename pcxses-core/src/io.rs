@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 
 use crate::bottle::Bottle;
 use crate::psk::{self, Direction, TRAILER_LEN};
+use crate::stats::Stats;
 use crate::time::Instant;
 
 /// A transport's opaque name for one peer: a connection index, an address slot. The core
@@ -12,35 +13,30 @@ use crate::time::Instant;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkId(pub u64);
 
-/// An input to a protocol machine.
-#[derive(Clone, Copy, Debug)]
-pub enum Input<'a> {
-    /// Bytes of one bottle arrived (one datagram, or one frame from a stream).
-    Receive {
-        /// The time of arrival.
-        now: Instant,
-        /// The link it arrived on.
-        from: LinkId,
-        /// The bottle's bytes.
-        bytes: &'a [u8],
-        /// The peer's identity, if the transport authenticated it (a certificate's name).
-        /// The machine refuses bottles that claim another identity.
-        identity: Option<&'a str>,
-    },
-    /// Time passed: the deadline from the last [`Output::Timeout`] (or any later time).
-    Timeout(Instant),
+/// Which kind of traffic a [`Transmit`] is, for transports that can keep the two apart
+/// (separate streams, priorities): nothing else depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransmitKind {
+    /// A protocol exchange that must not wait behind bulk data: joins, HELLOs and their
+    /// acknowledgements, MORPH headers, answers.
+    Control,
+    /// The object code of a MORPH (OBJECT_CHUNK): large, and fine to queue.
+    Bulk,
 }
 
 /// Bytes to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit<'a> {
-    /// The link to send them on.
+    /// The link to send them on. A device sends everything to its AC, on `LinkId(0)`.
     pub to: LinkId,
+    /// Control or bulk data.
+    pub kind: TransmitKind,
     /// One encoded bottle: one datagram, or the body of one frame.
     pub bytes: &'a [u8],
 }
 
-/// What a machine wants done next; drain with `poll_output` until [`Output::Timeout`].
+/// What a machine wants done next; drain with [`Machine::poll_output`] until
+/// [`Output::Timeout`].
 #[derive(Debug)]
 #[must_use = "drain poll_output until it returns Output::Timeout"]
 pub enum Output<'a, E> {
@@ -48,14 +44,51 @@ pub enum Output<'a, E> {
     Transmit(Transmit<'a>),
     /// Something happened that the application should know.
     Event(E),
-    /// Nothing more to do now: call `handle_input(Input::Timeout(t))` at `t`, or earlier
-    /// when bytes arrive. Always the last output of a drain.
+    /// Nothing more to do now: call [`Machine::handle_timeout`] at this time, or earlier
+    /// when bytes arrive ([`Instant::MAX`]: no timer needed). Always the last output of a
+    /// drain.
     Timeout(Instant),
+}
+
+/// What a driver needs of a protocol machine, whichever it is ([`crate::Controller`] or
+/// [`crate::Device`]): the passing of time and the drain of its outputs. Bytes that
+/// arrive go to the machine's own `handle_receive`, since an AC serves many links and a
+/// device one.
+///
+/// ```
+/// use pcxses_core::{Instant, Machine, Output};
+///
+/// /// Drains `machine`, handing each transmit to `send`; returns when to call
+/// /// `handle_timeout` next.
+/// fn drain<M: Machine>(machine: &mut M, mut send: impl FnMut(&[u8])) -> Instant {
+///     loop {
+///         match machine.poll_output() {
+///             Output::Transmit(t) => send(t.bytes),
+///             Output::Event(_) => {}
+///             Output::Timeout(at) => return at,
+///         }
+///     }
+/// }
+/// ```
+pub trait Machine {
+    /// What the machine reports to the application.
+    type Event;
+
+    /// Time passed: runs the timers due at `now` (any time at or after the last
+    /// [`Output::Timeout`]; earlier is harmless). Time cannot be refused.
+    fn handle_timeout(&mut self, now: Instant);
+
+    /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
+    fn poll_output(&mut self) -> Output<'_, Self::Event>;
+
+    /// Counters of received and refused bottles.
+    fn stats(&self) -> &Stats;
 }
 
 enum Pending<E> {
     Transmit {
         to: LinkId,
+        kind: TransmitKind,
         start: usize,
         end: usize,
     },
@@ -136,8 +169,13 @@ impl<E> Outbox<E> {
             self.bytes.extend_from_slice(s.extra);
             psk::seal(&mut self.bytes, start, s.key, s.dir, s.counter);
         }
+        let kind = match bottle {
+            Bottle::ObjectChunk(_) => TransmitKind::Bulk,
+            _ => TransmitKind::Control,
+        };
         self.queue.push_back(Pending::Transmit {
             to,
+            kind,
             start,
             end: self.bytes.len(),
         });
@@ -157,8 +195,14 @@ impl<E> Outbox<E> {
 
     pub(crate) fn poll(&mut self, next: Instant) -> Output<'_, E> {
         match self.queue.pop_front() {
-            Some(Pending::Transmit { to, start, end }) => Output::Transmit(Transmit {
+            Some(Pending::Transmit {
                 to,
+                kind,
+                start,
+                end,
+            }) => Output::Transmit(Transmit {
+                to,
+                kind,
                 bytes: &self.bytes[start..end],
             }),
             Some(Pending::Event(e)) => Output::Event(e),

@@ -23,31 +23,40 @@
 //!
 //! ## The run loop
 //!
-//! Both machines are driven the same way:
+//! Both machines are driven the same way (the [`Machine`] trait names what they share):
 //!
-//! 1. Feed one input with [`Controller::handle_input`] / [`Device::handle_input`]: the
-//!    bytes of one bottle that arrived ([`Input::Receive`]), or the passing of time
-//!    ([`Input::Timeout`]).
+//! 1. Feed the bytes of each bottle that arrives (one datagram, or one frame of a stream)
+//!    to [`Controller::handle_receive`] / [`Device::handle_receive`]. A bottle the machine
+//!    refuses returns an [`InputError`]: it was counted and changed nothing, so log it and
+//!    carry on — never let a peer's bytes end the loop with `?`.
 //! 2. Drain `poll_output` until it returns [`Output::Timeout`]: send each
 //!    [`Output::Transmit`] (its bytes borrow the machine, so send or copy them before
 //!    polling again), act on each [`Output::Event`].
-//! 3. Call `handle_input(Input::Timeout(t))` when the `t` of that last output comes, or
-//!    earlier if bytes arrive; calling it early is harmless.
+//! 3. Call `handle_timeout(now)` when the time of that last output comes, or earlier if
+//!    bytes arrive; calling it early is harmless, and it cannot fail. On `std`,
+//!    [`Epoch::timeout`] turns that time into a socket's read timeout as it is.
 //!
-//! Call-order rules: drain after *every* input and every command (`set_state`, `leave`,
-//! `answer_install`, `release`, `dismiss`); pass the current time with each call — time
-//! that goes backwards is treated as no time passing; act on
-//! [`DeviceEvent::Stop`] before feeding the device anything else, since fencing is only as
-//! prompt as the application's reaction to it; and check [`Device::lease_until`] before
-//! every step of a computation, with the time of that step — before acting, not after — so
-//! that a device that stalled never acts on a lease that ran out meanwhile.
+//! Call-order rules:
+//! * Drain after *every* call that feeds the machine: `handle_receive`, `handle_timeout`
+//!   and every command (`set_state`, `leave`, `answer_install`, `release`, `dismiss`).
+//! * Pass the current time with each call; time that goes backwards is treated as no time
+//!   passing.
+//! * A new [`Device`] sends nothing until its first `handle_timeout`: call it (and drain)
+//!   once the link to the AC is up, and its first GOOD_MORNING leaves at once.
+//! * After [`Device::leave`], keep driving until [`DeviceEvent::Left`]: the GOOD_BYE is
+//!   retransmitted until the AC acknowledges it or the retries run out.
+//! * Act on [`DeviceEvent::Stop`] before feeding the device anything else, since fencing
+//!   is only as prompt as the application's reaction to it, and check
+//!   [`Device::lease_until`] before every step of a computation, with the time of that
+//!   step — before acting, not after — so that a device that stalled never acts on a
+//!   lease that ran out meanwhile.
 //!
 //! Here one AC and one device run in one loop, passing bytes directly:
 //!
 //! ```
 //! use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 //! use pcxses_core::{
-//!     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent, Input,
+//!     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent,
 //!     Instant, LinkId, MemoryRepository, Output,
 //! };
 //!
@@ -68,9 +77,12 @@
 //! for step in 0..40 {
 //!     let now = Instant::from_millis(step * 50);
 //!
-//!     device.handle_input(Input::Timeout(now))?;
+//!     device.handle_timeout(now);
 //!     for bytes in to_device.drain(..) {
-//!         device.handle_input(Input::Receive { now, from: LinkId(0), bytes: &bytes, identity: None })?;
+//!         // A refused bottle changed nothing: note it and carry on.
+//!         if let Err(e) = device.handle_receive(now, &bytes) {
+//!             eprintln!("device refused a bottle: {e}");
+//!         }
 //!     }
 //!     // A computation steps only under the fence lease.
 //!     let leased = device.lease_until().is_some_and(|until| now < until);
@@ -86,9 +98,11 @@
 //!         }
 //!     }
 //!
-//!     ac.handle_input(Input::Timeout(now))?;
+//!     ac.handle_timeout(now);
 //!     for bytes in to_ac.drain(..) {
-//!         ac.handle_input(Input::Receive { now, from: LinkId(1), bytes: &bytes, identity: None })?;
+//!         if let Err(e) = ac.handle_receive(now, LinkId(1), &bytes, None) {
+//!             eprintln!("AC refused a bottle: {e}");
+//!         }
 //!     }
 //!     loop {
 //!         match ac.poll_output() {
@@ -189,7 +203,7 @@ pub use controller::{Controller, ControllerConfig, ControllerEvent};
 pub use device::{Device, DeviceConfig, DeviceEvent};
 pub use error::{CommandError, InputError};
 pub use ids::{Digest, JoinNonce, SessionId, Signature};
-pub use io::{Input, LinkId, Output, Transmit};
+pub use io::{LinkId, Machine, Output, Transmit, TransmitKind};
 #[cfg(feature = "std")]
 pub use lease::SharedLease;
 pub use limits::{
@@ -199,7 +213,7 @@ pub use manifest::{Manifest, ObjectEntry, StateEntry};
 pub use repository::{MemoryRepository, Repository};
 pub use stats::Stats;
 pub use sui::StateUpdateInterface;
-#[cfg(feature = "std")]
-pub use time::Epoch;
 pub use time::Instant;
+#[cfg(feature = "std")]
+pub use time::{os_seed, Epoch};
 pub use wire_seq::BoundedSeq;

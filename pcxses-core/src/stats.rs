@@ -7,7 +7,7 @@ use crate::error::InputError;
 /// protocol state; it only moves these counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Bottles received (every `Input::Receive`).
+    /// Bottles received (every `handle_receive`).
     pub received: u64,
     /// Bottles that failed to decode.
     pub malformed: u64,

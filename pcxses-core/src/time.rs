@@ -112,6 +112,34 @@ impl Epoch {
         }
         self.0.checked_add(Duration::from_micros(at.as_micros()))
     }
+
+    /// How long from now until `deadline`, to arm a blocking socket's read timeout or a
+    /// timer as it is: `None` for [`Instant::MAX`] (wait for bytes alone), otherwise at
+    /// least one microsecond (a deadline already past is due at once;
+    /// `set_read_timeout` refuses a zero duration).
+    ///
+    /// ```
+    /// use pcxses_core::{Epoch, Instant};
+    ///
+    /// let epoch = Epoch::new();
+    /// assert_eq!(epoch.timeout(Instant::MAX), None);
+    /// assert!(epoch.timeout(Instant::from_micros(0)).is_some_and(|d| !d.is_zero()));
+    /// ```
+    pub fn timeout(&self, deadline: Instant) -> Option<Duration> {
+        if deadline == Instant::MAX {
+            return None;
+        }
+        let left = deadline.saturating_since(self.now());
+        Some(left.max(Duration::from_micros(1)))
+    }
+}
+
+/// A seed for a machine's PRNG from the operating system's randomness
+/// ([`crate::DeviceConfig::seed`], [`crate::ControllerConfig::new`]): different on every
+/// start. `None` if the system has none to give.
+#[cfg(feature = "std")]
+pub fn os_seed() -> Option<u64> {
+    getrandom::u64().ok()
 }
 
 #[cfg(feature = "std")]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::device::DeviceEvent;
 use pcxses_core::{
-    Bottle, Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Input, Instant,
-    Limits, LinkId, MemoryRepository, Output, MAX_BOTTLE_LEN,
+    Bottle, Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, Limits,
+    LinkId, MemoryRepository, Output, MAX_BOTTLE_LEN,
 };
 
 use crate::memory_journal::{MemoryJournal, Stored};
@@ -177,7 +177,6 @@ impl Lab {
     pub fn device_config(&mut self, i: usize) -> DeviceConfig {
         self.seeds += 1;
         let mut cfg = DeviceConfig::new(&format!("dev{i}"), self.seeds);
-        cfg.ac = AC;
         cfg.hello_ms = 100;
         cfg.dead_ms = 300;
         cfg.rto_ms = 20;
@@ -286,12 +285,12 @@ impl Lab {
                 self.deliver(p);
             }
             if self.ac.is_some() && self.ac_timeout <= now {
-                let _ = self.ac_mut().handle_input(Input::Timeout(now));
+                self.ac_mut().handle_timeout(now);
             }
             for i in 0..self.devices.len() {
                 if !self.frozen[i] && self.device_timeouts[i] <= now {
                     if let Some(d) = self.devices[i].as_mut() {
-                        let _ = d.handle_input(Input::Timeout(now));
+                        d.handle_timeout(now);
                     }
                 }
             }
@@ -305,12 +304,7 @@ impl Lab {
         bytes: &[u8],
     ) -> Result<(), pcxses_core::InputError> {
         let now = self.now;
-        let r = self.ac_mut().handle_input(Input::Receive {
-            now,
-            from,
-            bytes,
-            identity: None,
-        });
+        let r = self.ac_mut().handle_receive(now, from, bytes, None);
         self.flush();
         r
     }
@@ -331,12 +325,7 @@ impl Lab {
         bytes: &[u8],
     ) -> Result<(), pcxses_core::InputError> {
         let now = self.now;
-        let r = self.device(i).handle_input(Input::Receive {
-            now,
-            from: AC,
-            bytes,
-            identity: None,
-        });
+        let r = self.device(i).handle_receive(now, bytes);
         self.flush();
         r
     }
@@ -462,12 +451,7 @@ impl Lab {
                 .and_then(|i| self.identities.get(i as usize))
                 .and_then(Option::as_deref);
             if let Some(ac) = self.ac.as_mut() {
-                let _ = ac.handle_input(Input::Receive {
-                    now,
-                    from: p.from,
-                    bytes: &p.bytes,
-                    identity,
-                });
+                let _ = ac.handle_receive(now, p.from, &p.bytes, identity);
             }
             return;
         }
@@ -483,12 +467,7 @@ impl Lab {
             return;
         }
         if let Some(d) = self.devices[i].as_mut() {
-            let _ = d.handle_input(Input::Receive {
-                now,
-                from: AC,
-                bytes: &p.bytes,
-                identity: None,
-            });
+            let _ = d.handle_receive(now, &p.bytes);
         }
     }
 }

@@ -21,7 +21,7 @@ use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceSpec, Placem
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::Mode;
 use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Input, Instant, LinkId,
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, LinkId,
     MemoryRepository, Output,
 };
 
@@ -515,7 +515,7 @@ impl Sim {
         }
         if self.ac.is_some() && self.ac_timeout <= now {
             if let Some(ac) = self.ac.as_mut() {
-                let _ = ac.handle_input(Input::Timeout(now));
+                ac.handle_timeout(now);
             }
             self.drain_ac()?;
         }
@@ -526,7 +526,7 @@ impl Sim {
             }
             if n.timeout <= now {
                 if let Some(d) = self.nodes[i].device.as_mut() {
-                    let _ = d.handle_input(Input::Timeout(now));
+                    d.handle_timeout(now);
                 }
                 self.drain_device(i)?;
             }
@@ -541,7 +541,6 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         self.incarnations += 1;
         let mut cfg = DeviceConfig::new(&self.nodes[i].name, self.rng.next_u64());
-        cfg.ac = AC;
         cfg.mode = self.cfg.mode;
         cfg.hello_ms = self.cfg.hello_ms;
         cfg.dead_ms = self.cfg.hello_ms * 3;
@@ -658,7 +657,7 @@ impl Sim {
             self.tick(i)?;
         }
         if let Some(d) = self.nodes[i].device.as_mut() {
-            let _ = d.handle_input(Input::Timeout(now));
+            d.handle_timeout(now);
         }
         self.drain_device(i)?;
         for p in std::mem::take(&mut self.nodes[i].held) {
@@ -705,12 +704,7 @@ impl Sim {
         let now = self.now;
         if p.to == AC {
             if let Some(ac) = self.ac.as_mut() {
-                let _ = ac.handle_input(Input::Receive {
-                    now,
-                    from: p.from,
-                    bytes: &p.bytes,
-                    identity: None,
-                });
+                let _ = ac.handle_receive(now, p.from, &p.bytes, None);
                 self.drain_ac()?;
             }
             return Ok(());
@@ -726,12 +720,7 @@ impl Sim {
         }
         n.tracker.on_delivered(now, &p.bytes);
         if let Some(d) = n.device.as_mut() {
-            let _ = d.handle_input(Input::Receive {
-                now,
-                from: AC,
-                bytes: &p.bytes,
-                identity: None,
-            });
+            let _ = d.handle_receive(now, &p.bytes);
         }
         self.drain_device(i)
     }

@@ -9,8 +9,7 @@ use pcxses_core::controller::{
     Placement,
 };
 use pcxses_core::{
-    Controller, ControllerConfig, Device, DeviceConfig, Input, Instant, LinkId, MemoryRepository,
-    Output,
+    Controller, ControllerConfig, Device, DeviceConfig, Instant, LinkId, MemoryRepository, Output,
 };
 use pcxses_tests::lab::Lab;
 
@@ -75,7 +74,7 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
     let mut ac = ac(&log);
     let now = Instant::from_millis(1);
     let mut dev = Device::new(DeviceConfig::new("dev0", 3), now);
-    let _ = dev.handle_input(Input::Timeout(now));
+    dev.handle_timeout(now);
     let round = |ac: &mut Controller, dev: &mut Device| {
         let mut to_ac = Vec::new();
         loop {
@@ -86,27 +85,17 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
             }
         }
         for bytes in to_ac {
-            let _ = ac.handle_input(Input::Receive {
-                now,
-                from: LinkId(1),
-                bytes: &bytes,
-                identity: None,
-            });
+            let _ = ac.handle_receive(now, LinkId(1), &bytes, None);
         }
         let (out, events) = drain(ac, &log);
         for b in &out {
-            let _ = dev.handle_input(Input::Receive {
-                now,
-                from: LinkId(0),
-                bytes: b,
-                identity: None,
-            });
+            let _ = dev.handle_receive(now, b);
         }
         (out, events)
     };
     round(&mut ac, &mut dev);
     dev.set_state(now, "comp0", b"state one").unwrap();
-    let _ = dev.handle_input(Input::Timeout(Instant::from_millis(2_000)));
+    dev.handle_timeout(Instant::from_millis(2_000));
     let (out, events) = round(&mut ac, &mut dev);
     assert!(!out.is_empty());
     assert!(events
@@ -130,7 +119,7 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
     // A journal that fails: the drain's transmits are dropped and the runtime is told.
     log.lock().unwrap().fail = true;
     dev.set_state(now, "comp0", b"state two").unwrap();
-    let _ = dev.handle_input(Input::Timeout(Instant::from_millis(4_000)));
+    dev.handle_timeout(Instant::from_millis(4_000));
     let dropped = ac.stats().dropped_transmits;
     let (out, events) = round(&mut ac, &mut dev);
     assert!(

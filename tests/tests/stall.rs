@@ -3,11 +3,10 @@
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Input, Instant, LinkId,
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, LinkId,
     MemoryRepository, Output,
 };
 
-const AC: LinkId = LinkId(0);
 const DEV: LinkId = LinkId(1);
 
 /// Drains `ac`: its transmits, and whether a device was declared dead or a stall noticed.
@@ -57,7 +56,7 @@ fn stall(stall_grace_ms: u32) -> Vec<ControllerEvent> {
     let (_, mut ac_at) = drain_ac(&mut ac, &mut seen);
     for ms in 0..4_000u64 {
         let now = Instant::from_millis(ms);
-        let _ = dev.handle_input(Input::Timeout(now));
+        dev.handle_timeout(now);
         let (to_ac, _) = drain_device(&mut dev);
         queued.extend(to_ac);
         let stalled = (1_000..3_000).contains(&ms);
@@ -66,25 +65,15 @@ fn stall(stall_grace_ms: u32) -> Vec<ControllerEvent> {
         }
         // Timers first, then what arrived: the order that hurts after a stall.
         if ac_at <= now {
-            let _ = ac.handle_input(Input::Timeout(now));
+            ac.handle_timeout(now);
         }
         for bytes in queued.drain(..) {
-            let _ = ac.handle_input(Input::Receive {
-                now,
-                from: DEV,
-                bytes: &bytes,
-                identity: None,
-            });
+            let _ = ac.handle_receive(now, DEV, &bytes, None);
         }
         let (to_dev, at) = drain_ac(&mut ac, &mut seen);
         ac_at = at;
         for bytes in to_dev {
-            let _ = dev.handle_input(Input::Receive {
-                now,
-                from: AC,
-                bytes: &bytes,
-                identity: None,
-            });
+            let _ = dev.handle_receive(now, &bytes);
         }
     }
     seen

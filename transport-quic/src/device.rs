@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::frame::push_frame;
-use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, SharedLease, Stats};
+use pcxses_core::{Device, DeviceEvent, Epoch, LinkId, Output, SharedLease, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Executor, Task, Timer};
@@ -224,12 +224,7 @@ async fn run(
             }
             Wake::Inbound(Inbound::Frame(link, bytes)) => {
                 if current.as_ref().is_some_and(|(l, _, _)| *l == link) {
-                    if let Err(e) = device.handle_input(Input::Receive {
-                        now,
-                        from: LinkId(0),
-                        bytes: &bytes,
-                        identity: None,
-                    }) {
+                    if let Err(e) = device.handle_receive(now, &bytes) {
                         tracing::debug!(error = %e, "refused a frame");
                     }
                 }
@@ -242,7 +237,7 @@ async fn run(
                 }
             }
             Wake::Timer => {
-                let _ = device.handle_input(Input::Timeout(now));
+                device.handle_timeout(now);
             }
             Wake::Command(Some(command)) => {
                 if let Err(e) = command.apply(&mut device, now) {

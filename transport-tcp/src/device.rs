@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::frame::push_frame;
-use pcxses_core::{Device, DeviceEvent, Epoch, Input, LinkId, Output, SharedLease, Stats};
+use pcxses_core::{Device, DeviceEvent, Epoch, LinkId, Output, SharedLease, Stats};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::io::AsyncWriteExt;
@@ -165,12 +165,7 @@ async fn run(
                 device.relink(now);
             }
             Wake::Inbound(Inbound::Frame(_, bytes)) => {
-                if let Err(e) = device.handle_input(Input::Receive {
-                    now,
-                    from: LinkId(0),
-                    bytes: &bytes,
-                    identity: None,
-                }) {
+                if let Err(e) = device.handle_receive(now, &bytes) {
                     tracing::debug!(error = %e, "refused a frame");
                 }
             }
@@ -184,7 +179,7 @@ async fn run(
                 }
             }
             Wake::Timer => {
-                let _ = device.handle_input(Input::Timeout(now));
+                device.handle_timeout(now);
             }
             Wake::Command(Some(command)) => {
                 if let Err(e) = command.apply(&mut device, now) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Bounds on the connections an AC serves (used by the TCP and QUIC adapters).
 ///
 /// A connection is *proven* once the controller accepted one of its bottles
-/// (`Controller::handle_input` returned `Ok`); until then anyone could be holding it.
+/// (`Controller::handle_receive` returned `Ok`); until then anyone could be holding it.
 ///
 /// - At most `max_connections` connections are open. A new one beyond that evicts the
 ///   oldest unproven connection; when every connection is proven, the new one is closed.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats};
+use pcxses_core::{Controller, ControllerEvent, Epoch, LinkId, Output, Stats};
 use smol::channel::Sender;
 use smol::future::FutureExt;
 use smol::Timer;
@@ -68,7 +68,7 @@ impl<C> Serving<C> {
     pub fn wake(&mut self, wake_at: pcxses_core::Instant) -> pcxses_core::Instant {
         let now = self.epoch.now();
         if wake_at <= now {
-            let _ = self.ac.handle_input(Input::Timeout(now));
+            self.ac.handle_timeout(now);
         }
         now
     }
@@ -177,12 +177,7 @@ impl<C> Serving<C> {
         let Some(c) = self.connections.get(link) else {
             return;
         };
-        let result = self.ac.handle_input(Input::Receive {
-            now,
-            from: link,
-            bytes: frame,
-            identity: identity(c),
-        });
+        let result = self.ac.handle_receive(now, link, frame, identity(c));
         if let Err(e) = &result {
             tracing::debug!(?link, error = %e, "refused a frame");
         }

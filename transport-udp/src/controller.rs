@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{
-    Controller, ControllerEvent, Epoch, Input, LinkId, Output, Stats, MAX_BOTTLE_LEN,
-};
+use pcxses_core::{Controller, ControllerEvent, Epoch, LinkId, Output, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Executor, Task};
@@ -147,7 +145,7 @@ async fn run(
         }
         let now = epoch.now();
         if wake_at <= now {
-            let _ = ac.handle_input(Input::Timeout(now));
+            ac.handle_timeout(now);
         }
         wake_at = drain(&mut ac, &socket, &links, &events, &mut dropped_events).await;
         for link in refused.drain(..) {
@@ -171,13 +169,7 @@ fn receive(
     bytes: &[u8],
 ) {
     let link = links.link(from);
-    let input = Input::Receive {
-        now: epoch.now(),
-        from: link,
-        bytes,
-        identity: None,
-    };
-    match ac.handle_input(input) {
+    match ac.handle_receive(epoch.now(), link, bytes, None) {
         Ok(()) => links.accepted(link),
         Err(e) => {
             tracing::trace!(%from, error = %e, "refused a datagram");

@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pcxses_core::device::DeviceCommand;
-use pcxses_core::{
-    Device, DeviceEvent, Epoch, Input, LinkId, Output, SharedLease, Stats, MAX_BOTTLE_LEN,
-};
+use pcxses_core::{Device, DeviceEvent, Epoch, Output, SharedLease, Stats, MAX_BOTTLE_LEN};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Executor, Task};
@@ -89,20 +87,14 @@ async fn run(
         let now = epoch.now();
         match wake {
             Wake::Datagram(Ok(n)) => {
-                let input = Input::Receive {
-                    now,
-                    from: LinkId(0),
-                    bytes: &buf[..n],
-                    identity: None,
-                };
-                if let Err(e) = device.handle_input(input) {
+                if let Err(e) = device.handle_receive(now, &buf[..n]) {
                     tracing::debug!(error = %e, "refused a datagram");
                 }
             }
             // An ICMP error from an AC that is not up yet: keep going, retries follow.
             Wake::Datagram(Err(e)) => tracing::debug!(error = %e, "receive failed"),
             Wake::Timer => {
-                let _ = device.handle_input(Input::Timeout(now));
+                device.handle_timeout(now);
             }
             Wake::Command(Some(command)) => {
                 if let Err(e) = command.apply(&mut device, now) {

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pcxses_core::{
-    Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Input, Instant, JoinNonce, Limits, LinkId,
-    Output, SessionId, MAX_BOTTLE_LEN,
+    Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Instant, JoinNonce, Limits, Output,
+    SessionId, MAX_BOTTLE_LEN,
 };
 use pcxses_examples::{procfs, repository};
 
@@ -313,12 +313,7 @@ impl Load {
                 };
                 let now = self.epoch.now();
                 if let Some(d) = self.devices[i as usize].as_mut() {
-                    let _ = d.handle_input(Input::Receive {
-                        now,
-                        from: LinkId(0),
-                        bytes: &buf[..len],
-                        identity: None,
-                    });
+                    let _ = d.handle_receive(now, &buf[..len]);
                 }
                 self.drain(i);
             }
@@ -346,7 +341,7 @@ impl Load {
                         let _ = d.set_state(now, &c, &state);
                     }
                 }
-                let _ = d.handle_input(Input::Timeout(now));
+                d.handle_timeout(now);
             }
             self.drain(i);
             n += 1;

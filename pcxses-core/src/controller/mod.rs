@@ -31,7 +31,7 @@ pub use snapshot::SnapshotError;
 use crate::bottle::{Bottle, Mode};
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId, Signature};
-use crate::io::{Input, LinkId, Outbox, Output, Seal};
+use crate::io::{LinkId, Machine, Outbox, Output, Seal};
 use crate::limits::Limits;
 use crate::policy::{AuthLevel, Policy, PriorityPolicy};
 use crate::psk::{Challenger, Direction, Psk, ReplayWindow};
@@ -49,9 +49,9 @@ use snapshot::Part;
 
 /// The Area Controller as a Sans-IO state machine.
 ///
-/// Drive it with [`Controller::handle_input`], then drain [`Controller::poll_output`] until
-/// it returns [`Output::Timeout`]; call `handle_input(Input::Timeout(t))` when that time
-/// comes. Commands ([`Controller::release`], [`Controller::dismiss`]) only queue work: drain
+/// Feed it the bottles that arrive with [`Controller::handle_receive`], then drain
+/// [`Controller::poll_output`] until it returns [`Output::Timeout`]; call
+/// [`Controller::handle_timeout`] when that time comes. Commands ([`Controller::release`], [`Controller::dismiss`]) only queue work: drain
 /// after them too. See the crate docs for the run loop.
 pub struct Controller {
     settings: Settings,
@@ -444,41 +444,42 @@ impl Controller {
         self
     }
 
-    /// Feeds one input. A refused bottle returns the reason; it was counted in
-    /// [`Controller::stats`] and changed no protocol state.
-    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), InputError> {
-        let now = match input {
-            Input::Timeout(now) | Input::Receive { now, .. } => self.clock.advance(now),
-        };
+    /// Feeds the bytes of one bottle that arrived at `now` on `from` (one datagram, or one
+    /// frame of a stream). `identity` is the peer's name when the transport authenticated
+    /// it (a certificate's name): a bottle claiming another device is refused. A refused
+    /// bottle returns the reason; it was counted in [`Controller::stats`] and changed no
+    /// protocol state, so the caller logs it and carries on.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        bytes: &[u8],
+        identity: Option<&str>,
+    ) -> Result<(), InputError> {
+        let now = self.clock.advance(now);
         self.absorb_stall(now);
-        match input {
-            Input::Timeout(_) => {
-                self.on_timeout(now);
-                Ok(())
-            }
-            Input::Receive {
-                from,
-                bytes,
-                identity,
-                ..
-            } => {
-                self.stats.received += 1;
-                self.inbound_len = bytes.len();
-                let result = match self.open(now, from, bytes) {
-                    Ok(bottle) => self.on_bottle(now, from, bottle, identity),
-                    Err(InputError::Decode(e)) => {
-                        // Counted where it is refused.
-                        let e = self.refuse_undecodable(now, from, e);
-                        self.inbound_len = 0;
-                        return Err(e);
-                    }
-                    Err(e) => Err(e),
-                };
-                self.joining = None;
+        self.stats.received += 1;
+        self.inbound_len = bytes.len();
+        let result = match self.open(now, from, bytes) {
+            Ok(bottle) => self.on_bottle(now, from, bottle, identity),
+            Err(InputError::Decode(e)) => {
+                // Counted where it is refused.
+                let e = self.refuse_undecodable(now, from, e);
                 self.inbound_len = 0;
-                result.inspect_err(|e| self.stats.count(e))
+                return Err(e);
             }
-        }
+            Err(e) => Err(e),
+        };
+        self.joining = None;
+        self.inbound_len = 0;
+        result.inspect_err(|e| self.stats.count(e))
+    }
+
+    /// Time passed: runs the timers due at `now` (see [`Machine::handle_timeout`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.advance(now);
+        self.absorb_stall(now);
+        self.on_timeout(now);
     }
 
     /// Keeps `journal` durable before anything is acknowledged. The journal must already
@@ -745,6 +746,22 @@ impl Controller {
             None => None,
         };
         transmit(&mut self.outbox, &mut self.stats, link, bottle, max, auth);
+    }
+}
+
+impl Machine for Controller {
+    type Event = ControllerEvent;
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Controller::handle_timeout(self, now);
+    }
+
+    fn poll_output(&mut self) -> Output<'_, ControllerEvent> {
+        Controller::poll_output(self)
+    }
+
+    fn stats(&self) -> &Stats {
+        Controller::stats(self)
     }
 }
 

@@ -3,7 +3,6 @@
 use alloc::string::String;
 
 use crate::bottle::Mode;
-use crate::io::LinkId;
 use crate::limits::{Limits, MAX_HOSTED};
 use crate::psk::Psk;
 use crate::signing::CodeVerifier;
@@ -16,10 +15,9 @@ pub struct DeviceConfig {
     pub name: String,
     /// Seed of the internal PRNG, which draws each incarnation's join nonce and the
     /// retry jitter. It must differ on every boot (a hardware RNG, or a boot counter
-    /// mixed with the device's serial number), or two incarnations share a nonce.
+    /// mixed with the device's serial number), or two incarnations share a nonce; on an
+    /// operating system, [`crate::os_seed`] gives one.
     pub seed: u64,
-    /// The link on which the AC is reached; every transmit goes there.
-    pub ac: LinkId,
     /// Proposed state mode.
     pub mode: Mode,
     /// Proposed HELLO interval.
@@ -60,7 +58,6 @@ impl DeviceConfig {
         DeviceConfig {
             name: name.into(),
             seed,
-            ac: LinkId(0),
             mode: Mode::Joined,
             hello_ms: 1_000,
             dead_ms: 3_000,

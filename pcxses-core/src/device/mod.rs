@@ -21,7 +21,7 @@ use crate::bottle::{
 };
 use crate::error::{CommandError, InputError};
 use crate::ids::{JoinNonce, SessionId};
-use crate::io::{Input, Outbox, Output, Seal};
+use crate::io::{LinkId, Machine, Outbox, Output, Seal};
 use crate::psk::{
     challenge_key, issued_at, session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN,
     RESYNC_PERIOD,
@@ -42,7 +42,7 @@ const SUPERSEDED: usize = 8;
 
 /// The device agent as a Sans-IO state machine.
 ///
-/// Drive it like the [`crate::Controller`]: `handle_input`, then drain `poll_output` until
+/// Drive it like the [`crate::Controller`]: `handle_receive` and `handle_timeout`, then drain `poll_output` until
 /// [`Output::Timeout`]. Start it with [`Device::new`]; it joins by itself. The application
 /// runs the computations the events name, reports their state with
 /// [`Device::set_state`], answers installs with [`Device::answer_install`] and stops a
@@ -98,7 +98,7 @@ fn transmit(
         }
         None => None,
     };
-    if !outbox.send(cfg.ac, bottle, cfg.limits.max_bottle, seal) {
+    if !outbox.send(LinkId(0), bottle, cfg.limits.max_bottle, seal) {
         stats.dropped_transmits += 1;
     }
 }
@@ -228,25 +228,26 @@ impl Device {
         }
     }
 
-    /// Feeds one input. Due timers run first, so a device that was frozen past its fence
-    /// lease stops its computations before it acts on anything that arrived meanwhile.
-    pub fn handle_input(&mut self, input: Input<'_>) -> Result<(), InputError> {
-        match input {
-            Input::Timeout(now) => {
-                let now = self.clock.advance(now);
-                self.on_timeout(now);
-                Ok(())
-            }
-            Input::Receive { now, bytes, .. } => {
-                let now = self.clock.advance(now);
-                if self.next_deadline() <= now {
-                    self.on_timeout(now);
-                }
-                self.stats.received += 1;
-                self.receive(now, bytes)
-                    .inspect_err(|e| self.stats.count(e))
-            }
+    /// Feeds the bytes of one bottle that arrived from the AC at `now` (one datagram, or
+    /// one frame of a stream). Due timers run first, so a device that was frozen past its
+    /// fence lease stops its computations before it acts on anything that arrived
+    /// meanwhile. A refused bottle returns the reason; it was counted in
+    /// [`Device::stats`] and changed nothing, so the caller logs it and carries on.
+    pub fn handle_receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
+        let now = self.clock.advance(now);
+        if self.next_deadline() <= now {
+            self.on_timeout(now);
         }
+        self.stats.received += 1;
+        self.receive(now, bytes)
+            .inspect_err(|e| self.stats.count(e))
+    }
+
+    /// Time passed: runs the timers due at `now` (see [`Machine::handle_timeout`]). A new
+    /// device sends its first GOOD_MORNING on its first call.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock.advance(now);
+        self.on_timeout(now);
     }
 
     /// Opens and dispatches one bottle. In pre-shared-key mode nothing travels plain: a
@@ -364,7 +365,7 @@ impl Device {
     /// a step taken at or after this instant may run beside the copy the AC moved
     /// elsewhere. A device that stalled (frozen, swapped out, starved) learns of it only
     /// when it runs again, and its computations must not act before it has judged its
-    /// lease. Feed the due timeout first ([`Device::handle_input`] runs due timers before
+    /// lease. Feed the due timeout first ([`Device::handle_receive`] runs due timers before
     /// anything else), or, when the computations step on another thread, read the lease
     /// from a [`crate::SharedLease`] the driver publishes after every input.
     pub fn lease_until(&self) -> Option<Instant> {
@@ -964,5 +965,21 @@ impl Device {
                 reason: why,
             });
         }
+    }
+}
+
+impl Machine for Device {
+    type Event = DeviceEvent;
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Device::handle_timeout(self, now);
+    }
+
+    fn poll_output(&mut self) -> Output<'_, DeviceEvent> {
+        Device::poll_output(self)
+    }
+
+    fn stats(&self) -> &Stats {
+        Device::stats(self)
     }
 }

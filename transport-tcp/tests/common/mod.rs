@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, Input,
-    MemoryRepository, Output,
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, MemoryRepository,
+    Output,
 };
 use pcxses_transport_tcp::{
     spawn_controller_with, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle,
@@ -50,7 +50,7 @@ pub fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
 /// The first bottle device `name` sends: its GOOD_MORNING.
 pub fn good_morning(name: &str, epoch: &Epoch) -> Vec<u8> {
     let mut d = device(name, 1, epoch);
-    let _ = d.handle_input(Input::Timeout(epoch.now()));
+    d.handle_timeout(epoch.now());
     loop {
         match d.poll_output() {
             Output::Transmit(t) => return t.bytes.to_vec(),
