@@ -7,6 +7,10 @@
 //! [`memory_journal`]). Its checker asserts the protocol's invariants after every step;
 //! [`lease`] tracks each device's fence lease from its traffic, against which every step
 //! of a computation ([`app`]) is checked.
+//!
+//! [`programs`] runs the programs (`pcxses-ac`, `pcxses-device`, `pcxses-attack`) as real
+//! processes for the end-to-end suites `tests/programs_*.rs`, and reads their JSON event
+//! lines.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -16,4 +20,5 @@ pub mod lab;
 pub mod lease;
 pub mod memory_journal;
 pub mod net;
+pub mod programs;
 pub mod sim;

@@ -1,0 +1,221 @@
+//! The Area Controller daemon: it serves the devices of its configuration on one transport
+//! and prints every protocol event (and, periodically, its counters, RSS and threads) as
+//! a JSON line. SIGINT or SIGTERM stops it cleanly.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pcxses_core::{Controller, ControllerEvent, Epoch};
+use smol::future::FutureExt;
+use smol::{Executor, Timer};
+
+use crate::config::{AcConfig, Durability};
+use crate::journal::FileJournal;
+use crate::repository;
+use pcxses_core::controller::ComputationId;
+use pcxses_program::events::{controller_event, EventFormat, Names};
+use pcxses_program::shutdown::Shutdown;
+use pcxses_program::transport::{AcTlsArgs, Transport};
+use pcxses_program::{keys, procfs};
+
+/// The AC daemon's command line.
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// The configuration file (settings and device registry).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The transport to serve on.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: Transport,
+    /// Print protocol events on stdout in this format.
+    #[arg(long, value_enum)]
+    pub events: Option<EventFormat>,
+    /// Listen here instead of the configured address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// With `--events`, print a `stats` event this often: counters, RSS and threads.
+    #[arg(long)]
+    pub stats_ms: Option<u64>,
+    /// TLS, for `--transport quic`.
+    #[command(flatten)]
+    pub tls: AcTlsArgs,
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub fn run(args: DaemonArgs) -> Result<(), String> {
+    let path = args.config.ok_or("--config is required")?;
+    let config = AcConfig::load(&path).map_err(|e| e.to_string())?;
+    let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
+    let require_auth = config.controller.require_auth;
+    let names = Names::new(&config.controller);
+    let epoch = Epoch::new();
+    let mut restored = None;
+    let mut controller = match &config.journal {
+        Some((path, durability)) => {
+            let sync = *durability == Durability::Sync;
+            let (mut journal, recovered) =
+                FileJournal::open(path, sync).map_err(|e| e.to_string())?;
+            let ac = match &recovered {
+                Some(r) => r
+                    .restore(config.controller, repo, epoch.now())
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+                None => Controller::new(config.controller, repo, epoch.now())
+                    .map_err(|e| e.to_string())?,
+            };
+            // The journal starts from this controller, before anything can be acknowledged.
+            journal
+                .start(&ac)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if recovered.is_some() {
+                restored = Some(states(&ac));
+            }
+            ac.with_journal(Box::new(journal))
+        }
+        None => Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?,
+    };
+    if let Some(path) = &config.code_signing_key {
+        controller = controller.with_code_signer(keys::signer(path)?);
+    }
+    // The challenges of keyed joins: a fresh secret at every start, never stored.
+    let mut entropy = [0u8; 32];
+    getrandom::fill(&mut entropy).map_err(|e| format!("no randomness from the system: {e}"))?;
+    controller = controller.with_entropy(entropy);
+    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
+    let listen = args.listen.unwrap_or(config.listen);
+    if open_to_strangers(listen, args.transport, require_auth) {
+        tracing::warn!(
+            %listen,
+            "LISTENING BEYOND THIS HOST WITHOUT require_auth: anyone who can reach {listen} \
+             and knows a device's name can join as that device, overwrite its state and \
+             receive its computations; give every device a pre-shared key and set \
+             require_auth = true, or use --transport quic"
+        );
+        if let Some(EventFormat::Jsonl) = args.events {
+            let line =
+                serde_json::json!({"event": "unauthenticated_listen", "addr": listen.to_string()});
+            println!("{line}");
+        }
+    }
+    let tls = match args.transport {
+        Transport::Quic => Some(args.tls.load()?),
+        _ => None,
+    };
+    // Everything runs on this thread: the protocol, the sockets and the event output.
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
+        let ac = args
+            .transport
+            .serve(&ex, controller, epoch, listen, tls.as_ref(), config.limits)
+            .await
+            .map_err(|e| format!("{listen}: {e}"))?;
+        tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
+        let mut out = std::io::stdout().lock();
+        if args.events.is_some() {
+            if let Some(states) = &restored {
+                let line = serde_json::json!({"event": "restored", "states": states});
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string()});
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+        let period = args.stats_ms.map(std::time::Duration::from_millis);
+        let mut next_stats = period.map(|p| std::time::Instant::now() + p);
+        loop {
+            enum Wake {
+                Event(ControllerEvent),
+                Stats,
+                Stop,
+            }
+            let wake = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) }
+                .or(async {
+                    match next_stats {
+                        Some(at) => Timer::at(at).await,
+                        None => Timer::never().await,
+                    };
+                    Wake::Stats
+                })
+                .or(async {
+                    shutdown.next().await;
+                    Wake::Stop
+                })
+                .await;
+            match wake {
+                Wake::Event(event) => {
+                    tracing::debug!(?event);
+                    if let ControllerEvent::JournalFailed { .. } = event {
+                        // Nothing unrecorded was acknowledged; stop rather than go on
+                        // without a store.
+                        tracing::error!("the journal failed: stopping");
+                        ac.commands.close();
+                        let _ = ac.task.await;
+                        return Err("the journal could not be written".into());
+                    }
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{}", controller_event(&event, &names))
+                            .and_then(|()| out.flush());
+                    }
+                }
+                Wake::Stats => {
+                    next_stats = next_stats.zip(period).map(|(at, p)| at + p);
+                    let s = *ac.stats.lock().map_err(|e| e.to_string())?;
+                    let proc = procfs::status("self");
+                    let line = serde_json::json!({
+                        "event": "stats", "received": s.received, "rejected": s.rejected(),
+                        "malformed": s.malformed, "unknown_session": s.unknown_session,
+                        "dropped_transmits": s.dropped_transmits,
+                        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads),
+                    });
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                    }
+                }
+                Wake::Stop => break,
+            }
+        }
+        tracing::info!("stopping");
+        ac.commands.close();
+        let stats = ac.task.await.map_err(|e| e.to_string())?;
+        tracing::info!(?stats, "stopped");
+        Ok(())
+    }))
+}
+
+/// Every computation's LKGS in hex, by name.
+fn states(ac: &Controller) -> serde_json::Map<String, serde_json::Value> {
+    (0..ac.computation_count())
+        .map(|c| {
+            let id = ComputationId(c as u32);
+            let state = ac.lkgs(id).map_or(&[][..], |(s, _)| s);
+            let hex: String = state.iter().map(|b| format!("{b:02x}")).collect();
+            (
+                ac.computation_name(id).to_string(),
+                serde_json::Value::String(hex),
+            )
+        })
+        .collect()
+}
+
+/// Whether an AC on `listen` lets a peer beyond this host join as any device it can name:
+/// neither certificates (QUIC) nor `require_auth` keep it out.
+fn open_to_strangers(listen: SocketAddr, transport: Transport, require_auth: bool) -> bool {
+    transport != Transport::Quic && !require_auth && !listen.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unauthenticated_ac_beyond_loopback_is_open_to_strangers() {
+        let public: SocketAddr = "0.0.0.0:4700".parse().unwrap();
+        let v6: SocketAddr = "[::]:4700".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:4700".parse().unwrap();
+        assert!(open_to_strangers(public, Transport::Udp, false));
+        assert!(open_to_strangers(v6, Transport::Tcp, false));
+        assert!(!open_to_strangers(public, Transport::Udp, true));
+        assert!(!open_to_strangers(public, Transport::Quic, false));
+        assert!(!open_to_strangers(local, Transport::Tcp, false));
+    }
+}

@@ -1,0 +1,112 @@
+//! The Area Controller daemon.
+//!
+//! `pcxses-ac --config ac.toml [--transport tcp|udp|quic] [--events jsonl]` serves the
+//! devices of the configuration. Subcommands make what it needs: `add-object` stores an
+//! object in a repository, `keygen` a code-signing key pair, `psk` per-device pre-shared
+//! keys, `certs` a development PKI for QUIC. Logs go to stderr (`RUST_LOG` filters them); with
+//! `--events jsonl`, every protocol event is one JSON object on stdout. SIGINT or SIGTERM
+//! stops it cleanly.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pcxses_ac::daemon::{self, DaemonArgs};
+use pcxses_ac::repository;
+use pcxses_program::keys;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The PCXSES Area Controller",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: DaemonArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a code-signing key pair: DIR/code-signing.key (secret, for the AC's
+    /// `code_signing_key`) and DIR/code-signing.pub (for devices' `--code-key`).
+    Keygen {
+        /// Where to write the two files.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Creates a development PKI for `--transport quic`: DIR/ca.pem and ca.key (the CA
+    /// for the AC's `--device-ca` and the devices' `--ac-ca`), DIR/ac.pem and ac.key (the
+    /// AC's, valid for `ac`, `localhost` and 127.0.0.1), and DIR/NAME.pem and NAME.key for
+    /// each device.
+    Certs {
+        /// Where to write the files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The devices' names.
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
+    /// Creates a pre-shared key per device, DIR/NAME.psk: give it to the device
+    /// (`--psk`) and name it in the device's `psk_file` in the configuration.
+    Psk {
+        /// Where to write the files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The devices' names.
+        #[arg(required = true)]
+        devices: Vec<String>,
+    },
+    /// Stores a file as an object of a repository (created if missing).
+    AddObject {
+        /// The repository directory.
+        #[arg(long)]
+        repository: PathBuf,
+        /// The object's id.
+        #[arg(long)]
+        id: String,
+        /// The file to store.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    pcxses_program::logging::init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Keygen { dir }) => {
+            keys::generate(&dir, "code-signing").map(|public| println!("{public}"))
+        }
+        Some(Command::Certs { dir, devices }) => {
+            let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+            pcxses_transport_quic::certs::write_dev_pki(&dir, &devices).map_err(|e| e.to_string())
+        }
+        Some(Command::Psk { dir, devices }) => {
+            devices.iter().try_for_each(|d| keys::generate_psk(&dir, d))
+        }
+        Some(Command::AddObject {
+            repository,
+            id,
+            file,
+        }) => add_object(&repository, &id, &file),
+        None => daemon::run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcxses-ac: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn add_object(repo: &std::path::Path, id: &str, file: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let digest = repository::add(repo, id, &bytes).map_err(|e| e.to_string())?;
+    println!("{id} {digest} {} bytes", bytes.len());
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! A load generator: many devices from one process, against a running AC over UDP.
+//!
+//! `pcxses-load config --devices N --dir DIR` writes an AC configuration (and its object
+//! repository) registering devices `load-000000…`, each running one computation.
+//! `pcxses-load run --ac ADDR --devices N --hello-ms MS --seconds S [--ac-pid PID]` then
+//! runs N real `Device` state machines over a few UDP sockets, and prints one JSON
+//! summary: HELLOs sent per second, bytes per second to and from the AC, false deaths
+//! (devices that lost their session or fenced), and the AC's RSS, threads and CPU, read
+//! from `/proc/PID`. `pcxses-load morphs --events FILE` reads the events an AC printed
+//! (`pcxses-ac --events jsonl`) and counts its MORPHs, and the most started in any
+//! one-second window, the figure its MORPH pacing bounds.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pcxses_load::config::{write_config, JournalMode};
+use pcxses_load::morphs::morphs;
+use pcxses_load::run::{run, RunArgs};
+
+#[derive(Parser)]
+#[command(version, about = "Many PCXSES devices from one process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes an AC configuration for N devices into DIR.
+    Config {
+        /// Devices to register.
+        #[arg(long)]
+        devices: usize,
+        /// Where to write `ac.toml` and the repository.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The address the AC is to listen on.
+        #[arg(long, default_value = "127.0.0.1:4700")]
+        listen: SocketAddr,
+        /// Give the AC a journal (`ac.journal`), synced (`sync`) or left to the OS (`os`)
+        /// before each acknowledgement.
+        #[arg(long, value_enum)]
+        journal: Option<JournalMode>,
+        /// Pace MORPHs: at most this many starts per second (with a burst of as many).
+        #[arg(long)]
+        morphs_per_s: Option<u32>,
+    },
+    /// Runs N devices against an AC.
+    Run(RunArgs),
+    /// Counts the MORPHs in an AC's JSON event lines, and the most started in any second.
+    Morphs {
+        /// The file of events (`pcxses-ac --events jsonl`).
+        #[arg(long)]
+        events: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Config {
+            devices,
+            dir,
+            listen,
+            journal,
+            morphs_per_s,
+        } => write_config(devices, &dir, listen, journal, morphs_per_s),
+        Command::Run(args) => run(args),
+        Command::Morphs { events } => morphs(&events),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pcxses-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

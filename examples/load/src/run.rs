@@ -1,0 +1,385 @@
+//! Running many devices against an AC over UDP from one process: real [`Device`] state
+//! machines over a few UDP sockets, their timers in one heap, and what they and the AC did
+//! in the measurement as one JSON summary.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use clap::Args;
+use pcxses_core::{
+    Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Instant, JoinNonce, Limits, Output,
+    SessionId, MAX_BOTTLE_LEN,
+};
+use pcxses_program::procfs;
+
+use crate::config::device_name;
+
+/// `pcxses-load run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The AC's address.
+    #[arg(long)]
+    pub ac: SocketAddr,
+    /// Devices to simulate.
+    #[arg(long)]
+    pub devices: usize,
+    /// HELLO interval.
+    #[arg(long, default_value_t = 1_000)]
+    pub hello_ms: u32,
+    /// Dead interval the devices propose (the AC clamps it to at least 3 HELLOs).
+    #[arg(long, default_value_t = 3_000)]
+    pub dead_ms: u32,
+    /// Length of the measurement, after every device joined.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// The AC's process id, for its RSS, threads and CPU.
+    #[arg(long)]
+    pub ac_pid: Option<u32>,
+    /// UDP sockets the devices share.
+    #[arg(long, default_value_t = 16)]
+    pub sockets: usize,
+    /// Time over which the devices start.
+    #[arg(long, default_value_t = 5_000)]
+    pub ramp_ms: u64,
+    /// Each device reports a new state before every HELLO (state updates per second then
+    /// follow the HELLO rate).
+    #[arg(long)]
+    pub states: bool,
+    /// Catastrophic loss: this percentage of the devices stop at once, `--stop-after-s`
+    /// into the measurement; the summary then says how their computations were re-homed.
+    #[arg(long, default_value_t = 0)]
+    pub stop_percent: u32,
+    /// When the devices stop, seconds into the measurement.
+    #[arg(long, default_value_t = 5)]
+    pub stop_after_s: u64,
+}
+
+/// Traffic counters of one phase of the run.
+#[derive(Default, Clone, Copy)]
+struct Traffic {
+    hellos: u64,
+    /// States the AC acknowledged.
+    states: u64,
+    bytes_out: u64,
+    bytes_in: u64,
+}
+
+struct Load {
+    devices: Vec<Option<Device>>,
+    sockets: Vec<UdpSocket>,
+    ac: SocketAddr,
+    epoch: Epoch,
+    /// Device timers: `(deadline, device)`; `armed` holds each device's live entry.
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    armed: Vec<Instant>,
+    by_session: HashMap<SessionId, u32>,
+    by_nonce: HashMap<JoinNonce, u32>,
+    joins: Vec<u32>,
+    stops: u64,
+    traffic: Traffic,
+    /// Whether devices report a new state before every HELLO.
+    states: bool,
+    /// When each install arrived.
+    installs: Vec<Instant>,
+}
+
+impl Load {
+    fn drain(&mut self, i: u32) {
+        let limits = Limits::datagram(MAX_BOTTLE_LEN);
+        let Some(device) = self.devices[i as usize].as_mut() else {
+            return;
+        };
+        let socket = &self.sockets[i as usize % self.sockets.len()];
+        loop {
+            match device.poll_output() {
+                Output::Transmit(t) => {
+                    if let Ok(b) = Bottle::decode(t.bytes, &limits) {
+                        match b {
+                            Bottle::GoodMorning(gm) => {
+                                self.by_nonce.insert(gm.nonce, i);
+                            }
+                            Bottle::Hello(_) => self.traffic.hellos += 1,
+                            _ => {}
+                        }
+                    }
+                    self.traffic.bytes_out += t.bytes.len() as u64;
+                    let _ = socket.send_to(t.bytes, self.ac);
+                }
+                Output::Event(DeviceEvent::Joined { session, run }) => {
+                    self.by_session.insert(session, i);
+                    self.joins[i as usize] += 1;
+                    // The application "starts" its computation and reports a first state.
+                    let now = self.epoch.now();
+                    for c in run {
+                        let _ = device.set_state(now, &c, &0u64.to_le_bytes());
+                    }
+                }
+                Output::Event(DeviceEvent::Stop { .. }) => self.stops += 1,
+                Output::Event(DeviceEvent::StateStored { .. }) => self.traffic.states += 1,
+                Output::Event(DeviceEvent::Install(install)) => {
+                    // The application starts what it is given at once.
+                    let now = self.epoch.now();
+                    let _ = device.answer_install(now, install.id, true);
+                    self.installs.push(now);
+                }
+                Output::Event(_) => {}
+                Output::Timeout(at) => {
+                    if at < self.armed[i as usize] {
+                        self.armed[i as usize] = at;
+                        self.timers.push(Reverse((at, i)));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Which device a datagram from the AC is for.
+    fn route(&self, bytes: &[u8]) -> Option<u32> {
+        match Bottle::decode(bytes, &Limits::datagram(MAX_BOTTLE_LEN)).ok()? {
+            Bottle::GoodMorningAck(a) => self.by_nonce.get(&a.nonce).copied(),
+            Bottle::Reject(r) if r.session == SessionId::NONE => {
+                self.by_nonce.get(&r.nonce).copied()
+            }
+            b => self.by_session.get(&b.session()?).copied(),
+        }
+    }
+
+    /// Handles every datagram waiting on the sockets; returns how many there were.
+    fn receive(&mut self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        for k in 0..self.sockets.len() {
+            loop {
+                let len = match self.sockets[k].recv(buf) {
+                    Ok(len) => len,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                };
+                n += 1;
+                self.traffic.bytes_in += len as u64;
+                let Some(i) = self.route(&buf[..len]) else {
+                    continue;
+                };
+                let now = self.epoch.now();
+                if let Some(d) = self.devices[i as usize].as_mut() {
+                    let _ = d.handle_receive(now, &buf[..len]);
+                }
+                self.drain(i);
+            }
+        }
+        n
+    }
+
+    /// Runs every device timer that is due; returns how many ran.
+    fn timers(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some(&Reverse((at, i))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.armed[i as usize] != at {
+                continue;
+            }
+            self.armed[i as usize] = Instant::MAX;
+            if let Some(d) = self.devices[i as usize].as_mut() {
+                if self.states {
+                    let running: Vec<String> = d.running().map(String::from).collect();
+                    let state = now.as_micros().to_le_bytes();
+                    for c in running {
+                        let _ = d.set_state(now, &c, &state);
+                    }
+                }
+                d.handle_timeout(now);
+            }
+            self.drain(i);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// The AC's highest RSS and CPU share over the samples.
+#[derive(Default)]
+struct Peak {
+    rss_kb: u64,
+    cpu_percent: f64,
+    last: Option<(std::time::Instant, u64)>,
+}
+
+impl Peak {
+    fn sample(&mut self, pid: Option<&str>) {
+        let Some(pid) = pid else { return };
+        if let Some(s) = procfs::status(pid) {
+            self.rss_kb = self.rss_kb.max(s.rss_kb);
+        }
+        let Some(ticks) = procfs::cpu_ticks(pid) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if let Some((then, before)) = self.last {
+            let secs = now.duration_since(then).as_secs_f64();
+            if secs > 0.0 {
+                self.cpu_percent = self.cpu_percent.max((ticks - before) as f64 / secs);
+            }
+        }
+        self.last = Some((now, ticks));
+    }
+}
+
+/// Runs the devices `args` asks for against the AC, then prints one JSON summary on
+/// stdout.
+pub fn run(args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        ac,
+        devices: n,
+        hello_ms,
+        dead_ms,
+        seconds,
+        ac_pid,
+        sockets,
+        ramp_ms,
+        states,
+        stop_percent,
+        stop_after_s,
+    } = args;
+    let sockets = sockets.max(1);
+    let epoch = Epoch::new();
+    let mut load = Load {
+        devices: (0..n).map(|_| None).collect(),
+        sockets: (0..sockets)
+            .map(|_| {
+                pcxses_transport_udp::bind("127.0.0.1:0".parse().expect("literal"))?.into_inner()
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(|e: std::io::Error| e.to_string())?,
+        ac,
+        epoch,
+        timers: BinaryHeap::with_capacity(n),
+        armed: vec![Instant::MAX; n],
+        by_session: HashMap::with_capacity(n),
+        by_nonce: HashMap::with_capacity(n),
+        joins: vec![0; n],
+        stops: 0,
+        traffic: Traffic::default(),
+        states,
+        installs: Vec::new(),
+    };
+    let mut buf = vec![0u8; MAX_BOTTLE_LEN];
+    let mut booted = 0usize;
+    // Phase 1: start every device over the ramp and let them all join.
+    let join_deadline = epoch.now() + Duration::from_millis(ramp_ms) + Duration::from_secs(30);
+    loop {
+        let now = epoch.now();
+        let due = if ramp_ms == 0 {
+            n
+        } else {
+            ((now.as_millis() as u128 * n as u128) / u128::from(ramp_ms)).min(n as u128) as usize
+        };
+        while booted < due {
+            let mut cfg = DeviceConfig::new(&device_name(booted), 0x10ad_0000_0000 ^ booted as u64);
+            cfg.hello_ms = hello_ms;
+            cfg.dead_ms = dead_ms;
+            load.devices[booted] = Some(Device::new(cfg, now));
+            load.drain(booted as u32);
+            booted += 1;
+        }
+        let busy = load.receive(&mut buf) + load.timers(now);
+        let joined = load.joins.iter().filter(|&&j| j > 0).count();
+        if joined == n {
+            break;
+        }
+        if now > join_deadline {
+            return Err(format!("only {joined} of {n} devices joined"));
+        }
+        if busy == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    // Phase 2: measure.
+    let ac_pid = ac_pid.map(|p| p.to_string());
+    let cpu_before = ac_pid.as_deref().and_then(procfs::cpu_ticks);
+    let joins_before: u32 = load.joins.iter().sum();
+    let stops_before = load.stops;
+    load.traffic = Traffic::default();
+    load.installs.clear();
+    let start = std::time::Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let stop_at = start + Duration::from_secs(stop_after_s);
+    let mut stopped: Option<(Instant, usize)> = None;
+    let mut peak = Peak::default();
+    let mut next_sample = std::time::Instant::now();
+    while std::time::Instant::now() < end {
+        let now = epoch.now();
+        if stop_percent > 0 && stopped.is_none() && std::time::Instant::now() >= stop_at {
+            // Every k-th device stops at once, without a word: SIGKILL, for the AC.
+            let count = n * stop_percent.min(100) as usize / 100;
+            for i in (0..n).filter(|i| i * count / n != (i + 1) * count / n) {
+                load.devices[i] = None;
+            }
+            stopped = Some((now, count));
+        }
+        if std::time::Instant::now() >= next_sample {
+            next_sample += Duration::from_millis(500);
+            peak.sample(ac_pid.as_deref());
+        }
+        let busy = load.receive(&mut buf) + load.timers(now);
+        if busy == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = ac_pid.as_deref().and_then(procfs::cpu_ticks);
+    let status = ac_pid.as_deref().and_then(procfs::status);
+    let rejoins = load.joins.iter().sum::<u32>() - joins_before;
+    let t = load.traffic;
+    let summary = serde_json::json!({
+        "devices": n,
+        "seconds": seconds,
+        "hello_ms": hello_ms,
+        "hellos_per_s": (t.hellos as f64 / elapsed).round(),
+        "states_acked_per_s": (t.states as f64 / elapsed).round(),
+        "bytes_per_s_to_ac": (t.bytes_out as f64 / elapsed).round(),
+        "bytes_per_s_from_ac": (t.bytes_in as f64 / elapsed).round(),
+        "false_deaths": rejoins,
+        "stops": load.stops - stops_before,
+        "ac_rss_kb": status.map(|s| s.rss_kb),
+        "ac_threads": status.map(|s| s.threads),
+        "ac_cpu_percent": cpu_before.zip(cpu_after).map(|(a, b)| ((b - a) as f64 / elapsed).round()),
+    });
+    let mut summary = summary;
+    if let Some((at, count)) = stopped {
+        let installs: Vec<Instant> = load.installs.iter().copied().filter(|i| *i >= at).collect();
+        let secs = |i: Instant| i.saturating_since(at).as_secs_f64();
+        // The most MORPHs completed in any one second.
+        let max_per_s = installs
+            .iter()
+            .enumerate()
+            .map(|(k, &t)| {
+                installs[k..]
+                    .iter()
+                    .take_while(|&&u| secs(u) - secs(t) < 1.0)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        summary["stopped"] = count.into();
+        summary["rehomed"] = installs.len().into();
+        summary["rehome_s"] = installs
+            .last()
+            .map(|&t| (secs(t) * 1000.0).round() / 1000.0)
+            .into();
+        summary["first_install_s"] = installs
+            .first()
+            .map(|&t| (secs(t) * 1000.0).round() / 1000.0)
+            .into();
+        summary["max_installs_per_s"] = max_per_s.into();
+        summary["ac_peak_rss_kb"] = peak.rss_kb.into();
+        summary["ac_peak_cpu_percent"] = peak.cpu_percent.round().into();
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{summary}").map_err(|e| e.to_string())
+}
