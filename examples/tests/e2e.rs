@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pcxses_core::{Bottle, Limits, Manifest, Morph, ObjectChunk, Signature};
+use pcxses_core::wire::{Bottle, Manifest, Morph, ObjectChunk, Signature};
+use pcxses_core::Limits;
 use pcxses_examples::attack::junk::{junk, BROKEN_PREFIXES};
 use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
 use pcxses_examples::transport::Transport;

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pcxses_core::{Bottle, Limits};
+use pcxses_core::wire::Bottle;
+use pcxses_core::Limits;
 use pcxses_examples::attack::forge::{challenge_for, Forged};
 use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
 use pcxses_examples::transport::Transport;

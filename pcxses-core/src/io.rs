@@ -3,10 +3,10 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::bottle::Bottle;
 use crate::psk::{self, Direction, TRAILER_LEN};
 use crate::stats::Stats;
 use crate::time::Instant;
+use crate::wire::bottle::Bottle;
 
 /// A transport's opaque name for one peer: a connection index, an address slot. The core
 /// only hands it back in [`Transmit::to`].

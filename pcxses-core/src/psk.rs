@@ -30,7 +30,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::ids::JoinNonce;
+use crate::wire::ids::JoinNonce;
 
 /// Bytes a sealed bottle carries after the bottle: the counter and the tag.
 pub const TRAILER_LEN: usize = COUNTER_LEN + TAG_LEN;
@@ -47,7 +47,7 @@ pub const REPLAY_WINDOW: u32 = 64;
 /// The persistence period of a receive window: a journal records a keyed device's window
 /// whenever its highest counter enters a new block of this many counters, so a restored
 /// AC refuses every counter below the end of the recorded block. A device told
-/// [`crate::RejectReason::Resync`] jumps its send counter ahead by this much.
+/// [`RejectReason::Resync`](crate::wire::RejectReason::Resync) jumps its send counter ahead by this much.
 pub const RESYNC_PERIOD: u32 = 1024;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -331,8 +331,8 @@ mod tests {
 
     #[test]
     fn a_sealed_hello_takes_at_most_32_bytes() {
-        use crate::bottle::{Bottle, Hello};
-        use crate::ids::SessionId;
+        use crate::wire::bottle::{Bottle, Hello};
+        use crate::wire::ids::SessionId;
         for (session, seq) in [
             (0, 0),
             (u32::MAX, 127),
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_sealed_challenge_has_its_pinned_bytes() {
-        use crate::bottle::{Bottle, Challenge};
+        use crate::wire::bottle::{Bottle, Challenge};
         let key = challenge_key(&Psk([0x11; 32]), "pacman-cabinet-1");
         let mut out = Vec::new();
         let challenge = Bottle::Challenge(Challenge {

@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use core::ops::Range;
 use core::time::Duration;
 
-use crate::bottle::Progress;
 use crate::time::Instant;
+use crate::wire::bottle::Progress;
 
 /// Number of chunks of a transfer of `len` bytes; an empty transfer is one empty chunk.
 pub(crate) fn chunk_count(len: u32, chunk: u16) -> u32 {

@@ -19,9 +19,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use pcxses_core::wire::{Bottle, JoinNonce};
 use pcxses_core::{
-    Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Instant, JoinNonce, Limits, Output,
-    SessionId, MAX_BOTTLE_LEN,
+    Device, DeviceConfig, DeviceEvent, Epoch, Instant, Limits, Output, SessionId, MAX_BOTTLE_LEN,
 };
 use pcxses_examples::{procfs, repository};
 

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use pcxses_core::{Bottle, Limits};
+use pcxses_core::wire::Bottle;
+use pcxses_core::Limits;
 use pcxses_examples::link::{Direction, Link, LinkShape, Tap};
 use pcxses_examples::transport::Transport;
 use serde_json::Value;

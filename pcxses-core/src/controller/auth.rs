@@ -2,15 +2,15 @@
 //! anything else looks at them (see [`crate::psk`]).
 
 use super::{auth_of, Controller, SessionAuth, SessionStatus};
-use crate::bottle::{Bottle, Challenge, GoodMorning, Reject, RejectReason};
 use crate::error::InputError;
-use crate::ids::JoinNonce;
 use crate::io::{LinkId, Seal};
 use crate::psk::{
     challenge_key, session_key, Challenger, Counter, Direction, ReplayWindow, Sealed, RESYNC_PERIOD,
 };
 use crate::time::{ms, Instant};
-use crate::SessionId;
+use crate::wire::bottle::{Bottle, Challenge, GoodMorning, Reject, RejectReason};
+use crate::wire::ids::JoinNonce;
+use crate::wire::ids::SessionId;
 
 /// A journal records a keyed device whenever the highest counter of its bottles enters a
 /// new block of this many, so that a restored AC's replay windows and send counters are

@@ -28,9 +28,7 @@ pub use occupancy::Occupancy;
 pub(crate) use party::CHUNK_OVERHEAD;
 pub use snapshot::SnapshotError;
 
-use crate::bottle::{Bottle, Mode};
 use crate::error::{CommandError, InputError};
-use crate::ids::{JoinNonce, SessionId, Signature};
 use crate::io::{LinkId, Machine, Outbox, Output, Seal};
 use crate::limits::Limits;
 use crate::policy::{AuthLevel, Policy, PriorityPolicy};
@@ -42,6 +40,8 @@ use crate::stats::Stats;
 use crate::time::{ms, Clock, Instant};
 use crate::timer::Deadlines;
 use crate::transfer::{ChunkReceiver, ChunkSender, Pacing};
+use crate::wire::bottle::{Bottle, StateMode};
+use crate::wire::ids::{JoinNonce, SessionId, Signature};
 use changes::Changes;
 use refusals::RefusalGate;
 use session_ids::SessionIds;
@@ -103,7 +103,7 @@ pub struct Controller {
 struct Settings {
     hello_ms: Bounds,
     dead_ms: Bounds,
-    mode: Option<Mode>,
+    mode: Option<StateMode>,
     fencing: bool,
     limits: Limits,
     pacing: Pacing,
@@ -179,7 +179,7 @@ struct Session {
     hosted: Vec<(u16, u32)>,
     /// State versions being reassembled, one per handle at most.
     rx: Vec<StateRx>,
-    mode: Mode,
+    mode: StateMode,
     /// How the device was authenticated in this session.
     auth: AuthLevel,
 }
@@ -668,7 +668,7 @@ impl Controller {
         let (id, link, max) = (s.id, s.link, usize::from(s.max_bottle));
         self.send(
             link,
-            &Bottle::GoodBye(crate::bottle::GoodBye { session: id }),
+            &Bottle::GoodBye(crate::wire::bottle::GoodBye { session: id }),
             max,
         );
         self.end_session(d, now, SessionEnd::Dismissed);

@@ -6,21 +6,21 @@ use super::{
     auth_of, transmit, CompEntry, Controller, ControllerEvent, DeviceId, MigrationFailure, Place,
     Recovery, Session, SessionEnd, SessionRef, SessionStatus, StateRx,
 };
-use crate::bottle::{
-    Bottle, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Progress, Reject,
-    RejectReason, StateAck, StateChunk,
-};
-use crate::codec::DecodeError;
 use crate::controller::ComputationId;
 use crate::error::InputError;
-use crate::ids::{JoinNonce, SessionId};
 use crate::io::LinkId;
 use crate::limits::MAX_HOSTED;
 use crate::policy::AuthLevel;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::{chunk_count, chunk_range, ChunkReceiver};
-use crate::BoundedSeq;
+use crate::wire::bottle::{
+    Bottle, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Progress, Reject,
+    RejectReason, StateAck, StateChunk,
+};
+use crate::wire::codec::DecodeError;
+use crate::wire::ids::{JoinNonce, SessionId};
+use crate::wire::seq::BoundedSeq;
 
 /// Bytes a chunk-carrying bottle needs besides its data, at most (HELLO with a state
 /// chunk, every varint at its longest).
@@ -197,7 +197,7 @@ impl Controller {
                 Err(InputError::Replaced)
             }
             SessionStatus::Dismissed => {
-                let bye = Bottle::GoodBye(crate::bottle::GoodBye { session: id });
+                let bye = Bottle::GoodBye(crate::wire::bottle::GoodBye { session: id });
                 self.answer(now, from, &bye, true);
                 Err(InputError::OutOfPhase("session was dismissed"))
             }

@@ -11,17 +11,19 @@ use super::{
     auth_of, transmit, Attempt, CompEntry, ComputationId, Controller, ControllerEvent, DeviceId,
     MigrationFailure, Place, Recovery, SessionAuth, SessionEnd, Stage,
 };
-use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
 use crate::error::InputError;
-use crate::ids::{Digest, SessionId};
 use crate::io::{LinkId, Outbox};
-use crate::manifest::{Manifest, ObjectEntry, StateEntry};
 use crate::policy::{AuthLevel, Candidate};
 use crate::stats::Stats;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::ChunkSender;
-use crate::BoundedSeq;
+use crate::wire::bottle::{
+    Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk,
+};
+use crate::wire::ids::{Digest, SessionId};
+use crate::wire::manifest::{Manifest, ObjectEntry, StateEntry};
+use crate::wire::seq::BoundedSeq;
 
 /// Most failed target sessions one recovery remembers; beyond, the oldest is forgotten and
 /// its device is eligible again.

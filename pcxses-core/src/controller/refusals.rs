@@ -7,9 +7,9 @@ use alloc::vec;
 use core::time::Duration;
 
 use super::config::RefusalLimits;
-use crate::bottle::Bottle;
 use crate::io::LinkId;
 use crate::time::Instant;
+use crate::wire::bottle::Bottle;
 
 /// The largest answer to a refused bottle (a REJECT with the longest session id).
 const ANSWER_MAX: usize = 32;
@@ -104,8 +104,8 @@ pub(super) fn no_longer(answer: &Bottle<'_>, provoked: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bottle::{Reject, RejectReason};
-    use crate::ids::{JoinNonce, SessionId};
+    use crate::wire::bottle::{Reject, RejectReason};
+    use crate::wire::ids::{JoinNonce, SessionId};
 
     fn limits(sources: usize) -> RefusalLimits {
         RefusalLimits {

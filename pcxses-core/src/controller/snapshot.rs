@@ -12,9 +12,7 @@ use super::{
     Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session, SessionAuth,
     SessionStatus, Stage,
 };
-use crate::bottle::Mode;
 use crate::controller::ConfigError;
-use crate::ids::{JoinNonce, SessionId};
 use crate::io::LinkId;
 use crate::policy::AuthLevel;
 use crate::psk::ReplayWindow;
@@ -22,6 +20,8 @@ use crate::repository::Repository;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
 use crate::transfer::ChunkSender;
+use crate::wire::bottle::StateMode;
+use crate::wire::ids::{JoinNonce, SessionId};
 
 /// Version byte of the snapshot and change encodings.
 const SNAPSHOT_VERSION: u8 = 4;
@@ -79,7 +79,7 @@ struct SnapSession<'a> {
     id: u32,
     link: u64,
     nonce: JoinNonce,
-    mode: Mode,
+    mode: StateMode,
     hello_ms: u32,
     dead_ms: u32,
     fence_ms: u32,

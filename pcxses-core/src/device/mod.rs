@@ -15,12 +15,7 @@ pub use command::DeviceCommand;
 pub use config::DeviceConfig;
 pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
 
-use crate::bottle::{
-    Bottle, Challenge, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Mode,
-    Reject, RejectReason, State, StateAck, StateChunk,
-};
 use crate::error::{CommandError, InputError};
-use crate::ids::{JoinNonce, SessionId};
 use crate::io::{LinkId, Machine, Outbox, Output, Seal};
 use crate::psk::{
     challenge_key, issued_at, session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN,
@@ -31,6 +26,11 @@ use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
 use crate::time::{ms, Clock, Instant};
 use crate::transfer::{ChunkSender, Pacing};
+use crate::wire::bottle::{
+    Bottle, Challenge, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Reject,
+    RejectReason, StateAck, StateBottle, StateChunk, StateMode,
+};
+use crate::wire::ids::{JoinNonce, SessionId};
 
 /// HELLO send times remembered for matching acks.
 const SENT_RING: usize = 16;
@@ -136,7 +136,7 @@ enum Phase {
 
 struct Session {
     id: SessionId,
-    mode: Mode,
+    mode: StateMode,
     hello: Duration,
     /// `None` when fencing is off.
     fence: Option<Duration>,
@@ -412,7 +412,7 @@ impl Device {
         h.state.extend_from_slice(state);
         h.version = h.version.wrapping_add(1);
         h.sender = Some(ChunkSender::new(state.len() as u32, chunk, pacing));
-        if s.mode == Mode::Split {
+        if s.mode == StateMode::Separate {
             self.send_state_chunks(now, false);
         }
         Ok(())
@@ -521,7 +521,7 @@ impl Device {
                     .waiting_since
                     .map_or(s.lease_until, |since| since + s.dead);
                 let mut at = s.next_hello_at.min(s.ack_due).min(end);
-                if s.mode == Mode::Split {
+                if s.mode == StateMode::Separate {
                     for h in &s.comps {
                         if let Some(d) = h.sender.as_ref().and_then(ChunkSender::deadline) {
                             at = at.min(d);
@@ -622,7 +622,7 @@ impl Device {
         let wait = s.srtt.map_or(s.hello, |rtt| rtt * 2);
         s.ack_due = now + wait.clamp(s.hello / 4, s.hello);
         let (id, seq) = (s.id, s.seq);
-        if s.mode == Mode::Joined {
+        if s.mode == StateMode::InHello {
             // The first chunk due rides on the HELLO, the rest follow as STATE.
             for h in s.comps.iter_mut() {
                 let Some(index) = h.sender.as_mut().and_then(|t| t.next_to_send(now)) else {
@@ -657,13 +657,13 @@ impl Device {
         let Phase::Joined(s) = &mut self.phase else {
             return;
         };
-        if s.mode == Mode::Joined && !at_hello {
+        if s.mode == StateMode::InHello && !at_hello {
             return;
         }
         for h in s.comps.iter_mut() {
             while let Some(index) = h.sender.as_mut().and_then(|t| t.next_to_send(now)) {
                 let chunk = h.chunk(index);
-                let bottle = Bottle::State(State {
+                let bottle = Bottle::State(StateBottle {
                     session: s.id,
                     chunk,
                 });

@@ -7,11 +7,14 @@ use alloc::vec::Vec;
 use sha2::{Digest as _, Sha256};
 
 use super::{Device, DeviceEvent, Hosted, Install, InstallId, InstalledObject, Phase, StopReason};
-use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
 use crate::error::{CommandError, InputError};
-use crate::manifest::Manifest;
 use crate::time::{ms, Instant};
 use crate::transfer::ChunkReceiver;
+use crate::wire::bottle::{
+    Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk,
+};
+use crate::wire::ids::SessionId;
+use crate::wire::manifest::Manifest;
 
 /// MORPH outcomes remembered for answering duplicates.
 const OUTCOMES: usize = 8;
@@ -344,7 +347,7 @@ impl Device {
         self.answer(session, outcome.morph, outcome.result);
     }
 
-    fn answer(&mut self, session: crate::SessionId, morph: u32, outcome: Option<MorphFailReason>) {
+    fn answer(&mut self, session: SessionId, morph: u32, outcome: Option<MorphFailReason>) {
         let bottle = match outcome {
             None => Bottle::MorphAck(MorphAck { session, morph }),
             Some(reason) => Bottle::MorphFail(MorphFail {
