@@ -6,7 +6,9 @@ use alloc::vec::Vec;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Device, DeviceEvent, Hosted, Install, InstallId, InstalledObject, Phase, StopReason};
+use super::event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
+use super::session::Hosted;
+use super::{Device, Phase};
 use crate::error::{CommandError, InputError};
 use crate::time::{ms, Instant};
 use crate::transfer::ChunkReceiver;
@@ -264,16 +266,9 @@ impl Device {
             return Ok(());
         }
         let state = inc.awaiting.map(|(_, lkgs)| lkgs).unwrap_or_default();
-        s.comps.push(Hosted {
-            handle: inc.handle,
-            morph: Some(inc.morph),
-            name: inc.computation.clone(),
-            state,
-            version: 0,
-            sender: None,
-            superseded: Vec::new(),
-            stored: None,
-        });
+        let name = inc.computation.clone();
+        s.comps
+            .push(Hosted::new(inc.handle, Some(inc.morph), name, state));
         match s.sequences.iter_mut().find(|(c, _)| *c == inc.computation) {
             Some((_, seq)) => *seq = inc.sequence,
             None => s.sequences.push((inc.computation, inc.sequence)),
