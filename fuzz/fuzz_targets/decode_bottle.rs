@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pcxses_core::{Bottle, Limits, Manifest, MAX_BOTTLE_LEN};
+use pcxses_core::wire::{Bottle, Manifest};
+use pcxses_core::{Limits, MAX_BOTTLE_LEN};
 
 const WIDE: Limits = Limits::datagram(MAX_BOTTLE_LEN);
 

@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 
 use hmac::{Hmac, Mac};
 use pcxses_core::psk::{self, Direction, Psk};
-use pcxses_core::{
+use pcxses_core::wire::{
     Bottle, BoundedSeq, Challenge, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning,
-    GoodMorningAck, Hello, HelloAck, JoinNonce, Limits, Manifest, Mode, Morph, MorphAck, MorphFail,
-    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, SessionId,
-    Signature, State, StateAck, StateChunk, StateEntry, MAX_HOSTED, MAX_OBJECTS,
+    GoodMorningAck, Hello, HelloAck, JoinNonce, Manifest, Morph, MorphAck, MorphFail,
+    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, Signature, StateAck,
+    StateBottle, StateChunk, StateEntry, StateMode,
 };
+use pcxses_core::{Limits, SessionId, MAX_HOSTED, MAX_OBJECTS};
 use sha2::{Digest as _, Sha256};
 
 use crate::script::{
@@ -228,7 +229,7 @@ impl Attacker {
     /// The encoded bottle, names unchecked: the encoder would refuse bad ones, an attacker
     /// does not.
     fn encode(&mut self, f: &Forged) -> Vec<u8> {
-        let mode = |split: bool| if split { Mode::Split } else { Mode::Joined };
+        let mode = |split: bool| if split { StateMode::Separate } else { StateMode::InHello };
         let names: Vec<String>;
         let name: String;
         let manifest: Vec<u8>;
@@ -288,7 +289,7 @@ impl Attacker {
                 session: self.session(*session),
                 seq: *seq,
             }),
-            Forged::State { session, chunk: c } => Bottle::State(State {
+            Forged::State { session, chunk: c } => Bottle::State(StateBottle {
                 session: self.session(*session),
                 chunk: chunk(c),
             }),

@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceId, DeviceSpec};
 use pcxses_core::device::InstallId;
 use pcxses_core::psk::{Direction, Psk};
+use pcxses_core::wire::StateMode;
 use pcxses_core::{
     Controller, ControllerConfig, DeviceConfig, DeviceEvent, Instant, Limits, LinkId,
-    MemoryRepository, Mode, Repository,
+    MemoryRepository, Repository,
 };
 
 use crate::forge::{self, Attacker};
@@ -128,7 +129,7 @@ impl World {
             cfg.hello_ms = 100;
             cfg.dead_ms = 300;
             cfg.rto_ms = 50;
-            cfg.mode = if split { Mode::Split } else { Mode::Joined };
+            cfg.mode = if split { StateMode::Separate } else { StateMode::InHello };
             cfg.limits = limits;
             cfg.psk = keyed.then(|| psk_of(i));
             nodes.push(Node {

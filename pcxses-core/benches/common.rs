@@ -1,10 +1,8 @@
 //! A controller with `n` registered and joined devices, and one encoded HELLO per device.
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
-use pcxses_core::{
-    Bottle, Controller, ControllerConfig, GoodMorning, Hello, Instant, JoinNonce, LinkId,
-    MemoryRepository, Mode, Output,
-};
+use pcxses_core::wire::{Bottle, GoodMorning, Hello, JoinNonce, StateMode};
+use pcxses_core::{Controller, ControllerConfig, Instant, LinkId, MemoryRepository, Output};
 
 pub fn config(n: usize) -> ControllerConfig {
     let devices = (0..n)
@@ -26,7 +24,7 @@ pub fn join_all(ac: &mut Controller, n: usize) -> Vec<[u8; 8]> {
         let gm = Bottle::GoodMorning(GoodMorning {
             device: &name,
             nonce: JoinNonce((i as u64).to_le_bytes()),
-            mode: Mode::Joined,
+            mode: StateMode::InHello,
             hello_ms: 1_000,
             dead_ms: 3_000,
             max_bottle: 1200,

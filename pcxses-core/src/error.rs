@@ -1,6 +1,6 @@
 //! Why an input or a command was refused.
 
-use crate::codec::DecodeError;
+use crate::wire::codec::DecodeError;
 
 /// Why `handle_receive` refused a bottle. The bottle changed no protocol state (beyond
 /// answering it where the protocol says so) and was counted in the machine's stats.

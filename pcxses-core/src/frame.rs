@@ -6,8 +6,8 @@
 
 use alloc::vec::Vec;
 
-use crate::bottle::Bottle;
-use crate::codec::EncodeError;
+use crate::wire::bottle::Bottle;
+use crate::wire::codec::EncodeError;
 
 /// Longest length prefix: a `u32` as LEB128.
 pub const MAX_PREFIX_LEN: usize = 5;
@@ -82,7 +82,8 @@ fn write_varint(mut v: u32, out: &mut [u8; MAX_PREFIX_LEN]) -> usize {
 /// therefore bounded by [`FrameDecoder::max_frame`] plus a few bytes.
 ///
 /// ```
-/// use pcxses_core::{frame::{write_frame, FrameDecoder}, Bottle, GoodBye, SessionId};
+/// use pcxses_core::wire::{Bottle, GoodBye};
+/// use pcxses_core::{frame::{write_frame, FrameDecoder}, SessionId};
 ///
 /// let mut wire = Vec::new();
 /// write_frame(&Bottle::GoodBye(GoodBye { session: SessionId(1) }), &mut wire, 64)?;

@@ -3,10 +3,10 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::bottle::Bottle;
-use crate::psk::{self, Direction, TRAILER_LEN};
+use crate::psk::Seal;
 use crate::stats::Stats;
 use crate::time::Instant;
+use crate::wire::bottle::Bottle;
 
 /// A transport's opaque name for one peer: a connection index, an address slot. The core
 /// only hands it back in [`Transmit::to`].
@@ -95,36 +95,6 @@ enum Pending<E> {
     Event(E),
 }
 
-/// How to seal a bottle in pre-shared-key mode (see [`crate::psk`]).
-pub(crate) struct Seal<'k> {
-    pub key: &'k [u8; 32],
-    pub dir: Direction,
-    pub counter: u32,
-    /// Bytes between the bottle and the trailer: a GOOD_MORNING's challenge.
-    pub extra: &'k [u8],
-}
-
-impl<'k> Seal<'k> {
-    /// The seal of the next bottle under `key`, counting on `sent`; `None` once the counter
-    /// is used up (2^32 bottles in one session: the fence lease runs out and the device
-    /// joins again).
-    pub(crate) fn next(
-        key: &'k [u8; 32],
-        dir: Direction,
-        sent: &mut u32,
-        extra: &'k [u8],
-    ) -> Option<Seal<'k>> {
-        let next = sent.checked_add(1)?;
-        let counter = core::mem::replace(sent, next);
-        Some(Seal {
-            key,
-            dir,
-            counter,
-            extra,
-        })
-    }
-}
-
 /// The queue behind `poll_output`: transmits and events in the order they were produced.
 /// Encoded bottles share one buffer that is reused once the queue drains, so steady-state
 /// sending allocates nothing.
@@ -145,29 +115,51 @@ impl<E> Outbox<E> {
         }
     }
 
-    /// Encodes `bottle` for `to`, sealed with `seal` if given, refusing one longer than
-    /// `max` bytes in all. Returns whether it was queued.
-    pub(crate) fn send(
+    /// Queues `bottle` for `to`, refusing one longer than `max` bytes in all, sealed with
+    /// `seal` in pre-shared-key mode. A bottle that does not go (the queue is full, the
+    /// bottle too long, the seal's counter used up) is counted in `stats`: the peer's
+    /// retransmission recovers it.
+    pub(crate) fn transmit(
+        &mut self,
+        stats: &mut Stats,
+        to: LinkId,
+        bottle: &Bottle<'_>,
+        max: usize,
+        seal: Option<Seal<'_>>,
+    ) {
+        if !self.push(to, bottle, max, seal) {
+            stats.dropped_transmits += 1;
+        }
+    }
+
+    /// Encodes and seals `bottle` for `to`; returns whether it was queued.
+    fn push(
         &mut self,
         to: LinkId,
         bottle: &Bottle<'_>,
         max: usize,
         seal: Option<Seal<'_>>,
     ) -> bool {
+        let seal = match seal {
+            Some(mut s) => match s.take_counter() {
+                Some(counter) => Some((s, counter)),
+                None => return false,
+            },
+            None => None,
+        };
         if self.queue.len() >= self.limit {
             return false;
         }
         let start = self.bytes.len();
         let room = match &seal {
-            Some(s) => max.saturating_sub(TRAILER_LEN + s.extra.len()),
+            Some((s, _)) => max.saturating_sub(s.overhead()),
             None => max,
         };
         if bottle.encode_to_vec(&mut self.bytes, room).is_err() {
             return false;
         }
-        if let Some(s) = seal {
-            self.bytes.extend_from_slice(s.extra);
-            psk::seal(&mut self.bytes, start, s.key, s.dir, s.counter);
+        if let Some((s, counter)) = seal {
+            s.apply(&mut self.bytes, start, counter);
         }
         let kind = match bottle {
             Bottle::ObjectChunk(_) => TransmitKind::Bulk,

@@ -122,12 +122,14 @@
 //!
 //! ## The Bottle
 //!
-//! Every message is a [`Bottle`]: one protocol version byte, then the bottle as a postcard
-//! enum. Decoding is strict and borrows from the input, so it allocates nothing for the
-//! messages of the steady state.
+//! Every message is a [`Bottle`](wire::Bottle): one protocol version byte, then the bottle
+//! as a postcard enum. The [`wire`] module holds it and every type of its encoding.
+//! Decoding is strict and borrows from the input, so it allocates nothing for the messages
+//! of the steady state.
 //!
 //! ```
-//! use pcxses_core::{Bottle, Hello, Limits, SessionId, StateChunk};
+//! use pcxses_core::wire::{Bottle, Hello, StateChunk};
+//! use pcxses_core::{Limits, SessionId};
 //!
 //! let state = [1, 2, 3, 4];
 //! let hello = Bottle::Hello(Hello {
@@ -169,18 +171,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-mod bottle;
-mod codec;
 pub mod controller;
 pub mod device;
 mod error;
 pub mod frame;
-mod ids;
 mod io;
 #[cfg(feature = "std")]
 mod lease;
 mod limits;
-mod manifest;
 pub mod policy;
 pub mod psk;
 mod repository;
@@ -191,29 +189,21 @@ mod sui;
 mod time;
 mod timer;
 mod transfer;
-mod wire_seq;
+pub mod wire;
 
-pub use bottle::{
-    Bottle, Challenge, ChunkAck, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck,
-    Mode, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason,
-    State, StateAck, StateChunk,
-};
-pub use codec::{DecodeError, EncodeError};
 pub use controller::{Controller, ControllerConfig, ControllerEvent};
 pub use device::{Device, DeviceConfig, DeviceEvent};
 pub use error::{CommandError, InputError};
-pub use ids::{Digest, JoinNonce, SessionId, Signature};
 pub use io::{LinkId, Machine, Output, Transmit, TransmitKind};
 #[cfg(feature = "std")]
 pub use lease::SharedLease;
 pub use limits::{
     Limits, DEFAULT_MTU, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_NAME_LEN, MAX_OBJECTS, PROTOCOL_VERSION,
 };
-pub use manifest::{Manifest, ObjectEntry, StateEntry};
 pub use repository::{MemoryRepository, Repository};
 pub use stats::Stats;
 pub use sui::StateUpdateInterface;
 pub use time::Instant;
 #[cfg(feature = "std")]
 pub use time::{os_seed, Epoch};
-pub use wire_seq::BoundedSeq;
+pub use wire::ids::SessionId;

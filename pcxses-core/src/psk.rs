@@ -30,7 +30,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::ids::JoinNonce;
+use crate::wire::ids::JoinNonce;
 
 /// Bytes a sealed bottle carries after the bottle: the counter and the tag.
 pub const TRAILER_LEN: usize = COUNTER_LEN + TAG_LEN;
@@ -47,7 +47,8 @@ pub const REPLAY_WINDOW: u32 = 64;
 /// The persistence period of a receive window: a journal records a keyed device's window
 /// whenever its highest counter enters a new block of this many counters, so a restored
 /// AC refuses every counter below the end of the recorded block. A device told
-/// [`crate::RejectReason::Resync`] jumps its send counter ahead by this much.
+/// [`RejectReason::Resync`](crate::wire::RejectReason::Resync) jumps its send counter
+/// ahead by this much.
 pub const RESYNC_PERIOD: u32 = 1024;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -121,6 +122,80 @@ pub fn seal(
         .into_bytes();
     out.extend_from_slice(&counter.to_le_bytes());
     out.extend_from_slice(&tag[..TAG_LEN]);
+}
+
+/// The keys of one session, the same on both sides: the session key, the counter of the
+/// next bottle sent, and the counters of the peer's bottles seen.
+pub(crate) struct SessionKeys {
+    pub(crate) key: [u8; 32],
+    /// The counter of the next bottle sent.
+    pub(crate) sent: u32,
+    /// Counters of the peer's bottles seen.
+    pub(crate) window: ReplayWindow,
+}
+
+impl SessionKeys {
+    /// Keys that have sent nothing yet, with `window` for the peer's counters.
+    pub(crate) fn new(key: [u8; 32], window: ReplayWindow) -> SessionKeys {
+        SessionKeys {
+            key,
+            sent: 0,
+            window,
+        }
+    }
+
+    /// The seal of the next bottle sent `dir`, with `extra` (a GOOD_MORNING's challenge)
+    /// between the bottle and the trailer.
+    pub(crate) fn seal<'k>(&'k mut self, dir: Direction, extra: &'k [u8]) -> Seal<'k> {
+        Seal::new(&self.key, &mut self.sent, dir, extra)
+    }
+}
+
+/// How to seal one bottle on its way out: the key, the sender's counter, the direction,
+/// and the bytes between the bottle and the trailer.
+pub(crate) struct Seal<'k> {
+    key: &'k [u8; 32],
+    /// The sender's counter: the bottle takes its value and moves it on.
+    sent: &'k mut u32,
+    dir: Direction,
+    extra: &'k [u8],
+}
+
+impl<'k> Seal<'k> {
+    /// The seal of the next bottle sent `dir` under `key`, counting on `sent`, with
+    /// `extra` between the bottle and the trailer.
+    pub(crate) fn new(
+        key: &'k [u8; 32],
+        sent: &'k mut u32,
+        dir: Direction,
+        extra: &'k [u8],
+    ) -> Seal<'k> {
+        Seal {
+            key,
+            sent,
+            dir,
+            extra,
+        }
+    }
+
+    /// Bytes the seal adds after the bottle.
+    pub(crate) fn overhead(&self) -> usize {
+        self.extra.len() + TRAILER_LEN
+    }
+
+    /// Takes the sender's next counter; `None` once it is used up (2^32 bottles in one
+    /// session: the fence lease runs out and the device joins again).
+    pub(crate) fn take_counter(&mut self) -> Option<u32> {
+        let next = self.sent.checked_add(1)?;
+        Some(core::mem::replace(self.sent, next))
+    }
+
+    /// Appends the extra bytes, `counter` and the tag to `out`, whose bytes from `start`
+    /// are one encoded bottle.
+    pub(crate) fn apply(&self, out: &mut alloc::vec::Vec<u8>, start: usize, counter: u32) {
+        out.extend_from_slice(self.extra);
+        seal(out, start, self.key, self.dir, counter);
+    }
 }
 
 /// A sealed bottle taken apart; nothing in it is checked yet.
@@ -331,8 +406,8 @@ mod tests {
 
     #[test]
     fn a_sealed_hello_takes_at_most_32_bytes() {
-        use crate::bottle::{Bottle, Hello};
-        use crate::ids::SessionId;
+        use crate::wire::bottle::{Bottle, Hello};
+        use crate::wire::ids::SessionId;
         for (session, seq) in [
             (0, 0),
             (u32::MAX, 127),
@@ -397,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_sealed_challenge_has_its_pinned_bytes() {
-        use crate::bottle::{Bottle, Challenge};
+        use crate::wire::bottle::{Bottle, Challenge};
         let key = challenge_key(&Psk([0x11; 32]), "pacman-cabinet-1");
         let mut out = Vec::new();
         let challenge = Bottle::Challenge(Challenge {

@@ -18,7 +18,7 @@
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-use crate::ids::Signature;
+use crate::wire::ids::Signature;
 
 /// Prefix of every signed manifest, separating these signatures from any other use of
 /// the key.

@@ -1,7 +1,7 @@
 //! Counters of what a machine received and refused.
 
-use crate::codec::DecodeError;
 use crate::error::InputError;
+use crate::wire::codec::DecodeError;
 
 /// Counts of received bottles and of every kind of rejection. A rejected bottle changes no
 /// protocol state; it only moves these counters.

@@ -6,8 +6,13 @@ use alloc::vec::Vec;
 use core::ops::Range;
 use core::time::Duration;
 
-use crate::bottle::Progress;
 use crate::time::Instant;
+use crate::wire::bottle::Progress;
+
+/// Bytes a chunk-carrying bottle needs besides its data, at most (HELLO with a state
+/// chunk, every varint at its longest): a session's chunk size leaves this much of the
+/// bottle limit, on both sides.
+pub(crate) const CHUNK_OVERHEAD: usize = 32;
 
 /// Number of chunks of a transfer of `len` bytes; an empty transfer is one empty chunk.
 pub(crate) fn chunk_count(len: u32, chunk: u16) -> u32 {

@@ -4,7 +4,8 @@
 mod samples;
 
 use pcxses_core::frame::{write_frame, FrameDecoder, FrameError};
-use pcxses_core::{Bottle, Limits, MAX_BOTTLE_LEN};
+use pcxses_core::wire::Bottle;
+use pcxses_core::{Limits, MAX_BOTTLE_LEN};
 use proptest::prelude::*;
 
 /// Every sample, framed back to back, and the bottles' encodings.

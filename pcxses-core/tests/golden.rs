@@ -3,7 +3,8 @@
 
 mod samples;
 
-use pcxses_core::{Bottle, Limits, Manifest, MAX_BOTTLE_LEN};
+use pcxses_core::wire::{Bottle, Manifest};
+use pcxses_core::{Limits, MAX_BOTTLE_LEN};
 
 const GOLDEN: &[(&str, &str)] = &[
     ("good_morning", "0100107061636d616e2d636162696e65742d31a55a01020304050600e807b817b009"),

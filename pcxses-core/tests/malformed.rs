@@ -3,9 +3,8 @@
 
 mod samples;
 
-use pcxses_core::{
-    Bottle, DecodeError, Limits, Manifest, MAX_BOTTLE_LEN, MAX_HOSTED, PROTOCOL_VERSION,
-};
+use pcxses_core::wire::{Bottle, DecodeError, Manifest};
+use pcxses_core::{Limits, MAX_BOTTLE_LEN, MAX_HOSTED, PROTOCOL_VERSION};
 use proptest::prelude::*;
 
 const WIDE: Limits = Limits::datagram(MAX_BOTTLE_LEN);

@@ -1,11 +1,12 @@
 //! Property tests: every bottle round-trips, and no strict prefix of an encoding decodes.
 
-use pcxses_core::{
+use pcxses_core::wire::{
     Bottle, BoundedSeq, Challenge, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning,
-    GoodMorningAck, Hello, HelloAck, JoinNonce, Limits, Manifest, Mode, Morph, MorphAck, MorphFail,
-    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, SessionId,
-    Signature, State, StateAck, StateChunk, StateEntry, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS,
+    GoodMorningAck, Hello, HelloAck, JoinNonce, Manifest, Morph, MorphAck, MorphFail,
+    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, Signature, StateAck,
+    StateBottle, StateChunk, StateEntry, StateMode,
 };
+use pcxses_core::{Limits, SessionId, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS};
 use proptest::prelude::*;
 
 /// Owned values from which a bottle of any kind is built by reference.
@@ -52,11 +53,11 @@ fn raw() -> impl Strategy<Value = Raw> {
         )
 }
 
-fn mode(flag: bool) -> Mode {
+fn mode(flag: bool) -> StateMode {
     if flag {
-        Mode::Split
+        StateMode::Separate
     } else {
-        Mode::Joined
+        StateMode::InHello
     }
 }
 
@@ -120,7 +121,7 @@ fn build(r: &Raw) -> Bottle<'_> {
             session,
             seq: r.small,
         }),
-        4 => Bottle::State(State { session, chunk }),
+        4 => Bottle::State(StateBottle { session, chunk }),
         5 => Bottle::StateAck(StateAck {
             session,
             handle: r.small,

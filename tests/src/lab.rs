@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::device::DeviceEvent;
+use pcxses_core::wire::Bottle;
 use pcxses_core::{
-    Bottle, Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, Limits,
-    LinkId, MemoryRepository, Output, MAX_BOTTLE_LEN,
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, Limits, LinkId,
+    MemoryRepository, Output, MAX_BOTTLE_LEN,
 };
 
 use crate::memory_journal::{MemoryJournal, Stored};
@@ -97,7 +98,7 @@ pub struct Lab {
 }
 
 /// A bottle's bytes, unsealed, as any peer could send them.
-pub fn encode(b: &pcxses_core::Bottle<'_>) -> Vec<u8> {
+pub fn encode(b: &pcxses_core::wire::Bottle<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     b.encode_to_vec(&mut out, pcxses_core::MAX_BOTTLE_LEN)
         .expect("a bottle within the largest length");

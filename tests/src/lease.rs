@@ -20,7 +20,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use pcxses_core::psk::{CHALLENGE_LEN, TRAILER_LEN};
-use pcxses_core::{Bottle, Instant, JoinNonce, Limits, SessionId, MAX_BOTTLE_LEN};
+use pcxses_core::wire::{Bottle, JoinNonce};
+use pcxses_core::{Instant, Limits, SessionId, MAX_BOTTLE_LEN};
 
 /// What [`LeaseTracker::on_sent`] saw leave the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

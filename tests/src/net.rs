@@ -3,7 +3,8 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use pcxses_core::{Bottle, Instant, Limits, LinkId, ObjectChunk, MAX_BOTTLE_LEN};
+use pcxses_core::wire::{Bottle, ObjectChunk};
+use pcxses_core::{Instant, Limits, LinkId, MAX_BOTTLE_LEN};
 
 /// A small deterministic PRNG (SplitMix64) for the simulation's own choices.
 #[derive(Clone, Debug)]

@@ -10,7 +10,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use pcxses_ac::repository;
-use pcxses_core::{Bottle, Limits};
+use pcxses_core::wire::Bottle;
+use pcxses_core::Limits;
 use pcxses_demo::artifacts;
 use pcxses_demo::link::{Direction, Link, LinkShape, Tap};
 use pcxses_program::keys;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceSpec, Placement};
 use pcxses_core::device::{DeviceEvent, StopReason};
-use pcxses_core::Mode;
+use pcxses_core::wire::StateMode;
 use pcxses_core::{
     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, LinkId,
     MemoryRepository, Output,
@@ -69,7 +69,7 @@ pub struct SimConfig {
     /// Whether devices fence themselves (and so whether two running copies are a bug).
     pub fencing: bool,
     /// The state mode the devices propose.
-    pub mode: Mode,
+    pub mode: StateMode,
     /// Network faults during the chaos phase; the settle phase is clean.
     pub faults: Faults,
     /// Length of the chaos phase, milliseconds.
@@ -103,7 +103,7 @@ impl SimConfig {
             seed,
             devices,
             fencing: true,
-            mode: Mode::Joined,
+            mode: StateMode::InHello,
             faults: Faults::CLEAN,
             chaos_ms: 10_000,
             settle_ms: 10_000,
@@ -127,9 +127,9 @@ impl SimConfig {
         let devices = rng.range(3, 6) as usize;
         let mut cfg = SimConfig::new(seed, devices);
         cfg.mode = if rng.chance(0.5) {
-            Mode::Joined
+            StateMode::InHello
         } else {
-            Mode::Split
+            StateMode::Separate
         };
         cfg.faults = Faults {
             loss: [0.0, 0.02, 0.1, 0.25][rng.range(0, 3) as usize],

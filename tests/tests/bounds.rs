@@ -4,16 +4,17 @@
 use std::collections::HashSet;
 
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
-use pcxses_core::{
-    Bottle, ControllerEvent, GoodBye, GoodMorning, JoinNonce, LinkId, Mode, State, StateChunk,
+use pcxses_core::wire::{
+    Bottle, GoodBye, GoodMorning, JoinNonce, StateBottle, StateChunk, StateMode,
 };
+use pcxses_core::{ControllerEvent, LinkId};
 use pcxses_tests::lab::{encode, Lab};
 
 fn good_morning(device: &str, nonce: u64) -> Vec<u8> {
     encode(&Bottle::GoodMorning(GoodMorning {
         device,
         nonce: JoinNonce(nonce.to_le_bytes()),
-        mode: Mode::Split,
+        mode: StateMode::Separate,
         hello_ms: 100,
         dead_ms: 300,
         max_bottle: 1200,
@@ -118,7 +119,10 @@ fn state_reassembly_holds_one_version_per_hosted_computation() {
                 index: version % 50,
                 data: &[1; 1_168][..],
             };
-            let _ = lab.inject_to_ac(LinkId(1), &encode(&Bottle::State(State { session, chunk })));
+            let _ = lab.inject_to_ac(
+                LinkId(1),
+                &encode(&Bottle::State(StateBottle { session, chunk })),
+            );
         }
     }
     let o = lab.ac().occupancy();

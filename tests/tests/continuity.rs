@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
 use pcxses_core::device::{DeviceEvent, StopReason};
-use pcxses_core::{Bottle, ControllerEvent, Mode};
+use pcxses_core::wire::{Bottle, StateMode};
+use pcxses_core::ControllerEvent;
 use pcxses_tests::lab::{Lab, Packet};
 
 fn fenced(lab: &Lab, i: usize) -> usize {
@@ -115,7 +116,7 @@ fn join_retries_back_off_no_further_than_the_dead_interval() {
 
 #[test]
 fn an_ack_of_a_state_already_superseded_still_tells_the_device_what_the_ac_holds() {
-    let mut lab = Lab::new(1, |c| c.mode = Some(Mode::Split));
+    let mut lab = Lab::new(1, |c| c.mode = Some(StateMode::Separate));
     lab.run(100);
     let now = lab.now;
     lab.device(0).set_state(now, "comp0", b"one").expect("runs");
@@ -420,10 +421,10 @@ fn a_state_from_an_authenticated_session_is_not_handed_to_an_impostor() {
         .expect("runs");
     lab.run(300);
     // Someone without dev0's certificate joins as dev0 from elsewhere.
-    let gm = pcxses_core::Bottle::GoodMorning(pcxses_core::GoodMorning {
+    let gm = pcxses_core::wire::Bottle::GoodMorning(pcxses_core::wire::GoodMorning {
         device: "dev0",
-        nonce: pcxses_core::JoinNonce([9; 8]),
-        mode: Mode::Split,
+        nonce: pcxses_core::wire::JoinNonce([9; 8]),
+        mode: StateMode::Separate,
         hello_ms: 100,
         dead_ms: 300,
         max_bottle: 1200,
@@ -452,7 +453,7 @@ fn a_migrated_computation_is_still_answered_for_and_cancelled_after_its_outcome_
     let (session, morph) = (ack.session, ack.morph);
     // More MORPHs than the device remembers outcomes of, each refused.
     for m in 1..=10 {
-        let junk = Bottle::Morph(pcxses_core::Morph {
+        let junk = Bottle::Morph(pcxses_core::wire::Morph {
             session,
             morph: morph + m,
             handle: 100 + m as u16,
@@ -463,7 +464,7 @@ fn a_migrated_computation_is_still_answered_for_and_cancelled_after_its_outcome_
             .expect("answered with MORPH fail");
     }
     // The AC asks again: the computation the MORPH brought runs here.
-    let header = Bottle::Morph(pcxses_core::Morph {
+    let header = Bottle::Morph(pcxses_core::wire::Morph {
         session,
         morph,
         handle: 1,
@@ -475,10 +476,10 @@ fn a_migrated_computation_is_still_answered_for_and_cancelled_after_its_outcome_
         .expect("a repeated MORPH");
     assert_eq!(lab.sent("morph_ack").len(), acks + 1);
     // And a cancel still stops it.
-    let cancel = Bottle::MorphFail(pcxses_core::MorphFail {
+    let cancel = Bottle::MorphFail(pcxses_core::wire::MorphFail {
         session,
         morph,
-        reason: pcxses_core::MorphFailReason::TimedOut,
+        reason: pcxses_core::wire::MorphFailReason::TimedOut,
     });
     lab.inject_to_device(1, &pcxses_tests::lab::encode(&cancel))
         .expect("a cancel");

@@ -7,7 +7,8 @@ mod keyed;
 use std::collections::BTreeSet;
 
 use keyed::{joins, keyed, link};
-use pcxses_core::{Bottle, Challenge, InputError, JoinNonce};
+use pcxses_core::wire::{Bottle, Challenge, JoinNonce};
+use pcxses_core::InputError;
 use pcxses_tests::lab::Verdict;
 
 #[test]

@@ -2,11 +2,12 @@
 //! an answer), counted, no state change, no panic.
 
 use pcxses_core::controller::DeviceId;
-use pcxses_core::{
-    Bottle, ChunkAck, GoodMorning, GoodMorningAck, Hello, HelloAck, InputError, JoinNonce, LinkId,
-    Mode, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason,
-    SessionId, State, StateAck, StateChunk,
+use pcxses_core::wire::{
+    Bottle, ChunkAck, GoodMorning, GoodMorningAck, Hello, HelloAck, JoinNonce, Morph, MorphAck,
+    MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason, StateAck, StateBottle,
+    StateChunk, StateMode,
 };
+use pcxses_core::{InputError, LinkId, SessionId};
 use pcxses_tests::lab::{encode, Lab};
 use proptest::prelude::*;
 
@@ -30,7 +31,7 @@ fn hostile_to_ac(live: SessionId, s: u32, n: u32, data: &[u8], kind: u8) -> Vec<
         0 => Bottle::GoodMorningAck(GoodMorningAck {
             session,
             nonce: JoinNonce::default(),
-            mode: Mode::Joined,
+            mode: StateMode::InHello,
             hello_ms: n,
             dead_ms: n,
             fence_ms: n,
@@ -70,12 +71,12 @@ fn hostile_to_ac(live: SessionId, s: u32, n: u32, data: &[u8], kind: u8) -> Vec<
             seq: 1,
             state: None,
         }),
-        7 => Bottle::State(State { session, chunk }),
-        8 => Bottle::State(State {
+        7 => Bottle::State(StateBottle { session, chunk }),
+        8 => Bottle::State(StateBottle {
             session: live,
             chunk: StateChunk { handle: 7, ..chunk },
         }),
-        9 => Bottle::State(State {
+        9 => Bottle::State(StateBottle {
             session: live,
             chunk: StateChunk { index: 5, ..chunk },
         }),
@@ -96,7 +97,7 @@ fn hostile_to_ac(live: SessionId, s: u32, n: u32, data: &[u8], kind: u8) -> Vec<
         _ => Bottle::GoodMorning(GoodMorning {
             device: "nobody",
             nonce: JoinNonce::default(),
-            mode: Mode::Split,
+            mode: StateMode::Separate,
             hello_ms: n,
             dead_ms: n,
             max_bottle: 1200,
@@ -132,7 +133,7 @@ proptest! {
     fn the_ac_refuses_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let mut lab = Lab::settled();
         // Random bytes may decode into something valid; only those that fail are checked.
-        if pcxses_core::Bottle::decode(&bytes, &pcxses_core::Limits::DEFAULT).is_err() {
+        if pcxses_core::wire::Bottle::decode(&bytes, &pcxses_core::Limits::DEFAULT).is_err() {
             check_ac_refuses(&mut lab, LinkId(9), &bytes)?;
         }
     }
@@ -165,7 +166,7 @@ proptest! {
         let chunk = StateChunk { handle: 0, version: n, total_len: data.len() as u32, index: 0, data: &data };
         let bytes = match kind % 8 {
             0 => encode(&Bottle::Hello(Hello { session: live, seq: 1, state: None })),
-            1 => encode(&Bottle::State(State { session: live, chunk })),
+            1 => encode(&Bottle::State(StateBottle { session: live, chunk })),
             2 => encode(&Bottle::HelloAck(HelloAck { session, seq: n as u16 })),
             3 => encode(&Bottle::Morph(Morph { session, morph: n, handle: 1, manifest: &data, signature: None })),
             4 => encode(&Bottle::ObjectChunk(ObjectChunk { session: live, morph: n | 1 << 31, index: 0, data: &data })),
@@ -173,7 +174,7 @@ proptest! {
             6 => encode(&Bottle::MorphAck(MorphAck { session: live, morph: n })),
             _ => garbage.clone(),
         };
-        if kind % 8 == 7 && pcxses_core::Bottle::decode(&bytes, &pcxses_core::Limits::DEFAULT).is_ok() {
+        if kind % 8 == 7 && pcxses_core::wire::Bottle::decode(&bytes, &pcxses_core::Limits::DEFAULT).is_ok() {
             return Ok(());
         }
         let running: Vec<String> = lab.device(1).running().map(String::from).collect();

@@ -6,7 +6,8 @@
 mod keyed;
 
 use keyed::{joins, keyed, link};
-use pcxses_core::{Bottle, Controller, ControllerEvent, InputError};
+use pcxses_core::wire::Bottle;
+use pcxses_core::{Controller, ControllerEvent, InputError};
 use pcxses_tests::lab::Lab;
 
 /// The sealed GOOD_MORNING with which dev0 joined.

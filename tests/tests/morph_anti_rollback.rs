@@ -6,10 +6,8 @@
 
 use pcxses_core::controller::{ComputationId, DeviceId, Placement};
 use pcxses_core::signing::{CodeSigner, CodeVerifier};
-use pcxses_core::{
-    Bottle, Controller, ControllerEvent, InputError, Morph, MorphFail, MorphFailReason, SessionId,
-    Signature,
-};
+use pcxses_core::wire::{Bottle, Morph, MorphFail, MorphFailReason, Signature};
+use pcxses_core::{Controller, ControllerEvent, InputError, SessionId};
 use pcxses_tests::lab::Lab;
 
 fn encode(bottle: &Bottle<'_>) -> Vec<u8> {

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use pcxses_core::{Bottle, Limits};
+use pcxses_core::wire::Bottle;
+use pcxses_core::Limits;
 use pcxses_demo::link::{Direction, Link, LinkShape, Tap};
 use serde_json::Value;
 

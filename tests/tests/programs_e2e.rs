@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pcxses_attack::junk::{junk, BROKEN_PREFIXES};
-use pcxses_core::{Bottle, Limits, Manifest, Morph, ObjectChunk, Signature};
+use pcxses_core::wire::{Bottle, Manifest, Morph, ObjectChunk, Signature};
+use pcxses_core::Limits;
 use pcxses_demo::link::{Direction, Link, LinkShape, Tap};
 use pcxses_program::transport::Transport;
 use serde_json::Value;

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pcxses_attack::forge::{challenge_for, Forged};
-use pcxses_core::{Bottle, Limits};
+use pcxses_core::wire::Bottle;
+use pcxses_core::Limits;
 use pcxses_demo::link::{Direction, Link, LinkShape, Tap};
 use pcxses_program::transport::Transport;
 use serde_json::Value;

@@ -10,7 +10,8 @@ mod keyed;
 use keyed::{joins, keyed, link};
 use pcxses_core::controller::{ComputationId, DeviceId, Placement};
 use pcxses_core::psk::Psk;
-use pcxses_core::{Bottle, ControllerEvent, DeviceEvent, InputError, State, StateChunk};
+use pcxses_core::wire::{Bottle, StateBottle, StateChunk};
+use pcxses_core::{ControllerEvent, DeviceEvent, InputError};
 use pcxses_tests::lab::{Lab, Verdict};
 use proptest::prelude::*;
 
@@ -151,7 +152,7 @@ fn a_forged_state_changes_no_lkgs() {
         .lkgs(ComputationId(0))
         .map(|(s, v)| (s.to_vec(), v));
     let session = lab.device(0).session().expect("joined");
-    let forged = Bottle::State(State {
+    let forged = Bottle::State(StateBottle {
         session,
         chunk: StateChunk {
             handle: 0,

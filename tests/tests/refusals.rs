@@ -3,10 +3,10 @@
 //! gets exactly the answer of a wrong guess and changes nothing.
 
 use pcxses_core::controller::{ComputationId, DeviceId, Placement, RefusalLimits};
-use pcxses_core::{
-    Bottle, ControllerEvent, GoodBye, GoodMorning, Hello, InputError, JoinNonce, LinkId, Mode,
-    SessionId, State, StateChunk, Stats,
+use pcxses_core::wire::{
+    Bottle, GoodBye, GoodMorning, Hello, JoinNonce, StateBottle, StateChunk, StateMode,
 };
+use pcxses_core::{ControllerEvent, InputError, LinkId, SessionId, Stats};
 use pcxses_tests::lab::{encode, Lab, Packet};
 
 /// Everything the AC sent from the `since`-th packet on.
@@ -22,7 +22,7 @@ fn unknown_name() -> Vec<u8> {
     encode(&Bottle::GoodMorning(GoodMorning {
         device: "nobody",
         nonce: JoinNonce([3; 8]),
-        mode: Mode::Split,
+        mode: StateMode::Separate,
         hello_ms: 100,
         dead_ms: 300,
         max_bottle: 1200,
@@ -110,7 +110,7 @@ fn refusals_are_answered_at_a_bounded_rate_per_source_and_overall() {
 }
 
 fn state(session: SessionId) -> Vec<u8> {
-    encode(&Bottle::State(State {
+    encode(&Bottle::State(StateBottle {
         session,
         chunk: StateChunk {
             handle: 0,

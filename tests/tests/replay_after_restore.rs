@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyed::{joins, keyed_with, link};
-use pcxses_core::{Bottle, ControllerEvent, InputError, RejectReason};
+use pcxses_core::wire::{Bottle, RejectReason};
+use pcxses_core::{ControllerEvent, InputError};
 use pcxses_tests::lab::Lab;
 use pcxses_tests::memory_journal::Stored;
 

@@ -3,10 +3,11 @@
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::policy::LeastLoadedPolicy;
-use pcxses_core::{
-    Bottle, ControllerEvent, GoodMorningAck, Hello, InputError, Instant, LinkId, Mode, MorphAck,
-    MorphFailReason, RejectReason, SessionId, State, StateChunk,
+use pcxses_core::wire::{
+    Bottle, GoodMorningAck, Hello, MorphAck, MorphFailReason, RejectReason, StateBottle,
+    StateChunk, StateMode,
 };
+use pcxses_core::{ControllerEvent, InputError, Instant, LinkId, SessionId};
 use pcxses_tests::lab::{encode, Lab, Verdict};
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ fn join_negotiates_clamped_intervals_and_names_the_computations_to_run() {
     lab.boot(0, |d| {
         d.hello_ms = 1;
         d.dead_ms = 1_000_000;
-        d.mode = Mode::Split;
+        d.mode = StateMode::Separate;
     });
     lab.run(50);
     let acks = lab.sent("good_morning_ack");
@@ -65,7 +66,7 @@ fn join_negotiates_clamped_intervals_and_names_the_computations_to_run() {
     else {
         panic!("not an ack");
     };
-    assert_eq!((hello_ms, dead_ms, mode), (50, 2_000, Mode::Split));
+    assert_eq!((hello_ms, dead_ms, mode), (50, 2_000, StateMode::Separate));
     assert_eq!(fence_ms, 2_000 - 500, "fence = dead - dead/4");
     assert_eq!(&run[..], ["comp0"]);
     let joined = lab.device_events_where(0, |e| matches!(e, DeviceEvent::Joined { .. }));
@@ -143,7 +144,7 @@ fn hello_resets_the_dead_timer_and_state_never_does() {
     // Without fencing, so that the device keeps its session instead of joining again.
     let mut lab = Lab::new(2, |c| c.fencing = false);
     for i in 0..2 {
-        lab.boot(i, |d| d.mode = Mode::Split);
+        lab.boot(i, |d| d.mode = StateMode::Separate);
     }
     lab.run(100);
     // Lose dev0's HELLOs, but let its STATEs through while it keeps changing state.
@@ -170,7 +171,7 @@ fn hello_resets_the_dead_timer_and_state_never_does() {
 
 #[test]
 fn joined_mode_carries_state_on_hello_and_split_mode_on_state() {
-    for mode in [Mode::Joined, Mode::Split] {
+    for mode in [StateMode::InHello, StateMode::Separate] {
         let mut lab = Lab::new(1, |_| {});
         lab.boot(0, |d| d.mode = mode);
         lab.run(100);
@@ -191,8 +192,8 @@ fn joined_mode_carries_state_on_hello_and_split_mode_on_state() {
             .count();
         let on_state = lab.sent("state").len();
         match mode {
-            Mode::Joined => assert_eq!((on_hello, on_state), (1, 0)),
-            Mode::Split => assert_eq!((on_hello, on_state), (0, 1)),
+            StateMode::InHello => assert_eq!((on_hello, on_state), (1, 0)),
+            StateMode::Separate => assert_eq!((on_hello, on_state), (0, 1)),
         }
         assert_eq!(lab.ac().lkgs(comp(0)).unwrap().0, b"twelve bytes");
         let stored = lab.device_events_where(0, |e| {
@@ -480,7 +481,7 @@ fn hello_and_state_from_a_replaced_session_change_nothing() {
         index: 0,
         data: b"after",
     };
-    let state = encode(&Bottle::State(State {
+    let state = encode(&Bottle::State(StateBottle {
         session: dead,
         chunk,
     }));
@@ -664,7 +665,7 @@ fn a_tampered_chunk_is_refused_and_the_next_target_gets_it() {
             if let Some(Bottle::ObjectChunk(c)) = p.bottle() {
                 let mut data = c.data.to_vec();
                 data[0] ^= 0x80;
-                p.bytes = encode(&Bottle::ObjectChunk(pcxses_core::ObjectChunk {
+                p.bytes = encode(&Bottle::ObjectChunk(pcxses_core::wire::ObjectChunk {
                     data: &data,
                     ..c
                 }));
@@ -1119,7 +1120,7 @@ fn readdressed(p: &pcxses_tests::lab::Packet, session: SessionId, morph: u32) ->
     let Some(Bottle::Morph(m)) = p.bottle() else {
         panic!("not a MORPH")
     };
-    encode(&Bottle::Morph(pcxses_core::Morph {
+    encode(&Bottle::Morph(pcxses_core::wire::Morph {
         session,
         morph,
         handle: m.handle + 10,
@@ -1171,7 +1172,7 @@ fn a_replayed_manifest_and_one_for_another_device_are_refused() {
     };
     let mut manifest = m.manifest.to_vec();
     manifest[3] ^= 1;
-    let forged = encode(&Bottle::Morph(pcxses_core::Morph {
+    let forged = encode(&Bottle::Morph(pcxses_core::wire::Morph {
         session: session(&lab, 2),
         morph: 1_002,
         manifest: &manifest,

@@ -7,9 +7,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use pcxses_core::{
-    Bottle, GoodMorning, GoodMorningAck, Hello, HelloAck, Instant, JoinNonce, Mode, SessionId,
+use pcxses_core::wire::{
+    Bottle, GoodMorning, GoodMorningAck, Hello, HelloAck, JoinNonce, StateMode,
 };
+use pcxses_core::{Instant, SessionId};
 use pcxses_tests::app::AppFault;
 use pcxses_tests::checker::{Counts, StartKind};
 use pcxses_tests::lab::encode;
@@ -115,10 +116,10 @@ fn every_seed_keeps_every_invariant() {
 fn each_setup(seed: u64, fault: Action, app_fault: AppFault) -> Vec<Result<Report, Failure>> {
     let mut out = Vec::new();
     for (keyed, mode) in [
-        (false, Mode::Joined),
-        (false, Mode::Split),
-        (true, Mode::Joined),
-        (true, Mode::Split),
+        (false, StateMode::InHello),
+        (false, StateMode::Separate),
+        (true, StateMode::InHello),
+        (true, StateMode::Separate),
     ] {
         let mut cfg = SimConfig::new(seed * 4 + out.len() as u64, 3);
         cfg.keyed = keyed;
@@ -223,7 +224,7 @@ fn the_lease_tracker_reports_a_step_after_its_lease_ran_out() {
     let gm = Bottle::GoodMorning(GoodMorning {
         device: "dev0",
         nonce,
-        mode: Mode::Joined,
+        mode: StateMode::InHello,
         hello_ms: 100,
         dead_ms: 300,
         max_bottle: 1_200,
@@ -232,7 +233,7 @@ fn the_lease_tracker_reports_a_step_after_its_lease_ran_out() {
     let ack = Bottle::GoodMorningAck(GoodMorningAck {
         session,
         nonce,
-        mode: Mode::Joined,
+        mode: StateMode::InHello,
         hello_ms: 100,
         dead_ms: 300,
         fence_ms: 225,

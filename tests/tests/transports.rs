@@ -401,7 +401,8 @@ fn a_dropped_tcp_connection_is_not_a_death() {
 /// Refusals of the QUIC adapter: none of them reaches the AC's state.
 mod quic_refusals {
     use super::*;
-    use pcxses_core::{RejectReason, Stats};
+    use pcxses_core::wire::RejectReason;
+    use pcxses_core::Stats;
     use pcxses_transport_quic::certs::DevCa;
     use pcxses_transport_quic::ClientTls;
 

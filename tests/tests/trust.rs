@@ -6,10 +6,8 @@
 use pcxses_core::controller::{ComputationId, DeviceId, Placement};
 use pcxses_core::policy::AuthLevel;
 use pcxses_core::psk::Psk;
-use pcxses_core::{
-    Bottle, ControllerConfig, ControllerEvent, GoodMorning, InputError, JoinNonce, LinkId, Mode,
-    MAX_BOTTLE_LEN,
-};
+use pcxses_core::wire::{Bottle, GoodMorning, JoinNonce, StateMode};
+use pcxses_core::{ControllerConfig, ControllerEvent, InputError, LinkId, MAX_BOTTLE_LEN};
 use pcxses_tests::lab::Lab;
 
 fn key(i: usize) -> Psk {
@@ -112,7 +110,7 @@ fn good_morning(device: &str, nonce: u8) -> Vec<u8> {
     Bottle::GoodMorning(GoodMorning {
         device,
         nonce: JoinNonce([nonce; 8]),
-        mode: Mode::Split,
+        mode: StateMode::Separate,
         hello_ms: 100,
         dead_ms: 300,
         max_bottle: 1200,

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pcxses_core::controller::{Bounds, ComputationSpec, DeviceSpec, ObjectSpec};
-use pcxses_core::{ControllerConfig, Mode, MAX_HOSTED};
+use pcxses_core::wire::StateMode;
+use pcxses_core::{ControllerConfig, MAX_HOSTED};
 use pcxses_transport_tcp::ConnectionLimits;
 use serde::Deserialize;
 
@@ -293,8 +294,8 @@ impl AcConfig {
             };
         }
         cfg.mode = a.mode.map(|m| match m {
-            ModeName::Joined => Mode::Joined,
-            ModeName::Split => Mode::Split,
+            ModeName::Joined => StateMode::InHello,
+            ModeName::Split => StateMode::Separate,
         });
         cfg.fencing = a.fencing.unwrap_or(cfg.fencing);
         cfg.limits.max_bottle = a.max_bottle.unwrap_or(cfg.limits.max_bottle);

@@ -1,10 +1,10 @@
 //! Well-formed bottles for made-up sessions: what an off-path attacker who knows the
 //! protocol but no session can send.
 
-use pcxses_core::{
+use pcxses_core::wire::{
     Bottle, Challenge, GoodBye, Hello, JoinNonce, MorphFail, MorphFailReason, Reject, RejectReason,
-    SessionId, MAX_BOTTLE_LEN,
 };
+use pcxses_core::{SessionId, MAX_BOTTLE_LEN};
 
 use crate::next;
 

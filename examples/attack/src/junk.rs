@@ -29,7 +29,8 @@ pub const BROKEN_PREFIXES: [&[u8]; 3] = [&[0xff, 0xff, 0xff, 0xff, 0x0f], &[0x80
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pcxses_core::{Bottle, Limits};
+    use pcxses_core::wire::Bottle;
+    use pcxses_core::Limits;
 
     #[test]
     fn no_junk_decodes_as_a_bottle_but_the_hellos_for_made_up_sessions() {

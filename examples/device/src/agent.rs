@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
-use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch, Mode};
+use pcxses_core::wire::StateMode;
+use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
@@ -95,7 +96,11 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
     let mut config = DeviceConfig::new(&cli.name, seed);
     config.hello_ms = cli.hello_ms;
     config.dead_ms = cli.dead_ms;
-    config.mode = if cli.split { Mode::Split } else { Mode::Joined };
+    config.mode = if cli.split {
+        StateMode::Separate
+    } else {
+        StateMode::InHello
+    };
     config.code_key = cli
         .code_key
         .as_deref()

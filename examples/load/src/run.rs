@@ -9,9 +9,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use clap::Args;
+use pcxses_core::wire::{Bottle, JoinNonce};
 use pcxses_core::{
-    Bottle, Device, DeviceConfig, DeviceEvent, Epoch, Instant, JoinNonce, Limits, Output,
-    SessionId, MAX_BOTTLE_LEN,
+    Device, DeviceConfig, DeviceEvent, Epoch, Instant, Limits, Output, SessionId, MAX_BOTTLE_LEN,
 };
 use pcxses_program::procfs;
 

@@ -1,23 +1,124 @@
-//! Pre-shared-key mode at the AC: challenging a join, and opening sealed bottles before
-//! anything else looks at them (see [`crate::psk`]).
+//! Pre-shared-key mode at the AC: each keyed device's key and session keys, challenging a
+//! join, and opening sealed bottles before anything else looks at them (see
+//! [`crate::psk`]).
 
-use super::{auth_of, Controller, SessionAuth, SessionStatus};
-use crate::bottle::{Bottle, Challenge, GoodMorning, Reject, RejectReason};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::config::DeviceSpec;
+use super::session::SessionStatus;
+use super::Controller;
 use crate::error::InputError;
-use crate::ids::JoinNonce;
-use crate::io::{LinkId, Seal};
+use crate::io::LinkId;
+use crate::policy::AuthLevel;
 use crate::psk::{
-    challenge_key, session_key, Challenger, Counter, Direction, ReplayWindow, Sealed, RESYNC_PERIOD,
+    challenge_key, session_key, Challenger, Counter, Direction, Psk, ReplayWindow, Seal, Sealed,
+    SessionKeys, RESYNC_PERIOD,
 };
 use crate::time::{ms, Instant};
-use crate::SessionId;
+use crate::wire::bottle::{Bottle, Challenge, GoodMorning, Reject, RejectReason};
+use crate::wire::ids::{JoinNonce, SessionId};
 
 /// A journal records a keyed device whenever the highest counter of its bottles enters a
 /// new block of this many, so that a restored AC's replay windows and send counters are
 /// never far behind (see [`ReplayWindow::resumed`]).
 pub(super) const RECORD_EVERY: u32 = RESYNC_PERIOD;
 
+/// Pre-shared-key mode: a device's key, and its session's keys.
+pub(super) struct PskDevice {
+    psk: Psk,
+    /// When the challenge of the latest session was issued: an older one opens no new
+    /// session, so a recorded GOOD_MORNING cannot be replayed to replace a newer session.
+    last_issued_ms: Option<u64>,
+    pub(super) auth: Option<SessionAuth>,
+}
+
+/// Pre-shared-key mode: the keys of a device's session.
+pub(super) struct SessionAuth {
+    /// The session they belong to.
+    pub(super) session: SessionId,
+    /// When the AC issued that challenge: an older one opens no new session.
+    issued_ms: u64,
+    pub(super) keys: SessionKeys,
+    /// When the device was last told to jump its counter ahead (REJECT `Resync`).
+    last_resync: Instant,
+}
+
+impl SessionAuth {
+    /// The keys of session `session`, opened by a challenge issued at `issued_ms` (0 when
+    /// unknown).
+    pub(super) fn new(session: SessionId, issued_ms: u64, keys: SessionKeys) -> SessionAuth {
+        SessionAuth {
+            session,
+            issued_ms,
+            keys,
+            last_resync: Instant::default(),
+        }
+    }
+
+    /// The seal of the next bottle to the device.
+    pub(super) fn seal(&mut self) -> Seal<'_> {
+        self.keys.seal(Direction::ToDevice, &[])
+    }
+}
+
+/// The table of keyed devices for the configured `devices`: empty when none has a key.
+pub(super) fn psk_devices(devices: &[DeviceSpec]) -> Vec<Option<Box<PskDevice>>> {
+    if devices.iter().all(|d| d.psk.is_none()) {
+        return Vec::new();
+    }
+    (devices.iter())
+        .map(|d| {
+            d.psk.clone().map(|psk| {
+                Box::new(PskDevice {
+                    psk,
+                    last_issued_ms: None,
+                    auth: None,
+                })
+            })
+        })
+        .collect()
+}
+
+/// The session keys of device `d`'s session `session`, if it has them.
+pub(super) fn auth_of(
+    psk: &mut [Option<Box<PskDevice>>],
+    d: u32,
+    session: SessionId,
+) -> Option<&mut SessionAuth> {
+    psk.get_mut(d as usize)?
+        .as_mut()?
+        .auth
+        .as_mut()
+        .filter(|a| a.session == session)
+}
+
+/// The seal of the next bottle to device `d`'s session `session`, if it has keys.
+pub(super) fn seal_to(
+    psk: &mut [Option<Box<PskDevice>>],
+    d: u32,
+    session: SessionId,
+) -> Option<Seal<'_>> {
+    auth_of(psk, d, session).map(SessionAuth::seal)
+}
+
 impl Controller {
+    /// Whether device `d` has a pre-shared key: every bottle of it that reaches the
+    /// protocol was sealed with it (plain ones are refused before).
+    pub(super) fn has_key(&self, d: u32) -> bool {
+        self.psk.get(d as usize).is_some_and(Option::is_some)
+    }
+
+    /// How authenticated a bottle of device `d` is, `identity` being what the transport
+    /// authenticated (already checked to be `d`'s name).
+    pub(super) fn auth_level(&self, d: u32, identity: Option<&str>) -> AuthLevel {
+        if identity.is_some() || self.has_key(d) {
+            AuthLevel::Authenticated
+        } else {
+            AuthLevel::Unauthenticated
+        }
+    }
+
     /// Keys the challenges of pre-shared-key joins with `entropy`, 32 bytes from a
     /// cryptographically secure source (the operating system's, or a hardware RNG) that
     /// are fresh at every start of the AC and never stored: then no join answered before a
@@ -96,10 +197,10 @@ impl Controller {
             challenge,
         });
         let max = self.settings.limits.max_bottle;
-        let seal = Seal::next(&key, Direction::ToDevice, &mut 0, &[]);
-        if !self.outbox.send(from, &bottle, max, seal) {
-            self.stats.dropped_transmits += 1;
-        }
+        // Every CHALLENGE takes counter 0: the device keeps no window for its key.
+        let mut counter = 0;
+        let seal = Seal::new(&key, &mut counter, Direction::ToDevice, &[]);
+        (self.outbox).transmit(&mut self.stats, from, &bottle, max, Some(seal));
     }
 
     /// A sealed bottle of session `id` whose counter is below the floor of a restored
@@ -159,11 +260,11 @@ impl Controller {
             let id = b.session().ok_or(InputError::Unauthenticated)?;
             let device = self.lookup(id).ok_or(InputError::Unauthenticated)?.device;
             let auth = auth_of(&mut self.psk, device, id).ok_or(InputError::Unauthenticated)?;
-            if !sealed.verify(&auth.key, Direction::ToAc) {
+            if !sealed.verify(&auth.keys.key, Direction::ToAc) {
                 return Err(InputError::Unauthenticated);
             }
-            let top = auth.window.parts().0;
-            match auth.window.check(sealed.counter) {
+            let top = auth.keys.window.parts().0;
+            match auth.keys.window.check(sealed.counter) {
                 Counter::Fresh => {}
                 Counter::Replayed => return Err(InputError::Replayed),
                 Counter::Stale => {
@@ -202,6 +303,7 @@ impl Controller {
         if !sealed.verify(&key, Direction::ToAc) {
             return Err(InputError::Unauthenticated);
         }
+        let keys = SessionKeys::new(key, ReplayWindow::starting_at(sealed.counter));
         let current = self.devices[d as usize]
             .session
             .as_ref()
@@ -213,23 +315,16 @@ impl Controller {
             // the session to that challenge's key.
             Some(id) => {
                 let auth = auth_of(&mut self.psk, d, id).ok_or(InputError::Unauthenticated)?;
-                if auth.key != key {
+                if auth.keys.key != key {
                     if issued <= auth.issued_ms {
                         // An older challenge than the session's: a replay, or a device
                         // that missed the latest challenge. Either way, a fresh one.
                         self.challenge(now, from, &gm);
                         return Err(InputError::Replayed);
                     }
-                    *auth = SessionAuth {
-                        session: id,
-                        issued_ms: issued,
-                        key,
-                        sent: 0,
-                        window: ReplayWindow::starting_at(sealed.counter),
-                        last_resync: Instant::default(),
-                    };
+                    *auth = SessionAuth::new(id, issued, keys);
                     self.changes.device(d);
-                } else if !auth.window.accept(sealed.counter) {
+                } else if !auth.keys.window.accept(sealed.counter) {
                     return Err(InputError::Replayed);
                 }
             }
@@ -239,14 +334,7 @@ impl Controller {
                     self.challenge(now, from, &gm);
                     return Err(InputError::Replayed);
                 }
-                self.joining = Some(SessionAuth {
-                    session: SessionId::NONE,
-                    issued_ms: issued,
-                    key,
-                    sent: 0,
-                    window: ReplayWindow::starting_at(sealed.counter),
-                    last_resync: Instant::default(),
-                });
+                self.joining = Some(SessionAuth::new(SessionId::NONE, issued, keys));
             }
         }
         Ok(Bottle::GoodMorning(gm))

@@ -1,6 +1,7 @@
 //! The AC application's commands as data, for drivers that pass them over a channel.
 
-use super::{ComputationId, Controller, DeviceId};
+use super::event::{ComputationId, DeviceId};
+use super::Controller;
 use crate::error::CommandError;
 use crate::time::Instant;
 

@@ -5,9 +5,9 @@ use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::bottle::{name_ok, Mode};
 use crate::limits::{Limits, MAX_HOSTED, MAX_OBJECTS};
 use crate::psk::Psk;
+use crate::wire::bottle::{name_ok, StateMode};
 
 /// An inclusive range of milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +134,7 @@ pub struct ControllerConfig {
     /// Dead intervals the AC accepts; also never below twice the HELLO interval.
     pub dead_ms: Bounds,
     /// Forces every device into one mode; `None` accepts each device's proposal.
-    pub mode: Option<Mode>,
+    pub mode: Option<StateMode>,
     /// Whether devices fence themselves (PROTOCOL.md §7.4).
     pub fencing: bool,
     /// Decoding limits; `limits.max_bottle` is also the largest bottle the AC sends.

@@ -1,8 +1,8 @@
 //! What the Area Controller reports to its application.
 
-use crate::bottle::MorphFailReason;
-use crate::ids::SessionId;
 use crate::time::Instant;
+use crate::wire::bottle::MorphFailReason;
+use crate::wire::ids::SessionId;
 
 /// Names a registered device: its position in [`super::ControllerConfig::devices`].
 /// [`super::Controller::device_name`] gives its name.

@@ -1,5 +1,11 @@
-//! The contract between a controller's runtime and its durable store.
+//! The contract between a controller's runtime and its durable store, and how the
+//! controller keeps it.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::event::ControllerEvent;
+use super::snapshot::Part;
 use super::Controller;
 
 /// A durable record of what the controller acknowledged, kept by its runtime.
@@ -24,3 +30,42 @@ pub trait Journal: Send {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the journal could not make its records durable")]
 pub struct CommitError;
+
+impl Controller {
+    /// Keeps `journal` durable before anything is acknowledged. The journal must already
+    /// hold [`Controller::snapshot`] as of now; from then on, each drain of
+    /// [`Controller::poll_output`] that follows a change first hands the journal one
+    /// record per changed device, computation or counter (see [`Controller::restore`]),
+    /// commits it, and only then hands out its outputs. If the commit fails, the drain's
+    /// transmits are dropped (counted) and [`ControllerEvent::JournalFailed`] says so:
+    /// nothing unrecorded is acknowledged.
+    pub fn with_journal(mut self, journal: Box<dyn Journal>) -> Controller {
+        self.journal = Some(journal);
+        self.changes.start();
+        self
+    }
+
+    /// Hands the journal a record of every changed part and commits it.
+    pub(super) fn commit(&mut self) {
+        let Some(mut journal) = self.journal.take() else {
+            return;
+        };
+        let devices = self.changes.devices.list().iter().map(|&d| Part::Device(d));
+        let comps = self.changes.comps.list().iter().map(|&c| Part::Comp(c));
+        let morphs = self.changes.morphs.then_some(Part::Morphs);
+        // One buffer for every record of the commit.
+        let mut record = Vec::new();
+        for part in morphs.into_iter().chain(devices).chain(comps) {
+            self.change(part, &mut record);
+            journal.record(&record);
+        }
+        self.changes.clear();
+        if journal.commit(self).is_err() {
+            let dropped = self.outbox.drop_transmits();
+            self.stats.dropped_transmits += dropped as u64;
+            let at = self.clock.latest();
+            self.outbox.event(ControllerEvent::JournalFailed { at });
+        }
+        self.journal = Some(journal);
+    }
+}

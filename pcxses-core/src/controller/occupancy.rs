@@ -1,7 +1,8 @@
 //! How full the AC's tables are: everything a peer's bottles can make it hold, each bounded
 //! by the configuration, for monitoring and for tests that push past the bounds.
 
-use super::{Controller, Place};
+use super::computation::Place;
+use super::Controller;
 
 /// Entries in the AC's tables that grow and shrink with traffic. Each is bounded: by the
 /// number of computations, of hosted computations, or of devices, as documented per field.

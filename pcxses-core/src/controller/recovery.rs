@@ -1,34 +1,44 @@
-//! RECOVERY at the AC: choosing targets, MORPH attempts, failure chaining.
+//! RECOVERY at the AC: which computation moves where and when — targets, pacing,
+//! hand-backs to a home that joined — and failure chaining into quarantine.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::time::Duration;
 
-use sha2::{Digest as _, Sha256};
-
+use super::computation::{CompEntry, Place};
+use super::event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
 use super::session_ids::SessionIds;
-use super::{
-    auth_of, transmit, Attempt, CompEntry, ComputationId, Controller, ControllerEvent, DeviceId,
-    MigrationFailure, Place, Recovery, SessionAuth, SessionEnd, Stage,
-};
-use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
-use crate::error::InputError;
-use crate::ids::{Digest, SessionId};
-use crate::io::{LinkId, Outbox};
-use crate::manifest::{Manifest, ObjectEntry, StateEntry};
+use super::Controller;
 use crate::policy::{AuthLevel, Candidate};
-use crate::stats::Stats;
 use crate::time::{ms, Instant};
-use crate::timer::arm;
-use crate::transfer::ChunkSender;
-use crate::BoundedSeq;
+use crate::wire::ids::SessionId;
 
 /// Most failed target sessions one recovery remembers; beyond, the oldest is forgotten and
 /// its device is eligible again.
-pub(super) const MAX_TRIED: usize = 64;
+const MAX_TRIED: usize = 64;
 
-fn sha256(bytes: &[u8]) -> Digest {
-    Digest(Sha256::digest(bytes).into())
+/// A computation on its way to another device.
+pub(super) struct Recovery {
+    pub(super) from: u32,
+    /// The failed session: its device may host the computation again once it re-joins.
+    pub(super) from_session: SessionId,
+    pub(super) detected_at: Instant,
+    /// Sessions of targets that failed in this recovery, at most one per device (its
+    /// latest) and [`MAX_TRIED`] in all, oldest first; a target that joins again
+    /// is a new incarnation and eligible again.
+    pub(super) tried: Vec<SessionId>,
+    /// The last target whose MORPH made no progress: tried again only when no other target
+    /// is free, since a stall says more about the network than about the target.
+    stalled: SessionId,
+    /// The computation is being handed back to its home, which just joined, with its LKGS:
+    /// if the home leaves or re-joins meanwhile, it waits for its home again.
+    handing_back: bool,
+    /// How authenticated the failed session was: the computation moves only to targets at
+    /// least as authenticated (unless the configuration allows a downgrade).
+    from_auth: AuthLevel,
+    /// The MORPH attempt in flight, by morph id.
+    pub(super) attempt: Option<u32>,
+    attempts: u32,
+    pub(super) orphaned: bool,
 }
 
 /// Whether a device can ever host a computation: capabilities and host list.
@@ -38,6 +48,38 @@ fn capable(requires: &[Box<str>], hosts: &[u32], device: u32, capabilities: &[Bo
 }
 
 impl Controller {
+    /// Begins recovering computation `c` from device `from`.
+    pub(super) fn start_recovery(
+        &mut self,
+        c: u32,
+        from: u32,
+        (session, auth): (SessionId, AuthLevel),
+        now: Instant,
+    ) {
+        let comp = &mut self.comps[c as usize];
+        let unproven = matches!(comp.place, Place::Running { unproven: true, .. });
+        let mut recovery = Recovery::new(from, session, now);
+        recovery.from_auth = auth;
+        comp.place = Place::Recovering(Box::new(recovery));
+        if unproven && self.died_after_migration(c, from, now) {
+            return;
+        }
+        self.place(c, now);
+    }
+
+    /// Computation `c` arrived on device `d` by MORPH, and `d` died or re-joined before it
+    /// stored a state there: one more failed target in a row. Returns whether that
+    /// quarantined it.
+    pub(super) fn died_after_migration(&mut self, c: u32, d: u32, now: Instant) -> bool {
+        self.outbox.event(ControllerEvent::MigrationFailed {
+            computation: ComputationId(c),
+            to: DeviceId(d),
+            reason: MigrationFailure::DiedAfterMigration,
+            at: now,
+        });
+        self.count_failure(c, now)
+    }
+
     /// Tries to start a MORPH for computation `c`, which is recovering without an attempt
     /// in flight. Without a free target it waits; without any capable one it is orphaned.
     pub(super) fn place(&mut self, c: u32, now: Instant) {
@@ -238,399 +280,6 @@ impl Controller {
         }
     }
 
-    fn start_attempt(&mut self, c: u32, t: u32, now: Instant) {
-        self.waiting.remove(&c);
-        let comp = &self.comps[c as usize];
-        let Place::Recovering(r) = &comp.place else {
-            return;
-        };
-        let Some(s) = self.devices[t as usize].session.as_ref() else {
-            return;
-        };
-        // The MORPH stream: every object, then the LKGS.
-        let mut stream = Vec::new();
-        let mut objects = BoundedSeq::new();
-        for o in comp.objects.iter() {
-            let Some(bytes) = self.repo.object(&o.id) else {
-                return self.quarantine(c, now);
-            };
-            let _ = objects.push(ObjectEntry {
-                id: &o.id,
-                size: bytes.len() as u32,
-                sha256: sha256(bytes),
-                invoke: o.invoke,
-            });
-            stream.extend_from_slice(bytes);
-        }
-        stream.extend_from_slice(&comp.lkgs);
-        let from = self
-            .devices
-            .get(r.from as usize)
-            .map_or(&*comp.name, |d| &*d.name);
-        let manifest = Manifest {
-            computation: &comp.name,
-            sequence: comp.sequence + 1,
-            target: &self.devices[t as usize].name,
-            nonce: s.nonce,
-            replaces: from,
-            objects,
-            state: StateEntry {
-                version: comp.lkgs_version,
-                size: comp.lkgs.len() as u32,
-                sha256: sha256(&comp.lkgs),
-            },
-        };
-        let mut manifest_bytes = alloc::vec![0u8; usize::from(s.max_bottle)];
-        let fits = manifest.encode(&mut manifest_bytes).ok().filter(|_| {
-            manifest
-                .stream_len()
-                .is_some_and(|n| n <= self.settings.limits.max_transfer)
-        });
-        let Some(n) = fits else {
-            return self.quarantine(c, now);
-        };
-        manifest_bytes.truncate(n);
-        let morph = self.next_morph;
-        self.next_morph = self.next_morph.wrapping_add(1).max(1);
-        self.changes.morph_counter();
-        self.changes.device(t);
-        self.changes.comp(c);
-        let (session, chunk) = (s.id, s.chunk);
-        let handle = {
-            let s = self.devices[t as usize]
-                .session
-                .as_mut()
-                .expect("checked above");
-            let h = s.next_handle;
-            s.next_handle = s.next_handle.wrapping_add(1);
-            h
-        };
-        self.devices[t as usize].morphs_in += 1;
-        let comp = &mut self.comps[c as usize];
-        comp.sequence += 1;
-        let Place::Recovering(r) = &mut comp.place else {
-            return;
-        };
-        r.attempt = Some(morph);
-        r.attempts = r.attempts.saturating_add(1);
-        r.orphaned = false;
-        let (from, attempt) = (r.from, r.attempts);
-        let len = stream.len() as u32;
-        self.attempts.insert(
-            morph,
-            Attempt {
-                comp: c,
-                target: t,
-                session,
-                handle,
-                started_at: now,
-                last_progress: now,
-                signature: self.signer.as_ref().map(|s| s.sign(&manifest_bytes)),
-                manifest: manifest_bytes,
-                stream,
-                sender: ChunkSender::new(len, chunk, self.settings.pacing),
-                stage: Stage::Header(now),
-                rto: self.settings.pacing.rto,
-                armed: Instant::MAX,
-            },
-        );
-        self.outbox.event(ControllerEvent::MigrationStarted {
-            computation: ComputationId(c),
-            from: DeviceId(from),
-            to: DeviceId(t),
-            attempt,
-            at: now,
-        });
-        self.send_header(morph);
-        self.rearm(morph);
-    }
-
-    fn target_link(&self, t: u32) -> Option<(LinkId, usize)> {
-        self.devices[t as usize]
-            .session
-            .as_ref()
-            .map(|s| (s.link, usize::from(s.max_bottle)))
-    }
-
-    fn send_header(&mut self, m: u32) {
-        let Some(a) = self.attempts.get(&m) else {
-            return;
-        };
-        let Some((link, max)) = self.target_link(a.target) else {
-            return;
-        };
-        let bottle = Bottle::Morph(Morph {
-            session: a.session,
-            morph: m,
-            handle: a.handle,
-            manifest: &a.manifest,
-            signature: a.signature,
-        });
-        let auth = auth_of(&mut self.psk, a.target, a.session);
-        transmit(&mut self.outbox, &mut self.stats, link, &bottle, max, auth);
-    }
-
-    fn send_cancel(&mut self, m: u32) {
-        let Some(a) = self.attempts.get(&m) else {
-            return;
-        };
-        let Some((link, max)) = self.target_link(a.target) else {
-            return;
-        };
-        let bottle = Bottle::MorphFail(MorphFail {
-            session: a.session,
-            morph: m,
-            reason: MorphFailReason::TimedOut,
-        });
-        self.send(link, &bottle, max);
-    }
-
-    fn rearm(&mut self, m: u32) {
-        let timeout = self.settings.morph_timeout;
-        if let Some(a) = self.attempts.get_mut(&m) {
-            let at = a.deadline(timeout);
-            arm(&mut self.attempt_timers, &mut a.armed, at, m);
-        }
-        self.compact_timers();
-    }
-
-    /// The attempt `m` towards device `d`'s session, if it is one.
-    fn attempt_of(&self, d: u32, session: SessionId, m: u32) -> Result<(), InputError> {
-        match self.attempts.get(&m) {
-            Some(a) if a.target == d && a.session == session => Ok(()),
-            _ => Err(InputError::OutOfPhase("no such MORPH in flight")),
-        }
-    }
-
-    pub(super) fn on_chunk_ack(
-        &mut self,
-        d: u32,
-        ack: ChunkAck,
-        now: Instant,
-    ) -> Result<(), InputError> {
-        self.attempt_of(d, ack.session, ack.morph)?;
-        let Some((link, max)) = self.target_link(d) else {
-            return Ok(());
-        };
-        let Some(a) = self.attempts.get_mut(&ack.morph) else {
-            return Ok(());
-        };
-        match a.stage {
-            Stage::Cancelling(..) | Stage::Installing(_) => {
-                self.stats.duplicate += 1;
-                return Ok(());
-            }
-            Stage::Header(_) => {
-                a.stage = Stage::Streaming;
-                a.last_progress = now;
-            }
-            Stage::Streaming => {}
-        }
-        if a.sender.on_progress(ack.progress) {
-            a.last_progress = now;
-        } else {
-            self.stats.duplicate += 1;
-        }
-        let auth = auth_of(&mut self.psk, a.target, a.session);
-        pump(
-            a,
-            ack.morph,
-            &mut self.outbox,
-            &mut self.stats,
-            (link, max, auth),
-            now,
-        );
-        if a.sender.is_done() {
-            a.stage = Stage::Installing(now);
-            a.rto = self.settings.pacing.rto;
-        }
-        self.rearm(ack.morph);
-        Ok(())
-    }
-
-    pub(super) fn on_morph_ack(
-        &mut self,
-        d: u32,
-        ack: MorphAck,
-        now: Instant,
-    ) -> Result<(), InputError> {
-        if self.attempt_of(d, ack.session, ack.morph).is_err() {
-            // A repeated ack of a migration that already completed: one of the
-            // computations this session hosts came by that MORPH.
-            let hosted = self.devices[d as usize].session.as_ref();
-            let done = hosted.is_some_and(|s| {
-                s.hosted.iter().any(|&(_, c)| {
-                    matches!(self.comps[c as usize].place, Place::Running { session, morph, .. } if session == ack.session && morph == ack.morph)
-                })
-            });
-            if done {
-                self.stats.duplicate += 1;
-                return Ok(());
-            }
-            return Err(InputError::OutOfPhase("MORPH ack for no MORPH"));
-        }
-        if matches!(self.attempts[&ack.morph].stage, Stage::Cancelling(..)) {
-            // Cancelled: the target will stop it and confirm with MORPH fail.
-            return Ok(());
-        }
-        let Some(a) = self.attempts.remove(&ack.morph) else {
-            return Ok(());
-        };
-        self.devices[d as usize].morphs_in -= 1;
-        if let Some(s) = self.devices[d as usize].session.as_mut() {
-            s.hosted.push((a.handle, a.comp));
-        }
-        self.changes.device(d);
-        self.changes.comp(a.comp);
-        let comp = &mut self.comps[a.comp as usize];
-        let Place::Recovering(r) = core::mem::replace(
-            &mut comp.place,
-            Place::Running {
-                device: d,
-                session: a.session,
-                handle: a.handle,
-                morph: ack.morph,
-                unproven: true,
-            },
-        ) else {
-            return Ok(());
-        };
-        self.outbox.event(ControllerEvent::MigrationCompleted {
-            computation: ComputationId(a.comp),
-            from: DeviceId(r.from),
-            to: DeviceId(d),
-            detected_at: r.detected_at,
-            started_at: a.started_at,
-            acked_at: now,
-            stream_bytes: a.stream.len() as u32,
-        });
-        self.offer(d, now);
-        Ok(())
-    }
-
-    pub(super) fn on_morph_fail(
-        &mut self,
-        d: u32,
-        fail: MorphFail,
-        now: Instant,
-    ) -> Result<(), InputError> {
-        self.attempt_of(d, fail.session, fail.morph)?;
-        let reason = match self.attempts[&fail.morph].stage {
-            Stage::Cancelling(_, why) => why,
-            _ => MigrationFailure::Refused(fail.reason),
-        };
-        self.finish_failed(fail.morph, reason, now, false);
-        Ok(())
-    }
-
-    pub(super) fn on_attempt_timer(&mut self, m: u32, now: Instant) {
-        let timeout = self.settings.morph_timeout;
-        let rto_max = self.settings.pacing.rto_max;
-        let Some(a) = self.attempts.get_mut(&m) else {
-            return;
-        };
-        a.armed = Instant::MAX;
-        let stalled = now >= a.last_progress + timeout;
-        match a.stage {
-            Stage::Header(_) | Stage::Streaming | Stage::Installing(_) if stalled => {
-                a.stage = Stage::Cancelling(now, MigrationFailure::TimedOut);
-                a.rto = self.settings.pacing.rto;
-                self.send_cancel(m);
-            }
-            Stage::Header(sent) if sent + a.rto <= now => {
-                a.stage = Stage::Header(now);
-                a.rto = (a.rto * 2).min(rto_max);
-                self.send_header(m);
-            }
-            Stage::Installing(sent) if sent + a.rto <= now => {
-                a.stage = Stage::Installing(now);
-                a.rto = (a.rto * 2).min(rto_max);
-                self.send_header(m);
-            }
-            Stage::Cancelling(sent, why) if sent + a.rto <= now => {
-                a.stage = Stage::Cancelling(now, why);
-                a.rto = (a.rto * 2).min(rto_max);
-                self.send_cancel(m);
-            }
-            Stage::Streaming => {
-                let target = self.devices[a.target as usize].session.as_ref();
-                if let Some((link, max)) = target.map(|s| (s.link, usize::from(s.max_bottle))) {
-                    let auth = auth_of(&mut self.psk, a.target, a.session);
-                    pump(
-                        a,
-                        m,
-                        &mut self.outbox,
-                        &mut self.stats,
-                        (link, max, auth),
-                        now,
-                    );
-                }
-            }
-            _ => {}
-        }
-        self.rearm(m);
-    }
-
-    /// Fails every attempt towards `session`, which ended `how`. A target that died or
-    /// re-joined while it held the whole stream may have crashed starting the computation:
-    /// that counts against the computation. A computation being handed back to a home that
-    /// left or re-joined goes back to waiting for its home.
-    pub(super) fn abort_attempts_to(&mut self, session: SessionId, how: SessionEnd, now: Instant) {
-        let why = match how {
-            SessionEnd::Dead => MigrationFailure::TargetDied,
-            _ => MigrationFailure::TargetLeft,
-        };
-        let crashed = matches!(how, SessionEnd::Dead | SessionEnd::Rejoined);
-        let doomed: Vec<(u32, MigrationFailure)> = self
-            .attempts
-            .iter()
-            .filter(|(_, a)| a.session == session)
-            .map(|(&m, a)| match a.stage {
-                Stage::Cancelling(_, earlier) => (m, earlier),
-                Stage::Installing(_) if crashed => (m, MigrationFailure::DiedInstalling),
-                _ => (m, why),
-            })
-            .collect();
-        for (m, why) in doomed {
-            self.finish_failed(m, why, now, how != SessionEnd::Dead);
-        }
-    }
-
-    /// Ends attempt `m`, which failed. A hand-back to a home that is still alive (`home_alive`:
-    /// it left or re-joined) leaves the computation waiting for its home; any other
-    /// failure places it again, unless it is quarantined.
-    fn finish_failed(&mut self, m: u32, why: MigrationFailure, now: Instant, home_alive: bool) {
-        let Some(a) = self.attempts.remove(&m) else {
-            return;
-        };
-        let t = a.target;
-        self.devices[t as usize].morphs_in -= 1;
-        self.changes.comp(a.comp);
-        // Only the first attempt of a recovery hands a computation back to its home.
-        let mut handing_back = false;
-        if let Place::Recovering(r) = &mut self.comps[a.comp as usize].place {
-            handing_back = core::mem::take(&mut r.handing_back);
-            r.attempt = None;
-            match why {
-                MigrationFailure::TimedOut => r.stalled = a.session,
-                _ => r.tried_on(a.session, &self.session_ids),
-            }
-        }
-        self.outbox.event(ControllerEvent::MigrationFailed {
-            computation: ComputationId(a.comp),
-            to: DeviceId(t),
-            reason: why,
-            at: now,
-        });
-        let quarantined = why.counts() && self.count_failure(a.comp, now);
-        if handing_back && home_alive && !quarantined {
-            self.comps[a.comp as usize].place = Place::Unplaced;
-        } else if !quarantined {
-            self.place(a.comp, now);
-        }
-        self.offer(t, now);
-    }
-
     /// Counts one more failed target for computation `c`; quarantines it at the limit.
     /// Returns whether it was quarantined.
     pub(super) fn count_failure(&mut self, c: u32, now: Instant) -> bool {
@@ -645,7 +294,7 @@ impl Controller {
         }
     }
 
-    fn quarantine(&mut self, c: u32, now: Instant) {
+    pub(super) fn quarantine(&mut self, c: u32, now: Instant) {
         self.waiting.remove(&c);
         self.changes.comp(c);
         let comp = &mut self.comps[c as usize];
@@ -690,45 +339,50 @@ impl Controller {
     }
 }
 
-/// Sends the chunks of attempt `m` that are due: new ones while the window has room,
-/// retransmissions whose timeout passed. `to` is the target's link, bottle limit and
-/// session key.
-fn pump(
-    a: &mut Attempt,
-    m: u32,
-    outbox: &mut Outbox<ControllerEvent>,
-    stats: &mut Stats,
-    to: (LinkId, usize, Option<&mut SessionAuth>),
-    now: Instant,
-) {
-    let (link, max, mut auth) = to;
-    if a.stage != Stage::Streaming {
-        return;
-    }
-    while let Some(index) = a.sender.next_to_send(now) {
-        let data = &a.stream[a.sender.range(index)];
-        let bottle = Bottle::ObjectChunk(ObjectChunk {
-            session: a.session,
-            morph: m,
-            index,
-            data,
-        });
-        transmit(outbox, stats, link, &bottle, max, auth.as_deref_mut());
-    }
-}
-
-impl Attempt {
-    fn deadline(&self, timeout: Duration) -> Instant {
-        let stall = self.last_progress + timeout;
-        match self.stage {
-            Stage::Header(sent) | Stage::Installing(sent) => (sent + self.rto).min(stall),
-            Stage::Streaming => self.sender.deadline().map_or(stall, |d| d.min(stall)),
-            Stage::Cancelling(sent, _) => sent + self.rto,
+impl Recovery {
+    /// A recovery from device `from`'s session `from_session`, which failed at
+    /// `detected_at`.
+    pub(super) fn new(from: u32, from_session: SessionId, detected_at: Instant) -> Recovery {
+        Recovery {
+            from,
+            from_session,
+            detected_at,
+            tried: Vec::new(),
+            stalled: SessionId::NONE,
+            handing_back: false,
+            attempt: None,
+            attempts: 0,
+            orphaned: false,
+            from_auth: AuthLevel::Unauthenticated,
         }
     }
-}
 
-impl Recovery {
+    /// MORPH `morph` starts: returns how many this recovery has started.
+    pub(super) fn attempt_started(&mut self, morph: u32) -> u32 {
+        self.attempt = Some(morph);
+        self.attempts = self.attempts.saturating_add(1);
+        self.orphaned = false;
+        self.attempts
+    }
+
+    /// The MORPH to target session `session` failed `why`: a target that stalled is tried
+    /// again only when no other is free, any other not at all. Returns whether it was
+    /// handing the computation back to its home: only the first attempt of a recovery
+    /// does.
+    pub(super) fn attempt_failed(
+        &mut self,
+        session: SessionId,
+        why: MigrationFailure,
+        ids: &SessionIds,
+    ) -> bool {
+        self.attempt = None;
+        match why {
+            MigrationFailure::TimedOut => self.stalled = session,
+            _ => self.tried_on(session, ids),
+        }
+        core::mem::take(&mut self.handing_back)
+    }
+
     /// Remembers that the target session `session` failed. It replaces any earlier session
     /// of its device, which can never be live again; beyond [`MAX_TRIED`] the oldest is
     /// forgotten.

@@ -1,15 +1,19 @@
-//! Answers to refused bottles: how often the AC may send them (token buckets per source
-//! and over all sources, in a table of fixed size) and how long they may be, so that the
-//! AC amplifies no flood and reflects nothing larger than it received.
+//! Answers to refused bottles: the REJECTs the AC sends, how often it may send them (token
+//! buckets per source and over all sources, in a table of fixed size) and how long they
+//! may be, so that the AC amplifies no flood and reflects nothing larger than it received.
 
 use alloc::boxed::Box;
 use alloc::vec;
 use core::time::Duration;
 
 use super::config::RefusalLimits;
-use crate::bottle::Bottle;
+use super::Controller;
+use crate::error::InputError;
 use crate::io::LinkId;
 use crate::time::Instant;
+use crate::wire::bottle::{Bottle, Reject, RejectReason};
+use crate::wire::codec::DecodeError;
+use crate::wire::ids::{JoinNonce, SessionId};
 
 /// The largest answer to a refused bottle (a REJECT with the longest session id).
 const ANSWER_MAX: usize = 32;
@@ -95,6 +99,89 @@ impl RefusalGate {
     }
 }
 
+impl Controller {
+    /// Counts bytes that are no bottle; answers a bottle of another protocol version with
+    /// REJECT `BadVersion`.
+    pub(super) fn refuse_undecodable(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        e: DecodeError,
+    ) -> InputError {
+        if let DecodeError::Version(_) = e {
+            self.stats.bad_version += 1;
+            let reason = RejectReason::BadVersion;
+            self.reject(
+                now,
+                from,
+                SessionId::NONE,
+                JoinNonce::default(),
+                reason,
+                false,
+            );
+        } else {
+            self.stats.malformed += 1;
+        }
+        InputError::Decode(e)
+    }
+
+    /// Answers a refused bottle with REJECT `reason` (see [`Controller::answer`]).
+    pub(super) fn reject(
+        &mut self,
+        now: Instant,
+        to: LinkId,
+        session: SessionId,
+        nonce: JoinNonce,
+        reason: RejectReason,
+        trusted: bool,
+    ) {
+        let bottle = Bottle::Reject(Reject {
+            session,
+            nonce,
+            reason,
+        });
+        self.answer(now, to, &bottle, trusted);
+    }
+
+    /// Sends `bottle`, the answer to a refused bottle, to `to` if the refusal limits allow
+    /// it and, unless `trusted` (the source is the link of the session the refused bottle
+    /// named, or an authenticated peer, or the answer is one a device cannot do without),
+    /// only if it is no longer than the refused bottle: a forged source address reflects
+    /// nothing larger than what was sent. An answer not sent is counted.
+    pub(super) fn answer(&mut self, now: Instant, to: LinkId, bottle: &Bottle<'_>, trusted: bool) {
+        let fits = trusted || no_longer(bottle, self.inbound_len);
+        if !fits || !self.refusals.allow(to, now) {
+            self.stats.unanswered += 1;
+            return;
+        }
+        let max = self.settings.limits.max_bottle;
+        self.send(to, bottle, max);
+    }
+
+    /// Refuses a bottle naming a session from a link it may not come from: answered exactly
+    /// as a bottle naming no session, so that the answer tells nothing about the id.
+    pub(super) fn refuse_wrong_link(
+        &mut self,
+        now: Instant,
+        from: LinkId,
+        id: SessionId,
+    ) -> InputError {
+        self.reject_unknown(now, from, id);
+        InputError::WrongLink
+    }
+
+    /// Answers a bottle naming a session the AC does not know with REJECT
+    /// `UnknownSession`.
+    pub(super) fn reject_unknown(&mut self, now: Instant, from: LinkId, id: SessionId) {
+        let reason = RejectReason::UnknownSession;
+        // A device that does not fence learns only from this REJECT that its session is
+        // lost (the AC restarted without its journal, or its link changed): without
+        // fencing it goes even if longer than the bottle, within the rate limits.
+        let needed = !self.settings.fencing;
+        self.reject(now, from, id, JoinNonce::default(), reason, needed);
+    }
+}
+
 /// Whether `answer` is no longer than `provoked` bytes.
 pub(super) fn no_longer(answer: &Bottle<'_>, provoked: usize) -> bool {
     let mut buf = [0u8; ANSWER_MAX];
@@ -104,8 +191,6 @@ pub(super) fn no_longer(answer: &Bottle<'_>, provoked: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bottle::{Reject, RejectReason};
-    use crate::ids::{JoinNonce, SessionId};
 
     fn limits(sources: usize) -> RefusalLimits {
         RefusalLimits {

@@ -11,8 +11,8 @@
 //! the generation the rest: a device's ids repeat only after `2^(32 − ⌈log2 n⌉)` of its
 //! sessions (2^31 for two devices, 4,096 for 2^20).
 
-use crate::ids::SessionId;
 use crate::rng::Rng;
+use crate::wire::ids::SessionId;
 
 /// Most bits of the device index: at most 2^20 registered devices.
 const MAX_DEVICE_BITS: u32 = 20;

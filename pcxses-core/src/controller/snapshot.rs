@@ -8,20 +8,20 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Attempt, Controller, ControllerConfig, MigrationFailure, Place, Recovery, Session, SessionAuth,
-    SessionStatus, Stage,
-};
-use crate::bottle::Mode;
-use crate::controller::ConfigError;
-use crate::ids::{JoinNonce, SessionId};
+use super::auth::SessionAuth;
+use super::computation::Place;
+use super::config::{ConfigError, ControllerConfig};
+use super::recovery::Recovery;
+use super::session::{Session, SessionStatus};
+use super::Controller;
 use crate::io::LinkId;
 use crate::policy::AuthLevel;
-use crate::psk::ReplayWindow;
+use crate::psk::{ReplayWindow, SessionKeys};
 use crate::repository::Repository;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
-use crate::transfer::ChunkSender;
+use crate::wire::bottle::StateMode;
+use crate::wire::ids::{JoinNonce, SessionId};
 
 /// Version byte of the snapshot and change encodings.
 const SNAPSHOT_VERSION: u8 = 4;
@@ -79,7 +79,7 @@ struct SnapSession<'a> {
     id: u32,
     link: u64,
     nonce: JoinNonce,
-    mode: Mode,
+    mode: StateMode,
     hello_ms: u32,
     dead_ms: u32,
     fence_ms: u32,
@@ -217,9 +217,9 @@ impl Controller {
                 .and_then(|p| p.auth.as_ref())
                 .map(|a| SnapAuth {
                     session: a.session.0,
-                    key: a.key,
-                    sent: a.sent,
-                    window: a.window.parts(),
+                    key: a.keys.key,
+                    sent: a.keys.sent,
+                    window: a.keys.window.parts(),
                 }),
         }
     }
@@ -326,14 +326,12 @@ impl Controller {
                 SessionStatus::Replaced
             };
             if let (Some(a), Some(Some(p))) = (&sd.auth, ac.psk.get_mut(d as usize)) {
-                p.auth = Some(SessionAuth {
-                    session: SessionId(a.session),
-                    issued_ms: 0,
+                let keys = SessionKeys {
                     key: a.key,
                     sent: a.sent.saturating_add(COUNTER_GAP),
                     window: ReplayWindow::resumed(a.window),
-                    last_resync: Instant::default(),
-                });
+                };
+                p.auth = Some(SessionAuth::new(SessionId(a.session), 0, keys));
             }
             let Some(ss) = &sd.session else { continue };
             let mut hosted = Vec::with_capacity(ss.hosted.len());
@@ -403,7 +401,12 @@ impl Controller {
                     match in_flight {
                         Some(a) => {
                             let t = dev(&ac, a.target)?;
-                            ac.restore_cancelling(c, t, &a, now);
+                            ac.restore_cancelling(
+                                c,
+                                t,
+                                (a.morph, SessionId(a.session), a.handle),
+                                now,
+                            );
                             r.attempt = Some(a.morph);
                         }
                         None => to_place.push(c),
@@ -437,36 +440,6 @@ impl Controller {
             }
         }
         Ok(ac)
-    }
-
-    /// Re-creates a MORPH that was in flight as one being cancelled: the target confirms
-    /// with MORPH fail (or dies) before the computation is offered elsewhere.
-    fn restore_cancelling(&mut self, c: u32, t: u32, a: &SnapAttempt<'_>, now: Instant) {
-        let chunk = self.devices[t as usize]
-            .session
-            .as_ref()
-            .map_or(64, |s| s.chunk);
-        let rto = self.settings.pacing.rto;
-        self.devices[t as usize].morphs_in += 1;
-        self.attempts.insert(
-            a.morph,
-            Attempt {
-                comp: c,
-                target: t,
-                session: SessionId(a.session),
-                handle: a.handle,
-                started_at: now,
-                last_progress: now,
-                manifest: Vec::new(),
-                signature: None,
-                stream: Vec::new(),
-                sender: ChunkSender::new(0, chunk, self.settings.pacing),
-                stage: Stage::Cancelling(Instant::default(), MigrationFailure::TimedOut),
-                rto,
-                armed: Instant::MAX,
-            },
-        );
-        self.on_attempt_timer(a.morph, now);
     }
 }
 

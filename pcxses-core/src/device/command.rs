@@ -3,7 +3,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Device, InstallId};
+use super::event::InstallId;
+use super::Device;
 use crate::error::CommandError;
 use crate::time::Instant;
 

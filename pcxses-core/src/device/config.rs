@@ -2,10 +2,10 @@
 
 use alloc::string::String;
 
-use crate::bottle::Mode;
 use crate::limits::{Limits, MAX_HOSTED};
 use crate::psk::Psk;
 use crate::signing::CodeVerifier;
+use crate::wire::bottle::StateMode;
 
 /// Everything a device agent is configured with. Fields are public;
 /// [`DeviceConfig::new`] gives the defaults.
@@ -19,7 +19,7 @@ pub struct DeviceConfig {
     /// operating system, [`crate::os_seed`] gives one.
     pub seed: u64,
     /// Proposed state mode.
-    pub mode: Mode,
+    pub mode: StateMode,
     /// Proposed HELLO interval.
     pub hello_ms: u32,
     /// Proposed dead interval.
@@ -58,7 +58,7 @@ impl DeviceConfig {
         DeviceConfig {
             name: name.into(),
             seed,
-            mode: Mode::Joined,
+            mode: StateMode::InHello,
             hello_ms: 1_000,
             dead_ms: 3_000,
             limits: Limits::DEFAULT,

@@ -3,8 +3,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::bottle::{MorphFailReason, RejectReason};
-use crate::ids::SessionId;
+use crate::wire::bottle::{MorphFailReason, RejectReason};
+use crate::wire::ids::SessionId;
 
 /// What the device agent asks of, or tells, its application.
 #[derive(Clone, Debug, PartialEq, Eq)]

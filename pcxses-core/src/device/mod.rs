@@ -1,13 +1,14 @@
 //! The device agent (the paper's proxy agent): join, HELLO task, state updates, MORPH
 //! receiver, fencing.
 
+mod auth;
 mod command;
 mod config;
 mod event;
 mod morph;
+mod session;
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -15,30 +16,23 @@ pub use command::DeviceCommand;
 pub use config::DeviceConfig;
 pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
 
-use crate::bottle::{
-    Bottle, Challenge, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Mode,
-    Reject, RejectReason, State, StateAck, StateChunk,
-};
 use crate::error::{CommandError, InputError};
-use crate::ids::{JoinNonce, SessionId};
-use crate::io::{LinkId, Machine, Outbox, Output, Seal};
-use crate::psk::{
-    challenge_key, issued_at, session_key, Direction, ReplayWindow, Sealed, CHALLENGE_LEN,
-    RESYNC_PERIOD,
-};
+use crate::io::{LinkId, Machine, Outbox, Output};
+use crate::psk::challenge_key;
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
 use crate::time::{ms, Clock, Instant};
 use crate::transfer::{ChunkSender, Pacing};
+use crate::wire::bottle::{
+    Bottle, GoodBye, GoodByeAck, GoodMorning, Reject, RejectReason, StateMode,
+};
+use crate::wire::ids::{JoinNonce, SessionId};
+use auth::Auth;
+use session::Session;
 
-/// HELLO send times remembered for matching acks.
-const SENT_RING: usize = 16;
 /// GOOD_BYE sends before the device gives up waiting for the ack.
 const GOODBYE_TRIES: u32 = 5;
-/// Unacknowledged state versions remembered per computation after a newer one replaced
-/// them.
-const SUPERSEDED: usize = 8;
 
 /// The device agent as a Sans-IO state machine.
 ///
@@ -61,46 +55,6 @@ pub struct Device {
     challenge_key: Option<[u8; 32]>,
     /// The dead interval the AC last granted: join retries back off no further.
     last_dead_ms: Option<u32>,
-}
-
-/// The session keys of pre-shared-key mode, from the AC's challenge.
-struct Auth {
-    challenge: [u8; CHALLENGE_LEN],
-    key: [u8; 32],
-    /// The counter of the next bottle sent.
-    sent: u32,
-    /// Counters of the AC's bottles seen.
-    window: ReplayWindow,
-}
-
-/// Queues `bottle` for the AC; in pre-shared-key mode, sealed once the AC's challenge is
-/// known (a GOOD_MORNING carries the challenge too).
-fn transmit(
-    outbox: &mut Outbox<DeviceEvent>,
-    stats: &mut Stats,
-    cfg: &DeviceConfig,
-    auth: &mut Option<Auth>,
-    bottle: &Bottle<'_>,
-) {
-    let seal = match auth.as_mut().filter(|_| cfg.psk.is_some()) {
-        Some(a) => {
-            let extra: &[u8] = match bottle {
-                Bottle::GoodMorning(_) => &a.challenge,
-                _ => &[],
-            };
-            match Seal::next(&a.key, Direction::ToAc, &mut a.sent, extra) {
-                Some(seal) => Some(seal),
-                None => {
-                    stats.dropped_transmits += 1;
-                    return;
-                }
-            }
-        }
-        None => None,
-    };
-    if !outbox.send(LinkId(0), bottle, cfg.limits.max_bottle, seal) {
-        stats.dropped_transmits += 1;
-    }
 }
 
 /// The GOOD_MORNING of a join with `nonce`.
@@ -132,71 +86,6 @@ enum Phase {
         tries: u32,
     },
     Left,
-}
-
-struct Session {
-    id: SessionId,
-    mode: Mode,
-    hello: Duration,
-    /// `None` when fencing is off.
-    fence: Option<Duration>,
-    dead: Duration,
-    chunk: u16,
-    /// Fence lease: the computations may run until then.
-    lease_until: Instant,
-    /// Set while the computations wait for the session's first lease: since when. They
-    /// start (event `Joined`) once a HELLO ack gives one.
-    waiting_since: Option<Instant>,
-    next_hello_at: Instant,
-    /// When the latest HELLO's ack is overdue: a HELLO goes early then, so that one lost
-    /// HELLO or ack costs a fraction of an interval of lease, not a whole one.
-    ack_due: Instant,
-    /// Smoothed round trip of HELLO and ack.
-    srtt: Option<Duration>,
-    seq: u16,
-    sent: [(u16, Instant); SENT_RING],
-    comps: Vec<Hosted>,
-    /// MORPHs being received or waiting for the application.
-    incoming: Vec<morph::Incoming>,
-    nonce: JoinNonce,
-    /// Recent MORPH outcomes, answered again on a duplicate.
-    outcomes: Vec<morph::Outcome>,
-    /// The highest MORPH id of this session that passed every check: older headers are
-    /// stale. A new session (a new AC, or one that restarted) starts again from 0.
-    max_morph: u32,
-    /// Last manifest sequence number accepted in this session, per computation. Manifests
-    /// of earlier sessions name another join nonce and are refused anyway.
-    sequences: Vec<(String, u64)>,
-}
-
-struct Hosted {
-    handle: u16,
-    /// The MORPH that brought it; `None` for one the GOOD_MORNING ack named.
-    morph: Option<u32>,
-    name: String,
-    state: Vec<u8>,
-    version: u32,
-    /// Sends `state` as `version` until the AC holds all of it.
-    sender: Option<ChunkSender>,
-    /// Versions replaced by a newer one before the AC acknowledged all of them, with their
-    /// chunk counts, oldest first: an ack of one still tells which state the AC holds.
-    superseded: Vec<(u32, u32)>,
-    /// The newest version the AC acknowledged holding, reported with `StateStored`.
-    stored: Option<u32>,
-}
-
-impl Hosted {
-    /// Chunk `index` of the state being sent.
-    fn chunk(&self, index: u32) -> StateChunk<'_> {
-        let range = self.sender.as_ref().map_or(0..0, |s| s.range(index));
-        StateChunk {
-            handle: self.handle,
-            version: self.version,
-            total_len: self.state.len() as u32,
-            index,
-            data: &self.state[range],
-        }
-    }
 }
 
 impl Device {
@@ -248,79 +137,6 @@ impl Device {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clock.advance(now);
         self.on_timeout(now);
-    }
-
-    /// Opens and dispatches one bottle. In pre-shared-key mode nothing travels plain: a
-    /// CHALLENGE must be sealed with the challenge key, every other bottle with the session
-    /// key, carry the right tag and a counter not seen before.
-    fn receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
-        let limits = self.cfg.limits;
-        if self.cfg.psk.is_none() {
-            return self.on_bottle(now, Bottle::decode(bytes, &limits)?);
-        }
-        let sealed = Sealed::split(bytes).ok_or(InputError::Unauthenticated)?;
-        if let Ok(Bottle::Challenge(c)) = Bottle::decode(sealed.covered, &limits) {
-            let genuine = (self.challenge_key.as_ref())
-                .is_some_and(|key| sealed.verify(key, Direction::ToDevice));
-            if !genuine {
-                return Err(InputError::Unauthenticated);
-            }
-            return self.on_challenge(now, c);
-        }
-        let auth = self.auth.as_mut().ok_or(InputError::Unauthenticated)?;
-        if !sealed.verify(&auth.key, Direction::ToDevice) {
-            return Err(InputError::Unauthenticated);
-        }
-        let bottle = Bottle::decode(sealed.covered, &limits)?;
-        if !auth.window.accept(sealed.counter) {
-            return Err(InputError::Replayed);
-        }
-        self.on_bottle(now, bottle)
-    }
-
-    /// Pre-shared-key mode: derives the session key from the AC's challenge and answers
-    /// with a sealed GOOD_MORNING at once.
-    fn on_challenge(&mut self, now: Instant, c: Challenge) -> Result<(), InputError> {
-        let (
-            Some(psk),
-            Phase::Joining {
-                nonce,
-                next_at,
-                first_sent,
-                ..
-            },
-        ) = (&self.cfg.psk, &mut self.phase)
-        else {
-            return Err(InputError::OutOfPhase("challenge while not joining"));
-        };
-        if c.nonce != *nonce {
-            return Err(InputError::OutOfPhase("challenge for another join"));
-        }
-        // Challenges are ordered by their issue time, their first eight bytes: the device
-        // answers the latest, as the AC keys the session by the latest it was answered.
-        if self
-            .auth
-            .as_ref()
-            .is_some_and(|a| issued_at(&a.challenge) >= issued_at(&c.challenge))
-        {
-            return Err(InputError::OutOfPhase("not the latest challenge"));
-        }
-        // No session can predate the first sealed GOOD_MORNING of this join: the fence
-        // lease counts from it. A later challenge (the AC answered a repeated plain
-        // GOOD_MORNING) does not move that: the AC may have opened the session on the
-        // first, and a repeated GOOD_MORNING does not reset its dead timer.
-        if self.auth.as_ref().is_none_or(|a| a.sent == 0) {
-            *first_sent = None;
-        }
-        self.auth = Some(Auth {
-            challenge: c.challenge,
-            key: session_key(psk, &c.challenge, *nonce),
-            sent: 0,
-            window: ReplayWindow::default(),
-        });
-        *next_at = now;
-        self.on_timeout(now);
-        Ok(())
     }
 
     /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
@@ -399,20 +215,7 @@ impl Device {
             .iter_mut()
             .find(|h| h.name == computation)
             .ok_or(CommandError::UnknownComputation)?;
-        if h.state == state {
-            return Ok(());
-        }
-        if let Some(sender) = h.sender.as_ref() {
-            if h.superseded.len() == SUPERSEDED {
-                h.superseded.remove(0);
-            }
-            h.superseded.push((h.version, sender.chunks()));
-        }
-        h.state.clear();
-        h.state.extend_from_slice(state);
-        h.version = h.version.wrapping_add(1);
-        h.sender = Some(ChunkSender::new(state.len() as u32, chunk, pacing));
-        if s.mode == Mode::Split {
+        if h.update(state, chunk, pacing) && s.mode == StateMode::Separate {
             self.send_state_chunks(now, false);
         }
         Ok(())
@@ -449,13 +252,9 @@ impl Device {
     /// Sends the GOOD_MORNING of the join with `nonce`.
     fn send_good_morning(&mut self, nonce: JoinNonce) {
         let gm = good_morning(&self.cfg, nonce);
-        transmit(
-            &mut self.outbox,
-            &mut self.stats,
-            &self.cfg,
-            &mut self.auth,
-            &gm,
-        );
+        let seal = self.auth.as_mut().map(|a| a.seal(&gm));
+        let max = self.cfg.limits.max_bottle;
+        (self.outbox).transmit(&mut self.stats, LinkId(0), &gm, max, seal);
     }
 
     /// Leaves gracefully: every computation stops (events) and GOOD_BYE is sent until the
@@ -502,14 +301,12 @@ impl Device {
         }
     }
 
+    /// Queues `bottle` for the AC; in pre-shared-key mode, sealed once the AC's challenge
+    /// is known.
     fn send(&mut self, bottle: &Bottle<'_>) {
-        transmit(
-            &mut self.outbox,
-            &mut self.stats,
-            &self.cfg,
-            &mut self.auth,
-            bottle,
-        );
+        let seal = self.auth.as_mut().map(|a| a.seal(bottle));
+        let max = self.cfg.limits.max_bottle;
+        (self.outbox).transmit(&mut self.stats, LinkId(0), bottle, max, seal);
     }
 
     fn next_deadline(&self) -> Instant {
@@ -521,7 +318,7 @@ impl Device {
                     .waiting_since
                     .map_or(s.lease_until, |since| since + s.dead);
                 let mut at = s.next_hello_at.min(s.ack_due).min(end);
-                if s.mode == Mode::Split {
+                if s.mode == StateMode::Separate {
                     for h in &s.comps {
                         if let Some(d) = h.sender.as_ref().and_then(ChunkSender::deadline) {
                             at = at.min(d);
@@ -557,7 +354,7 @@ impl Device {
                     self.outbox.event(DeviceEvent::Left);
                     return;
                 }
-                if !*leaving && self.auth.as_ref().is_some_and(|a| a.sent > 0) {
+                if !*leaving && self.auth.as_ref().is_some_and(|a| a.keys.sent > 0) {
                     // The answer to a challenge went unanswered: start over with a fresh
                     // nonce, so that no challenge kept from this attempt (the AC's, from
                     // before it restarted, or one replayed) holds up the next.
@@ -610,74 +407,6 @@ impl Device {
         }
     }
 
-    fn send_hello(&mut self, now: Instant) {
-        let Phase::Joined(s) = &mut self.phase else {
-            return;
-        };
-        s.seq = s.seq.wrapping_add(1);
-        s.sent[usize::from(s.seq) % SENT_RING] = (s.seq, now);
-        s.next_hello_at = now + s.hello;
-        // An ack later than twice the round trip is taken as lost, but a HELLO goes at
-        // most four times an interval.
-        let wait = s.srtt.map_or(s.hello, |rtt| rtt * 2);
-        s.ack_due = now + wait.clamp(s.hello / 4, s.hello);
-        let (id, seq) = (s.id, s.seq);
-        if s.mode == Mode::Joined {
-            // The first chunk due rides on the HELLO, the rest follow as STATE.
-            for h in s.comps.iter_mut() {
-                let Some(index) = h.sender.as_mut().and_then(|t| t.next_to_send(now)) else {
-                    continue;
-                };
-                let chunk = h.chunk(index);
-                let hello = Bottle::Hello(Hello {
-                    session: id,
-                    seq,
-                    state: Some(chunk),
-                });
-                transmit(
-                    &mut self.outbox,
-                    &mut self.stats,
-                    &self.cfg,
-                    &mut self.auth,
-                    &hello,
-                );
-                return self.send_state_chunks(now, true);
-            }
-        }
-        self.send(&Bottle::Hello(Hello {
-            session: id,
-            seq,
-            state: None,
-        }));
-    }
-
-    /// Sends the state chunks that are due as STATE bottles. In JOINED mode state moves
-    /// only at HELLO time (`at_hello`).
-    fn send_state_chunks(&mut self, now: Instant, at_hello: bool) {
-        let Phase::Joined(s) = &mut self.phase else {
-            return;
-        };
-        if s.mode == Mode::Joined && !at_hello {
-            return;
-        }
-        for h in s.comps.iter_mut() {
-            while let Some(index) = h.sender.as_mut().and_then(|t| t.next_to_send(now)) {
-                let chunk = h.chunk(index);
-                let bottle = Bottle::State(State {
-                    session: s.id,
-                    chunk,
-                });
-                transmit(
-                    &mut self.outbox,
-                    &mut self.stats,
-                    &self.cfg,
-                    &mut self.auth,
-                    &bottle,
-                );
-            }
-        }
-    }
-
     fn on_bottle(&mut self, now: Instant, bottle: Bottle<'_>) -> Result<(), InputError> {
         match bottle {
             Bottle::GoodMorningAck(ack) => self.on_good_morning_ack(now, ack),
@@ -711,139 +440,6 @@ impl Device {
             | Bottle::ChunkAck(_)
             | Bottle::MorphAck(_) => Err(InputError::OutOfPhase("bottle for the AC")),
         }
-    }
-
-    /// The live session, if `id` names it.
-    fn joined(&mut self, id: SessionId) -> Result<&mut Session, InputError> {
-        match &mut self.phase {
-            Phase::Joined(s) if s.id == id => Ok(s),
-            Phase::Joined(_) => Err(InputError::UnknownSession),
-            _ => Err(InputError::OutOfPhase("not joined")),
-        }
-    }
-
-    fn on_hello_ack(&mut self, now: Instant, a: HelloAck) -> Result<(), InputError> {
-        let s = self.joined(a.session)?;
-        let (seq, sent) = s.sent[usize::from(a.seq) % SENT_RING];
-        if seq != a.seq || sent == Instant::MAX {
-            return Err(InputError::OutOfPhase("ack of a HELLO not remembered"));
-        }
-        // Each HELLO counts once: an ack repeated on the path teaches nothing new.
-        s.sent[usize::from(a.seq) % SENT_RING].1 = Instant::MAX;
-        let rtt = now.saturating_since(sent);
-        s.srtt = Some(s.srtt.map_or(rtt, |srtt| (srtt * 7 + rtt) / 8));
-        if a.seq == s.seq {
-            s.ack_due = Instant::MAX;
-        }
-        if let Some(fence) = s.fence {
-            s.lease_until = s.lease_until.max(sent + fence);
-        }
-        if s.waiting_since.is_some() && s.lease_until > now {
-            s.waiting_since = None;
-            self.start();
-        }
-        Ok(())
-    }
-
-    /// The session's computations may run: tells the application which to start.
-    fn start(&mut self) {
-        let Phase::Joined(s) = &self.phase else {
-            return;
-        };
-        let run = s.comps.iter().map(|h| h.name.clone()).collect();
-        self.outbox
-            .event(DeviceEvent::Joined { session: s.id, run });
-    }
-
-    fn on_good_morning_ack(
-        &mut self,
-        now: Instant,
-        ack: GoodMorningAck<'_>,
-    ) -> Result<(), InputError> {
-        let first_sent = match &self.phase {
-            Phase::Joining {
-                nonce,
-                leaving: true,
-                ..
-            } if *nonce == ack.nonce => {
-                self.phase = Phase::Leaving {
-                    session: ack.session,
-                    next_at: now,
-                    tries: 0,
-                };
-                self.on_timeout(now);
-                return Ok(());
-            }
-            Phase::Joining {
-                nonce, first_sent, ..
-            } if *nonce == ack.nonce => first_sent.unwrap_or(now),
-            Phase::Joined(s) if s.id == ack.session => {
-                self.stats.duplicate += 1;
-                return Ok(());
-            }
-            _ => return Err(InputError::OutOfPhase("GOOD_MORNING ack for another join")),
-        };
-        let chunk_ok = usize::from(ack.chunk_size) >= 1
-            && usize::from(ack.chunk_size) + crate::controller::CHUNK_OVERHEAD
-                <= self.cfg.limits.max_bottle;
-        if ack.session == SessionId::NONE || ack.hello_ms == 0 || !chunk_ok {
-            return Err(InputError::OutOfPhase(
-                "GOOD_MORNING ack with unusable parameters",
-            ));
-        }
-        let fence = (ack.fence_ms > 0).then(|| ms(ack.fence_ms));
-        // The lease counts from the first GOOD_MORNING of this join, the earliest the AC can
-        // have opened the session. When the join took long (a first send lost before the
-        // transport was up, retries under loss), little or nothing of it is left: the
-        // computations then wait for the first HELLO ack, a lease counted from something
-        // the AC answered.
-        let waiting_since = fence
-            .filter(|f| first_sent + *f < now + *f / 2)
-            .map(|_| now);
-        self.last_dead_ms = Some(ack.dead_ms);
-        let comps: Vec<Hosted> = ack
-            .run
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Hosted {
-                handle: i as u16,
-                morph: None,
-                name: (*name).into(),
-                state: Vec::new(),
-                version: 0,
-                sender: None,
-                superseded: Vec::new(),
-                stored: None,
-            })
-            .collect();
-        self.phase = Phase::Joined(Box::new(Session {
-            id: ack.session,
-            mode: ack.mode,
-            hello: ms(ack.hello_ms),
-            fence,
-            dead: ms(ack.dead_ms),
-            chunk: ack.chunk_size,
-            // The AC opened the session after the first GOOD_MORNING was sent, so its dead
-            // timer runs at least until then plus the dead interval.
-            lease_until: fence.map_or(Instant::MAX, |f| first_sent + f),
-            waiting_since,
-            next_hello_at: now,
-            ack_due: Instant::MAX,
-            srtt: None,
-            seq: 0,
-            sent: [(0, Instant::MAX); SENT_RING],
-            comps,
-            incoming: Vec::new(),
-            nonce: ack.nonce,
-            outcomes: Vec::new(),
-            max_morph: 0,
-            sequences: Vec::new(),
-        }));
-        if waiting_since.is_none() {
-            self.start();
-        }
-        self.on_timeout(now);
-        Ok(())
     }
 
     fn on_reject(&mut self, now: Instant, r: Reject) -> Result<(), InputError> {
@@ -888,55 +484,6 @@ impl Device {
             }
             _ => Err(InputError::OutOfPhase("reject for another session")),
         }
-    }
-
-    /// Pre-shared-key mode, REJECT `Resync` (sealed, so from the AC): the AC restarted and
-    /// refuses counters it may have accepted before; jump ahead and resend what is due at
-    /// once.
-    fn resync(&mut self, now: Instant) -> Result<(), InputError> {
-        if let Some(auth) = self.auth.as_mut() {
-            auth.sent = auth.sent.saturating_add(RESYNC_PERIOD);
-        }
-        self.on_timeout(now);
-        Ok(())
-    }
-
-    fn on_state_ack(&mut self, a: StateAck) -> Result<(), InputError> {
-        let s = self.joined(a.session)?;
-        let Some(h) = s.comps.iter_mut().find(|h| h.handle == a.handle) else {
-            return Err(InputError::OutOfPhase(
-                "state ack for a computation not running",
-            ));
-        };
-        let stored = match h.sender.as_mut().filter(|_| a.version == h.version) {
-            Some(sender) => {
-                sender.on_progress(a.progress);
-                if !sender.is_done() {
-                    return Ok(());
-                }
-                h.sender = None;
-                Some(h.version)
-            }
-            // An ack of a version replaced since: when the AC holds all of it, that is
-            // the state it would hand over, newer than any reported before.
-            None => h
-                .superseded
-                .iter()
-                .find(|&&(v, chunks)| v == a.version && a.progress.next >= chunks)
-                .map(|&(v, _)| v),
-        };
-        let Some(version) = stored.filter(|&v| h.stored.is_none_or(|s| v > s)) else {
-            self.stats.duplicate += 1;
-            return Ok(());
-        };
-        h.stored = Some(version);
-        h.superseded.retain(|&(v, _)| v > version);
-        let event = DeviceEvent::StateStored {
-            computation: h.name.clone(),
-            version,
-        };
-        self.outbox.event(event);
-        Ok(())
     }
 
     /// Stops everything and joins again with a new nonce.

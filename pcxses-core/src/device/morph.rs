@@ -6,12 +6,17 @@ use alloc::vec::Vec;
 
 use sha2::{Digest as _, Sha256};
 
-use super::{Device, DeviceEvent, Hosted, Install, InstallId, InstalledObject, Phase, StopReason};
-use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
+use super::event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
+use super::session::Hosted;
+use super::{Device, Phase};
 use crate::error::{CommandError, InputError};
-use crate::manifest::Manifest;
 use crate::time::{ms, Instant};
 use crate::transfer::ChunkReceiver;
+use crate::wire::bottle::{
+    Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk,
+};
+use crate::wire::ids::SessionId;
+use crate::wire::manifest::Manifest;
 
 /// MORPH outcomes remembered for answering duplicates.
 const OUTCOMES: usize = 8;
@@ -261,16 +266,9 @@ impl Device {
             return Ok(());
         }
         let state = inc.awaiting.map(|(_, lkgs)| lkgs).unwrap_or_default();
-        s.comps.push(Hosted {
-            handle: inc.handle,
-            morph: Some(inc.morph),
-            name: inc.computation.clone(),
-            state,
-            version: 0,
-            sender: None,
-            superseded: Vec::new(),
-            stored: None,
-        });
+        let name = inc.computation.clone();
+        s.comps
+            .push(Hosted::new(inc.handle, Some(inc.morph), name, state));
         match s.sequences.iter_mut().find(|(c, _)| *c == inc.computation) {
             Some((_, seq)) => *seq = inc.sequence,
             None => s.sequences.push((inc.computation, inc.sequence)),
@@ -344,7 +342,7 @@ impl Device {
         self.answer(session, outcome.morph, outcome.result);
     }
 
-    fn answer(&mut self, session: crate::SessionId, morph: u32, outcome: Option<MorphFailReason>) {
+    fn answer(&mut self, session: SessionId, morph: u32, outcome: Option<MorphFailReason>) {
         let bottle = match outcome {
             None => Bottle::MorphAck(MorphAck { session, morph }),
             Some(reason) => Bottle::MorphFail(MorphFail {

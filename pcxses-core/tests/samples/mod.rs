@@ -2,12 +2,13 @@
 //! input tests and the `wire_sizes` example. Varint fields hold their largest realistic
 //! values, so sizes are not flattered by small numbers.
 
-use pcxses_core::{
+use pcxses_core::wire::{
     Bottle, BoundedSeq, Challenge, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning,
-    GoodMorningAck, Hello, HelloAck, JoinNonce, Manifest, Mode, Morph, MorphAck, MorphFail,
-    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, SessionId,
-    Signature, State, StateAck, StateChunk, StateEntry,
+    GoodMorningAck, Hello, HelloAck, JoinNonce, Manifest, Morph, MorphAck, MorphFail,
+    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, Signature, StateAck,
+    StateBottle, StateChunk, StateEntry, StateMode,
 };
+use pcxses_core::SessionId;
 
 pub const SESSION: SessionId = SessionId(0x9e37_79b9);
 pub const NONCE: JoinNonce = JoinNonce([0xa5, 0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
@@ -28,7 +29,7 @@ pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
         &Bottle::GoodMorning(GoodMorning {
             device: "pacman-cabinet-1", // 16 bytes
             nonce: NONCE,
-            mode: Mode::Joined,
+            mode: StateMode::InHello,
             hello_ms: 1_000,
             dead_ms: 3_000,
             max_bottle: 1_200,
@@ -41,7 +42,7 @@ pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
         &Bottle::GoodMorningAck(GoodMorningAck {
             session: SESSION,
             nonce: NONCE,
-            mode: Mode::Joined,
+            mode: StateMode::InHello,
             hello_ms: 1_000,
             dead_ms: 3_000,
             fence_ms: 2_250,
@@ -74,7 +75,7 @@ pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
     );
     f(
         "state_16B",
-        &Bottle::State(State {
+        &Bottle::State(StateBottle {
             session: SESSION,
             chunk: chunk16,
         }),

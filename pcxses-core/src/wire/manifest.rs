@@ -2,17 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bottle::name_ok;
-use crate::codec::{finish_decode, DecodeError, EncodeError};
-use crate::ids::{Digest, JoinNonce};
+use super::bottle::name_ok;
+use super::codec::{finish_decode, DecodeError, EncodeError};
+use super::ids::{Digest, JoinNonce};
+use super::seq::BoundedSeq;
 use crate::limits::{Limits, MAX_OBJECTS};
-use crate::wire_seq::BoundedSeq;
 
 /// Describes one migration: the computation, the intended target, and the size and
 /// SHA-256 of every object and of the LKGS that follow in the MORPH stream.
 ///
 /// The manifest is encoded on its own (postcard, no version byte: it travels inside a
-/// versioned [`crate::Morph`]) and signed as those exact bytes.
+/// versioned [`Morph`](super::bottle::Morph)) and signed as those exact bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest<'a> {
     /// The computation's name.

@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use crate::bottle::Bottle;
+use super::bottle::{Bottle, StateChunk};
 use crate::limits::{Limits, PROTOCOL_VERSION};
 
 /// Why a peer's bytes were not accepted as a bottle.
@@ -83,7 +83,8 @@ impl<'a> Bottle<'a> {
     /// borrows from `bytes` and allocates only for the bounded list in a GOOD_MORNING ack.
     ///
     /// ```
-    /// use pcxses_core::{Bottle, Hello, Limits, SessionId};
+    /// use pcxses_core::wire::{Bottle, Hello};
+    /// use pcxses_core::{Limits, SessionId};
     ///
     /// let hello = Bottle::Hello(Hello { session: SessionId(7), seq: 1, state: None });
     /// let mut buf = [0u8; 64];
@@ -155,7 +156,7 @@ impl<'a> Bottle<'a> {
         }
     }
 
-    fn state_chunk(&self) -> Option<&crate::StateChunk<'a>> {
+    fn state_chunk(&self) -> Option<&StateChunk<'a>> {
         match self {
             Bottle::Hello(h) => h.state.as_ref(),
             Bottle::State(s) => Some(&s.chunk),

@@ -1,137 +1,158 @@
-//! GOOD MORNING, PARTY and GOODBYE at the AC: sessions, liveness, state storage, death.
+//! GOOD MORNING, PARTY and GOODBYE at the AC: the registry's devices and their sessions,
+//! liveness, state storage, death.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::{
-    auth_of, transmit, CompEntry, Controller, ControllerEvent, DeviceId, MigrationFailure, Place,
-    Recovery, Session, SessionEnd, SessionRef, SessionStatus, StateRx,
-};
-use crate::bottle::{
-    Bottle, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Progress, Reject,
-    RejectReason, StateAck, StateChunk,
-};
-use crate::codec::DecodeError;
-use crate::controller::ComputationId;
+use super::auth::seal_to;
+use super::computation::{CompEntry, Place};
+use super::config::DeviceSpec;
+use super::event::{ComputationId, ControllerEvent, DeviceId};
+use super::Controller;
 use crate::error::InputError;
-use crate::ids::{JoinNonce, SessionId};
 use crate::io::LinkId;
 use crate::limits::MAX_HOSTED;
 use crate::policy::AuthLevel;
+use crate::psk::TRAILER_LEN;
 use crate::time::{ms, Instant};
 use crate::timer::arm;
-use crate::transfer::{chunk_count, chunk_range, ChunkReceiver};
-use crate::BoundedSeq;
-
-/// Bytes a chunk-carrying bottle needs besides its data, at most (HELLO with a state
-/// chunk, every varint at its longest).
-pub(crate) const CHUNK_OVERHEAD: usize = 32;
+use crate::transfer::{chunk_count, chunk_range, ChunkReceiver, CHUNK_OVERHEAD};
+use crate::wire::bottle::{
+    Bottle, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck, Progress,
+    RejectReason, StateAck, StateChunk, StateMode,
+};
+use crate::wire::codec::DecodeError;
+use crate::wire::ids::{JoinNonce, SessionId};
+use crate::wire::seq::BoundedSeq;
 
 /// The smallest bottle limit a device may announce.
-pub(crate) const MIN_BOTTLE: u16 = 64;
+const MIN_BOTTLE: u16 = 64;
+
+/// One registered device. The live session's fields a HELLO touches come first, and the
+/// entry starts on a cache line, so that a HELLO reads and writes one line of it. Fields
+/// are ordered by size so that `repr(C)` adds no padding: 192 bytes in all.
+#[repr(C, align(64))]
+pub(super) struct DeviceEntry {
+    pub(super) session: Option<Session>,
+    pub(super) name: Box<str>,
+    pub(super) capabilities: Box<[Box<str>]>,
+    pub(super) native: Box<[u32]>,
+    /// The link of the retired session: its bottles are answered there only.
+    pub(super) retired_link: LinkId,
+    /// The last session declared dead or dismissed, still answered as such.
+    pub(super) retired: SessionId,
+    /// Sessions opened so far: the next session id's generation.
+    pub(super) generation: u32,
+    pub(super) max_hosted: u16,
+    /// MORPH attempts towards this device.
+    pub(super) morphs_in: u16,
+    pub(super) retired_status: SessionStatus,
+}
+
+impl DeviceEntry {
+    /// The entry of configured device `spec`, whose own computations are `native`.
+    pub(super) fn new(spec: &DeviceSpec, native: Box<[u32]>) -> DeviceEntry {
+        DeviceEntry {
+            name: spec.name.as_str().into(),
+            capabilities: spec
+                .capabilities
+                .iter()
+                .map(|c| c.as_str().into())
+                .collect(),
+            native,
+            max_hosted: spec.max_hosted,
+            session: None,
+            retired: SessionId::NONE,
+            retired_status: SessionStatus::Replaced,
+            generation: 0,
+            morphs_in: 0,
+            retired_link: LinkId::default(),
+        }
+    }
+}
+
+/// A live session; the fields of the HELLO path first (see [`DeviceEntry`]).
+#[repr(C)]
+pub(super) struct Session {
+    pub(super) dead_at: Instant,
+    pub(super) last_hello: Instant,
+    pub(super) link: LinkId,
+    pub(super) id: SessionId,
+    pub(super) dead_ms: u32,
+    pub(super) max_bottle: u16,
+    pub(super) chunk: u16,
+    pub(super) run_len: u16,
+    pub(super) next_handle: u16,
+    pub(super) hello_ms: u32,
+    pub(super) fence_ms: u32,
+    /// The dead timer's live heap entry.
+    pub(super) armed: Instant,
+    pub(super) nonce: JoinNonce,
+    /// `(handle, computation)`; the first `run_len` are the GOOD_MORNING ack's run list.
+    pub(super) hosted: Vec<(u16, u32)>,
+    /// State versions being reassembled, one per handle at most.
+    pub(super) rx: Vec<StateRx>,
+    pub(super) mode: StateMode,
+    /// How the device was authenticated in this session.
+    pub(super) auth: AuthLevel,
+}
+
+/// A state version being reassembled.
+pub(super) struct StateRx {
+    handle: u16,
+    version: u32,
+    receiver: ChunkReceiver,
+}
+
+/// What a session id in the map stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SessionRef {
+    pub(super) device: u32,
+    pub(super) status: SessionStatus,
+}
+
+/// Whether a session is live, or retired and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SessionStatus {
+    /// The device's current session.
+    Live,
+    /// Declared dead: its bottles are answered "replaced".
+    Replaced,
+    /// Dismissed by the AC: its bottles are answered GOOD_BYE.
+    Dismissed,
+}
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SessionEnd {
+    /// No HELLO for the dead interval.
+    Dead,
+    /// GOOD_BYE from the device.
+    Left,
+    /// GOOD_BYE from the AC.
+    Dismissed,
+    /// A GOOD_MORNING with a new nonce: the device restarted.
+    Rejoined,
+}
 
 impl Controller {
-    pub(super) fn refuse_undecodable(
-        &mut self,
-        now: Instant,
-        from: LinkId,
-        e: DecodeError,
-    ) -> InputError {
-        if let DecodeError::Version(_) = e {
-            self.stats.bad_version += 1;
-            let reason = RejectReason::BadVersion;
-            self.reject(
-                now,
-                from,
-                SessionId::NONE,
-                JoinNonce::default(),
-                reason,
-                false,
-            );
+    /// What a session id stands for: O(1), no table.
+    pub(super) fn lookup(&self, id: SessionId) -> Option<SessionRef> {
+        let device = self.session_ids.device_of(id);
+        let dev = self.devices.get(device as usize)?;
+        if dev.session.as_ref().is_some_and(|s| s.id == id) {
+            Some(SessionRef {
+                device,
+                status: SessionStatus::Live,
+            })
+        } else if dev.retired == id && id != SessionId::NONE {
+            Some(SessionRef {
+                device,
+                status: dev.retired_status,
+            })
         } else {
-            self.stats.malformed += 1;
+            None
         }
-        InputError::Decode(e)
-    }
-
-    pub(super) fn on_bottle(
-        &mut self,
-        now: Instant,
-        from: LinkId,
-        bottle: Bottle<'_>,
-        identity: Option<&str>,
-    ) -> Result<(), InputError> {
-        match bottle {
-            Bottle::GoodMorning(gm) => self.on_good_morning(now, from, gm, identity),
-            Bottle::Hello(h) => self.on_hello(now, from, h, identity),
-            Bottle::State(s) => {
-                let d = self.live_session(s.session, from, now, identity)?;
-                self.on_state_chunk(d, s.chunk, now)
-            }
-            Bottle::ChunkAck(a) => {
-                let d = self.live_session(a.session, from, now, identity)?;
-                self.on_chunk_ack(d, a, now)
-            }
-            Bottle::MorphAck(a) => {
-                let d = self.live_session(a.session, from, now, identity)?;
-                self.on_morph_ack(d, a, now)
-            }
-            Bottle::MorphFail(f) => {
-                let d = self.live_session(f.session, from, now, identity)?;
-                self.on_morph_fail(d, f, now)
-            }
-            Bottle::GoodBye(g) => self.on_good_bye(now, from, g.session, identity),
-            Bottle::GoodByeAck(g) => match self.lookup(g.session) {
-                Some(r)
-                    if r.status == SessionStatus::Dismissed
-                        && self.may_come_from(r.device, from, identity, false) =>
-                {
-                    self.devices[r.device as usize].retired = SessionId::NONE;
-                    self.changes.device(r.device);
-                    Ok(())
-                }
-                _ => Err(InputError::OutOfPhase("GOOD_BYE ack without GOOD_BYE")),
-            },
-            Bottle::GoodMorningAck(_)
-            | Bottle::HelloAck(_)
-            | Bottle::StateAck(_)
-            | Bottle::Morph(_)
-            | Bottle::ObjectChunk(_)
-            | Bottle::Reject(_)
-            | Bottle::Challenge(_) => Err(InputError::OutOfPhase("bottle for a device")),
-        }
-    }
-
-    /// Answers a refused bottle with REJECT `reason` (see [`Controller::answer`]).
-    pub(super) fn reject(
-        &mut self,
-        now: Instant,
-        to: LinkId,
-        session: SessionId,
-        nonce: JoinNonce,
-        reason: RejectReason,
-        trusted: bool,
-    ) {
-        let bottle = Bottle::Reject(Reject {
-            session,
-            nonce,
-            reason,
-        });
-        self.answer(now, to, &bottle, trusted);
-    }
-
-    /// Sends `bottle`, the answer to a refused bottle, to `to` if the refusal limits allow
-    /// it and, unless `trusted` (the source is the link of the session the refused bottle
-    /// named, or an authenticated peer, or the answer is one a device cannot do without),
-    /// only if it is no longer than the refused bottle: a forged source address reflects
-    /// nothing larger than what was sent. An answer not sent is counted.
-    pub(super) fn answer(&mut self, now: Instant, to: LinkId, bottle: &Bottle<'_>, trusted: bool) {
-        let fits = trusted || super::refusals::no_longer(bottle, self.inbound_len);
-        if !fits || !self.refusals.allow(to, now) {
-            self.stats.unanswered += 1;
-            return;
-        }
-        let max = self.settings.limits.max_bottle;
-        self.send(to, bottle, max);
     }
 
     /// Whether a bottle naming device `d`'s live (`live`) or retired session may act on it
@@ -151,22 +172,6 @@ impl Controller {
             false => Some(dev.retired_link),
         };
         link == Some(from) || self.auth_level(d, identity) == AuthLevel::Authenticated
-    }
-
-    /// Refuses a bottle naming a session from a link it may not come from: answered exactly
-    /// as a bottle naming no session, so that the answer tells nothing about the id.
-    fn refuse_wrong_link(&mut self, now: Instant, from: LinkId, id: SessionId) -> InputError {
-        self.reject_unknown(now, from, id);
-        InputError::WrongLink
-    }
-
-    fn reject_unknown(&mut self, now: Instant, from: LinkId, id: SessionId) {
-        let reason = RejectReason::UnknownSession;
-        // A device that does not fence learns only from this REJECT that its session is
-        // lost (the AC restarted without its journal, or its link changed): without
-        // fencing it goes even if longer than the bottle, within the rate limits.
-        let needed = !self.settings.fencing;
-        self.reject(now, from, id, JoinNonce::default(), reason, needed);
     }
 
     /// The device whose live session `id` is, after checking the claimed identity and the
@@ -197,14 +202,14 @@ impl Controller {
                 Err(InputError::Replaced)
             }
             SessionStatus::Dismissed => {
-                let bye = Bottle::GoodBye(crate::bottle::GoodBye { session: id });
+                let bye = Bottle::GoodBye(GoodBye { session: id });
                 self.answer(now, from, &bye, true);
                 Err(InputError::OutOfPhase("session was dismissed"))
             }
         }
     }
 
-    fn on_good_morning(
+    pub(super) fn on_good_morning(
         &mut self,
         now: Instant,
         from: LinkId,
@@ -269,8 +274,7 @@ impl Controller {
         let dead_ms = st.dead_ms.clamp(gm.dead_ms).max(hello_ms.saturating_mul(3));
         let fence_ms = if st.fencing { dead_ms - dead_ms / 4 } else { 0 };
         let max_bottle = usize::from(gm.max_bottle).min(st.limits.max_bottle);
-        let sealed = self.psk.get(d as usize).is_some_and(Option::is_some);
-        let trailer = if sealed { crate::psk::TRAILER_LEN } else { 0 };
+        let trailer = if self.has_key(d) { TRAILER_LEN } else { 0 };
         let chunk = (max_bottle - CHUNK_OVERHEAD - trailer) as u16;
         let mode = st.mode.unwrap_or(gm.mode);
         let dev = &mut self.devices[d as usize];
@@ -371,11 +375,11 @@ impl Controller {
             run,
         });
         let (link, max, id) = (s.link, usize::from(s.max_bottle), s.id);
-        let auth = auth_of(&mut self.psk, d, id);
-        transmit(&mut self.outbox, &mut self.stats, link, &bottle, max, auth);
+        let seal = seal_to(&mut self.psk, d, id);
+        (self.outbox).transmit(&mut self.stats, link, &bottle, max, seal);
     }
 
-    fn on_hello(
+    pub(super) fn on_hello(
         &mut self,
         now: Instant,
         from: LinkId,
@@ -401,8 +405,8 @@ impl Controller {
             seq: h.seq,
         });
         let (link, max, id) = (s.link, usize::from(s.max_bottle), s.id);
-        let auth = auth_of(&mut self.psk, d, id);
-        transmit(&mut self.outbox, &mut self.stats, link, &ack, max, auth);
+        let seal = seal_to(&mut self.psk, d, id);
+        (self.outbox).transmit(&mut self.stats, link, &ack, max, seal);
         if let Some(chunk) = h.state {
             // The HELLO counted; a bad chunk riding on it is counted on its own.
             if let Err(e) = self.on_state_chunk(d, chunk, now) {
@@ -536,7 +540,7 @@ impl Controller {
         });
     }
 
-    fn on_good_bye(
+    pub(super) fn on_good_bye(
         &mut self,
         now: Instant,
         from: LinkId,
@@ -661,36 +665,12 @@ impl Controller {
             }
         }
     }
+}
 
-    /// Computation `c` arrived on device `d` by MORPH, and `d` died or re-joined before it
-    /// stored a state there: one more failed target in a row. Returns whether that
-    /// quarantined it.
-    fn died_after_migration(&mut self, c: u32, d: u32, now: Instant) -> bool {
-        self.outbox.event(ControllerEvent::MigrationFailed {
-            computation: ComputationId(c),
-            to: DeviceId(d),
-            reason: MigrationFailure::DiedAfterMigration,
-            at: now,
-        });
-        self.count_failure(c, now)
-    }
-
-    /// Begins recovering computation `c` from device `from`.
-    fn start_recovery(
-        &mut self,
-        c: u32,
-        from: u32,
-        (session, auth): (SessionId, AuthLevel),
-        now: Instant,
-    ) {
-        let comp = &mut self.comps[c as usize];
-        let unproven = matches!(comp.place, Place::Running { unproven: true, .. });
-        let mut recovery = Recovery::new(from, session, now);
-        recovery.from_auth = auth;
-        comp.place = Place::Recovering(alloc::boxed::Box::new(recovery));
-        if unproven && self.died_after_migration(c, from, now) {
-            return;
-        }
-        self.place(c, now);
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_device_entry_is_three_cache_lines() {
+        assert_eq!(core::mem::size_of::<super::DeviceEntry>(), 192);
     }
 }

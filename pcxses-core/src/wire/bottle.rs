@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{JoinNonce, SessionId, Signature};
+use super::ids::{JoinNonce, SessionId, Signature};
+use super::seq::BoundedSeq;
 use crate::limits::{MAX_HOSTED, MAX_NAME_LEN};
-use crate::wire_seq::BoundedSeq;
 
 /// One protocol message. The enum discriminant is the paper's "message type".
 ///
@@ -21,14 +21,16 @@ pub enum Bottle<'a> {
     /// AC → device: the join is accepted, with the negotiated parameters.
     #[serde(borrow)]
     GoodMorningAck(GoodMorningAck<'a>),
-    /// Device → AC: liveness, optionally carrying a state chunk (JOINED mode).
+    /// Device → AC: liveness, optionally carrying a state chunk (JOINED mode,
+    /// [`StateMode::InHello`]).
     #[serde(borrow)]
     Hello(Hello<'a>),
     /// AC → device: a HELLO was received; renews the device's fence lease.
     HelloAck(HelloAck),
-    /// Device → AC: a state chunk sent on its own (SPLIT mode, or the rest of a large state).
+    /// Device → AC: a state chunk sent on its own (SPLIT mode, [`StateMode::Separate`], or
+    /// the rest of a large state).
     #[serde(borrow)]
-    State(State<'a>),
+    State(StateBottle<'a>),
     /// AC → device: which chunks of one state version the AC holds.
     StateAck(StateAck),
     /// AC → target: the MORPH header, opening a migration.
@@ -63,13 +65,13 @@ pub struct Challenge {
     pub challenge: [u8; 16],
 }
 
-/// How state travels during the PARTY phase.
+/// How state travels during the PARTY phase: the paper's JOINED_MODE and SPLIT_MODE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Mode {
+pub enum StateMode {
     /// State rides on HELLO bottles (the paper's JOINED_MODE, the common case).
-    Joined,
+    InHello,
     /// State travels in STATE bottles of its own (the paper's SPLIT_MODE).
-    Split,
+    Separate,
 }
 
 /// GOOD_MORNING from a device: who it is and the parameters it proposes.
@@ -81,7 +83,7 @@ pub struct GoodMorning<'a> {
     /// into every MORPH manifest sent to this incarnation.
     pub nonce: JoinNonce,
     /// The proposed state mode.
-    pub mode: Mode,
+    pub mode: StateMode,
     /// Proposed HELLO interval in milliseconds.
     pub hello_ms: u32,
     /// Proposed dead interval in milliseconds.
@@ -98,7 +100,7 @@ pub struct GoodMorningAck<'a> {
     /// The nonce of the GOOD_MORNING this answers.
     pub nonce: JoinNonce,
     /// The negotiated state mode.
-    pub mode: Mode,
+    pub mode: StateMode,
     /// Negotiated HELLO interval in milliseconds.
     pub hello_ms: u32,
     /// Negotiated dead interval in milliseconds.
@@ -121,7 +123,7 @@ pub struct Hello<'a> {
     pub session: SessionId,
     /// HELLO sequence number, wrapping; echoed in [`HelloAck`].
     pub seq: u16,
-    /// A state chunk, in JOINED mode.
+    /// A state chunk, in JOINED mode ([`StateMode::InHello`]).
     #[serde(borrow)]
     pub state: Option<StateChunk<'a>>,
 }
@@ -154,7 +156,7 @@ pub struct StateChunk<'a> {
 
 /// STATE: a state chunk sent on its own. It never resets the dead timer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State<'a> {
+pub struct StateBottle<'a> {
     /// The sender's session.
     pub session: SessionId,
     /// The chunk.
@@ -188,7 +190,7 @@ pub struct StateAck {
 /// The MORPH header: opens the migration of one computation to the receiving device.
 ///
 /// The manifest travels as the exact bytes that were signed, so the target can check the
-/// signature before it parses anything in them (see [`crate::Manifest`]).
+/// signature before it parses anything in them (see [`Manifest`](super::manifest::Manifest)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Morph<'a> {
     /// The target's session.
@@ -197,7 +199,7 @@ pub struct Morph<'a> {
     pub morph: u32,
     /// The handle the computation gets on the target, for its STATE chunks.
     pub handle: u16,
-    /// The encoded [`crate::Manifest`].
+    /// The encoded [`Manifest`](super::manifest::Manifest).
     #[serde(with = "serde_bytes")]
     pub manifest: &'a [u8],
     /// Ed25519 signature over `manifest` by the code-signing key, if signing is in use.

@@ -1,0 +1,113 @@
+//! Pre-shared-key mode at the device: answering the AC's challenge, and opening and
+//! sealing bottles with the session keys (see [`crate::psk`]).
+
+use super::{Device, Phase};
+use crate::error::InputError;
+use crate::psk::{
+    issued_at, session_key, Direction, ReplayWindow, Seal, Sealed, SessionKeys, CHALLENGE_LEN,
+    RESYNC_PERIOD,
+};
+use crate::time::Instant;
+use crate::wire::bottle::{Bottle, Challenge};
+
+/// The keys of pre-shared-key mode, from the AC's challenge.
+pub(super) struct Auth {
+    challenge: [u8; CHALLENGE_LEN],
+    pub(super) keys: SessionKeys,
+}
+
+impl Auth {
+    /// The seal of the next bottle to the AC: a GOOD_MORNING carries the challenge too.
+    pub(super) fn seal(&mut self, bottle: &Bottle<'_>) -> Seal<'_> {
+        let extra: &[u8] = match bottle {
+            Bottle::GoodMorning(_) => &self.challenge,
+            _ => &[],
+        };
+        self.keys.seal(Direction::ToAc, extra)
+    }
+}
+
+impl Device {
+    /// Opens and dispatches one bottle. In pre-shared-key mode nothing travels plain: a
+    /// CHALLENGE must be sealed with the challenge key, every other bottle with the session
+    /// key, carry the right tag and a counter not seen before.
+    pub(super) fn receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
+        let limits = self.cfg.limits;
+        if self.cfg.psk.is_none() {
+            return self.on_bottle(now, Bottle::decode(bytes, &limits)?);
+        }
+        let sealed = Sealed::split(bytes).ok_or(InputError::Unauthenticated)?;
+        if let Ok(Bottle::Challenge(c)) = Bottle::decode(sealed.covered, &limits) {
+            let genuine = (self.challenge_key.as_ref())
+                .is_some_and(|key| sealed.verify(key, Direction::ToDevice));
+            if !genuine {
+                return Err(InputError::Unauthenticated);
+            }
+            return self.on_challenge(now, c);
+        }
+        let auth = self.auth.as_mut().ok_or(InputError::Unauthenticated)?;
+        if !sealed.verify(&auth.keys.key, Direction::ToDevice) {
+            return Err(InputError::Unauthenticated);
+        }
+        let bottle = Bottle::decode(sealed.covered, &limits)?;
+        if !auth.keys.window.accept(sealed.counter) {
+            return Err(InputError::Replayed);
+        }
+        self.on_bottle(now, bottle)
+    }
+
+    /// Pre-shared-key mode: derives the session key from the AC's challenge and answers
+    /// with a sealed GOOD_MORNING at once.
+    fn on_challenge(&mut self, now: Instant, c: Challenge) -> Result<(), InputError> {
+        let (
+            Some(psk),
+            Phase::Joining {
+                nonce,
+                next_at,
+                first_sent,
+                ..
+            },
+        ) = (&self.cfg.psk, &mut self.phase)
+        else {
+            return Err(InputError::OutOfPhase("challenge while not joining"));
+        };
+        if c.nonce != *nonce {
+            return Err(InputError::OutOfPhase("challenge for another join"));
+        }
+        // Challenges are ordered by their issue time, their first eight bytes: the device
+        // answers the latest, as the AC keys the session by the latest it was answered.
+        if self
+            .auth
+            .as_ref()
+            .is_some_and(|a| issued_at(&a.challenge) >= issued_at(&c.challenge))
+        {
+            return Err(InputError::OutOfPhase("not the latest challenge"));
+        }
+        // No session can predate the first sealed GOOD_MORNING of this join: the fence
+        // lease counts from it. A later challenge (the AC answered a repeated plain
+        // GOOD_MORNING) does not move that: the AC may have opened the session on the
+        // first, and a repeated GOOD_MORNING does not reset its dead timer.
+        if self.auth.as_ref().is_none_or(|a| a.keys.sent == 0) {
+            *first_sent = None;
+        }
+        let key = session_key(psk, &c.challenge, *nonce);
+        self.auth = Some(Auth {
+            challenge: c.challenge,
+            keys: SessionKeys::new(key, ReplayWindow::default()),
+        });
+        *next_at = now;
+        self.on_timeout(now);
+        Ok(())
+    }
+
+    /// Pre-shared-key mode, REJECT `Resync` (sealed, so from the AC): the AC restarted and
+    /// refuses counters it may have accepted before; jump ahead and resend what is due at
+    /// once.
+    pub(super) fn resync(&mut self, now: Instant) -> Result<(), InputError> {
+        if let Some(auth) = self.auth.as_mut() {
+            auth.keys.sent = auth.keys.sent.saturating_add(RESYNC_PERIOD);
+        }
+        self.on_timeout(now);
+        Ok(())
+    }
+}
