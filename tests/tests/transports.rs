@@ -5,12 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::device::DeviceCommand;
-use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent, Epoch,
-    MemoryRepository,
-};
+use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch};
+use pcxses_driver::testing::{ac_event, controller_with, device_config};
 use pcxses_tests::app::{decode_count, encode_state};
 use smol::channel::Receiver;
 use smol::future::FutureExt;
@@ -26,29 +23,12 @@ struct Seen {
 }
 
 fn controller(epoch: &Epoch) -> Controller {
-    let devices = vec![
-        DeviceSpec::new("dev0", &["comp0"]),
-        DeviceSpec::new("dev1", &["comp1"]),
-    ];
-    let comps = vec![
-        ComputationSpec::new("comp0", "comp0.bin"),
-        ComputationSpec::new("comp1", "comp1.bin"),
-    ];
-    let mut repo = MemoryRepository::default();
-    repo.insert("comp0.bin", vec![0xc0; 5_000]);
-    repo.insert("comp1.bin", vec![0xc1; 5_000]);
-    let mut config = ControllerConfig::new(11, devices, comps);
-    config.rto_ms = 20;
-    Controller::new(config, repo, epoch.now()).expect("valid configuration")
+    controller_with(epoch, 5_000, |config| config.rto_ms = 20)
 }
 
 fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
-    let mut config = DeviceConfig::new(name, seed);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
+    let mut config = device_config(name, seed);
     config.rto_ms = 20;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
     Device::new(config, epoch.now())
 }
 
@@ -119,28 +99,6 @@ async fn application(
                         .await;
                 }
             }
-        }
-    }
-}
-
-/// Waits up to `secs` for an AC event matching `f`.
-async fn ac_event(
-    events: &Receiver<ControllerEvent>,
-    secs: u64,
-    what: &str,
-    f: impl Fn(&ControllerEvent) -> bool,
-) -> ControllerEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let e = async { events.recv().await.ok() }
-            .or(async {
-                Timer::at(deadline).await;
-                None
-            })
-            .await
-            .unwrap_or_else(|| panic!("timed out waiting for {what}"));
-        if f(&e) {
-            return e;
         }
     }
 }

@@ -6,16 +6,18 @@
 //! device is refused (REJECT `Unauthorized`). The device trusts only the AC's CA.
 //!
 //! Each connection is one [`LinkId`](pcxses_core::LinkId). The device opens one
-//! bidirectional stream for the control bottles; the AC sends MORPH object chunks on a
-//! unidirectional stream of their own, so HELLOs and their acknowledgements never wait
-//! behind code. Bottles are framed as on TCP ([`pcxses_core::frame`]). A device reconnects
+//! bidirectional stream for the control bottles; the AC sends MORPH object chunks
+//! ([`TransmitKind::Bulk`](pcxses_core::TransmitKind::Bulk)) on a unidirectional stream of
+//! their own, so HELLOs and their acknowledgements never wait behind code. Bottles are framed as on TCP ([`pcxses_core::frame`]). A device reconnects
 //! with backoff and jitter when its connection ends; a dropped connection is not a death,
 //! only the dead interval decides. The API is that of the TCP and UDP adapters, with TLS
-//! settings added.
+//! settings added; this crate holds the TLS settings, the endpoint, the acceptor and the
+//! streams, and `pcxses-driver` the rest.
 //!
 //! # Bounds against hostile peers
 //!
-//! The connection bounds are the TCP adapter's ([`ConnectionLimits`]): at most
+//! The connection bounds are those of every connection transport ([`ConnectionLimits`]):
+//! at most
 //! `max_connections` connections (a new one evicts the oldest without an accepted bottle,
 //! or is closed when all have one), a deadline for the handshake, the control stream and
 //! the first accepted bottle, and an idle timeout for a connection that sends no bottle.
@@ -32,34 +34,15 @@ mod acceptor;
 pub mod certs;
 mod controller;
 mod device;
-mod stream;
+mod streams;
 pub mod tls;
 
-pub use controller::{spawn_controller, spawn_controller_with, ControllerHandle};
-pub use device::{spawn_device, DeviceHandle};
-pub use pcxses_transport_tcp::{ConnectionLimits, ConnectionStats};
+pub use controller::{spawn_controller, spawn_controller_with};
+pub use device::spawn_device;
+pub use pcxses_driver::{
+    ConnectionLimits, ConnectionStats, ControllerHandle, DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
+};
 pub use tls::{ClientTls, ServerTls, TlsError};
-
-/// Events waiting for the application before the adapter drops further ones (counted).
-/// One input can make an AC report an event for each of many devices (a mass failure
-/// declared in one timer pass), so the queue holds that many.
-pub const EVENT_QUEUE: usize = 16_384;
-
-/// Bytes of frames waiting to be written to one stream before further frames are dropped
-/// (the peer's retransmissions recover them).
-pub const WRITE_BUFFER: usize = 128 * 1024;
-
-/// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
-async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {
-    match epoch.to_std(at) {
-        Some(at) => {
-            smol::Timer::at(at).await;
-        }
-        None => {
-            smol::Timer::never().await;
-        }
-    }
-}
 
 /// A UDP socket for an endpoint, and the endpoint on smol.
 fn endpoint(

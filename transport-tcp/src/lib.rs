@@ -4,7 +4,9 @@
 //! ([`pcxses_core::frame`]). The AC accepts any number of connections, each a
 //! [`LinkId`](pcxses_core::LinkId) of its own; a device connects to the AC and reconnects
 //! with exponential backoff and jitter when the connection drops. A dropped connection is
-//! not a death: only the dead interval decides. All protocol logic stays in `pcxses-core`.
+//! not a death: only the dead interval decides. All protocol logic stays in `pcxses-core`,
+//! and everything but moving bytes on TCP sockets in `pcxses-driver`: this crate holds the
+//! listener, its acceptor and the device's connect.
 //!
 //! # Bounds against hostile peers
 //!
@@ -25,33 +27,9 @@
 mod acceptor;
 mod controller;
 mod device;
-pub mod limits;
-mod reader;
-pub mod serving;
-pub mod table;
-pub mod throttle;
 
-pub use controller::{spawn_controller, spawn_controller_with, ControllerHandle};
-pub use device::{spawn_device, DeviceHandle};
-pub use limits::{ConnectionLimits, ConnectionStats};
-
-/// Events waiting for the application before the adapter drops further ones (counted).
-/// One input can make an AC report an event for each of many devices (a mass failure
-/// declared in one timer pass), so the queue holds that many.
-pub const EVENT_QUEUE: usize = 16_384;
-
-/// Bytes of frames waiting to be written to one connection before further frames are
-/// dropped (the peer's retransmissions recover them).
-pub const WRITE_BUFFER: usize = 128 * 1024;
-
-/// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
-async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {
-    match epoch.to_std(at) {
-        Some(at) => {
-            smol::Timer::at(at).await;
-        }
-        None => {
-            smol::Timer::never().await;
-        }
-    }
-}
+pub use controller::{spawn_controller, spawn_controller_with};
+pub use device::spawn_device;
+pub use pcxses_driver::{
+    ConnectionLimits, ConnectionStats, ControllerHandle, DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
+};

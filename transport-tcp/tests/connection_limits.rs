@@ -20,7 +20,7 @@ fn a_full_connection_table_evicts_unproven_holders_so_a_device_still_joins() {
         let epoch = Epoch::new();
         let cap = 8;
         let ac = spawn_ac(&ex, epoch, limits(cap, 60_000, 60_000)).await;
-        let stats = ac.connections.clone();
+        let stats = ac.connections.clone().expect("TCP has connections");
         let mut holders = Vec::new();
         for _ in 0..cap + 4 {
             holders.push(hold(ac.local_addr, &HEADER_AND_ONE_BYTE).await);
@@ -46,7 +46,7 @@ fn a_table_full_of_proven_connections_refuses_newcomers_and_keeps_its_device() {
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
         let ac = spawn_ac(&ex, epoch, limits(1, 60_000, 60_000)).await;
-        let stats = ac.connections.clone();
+        let stats = ac.connections.clone().expect("TCP has connections");
         let _agent = join_dev0(&ex, epoch, ac.local_addr, &ac.events).await;
         let mut holder = hold(ac.local_addr, &HEADER_AND_ONE_BYTE).await;
         assert!(
@@ -67,7 +67,7 @@ fn connections_without_an_accepted_bottle_are_closed_at_their_deadline() {
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
         let ac = spawn_ac(&ex, epoch, limits(64, 300, 60_000)).await;
-        let stats = ac.connections.clone();
+        let stats = ac.connections.clone().expect("TCP has connections");
         let _agent = join_dev0(&ex, epoch, ac.local_addr, &ac.events).await;
         // Silent; an unfinished frame; complete frames the controller refuses.
         let mut junk = Vec::new();
@@ -97,7 +97,7 @@ fn a_proven_connection_that_falls_silent_is_closed_after_the_idle_timeout() {
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
         let ac = spawn_ac(&ex, epoch, limits(64, 60_000, 300)).await;
-        let stats = ac.connections.clone();
+        let stats = ac.connections.clone().expect("TCP has connections");
         // A valid GOOD_MORNING proves the connection; then nothing more.
         let mut frame = Vec::new();
         push_frame(&good_morning("dev0", &epoch), &mut frame);

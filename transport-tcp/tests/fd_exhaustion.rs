@@ -82,7 +82,7 @@ fn an_ac_out_of_file_descriptors_backs_off_and_serves_a_device_once_the_holders_
             handle_tx
                 .send((
                     ac.local_addr,
-                    ac.connections.clone(),
+                    ac.connections.clone().expect("TCP has connections"),
                     ac.events.clone(),
                     epoch,
                     turns,

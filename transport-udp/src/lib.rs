@@ -4,14 +4,15 @@
 //! [`Limits`](pcxses_core::Limits). The AC serves every device from one socket; a datagram's
 //! source address becomes the [`LinkId`](pcxses_core::LinkId) the core sees, and since the
 //! core keys sessions by session id, a device whose address changes keeps its session. The
-//! adapter only moves bytes and time: all protocol logic stays in `pcxses-core`.
+//! adapter only moves bytes: all protocol logic stays in `pcxses-core`, and the running of
+//! the machines (timers, drains, handles) in `pcxses-driver`.
 //!
 //! An IPv4 source is encoded in its link id; an IPv6 source takes a slot in a table of at
 //! most [`V6_LINKS`] (or the limit given to [`spawn_controller_with`]). A datagram the
 //! controller refuses leaves no slot behind, and a full table reuses the slot accepted
 //! least recently ([`Links`]), so a flood from forged or many source ports neither grows
 //! the table nor keeps a new device out. Datagrams are handled in batches of 256, after
-//! commands and timers.
+//! commands and timers ([`pcxses_driver::BATCH`]).
 //!
 //! The adapter's tasks run on an executor the application passes in, so that a small
 //! program can run everything on one thread:
@@ -42,24 +43,8 @@ mod device;
 mod link;
 mod socket;
 
-pub use controller::{spawn_controller, spawn_controller_with, ControllerHandle, V6_LINKS};
-pub use device::{spawn_device, DeviceHandle};
+pub use controller::{spawn_controller, spawn_controller_with, V6_LINKS};
+pub use device::spawn_device;
 pub use link::Links;
+pub use pcxses_driver::{ControllerHandle, DeviceHandle, EVENT_QUEUE};
 pub use socket::{bind, RECV_BUFFER};
-
-/// Events waiting for the application before the adapter drops further ones (counted).
-/// One input can make an AC report an event for each of many devices (a mass failure
-/// declared in one timer pass), so the queue holds that many.
-pub const EVENT_QUEUE: usize = 16_384;
-
-/// Completes at `at` on `epoch`'s clock; never, for [`pcxses_core::Instant::MAX`].
-async fn until(epoch: pcxses_core::Epoch, at: pcxses_core::Instant) {
-    match epoch.to_std(at) {
-        Some(at) => {
-            smol::Timer::at(at).await;
-        }
-        None => {
-            smol::Timer::never().await;
-        }
-    }
-}

@@ -5,58 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pcxses_core::controller::{ComputationSpec, DeviceSpec};
-use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, MemoryRepository,
-};
+use pcxses_core::Epoch;
+use pcxses_driver::testing::{assert_no_device_failed, controller, device, eventually, joined};
 use pcxses_transport_udp::{spawn_controller_with, spawn_device};
-use smol::channel::Receiver;
-use smol::future::FutureExt;
 use smol::Timer;
-
-fn controller(epoch: &Epoch) -> Controller {
-    let devices = vec![
-        DeviceSpec::new("dev0", &["comp0"]),
-        DeviceSpec::new("dev1", &["comp1"]),
-    ];
-    let comps = vec![
-        ComputationSpec::new("comp0", "comp0.bin"),
-        ComputationSpec::new("comp1", "comp1.bin"),
-    ];
-    let mut repo = MemoryRepository::default();
-    repo.insert("comp0.bin", vec![0xc0; 100]);
-    repo.insert("comp1.bin", vec![0xc1; 100]);
-    let config = ControllerConfig::new(11, devices, comps);
-    Controller::new(config, repo, epoch.now()).expect("valid configuration")
-}
-
-fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
-    let mut config = DeviceConfig::new(name, seed);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
-    Device::new(config, epoch.now())
-}
-
-/// Waits up to 10 s for device number `device` to join; no device may fail meanwhile.
-async fn joined(events: &Receiver<ControllerEvent>, device: u32) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = async { events.recv().await.ok() }
-            .or(async {
-                Timer::at(deadline).await;
-                None
-            })
-            .await
-            .unwrap_or_else(|| panic!("device {device} did not join"));
-        match e {
-            ControllerEvent::DeviceJoined { device: d, .. } if d.0 == device => return,
-            ControllerEvent::DeviceFailed { .. } => panic!("{e:?}"),
-            _ => {}
-        }
-    }
-}
 
 #[test]
 fn a_flood_from_many_source_ports_neither_locks_out_a_new_device_nor_evicts_a_joined_one() {
@@ -87,22 +39,13 @@ fn a_flood_from_many_source_ports_neither_locks_out_a_new_device_nor_evicts_a_jo
             s.send_to(&[junk], ac.local_addr).unwrap();
         }
         let refused = || ac.stats.lock().unwrap().rejected();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while refused() < JUNK as u64 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the junk never arrived"
-            );
-            Timer::after(Duration::from_millis(10)).await;
-        }
+        eventually(10, "the junk", || refused() >= JUNK as u64).await;
         // A device with a new address joins, and dev0 is never declared dead.
         let _dev1 = spawn_device(&ex, device("dev1", 8, &epoch), epoch, ac.local_addr)
             .await
             .unwrap();
         joined(&ac.events, 1).await;
         Timer::after(Duration::from_millis(1_000)).await;
-        while let Ok(e) = ac.events.try_recv() {
-            assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
-        }
+        assert_no_device_failed(&ac.events);
     }));
 }

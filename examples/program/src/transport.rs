@@ -3,15 +3,12 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use pcxses_core::controller::ControllerCommand;
-use pcxses_core::device::DeviceCommand;
-use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch, SharedLease, Stats};
+use pcxses_core::{Controller, Device, Epoch};
 use pcxses_transport_quic::{ClientTls, ServerTls};
 use pcxses_transport_tcp::ConnectionLimits;
-use smol::channel::{Receiver, Sender};
-use smol::{Executor, Task};
+use smol::Executor;
 
 /// The transports a program can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -97,32 +94,13 @@ impl Default for TransportLimits {
     }
 }
 
-/// A running AC, whatever the transport.
-pub struct RunningController {
-    /// Protocol events.
-    pub events: Receiver<ControllerEvent>,
-    /// Commands to the controller; closing it stops the controller.
-    pub commands: Sender<ControllerCommand>,
-    /// The address it listens on.
-    pub local_addr: SocketAddr,
-    /// Its counters, refreshed as it runs.
-    pub stats: Arc<Mutex<Stats>>,
-    /// The task driving it.
-    pub task: Task<io::Result<Stats>>,
-}
+/// A running AC, whatever the transport: every adapter returns the driver's handle.
+pub type RunningController = pcxses_transport_tcp::ControllerHandle;
 
-/// A running device agent, whatever the transport.
-pub struct RunningDevice {
-    /// Protocol events.
-    pub events: Receiver<DeviceEvent>,
-    /// Commands to the agent; closing it stops the agent.
-    pub commands: Sender<DeviceCommand>,
-    /// The fence lease its driver publishes: a computation may step only while it permits
-    /// the time of the step.
-    pub lease: SharedLease,
-    /// The task driving it.
-    pub task: Task<io::Result<Stats>>,
-}
+/// A running device agent, whatever the transport: every adapter returns the driver's
+/// handle. Its `lease` is the fence lease its driver publishes: a computation may step
+/// only while it permits the time of the step.
+pub type RunningDevice = pcxses_transport_tcp::DeviceHandle;
 
 impl Transport {
     /// The transport's name on the command line.
@@ -144,50 +122,26 @@ impl Transport {
         tls: Option<&ServerTls>,
         limits: TransportLimits,
     ) -> io::Result<RunningController> {
-        // Every adapter's handle has the same fields.
-        macro_rules! running {
-            ($h:expr) => {{
-                let h = $h.await?;
-                RunningController {
-                    events: h.events,
-                    commands: h.commands,
-                    local_addr: h.local_addr,
-                    stats: h.stats,
-                    task: h.task,
-                }
-            }};
-        }
-        Ok(match self {
+        match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                running!(pcxses_transport_quic::spawn_controller_with(
-                    ex,
-                    controller,
-                    epoch,
-                    addr,
-                    tls,
-                    limits.connections
-                ))
+                let limits = limits.connections;
+                pcxses_transport_quic::spawn_controller_with(
+                    ex, controller, epoch, addr, tls, limits,
+                )
+                .await
             }
             Transport::Tcp => {
-                running!(pcxses_transport_tcp::spawn_controller_with(
-                    ex,
-                    controller,
-                    epoch,
-                    addr,
-                    limits.connections
-                ))
+                let limits = limits.connections;
+                pcxses_transport_tcp::spawn_controller_with(ex, controller, epoch, addr, limits)
+                    .await
             }
             Transport::Udp => {
-                running!(pcxses_transport_udp::spawn_controller_with(
-                    ex,
-                    controller,
-                    epoch,
-                    addr,
-                    limits.v6_links
-                ))
+                let limits = limits.v6_links;
+                pcxses_transport_udp::spawn_controller_with(ex, controller, epoch, addr, limits)
+                    .await
             }
-        })
+        }
     }
 
     /// Runs `device` against the AC at `ac`, in tasks of `ex`; QUIC needs `tls`.
@@ -199,27 +153,13 @@ impl Transport {
         ac: SocketAddr,
         tls: Option<&ClientTls>,
     ) -> io::Result<RunningDevice> {
-        // Every adapter's handle has the same fields.
-        macro_rules! running {
-            ($h:expr) => {{
-                let h = $h.await?;
-                RunningDevice {
-                    events: h.events,
-                    commands: h.commands,
-                    lease: h.lease,
-                    task: h.task,
-                }
-            }};
-        }
-        Ok(match self {
+        match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                running!(pcxses_transport_quic::spawn_device(
-                    ex, device, epoch, ac, tls
-                ))
+                pcxses_transport_quic::spawn_device(ex, device, epoch, ac, tls).await
             }
-            Transport::Tcp => running!(pcxses_transport_tcp::spawn_device(ex, device, epoch, ac)),
-            Transport::Udp => running!(pcxses_transport_udp::spawn_device(ex, device, epoch, ac)),
-        })
+            Transport::Tcp => pcxses_transport_tcp::spawn_device(ex, device, epoch, ac).await,
+            Transport::Udp => pcxses_transport_udp::spawn_device(ex, device, epoch, ac).await,
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! What the QUIC adapter's tests share: a development PKI, an AC that knows `dev0`, device
+//! What the QUIC adapter's tests share: the driver's fixtures, a development PKI, device
 //! agents, and raw client endpoints.
 
 #![allow(dead_code)]
@@ -7,10 +7,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pcxses_core::controller::{ComputationSpec, DeviceSpec};
-use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, MemoryRepository,
-};
+use pcxses_core::{ControllerEvent, Epoch};
+pub use pcxses_driver::testing::*;
 use pcxses_transport_quic::certs::{DevCa, AC_NAME};
 use pcxses_transport_quic::tls::{certificates, private_key, ALPN};
 use pcxses_transport_quic::{
@@ -18,8 +16,7 @@ use pcxses_transport_quic::{
     DeviceHandle, ServerTls,
 };
 use smol::channel::Receiver;
-use smol::future::FutureExt;
-use smol::{Executor, Timer};
+use smol::Executor;
 
 /// The test CA, made once per test binary.
 pub fn ca() -> &'static DevCa {
@@ -49,42 +46,16 @@ pub fn client_tls(holder: &str) -> ClientTls {
     }
 }
 
-/// An AC that knows `dev0`.
-pub fn controller(epoch: &Epoch) -> Controller {
-    let devices = vec![DeviceSpec::new("dev0", &["comp0"])];
-    let comps = vec![ComputationSpec::new("comp0", "comp0.bin")];
-    let mut repo = MemoryRepository::default();
-    repo.insert("comp0.bin", vec![0xc0; 100]);
-    let config = ControllerConfig::new(11, devices, comps);
-    Controller::new(config, repo, epoch.now()).expect("valid configuration")
-}
-
-/// Device `name`: HELLO every 100 ms, dead after 500 ms.
-pub fn device(name: &str, epoch: &Epoch) -> Device {
-    let mut config = DeviceConfig::new(name, 7);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
-    Device::new(config, epoch.now())
-}
-
 /// The AC of [`controller`] on a free port of 127.0.0.1, bounded by `limits`.
 pub async fn ac(
     ex: &Arc<Executor<'static>>,
     epoch: Epoch,
     limits: ConnectionLimits,
 ) -> ControllerHandle {
-    spawn_controller_with(
-        ex,
-        controller(&epoch),
-        epoch,
-        "127.0.0.1:0".parse().unwrap(),
-        &server_tls(),
-        limits,
-    )
-    .await
-    .unwrap()
+    let tls = server_tls();
+    spawn_controller_with(ex, controller(&epoch), epoch, loopback(), &tls, limits)
+        .await
+        .unwrap()
 }
 
 /// A client endpoint on its own socket.
@@ -101,33 +72,6 @@ pub fn client(tls: &ClientTls) -> quinn::Endpoint {
     endpoint
 }
 
-/// Waits up to 10 s for `dev0` to join.
-pub async fn joined(events: &Receiver<ControllerEvent>) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = async { events.recv().await.ok() }
-            .or(async {
-                Timer::at(deadline).await;
-                None
-            })
-            .await
-            .expect("the device did not join");
-        if matches!(e, ControllerEvent::DeviceJoined { .. }) {
-            return;
-        }
-    }
-}
-
-/// Waits up to `secs` for `f` to hold, checking every 10 ms; panics with `failure` when
-/// it does not.
-pub async fn eventually(secs: u64, failure: &str, f: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "{failure}");
-        Timer::after(Duration::from_millis(10)).await;
-    }
-}
-
 /// Starts `dev0`, with its certificate, against the AC at `addr` and waits up to 10 s for
 /// it to join; the agent runs as long as the handle is kept.
 pub async fn join_dev0(
@@ -136,10 +80,11 @@ pub async fn join_dev0(
     addr: SocketAddr,
     events: &Receiver<ControllerEvent>,
 ) -> DeviceHandle {
-    let agent = spawn_device(ex, device("dev0", &epoch), epoch, addr, &client_tls("dev0"))
+    let tls = client_tls("dev0");
+    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, addr, &tls)
         .await
         .unwrap();
-    joined(events).await;
+    joined(events, 0).await;
     agent
 }
 

@@ -1,16 +1,13 @@
-//! What the TCP adapter's tests share: an AC with two known devices, device agents, and
-//! peers that connect and hold.
+//! What the TCP adapter's tests share: the driver's fixtures, device agents, and peers that
+//! connect and hold.
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pcxses_core::controller::{ComputationSpec, DeviceSpec};
-use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, MemoryRepository,
-    Output,
-};
+use pcxses_core::{ControllerEvent, Epoch, Output};
+pub use pcxses_driver::testing::*;
 use pcxses_transport_tcp::{
     spawn_controller_with, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle,
 };
@@ -19,33 +16,6 @@ use smol::future::FutureExt;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::{Executor, Timer};
-
-/// An AC that knows `dev0` and `dev1`.
-pub fn controller(epoch: &Epoch) -> Controller {
-    let devices = vec![
-        DeviceSpec::new("dev0", &["comp0"]),
-        DeviceSpec::new("dev1", &["comp1"]),
-    ];
-    let comps = vec![
-        ComputationSpec::new("comp0", "comp0.bin"),
-        ComputationSpec::new("comp1", "comp1.bin"),
-    ];
-    let mut repo = MemoryRepository::default();
-    repo.insert("comp0.bin", vec![0xc0; 100]);
-    repo.insert("comp1.bin", vec![0xc1; 100]);
-    let config = ControllerConfig::new(11, devices, comps);
-    Controller::new(config, repo, epoch.now()).expect("valid configuration")
-}
-
-/// Device `name`: HELLO every 100 ms, dead after 500 ms.
-pub fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
-    let mut config = DeviceConfig::new(name, seed);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
-    Device::new(config, epoch.now())
-}
 
 /// The first bottle device `name` sends: its GOOD_MORNING.
 pub fn good_morning(name: &str, epoch: &Epoch) -> Vec<u8> {
@@ -57,40 +27,6 @@ pub fn good_morning(name: &str, epoch: &Epoch) -> Vec<u8> {
             Output::Event(_) => {}
             Output::Timeout(_) => panic!("the device sent no GOOD_MORNING"),
         }
-    }
-}
-
-/// Waits up to `secs` for an AC event matching `f`.
-pub async fn ac_event(
-    events: &Receiver<ControllerEvent>,
-    secs: u64,
-    what: &str,
-    f: impl Fn(&ControllerEvent) -> bool,
-) -> ControllerEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let e = async { events.recv().await.ok() }
-            .or(async {
-                Timer::at(deadline).await;
-                None
-            })
-            .await
-            .unwrap_or_else(|| panic!("timed out waiting for {what}"));
-        if f(&e) {
-            return e;
-        }
-    }
-}
-
-/// Waits up to `secs` for `f` to hold, checking every 10 ms.
-pub async fn eventually(secs: u64, what: &str, f: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        Timer::after(Duration::from_millis(10)).await;
     }
 }
 
@@ -141,15 +77,9 @@ pub async fn spawn_ac(
     epoch: Epoch,
     limits: ConnectionLimits,
 ) -> ControllerHandle {
-    spawn_controller_with(
-        ex,
-        controller(&epoch),
-        epoch,
-        "127.0.0.1:0".parse().unwrap(),
-        limits,
-    )
-    .await
-    .unwrap()
+    spawn_controller_with(ex, controller(&epoch), epoch, loopback(), limits)
+        .await
+        .unwrap()
 }
 
 /// Starts `dev0` against the AC at `addr` and waits up to 10 s for the AC's
@@ -163,16 +93,6 @@ pub async fn join_dev0(
     let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, addr)
         .await
         .unwrap();
-    ac_event(events, 10, "the device's join", |e| {
-        matches!(e, ControllerEvent::DeviceJoined { .. })
-    })
-    .await;
+    joined(events, 0).await;
     agent
-}
-
-/// Asserts that none of the AC events waiting in `events` declares a device dead.
-pub fn assert_no_device_failed(events: &Receiver<ControllerEvent>) {
-    while let Ok(e) = events.try_recv() {
-        assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
-    }
 }

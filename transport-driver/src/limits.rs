@@ -4,7 +4,8 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-/// Bounds on the connections an AC serves (used by the TCP and QUIC adapters).
+/// Bounds on the connections an AC serves ([`crate::Server`]): every connection transport
+/// keeps them.
 ///
 /// A connection is *proven* once the controller accepted one of its bottles
 /// (`Controller::handle_receive` returned `Ok`); until then anyone could be holding it.

@@ -62,11 +62,13 @@ impl<C> Connections<C> {
     }
 
     /// Connections open.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether no connection is open.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

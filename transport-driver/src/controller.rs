@@ -1,0 +1,159 @@
+//! The AC's run loop, over whatever a transport receives from and sends to: a [`Port`].
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use pcxses_core::controller::ControllerCommand;
+use pcxses_core::{Controller, ControllerEvent, Epoch, Instant, Stats, Transmit};
+use smol::channel::{bounded, Receiver};
+use smol::future::FutureExt;
+use smol::Executor;
+
+use crate::drain::{drain, Events, Transmitter};
+use crate::handle::ControllerHandle;
+use crate::limits::ConnectionStats;
+use crate::timer::until;
+use crate::EVENT_QUEUE;
+
+/// Inputs handed to the controller in one turn, at most, before it is drained: one drain
+/// (with a journal, one commit) covers them all.
+pub const BATCH: usize = 256;
+
+/// Commands waiting for the AC, at most.
+const COMMAND_QUEUE: usize = 64;
+
+/// Where an AC's bottles come from and go to: a socket, or the driver's connections
+/// ([`crate::Server`]). The run loop takes its turns as follows: it drains the
+/// controller through [`Port::send`] and calls [`Port::drained`]; it waits for a command,
+/// the controller's timer, or [`Port::ready`], in that order of priority; it applies what
+/// woke it, calls [`Port::turn`], and hands the controller what [`Port::receive`] finds
+/// waiting, at most [`BATCH`] inputs; then it yields to the executor's other tasks.
+pub trait Port: Send + 'static {
+    /// Waits until input may be waiting (completing when none is, is harmless). Dropped
+    /// when something else wakes the loop: it must lose nothing then.
+    fn ready(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Once a turn, before input is received: bookkeeping of the transport's own.
+    fn turn(&mut self) {}
+
+    /// Hands `ac` one input that is waiting, at `now`, without waiting for one; `false`
+    /// when none is waiting.
+    fn receive(&mut self, ac: &mut Controller, now: Instant) -> bool;
+
+    /// Sends one of the controller's transmits (or drops it: the core retransmits).
+    fn send(&mut self, transmit: Transmit<'_>) -> impl Future<Output = ()> + Send;
+
+    /// Everything the last drain produced has been sent.
+    fn drained(&mut self) {}
+
+    /// The counters of the connection bounds, for a transport with connections.
+    fn connections(&self) -> Option<Arc<ConnectionStats>> {
+        None
+    }
+}
+
+/// Drives `controller` on `epoch`'s clock over `port`, serving on `local_addr`, in a task
+/// of `ex`.
+pub fn spawn_controller<P: Port>(
+    ex: &Arc<Executor<'static>>,
+    controller: Controller,
+    epoch: Epoch,
+    local_addr: SocketAddr,
+    port: P,
+) -> ControllerHandle {
+    let (event_tx, events) = bounded(EVENT_QUEUE);
+    let (commands, command_rx) = bounded(COMMAND_QUEUE);
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let connections = port.connections();
+    let task = ex.spawn(run(
+        controller,
+        epoch,
+        port,
+        Events::dropping(event_tx),
+        command_rx,
+        stats.clone(),
+    ));
+    ControllerHandle {
+        events,
+        commands,
+        local_addr,
+        stats,
+        connections,
+        task,
+    }
+}
+
+/// A port as the drain's destination.
+struct Sending<'p, P>(&'p mut P);
+
+impl<P: Port> Transmitter for Sending<'_, P> {
+    fn transmit(&mut self, transmit: Transmit<'_>) -> impl Future<Output = ()> + Send {
+        self.0.send(transmit)
+    }
+}
+
+enum Wake {
+    Command(Option<ControllerCommand>),
+    Timer,
+    Ready,
+}
+
+async fn run<P: Port>(
+    mut ac: Controller,
+    epoch: Epoch,
+    mut port: P,
+    mut events: Events<ControllerEvent>,
+    commands: Receiver<ControllerCommand>,
+    shared: Arc<Mutex<Stats>>,
+) -> io::Result<Stats> {
+    // Whether the last batch stopped at its bound: then more input is waiting.
+    let mut more = false;
+    loop {
+        let wake_at = drain(&mut ac, &mut Sending(&mut port), &mut events).await;
+        port.drained();
+        if let Ok(mut s) = shared.lock() {
+            *s = *ac.stats();
+        }
+        // Commands and timers first: under a steady stream of input they still get
+        // their turn.
+        let wake = async { Wake::Command(commands.recv().await.ok()) }
+            .or(async {
+                until(epoch, wake_at).await;
+                Wake::Timer
+            })
+            .or(async {
+                if !more {
+                    port.ready().await;
+                }
+                Wake::Ready
+            })
+            .await;
+        let now = epoch.now();
+        if wake_at <= now {
+            ac.handle_timeout(now);
+        }
+        match wake {
+            Wake::Command(Some(command)) => {
+                if let Err(e) = command.apply(&mut ac, now) {
+                    tracing::warn!(?command, error = %e, "command refused");
+                }
+            }
+            Wake::Command(None) => {
+                if events.dropped() > 0 {
+                    tracing::warn!(
+                        dropped = events.dropped(),
+                        "events dropped: the application fell behind"
+                    );
+                }
+                return Ok(*ac.stats());
+            }
+            Wake::Timer | Wake::Ready => {}
+        }
+        port.turn();
+        more = (0..BATCH).all(|_| port.receive(&mut ac, now));
+        // Let the connections' and the application's tasks run between batches.
+        smol::future::yield_now().await;
+    }
+}

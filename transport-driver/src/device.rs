@@ -1,0 +1,220 @@
+//! The device's run loop: one connection to the AC at a time, made again with backoff and
+//! jitter whenever it ends.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pcxses_core::device::DeviceCommand;
+use pcxses_core::{Device, DeviceEvent, Epoch, LinkId, SharedLease, Stats, Transmit};
+use smol::channel::{bounded, Receiver};
+use smol::future::FutureExt;
+use smol::{Executor, Task, Timer};
+
+use crate::backoff::Backoff;
+use crate::connection::{Connection, Opened, SendError};
+use crate::drain::{drain, Events, Transmitter};
+use crate::frames::{Frames, Inbound};
+use crate::handle::DeviceHandle;
+use crate::timer::until;
+use crate::EVENT_QUEUE;
+
+/// Commands waiting for the agent, at most.
+const COMMAND_QUEUE: usize = 256;
+
+/// Bottles read and not yet handed to the device, at most.
+const INBOUND_QUEUE: usize = 1_024;
+
+/// How a device reaches its AC. A datagram transport "connects" at once, to a socket that
+/// never closes.
+pub trait Connect: Send + Sync + 'static {
+    /// The connection it makes.
+    type Connection: Connection;
+
+    /// The AC's address, for the log.
+    fn ac(&self) -> SocketAddr;
+
+    /// One attempt to connect. The connection's reading delivers to `frames`
+    /// ([`Frames::read`], [`Frames::deliver`]). A failed attempt is tried again after a
+    /// backoff.
+    fn connect(
+        &self,
+        frames: &Frames,
+    ) -> impl Future<Output = io::Result<Opened<Self::Connection>>> + Send;
+
+    /// The agent stopped and dropped its connection: what is left to do before its task
+    /// ends (let a close reach the AC).
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Drives `device` on `epoch`'s clock over the connections `connect` makes, in a task of
+/// `ex`. It connects in the background; until the first connection opens the device's
+/// timers wait, so that its first GOOD_MORNING leaves on a connection and the join's lease
+/// is counted from a GOOD_MORNING that left. On every new connection the device is told
+/// ([`Device::relink`]), so that a session carried on moves to it.
+pub fn spawn_device<T: Connect>(
+    ex: &Arc<Executor<'static>>,
+    device: Device,
+    epoch: Epoch,
+    connect: T,
+) -> DeviceHandle {
+    let (event_tx, events) = bounded(EVENT_QUEUE);
+    let (commands, command_rx) = bounded(COMMAND_QUEUE);
+    let lease = SharedLease::default();
+    let agent = Agent {
+        ex: ex.clone(),
+        device,
+        epoch,
+        connect: Arc::new(connect),
+        lease: lease.clone(),
+    };
+    let task = ex.spawn(agent.run(Events::waiting(event_tx), command_rx));
+    DeviceHandle {
+        events,
+        commands,
+        lease,
+        task,
+    }
+}
+
+/// The connection in use.
+struct Current<C> {
+    link: LinkId,
+    connection: C,
+    _io: Task<()>,
+}
+
+impl<C: Connection> Transmitter for Option<Current<C>> {
+    async fn transmit(&mut self, t: Transmit<'_>) {
+        // Without a connection the bottle is lost, as on a lossy network: the device
+        // retransmits what matters.
+        let Some(current) = self else {
+            return;
+        };
+        match current.connection.send(t.kind, t.bytes) {
+            Ok(()) => {}
+            Err(SendError::Full) => tracing::debug!("write buffer full: dropped a bottle"),
+            Err(SendError::Closed) => *self = None,
+        }
+    }
+}
+
+struct Agent<T> {
+    ex: Arc<Executor<'static>>,
+    device: Device,
+    epoch: Epoch,
+    connect: Arc<T>,
+    lease: SharedLease,
+}
+
+enum Wake<C> {
+    Command(Option<DeviceCommand>),
+    Timer,
+    Opened(Opened<C>),
+    Inbound(Inbound),
+}
+
+impl<T: Connect> Agent<T> {
+    async fn run(
+        mut self,
+        mut events: Events<DeviceEvent>,
+        commands: Receiver<DeviceCommand>,
+    ) -> io::Result<Stats> {
+        let (inbound_tx, inbound) = bounded(INBOUND_QUEUE);
+        let mut seed = self.epoch.now().as_micros();
+        let mut links = 0u64;
+        let mut connecting: Option<Task<Opened<T::Connection>>> = None;
+        let mut current: Option<Current<T::Connection>> = None;
+        // Whether a connection opened yet.
+        let mut connected = false;
+        loop {
+            // The lease as the last input left it, before its events reach the application.
+            self.lease.publish(self.device.lease_until());
+            let wake_at = drain(&mut self.device, &mut current, &mut events).await;
+            self.lease.publish(self.device.lease_until());
+            if current.is_none() && connecting.is_none() {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                links += 1;
+                let frames = Frames::new(LinkId(links), inbound_tx.clone());
+                connecting = Some(self.ex.spawn(dial(self.connect.clone(), frames, seed)));
+            }
+            let epoch = self.epoch;
+            let wake = async { Wake::Command(commands.recv().await.ok()) }
+                .or(async {
+                    if !connected {
+                        std::future::pending::<()>().await;
+                    }
+                    until(epoch, wake_at).await;
+                    Wake::Timer
+                })
+                .or(async {
+                    match connecting.as_mut() {
+                        Some(task) => Wake::Opened(task.await),
+                        None => std::future::pending().await,
+                    }
+                })
+                .or(async {
+                    Wake::Inbound(inbound.recv().await.expect("the agent holds a sender"))
+                })
+                .await;
+            let now = self.epoch.now();
+            match wake {
+                Wake::Opened(opened) => {
+                    connecting = None;
+                    let frames = Frames::new(LinkId(links), inbound_tx.clone());
+                    let io = opened.io;
+                    current = Some(Current {
+                        link: frames.link(),
+                        connection: opened.connection,
+                        _io: self.ex.spawn(async move {
+                            io.await;
+                            frames.closed().await;
+                        }),
+                    });
+                    connected = true;
+                    tracing::debug!(ac = %self.connect.ac(), "connected");
+                    self.device.relink(now);
+                }
+                Wake::Inbound(Inbound::Frame(link, bytes)) => {
+                    if current.as_ref().is_some_and(|c| c.link == link) {
+                        if let Err(e) = self.device.handle_receive(now, &bytes) {
+                            tracing::debug!(error = %e, "refused a bottle");
+                        }
+                    }
+                }
+                Wake::Inbound(Inbound::Closed(link)) => {
+                    if current.as_ref().is_some_and(|c| c.link == link) {
+                        tracing::debug!(ac = %self.connect.ac(), "connection lost");
+                        current = None;
+                    }
+                }
+                Wake::Timer => self.device.handle_timeout(now),
+                Wake::Command(Some(command)) => {
+                    if let Err(e) = command.apply(&mut self.device, now) {
+                        tracing::warn!(error = %e, "command refused");
+                    }
+                }
+                Wake::Command(None) => {
+                    drop((connecting, current));
+                    self.connect.close().await;
+                    return Ok(*self.device.stats());
+                }
+            }
+        }
+    }
+}
+
+/// Connects with `connect`, retrying with backoff and jitter seeded by `seed`.
+async fn dial<T: Connect>(connect: Arc<T>, frames: Frames, seed: u64) -> Opened<T::Connection> {
+    let mut backoff = Backoff::new(seed);
+    loop {
+        match connect.connect(&frames).await {
+            Ok(opened) => return opened,
+            Err(e) => tracing::debug!(ac = %connect.ac(), error = %e, "connect failed"),
+        }
+        Timer::after(backoff.wait()).await;
+    }
+}
