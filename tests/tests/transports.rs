@@ -38,17 +38,17 @@ fn controller(epoch: &Epoch) -> Controller {
     repo.insert("comp0.bin", vec![0xc0; 5_000]);
     repo.insert("comp1.bin", vec![0xc1; 5_000]);
     let mut config = ControllerConfig::new(11, devices, comps);
-    config.rto_ms = 20;
+    config.rto = Duration::from_millis(20);
     Controller::new(config, repo, epoch.now()).expect("valid configuration")
 }
 
 fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
     let mut config = DeviceConfig::new(name, seed);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
-    config.rto_ms = 20;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
+    config.hello = Duration::from_millis(100);
+    config.dead = Duration::from_millis(500);
+    config.rto = Duration::from_millis(20);
+    config.join_retry = Duration::from_millis(20);
+    config.join_retry_max = Duration::from_millis(200);
     Device::new(config, epoch.now())
 }
 

@@ -256,7 +256,7 @@ impl Load {
                     self.traffic.bytes_out += t.bytes.len() as u64;
                     let _ = socket.send_to(t.bytes, self.ac);
                 }
-                Output::Event(DeviceEvent::Joined { session, run }) => {
+                Output::Event(DeviceEvent::Joined { session, run, .. }) => {
                     self.by_session.insert(session, i);
                     self.joins[i as usize] += 1;
                     // The application "starts" its computation and reports a first state.
@@ -427,8 +427,8 @@ fn run(args: RunArgs) -> Result<(), String> {
         };
         while booted < due {
             let mut cfg = DeviceConfig::new(&name(booted), 0x10ad_0000_0000 ^ booted as u64);
-            cfg.hello_ms = hello_ms;
-            cfg.dead_ms = dead_ms;
+            cfg.hello = Duration::from_millis(hello_ms.into());
+            cfg.dead = Duration::from_millis(dead_ms.into());
             load.devices[booted] = Some(Device::new(cfg, now));
             load.drain(booted as u32);
             booted += 1;

@@ -10,7 +10,7 @@ use super::{Device, DeviceEvent, Hosted, Install, InstallId, InstalledObject, Ph
 use crate::bottle::{Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk};
 use crate::error::{CommandError, InputError};
 use crate::manifest::Manifest;
-use crate::time::{ms, Instant};
+use crate::time::Instant;
 use crate::transfer::ChunkReceiver;
 
 /// MORPH outcomes remembered for answering duplicates.
@@ -192,7 +192,7 @@ impl Device {
     /// ask the application.
     fn verify_and_offer(&mut self, now: Instant, morph: u32) {
         let limits = self.cfg.limits;
-        let timeout = ms(self.cfg.install_timeout_ms);
+        let timeout = self.cfg.install_timeout;
         let Phase::Joined(s) = &mut self.phase else {
             return;
         };

@@ -40,10 +40,10 @@ pub fn controller(epoch: &Epoch) -> Controller {
 /// Device `name`: HELLO every 100 ms, dead after 500 ms.
 pub fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
     let mut config = DeviceConfig::new(name, seed);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
+    config.hello = Duration::from_millis(100);
+    config.dead = Duration::from_millis(500);
+    config.join_retry = Duration::from_millis(20);
+    config.join_retry_max = Duration::from_millis(200);
     Device::new(config, epoch.now())
 }
 
