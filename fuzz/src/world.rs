@@ -2,6 +2,7 @@
 //! invariants checked after every step.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use pcxses_core::controller::{ComputationId, ComputationSpec, DeviceId, DeviceSpec};
 use pcxses_core::device::InstallId;
@@ -126,9 +127,9 @@ impl World {
             spec.psk = keyed.then(|| psk_of(i));
             specs.push(spec);
             let mut cfg = DeviceConfig::new(&name, 0);
-            cfg.hello_ms = 100;
-            cfg.dead_ms = 300;
-            cfg.rto_ms = 50;
+            cfg.hello = Duration::from_millis(100);
+            cfg.dead = Duration::from_millis(300);
+            cfg.rto = Duration::from_millis(50);
             cfg.mode = if split { StateMode::Separate } else { StateMode::InHello };
             cfg.limits = limits;
             cfg.psk = keyed.then(|| psk_of(i));
@@ -142,9 +143,9 @@ impl World {
         }
         let mut config = ControllerConfig::new(0x5eed, specs, comps);
         config.limits = limits;
-        config.rto_ms = 50;
-        config.morph_timeout_ms = 2_000;
-        config.restart_grace_ms = 1_000;
+        config.rto = Duration::from_millis(50);
+        config.morph_timeout = Duration::from_secs(2);
+        config.restart_grace = Duration::from_secs(1);
         let computations: Vec<String> =
             config.computations.iter().map(|c| c.name.clone()).collect();
         let device_names = config.devices.iter().map(|d| d.name.clone()).collect();

@@ -54,13 +54,14 @@
 //! Here one AC and one device run in one loop, passing bytes directly:
 //!
 //! ```
+//! use std::time::Duration;
 //! use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 //! use pcxses_core::{
 //!     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, DeviceEvent,
 //!     Instant, LinkId, MemoryRepository, Output,
 //! };
 //!
-//! let config = ControllerConfig::new(
+//! let config = ControllerConfig::lan(
 //!     1,
 //!     vec![DeviceSpec::new("pump", &["flow"])],
 //!     vec![ComputationSpec::new("flow", "flow.wasm")],
@@ -68,8 +69,8 @@
 //! let mut repo = MemoryRepository::default();
 //! repo.insert("flow.wasm", vec![0u8; 64]);
 //! let mut ac = Controller::new(config, repo, Instant::from_millis(0))?;
-//! let mut device_config = DeviceConfig::new("pump", 0x5eed);
-//! device_config.hello_ms = 100;
+//! let mut device_config = DeviceConfig::lan("pump", 0x5eed);
+//! device_config.hello = Duration::from_millis(100);
 //! let mut device = Device::new(device_config, Instant::from_millis(0));
 //!
 //! let (mut to_ac, mut to_device): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
@@ -92,7 +93,11 @@
 //!     loop {
 //!         match device.poll_output() {
 //!             Output::Transmit(t) => to_ac.push(t.bytes.to_vec()),
-//!             Output::Event(DeviceEvent::Joined { run, .. }) => assert_eq!(run, ["flow"]),
+//!             Output::Event(DeviceEvent::Joined { run, hello, dead, .. }) => {
+//!                 assert_eq!(run, ["flow"]);
+//!                 // The AC granted the intervals proposed.
+//!                 assert_eq!((hello, dead), (Duration::from_millis(100), Duration::from_secs(3)));
+//!             }
 //!             Output::Event(_) => {}
 //!             Output::Timeout(_) => break,
 //!         }
@@ -119,6 +124,19 @@
 //! assert_eq!(ac.lkgs(flow).unwrap().0, 3u64.to_le_bytes());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The `udp_ac` and `udp_device` examples in the repository run the same loop on a
+//! blocking `std::net::UdpSocket` each.
+//!
+//! ## Configuration
+//!
+//! [`DeviceConfig`] and [`ControllerConfig`] come in presets of matching pairs, whose docs
+//! give their numbers and what they are for: [`DeviceConfig::lan`] (also `new`) for a
+//! reliable local network, [`DeviceConfig::wan`] for a lossy wide-area link,
+//! [`DeviceConfig::microcontroller`] for small devices, and the [`ControllerConfig`]
+//! functions of the same names. An AC preset grants the intervals its device preset
+//! proposes; the device learns what was granted from [`DeviceEvent::Joined`]. Intervals
+//! are [`core::time::Duration`]s, sent on the wire in whole milliseconds (rounded down).
 //!
 //! ## The Bottle
 //!

@@ -81,6 +81,12 @@ pub(crate) fn ms(millis: u32) -> Duration {
     Duration::from_millis(u64::from(millis))
 }
 
+/// A configured duration as the wire's milliseconds: rounded down to whole milliseconds,
+/// and `u32::MAX` (about 49.7 days) for anything longer.
+pub(crate) fn to_ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
 /// Maps the host's monotonic clock to the crate's [`Instant`], for drivers on `std`.
 #[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug)]

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::device::DeviceEvent;
@@ -143,8 +144,8 @@ impl Lab {
             devices.push(DeviceSpec::new(&format!("dev{i}"), &[&format!("comp{i}")]));
         }
         let mut cfg = ControllerConfig::new(7, devices, comps);
-        cfg.rto_ms = 20;
-        cfg.morph_timeout_ms = 1_000;
+        cfg.rto = Duration::from_millis(20);
+        cfg.morph_timeout = Duration::from_secs(1);
         tweak(&mut cfg);
         let now = Instant::from_millis(0);
         let ac = Controller::new(cfg.clone(), repo.clone(), now).expect("valid configuration");
@@ -178,11 +179,11 @@ impl Lab {
     pub fn device_config(&mut self, i: usize) -> DeviceConfig {
         self.seeds += 1;
         let mut cfg = DeviceConfig::new(&format!("dev{i}"), self.seeds);
-        cfg.hello_ms = 100;
-        cfg.dead_ms = 300;
-        cfg.rto_ms = 20;
-        cfg.join_retry_ms = 50;
-        cfg.join_retry_max_ms = 400;
+        cfg.hello = Duration::from_millis(100);
+        cfg.dead = Duration::from_millis(300);
+        cfg.rto = Duration::from_millis(20);
+        cfg.join_retry = Duration::from_millis(50);
+        cfg.join_retry_max = Duration::from_millis(400);
         cfg
     }
 

@@ -303,8 +303,8 @@ impl Sim {
         }
         let mut ac_config = ControllerConfig::new(rng.next_u64(), devices, comps);
         ac_config.fencing = cfg.fencing;
-        ac_config.rto_ms = 50;
-        ac_config.morph_timeout_ms = 3_000;
+        ac_config.rto = Duration::from_millis(50);
+        ac_config.morph_timeout = Duration::from_secs(3);
         let now = Instant::from_millis(0);
         let ac = Controller::new(ac_config.clone(), repo.clone(), now).expect("valid config");
         let nodes = (0..cfg.devices)
@@ -542,11 +542,11 @@ impl Sim {
         self.incarnations += 1;
         let mut cfg = DeviceConfig::new(&self.nodes[i].name, self.rng.next_u64());
         cfg.mode = self.cfg.mode;
-        cfg.hello_ms = self.cfg.hello_ms;
-        cfg.dead_ms = self.cfg.hello_ms * 3;
-        cfg.rto_ms = 50;
-        cfg.join_retry_ms = 100;
-        cfg.join_retry_max_ms = 1_000;
+        cfg.hello = Duration::from_millis(self.cfg.hello_ms.into());
+        cfg.dead = cfg.hello * 3;
+        cfg.rto = Duration::from_millis(50);
+        cfg.join_retry = Duration::from_millis(100);
+        cfg.join_retry_max = Duration::from_secs(1);
         cfg.psk = self.cfg.keyed.then(|| key(i));
         let n = &mut self.nodes[i];
         n.device = Some(Device::new(cfg, self.now));
@@ -818,7 +818,7 @@ impl Sim {
         let now = self.now;
         let name = self.nodes[i].name.clone();
         match e {
-            DeviceEvent::Joined { session, run } => {
+            DeviceEvent::Joined { session, run, .. } => {
                 self.note(format!("{name} joined as {session}, runs {run:?}"));
                 for c in run {
                     if self.nodes[i].app.running.contains_key(&c) {

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
 use pcxses_core::device::{DeviceEvent, StopReason};
@@ -58,8 +59,8 @@ fn a_join_whose_first_good_morning_was_lost_waits_for_a_lease_instead_of_fencing
     // The first GOOD_MORNING goes nowhere (a transport not connected yet); the retry
     // comes after more than the fence interval (225 ms).
     lab.boot(0, |d| {
-        d.join_retry_ms = 400;
-        d.join_retry_max_ms = 400;
+        d.join_retry = Duration::from_millis(400);
+        d.join_retry_max = Duration::from_millis(400);
     });
     drop_first(&mut lab, 1, |p| p.kind() == "good_morning");
     lab.run(2_000);
@@ -101,8 +102,8 @@ fn a_device_hellos_at_most_four_times_an_interval_while_its_acks_are_lost() {
 fn join_retries_back_off_no_further_than_the_dead_interval() {
     let mut lab = Lab::new(1, |_| {});
     lab.boot(0, |d| {
-        d.join_retry_ms = 50;
-        d.join_retry_max_ms = 8_000;
+        d.join_retry = Duration::from_millis(50);
+        d.join_retry_max = Duration::from_secs(8);
     });
     lab.drop_where(|p| p.kind() == "good_morning");
     lab.run(10_000);
@@ -275,7 +276,7 @@ fn stalled_migrations_never_quarantine_and_the_same_target_is_tried_again() {
 
 #[test]
 fn a_quarantined_computation_is_tried_again_after_its_backoff() {
-    let mut lab = Lab::settled_with(4, |c| c.quarantine_retry_ms = 2_000);
+    let mut lab = Lab::settled_with(4, |c| c.quarantine_retry = Duration::from_secs(2));
     lab.accept_installs = vec![true, false, false, false];
     lab.crash(0);
     lab.run(1_000);

@@ -26,7 +26,7 @@ fn failed(lab: &Lab, device: u32) -> Vec<pcxses_core::Instant> {
 /// than a journal record covers. Restored sessions get their dead interval from the
 /// restore, nothing more.
 fn journaled() -> (Lab, Arc<Mutex<Stored>>) {
-    let mut lab = keyed_with(2, |c| c.restart_grace_ms = 0);
+    let mut lab = keyed_with(2, |c| c.restart_grace = Duration::ZERO);
     let stored = lab.journal_ac();
     lab.run(3_000);
     (lab, stored)
@@ -113,7 +113,7 @@ fn replays_from_another_link_do_not_use_up_a_live_devices_resync() {
 fn a_device_declared_dead_while_frozen_across_a_restart_learns_it_was_replaced() {
     // No fencing: the device learns of its death only from the AC.
     let mut lab = keyed_with(2, |c| {
-        c.restart_grace_ms = 0;
+        c.restart_grace = Duration::ZERO;
         c.fencing = false;
     });
     let stored = lab.journal_ac();

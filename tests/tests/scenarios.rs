@@ -44,12 +44,12 @@ fn completed_to(lab: &Lab, c: u32) -> Vec<DeviceId> {
 #[test]
 fn join_negotiates_clamped_intervals_and_names_the_computations_to_run() {
     let mut lab = Lab::new(1, |c| {
-        c.hello_ms.min = 50;
-        c.dead_ms.max = 2_000;
+        c.hello.min = Duration::from_millis(50);
+        c.dead.max = Duration::from_secs(2);
     });
     lab.boot(0, |d| {
-        d.hello_ms = 1;
-        d.dead_ms = 1_000_000;
+        d.hello = Duration::from_millis(1);
+        d.dead = Duration::from_secs(1_000);
         d.mode = StateMode::Separate;
     });
     lab.run(50);
@@ -71,14 +71,31 @@ fn join_negotiates_clamped_intervals_and_names_the_computations_to_run() {
     assert_eq!(&run[..], ["comp0"]);
     let joined = lab.device_events_where(0, |e| matches!(e, DeviceEvent::Joined { .. }));
     assert_eq!(joined.len(), 1);
+    // The device reports what was granted, not what it proposed.
+    let DeviceEvent::Joined {
+        hello,
+        dead,
+        fence,
+        mode,
+        ..
+    } = &joined[0].1
+    else {
+        unreachable!()
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(
+        (*hello, *dead, *fence),
+        (ms(50), ms(2_000), Some(ms(1_500)))
+    );
+    assert_eq!(*mode, StateMode::Separate);
 }
 
 #[test]
 fn dead_interval_is_at_least_three_hellos() {
     let mut lab = Lab::new(1, |_| {});
     lab.boot(0, |d| {
-        d.hello_ms = 200;
-        d.dead_ms = 250;
+        d.hello = Duration::from_millis(200);
+        d.dead = Duration::from_millis(250);
     });
     lab.run(50);
     let ack = lab.sent("good_morning_ack").pop().unwrap();
@@ -981,7 +998,7 @@ fn the_ac_can_dismiss_a_device() {
 
 #[test]
 fn a_restored_ac_keeps_sessions_and_lkgs_and_declares_no_one_dead_for_its_downtime() {
-    let mut lab = Lab::new(3, |c| c.restart_grace_ms = 1_000);
+    let mut lab = Lab::new(3, |c| c.restart_grace = Duration::from_secs(1));
     lab.run(100);
     let now = lab.now;
     lab.device(2)

@@ -1,6 +1,8 @@
 //! The AC's own stall: when it handles its input long after the deadline it asked for, the
 //! HELLOs that arrived meanwhile are still unread, so no device may die for that time.
 
+use std::time::Duration;
+
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::{
     Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Instant, LinkId,
@@ -44,12 +46,12 @@ fn stall(stall_grace_ms: u32) -> Vec<ControllerEvent> {
         vec![DeviceSpec::new("dev0", &["comp0"])],
         vec![ComputationSpec::new("comp0", "c0")],
     );
-    config.stall_grace_ms = stall_grace_ms;
+    config.stall_grace = Duration::from_millis(stall_grace_ms.into());
     let start = Instant::from_millis(0);
     let mut ac = Controller::new(config, repo, start).unwrap();
     let mut dc = DeviceConfig::new("dev0", 9);
-    dc.hello_ms = 100;
-    dc.dead_ms = 300;
+    dc.hello = Duration::from_millis(100);
+    dc.dead = Duration::from_millis(300);
     let mut dev = Device::new(dc, start);
     let mut seen = Vec::new();
     let mut queued: Vec<Vec<u8>> = Vec::new();

@@ -23,12 +23,14 @@ struct Seen {
 }
 
 fn controller(epoch: &Epoch) -> Controller {
-    controller_with(epoch, 5_000, |config| config.rto_ms = 20)
+    controller_with(epoch, 5_000, |config| {
+        config.rto = Duration::from_millis(20)
+    })
 }
 
 fn device(name: &str, seed: u64, epoch: &Epoch) -> Device {
     let mut config = device_config(name, seed);
-    config.rto_ms = 20;
+    config.rto = Duration::from_millis(20);
     Device::new(config, epoch.now())
 }
 

@@ -45,13 +45,15 @@ impl ConnectionLimits {
     /// QUIC handshakes in flight at once by default.
     pub const MAX_HANDSHAKES: usize = 64;
 
-    /// The defaults for an AC that accepts HELLO intervals up to `hello_max_ms` and dead
-    /// intervals up to `dead_max_ms` (`ControllerConfig::hello_ms.max` and `dead_ms.max`).
-    pub fn for_intervals(hello_max_ms: u32, dead_max_ms: u32) -> ConnectionLimits {
+    /// The defaults for an AC that accepts HELLO intervals up to `hello_max` and dead
+    /// intervals up to `dead_max` (`ControllerConfig::hello.max` and `dead.max`): the
+    /// first bottle is awaited for two HELLO intervals (at least 1 s), an idle connection
+    /// is closed after three dead intervals (at least 3 s).
+    pub fn for_intervals(hello_max: Duration, dead_max: Duration) -> ConnectionLimits {
         ConnectionLimits {
             max_connections: Self::MAX_CONNECTIONS,
-            first_bottle: Duration::from_millis(2 * u64::from(hello_max_ms).max(500)),
-            idle: Duration::from_millis(3 * u64::from(dead_max_ms).max(1_000)),
+            first_bottle: 2 * hello_max.max(Duration::from_millis(500)),
+            idle: 3 * dead_max.max(Duration::from_secs(1)),
             max_handshakes: Self::MAX_HANDSHAKES,
         }
     }
@@ -61,7 +63,7 @@ impl Default for ConnectionLimits {
     /// [`ConnectionLimits::for_intervals`] with the largest intervals a default
     /// `ControllerConfig` accepts (HELLO 60 s, dead 10 min).
     fn default() -> Self {
-        ConnectionLimits::for_intervals(60_000, 600_000)
+        ConnectionLimits::for_intervals(Duration::from_secs(60), Duration::from_secs(600))
     }
 }
 

@@ -50,10 +50,10 @@ pub fn controller_with(
 /// join retries from 20 ms to 200 ms.
 pub fn device_config(name: &str, seed: u64) -> DeviceConfig {
     let mut config = DeviceConfig::new(name, seed);
-    config.hello_ms = 100;
-    config.dead_ms = 500;
-    config.join_retry_ms = 20;
-    config.join_retry_max_ms = 200;
+    config.hello = Duration::from_millis(100);
+    config.dead = Duration::from_millis(500);
+    config.join_retry = Duration::from_millis(20);
+    config.join_retry_max = Duration::from_millis(200);
     config
 }
 

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{ControllerEvent, Device, DeviceEvent, Epoch};
@@ -91,8 +92,8 @@ async fn joined_world(ex: &Arc<Executor<'static>>, failing: u32, join_retry_ms: 
     });
     let ac = spawn_controller(ex, controller(&epoch), epoch, loopback(), server);
     let mut config = device_config("dev0", 7);
-    config.join_retry_ms = join_retry_ms;
-    config.join_retry_max_ms = config.join_retry_max_ms.max(join_retry_ms);
+    config.join_retry = Duration::from_millis(join_retry_ms.into());
+    config.join_retry_max = config.join_retry_max.max(config.join_retry);
     let device = Device::new(config, epoch.now());
     let dev0 = spawn_device(ex, device, epoch, Dial(lab.clone()));
     joined(&ac.events, 0).await;

@@ -138,6 +138,18 @@ pub struct RangeMs {
     pub max: u32,
 }
 
+impl RangeMs {
+    /// The range as the controller's bounds.
+    pub fn bounds(&self) -> Bounds {
+        Bounds::new(ms(self.min), ms(self.max))
+    }
+}
+
+/// Milliseconds of the file as a duration.
+fn ms(millis: u32) -> Duration {
+    Duration::from_millis(millis.into())
+}
+
 /// A state mode by name.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -282,16 +294,10 @@ impl AcConfig {
         let mut cfg = ControllerConfig::new(seed, devices, computations);
         let a = &file.ac;
         if let Some(r) = &a.hello_ms {
-            cfg.hello_ms = Bounds {
-                min: r.min,
-                max: r.max,
-            };
+            cfg.hello = r.bounds();
         }
         if let Some(r) = &a.dead_ms {
-            cfg.dead_ms = Bounds {
-                min: r.min,
-                max: r.max,
-            };
+            cfg.dead = r.bounds();
         }
         cfg.mode = a.mode.map(|m| match m {
             ModeName::Joined => StateMode::InHello,
@@ -300,14 +306,14 @@ impl AcConfig {
         cfg.fencing = a.fencing.unwrap_or(cfg.fencing);
         cfg.limits.max_bottle = a.max_bottle.unwrap_or(cfg.limits.max_bottle);
         cfg.limits.max_state = a.max_state.unwrap_or(cfg.limits.max_state);
-        cfg.morph_timeout_ms = a.morph_timeout_ms.unwrap_or(cfg.morph_timeout_ms);
+        cfg.morph_timeout = a.morph_timeout_ms.map_or(cfg.morph_timeout, ms);
         cfg.max_morphs_per_target = a.max_morphs_per_target.unwrap_or(cfg.max_morphs_per_target);
         cfg.quarantine_after = a.quarantine_after.unwrap_or(cfg.quarantine_after);
-        cfg.quarantine_retry_ms = a.quarantine_retry_ms.unwrap_or(cfg.quarantine_retry_ms);
+        cfg.quarantine_retry = a.quarantine_retry_ms.map_or(cfg.quarantine_retry, ms);
         cfg.morphs_per_s = a.morphs_per_s.unwrap_or(cfg.morphs_per_s);
         cfg.morph_burst = a.morph_burst.unwrap_or(cfg.morph_burst);
-        cfg.stall_grace_ms = a.stall_grace_ms.unwrap_or(cfg.stall_grace_ms);
-        cfg.restart_grace_ms = a.restart_grace_ms.unwrap_or(cfg.restart_grace_ms);
+        cfg.stall_grace = a.stall_grace_ms.map_or(cfg.stall_grace, ms);
+        cfg.restart_grace = a.restart_grace_ms.map_or(cfg.restart_grace, ms);
         cfg.require_auth = a.require_auth.unwrap_or(cfg.require_auth);
         cfg.allow_auth_downgrade = a.allow_auth_downgrade.unwrap_or(cfg.allow_auth_downgrade);
         let r = &mut cfg.refusals;
@@ -315,7 +321,7 @@ impl AcConfig {
         r.total_per_s = a.refusals_per_s.unwrap_or(r.total_per_s);
         cfg.validate()
             .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
-        let mut connections = ConnectionLimits::for_intervals(cfg.hello_ms.max, cfg.dead_ms.max);
+        let mut connections = ConnectionLimits::for_intervals(cfg.hello.max, cfg.dead.max);
         connections.max_connections = a.max_connections.unwrap_or(connections.max_connections);
         connections.max_handshakes = a.max_handshakes.unwrap_or(connections.max_handshakes);
         if let Some(ms) = a.first_bottle_ms {
@@ -375,7 +381,10 @@ objects = [{ id = "c.bin", invoke = true }]
     #[test]
     fn a_good_file_loads() {
         let cfg = load(GOOD).unwrap();
-        assert_eq!(cfg.controller.hello_ms, Bounds { min: 50, max: 5000 });
+        assert_eq!(
+            cfg.controller.hello,
+            Bounds::new(Duration::from_millis(50), Duration::from_secs(5))
+        );
         assert_eq!(cfg.controller.devices[0].runs, ["c"]);
         assert!(cfg.repository.ends_with("repo"));
     }
@@ -386,10 +395,7 @@ objects = [{ id = "c.bin", invoke = true }]
         let c = cfg.limits.connections;
         assert_eq!(c.max_connections, ConnectionLimits::MAX_CONNECTIONS);
         assert_eq!(c.first_bottle, Duration::from_secs(10));
-        assert_eq!(
-            c.idle,
-            3 * Duration::from_millis(cfg.controller.dead_ms.max.into())
-        );
+        assert_eq!(c.idle, 3 * cfg.controller.dead.max);
         let set = load(&GOOD.replace(
             "repository = \"repo\"",
             "repository = \"repo\"\nmax_connections = 7\nfirst_bottle_ms = 300\nidle_ms = 900\nmax_handshakes = 3\nv6_links = 5",

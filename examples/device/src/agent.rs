@@ -94,8 +94,8 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
     // Every incarnation needs its own join nonce: draw the seed from the operating system.
     let seed = getrandom::u64().map_err(|e| format!("no randomness from the system: {e}"))?;
     let mut config = DeviceConfig::new(&cli.name, seed);
-    config.hello_ms = cli.hello_ms;
-    config.dead_ms = cli.dead_ms;
+    config.hello = Duration::from_millis(cli.hello_ms.into());
+    config.dead = Duration::from_millis(cli.dead_ms.into());
     config.mode = if cli.split {
         StateMode::Separate
     } else {

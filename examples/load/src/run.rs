@@ -108,7 +108,7 @@ impl Load {
                     self.traffic.bytes_out += t.bytes.len() as u64;
                     let _ = socket.send_to(t.bytes, self.ac);
                 }
-                Output::Event(DeviceEvent::Joined { session, run }) => {
+                Output::Event(DeviceEvent::Joined { session, run, .. }) => {
                     self.by_session.insert(session, i);
                     self.joins[i as usize] += 1;
                     // The application "starts" its computation and reports a first state.
@@ -281,8 +281,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         };
         while booted < due {
             let mut cfg = DeviceConfig::new(&device_name(booted), 0x10ad_0000_0000 ^ booted as u64);
-            cfg.hello_ms = hello_ms;
-            cfg.dead_ms = dead_ms;
+            cfg.hello = Duration::from_millis(hello_ms.into());
+            cfg.dead = Duration::from_millis(dead_ms.into());
             load.devices[booted] = Some(Device::new(cfg, now));
             load.drain(booted as u32);
             booted += 1;

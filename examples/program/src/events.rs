@@ -151,8 +151,19 @@ pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value
         .map(u64::from_le_bytes);
     let state = state.map(hex);
     match e {
-        DeviceEvent::Joined { session, run } => {
-            json!({"event": "joined", "session": session.to_string(), "run": run, "at_ms": at})
+        DeviceEvent::Joined {
+            session,
+            run,
+            hello,
+            dead,
+            fence,
+            mode,
+            ..
+        } => {
+            let (hello, dead) = (hello.as_millis() as u64, dead.as_millis() as u64);
+            let fence = fence.map(|f| f.as_millis() as u64);
+            let mode = format!("{mode:?}").to_lowercase();
+            json!({"event": "joined", "session": session.to_string(), "run": run, "hello_ms": hello, "dead_ms": dead, "fence_ms": fence, "mode": mode, "at_ms": at})
         }
         DeviceEvent::Rejected { reason } => {
             json!({"event": "rejected", "reason": format!("{reason:?}"), "at_ms": at})

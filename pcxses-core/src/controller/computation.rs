@@ -112,7 +112,7 @@ pub enum Placement {
     /// Recovering, with no capable device alive: retried when one joins.
     Orphaned,
     /// Failed on too many targets in a row; tried again after a backoff
-    /// ([`ControllerConfig::quarantine_retry_ms`](super::ControllerConfig::quarantine_retry_ms))
+    /// ([`ControllerConfig::quarantine_retry`](super::ControllerConfig::quarantine_retry))
     /// or when [`Controller::release`](super::Controller::release)d.
     Quarantined,
     /// Its host left with GOOD_BYE: it is not recovered.

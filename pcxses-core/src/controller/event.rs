@@ -171,7 +171,7 @@ pub enum ControllerEvent {
         at: Instant,
     },
     /// The AC handled its input this late after the deadline it had asked for; every dead
-    /// timer moved by as much (see `ControllerConfig::stall_grace_ms`).
+    /// timer moved by as much (see `ControllerConfig::stall_grace`).
     Stalled {
         /// How late.
         late: core::time::Duration,

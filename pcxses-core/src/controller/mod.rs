@@ -22,6 +22,7 @@ use core::time::Duration;
 
 pub use command::ControllerCommand;
 pub use computation::Placement;
+use config::MsBounds;
 pub use config::{
     Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec, RefusalLimits,
 };
@@ -39,7 +40,7 @@ use crate::repository::Repository;
 use crate::rng::Rng;
 use crate::signing::CodeSigner;
 use crate::stats::Stats;
-use crate::time::{ms, Clock, Instant};
+use crate::time::{to_ms, Clock, Instant};
 use crate::timer::Deadlines;
 use crate::transfer::Pacing;
 use crate::wire::bottle::{Bottle, GoodBye, StateMode};
@@ -106,8 +107,8 @@ pub struct Controller {
 /// The numbers of the configuration, in the form the machine uses them.
 #[derive(Clone, Debug)]
 struct Settings {
-    hello_ms: Bounds,
-    dead_ms: Bounds,
+    hello_ms: MsBounds,
+    dead_ms: MsBounds,
     mode: Option<StateMode>,
     fencing: bool,
     limits: Limits,
@@ -173,27 +174,27 @@ impl Controller {
             refusals,
             inbound_len: 0,
             settings: Settings {
-                hello_ms: config.hello_ms,
-                dead_ms: config.dead_ms,
+                hello_ms: config.hello.to_ms(),
+                dead_ms: config.dead.to_ms(),
                 mode: config.mode,
                 fencing: config.fencing,
                 limits: config.limits,
                 pacing: Pacing {
                     window: config.window,
-                    rto: ms(config.rto_ms),
-                    rto_max: ms(config.rto_max_ms),
+                    rto: config.rto,
+                    rto_max: config.rto_max,
                 },
-                morph_timeout: ms(config.morph_timeout_ms),
+                morph_timeout: config.morph_timeout,
                 max_morphs_per_target: config.max_morphs_per_target,
                 pace: (config.morphs_per_s > 0).then(|| {
                     let every = Duration::from_micros(1_000_000 / u64::from(config.morphs_per_s));
                     (every, every * (config.morph_burst.max(1) - 1))
                 }),
                 quarantine_after: config.quarantine_after,
-                quarantine_retry: (config.quarantine_retry_ms > 0)
-                    .then(|| ms(config.quarantine_retry_ms)),
-                restart_grace_ms: config.restart_grace_ms,
-                stall_grace: ms(config.stall_grace_ms),
+                quarantine_retry: (!config.quarantine_retry.is_zero())
+                    .then_some(config.quarantine_retry),
+                restart_grace_ms: to_ms(config.restart_grace),
+                stall_grace: config.stall_grace,
                 require_auth: config.require_auth,
                 allow_auth_downgrade: config.allow_auth_downgrade,
             },

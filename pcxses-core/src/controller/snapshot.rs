@@ -271,7 +271,7 @@ impl Controller {
     /// A controller for `config` in the state `snapshot` recorded, with the `changes` a
     /// [`super::Journal`] was given after it applied in order (none: the snapshot alone).
     /// Every session resumes with its dead interval or
-    /// [`ControllerConfig::restart_grace_ms`], whichever is longer, from `now`, so devices
+    /// [`ControllerConfig::restart_grace`], whichever is longer, from `now`, so devices
     /// are not declared dead for the time the AC was down; MORPHs that were in flight are
     /// cancelled and then retried.
     ///

@@ -2,8 +2,9 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::time::Duration;
 
-use crate::wire::bottle::{MorphFailReason, RejectReason};
+use crate::wire::bottle::{MorphFailReason, RejectReason, StateMode};
 use crate::wire::ids::SessionId;
 
 /// What the device agent asks of, or tells, its application.
@@ -14,11 +15,26 @@ pub enum DeviceEvent {
     /// holds no state of theirs; those it holds a state of arrive as [`DeviceEvent::Install`]
     /// with it). Emitted once the session holds a fence lease: see
     /// [`super::Device::lease_until`], which every step of a computation must check first.
+    ///
+    /// It also reports what the AC granted, which may differ from what the
+    /// [`super::DeviceConfig`] proposed: the AC clamps the intervals into its bounds, raises
+    /// the dead interval to at least three HELLO intervals, and may impose a mode.
     Joined {
         /// The new session.
         session: SessionId,
         /// Computations to run, by name.
         run: Vec<String>,
+        /// The negotiated HELLO interval: the device sends a HELLO this often.
+        hello: Duration,
+        /// The negotiated dead interval: the AC declares the device dead after this long
+        /// without a HELLO.
+        dead: Duration,
+        /// The fence interval: the device stops its computations when no HELLO it sent in
+        /// this long was acknowledged (three quarters of `dead`). `None`: the AC does not
+        /// fence, and the lease never runs out.
+        fence: Option<Duration>,
+        /// The negotiated state mode.
+        mode: StateMode,
     },
     /// The AC refused the GOOD_MORNING; the device keeps retrying slowly.
     Rejected {

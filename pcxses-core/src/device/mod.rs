@@ -22,7 +22,7 @@ use crate::psk::challenge_key;
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
-use crate::time::{ms, Clock, Instant};
+use crate::time::{to_ms, Clock, Instant};
 use crate::transfer::{ChunkSender, Pacing};
 use crate::wire::bottle::{
     Bottle, GoodBye, GoodByeAck, GoodMorning, Reject, RejectReason, StateMode,
@@ -33,6 +33,9 @@ use session::Session;
 
 /// GOOD_BYE sends before the device gives up waiting for the ack.
 const GOODBYE_TRIES: u32 = 5;
+
+/// The shortest retransmission timeout and GOOD_MORNING retry interval.
+const MIN_TIMER: Duration = Duration::from_millis(1);
 
 /// The device agent as a Sans-IO state machine.
 ///
@@ -54,7 +57,7 @@ pub struct Device {
     /// Pre-shared-key mode: the key the AC seals its CHALLENGEs with.
     challenge_key: Option<[u8; 32]>,
     /// The dead interval the AC last granted: join retries back off no further.
-    last_dead_ms: Option<u32>,
+    last_dead: Option<Duration>,
 }
 
 /// The GOOD_MORNING of a join with `nonce`.
@@ -63,8 +66,8 @@ fn good_morning(cfg: &DeviceConfig, nonce: JoinNonce) -> Bottle<'_> {
         device: &cfg.name,
         nonce,
         mode: cfg.mode,
-        hello_ms: cfg.hello_ms,
-        dead_ms: cfg.dead_ms,
+        hello_ms: to_ms(cfg.hello),
+        dead_ms: to_ms(cfg.dead),
         max_bottle: cfg.limits.max_bottle.min(usize::from(u16::MAX)) as u16,
     })
 }
@@ -96,8 +99,8 @@ impl Device {
         Device {
             pacing: Pacing {
                 window: cfg.window.max(1),
-                rto: ms(cfg.rto_ms.max(1)),
-                rto_max: ms(cfg.rto_max_ms.max(cfg.rto_ms).max(1)),
+                rto: cfg.rto.max(MIN_TIMER),
+                rto_max: cfg.rto_max.max(cfg.rto).max(MIN_TIMER),
             },
             clock: Clock::new(now),
             outbox: Outbox::new(cfg.outbox_limit),
@@ -106,12 +109,12 @@ impl Device {
                 nonce,
                 first_sent: None,
                 next_at: now,
-                backoff: ms(cfg.join_retry_ms.max(1)),
+                backoff: cfg.join_retry.max(MIN_TIMER),
                 leaving: false,
             },
             auth: None,
             challenge_key: cfg.psk.as_ref().map(|psk| challenge_key(psk, &cfg.name)),
-            last_dead_ms: None,
+            last_dead: None,
             rng,
             cfg,
         }
@@ -344,10 +347,10 @@ impl Device {
             } if *next_at <= now => {
                 // Retries back off to the dead interval at most: a device kept out for longer
                 // than its AC takes to declare a death is kept out needlessly.
-                let dead = self.last_dead_ms.unwrap_or(self.cfg.dead_ms);
-                let cap = ms(dead
-                    .min(self.cfg.join_retry_max_ms)
-                    .max(self.cfg.join_retry_ms.max(1)));
+                let dead = self.last_dead.unwrap_or(self.cfg.dead);
+                let cap = dead
+                    .min(self.cfg.join_retry_max)
+                    .max(self.cfg.join_retry.max(MIN_TIMER));
                 if *leaving && *backoff >= cap {
                     // No answer for a long while: whatever session there was will die.
                     self.phase = Phase::Left;
@@ -457,7 +460,7 @@ impl Device {
             Phase::Joining { nonce, next_at, .. }
                 if *nonce == r.nonce && r.session == SessionId::NONE =>
             {
-                *next_at = now + ms(self.cfg.join_retry_max_ms);
+                *next_at = now + self.cfg.join_retry_max;
                 self.outbox
                     .event(DeviceEvent::Rejected { reason: r.reason });
                 Ok(())
@@ -492,7 +495,7 @@ impl Device {
             nonce: JoinNonce(self.rng.next_u64().to_le_bytes()),
             first_sent: None,
             next_at: now,
-            backoff: ms(self.cfg.join_retry_ms.max(1)),
+            backoff: self.cfg.join_retry.max(MIN_TIMER),
             leaving: false,
         };
         self.auth = None;

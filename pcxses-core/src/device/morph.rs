@@ -10,7 +10,7 @@ use super::event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason}
 use super::session::Hosted;
 use super::{Device, Phase};
 use crate::error::{CommandError, InputError};
-use crate::time::{ms, Instant};
+use crate::time::Instant;
 use crate::transfer::ChunkReceiver;
 use crate::wire::bottle::{
     Bottle, ChunkAck, Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk,
@@ -197,7 +197,7 @@ impl Device {
     /// ask the application.
     fn verify_and_offer(&mut self, now: Instant, morph: u32) {
         let limits = self.cfg.limits;
-        let timeout = ms(self.cfg.install_timeout_ms);
+        let timeout = self.cfg.install_timeout;
         let Phase::Joined(s) = &mut self.phase else {
             return;
         };

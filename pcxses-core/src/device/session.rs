@@ -170,7 +170,7 @@ impl Device {
         let waiting_since = fence
             .filter(|f| first_sent + *f < now + *f / 2)
             .map(|_| now);
-        self.last_dead_ms = Some(ack.dead_ms);
+        self.last_dead = Some(ms(ack.dead_ms));
         let comps: Vec<Hosted> = ack
             .run
             .iter()
@@ -245,8 +245,14 @@ impl Device {
             return;
         };
         let run = s.comps.iter().map(|h| h.name.clone()).collect();
-        self.outbox
-            .event(DeviceEvent::Joined { session: s.id, run });
+        self.outbox.event(DeviceEvent::Joined {
+            session: s.id,
+            run,
+            hello: s.hello,
+            dead: s.dead,
+            fence: s.fence,
+            mode: s.mode,
+        });
     }
 
     pub(super) fn send_hello(&mut self, now: Instant) {
