@@ -1,6 +1,6 @@
-//! The blocking UDP examples of `pcxses-core` (`udp_ac`, `udp_device`) against each other,
-//! as real processes on 127.0.0.1: the device joins, the AC stores its states, the device
-//! leaves and both exit with status 0.
+//! The blocking UDP examples of `pcxses-core` (`udp_ac`, `udp_device`) as real processes
+//! on 127.0.0.1, against each other and the device against the AC daemon (`pcxses-ac`):
+//! the device joins, the AC stores its states, the device leaves and exits with status 0.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -9,34 +9,16 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use pcxses_demo::artifacts;
+use pcxses_tests::programs::{is, World};
+
 /// How long the whole exchange may take: a join, three states at one a second, a leave.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Builds the examples of `pcxses-core` with the cargo running this test; returns the
-/// executables of `names`, from cargo's own report of what it built.
+/// The executables of the blocking examples `names` of `pcxses-core`, built for this
+/// test's profile.
 fn build_examples(names: &[&str]) -> Vec<PathBuf> {
-    let cargo = std::env::var("CARGO").expect("run by cargo, which sets CARGO");
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "pcxses-core", "--examples"])
-        .args(["--message-format", "json-render-diagnostics"])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "building the examples failed");
-    let report = String::from_utf8(out.stdout).expect("cargo reports in UTF-8");
-    names
-        .iter()
-        .map(|name| {
-            let executables = report.lines().filter_map(|line| {
-                let (_, rest) = line.split_once("\"executable\":\"")?;
-                Some(PathBuf::from(&rest[..rest.find('"')?]))
-            });
-            executables
-                .filter(|exe| exe.parent().is_some_and(|dir| dir.ends_with("examples")))
-                .find(|exe| exe.file_stem().is_some_and(|stem| stem == *name))
-                .unwrap_or_else(|| panic!("cargo reported no example {name}"))
-        })
-        .collect()
+    artifacts::examples("pcxses-core", names).expect("the examples build")
 }
 
 /// A child process whose output lines (stdout and stderr) arrive on a channel, killed when
@@ -154,4 +136,39 @@ fn the_udp_device_joins_the_udp_ac_and_its_states_are_stored() {
     assert!(ac.count("StateStored {") >= 3, "{:#?}", ac.seen);
     assert_eq!(ac.count("DeviceLeft {"), 1, "{:#?}", ac.seen);
     assert_eq!(ac.count("DeviceFailed {"), 0, "{:#?}", ac.seen);
+}
+
+#[test]
+fn the_udp_device_joins_the_ac_daemon_and_its_states_are_stored() {
+    let exes = build_examples(&["udp_device"]);
+    let mut w = World::new("udp", "blocking-device", 64);
+    w.start_ac(None);
+    let deadline = Instant::now() + LIMIT;
+    let mut device = Process::spawn(
+        &exes[0],
+        &[
+            "--ac",
+            &w.addr,
+            "--name",
+            "alpha",
+            "--exit-after-states",
+            "3",
+        ],
+    );
+
+    let status = device.finish(deadline);
+    assert!(status.success(), "device: {status}; {:#?}", device.seen);
+    assert!(device
+        .seen
+        .iter()
+        .any(|l| l.contains("run: [\"counter-alpha\"]")));
+    assert_eq!(device.count("StateStored {"), 3, "{:#?}", device.seen);
+    let last = device.seen.iter().rfind(|l| !l.starts_with("stderr: "));
+    assert_eq!(last.map(String::as_str), Some("Left"), "{:#?}", device.seen);
+
+    let ac = w.ac();
+    ac.wait_for("the device's leave", |v| is(v, "device_left"));
+    let stored = ac.events(|v| is(v, "state_stored") && v["computation"] == "counter-alpha");
+    assert!(stored.len() >= 3, "{stored:?}");
+    assert!(ac.events(|v| is(v, "device_failed")).is_empty());
 }

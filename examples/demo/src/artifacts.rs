@@ -62,23 +62,38 @@ pub fn guests(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
 /// builds them with that cargo into the [`target_dir`] first; otherwise it takes them from
 /// beside the running executable. Cargo's output goes to stderr.
 pub fn programs(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let dir = build(packages, &[])?;
+    packages.iter().map(|p| found(exe(&dir, p))).collect()
+}
+
+/// The executables of the examples `names` of `package` (for instance the blocking
+/// examples of `pcxses-core`), built like [`programs`].
+pub fn examples(package: &str, names: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let dir = build(&[package], &["--examples"])?.join("examples");
+    names.iter().map(|n| found(exe(&dir, n))).collect()
+}
+
+/// `name` as an executable in `dir`.
+fn exe(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// `path`, if it is there.
+fn found(path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("no {}: build it with cargo first", path.display()))
+    }
+}
+
+/// Builds `packages` (with the cargo arguments `extra`) for the running executable's
+/// profile when run by cargo; returns that profile's directory, where the artifacts are
+/// (the running executable's own when not run by cargo).
+fn build(packages: &[&str], extra: &[&str]) -> Result<PathBuf, String> {
     let own = own_profile_dir()?;
-    let exe = |dir: &Path, p: &str| dir.join(format!("{p}{}", std::env::consts::EXE_SUFFIX));
     let Some(cargo) = running_cargo() else {
-        return packages
-            .iter()
-            .map(|p| {
-                let path = exe(&own, p);
-                if path.is_file() {
-                    Ok(path)
-                } else {
-                    Err(format!(
-                        "no {} beside this program: build it with `cargo build -p {p}`",
-                        path.display()
-                    ))
-                }
-            })
-            .collect();
+        return Ok(own);
     };
     let profile = own
         .file_name()
@@ -87,7 +102,8 @@ pub fn programs(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace())
         .args(["build", "--quiet", "--target-dir"])
-        .arg(target_dir());
+        .arg(target_dir())
+        .args(extra);
     match profile {
         "debug" => {}
         "release" => {
@@ -98,8 +114,7 @@ pub fn programs(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
         }
     }
     run(cmd, packages, "")?;
-    let dir = target_dir().join(profile);
-    Ok(packages.iter().map(|p| exe(&dir, p)).collect())
+    Ok(target_dir().join(profile))
 }
 
 /// The directory of the running executable's profile (`target/debug`, `target/release`,
