@@ -103,24 +103,37 @@ async fn application(
     }
 }
 
+/// The suite on one transport: `listen` opens the AC's port on `addr`, `dial` is how
+/// device `name` reaches the AC at `ac`.
 macro_rules! transport_suite {
-    ($name:ident, $transport:ident) => {
+    (
+        $name:ident,
+        listen: |$ex:ident, $addr:ident| $listen:expr,
+        dial: |$ac:ident, $device:ident| $dial:expr
+    ) => {
         mod $name {
             use super::*;
-            use $transport::{spawn_controller, spawn_device};
+            use std::net::SocketAddr;
+            use pcxses_driver::{spawn_controller, spawn_device, Connect, Port};
+
+            fn listen($ex: &Arc<smol::Executor<'static>>, $addr: SocketAddr) -> impl Port {
+                $listen
+            }
+
+            fn dial($ac: SocketAddr, $device: &str) -> impl Connect {
+                $dial
+            }
 
             #[test]
             fn a_dead_agent_s_computation_resumes_on_the_other_device() {
                 let ex = Arc::new(smol::Executor::new());
                 smol::block_on(ex.run(async {
                     let epoch = Epoch::new();
-                    let ac = spawn_controller(&ex, controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
-                        .await
-                        .unwrap();
+                    let ac = spawn_controller(&ex, controller(&epoch), epoch, listen(&ex, "127.0.0.1:0".parse().unwrap()));
                     let mut apps = Vec::new();
                     let mut agents = Vec::new();
                     for (i, name) in ["dev0", "dev1"].into_iter().enumerate() {
-                        let agent = spawn_device(&ex, device(name, 100 + i as u64, &epoch), epoch, ac.local_addr).await.unwrap();
+                        let agent = spawn_device(&ex, device(name, 100 + i as u64, &epoch), epoch, dial(ac.local_addr, name));
                         let seen = Arc::new(Mutex::new(Seen::default()));
                         let app = ex.spawn(application(agent.events.clone(), agent.commands.clone(), seen.clone()));
                         apps.push((app, seen));
@@ -154,10 +167,8 @@ macro_rules! transport_suite {
                 let ex = Arc::new(smol::Executor::new());
                 smol::block_on(ex.run(async {
                     let epoch = Epoch::new();
-                    let ac = spawn_controller(&ex, controller(&epoch), epoch, "127.0.0.1:0".parse().unwrap())
-                        .await
-                        .unwrap();
-                    let agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, ac.local_addr).await.unwrap();
+                    let ac = spawn_controller(&ex, controller(&epoch), epoch, listen(&ex, "127.0.0.1:0".parse().unwrap()));
+                    let agent = spawn_device(&ex, device("dev0", 7, &epoch), epoch, dial(ac.local_addr, "dev0"));
                     ac_event(&ac.events, 10, "the join", |e| matches!(e, ControllerEvent::DeviceJoined { .. })).await;
                     agent.commands.send(DeviceCommand::Leave).await.unwrap();
                     ac_event(&ac.events, 10, "the leave", |e| matches!(e, ControllerEvent::DeviceLeft { .. })).await;
@@ -175,14 +186,12 @@ macro_rules! transport_suite {
 /// The QUIC adapter with the TLS settings of a development PKI shared by the tests: every
 /// device gets the certificate of its own name.
 mod quic {
-    use std::io;
     use std::net::SocketAddr;
     use std::sync::{Arc, OnceLock};
 
-    use pcxses_core::{Controller, Device, Epoch};
     use pcxses_transport_quic::certs::{DevCa, AC_NAME};
     use pcxses_transport_quic::tls::{certificates, private_key};
-    use pcxses_transport_quic::{ClientTls, ControllerHandle, DeviceHandle, ServerTls};
+    use pcxses_transport_quic::{ClientTls, ConnectionLimits, Dial, Listener, ServerTls};
 
     static CA: OnceLock<DevCa> = OnceLock::new();
 
@@ -211,29 +220,34 @@ mod quic {
         }
     }
 
-    pub async fn spawn_controller(
-        ex: &Arc<smol::Executor<'static>>,
-        controller: Controller,
-        epoch: Epoch,
-        addr: SocketAddr,
-    ) -> io::Result<ControllerHandle> {
-        pcxses_transport_quic::spawn_controller(ex, controller, epoch, addr, &server_tls()).await
+    pub fn listen(ex: &Arc<smol::Executor<'static>>, addr: SocketAddr) -> Listener {
+        let limits = ConnectionLimits::default();
+        pcxses_transport_quic::listen(ex, addr, &server_tls(), limits).unwrap()
     }
 
-    pub async fn spawn_device(
-        ex: &Arc<smol::Executor<'static>>,
-        device: Device,
-        epoch: Epoch,
-        ac: SocketAddr,
-    ) -> io::Result<DeviceHandle> {
-        let tls = client_tls(ca(), device.name());
-        pcxses_transport_quic::spawn_device(ex, device, epoch, ac, &tls).await
+    pub fn dial(ac: SocketAddr, device: &str) -> Dial {
+        Dial::new(ac, &client_tls(ca(), device)).unwrap()
     }
 }
 
-transport_suite!(udp, pcxses_transport_udp);
-transport_suite!(quic_suite, quic);
-transport_suite!(tcp, pcxses_transport_tcp);
+transport_suite!(
+    udp,
+    listen: |_ex, addr| pcxses_transport_udp::bind(addr, pcxses_transport_udp::V6_LINKS).unwrap(),
+    dial: |ac, _device| pcxses_transport_udp::connect(ac).unwrap()
+);
+transport_suite!(
+    quic_suite,
+    listen: |ex, addr| quic::listen(ex, addr),
+    dial: |ac, device| quic::dial(ac, device)
+);
+transport_suite!(
+    tcp,
+    listen: |ex, addr| {
+        pcxses_transport_tcp::listen(ex, addr, pcxses_transport_tcp::ConnectionLimits::default())
+            .unwrap()
+    },
+    dial: |ac, _device| pcxses_transport_tcp::Dial::new(ac)
+);
 
 /// A TCP proxy in front of the AC whose connections the test can cut.
 mod proxy {
@@ -294,19 +308,13 @@ fn a_dropped_tcp_connection_is_not_a_death() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let ac = pcxses_transport_tcp::spawn_controller(
-            &ex,
-            controller(&epoch),
-            epoch,
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let limits = pcxses_transport_tcp::ConnectionLimits::default();
+        let listener =
+            pcxses_transport_tcp::listen(&ex, "127.0.0.1:0".parse().unwrap(), limits).unwrap();
+        let ac = pcxses_transport_tcp::spawn_controller(&ex, controller(&epoch), epoch, listener);
         let proxy = proxy::Proxy::start(&ex, ac.local_addr).await;
-        let agent =
-            pcxses_transport_tcp::spawn_device(&ex, device("dev0", 5, &epoch), epoch, proxy.addr)
-                .await
-                .unwrap();
+        let dial = pcxses_transport_tcp::Dial::new(proxy.addr);
+        let agent = pcxses_transport_tcp::spawn_device(&ex, device("dev0", 5, &epoch), epoch, dial);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let _app = ex.spawn(application(
             agent.events.clone(),
@@ -370,23 +378,12 @@ mod quic_refusals {
         let ex = Arc::new(smol::Executor::new());
         smol::block_on(ex.run(async {
             let epoch = Epoch::new();
-            let ac = quic::spawn_controller(
-                &ex,
-                controller(&epoch),
-                epoch,
-                "127.0.0.1:0".parse().unwrap(),
-            )
-            .await
-            .unwrap();
-            let agent = pcxses_transport_quic::spawn_device(
-                &ex,
-                device(name, 3, &epoch),
-                epoch,
-                ac.local_addr,
-                &tls,
-            )
-            .await
-            .unwrap();
+            let listener = quic::listen(&ex, "127.0.0.1:0".parse().unwrap());
+            let ac =
+                pcxses_transport_quic::spawn_controller(&ex, controller(&epoch), epoch, listener);
+            let dial = pcxses_transport_quic::Dial::new(ac.local_addr, &tls).unwrap();
+            let agent =
+                pcxses_transport_quic::spawn_device(&ex, device(name, 3, &epoch), epoch, dial);
             Timer::after(Duration::from_millis(1_500)).await;
             let seen: Vec<DeviceEvent> =
                 std::iter::from_fn(|| agent.events.try_recv().ok()).collect();
@@ -445,14 +442,8 @@ mod quic_refusals {
         let ex = Arc::new(smol::Executor::new());
         smol::block_on(ex.run(async {
             let epoch = Epoch::new();
-            let ac = quic::spawn_controller(
-                &ex,
-                controller(&epoch),
-                epoch,
-                "127.0.0.1:0".parse().unwrap(),
-            )
-            .await
-            .unwrap();
+            let listener = quic::listen(&ex, "127.0.0.1:0".parse().unwrap());
+            let ac = pcxses_transport_quic::spawn_controller(&ex, controller(&epoch), epoch, listener);
             let mut roots = rustls::RootCertStore::empty();
             let ca = pcxses_transport_quic::tls::certificates(
                 quic::ca().issued().cert_pem.as_bytes(),

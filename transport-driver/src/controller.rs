@@ -31,6 +31,9 @@ const COMMAND_QUEUE: usize = 64;
 /// woke it, calls [`Port::turn`], and hands the controller what [`Port::receive`] finds
 /// waiting, at most [`BATCH`] inputs; then it yields to the executor's other tasks.
 pub trait Port: Send + 'static {
+    /// The address the AC serves on ([`ControllerHandle::local_addr`]).
+    fn local_addr(&self) -> SocketAddr;
+
     /// Waits until input may be waiting (completing when none is, is harmless). Dropped
     /// when something else wakes the loop: it must lose nothing then.
     fn ready(&mut self) -> impl Future<Output = ()> + Send;
@@ -54,18 +57,18 @@ pub trait Port: Send + 'static {
     }
 }
 
-/// Drives `controller` on `epoch`'s clock over `port`, serving on `local_addr`, in a task
-/// of `ex`.
+/// Drives `controller` on `epoch`'s clock over `port` (an adapter's socket or listener,
+/// already open), in a task of `ex`.
 pub fn spawn_controller<P: Port>(
     ex: &Arc<Executor<'static>>,
     controller: Controller,
     epoch: Epoch,
-    local_addr: SocketAddr,
     port: P,
 ) -> ControllerHandle {
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(COMMAND_QUEUE);
     let stats = Arc::new(Mutex::new(Stats::default()));
+    let local_addr = port.local_addr();
     let connections = port.connections();
     let task = ex.spawn(run(
         controller,

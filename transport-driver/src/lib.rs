@@ -12,8 +12,23 @@
 //! reconnecting with backoff. This crate does all of that once; an adapter keeps only
 //! what moves bytes on its sockets.
 //!
-//! Every adapter returns the same handles, [`ControllerHandle`] and [`DeviceHandle`], so an
-//! application can choose its transport at run time and hold either the same way.
+//! # Running a machine
+//!
+//! The driver holds the one way to run each machine: [`spawn_controller`] runs an AC over
+//! a [`Port`] (a socket or listener an adapter opened), [`spawn_device`] runs a device over
+//! a [`Connect`] (how an adapter reaches the AC). An adapter only opens its sockets, and
+//! re-exports the two functions and the handles, so that a program on one transport needs
+//! one adapter crate:
+//!
+//! | transport | the AC's port | the device's way to the AC |
+//! | --- | --- | --- |
+//! | UDP | `pcxses_transport_udp::bind(addr, V6_LINKS)?` | `pcxses_transport_udp::connect(ac)?` |
+//! | TCP | `pcxses_transport_tcp::listen(&ex, addr, limits)?` | `pcxses_transport_tcp::Dial::new(ac)` |
+//! | QUIC | `pcxses_transport_quic::listen(&ex, addr, &tls, limits)?` | `pcxses_transport_quic::Dial::new(ac, &tls)?` |
+//!
+//! Whatever the transport, the AC's handle is a [`ControllerHandle`] and the device's a
+//! [`DeviceHandle`], so an application can choose its transport at run time and hold
+//! either the same way.
 //!
 //! # How an adapter plugs in
 //!
@@ -24,11 +39,11 @@
 //! - an AC on a **connection transport** hands each connection it accepts to a [`Server`]
 //!   through [`Arrivals::open`], as a [`Connection`] (its sending side) and the future that
 //!   keeps it going ([`Opened`]: reading its frames with [`Frames::read`], writing its
-//!   [`Pipe`]s); [`spawn_controller`] runs the controller over the server;
+//!   [`Pipe`]s); the server is the [`Port`] the adapter opens;
 //! - an AC on a **datagram transport** implements [`Port`] for its socket (receive one
-//!   datagram, send one) and runs [`spawn_controller`] over it;
-//! - a **device** implements [`Connect`]: one attempt at a connection to the AC (a datagram
-//!   socket "connects" at once); [`spawn_device`] runs the device over it.
+//!   datagram, send one);
+//! - a **device** reaches the AC through a [`Connect`]: one attempt at a connection to the
+//!   AC (a datagram socket "connects" at once).
 //!
 //! Length-prefixed frames over TCP, one stream carrying every bottle
 //! ([`Opened::stream`]), take a page:
@@ -55,22 +70,21 @@
 //!     }
 //! }
 //!
-//! pub async fn serve(
+//! /// How an AC opens its port: a listener on `addr` and the server of its connections.
+//! pub async fn listen(
 //!     ex: &Arc<Executor<'static>>,
-//!     controller: Controller,
-//!     epoch: Epoch,
 //!     addr: SocketAddr,
-//! ) -> io::Result<ControllerHandle> {
+//!     limits: ConnectionLimits,
+//! ) -> io::Result<Server<Pipe>> {
 //!     let listener = TcpListener::bind(addr).await?;
 //!     let local_addr = listener.local_addr()?;
-//!     let server = Server::new(ex, ConnectionLimits::default(), |arrivals| {
+//!     Ok(Server::new(ex, local_addr, limits, |arrivals| {
 //!         accept(listener, arrivals)
-//!     });
-//!     Ok(spawn_controller(ex, controller, epoch, local_addr, server))
+//!     }))
 //! }
 //!
 //! /// How a device connects.
-//! struct Dial(SocketAddr);
+//! pub struct Dial(pub SocketAddr);
 //!
 //! impl Connect for Dial {
 //!     type Connection = Pipe;
@@ -84,13 +98,18 @@
 //!     }
 //! }
 //!
-//! pub fn join(
+//! /// What an application does with them.
+//! pub async fn run(
 //!     ex: &Arc<Executor<'static>>,
+//!     controller: Controller,
 //!     device: Device,
 //!     epoch: Epoch,
-//!     ac: SocketAddr,
-//! ) -> DeviceHandle {
-//!     spawn_device(ex, device, epoch, Dial(ac))
+//! ) -> io::Result<(ControllerHandle, DeviceHandle)> {
+//!     let addr = "127.0.0.1:0".parse().unwrap();
+//!     let listener = listen(ex, addr, ConnectionLimits::default()).await?;
+//!     let ac = spawn_controller(ex, controller, epoch, listener);
+//!     let agent = spawn_device(ex, device, epoch, Dial(ac.local_addr));
+//!     Ok((ac, agent))
 //! }
 //! ```
 //!

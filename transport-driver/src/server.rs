@@ -2,6 +2,7 @@
 //! acceptor, are held under [`ConnectionLimits`], and their frames feed the controller.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,6 +100,7 @@ pub struct Server<C> {
     /// connections close.
     _acceptor: Task<()>,
     ex: Arc<Executor<'static>>,
+    local_addr: SocketAddr,
     connections: Connections<Held<C>>,
     stats: Arc<ConnectionStats>,
     arrivals: Receiver<Arrival<C>>,
@@ -118,10 +120,15 @@ enum Waiting<C> {
 }
 
 impl<C: Connection> Server<C> {
-    /// A server bounded by `limits`, whose connections come from `accept` (given the
-    /// [`Arrivals`] to hand them to), which runs in a task of `ex` until the server is
-    /// dropped.
-    pub fn new<F, A>(ex: &Arc<Executor<'static>>, limits: ConnectionLimits, accept: F) -> Self
+    /// A server on `local_addr` bounded by `limits`, whose connections come from `accept`
+    /// (given the [`Arrivals`] to hand them to), which runs in a task of `ex` until the
+    /// server is dropped.
+    pub fn new<F, A>(
+        ex: &Arc<Executor<'static>>,
+        local_addr: SocketAddr,
+        limits: ConnectionLimits,
+        accept: F,
+    ) -> Self
     where
         F: FnOnce(Arrivals<C>) -> A,
         A: Future<Output = ()> + Send + 'static,
@@ -139,6 +146,7 @@ impl<C: Connection> Server<C> {
         Server {
             _acceptor: acceptor,
             ex: ex.clone(),
+            local_addr,
             connections: Connections::new(limits, stats.clone()),
             stats,
             arrivals,
@@ -197,6 +205,10 @@ impl<C: Connection> Server<C> {
 }
 
 impl<C: Connection> Port for Server<C> {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
     async fn ready(&mut self) {
         if self.waiting.is_some() {
             return;

@@ -86,10 +86,10 @@ async fn joined_world(ex: &Arc<Executor<'static>>, failing: u32, join_retry_ms: 
         failing,
         latest: Mutex::new(None),
     });
-    let server = Server::new(ex, ConnectionLimits::default(), |arrivals| {
+    let server = Server::new(ex, loopback(), ConnectionLimits::default(), |arrivals| {
         accept(from, arrivals)
     });
-    let ac = spawn_controller(ex, controller(&epoch), epoch, loopback(), server);
+    let ac = spawn_controller(ex, controller(&epoch), epoch, server);
     let mut config = device_config("dev0", 7);
     config.join_retry_ms = join_retry_ms;
     config.join_retry_max_ms = config.join_retry_max_ms.max(join_retry_ms);

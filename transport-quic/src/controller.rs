@@ -1,45 +1,29 @@
-//! The AC on a QUIC endpoint.
+//! The AC's QUIC endpoint.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pcxses_core::{Controller, Epoch};
-use pcxses_driver::{ConnectionLimits, ControllerHandle, Server};
+use pcxses_driver::{ConnectionLimits, Server};
 use smol::Executor;
 
 use crate::acceptor::accept;
+use crate::streams::Streams;
 use crate::tls::ServerTls;
 
-/// Serves QUIC on `addr` with `tls` and drives `controller` for every connection, in a
-/// task of `ex`, with the default [`ConnectionLimits`].
-pub async fn spawn_controller(
-    ex: &Arc<Executor<'static>>,
-    controller: Controller,
-    epoch: Epoch,
-    addr: SocketAddr,
-    tls: &ServerTls,
-) -> io::Result<ControllerHandle> {
-    spawn_controller_with(
-        ex,
-        controller,
-        epoch,
-        addr,
-        tls,
-        ConnectionLimits::default(),
-    )
-    .await
-}
+/// The AC's port on QUIC: the connections accepted on its endpoint, held by the driver
+/// within their [`ConnectionLimits`].
+pub type Listener = Server<Streams>;
 
-/// [`spawn_controller`] with the connections and handshakes bounded by `limits`.
-pub async fn spawn_controller_with(
+/// Serves QUIC on `addr` with `tls`, for connections and handshakes bounded by `limits`
+/// (`ConnectionLimits::default()` unless the AC accepts longer intervals); the acceptor
+/// runs in a task of `ex`. Run the AC on it with [`spawn_controller`](crate::spawn_controller).
+pub fn listen(
     ex: &Arc<Executor<'static>>,
-    controller: Controller,
-    epoch: Epoch,
     addr: SocketAddr,
     tls: &ServerTls,
     limits: ConnectionLimits,
-) -> io::Result<ControllerHandle> {
+) -> io::Result<Listener> {
     let mut config = tls.quinn_config().map_err(io::Error::other)?;
     // Attempts not yet taken by the acceptor: a backstop only, room enough that the
     // acceptor sees (and counts) each attempt it refuses beyond `max_handshakes`.
@@ -47,8 +31,7 @@ pub async fn spawn_controller_with(
     let endpoint = crate::endpoint(addr, Some(config))?;
     let local_addr = endpoint.local_addr()?;
     let acceptor = ex.clone();
-    let server = Server::new(ex, limits, |arrivals| accept(acceptor, endpoint, arrivals));
-    Ok(pcxses_driver::spawn_controller(
-        ex, controller, epoch, local_addr, server,
-    ))
+    Ok(Server::new(ex, local_addr, limits, |arrivals| {
+        accept(acceptor, endpoint, arrivals)
+    }))
 }

@@ -1,14 +1,12 @@
-//! A device agent on a QUIC connection to the AC, reconnecting as needed.
+//! How a device reaches its AC over QUIC, again whenever its connection ends.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use pcxses_core::{Device, Epoch};
-use pcxses_driver::{Connect, DeviceHandle, Frames, Opened};
+use pcxses_driver::{Connect, Frames, Opened};
 use smol::future::FutureExt;
-use smol::{Executor, Timer};
+use smol::Timer;
 
 use crate::streams::{connected, Streams};
 use crate::tls::ClientTls;
@@ -16,14 +14,36 @@ use crate::tls::ClientTls;
 /// How long a stopping agent waits, at most, for its connection's close to reach the AC.
 const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
-/// Where and how to connect.
-struct Target {
+/// How a device connects to the AC: a client endpoint with the device's TLS settings, and
+/// the AC's address and name. Each connection is made in the background, and again with
+/// backoff whenever it ends. Run a device on it with [`spawn_device`](crate::spawn_device).
+#[derive(Debug)]
+pub struct Dial {
     endpoint: quinn::Endpoint,
     ac: SocketAddr,
     name: String,
 }
 
-impl Connect for Target {
+impl Dial {
+    /// Connections to the AC at `ac` with `tls`, from an endpoint on a free port.
+    pub fn new(ac: SocketAddr, tls: &ClientTls) -> io::Result<Dial> {
+        let config = tls.quinn_config().map_err(io::Error::other)?;
+        let any: SocketAddr = if ac.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let mut endpoint = crate::endpoint(any, None)?;
+        endpoint.set_default_client_config(config);
+        Ok(Dial {
+            endpoint,
+            ac,
+            name: tls.ac_name.clone(),
+        })
+    }
+}
+
+impl Connect for Dial {
     type Connection = Streams;
 
     fn ac(&self) -> SocketAddr {
@@ -49,28 +69,4 @@ impl Connect for Target {
             })
             .await;
     }
-}
-
-/// Drives `device` over QUIC to the AC at `ac` with `tls`, connecting in the background.
-pub async fn spawn_device(
-    ex: &Arc<Executor<'static>>,
-    device: Device,
-    epoch: Epoch,
-    ac: SocketAddr,
-    tls: &ClientTls,
-) -> io::Result<DeviceHandle> {
-    let config = tls.quinn_config().map_err(io::Error::other)?;
-    let any: SocketAddr = if ac.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let mut endpoint = crate::endpoint(any, None)?;
-    endpoint.set_default_client_config(config);
-    let target = Target {
-        endpoint,
-        ac,
-        name: tls.ac_name.clone(),
-    };
-    Ok(pcxses_driver::spawn_device(ex, device, epoch, target))
 }

@@ -8,11 +8,52 @@
 //! Each connection is one [`LinkId`](pcxses_core::LinkId). The device opens one
 //! bidirectional stream for the control bottles; the AC sends MORPH object chunks
 //! ([`TransmitKind::Bulk`](pcxses_core::TransmitKind::Bulk)) on a unidirectional stream of
-//! their own, so HELLOs and their acknowledgements never wait behind code. Bottles are framed as on TCP ([`pcxses_core::frame`]). A device reconnects
-//! with backoff and jitter when its connection ends; a dropped connection is not a death,
-//! only the dead interval decides. The API is that of the TCP and UDP adapters, with TLS
-//! settings added; this crate holds the TLS settings, the endpoint, the acceptor and the
+//! their own, so HELLOs and their acknowledgements never wait behind code. Bottles are
+//! framed as on TCP ([`pcxses_core::frame`]). A device reconnects with backoff and jitter
+//! when its connection ends; a dropped connection is not a death, only the dead interval
+//! decides. This crate holds the TLS settings, the endpoint, the acceptor and the
 //! streams, and `pcxses-driver` the rest.
+//!
+//! The adapter opens endpoints; the driver runs the machines on them, as for the TCP and
+//! UDP adapters, with TLS settings added. An AC listens with [`listen`] and runs on the
+//! [`Listener`] with [`spawn_controller`]; a device runs with [`spawn_device`] on a
+//! [`Dial`], which connects (and reconnects) to the AC. Both return the driver's handles
+//! ([`ControllerHandle`], [`DeviceHandle`]), re-exported here with the two functions:
+//!
+//! ```no_run
+//! use std::io;
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use pcxses_core::{Controller, Device, Epoch};
+//! use pcxses_transport_quic::{
+//!     listen, spawn_controller, spawn_device, ClientTls, ConnectionLimits, Dial, ServerTls,
+//! };
+//! use smol::Executor;
+//!
+//! /// Serves `controller` on QUIC port 4700 and runs `device`, named `pump` in its
+//! /// certificate, against it, printing what the device sees. The files are those
+//! /// `pcxses-ac certs --dir pki pump` writes.
+//! fn run(controller: Controller, device: Device, epoch: Epoch) -> io::Result<()> {
+//!     let pem = |name: &str| Path::new("pki").join(name);
+//!     let server = ServerTls::from_pem_files(&pem("ac.pem"), &pem("ac.key"), &pem("ca.pem"))
+//!         .map_err(io::Error::other)?;
+//!     let (cert, key) = (pem("pump.pem"), pem("pump.key"));
+//!     let client = ClientTls::from_pem_files(&pem("ca.pem"), "ac", &cert, &key)
+//!         .map_err(io::Error::other)?;
+//!     let ex = Arc::new(Executor::new());
+//!     smol::block_on(ex.run(async {
+//!         let addr = "127.0.0.1:4700".parse().unwrap();
+//!         let listener = listen(&ex, addr, &server, ConnectionLimits::default())?;
+//!         let ac = spawn_controller(&ex, controller, epoch, listener);
+//!         let agent = spawn_device(&ex, device, epoch, Dial::new(ac.local_addr, &client)?);
+//!         while let Ok(event) = agent.events.recv().await {
+//!             println!("{event:?}");
+//!         }
+//!         Ok(())
+//!     }))
+//! }
+//! ```
 //!
 //! # Bounds against hostile peers
 //!
@@ -37,11 +78,13 @@ mod device;
 mod streams;
 pub mod tls;
 
-pub use controller::{spawn_controller, spawn_controller_with};
-pub use device::spawn_device;
+pub use controller::{listen, Listener};
+pub use device::Dial;
 pub use pcxses_driver::{
-    ConnectionLimits, ConnectionStats, ControllerHandle, DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
+    spawn_controller, spawn_device, ConnectionLimits, ConnectionStats, ControllerHandle,
+    DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
 };
+pub use streams::Streams;
 pub use tls::{ClientTls, ServerTls, TlsError};
 
 /// A UDP socket for an endpoint, and the endpoint on smol.

@@ -6,9 +6,10 @@ use pcxses_driver::{Connection, Frames, Opened, Pipe, SendError};
 use quinn::{RecvStream, SendStream};
 use smol::future::FutureExt;
 
-/// A connection's sending side: its certified name (AC side) and its streams. Dropping it
-/// closes the connection.
-pub(crate) struct Streams {
+/// One QUIC connection as the driver holds it (for a [`Listener`](crate::Listener) or a
+/// [`Dial`](crate::Dial)), its sending side: its certified name (AC side) and its streams,
+/// object code going on the AC's bulk stream. Dropping it closes the connection.
+pub struct Streams {
     identity: Option<String>,
     connection: quinn::Connection,
     control: Pipe,

@@ -1,40 +1,31 @@
-//! The AC on a TCP listener.
+//! The AC's TCP listener.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pcxses_core::{Controller, Epoch};
-use pcxses_driver::{ConnectionLimits, ControllerHandle, Server};
+use pcxses_driver::{ConnectionLimits, Pipe, Server};
 use smol::net::TcpListener;
-use smol::Executor;
+use smol::{Async, Executor};
 
 use crate::acceptor::accept;
 
-/// Listens on `addr` and drives `controller` for every connection, in a task of `ex`,
-/// with the default [`ConnectionLimits`]. Incoming frames are bounded by the largest
-/// bottle any framing carries.
-pub async fn spawn_controller(
-    ex: &Arc<Executor<'static>>,
-    controller: Controller,
-    epoch: Epoch,
-    addr: SocketAddr,
-) -> io::Result<ControllerHandle> {
-    spawn_controller_with(ex, controller, epoch, addr, ConnectionLimits::default()).await
-}
+/// The AC's port on TCP: the connections accepted from its listener, held by the driver
+/// within their [`ConnectionLimits`].
+pub type Listener = Server<Pipe>;
 
-/// [`spawn_controller`] with the connections bounded by `limits`.
-pub async fn spawn_controller_with(
+/// Listens on `addr` for connections bounded by `limits` (`ConnectionLimits::default()`
+/// unless the AC accepts longer intervals); the acceptor runs in a task of `ex`. Run the
+/// AC on it with [`spawn_controller`](crate::spawn_controller). Incoming frames are
+/// bounded by the largest bottle any framing carries.
+pub fn listen(
     ex: &Arc<Executor<'static>>,
-    controller: Controller,
-    epoch: Epoch,
     addr: SocketAddr,
     limits: ConnectionLimits,
-) -> io::Result<ControllerHandle> {
-    let listener = TcpListener::bind(addr).await?;
+) -> io::Result<Listener> {
+    let listener = TcpListener::from(Async::<std::net::TcpListener>::bind(addr)?);
     let local_addr = listener.local_addr()?;
-    let server = Server::new(ex, limits, |arrivals| accept(listener, arrivals));
-    Ok(pcxses_driver::spawn_controller(
-        ex, controller, epoch, local_addr, server,
-    ))
+    Ok(Server::new(ex, local_addr, limits, |arrivals| {
+        accept(listener, arrivals)
+    }))
 }

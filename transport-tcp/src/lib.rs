@@ -8,6 +8,37 @@
 //! and everything but moving bytes on TCP sockets in `pcxses-driver`: this crate holds the
 //! listener, its acceptor and the device's connect.
 //!
+//! The adapter opens sockets; the driver runs the machines on them. An AC listens with
+//! [`listen`] and runs on the [`Listener`] with [`spawn_controller`]; a device runs with
+//! [`spawn_device`] on a [`Dial`], which connects (and reconnects) to the AC. Both return
+//! the driver's handles ([`ControllerHandle`], [`DeviceHandle`]), re-exported here with the
+//! two functions:
+//!
+//! ```no_run
+//! use std::io;
+//! use std::sync::Arc;
+//!
+//! use pcxses_core::{Controller, Device, Epoch};
+//! use pcxses_transport_tcp::{listen, spawn_controller, spawn_device, ConnectionLimits, Dial};
+//! use smol::Executor;
+//!
+//! /// Serves `controller` on TCP port 4700 and runs `device` against it, printing what the
+//! /// device sees.
+//! fn run(controller: Controller, device: Device, epoch: Epoch) -> io::Result<()> {
+//!     let ex = Arc::new(Executor::new());
+//!     smol::block_on(ex.run(async {
+//!         let addr = "127.0.0.1:4700".parse().unwrap();
+//!         let listener = listen(&ex, addr, ConnectionLimits::default())?;
+//!         let ac = spawn_controller(&ex, controller, epoch, listener);
+//!         let agent = spawn_device(&ex, device, epoch, Dial::new(ac.local_addr));
+//!         while let Ok(event) = agent.events.recv().await {
+//!             println!("{event:?}");
+//!         }
+//!         Ok(())
+//!     }))
+//! }
+//! ```
+//!
 //! # Bounds against hostile peers
 //!
 //! The AC holds at most [`ConnectionLimits::max_connections`] connections. A connection is
@@ -28,8 +59,9 @@ mod acceptor;
 mod controller;
 mod device;
 
-pub use controller::{spawn_controller, spawn_controller_with};
-pub use device::spawn_device;
+pub use controller::{listen, Listener};
+pub use device::Dial;
 pub use pcxses_driver::{
-    ConnectionLimits, ConnectionStats, ControllerHandle, DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
+    spawn_controller, spawn_device, ConnectionLimits, ConnectionStats, ControllerHandle,
+    DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
 };

@@ -3,11 +3,10 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 
-use pcxses_core::{Controller, Epoch, Instant, LinkId, Transmit, MAX_BOTTLE_LEN};
-use pcxses_driver::{ControllerHandle, Port, BATCH};
-use smol::{Async, Executor};
+use pcxses_core::{Controller, Instant, LinkId, Transmit, MAX_BOTTLE_LEN};
+use pcxses_driver::{Port, BATCH};
+use smol::Async;
 
 use crate::link::Links;
 use crate::socket;
@@ -15,48 +14,37 @@ use crate::socket;
 /// IPv6 peers an AC has link ids for at once, by default.
 pub const V6_LINKS: usize = 65_536;
 
-/// Binds `addr` and drives `controller` on it in a task of `ex`, with room for
-/// [`V6_LINKS`] IPv6 peers.
-pub async fn spawn_controller(
-    ex: &Arc<Executor<'static>>,
-    controller: Controller,
-    epoch: Epoch,
-    addr: SocketAddr,
-) -> io::Result<ControllerHandle> {
-    spawn_controller_with(ex, controller, epoch, addr, V6_LINKS).await
-}
-
-/// [`spawn_controller`] with room for `v6_links` IPv6 peers ([`Links`]).
-pub async fn spawn_controller_with(
-    ex: &Arc<Executor<'static>>,
-    controller: Controller,
-    epoch: Epoch,
-    addr: SocketAddr,
-    v6_links: usize,
-) -> io::Result<ControllerHandle> {
-    let socket = socket::bind(addr)?;
+/// Binds the AC's socket to `addr`, with room for `v6_links` IPv6 peers ([`Links`];
+/// [`V6_LINKS`] by default). Run the AC on it with [`spawn_controller`](crate::spawn_controller).
+pub fn bind(addr: SocketAddr, v6_links: usize) -> io::Result<AcSocket> {
+    let socket = socket::bind_socket(addr)?;
     let local_addr = socket.get_ref().local_addr()?;
-    let port = Datagrams {
+    Ok(AcSocket {
         socket,
+        local_addr,
         links: Links::new(v6_links),
         buf: vec![0u8; MAX_BOTTLE_LEN],
         refused: Vec::with_capacity(BATCH),
-    };
-    Ok(pcxses_driver::spawn_controller(
-        ex, controller, epoch, local_addr, port,
-    ))
+    })
 }
 
-/// The AC's socket and the links of its peers.
-struct Datagrams {
+/// The AC's socket and the links of its peers: the [`Port`] an AC serves every device
+/// on, one bottle per datagram.
+#[derive(Debug)]
+pub struct AcSocket {
     socket: Async<UdpSocket>,
+    local_addr: SocketAddr,
     links: Links,
     buf: Vec<u8>,
     /// Links of refused datagrams, released once what the controller queued is sent.
     refused: Vec<LinkId>,
 }
 
-impl Port for Datagrams {
+impl Port for AcSocket {
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
     async fn ready(&mut self) {
         if let Err(e) = self.socket.readable().await {
             tracing::debug!(error = %e, "receive failed");

@@ -1,43 +1,38 @@
-//! A device agent on a UDP socket connected to the AC.
+//! The device's UDP socket, connected to the AC.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use pcxses_core::{Device, Epoch, TransmitKind, MAX_BOTTLE_LEN};
-use pcxses_driver::{Connect, Connection, DeviceHandle, Frames, Opened, SendError};
-use smol::{Async, Executor};
+use pcxses_core::{TransmitKind, MAX_BOTTLE_LEN};
+use pcxses_driver::{Connect, Connection, Frames, Opened, SendError};
+use smol::Async;
 
 use crate::socket;
 
-/// Connects a UDP socket to the AC at `ac` and drives `device` on it.
-pub async fn spawn_device(
-    ex: &Arc<Executor<'static>>,
-    device: Device,
-    epoch: Epoch,
-    ac: SocketAddr,
-) -> io::Result<DeviceHandle> {
+/// A UDP socket connected to the AC at `ac`: run a device on it with
+/// [`spawn_device`](crate::spawn_device).
+pub fn connect(ac: SocketAddr) -> io::Result<DeviceSocket> {
     let local: SocketAddr = if ac.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
         .parse()
         .expect("literal");
-    let socket = socket::bind(local)?;
+    let socket = socket::bind_socket(local)?;
     socket.get_ref().connect(ac)?;
-    let connected = Connected {
+    Ok(DeviceSocket {
         socket: Arc::new(socket),
         ac,
-    };
-    Ok(pcxses_driver::spawn_device(ex, device, epoch, connected))
+    })
 }
 
-/// The socket connected to the AC: the device's one "connection", open from the start and
-/// never closed.
-#[derive(Clone)]
-struct Connected {
+/// The device's socket connected to the AC: its one "connection", open from the start
+/// and never closed.
+#[derive(Clone, Debug)]
+pub struct DeviceSocket {
     socket: Arc<Async<UdpSocket>>,
     ac: SocketAddr,
 }
 
-impl Connection for Connected {
+impl Connection for DeviceSocket {
     fn send(&self, _: TransmitKind, bottle: &[u8]) -> Result<(), SendError> {
         match self.socket.get_ref().send(bottle) {
             Ok(_) => Ok(()),
@@ -51,14 +46,14 @@ impl Connection for Connected {
     }
 }
 
-impl Connect for Connected {
-    type Connection = Connected;
+impl Connect for DeviceSocket {
+    type Connection = DeviceSocket;
 
     fn ac(&self) -> SocketAddr {
         self.ac
     }
 
-    async fn connect(&self, frames: &Frames) -> io::Result<Opened<Connected>> {
+    async fn connect(&self, frames: &Frames) -> io::Result<Opened<DeviceSocket>> {
         let reading = read(self.socket.clone(), frames.clone());
         Ok(Opened::new(self.clone(), reading))
     }

@@ -7,33 +7,44 @@
 //! adapter only moves bytes: all protocol logic stays in `pcxses-core`, and the running of
 //! the machines (timers, drains, handles) in `pcxses-driver`.
 //!
-//! An IPv4 source is encoded in its link id; an IPv6 source takes a slot in a table of at
-//! most [`V6_LINKS`] (or the limit given to [`spawn_controller_with`]). A datagram the
-//! controller refuses leaves no slot behind, and a full table reuses the slot accepted
-//! least recently ([`Links`]), so a flood from forged or many source ports neither grows
-//! the table nor keeps a new device out. Datagrams are handled in batches of 256, after
-//! commands and timers ([`pcxses_driver::BATCH`]).
+//! The adapter opens sockets; the driver runs the machines on them. An AC binds its
+//! socket with [`bind`] and runs on it with [`spawn_controller`]; a device connects a
+//! socket to the AC with [`connect`] and runs on it with [`spawn_device`]. Both return the
+//! driver's handles ([`ControllerHandle`], [`DeviceHandle`]), re-exported here with the
+//! two functions.
 //!
-//! The adapter's tasks run on an executor the application passes in, so that a small
-//! program can run everything on one thread:
+//! An IPv4 source is encoded in its link id; an IPv6 source takes a slot in a table of at
+//! most [`V6_LINKS`] (or the limit given to [`bind`]). A datagram the controller refuses
+//! leaves no slot behind, and a full table reuses the slot accepted least recently
+//! ([`Links`]), so a flood from forged or many source ports neither grows the table nor
+//! keeps a new device out. Datagrams are handled in batches of 256, after commands and
+//! timers ([`pcxses_driver::BATCH`]).
+//!
+//! The tasks run on an executor the application passes in, so that a small program can
+//! run everything on one thread:
 //!
 //! ```no_run
+//! use std::io;
 //! use std::sync::Arc;
 //!
-//! use pcxses_core::{Device, DeviceConfig, Epoch};
-//! use pcxses_transport_udp::spawn_device;
+//! use pcxses_core::{Controller, Device, Epoch};
+//! use pcxses_transport_udp::{bind, connect, spawn_controller, spawn_device, V6_LINKS};
+//! use smol::Executor;
 //!
-//! let ex = Arc::new(smol::Executor::new());
-//! smol::block_on(ex.run(async {
-//!     let epoch = Epoch::new();
-//!     let device = Device::new(DeviceConfig::new("pump", 7), epoch.now());
-//!     let handle = spawn_device(&ex, device, epoch, "127.0.0.1:4700".parse().unwrap()).await?;
-//!     while let Ok(event) = handle.events.recv().await {
-//!         println!("{event:?}");
-//!     }
-//!     std::io::Result::Ok(())
-//! }))?;
-//! # std::io::Result::Ok(())
+//! /// Serves `controller` on UDP port 4700 and runs `device` against it, printing what the
+//! /// device sees.
+//! fn run(controller: Controller, device: Device, epoch: Epoch) -> io::Result<()> {
+//!     let ex = Arc::new(Executor::new());
+//!     smol::block_on(ex.run(async {
+//!         let socket = bind("127.0.0.1:4700".parse().unwrap(), V6_LINKS)?;
+//!         let ac = spawn_controller(&ex, controller, epoch, socket);
+//!         let agent = spawn_device(&ex, device, epoch, connect(ac.local_addr)?);
+//!         while let Ok(event) = agent.events.recv().await {
+//!             println!("{event:?}");
+//!         }
+//!         Ok(())
+//!     }))
+//! }
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -43,8 +54,10 @@ mod device;
 mod link;
 mod socket;
 
-pub use controller::{spawn_controller, spawn_controller_with, V6_LINKS};
-pub use device::spawn_device;
+pub use controller::{bind, AcSocket, V6_LINKS};
+pub use device::{connect, DeviceSocket};
 pub use link::Links;
-pub use pcxses_driver::{ControllerHandle, DeviceHandle, EVENT_QUEUE};
-pub use socket::{bind, RECV_BUFFER};
+pub use pcxses_driver::{
+    spawn_controller, spawn_device, ControllerHandle, DeviceHandle, EVENT_QUEUE,
+};
+pub use socket::{bind_socket, RECV_BUFFER};

@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub const RECV_BUFFER: usize = 4 * 1024 * 1024;
 
 /// A non-blocking UDP socket bound to `addr`, with a large receive buffer.
-pub fn bind(addr: SocketAddr) -> io::Result<Async<std::net::UdpSocket>> {
+pub fn bind_socket(addr: SocketAddr) -> io::Result<Async<std::net::UdpSocket>> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
         tracing::debug!(error = %e, "could not enlarge the receive buffer");

@@ -108,7 +108,6 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         let ac = args
             .transport
             .serve(&ex, controller, epoch, listen, tls.as_ref(), config.limits)
-            .await
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
         let mut out = std::io::stdout().lock();

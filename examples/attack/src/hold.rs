@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch};
-use pcxses_transport_quic::ClientTls;
+use pcxses_transport_quic::{spawn_device, ClientTls, Dial};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
@@ -109,8 +109,9 @@ pub fn hold_quic(
         let mut s = HoldSummary::default();
         for i in 0..n as u64 {
             let device = Device::new(DeviceConfig::new(claim, seed ^ i), epoch.now());
-            match pcxses_transport_quic::spawn_device(&ex, device, epoch, to, tls).await {
-                Ok(agent) => {
+            match Dial::new(to, tls) {
+                Ok(dial) => {
+                    let agent = spawn_device(&ex, device, epoch, dial);
                     s.opened += 1;
                     let (rejected, joined) = (rejected.clone(), joined.clone());
                     let events = agent.events.clone();

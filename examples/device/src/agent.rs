@@ -123,7 +123,6 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
         let agent = cli
             .transport
             .connect(&protocol.ex, device, epoch, cli.ac, tls.as_ref())
-            .await
             .map_err(|e| e.to_string())?;
         let mut computations = Computations::new(native_guests(&cli.guest)?);
         let mut out = std::io::stdout().lock();

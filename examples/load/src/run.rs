@@ -252,7 +252,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         devices: (0..n).map(|_| None).collect(),
         sockets: (0..sockets)
             .map(|_| {
-                pcxses_transport_udp::bind("127.0.0.1:0".parse().expect("literal"))?.into_inner()
+                pcxses_transport_udp::bind_socket("127.0.0.1:0".parse().expect("literal"))?
+                    .into_inner()
             })
             .collect::<std::io::Result<_>>()
             .map_err(|e: std::io::Error| e.to_string())?,

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pcxses_core::{Controller, Device, Epoch};
+use pcxses_driver::{
+    spawn_controller, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle,
+};
 use pcxses_transport_quic::{ClientTls, ServerTls};
-use pcxses_transport_tcp::ConnectionLimits;
 use smol::Executor;
 
 /// The transports a program can use.
@@ -94,13 +96,13 @@ impl Default for TransportLimits {
     }
 }
 
-/// A running AC, whatever the transport: every adapter returns the driver's handle.
-pub type RunningController = pcxses_transport_tcp::ControllerHandle;
+/// A running AC, whatever the transport: the driver's handle.
+pub type RunningController = ControllerHandle;
 
-/// A running device agent, whatever the transport: every adapter returns the driver's
-/// handle. Its `lease` is the fence lease its driver publishes: a computation may step
-/// only while it permits the time of the step.
-pub type RunningDevice = pcxses_transport_tcp::DeviceHandle;
+/// A running device agent, whatever the transport: the driver's handle. Its `lease` is the
+/// fence lease its driver publishes: a computation may step only while it permits the time
+/// of the step.
+pub type RunningDevice = DeviceHandle;
 
 impl Transport {
     /// The transport's name on the command line.
@@ -113,7 +115,7 @@ impl Transport {
     }
 
     /// Serves `controller` on `addr` within `limits`, in tasks of `ex`; QUIC needs `tls`.
-    pub async fn serve(
+    pub fn serve(
         self,
         ex: &Arc<Executor<'static>>,
         controller: Controller,
@@ -122,30 +124,25 @@ impl Transport {
         tls: Option<&ServerTls>,
         limits: TransportLimits,
     ) -> io::Result<RunningController> {
-        match self {
+        Ok(match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                let limits = limits.connections;
-                pcxses_transport_quic::spawn_controller_with(
-                    ex, controller, epoch, addr, tls, limits,
-                )
-                .await
+                let listener = pcxses_transport_quic::listen(ex, addr, tls, limits.connections)?;
+                spawn_controller(ex, controller, epoch, listener)
             }
             Transport::Tcp => {
-                let limits = limits.connections;
-                pcxses_transport_tcp::spawn_controller_with(ex, controller, epoch, addr, limits)
-                    .await
+                let listener = pcxses_transport_tcp::listen(ex, addr, limits.connections)?;
+                spawn_controller(ex, controller, epoch, listener)
             }
             Transport::Udp => {
-                let limits = limits.v6_links;
-                pcxses_transport_udp::spawn_controller_with(ex, controller, epoch, addr, limits)
-                    .await
+                let socket = pcxses_transport_udp::bind(addr, limits.v6_links)?;
+                spawn_controller(ex, controller, epoch, socket)
             }
-        }
+        })
     }
 
     /// Runs `device` against the AC at `ac`, in tasks of `ex`; QUIC needs `tls`.
-    pub async fn connect(
+    pub fn connect(
         self,
         ex: &Arc<Executor<'static>>,
         device: Device,
@@ -153,13 +150,20 @@ impl Transport {
         ac: SocketAddr,
         tls: Option<&ClientTls>,
     ) -> io::Result<RunningDevice> {
-        match self {
+        Ok(match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                pcxses_transport_quic::spawn_device(ex, device, epoch, ac, tls).await
+                let dial = pcxses_transport_quic::Dial::new(ac, tls)?;
+                spawn_device(ex, device, epoch, dial)
             }
-            Transport::Tcp => pcxses_transport_tcp::spawn_device(ex, device, epoch, ac).await,
-            Transport::Udp => pcxses_transport_udp::spawn_device(ex, device, epoch, ac).await,
-        }
+            Transport::Tcp => {
+                let dial = pcxses_transport_tcp::Dial::new(ac);
+                spawn_device(ex, device, epoch, dial)
+            }
+            Transport::Udp => {
+                let socket = pcxses_transport_udp::connect(ac)?;
+                spawn_device(ex, device, epoch, socket)
+            }
+        })
     }
 }

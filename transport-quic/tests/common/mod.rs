@@ -12,8 +12,8 @@ pub use pcxses_driver::testing::*;
 use pcxses_transport_quic::certs::{DevCa, AC_NAME};
 use pcxses_transport_quic::tls::{certificates, private_key, ALPN};
 use pcxses_transport_quic::{
-    spawn_controller_with, spawn_device, ClientTls, ConnectionLimits, ControllerHandle,
-    DeviceHandle, ServerTls,
+    listen, spawn_controller, spawn_device, ClientTls, ConnectionLimits, ControllerHandle,
+    DeviceHandle, Dial, ServerTls,
 };
 use smol::channel::Receiver;
 use smol::Executor;
@@ -53,9 +53,8 @@ pub async fn ac(
     limits: ConnectionLimits,
 ) -> ControllerHandle {
     let tls = server_tls();
-    spawn_controller_with(ex, controller(&epoch), epoch, loopback(), &tls, limits)
-        .await
-        .unwrap()
+    let listener = listen(ex, loopback(), &tls, limits).unwrap();
+    spawn_controller(ex, controller(&epoch), epoch, listener)
 }
 
 /// A client endpoint on its own socket.
@@ -81,9 +80,8 @@ pub async fn join_dev0(
     events: &Receiver<ControllerEvent>,
 ) -> DeviceHandle {
     let tls = client_tls("dev0");
-    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, addr, &tls)
-        .await
-        .unwrap();
+    let dial = Dial::new(addr, &tls).unwrap();
+    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, dial);
     joined(events, 0).await;
     agent
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pcxses_core::{ControllerEvent, Epoch, Output};
 pub use pcxses_driver::testing::*;
 use pcxses_transport_tcp::{
-    spawn_controller_with, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle,
+    listen, spawn_controller, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle, Dial,
 };
 use smol::channel::Receiver;
 use smol::future::FutureExt;
@@ -77,9 +77,8 @@ pub async fn spawn_ac(
     epoch: Epoch,
     limits: ConnectionLimits,
 ) -> ControllerHandle {
-    spawn_controller_with(ex, controller(&epoch), epoch, loopback(), limits)
-        .await
-        .unwrap()
+    let listener = listen(ex, loopback(), limits).unwrap();
+    spawn_controller(ex, controller(&epoch), epoch, listener)
 }
 
 /// Starts `dev0` against the AC at `addr` and waits up to 10 s for the AC's
@@ -90,9 +89,7 @@ pub async fn join_dev0(
     addr: std::net::SocketAddr,
     events: &Receiver<ControllerEvent>,
 ) -> DeviceHandle {
-    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, addr)
-        .await
-        .unwrap();
+    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, Dial::new(addr));
     joined(events, 0).await;
     agent
 }
