@@ -108,7 +108,11 @@ async fn application(
 /// The suite on one transport: `listen` opens the AC's port on `addr`, `dial` is how
 /// device `name` reaches the AC at `ac`.
 macro_rules! transport_suite {
-    ($name:ident, listen: |$ex:ident, $addr:ident| $listen:expr, dial: |$ac:ident, $device:ident| $dial:expr) => {
+    (
+        $name:ident,
+        listen: |$ex:ident, $addr:ident| $listen:expr,
+        dial: |$ac:ident, $device:ident| $dial:expr
+    ) => {
         mod $name {
             use super::*;
             use std::net::SocketAddr;

@@ -363,29 +363,17 @@ mod tests {
         AcConfig::load(&path)
     }
 
-    const GOOD: &str = r#"
-[ac]
-listen = "127.0.0.1:4700"
-repository = "repo"
-hello_ms = { min = 50, max = 5000 }
-
-[[device]]
-name = "a"
-runs = ["c"]
-
-[[computation]]
-name = "c"
-objects = [{ id = "c.bin", invoke = true }]
-"#;
+    /// The sample configuration beside the crate: what the README runs.
+    const GOOD: &str = include_str!("../config/ac.toml");
 
     #[test]
     fn a_good_file_loads() {
         let cfg = load(GOOD).unwrap();
         assert_eq!(
             cfg.controller.hello,
-            Bounds::new(Duration::from_millis(50), Duration::from_secs(5))
+            Bounds::new(Duration::from_millis(50), Duration::from_secs(10))
         );
-        assert_eq!(cfg.controller.devices[0].runs, ["c"]);
+        assert_eq!(cfg.controller.devices[0].runs, ["counter-alpha"]);
         assert!(cfg.repository.ends_with("repo"));
     }
 
@@ -394,7 +382,7 @@ objects = [{ id = "c.bin", invoke = true }]
         let cfg = load(GOOD).unwrap();
         let c = cfg.limits.connections;
         assert_eq!(c.max_connections, ConnectionLimits::MAX_CONNECTIONS);
-        assert_eq!(c.first_bottle, Duration::from_secs(10));
+        assert_eq!(c.first_bottle, Duration::from_secs(20));
         assert_eq!(c.idle, 3 * cfg.controller.dead.max);
         let set = load(&GOOD.replace(
             "repository = \"repo\"",
@@ -419,7 +407,7 @@ objects = [{ id = "c.bin", invoke = true }]
             .unwrap_err()
             .to_string();
         assert!(mistyped.contains("min"), "{mistyped}");
-        let dangling = load(&GOOD.replace("runs = [\"c\"]", "runs = [\"d\"]"))
+        let dangling = load(&GOOD.replace("runs = [\"counter-alpha\"]", "runs = [\"d\"]"))
             .unwrap_err()
             .to_string();
         assert!(dangling.contains("\"d\""), "{dangling}");

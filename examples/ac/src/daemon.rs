@@ -127,19 +127,15 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                 Stats,
                 Stop,
             }
-            let wake = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) }
-                .or(async {
-                    match next_stats {
-                        Some(at) => Timer::at(at).await,
-                        None => Timer::never().await,
-                    };
-                    Wake::Stats
-                })
-                .or(async {
-                    shutdown.next().await;
-                    Wake::Stop
-                })
-                .await;
+            let event = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) };
+            let stats = async {
+                match next_stats {
+                    Some(at) => Timer::at(at).await,
+                    None => Timer::never().await,
+                };
+                Wake::Stats
+            };
+            let wake = shutdown.race(event.or(stats), Wake::Stop).await;
             match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event);

@@ -17,18 +17,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use pcxses_attack::run::{run, AttackArgs};
 
-#[derive(Parser)]
-#[command(version, about = "Attacks a PCXSES AC on this host, to test it")]
-struct Cli {
-    #[command(flatten)]
-    attack: AttackArgs,
-}
-
 fn main() -> ExitCode {
     pcxses_program::logging::init();
-    let cli = Cli::parse();
-    tracing::info!(target = %cli.attack.target, transport = ?cli.attack.transport, "attacking");
-    match run(&cli.attack) {
+    let args = AttackArgs::parse();
+    tracing::info!(target = %args.target, transport = ?args.transport, "attacking");
+    match run(&args) {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

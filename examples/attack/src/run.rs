@@ -13,10 +13,11 @@ use crate::hold::{hold_quic, hold_tcp, HoldSummary};
 use crate::inject::{send_on_own_connection, Delivery, FrameStream, SourcePool};
 use crate::junk::{junk, BROKEN_PREFIXES};
 use crate::{loopback, recording, AttackError, Pace};
-use pcxses_program::transport::Transport;
+use pcxses_program::transport::{DeviceTlsArgs, Transport};
 
 /// The attacker's command line: which attacks, how many of each, for how long.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Parser, Debug)]
+#[command(version, about = "Attacks a PCXSES AC on this host, to test it")]
 pub struct AttackArgs {
     /// The AC's address (loopback only).
     #[arg(long)]
@@ -52,15 +53,9 @@ pub struct AttackArgs {
     /// Seed of the junk and of the forged sessions.
     #[arg(long, default_value_t = 0x9e37_79b9_7f4a_7c15)]
     pub seed: u64,
-    /// QUIC hold: the CA the AC's certificate chains to.
-    #[arg(long)]
-    pub ac_ca: Option<PathBuf>,
-    /// QUIC hold: the stranger's certificate.
-    #[arg(long)]
-    pub cert: Option<PathBuf>,
-    /// QUIC hold: the stranger's private key.
-    #[arg(long)]
-    pub key: Option<PathBuf>,
+    /// QUIC hold: the stranger's TLS files, a device certificate of the AC's device CA.
+    #[command(flatten)]
+    pub tls: DeviceTlsArgs,
     /// QUIC hold: the device name the stranger claims in its GOOD_MORNINGs.
     #[arg(long, default_value = "mallory")]
     pub claim: String,
@@ -96,7 +91,7 @@ pub fn run(args: &AttackArgs) -> Result<Value, AttackError> {
         .transpose()?
         .unwrap_or_default();
     let tls = match (args.transport, args.hold) {
-        (Transport::Quic, 1..) => Some(quic_tls(args)?),
+        (Transport::Quic, 1..) => Some(args.tls.load().map_err(AttackError::Tls)?),
         _ => None,
     };
     let started = Instant::now();
@@ -135,18 +130,6 @@ pub fn run(args: &AttackArgs) -> Result<Value, AttackError> {
             "bottles": bottles,
         }))
     })
-}
-
-fn quic_tls(args: &AttackArgs) -> Result<pcxses_transport_quic::ClientTls, AttackError> {
-    let missing = || AttackError::Tls("a QUIC hold needs --ac-ca, --cert and --key".into());
-    let (ca, cert, key) = (
-        args.ac_ca.as_deref().ok_or_else(missing)?,
-        args.cert.as_deref().ok_or_else(missing)?,
-        args.key.as_deref().ok_or_else(missing)?,
-    );
-    let name = pcxses_transport_quic::certs::AC_NAME;
-    pcxses_transport_quic::ClientTls::from_pem_files(ca, name, cert, key)
-        .map_err(|e| AttackError::Tls(e.to_string()))
 }
 
 /// Junk as datagrams from rotating source ports, or as frames on connections of 100

@@ -39,7 +39,8 @@ use pcxses_program::shutdown::Shutdown;
 use pcxses_program::transport::{DeviceTlsArgs, RunningDevice, Transport};
 
 /// The device agent's command line.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Parser, Debug)]
+#[command(version, about = "A PCXSES device agent")]
 pub struct AgentArgs {
     /// The AC's address.
     #[arg(long)]
@@ -142,7 +143,7 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                 Input(String),
                 Stop,
             }
-            let wake = async { Wake::Event(agent.events.recv().await.ok()) }
+            let next = async { Wake::Event(agent.events.recv().await.ok()) }
                 .or(async {
                     match input.as_ref().map(|lines| lines.recv()) {
                         Some(line) => match line.await {
@@ -155,12 +156,8 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                 .or(async {
                     Timer::at(next_tick).await;
                     Wake::Tick
-                })
-                .or(async {
-                    shutdown.next().await;
-                    Wake::Stop
-                })
-                .await;
+                });
+            let wake = shutdown.race(next, Wake::Stop).await;
             match wake {
                 Wake::Event(None) => return Err("the agent stopped".into()),
                 Wake::Event(Some(event)) => {

@@ -16,16 +16,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use pcxses_device::agent::{self, AgentArgs};
 
-#[derive(Parser)]
-#[command(version, about = "A PCXSES device agent")]
-struct Cli {
-    #[command(flatten)]
-    agent: AgentArgs,
-}
-
 fn main() -> ExitCode {
     pcxses_program::logging::init();
-    match agent::run(Cli::parse().agent) {
+    match agent::run(AgentArgs::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pcxses-device: {e}");

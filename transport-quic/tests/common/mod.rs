@@ -80,12 +80,8 @@ pub async fn join_dev0(
     events: &Receiver<ControllerEvent>,
 ) -> DeviceHandle {
     let tls = client_tls("dev0");
-    let agent = spawn_device(
-        ex,
-        device("dev0", 7, &epoch),
-        epoch,
-        Dial::new(addr, &tls).unwrap(),
-    );
+    let dial = Dial::new(addr, &tls).unwrap();
+    let agent = spawn_device(ex, device("dev0", 7, &epoch), epoch, dial);
     joined(events, 0).await;
     agent
 }
