@@ -11,7 +11,6 @@ use pcxses_core::{
     Output,
 };
 
-const AC: LinkId = LinkId(0);
 const DEV: LinkId = LinkId(1);
 
 /// Hands every pending transmit of each machine to the other.

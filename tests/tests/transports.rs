@@ -366,6 +366,71 @@ fn a_dropped_tcp_connection_is_not_a_death() {
     }));
 }
 
+/// A TCP device told to leave and stopped at once still writes the GOOD_BYE it queued
+/// before its connection closes. (Documented use drives the device until `Left`; a QUIC
+/// connection closes with its streams, so there only that order delivers it.)
+#[test]
+fn a_tcp_good_bye_sent_just_before_the_agent_stops_still_leaves() {
+    let ex = Arc::new(smol::Executor::new());
+    smol::block_on(ex.run(async {
+        let epoch = Epoch::new();
+        let limits = pcxses_transport_tcp::ConnectionLimits::default();
+        let listener =
+            pcxses_transport_tcp::listen(&ex, "127.0.0.1:0".parse().unwrap(), limits).unwrap();
+        let ac = pcxses_transport_tcp::spawn_controller(&ex, controller(&epoch), epoch, listener);
+        let dial = pcxses_transport_tcp::Dial::new(ac.local_addr);
+        let agent = pcxses_transport_tcp::spawn_device(&ex, device("dev0", 7, &epoch), epoch, dial);
+        // The device knows its session.
+        while !matches!(agent.events.recv().await, Ok(DeviceEvent::Joined { .. })) {}
+        agent.commands.send(DeviceCommand::Leave).await.unwrap();
+        agent.commands.close();
+        agent.task.await.expect("the agent stops cleanly");
+        ac_event(&ac.events, 10, "the leave", |e| {
+            assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
+            matches!(e, ControllerEvent::DeviceLeft { .. })
+        })
+        .await;
+    }));
+}
+
+/// An AC that accepts each connection and closes it at once (refused, evicted, expired)
+/// gets a device's attempts at the pace of its backoff, not as fast as they fail.
+#[test]
+fn a_device_backs_off_from_connections_closed_at_once() {
+    let ex = Arc::new(smol::Executor::new());
+    smol::block_on(ex.run(async {
+        let epoch = Epoch::new();
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dial = pcxses_transport_tcp::Dial::new(addr);
+        let _agent =
+            pcxses_transport_tcp::spawn_device(&ex, device("dev0", 5, &epoch), epoch, dial);
+        // Over one second, backoff from 50 ms doubling (±50% jitter) allows at most about
+        // seven attempts; without it, thousands come.
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        let mut accepted = 0;
+        loop {
+            let next = async { listener.accept().await.ok() }
+                .or(async {
+                    Timer::at(until).await;
+                    None
+                })
+                .await;
+            match next {
+                Some((stream, _)) => {
+                    accepted += 1;
+                    drop(stream);
+                }
+                None => break,
+            }
+        }
+        assert!(
+            (1..=12).contains(&accepted),
+            "{accepted} connections in one second"
+        );
+    }));
+}
+
 /// Refusals of the QUIC adapter: none of them reaches the AC's state.
 mod quic_refusals {
     use super::*;

@@ -25,6 +25,11 @@ impl Backoff {
         }
     }
 
+    /// Starts again from [`BACKOFF_MIN`]: the last connection proved useful.
+    pub fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+
     /// How long to wait after this failure.
     pub fn wait(&mut self) -> Duration {
         // xorshift64: never zero from a non-zero state.

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Device, DeviceEvent, Epoch, LinkId, SharedLease, Stats, Transmit};
@@ -25,6 +26,9 @@ const COMMAND_QUEUE: usize = 256;
 
 /// Bottles read and not yet handed to the device, at most.
 const INBOUND_QUEUE: usize = 1_024;
+
+/// How long a stopping device waits for its last bottles (a GOOD_BYE) to be written.
+const FLUSH_WAIT: Duration = Duration::from_millis(200);
 
 /// How a device reaches its AC. A datagram transport "connects" at once, to a socket that
 /// never closes.
@@ -113,7 +117,7 @@ struct Agent<T> {
 enum Wake<C> {
     Command(Option<DeviceCommand>),
     Timer,
-    Opened(Opened<C>),
+    Opened((Opened<C>, Backoff)),
     Inbound(Inbound),
 }
 
@@ -124,9 +128,13 @@ impl<T: Connect> Agent<T> {
         commands: Receiver<DeviceCommand>,
     ) -> io::Result<Stats> {
         let (inbound_tx, inbound) = bounded(INBOUND_QUEUE);
-        let mut seed = self.epoch.now().as_micros();
+        // One backoff across connections: a connection the AC closes at once (refused,
+        // evicted, expired) is followed by a wait as a failed attempt is, and only a
+        // connection the device accepted a bottle from resets it.
+        let seed = pcxses_core::os_seed().unwrap_or(0) ^ self.epoch.now().as_micros();
+        let mut backoff = Some(Backoff::new(seed));
         let mut links = 0u64;
-        let mut connecting: Option<Task<Opened<T::Connection>>> = None;
+        let mut connecting: Option<Task<(Opened<T::Connection>, Backoff)>> = None;
         let mut current: Option<Current<T::Connection>> = None;
         // Whether a connection opened yet.
         let mut connected = false;
@@ -136,10 +144,12 @@ impl<T: Connect> Agent<T> {
             let wake_at = drain(&mut self.device, &mut current, &mut events).await;
             self.lease.publish(self.device.lease_until());
             if current.is_none() && connecting.is_none() {
-                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
                 links += 1;
                 let frames = Frames::new(LinkId(links), inbound_tx.clone());
-                connecting = Some(self.ex.spawn(dial(self.connect.clone(), frames, seed)));
+                let retry = backoff.take().unwrap_or_else(|| Backoff::new(seed));
+                // After a connection ended, the first attempt waits too.
+                let dialing = dial(self.connect.clone(), frames, retry, connected);
+                connecting = Some(self.ex.spawn(dialing));
             }
             let epoch = self.epoch;
             let wake = async { Wake::Command(commands.recv().await.ok()) }
@@ -162,8 +172,9 @@ impl<T: Connect> Agent<T> {
                 .await;
             let now = self.epoch.now();
             match wake {
-                Wake::Opened(opened) => {
+                Wake::Opened((opened, retry)) => {
                     connecting = None;
+                    backoff = Some(retry);
                     let frames = Frames::new(LinkId(links), inbound_tx.clone());
                     let io = opened.io;
                     current = Some(Current {
@@ -180,8 +191,9 @@ impl<T: Connect> Agent<T> {
                 }
                 Wake::Inbound(Inbound::Frame(link, bytes)) => {
                     if current.as_ref().is_some_and(|c| c.link == link) {
-                        if let Err(e) = self.device.handle_receive(now, &bytes) {
-                            tracing::debug!(error = %e, "refused a bottle");
+                        match self.device.handle_receive(now, &bytes) {
+                            Ok(()) => backoff.as_mut().map_or((), Backoff::reset),
+                            Err(e) => tracing::debug!(error = %e, "refused a bottle"),
                         }
                     }
                 }
@@ -198,7 +210,19 @@ impl<T: Connect> Agent<T> {
                     }
                 }
                 Wake::Command(None) => {
-                    drop((connecting, current));
+                    drop(connecting);
+                    if let Some(Current {
+                        connection, _io, ..
+                    }) = current
+                    {
+                        // What the last drain queued (a GOOD_BYE) still leaves: without its
+                        // connection the writer ends once its queue is written.
+                        drop(connection);
+                        _io.or(async {
+                            Timer::after(FLUSH_WAIT).await;
+                        })
+                        .await;
+                    }
                     self.connect.close().await;
                     return Ok(*self.device.stats());
                 }
@@ -207,12 +231,20 @@ impl<T: Connect> Agent<T> {
     }
 }
 
-/// Connects with `connect`, retrying with backoff and jitter seeded by `seed`.
-async fn dial<T: Connect>(connect: Arc<T>, frames: Frames, seed: u64) -> Opened<T::Connection> {
-    let mut backoff = Backoff::new(seed);
+/// Connects with `connect`, retrying with `backoff`, after one wait of it first when
+/// `after_loss` (a connection just ended). Hands the backoff back with the connection.
+async fn dial<T: Connect>(
+    connect: Arc<T>,
+    frames: Frames,
+    mut backoff: Backoff,
+    after_loss: bool,
+) -> (Opened<T::Connection>, Backoff) {
+    if after_loss {
+        Timer::after(backoff.wait()).await;
+    }
     loop {
         match connect.connect(&frames).await {
-            Ok(opened) => return opened,
+            Ok(opened) => return (opened, backoff),
             Err(e) => tracing::debug!(ac = %connect.ac(), error = %e, "connect failed"),
         }
         Timer::after(backoff.wait()).await;
