@@ -305,15 +305,23 @@ mod proxy {
     }
 }
 
+/// An AC on TCP with the default connection limits, on a port of the system's choice.
+fn tcp_controller(
+    ex: &Arc<smol::Executor<'static>>,
+    epoch: Epoch,
+) -> pcxses_transport_tcp::ControllerHandle {
+    let limits = pcxses_transport_tcp::ConnectionLimits::default();
+    let listener =
+        pcxses_transport_tcp::listen(ex, "127.0.0.1:0".parse().unwrap(), limits).unwrap();
+    pcxses_transport_tcp::spawn_controller(ex, controller(&epoch), epoch, listener)
+}
+
 #[test]
 fn a_dropped_tcp_connection_is_not_a_death() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let limits = pcxses_transport_tcp::ConnectionLimits::default();
-        let listener =
-            pcxses_transport_tcp::listen(&ex, "127.0.0.1:0".parse().unwrap(), limits).unwrap();
-        let ac = pcxses_transport_tcp::spawn_controller(&ex, controller(&epoch), epoch, listener);
+        let ac = tcp_controller(&ex, epoch);
         let proxy = proxy::Proxy::start(&ex, ac.local_addr).await;
         let dial = pcxses_transport_tcp::Dial::new(proxy.addr);
         let agent = pcxses_transport_tcp::spawn_device(&ex, device("dev0", 5, &epoch), epoch, dial);
@@ -374,10 +382,7 @@ fn a_tcp_good_bye_sent_just_before_the_agent_stops_still_leaves() {
     let ex = Arc::new(smol::Executor::new());
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
-        let limits = pcxses_transport_tcp::ConnectionLimits::default();
-        let listener =
-            pcxses_transport_tcp::listen(&ex, "127.0.0.1:0".parse().unwrap(), limits).unwrap();
-        let ac = pcxses_transport_tcp::spawn_controller(&ex, controller(&epoch), epoch, listener);
+        let ac = tcp_controller(&ex, epoch);
         let dial = pcxses_transport_tcp::Dial::new(ac.local_addr);
         let agent = pcxses_transport_tcp::spawn_device(&ex, device("dev0", 7, &epoch), epoch, dial);
         // The device knows its session.
