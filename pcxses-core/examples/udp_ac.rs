@@ -61,6 +61,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let give_up = limit.map(|limit| epoch.now() + limit);
 
     let mut links: Vec<SocketAddr> = Vec::new(); // `LinkId(i)` is `links[i]`
+                                                 // A new address whose first datagram was refused keeps no place once its answer left:
+                                                 // forged sources cannot fill the table.
+    let mut unaccepted = false;
     let (mut stored, mut joined, mut buf) = (0, BTreeSet::new(), [0u8; 65_535]);
     loop {
         // Drain after every call: send what the AC wants sent, report what happened.
@@ -88,6 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Output::Timeout(at) => break at,
             }
         };
+        if std::mem::take(&mut unaccepted) {
+            links.pop();
+        }
         if exit_after.is_some_and(|n| stored >= n) && joined.is_empty() {
             return Ok(());
         }
@@ -103,13 +109,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if i == MAX_LINKS {
                     eprintln!("address table full: dropped a datagram from {from}");
                     continue;
-                } else if i == links.len() {
+                }
+                let new = i == links.len();
+                if new {
                     links.push(from);
                 }
                 // A refused bottle changed nothing: note it and carry on.
                 let link = LinkId(i as u64);
                 if let Err(e) = ac.handle_receive(epoch.now(), link, &buf[..n], None) {
                     eprintln!("refused a bottle from {from}: {e}");
+                    unaccepted = new;
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
