@@ -48,6 +48,29 @@ pub enum InputError {
     WrongLink,
 }
 
+impl InputError {
+    /// The reason in one `snake_case` word, as logs, events and metrics name it:
+    /// `malformed`, `bad_version`, `unknown_session`, `replaced`, `unknown_device`,
+    /// `unauthorized`, `out_of_phase`, `bad_chunk`, `not_authenticated`, `replayed`,
+    /// `challenged` or `wrong_link`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            InputError::Decode(DecodeError::Version(_)) => "bad_version",
+            InputError::Decode(_) => "malformed",
+            InputError::UnknownSession => "unknown_session",
+            InputError::Replaced => "replaced",
+            InputError::UnknownDevice => "unknown_device",
+            InputError::Unauthorized => "unauthorized",
+            InputError::OutOfPhase(_) => "out_of_phase",
+            InputError::BadChunk => "bad_chunk",
+            InputError::Unauthenticated => "not_authenticated",
+            InputError::Replayed => "replayed",
+            InputError::Challenged => "challenged",
+            InputError::WrongLink => "wrong_link",
+        }
+    }
+}
+
 /// Why an application command was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

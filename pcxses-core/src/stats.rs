@@ -64,18 +64,62 @@ impl Stats {
         }
     }
 
+    /// The rejections by reason, named as [`InputError::reason`] names them (`challenged`
+    /// is not among them: a challenge is not a rejection).
+    pub fn rejections(&self) -> [(&'static str, u64); 11] {
+        [
+            ("malformed", self.malformed),
+            ("bad_version", self.bad_version),
+            ("unknown_session", self.unknown_session),
+            ("replaced", self.replaced),
+            ("unknown_device", self.unknown_device),
+            ("unauthorized", self.unauthorized),
+            ("out_of_phase", self.out_of_phase),
+            ("bad_chunk", self.bad_chunk),
+            ("not_authenticated", self.unauthenticated),
+            ("replayed", self.replayed),
+            ("wrong_link", self.wrong_link),
+        ]
+    }
+
     /// All rejections together.
     pub fn rejected(&self) -> u64 {
-        self.malformed
-            + self.bad_version
-            + self.unknown_session
-            + self.replaced
-            + self.unknown_device
-            + self.unauthorized
-            + self.out_of_phase
-            + self.bad_chunk
-            + self.unauthenticated
-            + self.replayed
-            + self.wrong_link
+        self.rejections().iter().map(|(_, n)| n).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_counts_under_the_reason_it_is_named_by() {
+        let errors = [
+            InputError::Decode(DecodeError::Version(9)),
+            InputError::Decode(DecodeError::Truncated),
+            InputError::UnknownSession,
+            InputError::Replaced,
+            InputError::UnknownDevice,
+            InputError::Unauthorized,
+            InputError::OutOfPhase("x"),
+            InputError::BadChunk,
+            InputError::Unauthenticated,
+            InputError::Replayed,
+            InputError::WrongLink,
+        ];
+        for e in errors {
+            let mut stats = Stats::default();
+            stats.count(&e);
+            let counted: alloc::vec::Vec<_> = stats
+                .rejections()
+                .into_iter()
+                .filter(|&(_, n)| n > 0)
+                .collect();
+            assert_eq!(counted, [(e.reason(), 1)], "{e:?}");
+            assert_eq!(stats.rejected(), 1);
+        }
+        let mut stats = Stats::default();
+        stats.count(&InputError::Challenged);
+        assert_eq!((stats.rejected(), stats.challenged), (0, 1));
     }
 }

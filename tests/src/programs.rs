@@ -56,6 +56,8 @@ pub struct Output {
     pub received: Vec<Instant>,
     /// Whether its stdout closed.
     pub closed: bool,
+    /// Its log: the lines it wrote to stderr.
+    pub log: Vec<String>,
 }
 
 /// A process whose stdout JSON lines are collected; killed when dropped.
@@ -67,15 +69,23 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `cmd` with its stdout collected and its stderr discarded.
+    /// Starts `cmd` with its stdout and its stderr collected.
     pub fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
         let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
         let output = Arc::new((Mutex::new(Output::default()), Condvar::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.0.lock().unwrap().log.push(line);
+                sink.1.notify_all();
+            }
+        });
         let sink = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -152,6 +162,27 @@ impl Proc {
             out = cvar.wait_timeout(out, left).unwrap().0;
         }
         true
+    }
+
+    /// The lines of its log so far that contain `text`.
+    pub fn logged(&self, text: &str) -> Vec<String> {
+        let out = self.output.0.lock().unwrap();
+        out.log
+            .iter()
+            .filter(|l| l.contains(text))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits at most [`WAIT`] for a line of its log that contains `text`, which it
+    /// returns.
+    pub fn wait_logged(&self, text: &str) -> String {
+        let found = |o: &Output| o.log.iter().any(|l| l.contains(text));
+        if !self.wait_until_within(WAIT, found) {
+            let log = self.output.0.lock().unwrap().log.join("\n");
+            panic!("timed out waiting for {text:?} in the log:\n{log}");
+        }
+        self.logged(text).remove(0)
     }
 
     /// Waits for an event matching `f`, which it returns.

@@ -242,3 +242,27 @@ fn without_fencing_a_device_whose_session_is_unknown_is_still_told_so() {
     assert!(lab.inject_to_ac(LinkId(7_777), &[0x02]).is_err());
     assert!(lab.answers_to(LinkId(7_777), since).is_empty());
 }
+
+#[test]
+fn a_refused_bottle_names_the_device_it_claims_and_changes_nothing() {
+    let mut lab = Lab::settled();
+    let stats = *lab.ac().stats();
+    let gm = unknown_name();
+    assert_eq!(lab.ac().claimed_device(&gm), Some("nobody"));
+    // A bottle of dev1's live session, from a stranger's link: refused, named dev1.
+    let session = lab.device(1).session().unwrap();
+    let from_elsewhere = hello(session);
+    assert!(lab.inject_to_ac(LinkId(4_242), &from_elsewhere).is_err());
+    assert_eq!(lab.ac().claimed_device(&from_elsewhere), Some("dev1"));
+    // A session no device holds, and junk: no device.
+    assert_eq!(
+        lab.ac().claimed_device(&hello(SessionId(0xdead_beef))),
+        None
+    );
+    assert_eq!(lab.ac().claimed_device(&[0x01, 0xff, 0xff]), None);
+    assert_eq!(lab.ac().claimed_device(&[]), None);
+    // Naming changed nothing beyond the one refusal counted.
+    let after = *lab.ac().stats();
+    assert_eq!(after.received, stats.received + 1);
+    assert_eq!(after.rejected(), stats.rejected() + 1);
+}

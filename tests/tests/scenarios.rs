@@ -1,6 +1,8 @@
 //! One scenario per phase and branch of the protocol, driven step by step in the lab.
 
-use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
+use pcxses_core::controller::{
+    ComputationId, DeviceId, MigrationFailure, OrphanReason, Placement, QuarantineReason,
+};
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::policy::LeastLoadedPolicy;
 use pcxses_core::wire::{
@@ -847,8 +849,15 @@ fn a_computation_failing_on_k_targets_in_a_row_is_quarantined_then_released() {
     let failed = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationFailed { .. }));
     assert_eq!(failed.len(), 3);
     assert_eq!(
-        lab.ac_events_where(|e| matches!(e, ControllerEvent::Quarantined { failures: 3, .. }))
-            .len(),
+        lab.ac_events_where(|e| matches!(
+            e,
+            ControllerEvent::Quarantined {
+                failures: 3,
+                reason: QuarantineReason::Failures,
+                ..
+            }
+        ))
+        .len(),
         1
     );
     assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Quarantined));
@@ -872,8 +881,14 @@ fn an_orphaned_computation_moves_when_a_capable_device_joins() {
     lab.crash(0);
     lab.run(600);
     assert_eq!(
-        lab.ac_events_where(|e| matches!(e, ControllerEvent::Orphaned { .. }))
-            .len(),
+        lab.ac_events_where(|e| matches!(
+            e,
+            ControllerEvent::Orphaned {
+                reason: OrphanReason::NoCapableDevice,
+                ..
+            }
+        ))
+        .len(),
         1
     );
     assert_eq!(lab.ac().placement(comp(0)), Some(Placement::Orphaned));
@@ -881,6 +896,39 @@ fn an_orphaned_computation_moves_when_a_capable_device_joins() {
     lab.run(300);
     assert_eq!(completed_to(&lab, 0), [DeviceId(1)]);
     assert!(lab.device(1).running().any(|c| c == "comp0"));
+}
+
+/// The one `Quarantined` event of a lab, with its reason and failure count.
+fn quarantines(lab: &Lab) -> Vec<(QuarantineReason, u32)> {
+    (lab.ac_events.iter())
+        .filter_map(|(_, e)| match e {
+            ControllerEvent::Quarantined {
+                reason, failures, ..
+            } => Some((*reason, *failures)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_computation_whose_object_the_repository_lacks_is_quarantined_saying_so() {
+    let mut lab = Lab::new(2, |c| c.computations[0].objects[0].id = "absent.bin".into());
+    lab.run(100);
+    lab.crash(0);
+    lab.run(1_000);
+    assert_eq!(quarantines(&lab), [(QuarantineReason::MissingObject, 0)]);
+    assert_eq!(lab.sent("morph").len(), 0);
+}
+
+#[test]
+fn a_computation_too_large_for_a_morph_is_quarantined_saying_so() {
+    // Its 3,000-byte object exceeds the transfer limit.
+    let mut lab = Lab::new(2, |c| c.limits.max_transfer = 1_000);
+    lab.run(100);
+    lab.crash(0);
+    lab.run(1_000);
+    assert_eq!(quarantines(&lab), [(QuarantineReason::TooLarge, 0)]);
+    assert_eq!(lab.sent("morph").len(), 0);
 }
 
 // ---- GOODBYE ----

@@ -3,7 +3,7 @@
 //! configuration allows it, and an AC that requires authentication refuses every
 //! unauthenticated join.
 
-use pcxses_core::controller::{ComputationId, DeviceId, Placement};
+use pcxses_core::controller::{ComputationId, DeviceId, OrphanReason, Placement};
 use pcxses_core::policy::AuthLevel;
 use pcxses_core::psk::Psk;
 use pcxses_core::wire::{Bottle, GoodMorning, JoinNonce, StateMode};
@@ -69,6 +69,10 @@ fn with_no_authenticated_target_a_keyed_devices_computation_is_orphaned() {
     lab.crash(0);
     lab.run(1_000);
     assert_eq!(placement(&lab, 0), Some(Placement::Orphaned));
+    let orphaned = lab.ac_events_where(|e| {
+        matches!(e, ControllerEvent::Orphaned { computation, reason: OrphanReason::NoAuthenticatedDevice, .. } if computation.0 == 0)
+    });
+    assert_eq!(orphaned.len(), 1, "{:?}", lab.ac_events);
     assert!(!shipped_to(&lab, 1), "the unkeyed device got a computation");
     // A keyed device that comes back takes it.
     lab.boot(2, |d| d.psk = Some(key(2)));

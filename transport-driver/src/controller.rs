@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Instant, Stats, Transmit};
+use pcxses_core::{Controller, ControllerEvent, Epoch, LinkId, Stats, Transmit};
 use smol::channel::{bounded, Receiver};
 use smol::future::FutureExt;
 use smol::Executor;
@@ -14,6 +14,7 @@ use smol::Executor;
 use crate::drain::{drain, Events, Transmitter};
 use crate::handle::ControllerHandle;
 use crate::limits::ConnectionStats;
+use crate::refusal::{Inputs, Refusals};
 use crate::timer::until;
 use crate::EVENT_QUEUE;
 
@@ -23,6 +24,9 @@ pub const BATCH: usize = 256;
 
 /// Commands waiting for the AC, at most.
 const COMMAND_QUEUE: usize = 64;
+
+/// Refusals reported and not yet taken by the application, at most.
+const REFUSAL_QUEUE: usize = 64;
 
 /// Where an AC's bottles come from and go to: a socket, or the driver's connections
 /// ([`crate::Server`]). The run loop takes its turns as follows: it drains the
@@ -41,9 +45,14 @@ pub trait Port: Send + 'static {
     /// Once a turn, before input is received: bookkeeping of the transport's own.
     fn turn(&mut self) {}
 
-    /// Hands `ac` one input that is waiting, at `now`, without waiting for one; `false`
-    /// when none is waiting.
-    fn receive(&mut self, ac: &mut Controller, now: Instant) -> bool;
+    /// Hands `inputs` one input that is waiting ([`Inputs::bottle`]), without waiting for
+    /// one; `false` when none is waiting.
+    fn receive(&mut self, inputs: &mut Inputs<'_>) -> bool;
+
+    /// The address of the peer on `link`, while the transport knows it.
+    fn peer_addr(&self, _link: LinkId) -> Option<SocketAddr> {
+        None
+    }
 
     /// Sends one of the controller's transmits (or drops it: the core retransmits).
     fn send(&mut self, transmit: Transmit<'_>) -> impl Future<Output = ()> + Send;
@@ -67,6 +76,7 @@ pub fn spawn_controller<P: Port>(
 ) -> ControllerHandle {
     let (event_tx, events) = bounded(EVENT_QUEUE);
     let (commands, command_rx) = bounded(COMMAND_QUEUE);
+    let (refusal_tx, refusals) = bounded(REFUSAL_QUEUE);
     let stats = Arc::new(Mutex::new(Stats::default()));
     let local_addr = port.local_addr();
     let connections = port.connections();
@@ -75,11 +85,13 @@ pub fn spawn_controller<P: Port>(
         epoch,
         port,
         Events::dropping(event_tx),
+        Refusals::new(refusal_tx),
         command_rx,
         stats.clone(),
     ));
     ControllerHandle {
         events,
+        refusals,
         commands,
         local_addr,
         stats,
@@ -108,6 +120,7 @@ async fn run<P: Port>(
     epoch: Epoch,
     mut port: P,
     mut events: Events<ControllerEvent>,
+    mut refusals: Refusals,
     commands: Receiver<ControllerCommand>,
     shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
@@ -155,7 +168,12 @@ async fn run<P: Port>(
             Wake::Timer | Wake::Ready => {}
         }
         port.turn();
-        more = (0..BATCH).all(|_| port.receive(&mut ac, now));
+        let mut inputs = Inputs {
+            ac: &mut ac,
+            now,
+            refusals: &mut refusals,
+        };
+        more = (0..BATCH).all(|_| port.receive(&mut inputs));
         // Let the connections' and the application's tasks run between batches.
         smol::future::yield_now().await;
     }

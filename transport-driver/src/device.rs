@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pcxses_core::device::DeviceCommand;
-use pcxses_core::{Device, DeviceEvent, Epoch, LinkId, SharedLease, Stats, Transmit};
+use pcxses_core::{Device, DeviceEvent, Epoch, InputError, LinkId, SharedLease, Stats, Transmit};
 use smol::channel::{bounded, Receiver};
 use smol::future::FutureExt;
 use smol::{Executor, Task, Timer};
@@ -18,6 +18,7 @@ use crate::connection::{Connection, Opened, SendError};
 use crate::drain::{drain, Events, Transmitter};
 use crate::frames::{Frames, Inbound};
 use crate::handle::DeviceHandle;
+use crate::throttle::{Throttle, WARN_PERIOD};
 use crate::timer::until;
 use crate::EVENT_QUEUE;
 
@@ -29,6 +30,9 @@ const INBOUND_QUEUE: usize = 1_024;
 
 /// How long a stopping device waits for its last bottles (a GOOD_BYE) to be written.
 const FLUSH_WAIT: Duration = Duration::from_millis(200);
+
+/// How long a device goes without a session before it warns that the AC does not answer.
+const NO_ANSWER_WARNING: Duration = Duration::from_secs(10);
 
 /// How a device reaches its AC. A datagram transport "connects" at once, to a socket that
 /// never closes.
@@ -114,6 +118,49 @@ struct Agent<T> {
     lease: SharedLease,
 }
 
+impl<T: Connect> Agent<T> {
+    /// A bottle from the AC refused: one that failed its authentication says this device
+    /// cannot authenticate its AC (another key, or someone else answering), at `WARN`.
+    fn refused(&self, e: InputError, warn: &mut Throttle) {
+        let authentication = matches!(
+            e,
+            InputError::Unauthenticated | InputError::Unauthorized | InputError::Replayed
+        );
+        if !authentication {
+            tracing::debug!(error = %e, "refused a bottle");
+        } else if let Some(suppressed) = warn.allow(std::time::Instant::now()) {
+            tracing::warn!(
+                ac = %self.connect.ac(),
+                error = %e,
+                suppressed,
+                "a bottle from the AC failed authentication: is this device's key the one the AC holds for it?"
+            );
+        }
+    }
+
+    /// Warns when the device has had no session for [`NO_ANSWER_WARNING`]: its
+    /// GOOD_MORNINGs go unanswered.
+    fn unanswered(&self, since: &mut Option<std::time::Instant>, warn: &mut Throttle) {
+        let now = std::time::Instant::now();
+        if self.device.session().is_some() {
+            *since = None;
+            return;
+        }
+        let since = *since.get_or_insert(now);
+        if now.duration_since(since) < NO_ANSWER_WARNING {
+            return;
+        }
+        if let Some(suppressed) = warn.allow(now) {
+            tracing::warn!(
+                ac = %self.connect.ac(),
+                for_s = now.duration_since(since).as_secs(),
+                suppressed,
+                "no session with the AC: is it running at this address, and does it know this device?"
+            );
+        }
+    }
+}
+
 enum Wake<C> {
     Command(Option<DeviceCommand>),
     Timer,
@@ -138,6 +185,10 @@ impl<T: Connect> Agent<T> {
         let mut current: Option<Current<T::Connection>> = None;
         // Whether a connection opened yet.
         let mut connected = false;
+        // Since when the device has had no session, and the warnings about it and about
+        // bottles that did not authenticate.
+        let mut unjoined_since = Some(std::time::Instant::now());
+        let mut warn = Throttle::new(WARN_PERIOD);
         loop {
             // The lease as the last input left it, before its events reach the application.
             self.lease.publish(self.device.lease_until());
@@ -193,7 +244,7 @@ impl<T: Connect> Agent<T> {
                     if current.as_ref().is_some_and(|c| c.link == link) {
                         match self.device.handle_receive(now, &bytes) {
                             Ok(()) => backoff.as_mut().map_or((), Backoff::reset),
-                            Err(e) => tracing::debug!(error = %e, "refused a bottle"),
+                            Err(e) => self.refused(e, &mut warn),
                         }
                     }
                 }
@@ -203,7 +254,10 @@ impl<T: Connect> Agent<T> {
                         current = None;
                     }
                 }
-                Wake::Timer => self.device.handle_timeout(now),
+                Wake::Timer => {
+                    self.device.handle_timeout(now);
+                    self.unanswered(&mut unjoined_since, &mut warn);
+                }
                 Wake::Command(Some(command)) => {
                     if let Err(e) = command.apply(&mut self.device, now) {
                         tracing::warn!(error = %e, "command refused");
@@ -242,10 +296,15 @@ async fn dial<T: Connect>(
     if after_loss {
         Timer::after(backoff.wait()).await;
     }
+    let mut warn = Throttle::new(WARN_PERIOD);
     loop {
         match connect.connect(&frames).await {
             Ok(opened) => return (opened, backoff),
-            Err(e) => tracing::debug!(ac = %connect.ac(), error = %e, "connect failed"),
+            Err(e) => {
+                if let Some(suppressed) = warn.allow(std::time::Instant::now()) {
+                    tracing::warn!(ac = %connect.ac(), error = %e, suppressed, "cannot connect to the AC");
+                }
+            }
         }
         Timer::after(backoff.wait()).await;
     }

@@ -11,12 +11,16 @@ use smol::channel::{Receiver, Sender};
 use smol::Task;
 
 use crate::limits::ConnectionStats;
+use crate::refusal::Refusal;
 
 /// A running AC: its events, its commands, and the task that drives it.
 pub struct ControllerHandle {
     /// Protocol events, in order. When the application falls [`crate::EVENT_QUEUE`] events
     /// behind, further ones are dropped (and counted in the log) rather than stall the AC.
     pub events: Receiver<ControllerEvent>,
+    /// Refusals, at most one per [`crate::REFUSAL_PERIOD`] (the others counted in the
+    /// next); when the application falls behind, further ones are counted, not queued.
+    pub refusals: Receiver<Refusal>,
     /// Commands to the controller; closing it stops the controller.
     pub commands: Sender<ControllerCommand>,
     /// The address the transport serves on.

@@ -63,8 +63,8 @@
 //!
 //! /// How an AC accepts.
 //! async fn accept(listener: TcpListener, arrivals: Arrivals<Pipe>) {
-//!     while let Ok((stream, _)) = listener.accept().await {
-//!         if !arrivals.open(|frames| Opened::stream(stream, frames)).await {
+//!     while let Ok((stream, peer)) = listener.accept().await {
+//!         if !arrivals.open(Some(peer), |frames| Opened::stream(stream, frames)).await {
 //!             return;
 //!         }
 //!     }
@@ -157,6 +157,7 @@ mod frames;
 mod handle;
 mod limits;
 mod pipe;
+mod refusal;
 mod server;
 mod table;
 #[cfg(feature = "testing")]
@@ -172,6 +173,7 @@ pub use frames::Frames;
 pub use handle::{ControllerHandle, DeviceHandle};
 pub use limits::{ConnectionLimits, ConnectionStats};
 pub use pipe::{Pipe, WRITE_BUFFER};
+pub use refusal::{Inputs, Refusal, RefusalReason, MAX_REPORTED_NAME, REFUSAL_PERIOD};
 pub use server::{Arrivals, Server, ACCEPT_BATCH};
 pub use throttle::{Throttle, WARN_PERIOD};
 pub use timer::until;

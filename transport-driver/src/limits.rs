@@ -84,4 +84,7 @@ pub struct ConnectionStats {
     pub idle_expired: AtomicU64,
     /// Handshakes refused because too many were in flight (QUIC).
     pub handshakes_refused: AtomicU64,
+    /// Peers that failed the TLS handshake or presented a certificate naming no device
+    /// (QUIC).
+    pub tls_refused: AtomicU64,
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pcxses_core::{Controller, LinkId, Transmit};
+use pcxses_core::{LinkId, Transmit};
 use smol::channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Executor, Task, Timer};
@@ -16,6 +16,7 @@ use crate::connection::{Connection, Opened};
 use crate::controller::Port;
 use crate::frames::{Frames, Inbound};
 use crate::limits::{ConnectionLimits, ConnectionStats};
+use crate::refusal::{Inputs, RefusalReason};
 use crate::table::{Admission, Connections};
 use crate::throttle::{Throttle, WARN_PERIOD};
 
@@ -28,8 +29,10 @@ const INBOUND_QUEUE: usize = 4_096;
 
 /// What an acceptor hands the driver.
 enum Arrival<C> {
-    /// A new connection.
-    Opened(LinkId, Opened<C>),
+    /// A new connection, from a peer.
+    Opened(LinkId, Option<SocketAddr>, Opened<C>),
+    /// A peer the acceptor refused (a failed TLS handshake).
+    Refused(SocketAddr, RefusalReason),
     /// Accepting failed for want of resources (file descriptors): make room.
     Exhausted,
 }
@@ -68,13 +71,29 @@ impl<C: Connection> Arrivals<C> {
         &self.stats
     }
 
-    /// Hands the driver a new connection, which `open` makes from the sink of its frames
-    /// (a new link); waits while [`ACCEPT_BATCH`] connections wait already. `false` once
-    /// the driver is gone.
-    pub async fn open(&self, open: impl FnOnce(Frames) -> Opened<C>) -> bool {
+    /// Hands the driver a new connection from `peer` (its address, for a transport whose
+    /// peers have one), which `open` makes from the sink of
+    /// its frames (a new link); waits while [`ACCEPT_BATCH`] connections wait already.
+    /// `false` once the driver is gone.
+    pub async fn open(
+        &self,
+        peer: Option<SocketAddr>,
+        open: impl FnOnce(Frames) -> Opened<C>,
+    ) -> bool {
         let link = LinkId(self.links.fetch_add(1, Relaxed) + 1);
         let opened = open(Frames::new(link, self.inbound.clone()));
-        self.to.send(Arrival::Opened(link, opened)).await.is_ok()
+        let arrival = Arrival::Opened(link, peer, opened);
+        self.to.send(arrival).await.is_ok()
+    }
+
+    /// Reports a peer refused before its connection was handed over (a failed TLS
+    /// handshake): counted at once, reported as the driver reports refusals (unless
+    /// [`ACCEPT_BATCH`] arrivals wait already, when only the count remains).
+    pub fn refused(&self, peer: SocketAddr, reason: RefusalReason) {
+        if let RefusalReason::Tls(_) = reason {
+            self.stats.tls_refused.fetch_add(1, Relaxed);
+        }
+        let _ = self.to.try_send(Arrival::Refused(peer, reason));
     }
 
     /// Accepting failed for want of something that closing a connection gives back (file
@@ -87,6 +106,7 @@ impl<C: Connection> Arrivals<C> {
 /// A connection the driver holds, with the task that keeps it going.
 struct Held<C> {
     connection: C,
+    peer: Option<SocketAddr>,
     _io: Task<()>,
 }
 
@@ -109,6 +129,8 @@ pub struct Server<C> {
     /// What [`Port::ready`] took from a queue.
     waiting: Option<Waiting<C>>,
     expired: Vec<(LinkId, Held<C>)>,
+    /// Peers the acceptor refused, reported in the next turns' input.
+    refused: Vec<(SocketAddr, RefusalReason)>,
     warn: Throttle,
     /// Bottles dropped because a connection's write buffer was full.
     dropped: u64,
@@ -154,6 +176,7 @@ impl<C: Connection> Server<C> {
             inbound_tx,
             waiting: None,
             expired: Vec::new(),
+            refused: Vec::new(),
             warn: Throttle::new(WARN_PERIOD),
             dropped: 0,
         }
@@ -161,8 +184,14 @@ impl<C: Connection> Server<C> {
 
     /// Takes a new connection, or makes room when the acceptor ran out of resources.
     fn arrived(&mut self, arrival: Arrival<C>) {
-        let (link, opened) = match arrival {
-            Arrival::Opened(link, opened) => (link, opened),
+        let (link, peer, opened) = match arrival {
+            Arrival::Opened(link, peer, opened) => (link, peer, opened),
+            Arrival::Refused(peer, reason) => {
+                if self.refused.len() < ACCEPT_BATCH {
+                    self.refused.push((peer, reason));
+                }
+                return;
+            }
             Arrival::Exhausted => {
                 if let Some((link, _)) = self.connections.evict_oldest_unproven() {
                     tracing::debug!(?link, "evicted to free a file descriptor");
@@ -174,6 +203,7 @@ impl<C: Connection> Server<C> {
         let io = opened.io;
         let held = Held {
             connection: opened.connection,
+            peer,
             _io: self.ex.spawn(async move {
                 io.await;
                 frames.closed().await;
@@ -260,7 +290,11 @@ impl<C: Connection> Port for Server<C> {
         }
     }
 
-    fn receive(&mut self, ac: &mut Controller, now: pcxses_core::Instant) -> bool {
+    fn receive(&mut self, inputs: &mut Inputs<'_>) -> bool {
+        if let Some((peer, reason)) = self.refused.pop() {
+            inputs.refused(peer, reason);
+            return true;
+        }
         let item = match self.waiting.take() {
             Some(Waiting::Inbound(i)) => i,
             other => {
@@ -277,10 +311,8 @@ impl<C: Connection> Port for Server<C> {
                 let Some(held) = self.connections.get(link) else {
                     return true;
                 };
-                let result = ac.handle_receive(now, link, &frame, held.connection.identity());
-                if let Err(e) = &result {
-                    tracing::debug!(?link, error = %e, "refused a frame");
-                }
+                let identity = held.connection.identity();
+                let result = inputs.bottle(link, held.peer, &frame, identity);
                 self.connections.heard(link, Instant::now(), result.is_ok());
             }
             Inbound::Closed(link) => {
@@ -297,6 +329,10 @@ impl<C: Connection> Port for Server<C> {
                 self.dropped += 1;
             }
         }
+    }
+
+    fn peer_addr(&self, link: LinkId) -> Option<SocketAddr> {
+        self.connections.get(link).and_then(|held| held.peer)
     }
 
     fn connections(&self) -> Option<Arc<ConnectionStats>> {

@@ -63,7 +63,10 @@ impl Connect for Dial {
 
 async fn accept(from: Receiver<UnixStream>, arrivals: Arrivals<Pipe>) {
     while let Ok(stream) = from.recv().await {
-        if !arrivals.open(|frames| Opened::stream(stream, frames)).await {
+        if !arrivals
+            .open(None, |frames| Opened::stream(stream, frames))
+            .await
+        {
             return;
         }
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pcxses_driver::{Arrivals, Throttle, WARN_PERIOD};
+use pcxses_driver::{Arrivals, RefusalReason, Throttle, WARN_PERIOD};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
@@ -81,19 +81,24 @@ async fn handshake(
     let connection = match incoming.await {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!(%peer, error = %e, "handshake failed");
+            match tls::failure(&e) {
+                Some(alert) => arrivals.refused(peer, RefusalReason::Tls(alert)),
+                None => tracing::debug!(%peer, error = %e, "handshake failed"),
+            }
             return;
         }
     };
     let Some(identity) = tls::identity(&connection) else {
-        connection.close(1u32.into(), b"the certificate names no device");
+        const NO_NAME: &str = "the certificate names no device";
+        connection.close(1u32.into(), NO_NAME.as_bytes());
+        arrivals.refused(peer, RefusalReason::Tls(NO_NAME.into()));
         return;
     };
     let Ok(control) = connection.accept_bi().await else {
         return;
     };
     arrivals
-        .open(|frames| {
+        .open(Some(peer), |frames| {
             tracing::debug!(link = ?frames.link(), ?identity, %peer, "connection");
             accepted(connection, identity, control, frames)
         })

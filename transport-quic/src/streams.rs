@@ -1,6 +1,7 @@
 //! One QUIC connection as the driver runs it: control bottles on the device's
 //! bidirectional stream, MORPH object code on a unidirectional stream the AC opens.
 
+use crate::tls;
 use pcxses_core::TransmitKind;
 use pcxses_driver::{Connection, Frames, Opened, Pipe, SendError};
 use quinn::{RecvStream, SendStream};
@@ -83,6 +84,7 @@ pub(crate) fn connected(
 async fn read(connection: quinn::Connection, control: RecvStream, frames: Frames) {
     let bulk = {
         let frames = frames.clone();
+        let connection = connection.clone();
         async move {
             while let Ok(recv) = connection.accept_uni().await {
                 frames.clone().read(recv).await;
@@ -90,4 +92,8 @@ async fn read(connection: quinn::Connection, control: RecvStream, frames: Frames
         }
     };
     frames.read(control).or(bulk).await;
+    if let Some(alert) = connection.close_reason().as_ref().and_then(tls::failure) {
+        let peer = connection.remote_address();
+        tracing::warn!(%peer, "the connection ended in a TLS failure: {alert}");
+    }
 }

@@ -208,3 +208,18 @@ pub fn name_in(cert: &CertificateDer<'_>) -> Option<String> {
     let cn = cert.subject().iter_common_name().next()?;
     cn.as_str().ok().map(str::to_string)
 }
+
+/// The TLS failure a connection ended in, with its alert: one this side's TLS raised (the
+/// peer's certificate did not verify, say), or one the peer raised (it did not trust this
+/// side's). `None` for a connection that ended otherwise (closed, timed out, reset).
+pub(crate) fn failure(e: &quinn::ConnectionError) -> Option<String> {
+    use quinn::ConnectionError as E;
+    let is_tls = |code: quinn::TransportErrorCode| (0x100..0x200).contains(&u64::from(code));
+    match e {
+        E::TransportError(t) if is_tls(t.code) => Some(format!("{}: {}", t.code, t.reason)),
+        E::ConnectionClosed(c) if is_tls(c.error_code) => {
+            Some(format!("the peer sent {}", c.error_code))
+        }
+        _ => None,
+    }
+}

@@ -30,7 +30,7 @@ pub(crate) async fn accept(listener: TcpListener, arrivals: Arrivals<Pipe>) {
                     tracing::debug!(%peer, link = ?frames.link(), "connection");
                     Opened::stream(stream, frames)
                 };
-                if !arrivals.open(open).await {
+                if !arrivals.open(Some(peer), open).await {
                     return;
                 }
                 smol::future::yield_now().await;

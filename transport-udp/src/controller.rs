@@ -4,8 +4,8 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
-use pcxses_core::{Controller, Instant, LinkId, Transmit, MAX_BOTTLE_LEN};
-use pcxses_driver::{Port, BATCH};
+use pcxses_core::{LinkId, Transmit, MAX_BOTTLE_LEN};
+use pcxses_driver::{Inputs, Port, BATCH};
 use smol::Async;
 
 use crate::link::Links;
@@ -51,7 +51,7 @@ impl Port for AcSocket {
         }
     }
 
-    fn receive(&mut self, ac: &mut Controller, now: Instant) -> bool {
+    fn receive(&mut self, inputs: &mut Inputs<'_>) -> bool {
         let (n, from) = match self.socket.get_ref().recv_from(&mut self.buf) {
             Ok(received) => received,
             Err(e) => {
@@ -62,14 +62,15 @@ impl Port for AcSocket {
             }
         };
         let link = self.links.link(from);
-        match ac.handle_receive(now, link, &self.buf[..n], None) {
+        match inputs.bottle(link, Some(from), &self.buf[..n], None) {
             Ok(()) => self.links.accepted(link),
-            Err(e) => {
-                tracing::trace!(%from, error = %e, "refused a datagram");
-                self.refused.push(link);
-            }
+            Err(_) => self.refused.push(link),
         }
         true
+    }
+
+    fn peer_addr(&self, link: LinkId) -> Option<SocketAddr> {
+        self.links.addr(link)
     }
 
     async fn send(&mut self, t: Transmit<'_>) {

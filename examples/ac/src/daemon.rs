@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pcxses_core::{Controller, ControllerEvent, Epoch};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use pcxses_core::{Controller, ControllerEvent, Epoch, Instant, Stats};
+use pcxses_driver::{ConnectionStats, Refusal};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
@@ -124,10 +127,17 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         loop {
             enum Wake {
                 Event(ControllerEvent),
+                Refused(Refusal),
                 Stats,
                 Stop,
             }
             let event = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) };
+            let refused = async {
+                match ac.refusals.recv().await {
+                    Ok(r) => Wake::Refused(r),
+                    Err(_) => std::future::pending().await,
+                }
+            };
             let stats = async {
                 match next_stats {
                     Some(at) => Timer::at(at).await,
@@ -135,7 +145,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                 };
                 Wake::Stats
             };
-            let wake = shutdown.race(event.or(stats), Wake::Stop).await;
+            let wake = shutdown.race(event.or(refused).or(stats), Wake::Stop).await;
             match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event);
@@ -152,16 +162,16 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                             .and_then(|()| out.flush());
                     }
                 }
+                Wake::Refused(refusal) => {
+                    if args.events.is_some() {
+                        let line = refused_event(&refusal, epoch.now());
+                        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                    }
+                }
                 Wake::Stats => {
                     next_stats = next_stats.zip(period).map(|(at, p)| at + p);
                     let s = *ac.stats.lock().map_err(|e| e.to_string())?;
-                    let proc = procfs::status("self");
-                    let line = serde_json::json!({
-                        "event": "stats", "received": s.received, "rejected": s.rejected(),
-                        "malformed": s.malformed, "unknown_session": s.unknown_session,
-                        "dropped_transmits": s.dropped_transmits,
-                        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads),
-                    });
+                    let line = stats_event(&s, ac.connections.as_deref());
                     if args.events.is_some() {
                         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
                     }
@@ -175,6 +185,39 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         tracing::info!(?stats, "stopped");
         Ok(())
     }))
+}
+
+/// A refusal as a JSON event.
+fn refused_event(r: &Refusal, now: Instant) -> serde_json::Value {
+    serde_json::json!({
+        "event": "refused", "peer": r.peer.map(|p| p.to_string()), "device": r.device,
+        "reason": r.reason.name(), "detail": r.reason.to_string(),
+        "suppressed": r.suppressed, "at_ms": now.as_micros() as f64 / 1000.0,
+    })
+}
+
+/// The periodic `stats` event: the controller's counters (refusals by reason), the
+/// connection bounds' (for a transport with connections), RSS and threads.
+fn stats_event(s: &Stats, connections: Option<&ConnectionStats>) -> serde_json::Value {
+    let mut refused: serde_json::Map<_, _> = (s.rejections().iter())
+        .map(|&(reason, n)| (reason.to_string(), n.into()))
+        .collect();
+    let connections = connections.map(|c| {
+        let n = |a: &AtomicU64| a.load(Relaxed);
+        refused.insert("tls".into(), n(&c.tls_refused).into());
+        serde_json::json!({
+            "open": n(&c.open), "evicted": n(&c.evicted), "refused": n(&c.refused),
+            "unproven_expired": n(&c.unproven_expired), "idle_expired": n(&c.idle_expired),
+            "handshakes_refused": n(&c.handshakes_refused), "accept_errors": n(&c.accept_errors),
+        })
+    });
+    let proc = procfs::status("self");
+    serde_json::json!({
+        "event": "stats", "received": s.received, "rejected": s.rejected(), "refused": refused,
+        "challenged": s.challenged, "unanswered": s.unanswered,
+        "dropped_transmits": s.dropped_transmits, "connections": connections,
+        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads),
+    })
 }
 
 /// Every computation's LKGS in hex, by name.

@@ -257,6 +257,12 @@ async fn on_event(
     };
     print(device_event(&event, state, epoch.now()));
     match event {
+        DeviceEvent::Rejected { reason } => {
+            tracing::warn!(
+                ?reason,
+                "the AC refused this device's GOOD_MORNING: trying again later"
+            );
+        }
         DeviceEvent::Joined { run, .. } => {
             for c in run {
                 if let Err(error) = computations.start(&c) {

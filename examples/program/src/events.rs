@@ -115,14 +115,20 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
         }),
         E::Quarantined {
             computation,
+            reason,
             failures,
             at,
         } => json!({
-            "event": "quarantined", "computation": n.computation(computation.0), "failures": failures, "at_ms": ms(*at)
+            "event": "quarantined", "computation": n.computation(computation.0), "reason": reason.name(),
+            "failures": failures, "at_ms": ms(*at)
         }),
-        E::Orphaned { computation, at } => {
-            json!({"event": "orphaned", "computation": n.computation(computation.0), "at_ms": ms(*at)})
-        }
+        E::Orphaned {
+            computation,
+            reason,
+            at,
+        } => json!({
+            "event": "orphaned", "computation": n.computation(computation.0), "reason": reason.name(), "at_ms": ms(*at)
+        }),
         E::JournalFailed { at } => json!({"event": "journal_failed", "at_ms": ms(*at)}),
         E::Stalled { late, at } => json!({
             "event": "stalled", "late_ms": late.as_secs_f64() * 1000.0, "at_ms": ms(*at)

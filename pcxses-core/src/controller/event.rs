@@ -51,6 +51,56 @@ impl MigrationFailure {
     }
 }
 
+/// Why a computation was quarantined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuarantineReason {
+    /// It failed on as many targets in a row as the configuration allows
+    /// ([`super::ControllerConfig::quarantine_after`]).
+    Failures,
+    /// The repository lacks one of its objects.
+    MissingObject,
+    /// Its MORPH does not fit: the manifest is longer than the target's largest bottle, or
+    /// the stream longer than the AC's transfer limit.
+    TooLarge,
+}
+
+impl QuarantineReason {
+    /// The reason in one `snake_case` word: `failures`, `missing_object`, `too_large`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            QuarantineReason::Failures => "failures",
+            QuarantineReason::MissingObject => "missing_object",
+            QuarantineReason::TooLarge => "too_large",
+        }
+    }
+}
+
+/// Why no device can host a computation now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrphanReason {
+    /// No live device has the capabilities it requires and is on its host list.
+    NoCapableDevice,
+    /// Capable devices are live, but none is as authenticated as its state's source (or
+    /// its home) requires.
+    NoAuthenticatedDevice,
+    /// The target-selection policy chose none of the free capable devices.
+    PolicyDeclined,
+}
+
+impl OrphanReason {
+    /// The reason in one `snake_case` word: `no_capable_device`,
+    /// `no_authenticated_device`, `policy_declined`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OrphanReason::NoCapableDevice => "no_capable_device",
+            OrphanReason::NoAuthenticatedDevice => "no_authenticated_device",
+            OrphanReason::PolicyDeclined => "policy_declined",
+        }
+    }
+}
+
 /// Something the AC did or saw. Every event carries the instant it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -147,11 +197,14 @@ pub enum ControllerEvent {
         /// When.
         at: Instant,
     },
-    /// The computation failed on too many targets in a row and will not be moved again
-    /// until [`super::Controller::release`].
+    /// The computation will not be moved again until [`super::Controller::release`] (or
+    /// the configured retry): it failed on too many targets in a row, or cannot be moved
+    /// at all.
     Quarantined {
         /// The computation.
         computation: ComputationId,
+        /// Why.
+        reason: QuarantineReason,
         /// Consecutive failures.
         failures: u32,
         /// When.
@@ -161,6 +214,8 @@ pub enum ControllerEvent {
     Orphaned {
         /// The computation.
         computation: ComputationId,
+        /// Why.
+        reason: OrphanReason,
         /// When.
         at: Instant,
     },

@@ -26,7 +26,9 @@ use config::MsBounds;
 pub use config::{
     Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec, RefusalLimits,
 };
-pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
+pub use event::{
+    ComputationId, ControllerEvent, DeviceId, MigrationFailure, OrphanReason, QuarantineReason,
+};
 pub use journal::{CommitError, Journal};
 pub use occupancy::Occupancy;
 pub use snapshot::SnapshotError;

@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::auth::{auth_of, seal_to, SessionAuth};
 use super::computation::Place;
-use super::event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
+use super::event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure, QuarantineReason};
 use super::session::SessionEnd;
 use super::Controller;
 use crate::error::InputError;
@@ -80,7 +80,7 @@ impl Controller {
         let mut objects = BoundedSeq::new();
         for o in comp.objects.iter() {
             let Some(bytes) = self.repo.object(&o.id) else {
-                return self.quarantine(c, now);
+                return self.quarantine(c, QuarantineReason::MissingObject, now);
             };
             let _ = objects.push(ObjectEntry {
                 id: &o.id,
@@ -115,7 +115,7 @@ impl Controller {
                 .is_some_and(|n| n <= self.settings.limits.max_transfer)
         });
         let Some(n) = fits else {
-            return self.quarantine(c, now);
+            return self.quarantine(c, QuarantineReason::TooLarge, now);
         };
         manifest_bytes.truncate(n);
         let morph = self.next_morph;

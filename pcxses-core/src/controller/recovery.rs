@@ -5,7 +5,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use super::computation::{CompEntry, Place};
-use super::event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
+use super::event::{
+    ComputationId, ControllerEvent, DeviceId, MigrationFailure, OrphanReason, QuarantineReason,
+};
 use super::session_ids::SessionIds;
 use super::Controller;
 use crate::policy::{AuthLevel, Candidate};
@@ -91,7 +93,9 @@ impl Controller {
             return;
         }
         let required = self.required_auth(comp, r);
+        // Live devices that could host it, and of those, authenticated enough.
         let mut any_capable = false;
+        let mut any_authenticated = false;
         let mut free: Vec<(u32, Candidate<'_>)> = Vec::new();
         // Devices overdue with their HELLO (more than half an interval late) go last: when
         // many devices fail at once, those are likely among them, not yet declared dead.
@@ -106,12 +110,15 @@ impl Controller {
             if s.id == r.from_session
                 || s.dead_at <= now
                 || r.tried.contains(&s.id)
-                || s.auth < required
                 || !capable(&comp.requires, &comp.hosts, i, &dev.capabilities)
             {
                 continue;
             }
             any_capable = true;
+            if s.auth < required {
+                continue;
+            }
+            any_authenticated = true;
             let load = s.hosted.len() + usize::from(dev.morphs_in);
             if load < usize::from(dev.max_hosted)
                 && dev.morphs_in < self.settings.max_morphs_per_target
@@ -150,12 +157,22 @@ impl Controller {
             }
             None => {
                 self.waiting.insert(c);
-                let orphan = !any_capable || (choice.is_none() && !candidates.is_empty());
+                let reason = if !any_capable {
+                    Some(OrphanReason::NoCapableDevice)
+                } else if !any_authenticated {
+                    Some(OrphanReason::NoAuthenticatedDevice)
+                } else if choice.is_none() && !candidates.is_empty() {
+                    Some(OrphanReason::PolicyDeclined)
+                } else {
+                    // Capable targets exist, all busy: it waits for a free one.
+                    None
+                };
                 if let Place::Recovering(r) = &mut self.comps[c as usize].place {
-                    if orphan && !r.orphaned {
+                    if let Some(reason) = reason.filter(|_| !r.orphaned) {
                         r.orphaned = true;
                         self.outbox.event(ControllerEvent::Orphaned {
                             computation: ComputationId(c),
+                            reason,
                             at: now,
                         });
                     }
@@ -287,14 +304,14 @@ impl Controller {
         let comp = &mut self.comps[c as usize];
         comp.failures += 1;
         if comp.failures >= self.settings.quarantine_after {
-            self.quarantine(c, now);
+            self.quarantine(c, QuarantineReason::Failures, now);
             true
         } else {
             false
         }
     }
 
-    pub(super) fn quarantine(&mut self, c: u32, now: Instant) {
+    pub(super) fn quarantine(&mut self, c: u32, reason: QuarantineReason, now: Instant) {
         self.waiting.remove(&c);
         self.changes.comp(c);
         let comp = &mut self.comps[c as usize];
@@ -302,6 +319,7 @@ impl Controller {
         comp.quarantines = comp.quarantines.saturating_add(1);
         self.outbox.event(ControllerEvent::Quarantined {
             computation: ComputationId(c),
+            reason,
             failures: comp.failures,
             at: now,
         });

@@ -10,6 +10,7 @@ use super::config::RefusalLimits;
 use super::Controller;
 use crate::error::InputError;
 use crate::io::LinkId;
+use crate::psk::Sealed;
 use crate::time::Instant;
 use crate::wire::bottle::{Bottle, Reject, RejectReason};
 use crate::wire::codec::DecodeError;
@@ -100,6 +101,26 @@ impl RefusalGate {
 }
 
 impl Controller {
+    /// The device a bottle names, to report its refusal: the name a GOOD_MORNING claims
+    /// (as sent: unchecked, perhaps no registered device), or the registered device whose
+    /// session it names, sealed or not; `None` when it names neither. Reads nothing but
+    /// `bytes` and the registry, and changes nothing.
+    pub fn claimed_device<'a>(&'a self, bytes: &'a [u8]) -> Option<&'a str> {
+        let limits = &self.settings.limits;
+        let bottle = Bottle::decode(bytes, limits).ok().or_else(|| {
+            let sealed = Sealed::split(bytes)?;
+            let joining = || Bottle::decode(sealed.join_parts()?.0, limits).ok();
+            Bottle::decode(sealed.covered, limits).ok().or_else(joining)
+        })?;
+        match bottle {
+            Bottle::GoodMorning(gm) => Some(gm.device),
+            other => {
+                let device = self.lookup(other.session()?)?.device;
+                Some(&self.devices[device as usize].name)
+            }
+        }
+    }
+
     /// Counts bytes that are no bottle; answers a bottle of another protocol version with
     /// REJECT `BadVersion`.
     pub(super) fn refuse_undecodable(
