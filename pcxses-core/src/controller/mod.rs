@@ -29,7 +29,10 @@ pub use config::{
 pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
 pub use journal::{CommitError, Journal};
 pub use occupancy::Occupancy;
-pub use snapshot::SnapshotError;
+pub use snapshot::{
+    ChangeView, ComputationView, DeviceView, PlacementView, SessionView, SnapshotError,
+    SnapshotView,
+};
 
 use crate::error::{CommandError, InputError};
 use crate::io::{LinkId, Machine, Outbox, Output};
