@@ -15,15 +15,22 @@
 //! name = "counter-a"
 //! objects = [{ id = "counter.bin", invoke = true }]
 //! ```
+//!
+//! [`AcConfig::load`] reports every problem it finds, each named by its TOML key path
+//! (`ac.hello_ms.min`, `device[1].runs`, `computation[0].objects[2].id`): a syntax error,
+//! an unknown key, a value that does not fit its type or its range, a name or reference
+//! the controller refuses, a pre-shared key file that cannot be read.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pcxses_core::controller::ConfigError;
 use pcxses_core::controller::{Bounds, ComputationSpec, DeviceSpec, ObjectSpec};
 use pcxses_core::wire::StateMode;
 use pcxses_core::{ControllerConfig, MAX_HOSTED};
 use pcxses_transport_tcp::ConnectionLimits;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use pcxses_program::transport::TransportLimits;
@@ -206,24 +213,235 @@ pub struct ObjectEntry {
     pub invoke: bool,
 }
 
-/// Why a configuration file was refused; the message names the file and the bad key.
+/// One thing wrong with a configuration: where it is (a TOML key path such as
+/// `ac.hello_ms.min`, or empty for the file as a whole) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The TOML key path, or another name of the place (a file).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.key.is_empty() {
+            true => f.write_str(&self.message),
+            false => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// `problems`, one a line, indented under a line naming `path`.
+pub fn list_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = format!("{}: {} problem(s):", path.display(), problems.len());
+    for p in problems {
+        out.push_str("\n  ");
+        out.push_str(&p.to_string().replace('\n', "\n    "));
+    }
+    out
+}
+
+/// Why a configuration file was refused; each problem names its key.
 #[derive(Debug, thiserror::Error)]
 pub enum AcConfigError {
     /// The file could not be read.
     #[error("{0}: {1}")]
     Read(PathBuf, std::io::Error),
-    /// The TOML is invalid or has an unknown or mistyped key.
-    #[error("{0}: {1}")]
-    Parse(PathBuf, String),
-    /// The values are inconsistent.
-    #[error("{0}: {1}")]
-    Invalid(PathBuf, pcxses_core::controller::ConfigError),
-    /// A key file could not be used.
-    #[error("{0}: {1}")]
-    Key(PathBuf, String),
+    /// The file has these problems: syntax, unknown or mistyped keys, values out of
+    /// range, names or references the controller refuses, unreadable key files.
+    #[error("{}", list_problems(.0, .1))]
+    Invalid(PathBuf, Vec<Problem>),
     /// The operating system gave no random bytes.
     #[error("no entropy from the operating system: {0}")]
     Entropy(String),
+}
+
+/// The key path a TOML error names inside `prefix` (the display ends in "in `a.b`" when
+/// it has one).
+fn key_of(prefix: &str, e: &toml::de::Error) -> String {
+    let inner = e.to_string();
+    let inner = inner
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`').map(String::from));
+    match inner {
+        Some(k) => format!("{prefix}.{k}"),
+        None => prefix.into(),
+    }
+}
+
+/// Deserializes the section at `key`, noting its problem.
+fn section<T: DeserializeOwned>(
+    value: toml::Value,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    value
+        .try_into()
+        .map_err(|e| problems.push(Problem::new(key_of(key, &e), e.message())))
+        .ok()
+}
+
+/// Deserializes every `[[key]]` entry, noting each one's problem.
+fn entries<T: DeserializeOwned>(
+    value: Option<toml::Value>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<T>> {
+    let list = match value {
+        None => return Some(Vec::new()),
+        Some(toml::Value::Array(list)) => list,
+        Some(_) => {
+            problems.push(Problem::new(key, format!("must be a list: [[{key}]]")));
+            return None;
+        }
+    };
+    let before = problems.len();
+    let parsed: Vec<T> = (list.into_iter().enumerate())
+        .filter_map(|(i, v)| section(v, &format!("{key}[{i}]"), problems))
+        .collect();
+    (problems.len() == before).then_some(parsed)
+}
+
+/// Parses the file's text, noting the problem of each section and entry.
+fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<AcFile> {
+    let mut table: toml::Table = match toml::from_str(text) {
+        Ok(table) => table,
+        Err(e) => {
+            problems.push(Problem::new("", e.to_string().trim_end()));
+            return None;
+        }
+    };
+    let ac = match table.remove("ac") {
+        Some(v) => section(v, "ac", problems),
+        None => {
+            problems.push(Problem::new("ac", "missing: the [ac] section is required"));
+            None
+        }
+    };
+    let devices = entries(table.remove("device"), "device", problems);
+    let computations = entries(table.remove("computation"), "computation", problems);
+    for key in table.keys() {
+        problems.push(Problem::new(
+            key.as_str(),
+            "unknown section: expected ac, device or computation",
+        ));
+    }
+    Some(AcFile {
+        ac: ac?,
+        devices: devices?,
+        computations: computations?,
+    })
+}
+
+/// The settings only the AC has: none may be zero.
+fn ac_problems(a: &AcSection, problems: &mut Vec<Problem>) {
+    let zero = |v: Option<usize>| v == Some(0);
+    let checks = [
+        ("first_bottle_ms", a.first_bottle_ms == Some(0), "1 ms"),
+        ("idle_ms", a.idle_ms == Some(0), "1 ms"),
+        ("max_connections", zero(a.max_connections), "1"),
+        ("max_handshakes", zero(a.max_handshakes), "1"),
+        ("v6_links", zero(a.v6_links), "1"),
+    ];
+    for (key, bad, least) in checks {
+        if bad {
+            problems.push(Problem::new(
+                format!("ac.{key}"),
+                format!("must be at least {least}"),
+            ));
+        }
+    }
+}
+
+/// A controller's configuration error, named by the key of `file` that holds it.
+fn core_problem(e: &ConfigError, file: &AcFile, cfg: &ControllerConfig) -> Problem {
+    let devices = || file.devices.iter().enumerate();
+    let comps = || file.computations.iter().enumerate();
+    let device_with = |f: &dyn Fn(&DeviceEntry) -> bool, field: &str| {
+        devices()
+            .filter(|(_, d)| f(d))
+            .last()
+            .map(|(i, _)| format!("device[{i}].{field}"))
+    };
+    let comp_with = |f: &dyn Fn(&ComputationEntry) -> bool, field: &str| {
+        comps()
+            .filter(|(_, c)| f(c))
+            .last()
+            .map(|(i, _)| format!("computation[{i}].{field}"))
+    };
+    let key = match e {
+        ConfigError::BadName(n) | ConfigError::Duplicate(n) => {
+            device_with(&|d| d.name == *n, "name")
+                .or_else(|| comp_with(&|c| c.name == *n, "name"))
+                .or_else(|| {
+                    comps().find_map(|(i, c)| {
+                        let j = c.objects.iter().position(|o| o.id == *n)?;
+                        Some(format!("computation[{i}].objects[{j}].id"))
+                    })
+                })
+        }
+        ConfigError::Objects(n) => comp_with(&|c| c.name == *n, "objects"),
+        ConfigError::TooManyRuns(n) => device_with(&|d| d.name == *n, "runs"),
+        ConfigError::UnknownComputation(n) | ConfigError::TwoHomes(n) => {
+            device_with(&|d| d.runs.contains(n), "runs")
+        }
+        ConfigError::UnknownDevice(n) => comp_with(&|c| c.hosts.contains(n), "hosts"),
+        ConfigError::Setting(setting) => {
+            return setting_problem(setting, &file.ac, cfg, e);
+        }
+        _ => None,
+    };
+    Problem::new(key.unwrap_or_default(), e.to_string())
+}
+
+/// A controller's setting out of range, named by its key in `[ac]`, with the rule.
+fn setting_problem(
+    setting: &str,
+    a: &AcSection,
+    cfg: &ControllerConfig,
+    e: &ConfigError,
+) -> Problem {
+    let zero_min = |r: &Option<RangeMs>| r.as_ref().is_some_and(|r| r.min == 0);
+    let (key, rule) = match setting {
+        "hello" if zero_min(&a.hello_ms) => ("hello_ms.min", "must be at least 1 ms".into()),
+        "dead" if zero_min(&a.dead_ms) => ("dead_ms.min", "must be at least 1 ms".into()),
+        "hello" => ("hello_ms", "min must not exceed max".into()),
+        "dead" => ("dead_ms", "min must not exceed max".into()),
+        "morph_timeout" => ("morph_timeout_ms", "must be at least 1 ms".into()),
+        "stall_grace" => ("stall_grace_ms", "must be at least 1 ms".into()),
+        "limits.max_bottle" => (
+            "max_bottle",
+            format!("must be 64 to {} bytes", pcxses_core::MAX_BOTTLE_LEN),
+        ),
+        "limits.max_state" => (
+            "max_state",
+            format!(
+                "must fit one MORPH: at most {} bytes",
+                cfg.limits.max_transfer
+            ),
+        ),
+        "refusals" if a.refusals_per_source_per_s == Some(0) => {
+            ("refusals_per_source_per_s", "must be at least 1".into())
+        }
+        "refusals" => ("refusals_per_s", "must be at least 1".into()),
+        "max_morphs_per_target" => ("max_morphs_per_target", "must be at least 1".into()),
+        "quarantine_after" => ("quarantine_after", "must be at least 1".into()),
+        "devices" => return Problem::new("device", "at most 1,048,576 devices"),
+        _ => return Problem::new("", e.to_string()),
+    };
+    Problem::new(format!("ac.{key}"), rule)
 }
 
 /// A loaded configuration: the controller's and where things are.
@@ -244,36 +462,50 @@ pub struct AcConfig {
 }
 
 impl AcConfig {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`, listing every problem found.
     pub fn load(path: &Path) -> Result<AcConfig, AcConfigError> {
+        let (config, problems) = AcConfig::read(path)?;
+        match problems.is_empty() {
+            true => Ok(config),
+            false => Err(AcConfigError::Invalid(path.into(), problems)),
+        }
+    }
+
+    /// Reads the file at `path` as [`AcConfig::load`] does, but gives the configuration
+    /// with its problems, so that what it names can be checked too; an error only when
+    /// the file cannot be read or parsed at all.
+    pub fn read(path: &Path) -> Result<(AcConfig, Vec<Problem>), AcConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| AcConfigError::Read(path.into(), e))?;
-        let file: AcFile =
-            toml::from_str(&text).map_err(|e| AcConfigError::Parse(path.into(), e.to_string()))?;
+        let mut problems = Vec::new();
+        let invalid = |problems| AcConfigError::Invalid(path.into(), problems);
+        let Some(file) = parse(&text, &mut problems) else {
+            return Err(invalid(problems));
+        };
+        ac_problems(&file.ac, &mut problems);
         let seed = match file.ac.seed {
             Some(seed) => seed,
             None => getrandom::u64().map_err(|e| AcConfigError::Entropy(e.to_string()))?,
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        let devices = file
-            .devices
-            .iter()
-            .map(|d| {
-                let psk = d
-                    .psk_file
-                    .as_ref()
-                    .map(|f| pcxses_program::keys::psk(&base.join(f)))
-                    .transpose()
-                    .map_err(|e| AcConfigError::Key(path.into(), e))?;
-                Ok(DeviceSpec {
+        let devices = (file.devices.iter().enumerate())
+            .map(|(i, d)| {
+                let psk = d.psk_file.as_ref().and_then(|f| {
+                    pcxses_program::keys::psk(&base.join(f))
+                        .map_err(|e| {
+                            problems.push(Problem::new(format!("device[{i}].psk_file"), e))
+                        })
+                        .ok()
+                });
+                DeviceSpec {
                     name: d.name.clone(),
                     runs: d.runs.clone(),
                     capabilities: d.capabilities.clone(),
                     max_hosted: d.max_hosted.unwrap_or(MAX_HOSTED as u16),
                     psk,
-                })
+                }
             })
-            .collect::<Result<_, AcConfigError>>()?;
+            .collect();
         let computations = file
             .computations
             .iter()
@@ -319,8 +551,9 @@ impl AcConfig {
         let r = &mut cfg.refusals;
         r.per_source_per_s = a.refusals_per_source_per_s.unwrap_or(r.per_source_per_s);
         r.total_per_s = a.refusals_per_s.unwrap_or(r.total_per_s);
-        cfg.validate()
-            .map_err(|e| AcConfigError::Invalid(path.into(), e))?;
+        for e in cfg.errors() {
+            problems.push(core_problem(&e, &file, &cfg));
+        }
         let mut connections = ConnectionLimits::for_intervals(cfg.hello.max, cfg.dead.max);
         connections.max_connections = a.max_connections.unwrap_or(connections.max_connections);
         connections.max_handshakes = a.max_handshakes.unwrap_or(connections.max_handshakes);
@@ -334,7 +567,7 @@ impl AcConfig {
             connections,
             v6_links: a.v6_links.unwrap_or(TransportLimits::default().v6_links),
         };
-        Ok(AcConfig {
+        let config = AcConfig {
             listen: a.listen,
             repository: base.join(&a.repository),
             controller: cfg,
@@ -344,7 +577,8 @@ impl AcConfig {
                 .as_ref()
                 .map(|j| (base.join(j), a.durability.unwrap_or_default())),
             limits,
-        })
+        };
+        Ok((config, problems))
     }
 }
 
@@ -411,5 +645,117 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(dangling.contains("\"d\""), "{dangling}");
+    }
+
+    /// The problems of the sample file with `extra` added to its `[ac]` section.
+    fn problems(extra: &str) -> String {
+        let text = GOOD.replacen("[ac]\n", &format!("[ac]\n{extra}\n"), 1);
+        load(&text).map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_setting_out_of_range_names_its_key() {
+        for (extra, named) in [
+            (
+                "max_morphs_per_target = 70000",
+                "ac.max_morphs_per_target: invalid value",
+            ),
+            (
+                "quarantine_after = -1",
+                "ac.quarantine_after: invalid value",
+            ),
+            ("max_state = \"big\"", "ac.max_state: invalid type"),
+            (
+                "morph_timeout_ms = 0",
+                "ac.morph_timeout_ms: must be at least 1 ms",
+            ),
+            (
+                "stall_grace_ms = 0",
+                "ac.stall_grace_ms: must be at least 1 ms",
+            ),
+            (
+                "first_bottle_ms = 0",
+                "ac.first_bottle_ms: must be at least 1 ms",
+            ),
+            ("idle_ms = 0", "ac.idle_ms: must be at least 1 ms"),
+            (
+                "max_connections = 0",
+                "ac.max_connections: must be at least 1",
+            ),
+            (
+                "max_handshakes = 0",
+                "ac.max_handshakes: must be at least 1",
+            ),
+            ("v6_links = 0", "ac.v6_links: must be at least 1"),
+            (
+                "max_state = 4194305",
+                "ac.max_state: must fit one MORPH: at most 4194304",
+            ),
+            (
+                "max_bottle = 63",
+                "ac.max_bottle: must be 64 to 65535 bytes",
+            ),
+            (
+                "refusals_per_s = 0",
+                "ac.refusals_per_s: must be at least 1",
+            ),
+            (
+                "refusals_per_source_per_s = 0",
+                "ac.refusals_per_source_per_s: must be",
+            ),
+            (
+                "max_morphs_per_target = 0",
+                "ac.max_morphs_per_target: must be at least 1",
+            ),
+            (
+                "quarantine_after = 0",
+                "ac.quarantine_after: must be at least 1",
+            ),
+        ] {
+            let p = problems(extra);
+            assert!(p.contains(named), "{extra}: {p}");
+        }
+        let zero_hello = GOOD.replace("min = 50", "min = 0");
+        let p = load(&zero_hello).map(|_| ()).unwrap_err().to_string();
+        assert!(p.contains("ac.hello_ms.min: must be at least 1 ms"), "{p}");
+        let inverted = GOOD.replace("min = 150", "min = 70000");
+        let p = load(&inverted).map(|_| ()).unwrap_err().to_string();
+        assert!(p.contains("ac.dead_ms: min must not exceed max"), "{p}");
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let text = GOOD
+            .replacen("[ac]\n", "[ac]\nmorph_timeout_ms = 0\nidle_ms = 0\n", 1)
+            .replace("name = \"beta\"", "name = \"alpha\"")
+            .replace(
+                "runs = [\"counter-beta\"]",
+                "runs = []\npsk_file = \"absent.psk\"",
+            )
+            + "\n[[computation]]\nname = \"c3\"\nobjects = []\nhosts = [\"ghost\"]\n";
+        let p = load(&text).map(|_| ()).unwrap_err().to_string();
+        for named in [
+            "6 problem(s)",
+            "ac.idle_ms: must be at least 1 ms",
+            "device[1].psk_file: ",
+            "device[1].name: \"alpha\" is defined twice",
+            "computation[2].objects: computation \"c3\" must have 1 to 8 objects",
+            "computation[2].hosts: unknown device \"ghost\"",
+            "ac.morph_timeout_ms: must be at least 1 ms",
+        ] {
+            assert!(p.contains(named), "{named} not in: {p}");
+        }
+        let p = load(&(GOOD.to_string() + "\n[[device]]\nname = 3\n[[computation]]\nnom = 1\n"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(p.contains("device[2].name: invalid type"), "{p}");
+        assert!(p.contains("computation[2]: unknown field `nom`"), "{p}");
+        let p = load("[ac]\nlisten = \"127.0.0.1:1\"\n[extra]\n")
+            .map(|_| ())
+            .unwrap_err();
+        let p = p.to_string();
+        assert!(p.contains("ac: missing field `repository`"), "{p}");
+        assert!(p.contains("extra: unknown section"), "{p}");
     }
 }

@@ -14,14 +14,14 @@ use pcxses_driver::{ConnectionStats, Refusal};
 use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
-use crate::config::{AcConfig, Durability};
+use crate::check;
+use crate::config::Durability;
 use crate::journal::FileJournal;
-use crate::repository;
 use pcxses_core::controller::ComputationId;
 use pcxses_program::events::{controller_event, EventFormat, Names};
+use pcxses_program::procfs;
 use pcxses_program::shutdown::Shutdown;
 use pcxses_program::transport::{AcTlsArgs, Transport};
-use pcxses_program::{keys, procfs};
 
 /// The AC daemon's command line.
 #[derive(clap::Args, Debug)]
@@ -49,37 +49,25 @@ pub struct DaemonArgs {
 /// Serves until SIGINT or SIGTERM.
 pub fn run(args: DaemonArgs) -> Result<(), String> {
     let path = args.config.ok_or("--config is required")?;
-    let config = AcConfig::load(&path).map_err(|e| e.to_string())?;
-    let repo = repository::load(&config.repository).map_err(|e| e.to_string())?;
+    let epoch = Epoch::new();
+    // Everything `pcxses-ac check` checks, every problem listed, before anything is bound.
+    let checked = check::check(&path, epoch.now()).map_err(|e| e.to_string())?;
+    let (config, mut controller) = (checked.config, checked.controller);
     let require_auth = config.controller.require_auth;
     let names = Names::new(&config.controller);
-    let epoch = Epoch::new();
     let mut restored = None;
-    let mut controller = match &config.journal {
-        Some((path, durability)) => {
-            let sync = *durability == Durability::Sync;
-            let (mut journal, recovered) =
-                FileJournal::open(path, sync).map_err(|e| e.to_string())?;
-            let ac = match &recovered {
-                Some(r) => r
-                    .restore(config.controller, repo, epoch.now())
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
-                None => Controller::new(config.controller, repo, epoch.now())
-                    .map_err(|e| e.to_string())?,
-            };
-            // The journal starts from this controller, before anything can be acknowledged.
-            journal
-                .start(&ac)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if recovered.is_some() {
-                restored = Some(states(&ac));
-            }
-            ac.with_journal(Box::new(journal))
+    if let Some((path, durability)) = &config.journal {
+        let sync = *durability == Durability::Sync;
+        let scanned = checked.journal.as_ref();
+        let mut journal = FileJournal::resume(path, sync, scanned).map_err(|e| e.to_string())?;
+        // The journal starts from this controller, before anything can be acknowledged.
+        journal
+            .start(&controller)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if scanned.is_some() {
+            restored = Some(states(&controller));
         }
-        None => Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?,
-    };
-    if let Some(path) = &config.code_signing_key {
-        controller = controller.with_code_signer(keys::signer(path)?);
+        controller = controller.with_journal(Box::new(journal));
     }
     // The challenges of keyed joins: a fresh secret at every start, never stored.
     let mut entropy = [0u8; 32];

@@ -3,7 +3,8 @@
 //! The library holds the daemon ([`daemon`]: one transport, the devices of its
 //! configuration, every protocol event as a JSON line), its TOML configuration ([`config`]:
 //! settings and registry), its content-addressed object repository ([`repository`]) and its
-//! durable journal ([`journal`]). An integrator embeds the AC with [`daemon::run`], or reads
+//! durable journal ([`journal`]). [`check`] checks all of it before the daemon starts, and
+//! [`inspect`] reads a journal for people. An integrator embeds the AC with [`daemon::run`], or reads
 //! a configuration with [`config::AcConfig::load`] and drives a
 //! [`pcxses_core::Controller`] of their own.
 //!
@@ -13,7 +14,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod inspect;
 pub mod journal;
 pub mod repository;

@@ -1,20 +1,30 @@
 //! The Area Controller daemon.
 //!
 //! `pcxses-ac --config ac.toml [--transport tcp|udp|quic] [--events jsonl]` serves the
-//! devices of the configuration. Subcommands make what it needs: `add-object` stores an
-//! object in a repository, `keygen` a code-signing key pair, `psk` per-device pre-shared
-//! keys, `certs` a development PKI for QUIC. Logs go to stderr (`RUST_LOG` filters them); with
+//! devices of the configuration, once the configuration and everything it names have been
+//! checked: it refuses to start, listing every problem, otherwise. Subcommands:
+//!
+//! - `check --config ac.toml` runs those checks alone, binding and writing nothing, and
+//!   exits non-zero listing every problem, or prints a short summary;
+//! - `journal check FILE` summarises a journal (its snapshot, records, devices, LKGS, a
+//!   record cut short at its end) and exits non-zero, with the byte offset, on damage;
+//! - `journal dump FILE` prints every record of a journal as a JSON line, with its offset;
+//! - `add-object` stores an object in a repository, `keygen` makes a code-signing key pair,
+//!   `psk` per-device pre-shared keys, `certs` a development PKI for QUIC.
+//!
+//! The journal tools only read the file. Logs go to stderr (`RUST_LOG` filters them); with
 //! `--events jsonl`, every protocol event is one JSON object on stdout. SIGINT or SIGTERM
 //! stops it cleanly.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pcxses_ac::daemon::{self, DaemonArgs};
-use pcxses_ac::repository;
+use pcxses_ac::{check, inspect, repository};
 use pcxses_program::keys;
 
 #[derive(Parser)]
@@ -32,6 +42,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Checks a configuration and everything it names (repository and digests, key files,
+    /// journal) as the daemon does at start, without binding or writing anything; lists
+    /// every problem and exits non-zero if there is any.
+    Check {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Reads a journal without changing it.
+    #[command(subcommand)]
+    Journal(JournalCommand),
     /// Creates a code-signing key pair: DIR/code-signing.key (secret, for the AC's
     /// `code_signing_key`) and DIR/code-signing.pub (for devices' `--code-key`).
     Keygen {
@@ -74,6 +95,22 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Summarises a journal: its snapshot, records, devices and LKGS, and a record cut short
+    /// at its end (which the AC drops at start); exits non-zero on damage.
+    Check {
+        /// The journal file.
+        file: PathBuf,
+    },
+    /// Prints every record of a journal, in order, as one JSON object a line with its byte
+    /// offset and decoded fields.
+    Dump {
+        /// The journal file.
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     pcxses_program::logging::init();
     let cli = Cli::parse();
@@ -93,6 +130,11 @@ fn main() -> ExitCode {
             id,
             file,
         }) => add_object(&repository, &id, &file),
+        Some(Command::Check { config }) => check_config(&config),
+        Some(Command::Journal(JournalCommand::Check { file })) => inspect::check(&file)
+            .map(|s| println!("{}\n{s}", file.display()))
+            .map_err(|e| e.to_string()),
+        Some(Command::Journal(JournalCommand::Dump { file })) => dump(&file),
         None => daemon::run(cli.run),
     };
     match result {
@@ -109,4 +151,21 @@ fn add_object(repo: &std::path::Path, id: &str, file: &std::path::Path) -> Resul
     let digest = repository::add(repo, id, &bytes).map_err(|e| e.to_string())?;
     println!("{id} {digest} {} bytes", bytes.len());
     Ok(())
+}
+
+fn check_config(path: &Path) -> Result<(), String> {
+    let now = pcxses_core::Epoch::new().now();
+    let checked = check::check(path, now).map_err(|e| e.to_string())?;
+    println!("{}: ok: {}", path.display(), checked.summary());
+    Ok(())
+}
+
+fn dump(path: &Path) -> Result<(), String> {
+    let lines = inspect::dump(path).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    lines
+        .iter()
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("stdout: {e}"))
 }

@@ -337,72 +337,101 @@ impl ControllerConfig {
         }
     }
 
-    /// Checks names, references and numbers; the error names the offending entry.
+    /// Checks names, references and numbers; the error names the offending entry. The
+    /// first of [`ControllerConfig::errors`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.errors().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every problem [`ControllerConfig::validate`] would refuse, in the order it checks:
+    /// the computations, the devices, the host lists, then the numeric settings. Empty
+    /// when the configuration is valid.
+    pub fn errors(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        self.registry_errors(&mut errors);
+        self.setting_errors(&mut errors);
+        errors
+    }
+
+    /// Names and references of the devices and computations.
+    fn registry_errors(&self, errors: &mut Vec<ConfigError>) {
         let mut devices = BTreeSet::new();
         let mut comps = BTreeSet::new();
         for c in &self.computations {
             if !name_ok(&c.name) {
-                return Err(ConfigError::BadName(c.name.clone()));
+                errors.push(ConfigError::BadName(c.name.clone()));
             }
             if !comps.insert(c.name.as_str()) {
-                return Err(ConfigError::Duplicate(c.name.clone()));
+                errors.push(ConfigError::Duplicate(c.name.clone()));
             }
             if c.objects.is_empty() || c.objects.len() > MAX_OBJECTS {
-                return Err(ConfigError::Objects(c.name.clone()));
+                errors.push(ConfigError::Objects(c.name.clone()));
             }
-            if let Some(o) = c.objects.iter().find(|o| !name_ok(&o.id)) {
-                return Err(ConfigError::BadName(o.id.clone()));
+            for o in c.objects.iter().filter(|o| !name_ok(&o.id)) {
+                errors.push(ConfigError::BadName(o.id.clone()));
             }
         }
         let mut homed = BTreeSet::new();
         for d in &self.devices {
             if !name_ok(&d.name) {
-                return Err(ConfigError::BadName(d.name.clone()));
+                errors.push(ConfigError::BadName(d.name.clone()));
             }
             if !devices.insert(d.name.as_str()) {
-                return Err(ConfigError::Duplicate(d.name.clone()));
+                errors.push(ConfigError::Duplicate(d.name.clone()));
             }
             if d.runs.len() > usize::from(d.max_hosted).min(MAX_HOSTED) {
-                return Err(ConfigError::TooManyRuns(d.name.clone()));
+                errors.push(ConfigError::TooManyRuns(d.name.clone()));
             }
             for r in &d.runs {
                 if !comps.contains(r.as_str()) {
-                    return Err(ConfigError::UnknownComputation(r.clone()));
-                }
-                if !homed.insert(r.as_str()) {
-                    return Err(ConfigError::TwoHomes(r.clone()));
+                    errors.push(ConfigError::UnknownComputation(r.clone()));
+                } else if !homed.insert(r.as_str()) {
+                    errors.push(ConfigError::TwoHomes(r.clone()));
                 }
             }
         }
         for c in &self.computations {
-            if let Some(h) = c.hosts.iter().find(|h| !devices.contains(h.as_str())) {
-                return Err(ConfigError::UnknownDevice(h.clone()));
+            for h in c.hosts.iter().filter(|h| !devices.contains(h.as_str())) {
+                errors.push(ConfigError::UnknownDevice(h.clone()));
             }
         }
-        if self.devices.len() > super::session_ids::MAX_DEVICES {
-            return Err(ConfigError::Setting("devices: at most 1,048,576"));
-        }
+    }
+
+    /// The numeric settings, each named as its field is.
+    fn setting_errors(&self, errors: &mut Vec<ConfigError>) {
+        let mut check = |ok: bool, setting: &'static str| {
+            if !ok {
+                errors.push(ConfigError::Setting(setting));
+            }
+        };
+        check(
+            self.devices.len() <= super::session_ids::MAX_DEVICES,
+            "devices",
+        );
         let bounds_ok = |b: Bounds| to_ms(b.min) > 0 && b.min <= b.max;
-        if !bounds_ok(self.hello) || !bounds_ok(self.dead) {
-            return Err(ConfigError::Setting("hello/dead bounds"));
-        }
-        if self.window == 0 || self.rto.is_zero() || self.rto_max < self.rto {
-            return Err(ConfigError::Setting("window/rto/rto_max"));
-        }
-        if self.limits.max_bottle < 64 || self.limits.max_bottle > crate::MAX_BOTTLE_LEN {
-            return Err(ConfigError::Setting("limits.max_bottle"));
-        }
+        check(bounds_ok(self.hello), "hello");
+        check(bounds_ok(self.dead), "dead");
+        check(self.window > 0, "window");
+        check(!self.rto.is_zero(), "rto");
+        check(self.rto_max >= self.rto, "rto_max");
+        check(to_ms(self.morph_timeout) > 0, "morph_timeout");
+        check(!self.stall_grace.is_zero(), "stall_grace");
+        let max_bottle = self.limits.max_bottle;
+        check(
+            (64..=crate::MAX_BOTTLE_LEN).contains(&max_bottle),
+            "limits.max_bottle",
+        );
+        check(
+            self.limits.max_state <= self.limits.max_transfer,
+            "limits.max_state",
+        );
         let r = &self.refusals;
-        if r.per_source_per_s == 0 || r.total_per_s == 0 || !(1..=65_536).contains(&r.sources) {
-            return Err(ConfigError::Setting("refusals"));
-        }
-        if self.max_morphs_per_target == 0 || self.quarantine_after == 0 {
-            return Err(ConfigError::Setting(
-                "max_morphs_per_target/quarantine_after",
-            ));
-        }
-        Ok(())
+        check(
+            r.per_source_per_s > 0 && r.total_per_s > 0 && (1..=65_536).contains(&r.sources),
+            "refusals",
+        );
+        check(self.max_morphs_per_target > 0, "max_morphs_per_target");
+        check(self.quarantine_after > 0, "quarantine_after");
     }
 }
 
@@ -431,7 +460,11 @@ pub enum ConfigError {
     /// Two devices claim to run the same computation natively.
     #[error("computation {0:?} is run natively by two devices")]
     TwoHomes(String),
-    /// A numeric setting is out of range; names it.
+    /// A numeric setting is out of range; names it as its field is (`hello`, `dead`,
+    /// `window`, `rto`, `rto_max`, `morph_timeout`, `stall_grace`, `limits.max_bottle`,
+    /// `limits.max_state`, `refusals`, `max_morphs_per_target`, `quarantine_after` or
+    /// `devices`). Durations must be at least a millisecond, `limits.max_state` at most
+    /// `limits.max_transfer` (what one MORPH carries).
     #[error("setting {0} is out of range")]
     Setting(&'static str),
 }
@@ -453,23 +486,73 @@ mod tests {
     #[test]
     fn intervals_are_checked_in_whole_milliseconds() {
         let ms = Duration::from_millis;
-        let bounds = Err(ConfigError::Setting("hello/dead bounds"));
-        assert_eq!(refused(|c| c.hello.min = Duration::ZERO), bounds);
+        let hello = Err(ConfigError::Setting("hello"));
+        assert_eq!(refused(|c| c.hello.min = Duration::ZERO), hello);
         // Rounded down, 0.9 ms is no HELLO interval at all.
-        assert_eq!(
-            refused(|c| c.hello.min = Duration::from_micros(900)),
-            bounds
-        );
-        assert_eq!(refused(|c| c.dead = Bounds::new(ms(5), ms(4))), bounds);
+        assert_eq!(refused(|c| c.hello.min = Duration::from_micros(900)), hello);
+        let dead = Err(ConfigError::Setting("dead"));
+        assert_eq!(refused(|c| c.dead = Bounds::new(ms(5), ms(4))), dead);
         assert_eq!(refused(|c| c.hello.min = ms(1)), Ok(()));
         assert_eq!(refused(|c| c.dead = Bounds::new(ms(4), ms(4))), Ok(()));
-        let rto = Err(ConfigError::Setting("window/rto/rto_max"));
+        let rto = Err(ConfigError::Setting("rto"));
         assert_eq!(refused(|c| c.rto = Duration::ZERO), rto);
         assert_eq!(
             refused(|c| c.rto_max = c.rto - Duration::from_micros(1)),
-            rto
+            Err(ConfigError::Setting("rto_max"))
         );
-        assert_eq!(refused(|c| c.window = 0), rto);
+        assert_eq!(
+            refused(|c| c.window = 0),
+            Err(ConfigError::Setting("window"))
+        );
+        assert_eq!(
+            refused(|c| c.morph_timeout = Duration::from_micros(999)),
+            Err(ConfigError::Setting("morph_timeout"))
+        );
+        assert_eq!(
+            refused(|c| c.stall_grace = Duration::ZERO),
+            Err(ConfigError::Setting("stall_grace"))
+        );
+    }
+
+    #[test]
+    fn the_largest_state_fits_a_morph() {
+        assert_eq!(
+            refused(|c| c.limits.max_state = c.limits.max_transfer + 1),
+            Err(ConfigError::Setting("limits.max_state"))
+        );
+        assert_eq!(
+            refused(|c| c.limits.max_state = c.limits.max_transfer),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_error_is_listed_not_only_the_first() {
+        let mut c = ControllerConfig::lan(
+            1,
+            alloc::vec![
+                DeviceSpec::new("dev0", &["nowhere"]),
+                DeviceSpec::new("dev0", &[]),
+            ],
+            alloc::vec![ComputationSpec {
+                hosts: alloc::vec!["ghost".into()],
+                ..ComputationSpec::new("comp0", "")
+            }],
+        );
+        c.morph_timeout = Duration::ZERO;
+        c.quarantine_after = 0;
+        assert_eq!(
+            c.errors(),
+            [
+                ConfigError::BadName("".into()),
+                ConfigError::UnknownComputation("nowhere".into()),
+                ConfigError::Duplicate("dev0".into()),
+                ConfigError::UnknownDevice("ghost".into()),
+                ConfigError::Setting("morph_timeout"),
+                ConfigError::Setting("quarantine_after"),
+            ]
+        );
+        assert_eq!(c.validate(), Err(ConfigError::BadName("".into())));
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub use event::{
 };
 pub use journal::{CommitError, Journal};
 pub use occupancy::Occupancy;
-pub use snapshot::SnapshotError;
+pub use snapshot::{
+    ChangeView, ComputationView, DeviceView, PlacementView, SessionView, SnapshotError,
+    SnapshotView,
+};
 
 use crate::error::{CommandError, InputError};
 use crate::io::{LinkId, Machine, Outbox, Output};

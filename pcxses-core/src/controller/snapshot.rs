@@ -23,6 +23,11 @@ use crate::timer::arm;
 use crate::wire::bottle::StateMode;
 use crate::wire::ids::{JoinNonce, SessionId};
 
+mod inspect;
+pub use inspect::{
+    ChangeView, ComputationView, DeviceView, PlacementView, SessionView, SnapshotView,
+};
+
 /// Version byte of the snapshot and change encodings.
 const SNAPSHOT_VERSION: u8 = 4;
 

@@ -1,0 +1,174 @@
+//! Everything the AC checks before it starts, in one place: `pcxses-ac check` runs it
+//! alone, the daemon runs it first and refuses to start on any problem. It binds no socket
+//! and writes no file: the configuration (every key in its range, every name and
+//! reference), the repository (its index, every blob against its digest, every object a
+//! computation names, each computation's objects and largest state within one MORPH), the
+//! key files the configuration names (pre-shared keys, the code-signing key) and the
+//! journal (read-only, restored against the configuration). Every problem is listed,
+//! named by its TOML key path, not only the first.
+
+use std::path::{Path, PathBuf};
+
+use pcxses_core::{Controller, Instant, Repository};
+
+use crate::config::{list_problems, AcConfig, AcConfigError, Problem};
+use crate::journal::{self, Scan};
+use crate::repository;
+
+/// A configuration with everything it names checked, ready to serve.
+pub struct Checked {
+    /// The configuration.
+    pub config: AcConfig,
+    /// The controller it describes: restored from the journal if there is one, signing
+    /// manifests if a code-signing key is configured; no journal attached yet.
+    pub controller: Controller,
+    /// What the journal held, if one is configured and exists; attach it with
+    /// [`crate::journal::FileJournal::resume`].
+    pub journal: Option<Scan>,
+    /// Objects in the repository.
+    pub objects: usize,
+}
+
+impl Checked {
+    /// One paragraph on what was checked, for `pcxses-ac check`.
+    pub fn summary(&self) -> String {
+        let c = &self.config;
+        let journal = match (&c.journal, &self.journal) {
+            (None, _) => "none".to_string(),
+            (Some((p, _)), None) => format!("{} (not yet created)", p.display()),
+            (Some((p, _)), Some(scan)) => format!(
+                "{}, {} records{}",
+                p.display(),
+                scan.records.len(),
+                match scan.torn {
+                    Some(t) => format!(
+                        "; a record cut short at byte {} is dropped at start",
+                        t.offset
+                    ),
+                    None => String::new(),
+                }
+            ),
+        };
+        format!(
+            "{} devices, {} computations, {} objects in {}; code signing {}; journal: {journal}",
+            c.controller.devices.len(),
+            c.controller.computations.len(),
+            self.objects,
+            c.repository.display(),
+            if c.code_signing_key.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+        )
+    }
+}
+
+/// The configuration at `path` and what it names were refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", list_problems(.path, .problems))]
+pub struct CheckFailed {
+    /// The configuration file.
+    pub path: PathBuf,
+    /// Every problem found.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks the configuration at `path` and everything it names, and makes its controller
+/// as of `now`; see the module docs.
+pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
+    let failed = |problems| CheckFailed {
+        path: path.into(),
+        problems,
+    };
+    let (config, mut problems) = match AcConfig::read(path) {
+        Ok(read) => read,
+        Err(AcConfigError::Invalid(_, problems)) => return Err(failed(problems)),
+        Err(e) => return Err(failed(vec![Problem::new("", e.to_string())])),
+    };
+    let found = repository::verify(&config.repository);
+    let objects = found.index.len();
+    for e in &found.errors {
+        problems.push(Problem::new("ac.repository", e.to_string()));
+    }
+    if !found.index.is_empty() || found.errors.is_empty() {
+        object_problems(&config, &found, &mut problems);
+    }
+    let signer = config.code_signing_key.as_ref().and_then(|k| {
+        pcxses_program::keys::signer(k)
+            .map_err(|e| problems.push(Problem::new("ac.code_signing_key", e)))
+            .ok()
+    });
+    let scanned = config.journal.as_ref().and_then(|(j, _)| {
+        journal_problem(j)
+            .map_err(|p| problems.push(p))
+            .ok()
+            .flatten()
+    });
+    if !problems.is_empty() {
+        return Err(failed(problems));
+    }
+    let made = match &scanned {
+        Some(scan) => scan
+            .restore(config.controller.clone(), found.objects, now)
+            .map_err(|e| Problem::new("ac.journal", e.to_string())),
+        None => Controller::new(config.controller.clone(), found.objects, now)
+            .map_err(|e| Problem::new("", e.to_string())),
+    };
+    let mut controller = made.map_err(|p| failed(vec![p]))?;
+    if let Some(signer) = signer {
+        controller = controller.with_code_signer(signer);
+    }
+    Ok(Checked {
+        config,
+        controller,
+        journal: scanned,
+        objects,
+    })
+}
+
+/// Every object a computation names must be in the repository, and its objects with the
+/// largest state must fit one MORPH.
+fn object_problems(config: &AcConfig, found: &repository::Verified, out: &mut Vec<Problem>) {
+    let limits = config.controller.limits;
+    for (i, c) in config.controller.computations.iter().enumerate() {
+        let mut bytes = u64::from(limits.max_state);
+        for (j, o) in c.objects.iter().enumerate() {
+            if !found.index.contains_key(&o.id) {
+                out.push(Problem::new(
+                    format!("computation[{i}].objects[{j}].id"),
+                    format!(
+                        "object {:?} is not in the repository {}",
+                        o.id,
+                        config.repository.display()
+                    ),
+                ));
+            }
+            bytes += found.objects.object(&o.id).map_or(0, |b| b.len() as u64);
+        }
+        // A max_state beyond one MORPH is a problem of its own.
+        if bytes > u64::from(limits.max_transfer) && limits.max_state <= limits.max_transfer {
+            out.push(Problem::new(
+                format!("computation[{i}].objects"),
+                format!(
+                    "its objects and ac.max_state ({} bytes) make {bytes} bytes, more than \
+                     one MORPH carries ({} bytes)",
+                    limits.max_state, limits.max_transfer
+                ),
+            ));
+        }
+    }
+}
+
+/// The journal at `path`, read without changing it: none yet (its directory must exist),
+/// or what it holds.
+fn journal_problem(path: &Path) -> Result<Option<Scan>, Problem> {
+    let problem = |message: String| Problem::new("ac.journal", message);
+    let scanned = journal::scan(path).map_err(|e| problem(e.to_string()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if scanned.is_none() && !dir.is_none_or(Path::is_dir) {
+        let dir = dir.unwrap_or(Path::new("."));
+        return Err(problem(format!("{}: no such directory", dir.display())));
+    }
+    Ok(scanned)
+}
