@@ -19,13 +19,15 @@ fn encoded_samples() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Decodes `bytes`; if that succeeds, the bottle must re-encode and decode to itself.
+/// Decodes `bytes`; if that succeeds, the bottle must re-encode to exactly those bytes (a
+/// bottle has one encoding: varints in their shortest form) and decode to itself.
 fn decode_is_stable(bytes: &[u8]) -> Result<(), DecodeError> {
     let bottle = Bottle::decode(bytes, &WIDE)?;
     let mut again = vec![0u8; MAX_BOTTLE_LEN];
     let n = bottle
         .encode(&mut again)
         .expect("a decoded bottle re-encodes");
+    assert_eq!(&again[..n], bytes, "{bottle:?} re-encodes to other bytes");
     assert_eq!(Bottle::decode(&again[..n], &WIDE), Ok(bottle));
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 use alloc::vec::Vec;
 
+use serde::Serialize;
+
 use super::bottle::{Bottle, StateChunk};
 use crate::limits::{Limits, PROTOCOL_VERSION};
 
@@ -29,7 +31,8 @@ pub enum DecodeError {
     /// Bytes remained after a complete bottle.
     #[error("{0} trailing bytes after the bottle")]
     Trailing(usize),
-    /// The bytes are not a valid encoding (bad tag, varint, UTF-8, option or list length).
+    /// The bytes are not a valid encoding (bad tag, varint, UTF-8, option or list length),
+    /// or a varint is not in its shortest form.
     #[error("malformed bottle")]
     Malformed,
     /// A well-formed field breaks a protocol limit; names the field.
@@ -74,12 +77,58 @@ pub(crate) fn finish_decode<T>(r: postcard::Result<(T, &[u8])>) -> Result<T, Dec
     }
 }
 
+/// Refuses `bytes` unless they are exactly the encoding of `value`, which was decoded from
+/// them: a varint in a longer form than its shortest (`80 00` for 0) decodes to the same
+/// value but re-encodes shorter, and is malformed. Every other field has one encoding only
+/// (the decoder refuses any other bool or option byte), so this refuses exactly the
+/// non-shortest varints: of integer fields, enum indices and lengths. Allocates nothing.
+pub(crate) fn require_shortest<T: Serialize + ?Sized>(
+    value: &T,
+    bytes: &[u8],
+) -> Result<(), DecodeError> {
+    let same = Same { bytes, at: 0 };
+    match postcard::serialize_with_flavor::<T, _, _>(value, same) {
+        Ok(true) => Ok(()),
+        _ => Err(DecodeError::Malformed),
+    }
+}
+
+/// A postcard flavor that compares what is serialized with given bytes instead of writing
+/// it: it fails at the first byte that differs, and its output is whether every byte was
+/// matched.
+struct Same<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Same<'_> {
+    type Output = bool;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.try_extend(&[byte])
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let end = self.at.saturating_add(data.len());
+        if self.bytes.get(self.at..end) != Some(data) {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.at = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<bool> {
+        Ok(self.at == self.bytes.len())
+    }
+}
+
 impl<'a> Bottle<'a> {
     /// Decodes one bottle strictly.
     ///
     /// Checks, in order: the length against `limits.max_bottle`, the version byte, the
     /// postcard body (every declared length must lie within the input, lists within their
-    /// bounds), no trailing bytes, then names and the declared state length. Decoding
+    /// bounds), no trailing bytes, every varint in its shortest form, then names and the
+    /// declared state length. Decoding
     /// borrows from `bytes` and allocates only for the bounded list in a GOOD_MORNING ack.
     ///
     /// ```
@@ -104,6 +153,7 @@ impl<'a> Bottle<'a> {
             return Err(DecodeError::Version(version));
         }
         let bottle: Bottle<'a> = finish_decode(postcard::take_from_bytes(body))?;
+        require_shortest(&bottle, body)?;
         if !bottle.check_names() {
             return Err(DecodeError::Limit("name"));
         }
@@ -192,5 +242,393 @@ impl postcard::ser_flavors::Flavor for Appender<'_> {
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::limits::MAX_BOTTLE_LEN;
+    use crate::wire::bottle::{
+        Challenge, ChunkAck, GoodBye, GoodByeAck, GoodMorning, GoodMorningAck, Hello, HelloAck,
+        Morph, MorphAck, MorphFail, MorphFailReason, ObjectChunk, Progress, Reject, RejectReason,
+        StateAck, StateBottle, StateMode,
+    };
+    use crate::wire::ids::{Digest, JoinNonce, SessionId, Signature};
+    use crate::wire::manifest::{Manifest, ObjectEntry, StateEntry};
+    use crate::wire::seq::BoundedSeq;
+
+    const WIDE: Limits = Limits::datagram(MAX_BOTTLE_LEN);
+    const S: [u8; 4] = [0xb9, 0x79, 0x37, 0x9e];
+    const SESSION: SessionId = SessionId(0x9e37_79b9);
+    const N: [u8; 8] = [0xa5, 0x5a, 1, 2, 3, 4, 5, 6];
+    const NONCE: JoinNonce = JoinNonce(N);
+    const DATA: [u8; 16] = *b"pacman:score=420";
+
+    /// One piece of an encoding written by hand.
+    #[derive(Clone, Copy)]
+    enum T<'a> {
+        /// Bytes as they are: the version byte, fixed arrays, bool and option tags, the
+        /// contents of names and byte strings.
+        Raw(&'a [u8]),
+        /// A varint: an integer field, an enum index or a length.
+        Var(u64),
+    }
+    use T::{Raw, Var};
+
+    fn shortest(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let low = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(low);
+                return;
+            }
+            out.push(low | 0x80);
+        }
+    }
+
+    /// The bytes `tokens` spell, every varint in its shortest form except varint number
+    /// `pad.0`, which takes `pad.1` more bytes than it needs (redundant zero groups).
+    fn spell(tokens: &[T<'_>], pad: Option<(usize, usize)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut k = 0;
+        for token in tokens {
+            match *token {
+                Raw(bytes) => out.extend_from_slice(bytes),
+                Var(v) => {
+                    shortest(v, &mut out);
+                    if let Some((_, extra)) = pad.filter(|&(p, extra)| p == k && extra > 0) {
+                        *out.last_mut().unwrap() |= 0x80;
+                        out.extend(core::iter::repeat_n(0x80, extra - 1));
+                        out.push(0x00);
+                    }
+                    k += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The longer forms of every varint of `tokens`, one varint at a time: each from one
+    /// redundant byte up to eleven bytes in all (within its type's width, which the
+    /// lenient postcard decoder would accept, and beyond).
+    fn longer_forms(tokens: &[T<'_>]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let varints = tokens.iter().filter_map(|t| match t {
+            Var(v) => Some(*v),
+            Raw(_) => None,
+        });
+        for (k, v) in varints.enumerate() {
+            let mut s = Vec::new();
+            shortest(v, &mut s);
+            for extra in 1..=11 - s.len() {
+                out.push((v, spell(tokens, Some((k, extra)))));
+            }
+        }
+        out
+    }
+
+    fn bottle_cases() -> Vec<(Vec<T<'static>>, Bottle<'static>)> {
+        let mut run = BoundedSeq::new();
+        run.push("pacman").unwrap();
+        alloc::vec![
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(0),
+                    Var(3),
+                    Raw(b"dev"),
+                    Raw(&N),
+                    Var(1),
+                    Var(1000),
+                    Var(3000),
+                    Var(1200)
+                ],
+                Bottle::GoodMorning(GoodMorning {
+                    device: "dev",
+                    nonce: NONCE,
+                    mode: StateMode::Separate,
+                    hello_ms: 1000,
+                    dead_ms: 3000,
+                    max_bottle: 1200,
+                }),
+            ),
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(1),
+                    Raw(&S),
+                    Raw(&N),
+                    Var(1),
+                    Var(1000),
+                    Var(3000),
+                    Var(2250),
+                    Var(1024),
+                    Var(1),
+                    Var(6),
+                    Raw(b"pacman")
+                ],
+                Bottle::GoodMorningAck(GoodMorningAck {
+                    session: SESSION,
+                    nonce: NONCE,
+                    mode: StateMode::Separate,
+                    hello_ms: 1000,
+                    dead_ms: 3000,
+                    fence_ms: 2250,
+                    chunk_size: 1024,
+                    run,
+                }),
+            ),
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(2),
+                    Raw(&S),
+                    Var(1),
+                    Raw(&[1]),
+                    Var(2),
+                    Var(70_000),
+                    Var(16),
+                    Var(0),
+                    Var(16),
+                    Raw(&DATA)
+                ],
+                Bottle::Hello(Hello {
+                    session: SESSION,
+                    seq: 1,
+                    state: Some(StateChunk {
+                        handle: 2,
+                        version: 70_000,
+                        total_len: 16,
+                        index: 0,
+                        data: &DATA,
+                    }),
+                }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(3), Raw(&S), Var(300)],
+                Bottle::HelloAck(HelloAck {
+                    session: SESSION,
+                    seq: 300
+                }),
+            ),
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(4),
+                    Raw(&S),
+                    Var(1),
+                    Var(5),
+                    Var(20),
+                    Var(1),
+                    Var(4),
+                    Raw(&DATA[..4])
+                ],
+                Bottle::State(StateBottle {
+                    session: SESSION,
+                    chunk: StateChunk {
+                        handle: 1,
+                        version: 5,
+                        total_len: 20,
+                        index: 1,
+                        data: &DATA[..4],
+                    },
+                }),
+            ),
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(5),
+                    Raw(&S),
+                    Var(1),
+                    Var(70_000),
+                    Var(3),
+                    Var(5)
+                ],
+                Bottle::StateAck(StateAck {
+                    session: SESSION,
+                    handle: 1,
+                    version: 70_000,
+                    progress: Progress { next: 3, sack: 5 },
+                }),
+            ),
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(6),
+                    Raw(&S),
+                    Var(3),
+                    Var(1),
+                    Var(3),
+                    Raw(b"abc"),
+                    Raw(&[1]),
+                    Raw(&[0x33; 64])
+                ],
+                Bottle::Morph(Morph {
+                    session: SESSION,
+                    morph: 3,
+                    handle: 1,
+                    manifest: b"abc",
+                    signature: Some(Signature([0x33; 64])),
+                }),
+            ),
+            (
+                alloc::vec![
+                    Raw(&[1]),
+                    Var(7),
+                    Raw(&S),
+                    Var(3),
+                    Var(39),
+                    Var(4),
+                    Raw(&DATA[..4])
+                ],
+                Bottle::ObjectChunk(ObjectChunk {
+                    session: SESSION,
+                    morph: 3,
+                    index: 39,
+                    data: &DATA[..4],
+                }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(8), Raw(&S), Var(3), Var(40), Var(5)],
+                Bottle::ChunkAck(ChunkAck {
+                    session: SESSION,
+                    morph: 3,
+                    progress: Progress { next: 40, sack: 5 },
+                }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(9), Raw(&S), Var(200)],
+                Bottle::MorphAck(MorphAck {
+                    session: SESSION,
+                    morph: 200
+                }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(10), Raw(&S), Var(3), Var(3)],
+                Bottle::MorphFail(MorphFail {
+                    session: SESSION,
+                    morph: 3,
+                    reason: MorphFailReason::DigestMismatch,
+                }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(11), Raw(&S)],
+                Bottle::GoodBye(GoodBye { session: SESSION }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(12), Raw(&S)],
+                Bottle::GoodByeAck(GoodByeAck { session: SESSION }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(13), Raw(&[0; 4]), Raw(&N), Var(3)],
+                Bottle::Reject(Reject {
+                    session: SessionId::NONE,
+                    nonce: NONCE,
+                    reason: RejectReason::BadVersion,
+                }),
+            ),
+            (
+                alloc::vec![Raw(&[1]), Var(14), Raw(&N), Raw(&[0x44; 16])],
+                Bottle::Challenge(Challenge {
+                    nonce: NONCE,
+                    challenge: [0x44; 16],
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_bottle_decodes_from_its_shortest_varints_only() {
+        let cases = bottle_cases();
+        assert_eq!(cases.len(), 15, "one case per bottle type");
+        for (tokens, want) in &cases {
+            let bytes = spell(tokens, None);
+            assert_eq!(Bottle::decode(&bytes, &WIDE).as_ref(), Ok(want));
+            let mut encoded = alloc::vec![0u8; bytes.len()];
+            assert_eq!(want.encode(&mut encoded), Ok(bytes.len()));
+            assert_eq!(encoded, bytes, "{want:?}");
+            for (value, longer) in longer_forms(tokens) {
+                assert_eq!(
+                    Bottle::decode(&longer, &WIDE),
+                    Err(DecodeError::Malformed),
+                    "{want:?}: varint {value} as {longer:02x?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_manifest_decodes_from_its_shortest_varints_only() {
+        let mut objects = BoundedSeq::new();
+        objects
+            .push(ObjectEntry {
+                id: "code",
+                size: 40_000,
+                sha256: Digest([0x11; 32]),
+                invoke: true,
+            })
+            .unwrap();
+        let want = Manifest {
+            computation: "pacman",
+            sequence: 300,
+            target: "runner",
+            nonce: NONCE,
+            replaces: "home",
+            objects,
+            state: StateEntry {
+                version: 70_000,
+                size: 16,
+                sha256: Digest([0x22; 32]),
+            },
+        };
+        let tokens = [
+            Var(6),
+            Raw(b"pacman"),
+            Var(300),
+            Var(6),
+            Raw(b"runner"),
+            Raw(&N),
+            Var(4),
+            Raw(b"home"),
+            Var(1),
+            Var(4),
+            Raw(b"code"),
+            Var(40_000),
+            Raw(&[0x11; 32]),
+            Raw(&[1]),
+            Var(70_000),
+            Var(16),
+            Raw(&[0x22; 32]),
+        ];
+        let bytes = spell(&tokens, None);
+        assert_eq!(Manifest::decode(&bytes, &Limits::DEFAULT), Ok(want.clone()));
+        let mut encoded = [0u8; 256];
+        assert_eq!(want.encode(&mut encoded), Ok(bytes.len()));
+        assert_eq!(&encoded[..bytes.len()], &bytes[..]);
+        for (value, longer) in longer_forms(&tokens) {
+            assert_eq!(
+                Manifest::decode(&longer, &Limits::DEFAULT),
+                Err(DecodeError::Malformed),
+                "varint {value} as {longer:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_redundant_zero_group_is_refused_even_for_zero() {
+        // GOOD_BYE with its type as `8b 00`, and HELLO with seq 0 as `80 00`.
+        let mut bye = alloc::vec![1, 0x8b, 0x00];
+        bye.extend_from_slice(&S);
+        assert_eq!(Bottle::decode(&bye, &WIDE), Err(DecodeError::Malformed));
+        let mut hello = alloc::vec![1, 2];
+        hello.extend_from_slice(&S);
+        hello.extend_from_slice(&[0x80, 0x00, 0x00]);
+        assert_eq!(Bottle::decode(&hello, &WIDE), Err(DecodeError::Malformed));
+        hello.splice(6..8, [0x00]);
+        assert!(Bottle::decode(&hello, &WIDE).is_ok());
     }
 }

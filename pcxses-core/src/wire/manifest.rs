@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bottle::name_ok;
-use super::codec::{finish_decode, DecodeError, EncodeError};
+use super::codec::{finish_decode, require_shortest, DecodeError, EncodeError};
 use super::ids::{Digest, JoinNonce};
 use super::seq::BoundedSeq;
 use crate::limits::{Limits, MAX_OBJECTS};
@@ -75,10 +75,12 @@ impl<'a> Manifest<'a> {
             .map_err(|_| EncodeError::BufferFull)
     }
 
-    /// Decodes a manifest strictly: trailing bytes, bad names and a stream longer than
-    /// `limits.max_transfer` or state longer than `limits.max_state` are errors.
+    /// Decodes a manifest strictly: trailing bytes, a varint not in its shortest form, bad
+    /// names and a stream longer than `limits.max_transfer` or state longer than
+    /// `limits.max_state` are errors.
     pub fn decode(bytes: &'a [u8], limits: &Limits) -> Result<Manifest<'a>, DecodeError> {
         let m: Manifest<'a> = finish_decode(postcard::take_from_bytes(bytes))?;
+        require_shortest(&m, bytes)?;
         if !m.names_ok() {
             return Err(DecodeError::Limit("name"));
         }

@@ -2,10 +2,11 @@
 //! input tests and the `wire_sizes` example. Varint fields hold their largest realistic
 //! values, so sizes are not flattered by small numbers.
 
+use pcxses_core::signing::CodeSigner;
 use pcxses_core::wire::{
     Bottle, BoundedSeq, Challenge, ChunkAck, Digest, GoodBye, GoodByeAck, GoodMorning,
     GoodMorningAck, Hello, HelloAck, JoinNonce, Manifest, Morph, MorphAck, MorphFail,
-    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, Signature, StateAck,
+    MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, StateAck,
     StateBottle, StateChunk, StateEntry, StateMode,
 };
 use pcxses_core::SessionId;
@@ -14,6 +15,9 @@ pub const SESSION: SessionId = SessionId(0x9e37_79b9);
 pub const NONCE: JoinNonce = JoinNonce([0xa5, 0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]);
 pub const STATE_16B: [u8; 16] = *b"pacman:score=420";
 pub const CHUNK: [u8; 16] = [0x5c; 16];
+/// The code-signing secret key (an Ed25519 seed) that signs the MORPH sample: a test key,
+/// printed in PROTOCOL.md §10.
+pub const CODE_SIGNING_SECRET: [u8; 32] = [0x07; 32];
 
 /// Calls `f` with the name and value of every sample bottle.
 pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
@@ -121,7 +125,9 @@ pub fn for_each(mut f: impl FnMut(&str, &Bottle<'_>)) {
             morph: 3,
             handle: 1,
             manifest: &manifest_buf[..manifest_len],
-            signature: Some(Signature([0x33; 64])),
+            signature: Some(
+                CodeSigner::from_secret(CODE_SIGNING_SECRET).sign(&manifest_buf[..manifest_len]),
+            ),
         }),
     );
     f(
