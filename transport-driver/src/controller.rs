@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, Instant, Stats, Transmit};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Instant, LinkId, Stats, Transmit};
 use smol::channel::{bounded, Receiver};
 use smol::future::FutureExt;
 use smol::Executor;
@@ -14,6 +14,7 @@ use smol::Executor;
 use crate::drain::{drain, Events, Transmitter};
 use crate::handle::ControllerHandle;
 use crate::limits::ConnectionStats;
+use crate::status::{StatusRequest, StatusSource};
 use crate::timer::until;
 use crate::EVENT_QUEUE;
 
@@ -55,6 +56,12 @@ pub trait Port: Send + 'static {
     fn connections(&self) -> Option<Arc<ConnectionStats>> {
         None
     }
+
+    /// The address of the peer on `link`, if the transport knows it: what a status
+    /// reports as a device's address.
+    fn peer_addr(&self, _link: LinkId) -> Option<SocketAddr> {
+        None
+    }
 }
 
 /// Drives `controller` on `epoch`'s clock over `port` (an adapter's socket or listener,
@@ -70,12 +77,13 @@ pub fn spawn_controller<P: Port>(
     let stats = Arc::new(Mutex::new(Stats::default()));
     let local_addr = port.local_addr();
     let connections = port.connections();
+    let (status, status_rx) = StatusSource::new();
     let task = ex.spawn(run(
         controller,
         epoch,
         port,
         Events::dropping(event_tx),
-        command_rx,
+        (command_rx, status_rx),
         stats.clone(),
     ));
     ControllerHandle {
@@ -84,6 +92,7 @@ pub fn spawn_controller<P: Port>(
         local_addr,
         stats,
         connections,
+        status,
         task,
     }
 }
@@ -99,6 +108,7 @@ impl<P: Port> Transmitter for Sending<'_, P> {
 
 enum Wake {
     Command(Option<ControllerCommand>),
+    Status(StatusRequest),
     Timer,
     Ready,
 }
@@ -108,7 +118,7 @@ async fn run<P: Port>(
     epoch: Epoch,
     mut port: P,
     mut events: Events<ControllerEvent>,
-    commands: Receiver<ControllerCommand>,
+    (commands, status): (Receiver<ControllerCommand>, Receiver<StatusRequest>),
     shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
     // Whether the last batch stopped at its bound: then more input is waiting.
@@ -122,6 +132,13 @@ async fn run<P: Port>(
         // Commands and timers first: under a steady stream of input they still get
         // their turn.
         let wake = async { Wake::Command(commands.recv().await.ok()) }
+            .or(async {
+                // The source lives in the handle: this waits until a request comes.
+                match status.recv().await {
+                    Ok(request) => Wake::Status(request),
+                    Err(_) => std::future::pending().await,
+                }
+            })
             .or(async {
                 until(epoch, wake_at).await;
                 Wake::Timer
@@ -152,6 +169,8 @@ async fn run<P: Port>(
                 }
                 return Ok(*ac.stats());
             }
+            // Answered between batches, without waiting on the asker.
+            Wake::Status(request) => request.answer(&ac, &port, now),
             Wake::Timer | Wake::Ready => {}
         }
         port.turn();

@@ -158,6 +158,7 @@ mod handle;
 mod limits;
 mod pipe;
 mod server;
+mod status;
 mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -173,6 +174,7 @@ pub use handle::{ControllerHandle, DeviceHandle};
 pub use limits::{ConnectionLimits, ConnectionStats};
 pub use pipe::{Pipe, WRITE_BUFFER};
 pub use server::{Arrivals, Server, ACCEPT_BATCH};
+pub use status::{AcStatus, StatusSource};
 pub use throttle::{Throttle, WARN_PERIOD};
 pub use timer::until;
 

@@ -14,6 +14,7 @@ mod refusals;
 mod session;
 mod session_ids;
 mod snapshot;
+mod status;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -30,6 +31,10 @@ pub use event::{ComputationId, ControllerEvent, DeviceId, MigrationFailure};
 pub use journal::{CommitError, Journal};
 pub use occupancy::Occupancy;
 pub use snapshot::SnapshotError;
+pub use status::{
+    Census, ComputationStatus, ControllerStatus, DeviceStatus, LiveSession, Liveness,
+    RecoveryStatus,
+};
 
 use crate::error::{CommandError, InputError};
 use crate::io::{LinkId, Machine, Outbox, Output};
