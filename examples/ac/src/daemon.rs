@@ -12,7 +12,9 @@ use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
 use crate::config::{AcConfig, Durability};
+use crate::http;
 use crate::journal::FileJournal;
+use crate::metrics::Metrics;
 use crate::repository;
 use pcxses_core::controller::ComputationId;
 use pcxses_program::events::{controller_event, EventFormat, Names};
@@ -38,6 +40,10 @@ pub struct DaemonArgs {
     /// With `--events`, print a `stats` event this often: counters, RSS and threads.
     #[arg(long)]
     pub stats_ms: Option<u64>,
+    /// Serve `/status` and `/metrics` over HTTP here, instead of the configured `[status]`
+    /// address (off when neither is given).
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<SocketAddr>,
     /// TLS, for `--transport quic`.
     #[command(flatten)]
     pub tls: AcTlsArgs,
@@ -51,6 +57,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let require_auth = config.controller.require_auth;
     let names = Names::new(&config.controller);
     let epoch = Epoch::new();
+    let metrics = Metrics::default();
     let mut restored = None;
     let mut controller = match &config.journal {
         Some((path, durability)) => {
@@ -71,7 +78,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             if recovered.is_some() {
                 restored = Some(states(&ac));
             }
-            ac.with_journal(Box::new(journal))
+            ac.with_journal(Box::new(metrics.timed(journal)))
         }
         None => Controller::new(config.controller, repo, epoch.now()).map_err(|e| e.to_string())?,
     };
@@ -110,6 +117,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             .serve(&ex, controller, epoch, listen, tls.as_ref(), config.limits)
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
+        let status_listen = args.status_listen.or(config.status);
+        let _status = http::start(&ex, status_listen, &ac, &metrics)
+            .await
+            .map_err(|e| format!("status endpoint: {e}"))?;
         let mut out = std::io::stdout().lock();
         if args.events.is_some() {
             if let Some(states) = &restored {
@@ -139,6 +150,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event);
+                    metrics.observe(&event);
                     if let ControllerEvent::JournalFailed { .. } = event {
                         // Nothing unrecorded was acknowledged; stop rather than go on
                         // without a store.

@@ -15,5 +15,9 @@
 
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod journal;
+pub mod metrics;
 pub mod repository;
+pub mod status;
+pub mod table;
