@@ -9,6 +9,8 @@ use crate::wire::codec::DecodeError;
 pub struct Stats {
     /// Bottles received (every `handle_receive`).
     pub received: u64,
+    /// HELLOs accepted from live sessions.
+    pub hellos: u64,
     /// Bottles that failed to decode.
     pub malformed: u64,
     /// Bottles of another protocol version.

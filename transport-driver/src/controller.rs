@@ -15,6 +15,7 @@ use crate::drain::{drain, Events, Transmitter};
 use crate::handle::ControllerHandle;
 use crate::limits::ConnectionStats;
 use crate::refusal::{Inputs, Refusals};
+use crate::status::{StatusRequest, StatusSource};
 use crate::timer::until;
 use crate::EVENT_QUEUE;
 
@@ -80,13 +81,14 @@ pub fn spawn_controller<P: Port>(
     let stats = Arc::new(Mutex::new(Stats::default()));
     let local_addr = port.local_addr();
     let connections = port.connections();
+    let (status, status_rx) = StatusSource::new();
     let task = ex.spawn(run(
         controller,
         epoch,
         port,
         Events::dropping(event_tx),
         Refusals::new(refusal_tx),
-        command_rx,
+        (command_rx, status_rx),
         stats.clone(),
     ));
     ControllerHandle {
@@ -96,6 +98,7 @@ pub fn spawn_controller<P: Port>(
         local_addr,
         stats,
         connections,
+        status,
         task,
     }
 }
@@ -111,6 +114,7 @@ impl<P: Port> Transmitter for Sending<'_, P> {
 
 enum Wake {
     Command(Option<ControllerCommand>),
+    Status(StatusRequest),
     Timer,
     Ready,
 }
@@ -121,7 +125,7 @@ async fn run<P: Port>(
     mut port: P,
     mut events: Events<ControllerEvent>,
     mut refusals: Refusals,
-    commands: Receiver<ControllerCommand>,
+    (commands, status): (Receiver<ControllerCommand>, Receiver<StatusRequest>),
     shared: Arc<Mutex<Stats>>,
 ) -> io::Result<Stats> {
     // Whether the last batch stopped at its bound: then more input is waiting.
@@ -135,6 +139,13 @@ async fn run<P: Port>(
         // Commands and timers first: under a steady stream of input they still get
         // their turn.
         let wake = async { Wake::Command(commands.recv().await.ok()) }
+            .or(async {
+                // The source lives in the handle: this waits until a request comes.
+                match status.recv().await {
+                    Ok(request) => Wake::Status(request),
+                    Err(_) => std::future::pending().await,
+                }
+            })
             .or(async {
                 until(epoch, wake_at).await;
                 Wake::Timer
@@ -165,6 +176,8 @@ async fn run<P: Port>(
                 }
                 return Ok(*ac.stats());
             }
+            // Answered between batches, without waiting on the asker.
+            Wake::Status(request) => request.answer(&ac, &port, now),
             Wake::Timer | Wake::Ready => {}
         }
         port.turn();

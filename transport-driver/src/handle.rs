@@ -12,6 +12,7 @@ use smol::Task;
 
 use crate::limits::ConnectionStats;
 use crate::refusal::Refusal;
+use crate::status::StatusSource;
 
 /// A running AC: its events, its commands, and the task that drives it.
 pub struct ControllerHandle {
@@ -30,6 +31,8 @@ pub struct ControllerHandle {
     /// What the connection bounds did ([`crate::ConnectionLimits`]), for a transport with
     /// connections; `None` for one without (UDP).
     pub connections: Option<Arc<ConnectionStats>>,
+    /// Status snapshots of the controller, answered by the driving task between batches.
+    pub status: StatusSource,
     /// The driving task; it ends when `commands` is closed, with the final counters.
     pub task: Task<io::Result<Stats>>,
 }

@@ -159,6 +159,7 @@ mod limits;
 mod pipe;
 mod refusal;
 mod server;
+mod status;
 mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -175,6 +176,7 @@ pub use limits::{ConnectionLimits, ConnectionStats};
 pub use pipe::{Pipe, WRITE_BUFFER};
 pub use refusal::{Inputs, Refusal, RefusalReason, MAX_REPORTED_NAME, REFUSAL_PERIOD};
 pub use server::{Arrivals, Server, ACCEPT_BATCH};
+pub use status::{AcStatus, StatusSource};
 pub use throttle::{Throttle, WARN_PERIOD};
 pub use timer::until;
 

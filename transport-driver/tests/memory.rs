@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pcxses_core::controller::{Census, Liveness};
 use pcxses_core::device::DeviceCommand;
 use pcxses_core::{ControllerEvent, Device, DeviceEvent, Epoch};
 use pcxses_driver::testing::{ac_event, controller, device_config, eventually, joined, loopback};
 use pcxses_driver::{
     spawn_controller, spawn_device, Arrivals, Connect, ConnectionLimits, ControllerHandle,
-    DeviceHandle, Frames, Opened, Pipe, Server,
+    DeviceHandle, Frames, Opened, Pipe, Server, StatusSource,
 };
 use smol::channel::{unbounded, Receiver, Sender};
 use smol::net::unix::UnixStream;
@@ -155,4 +156,44 @@ fn closing_the_commands_stops_the_machines_with_their_counters() {
         let ac_stats = w.ac.task.await.unwrap();
         assert!(ac_stats.received >= 1, "{ac_stats:?}");
     }));
+}
+
+#[test]
+fn the_run_loop_answers_status_requests_until_it_stops() {
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
+        let w = joined_world(&ex, 0, 20).await;
+        let source = w.ac.status.clone();
+        let status = source.status().await.expect("a running AC answers");
+        let dev0 = &status.controller.devices[0];
+        assert_eq!(dev0.liveness, Liveness::Alive);
+        assert!(dev0.session.is_some());
+        assert_eq!(status.addrs.len(), status.controller.devices.len());
+        // This transport does not know its peers' addresses.
+        assert_eq!(status.addrs[0], None);
+        let census = source.census().await.expect("a running AC answers");
+        assert_eq!(census.alive, 1);
+        // Many askers at once: each gets its answer.
+        let answers = many_at_once(&source).await;
+        assert!(answers.iter().all(|c| c.is_some_and(|c| c.alive == 1)));
+        w.ac.commands.close();
+        w.ac.task.await.unwrap();
+        assert!(source.status().await.is_none());
+        assert!(source.census().await.is_none());
+    }));
+}
+
+/// Sixteen census requests in flight at once, more than the queue holds.
+async fn many_at_once(source: &StatusSource) -> Vec<Option<Census>> {
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let source = source.clone();
+            smol::spawn(async move { source.census().await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await);
+    }
+    answers
 }

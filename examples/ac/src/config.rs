@@ -47,6 +47,18 @@ pub struct AcFile {
     /// The computations.
     #[serde(default, rename = "computation")]
     pub computations: Vec<ComputationEntry>,
+    /// The status and metrics endpoint; off without it.
+    pub status: Option<StatusSection>,
+}
+
+/// `[status]`: where the AC serves `/status` and `/metrics` over HTTP (see
+/// [`crate::http`]). Without this section (or `--status-listen`), the AC serves neither.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSection {
+    /// Address to serve on; keep it on loopback unless the network is trusted: the status
+    /// names every device and its address.
+    pub listen: SocketAddr,
 }
 
 /// `[ac]`: where to listen and how to run the protocol; every field but `listen` and
@@ -332,16 +344,21 @@ fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<AcFile> {
     };
     let devices = entries(table.remove("device"), "device", problems);
     let computations = entries(table.remove("computation"), "computation", problems);
+    let status = match table.remove("status") {
+        Some(v) => Some(section(v, "status", problems)?),
+        None => None,
+    };
     for key in table.keys() {
         problems.push(Problem::new(
             key.as_str(),
-            "unknown section: expected ac, device or computation",
+            "unknown section: expected ac, device, computation or status",
         ));
     }
     Some(AcFile {
         ac: ac?,
         devices: devices?,
         computations: computations?,
+        status,
     })
 }
 
@@ -459,6 +476,8 @@ pub struct AcConfig {
     pub journal: Option<(PathBuf, Durability)>,
     /// The transports' bounds on connections and link ids.
     pub limits: TransportLimits,
+    /// Where to serve `/status` and `/metrics`, if anywhere.
+    pub status: Option<SocketAddr>,
 }
 
 impl AcConfig {
@@ -577,8 +596,28 @@ impl AcConfig {
                 .as_ref()
                 .map(|j| (base.join(j), a.durability.unwrap_or_default())),
             limits,
+            status: file.status.as_ref().map(|s| s.listen),
         };
         Ok((config, problems))
+    }
+
+    /// The status address of the file at `path` (its `[status] listen`), reading nothing
+    /// else of it: what `pcxses-ac status --config` asks.
+    pub fn status_addr(path: &Path) -> Result<Option<SocketAddr>, AcConfigError> {
+        /// The file, every other section ignored.
+        #[derive(Deserialize)]
+        struct StatusOnly {
+            status: Option<StatusSection>,
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| AcConfigError::Read(path.into(), e))?;
+        let file: StatusOnly = toml::from_str(&text).map_err(|e| {
+            AcConfigError::Invalid(
+                path.into(),
+                vec![Problem::new("", e.to_string().trim_end())],
+            )
+        })?;
+        Ok(file.status.map(|s| s.listen))
     }
 }
 
@@ -629,6 +668,25 @@ mod tests {
         assert_eq!(c.idle, Duration::from_millis(900));
         assert_eq!(c.max_handshakes, 3);
         assert_eq!(set.limits.v6_links, 5);
+    }
+
+    #[test]
+    fn the_status_endpoint_is_off_unless_its_section_is_there() {
+        assert_eq!(load(GOOD).unwrap().status, None);
+        let text = format!("{GOOD}\n[status]\nlisten = \"127.0.0.1:4780\"\n");
+        let addr: SocketAddr = "127.0.0.1:4780".parse().unwrap();
+        assert_eq!(load(&text).unwrap().status, Some(addr));
+        let misspelt = load(&text.replace("listen = \"127", "lisen = \"127"))
+            .unwrap_err()
+            .to_string();
+        assert!(misspelt.contains("lisen"), "{misspelt}");
+        // `pcxses-ac status --config` reads the section alone.
+        let path = std::env::temp_dir().join(format!("pcxses-status-{}.toml", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(AcConfig::status_addr(&path).unwrap(), Some(addr));
+        std::fs::write(&path, GOOD).unwrap();
+        assert_eq!(AcConfig::status_addr(&path).unwrap(), None);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

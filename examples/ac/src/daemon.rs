@@ -16,7 +16,9 @@ use smol::{Executor, Timer};
 
 use crate::check;
 use crate::config::Durability;
+use crate::http;
 use crate::journal::FileJournal;
+use crate::metrics::Metrics;
 use pcxses_core::controller::ComputationId;
 use pcxses_program::events::{controller_event, EventFormat, Names};
 use pcxses_program::procfs;
@@ -41,6 +43,10 @@ pub struct DaemonArgs {
     /// With `--events`, print a `stats` event this often: counters, RSS and threads.
     #[arg(long)]
     pub stats_ms: Option<u64>,
+    /// Serve `/status` and `/metrics` over HTTP here, instead of the configured `[status]`
+    /// address (off when neither is given).
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<SocketAddr>,
     /// TLS, for `--transport quic`.
     #[command(flatten)]
     pub tls: AcTlsArgs,
@@ -55,6 +61,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let (config, mut controller) = (checked.config, checked.controller);
     let require_auth = config.controller.require_auth;
     let names = Names::new(&config.controller);
+    let metrics = Metrics::default();
     let mut restored = None;
     if let Some((path, durability)) = &config.journal {
         let sync = *durability == Durability::Sync;
@@ -67,7 +74,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         if scanned.is_some() {
             restored = Some(states(&controller));
         }
-        controller = controller.with_journal(Box::new(journal));
+        controller = controller.with_journal(Box::new(metrics.timed(journal)));
     }
     // The challenges of keyed joins: a fresh secret at every start, never stored.
     let mut entropy = [0u8; 32];
@@ -101,6 +108,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             .serve(&ex, controller, epoch, listen, tls.as_ref(), config.limits)
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
+        let status_listen = args.status_listen.or(config.status);
+        let _status = http::start(&ex, status_listen, &ac, &metrics)
+            .await
+            .map_err(|e| format!("status endpoint: {e}"))?;
         let mut out = std::io::stdout().lock();
         if args.events.is_some() {
             if let Some(states) = &restored {
@@ -137,6 +148,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event);
+                    metrics.observe(&event);
                     if let ControllerEvent::JournalFailed { .. } = event {
                         // Nothing unrecorded was acknowledged; stop rather than go on
                         // without a store.

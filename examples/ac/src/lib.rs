@@ -17,6 +17,10 @@
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod inspect;
 pub mod journal;
+pub mod metrics;
 pub mod repository;
+pub mod status;
+pub mod table;

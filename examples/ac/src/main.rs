@@ -14,17 +14,21 @@
 //!
 //! The journal tools only read the file. Logs go to stderr (`RUST_LOG` filters them); with
 //! `--events jsonl`, every protocol event is one JSON object on stdout. SIGINT or SIGTERM
-//! stops it cleanly.
+//! stops it cleanly. With `--status-listen ADDR` (or `[status] listen` in the
+//! configuration) it serves `/status` (JSON) and `/metrics` (Prometheus) over HTTP, and
+//! `pcxses-ac status --addr ADDR` (or `--config FILE`) shows that status as tables.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pcxses_ac::config::AcConfig;
 use pcxses_ac::daemon::{self, DaemonArgs};
-use pcxses_ac::{check, inspect, repository};
+use pcxses_ac::{check, http, inspect, repository, table};
 use pcxses_program::keys;
 
 #[derive(Parser)]
@@ -93,6 +97,19 @@ enum Command {
         /// The file to store.
         file: PathBuf,
     },
+    /// Shows a running AC's devices and computations as tables, from its `/status`
+    /// endpoint (`[status] listen` in its configuration, or `--status-listen`).
+    Status {
+        /// The endpoint's address.
+        #[arg(long, conflicts_with = "config", required_unless_present = "config")]
+        addr: Option<SocketAddr>,
+        /// The AC's configuration file: its `[status] listen` address.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +152,7 @@ fn main() -> ExitCode {
             .map(|s| println!("{}\n{s}", file.display()))
             .map_err(|e| e.to_string()),
         Some(Command::Journal(JournalCommand::Dump { file })) => dump(&file),
+        Some(Command::Status { addr, config, json }) => status(addr, config.as_deref(), json),
         None => daemon::run(cli.run),
     };
     match result {
@@ -144,6 +162,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn status(addr: Option<SocketAddr>, config: Option<&Path>, json: bool) -> Result<(), String> {
+    let addr = match (addr, config) {
+        (Some(addr), _) => addr,
+        (None, Some(path)) => AcConfig::status_addr(path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: no [status] listen address", path.display()))?,
+        (None, None) => return Err("give --addr or --config".into()),
+    };
+    if json {
+        let text = http::fetch(addr, "/status").map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        let doc = http::fetch_status(addr).map_err(|e| e.to_string())?;
+        print!("{}", table::render(&doc));
+    }
+    Ok(())
 }
 
 fn add_object(repo: &std::path::Path, id: &str, file: &std::path::Path) -> Result<(), String> {

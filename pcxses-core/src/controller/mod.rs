@@ -14,6 +14,7 @@ mod refusals;
 mod session;
 mod session_ids;
 mod snapshot;
+mod status;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -34,6 +35,10 @@ pub use occupancy::Occupancy;
 pub use snapshot::{
     ChangeView, ComputationView, DeviceView, PlacementView, SessionView, SnapshotError,
     SnapshotView,
+};
+pub use status::{
+    Census, ComputationStatus, ControllerStatus, DeviceStatus, LiveSession, Liveness,
+    RecoveryStatus,
 };
 
 use crate::error::{CommandError, InputError};

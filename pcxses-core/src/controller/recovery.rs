@@ -39,7 +39,7 @@ pub(super) struct Recovery {
     from_auth: AuthLevel,
     /// The MORPH attempt in flight, by morph id.
     pub(super) attempt: Option<u32>,
-    attempts: u32,
+    pub(super) attempts: u32,
     pub(super) orphaned: bool,
 }
 

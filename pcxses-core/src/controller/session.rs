@@ -400,6 +400,7 @@ impl Controller {
         }
         s.dead_at = now + ms(s.dead_ms);
         s.last_hello = now;
+        self.stats.hellos += 1;
         let ack = Bottle::HelloAck(HelloAck {
             session: s.id,
             seq: h.seq,
