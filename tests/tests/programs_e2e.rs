@@ -750,7 +750,7 @@ fn an_ac_killed_mid_migration_neither_loses_nor_doubles_the_computation() {
 }
 
 #[test]
-fn an_ac_refuses_to_start_from_a_damaged_journal() {
+fn an_ac_refuses_a_damaged_journal_and_drops_a_record_cut_short_at_its_end() {
     let mut w = World::with(
         "udp",
         "damaged",
@@ -762,35 +762,47 @@ fn an_ac_refuses_to_start_from_a_damaged_journal() {
     );
     let alpha = w.device("alpha");
     alpha.wait_for_nth("three states at the AC", 3, |v| is(v, "state_stored"));
+    drop(alpha);
     let ac = w.ac.take().unwrap();
     ac.signal("KILL");
     ac.wait_closed();
     drop(ac);
     let journal = w.dir.join("ac.journal");
     let good = std::fs::read(&journal).unwrap();
-    for (what, damaged) in [
-        ("truncated record", good[..good.len() - 5].to_vec()),
-        ("corrupt record", {
-            let mut b = good.clone();
-            let last = b.len() - 1;
-            b[last] ^= 0x10;
-            b
-        }),
-    ] {
-        std::fs::write(&journal, &damaged).unwrap();
-        let out = Command::new(ac_executable())
-            .args([
-                "--config",
-                path(&w.dir.join("ac.toml")),
-                "--events",
-                "jsonl",
-            ])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "started from a {what}");
-        assert!(stderr.contains(what), "{stderr}");
-        // The journal is left as it was found, for whoever looks into it.
-        assert_eq!(std::fs::read(&journal).unwrap(), damaged);
-    }
+
+    // Damage inside the file: refused, and the journal left as it was found, for whoever
+    // looks into it.
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x10;
+    std::fs::write(&journal, &corrupt).unwrap();
+    let out = Command::new(ac_executable())
+        .args([
+            "--config",
+            path(&w.dir.join("ac.toml")),
+            "--events",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started from a corrupt record");
+    assert!(stderr.contains("corrupt record"), "{stderr}");
+    assert_eq!(std::fs::read(&journal).unwrap(), corrupt);
+
+    // A record cut short at the end was never committed: the AC drops it, says so, and
+    // starts from the records before it.
+    let cut = &good[..good.len() - 5];
+    std::fs::write(&journal, cut).unwrap();
+    w.start_ac(None);
+    let restored = w
+        .ac()
+        .wait_for("the restored states", |v| is(v, "restored"));
+    assert!(
+        restored["states"]["counter-alpha"].is_string(),
+        "{restored}"
+    );
+    w.ac().wait_logged("WARN");
+    // The cut record is gone from the file.
+    assert_ne!(std::fs::read(&journal).unwrap(), cut);
 }
