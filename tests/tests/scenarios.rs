@@ -923,7 +923,10 @@ fn a_computation_whose_object_the_repository_lacks_is_quarantined_saying_so() {
 #[test]
 fn a_computation_too_large_for_a_morph_is_quarantined_saying_so() {
     // Its 3,000-byte object exceeds the transfer limit.
-    let mut lab = Lab::new(2, |c| c.limits.max_transfer = 1_000);
+    let mut lab = Lab::new(2, |c| {
+        c.limits.max_transfer = 1_000;
+        c.limits.max_state = 1_000;
+    });
     lab.run(100);
     lab.crash(0);
     lab.run(1_000);
