@@ -10,12 +10,13 @@
 //!
 //! [`programs`] runs the programs (`pcxses-ac`, `pcxses-device`, `pcxses-attack`) as real
 //! processes for the end-to-end suites `tests/programs_*.rs`, and reads their JSON event
-//! lines.
+//! lines, each checked against `docs/EVENTS.md` ([`events_doc`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod checker;
+pub mod events_doc;
 pub mod lab;
 pub mod lease;
 pub mod memory_journal;

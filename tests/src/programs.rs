@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::events_doc::{Catalogue, Program};
 use pcxses_ac::repository;
 use pcxses_core::wire::Bottle;
 use pcxses_core::Limits;
@@ -58,6 +59,9 @@ pub struct Output {
     pub closed: bool,
     /// Its log: the lines it wrote to stderr.
     pub log: Vec<String>,
+    /// Its events that `docs/EVENTS.md` does not describe, each with why: the test fails
+    /// when the process is dropped.
+    pub undocumented: Vec<String>,
 }
 
 /// A process whose stdout JSON lines are collected; killed when dropped.
@@ -69,8 +73,10 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `cmd` with its stdout and its stderr collected.
+    /// Starts `cmd` with its stdout and its stderr collected. The events of `pcxses-ac` and
+    /// `pcxses-device` (run with `--events`) are checked against `docs/EVENTS.md`.
     pub fn spawn(cmd: &mut Command) -> Proc {
+        let program = printing_events(cmd);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -90,7 +96,10 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str(&line) {
+                    let undocumented =
+                        program.and_then(|p| Catalogue::documented().check(p, &v).err());
                     let mut out = sink.0.lock().unwrap();
+                    out.undocumented.extend(undocumented);
                     out.lines.push(v);
                     out.received.push(Instant::now());
                     sink.1.notify_all();
@@ -210,10 +219,28 @@ impl Proc {
     }
 }
 
+/// The program whose events `cmd` prints, if it runs `pcxses-ac` or `pcxses-device` with
+/// `--events`.
+fn printing_events(cmd: &Command) -> Option<Program> {
+    let program = match Path::new(cmd.get_program()).file_name()?.to_str()? {
+        "pcxses-ac" => Program::Ac,
+        "pcxses-device" => Program::Device,
+        _ => return None,
+    };
+    cmd.get_args().any(|a| a == "--events").then_some(program)
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let undocumented = std::mem::take(&mut self.output.0.lock().unwrap().undocumented);
+        if !undocumented.is_empty() && !std::thread::panicking() {
+            panic!(
+                "events not described in docs/EVENTS.md:\n{}",
+                undocumented.join("\n")
+            );
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::http;
 use crate::journal::FileJournal;
 use crate::metrics::Metrics;
 use pcxses_core::controller::ComputationId;
-use pcxses_program::events::{controller_event, EventFormat, Names};
+use pcxses_program::events::{at_ms, controller_event, EventFormat, Names};
 use pcxses_program::procfs;
 use pcxses_program::shutdown::Shutdown;
 use pcxses_program::transport::{AcTlsArgs, Transport};
@@ -91,8 +91,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
              require_auth = true, or use --transport quic"
         );
         if let Some(EventFormat::Jsonl) = args.events {
-            let line =
-                serde_json::json!({"event": "unauthenticated_listen", "addr": listen.to_string()});
+            let line = serde_json::json!({"event": "unauthenticated_listen", "addr": listen.to_string(), "at_ms": at_ms(epoch.now())});
             println!("{line}");
         }
     }
@@ -115,10 +114,10 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         if args.events.is_some() {
             if let Some(states) = &restored {
-                let line = serde_json::json!({"event": "restored", "states": states});
+                let line = serde_json::json!({"event": "restored", "states": states, "at_ms": at_ms(epoch.now())});
                 let _ = writeln!(out, "{line}").and_then(|()| out.flush());
             }
-            let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string()});
+            let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string(), "at_ms": at_ms(epoch.now())});
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
         let period = args.stats_ms.map(std::time::Duration::from_millis);
@@ -171,7 +170,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                 Wake::Stats => {
                     next_stats = next_stats.zip(period).map(|(at, p)| at + p);
                     let s = *ac.stats.lock().map_err(|e| e.to_string())?;
-                    let line = stats_event(&s, ac.connections.as_deref());
+                    let line = stats_event(&s, ac.connections.as_deref(), epoch.now());
                     if args.events.is_some() {
                         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
                     }
@@ -192,13 +191,17 @@ fn refused_event(r: &Refusal, now: Instant) -> serde_json::Value {
     serde_json::json!({
         "event": "refused", "peer": r.peer.map(|p| p.to_string()), "device": r.device,
         "reason": r.reason.name(), "detail": r.reason.to_string(),
-        "suppressed": r.suppressed, "at_ms": now.as_micros() as f64 / 1000.0,
+        "suppressed": r.suppressed, "at_ms": at_ms(now),
     })
 }
 
 /// The periodic `stats` event: the controller's counters (refusals by reason), the
 /// connection bounds' (for a transport with connections), RSS and threads.
-fn stats_event(s: &Stats, connections: Option<&ConnectionStats>) -> serde_json::Value {
+fn stats_event(
+    s: &Stats,
+    connections: Option<&ConnectionStats>,
+    now: Instant,
+) -> serde_json::Value {
     let mut refused: serde_json::Map<_, _> = (s.rejections().iter())
         .map(|&(reason, n)| (reason.to_string(), n.into()))
         .collect();
@@ -216,7 +219,7 @@ fn stats_event(s: &Stats, connections: Option<&ConnectionStats>) -> serde_json::
         "event": "stats", "received": s.received, "rejected": s.rejected(), "refused": refused,
         "challenged": s.challenged, "unanswered": s.unanswered,
         "dropped_transmits": s.dropped_transmits, "connections": connections,
-        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads),
+        "rss_kb": proc.map(|p| p.rss_kb), "threads": proc.map(|p| p.threads), "at_ms": at_ms(now),
     })
 }
 

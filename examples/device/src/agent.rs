@@ -34,7 +34,7 @@ use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
 use crate::computations::{native_guests, Computations};
-use pcxses_program::events::{device_event, EventFormat};
+use pcxses_program::events::{at_ms, device_event, EventFormat};
 use pcxses_program::shutdown::Shutdown;
 use pcxses_program::transport::{DeviceTlsArgs, RunningDevice, Transport};
 
@@ -192,15 +192,14 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                                 if frame_due {
                                     if let Some(text) = computations.frame(&computation) {
                                         // Stamped with the time the step was permitted.
-                                        let at_ms = at.as_micros() as f64 / 1000.0;
-                                        print(serde_json::json!({"event": "frame", "computation": computation, "text": text, "at_ms": at_ms}));
+                                        print(serde_json::json!({"event": "frame", "computation": computation, "text": text, "at_ms": at_ms(at)}));
                                     }
                                 }
                                 let _ = agent.commands.send(DeviceCommand::SetState { computation, state }).await;
                             }
                             // A runaway or trapping guest is stopped and reported; the
                             // device carries on.
-                            Some(Err(error)) => print(serde_json::json!({"event": "guest_failed", "computation": computation, "error": error})),
+                            Some(Err(error)) => print(serde_json::json!({"event": "guest_failed", "computation": computation, "error": error, "at_ms": at_ms(at)})),
                             None => {}
                         }
                     }
@@ -208,13 +207,13 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
                 Wake::Input(line) => {
                     if !agent.lease.permits(epoch.now()) {
                         for computation in computations.taking_input() {
-                            print(serde_json::json!({"event": "input_refused", "computation": computation, "error": "no fence lease"}));
+                            print(serde_json::json!({"event": "input_refused", "computation": computation, "error": "no fence lease", "at_ms": at_ms(epoch.now())}));
                         }
                         continue;
                     }
                     for f in computations.input(line.as_bytes()) {
                         let event = if f.stopped { "guest_failed" } else { "input_refused" };
-                        print(serde_json::json!({"event": event, "computation": f.computation, "error": f.error.to_string()}));
+                        print(serde_json::json!({"event": event, "computation": f.computation, "error": f.error.to_string(), "at_ms": at_ms(epoch.now())}));
                     }
                 }
                 Wake::Stop => {
@@ -267,7 +266,7 @@ async fn on_event(
             for c in run {
                 if let Err(error) = computations.start(&c) {
                     print(
-                        serde_json::json!({"event": "guest_failed", "computation": c, "error": error}),
+                        serde_json::json!({"event": "guest_failed", "computation": c, "error": error, "at_ms": at_ms(epoch.now())}),
                     );
                 }
             }
@@ -277,7 +276,7 @@ async fn on_event(
                 Ok(()) => true,
                 Err(error) => {
                     print(
-                        serde_json::json!({"event": "guest_failed", "computation": i.computation, "error": error}),
+                        serde_json::json!({"event": "guest_failed", "computation": i.computation, "error": error, "at_ms": at_ms(epoch.now())}),
                     );
                     false
                 }

@@ -1,4 +1,5 @@
-//! Protocol events as JSON objects, one per line (`--events jsonl`).
+//! Protocol events as JSON objects, one per line (`--events jsonl`), as `docs/EVENTS.md`
+//! describes them.
 
 use pcxses_core::controller::{ControllerConfig, MigrationFailure};
 use pcxses_core::device::StopReason;
@@ -31,7 +32,8 @@ impl Names {
     }
 }
 
-fn ms(at: Instant) -> f64 {
+/// An instant as every event's `at_ms`: milliseconds since the program's epoch.
+pub fn at_ms(at: Instant) -> f64 {
     at.as_micros() as f64 / 1000.0
 }
 
@@ -51,10 +53,10 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             session,
             at,
         } => {
-            json!({"event": "device_joined", "device": n.device(device.0), "session": session.to_string(), "at_ms": ms(*at)})
+            json!({"event": "device_joined", "device": n.device(device.0), "session": session.to_string(), "at_ms": at_ms(*at)})
         }
         E::DeviceLeft { device, at } => {
-            json!({"event": "device_left", "device": n.device(device.0), "at_ms": ms(*at)})
+            json!({"event": "device_left", "device": n.device(device.0), "at_ms": at_ms(*at)})
         }
         E::DeviceFailed {
             device,
@@ -62,7 +64,7 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             at,
             ..
         } => json!({
-            "event": "device_failed", "device": n.device(device.0), "last_hello_ms": ms(*last_hello), "at_ms": ms(*at)
+            "event": "device_failed", "device": n.device(device.0), "last_hello_ms": at_ms(*last_hello), "at_ms": at_ms(*at)
         }),
         E::StateStored {
             computation,
@@ -72,14 +74,14 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             at,
         } => json!({
             "event": "state_stored", "computation": n.computation(computation.0), "device": n.device(device.0),
-            "version": version, "bytes": len, "at_ms": ms(*at)
+            "version": version, "bytes": len, "at_ms": at_ms(*at)
         }),
         E::ComputationStopped {
             computation,
             device,
             at,
         } => json!({
-            "event": "computation_stopped", "computation": n.computation(computation.0), "device": n.device(device.0), "at_ms": ms(*at)
+            "event": "computation_stopped", "computation": n.computation(computation.0), "device": n.device(device.0), "at_ms": at_ms(*at)
         }),
         E::MigrationStarted {
             computation,
@@ -89,7 +91,7 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             at,
         } => json!({
             "event": "migration_started", "computation": n.computation(computation.0), "from": n.device(from.0),
-            "to": n.device(to.0), "attempt": attempt, "at_ms": ms(*at)
+            "to": n.device(to.0), "attempt": attempt, "at_ms": at_ms(*at)
         }),
         E::MigrationCompleted {
             computation,
@@ -101,8 +103,8 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             stream_bytes,
         } => json!({
             "event": "migration_completed", "computation": n.computation(computation.0), "from": n.device(from.0),
-            "to": n.device(to.0), "detected_ms": ms(*detected_at), "started_ms": ms(*started_at), "acked_ms": ms(*acked_at),
-            "morph_ms": ms(*acked_at) - ms(*started_at), "stream_bytes": stream_bytes, "at_ms": ms(*acked_at)
+            "to": n.device(to.0), "detected_ms": at_ms(*detected_at), "started_ms": at_ms(*started_at), "acked_ms": at_ms(*acked_at),
+            "morph_ms": at_ms(*acked_at) - at_ms(*started_at), "stream_bytes": stream_bytes, "at_ms": at_ms(*acked_at)
         }),
         E::MigrationFailed {
             computation,
@@ -111,7 +113,7 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             at,
         } => json!({
             "event": "migration_failed", "computation": n.computation(computation.0), "to": n.device(to.0),
-            "reason": failure(reason), "at_ms": ms(*at)
+            "reason": failure(reason), "at_ms": at_ms(*at)
         }),
         E::Quarantined {
             computation,
@@ -120,18 +122,18 @@ pub fn controller_event(e: &ControllerEvent, n: &Names) -> Value {
             at,
         } => json!({
             "event": "quarantined", "computation": n.computation(computation.0), "reason": reason.name(),
-            "failures": failures, "at_ms": ms(*at)
+            "failures": failures, "at_ms": at_ms(*at)
         }),
         E::Orphaned {
             computation,
             reason,
             at,
         } => json!({
-            "event": "orphaned", "computation": n.computation(computation.0), "reason": reason.name(), "at_ms": ms(*at)
+            "event": "orphaned", "computation": n.computation(computation.0), "reason": reason.name(), "at_ms": at_ms(*at)
         }),
-        E::JournalFailed { at } => json!({"event": "journal_failed", "at_ms": ms(*at)}),
+        E::JournalFailed { at } => json!({"event": "journal_failed", "at_ms": at_ms(*at)}),
         E::Stalled { late, at } => json!({
-            "event": "stalled", "late_ms": late.as_secs_f64() * 1000.0, "at_ms": ms(*at)
+            "event": "stalled", "late_ms": late.as_secs_f64() * 1000.0, "at_ms": at_ms(*at)
         }),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
@@ -151,7 +153,7 @@ pub enum EventFormat {
 /// One device event as JSON. `state` is the state a `state_stored` event acknowledges, or
 /// an install's LKGS: printed in hex, and as `count` when it is a counter's 8 bytes.
 pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value {
-    let at = ms(at);
+    let at = at_ms(at);
     let count = state
         .and_then(|s| <[u8; 8]>::try_from(s).ok())
         .map(u64::from_le_bytes);
