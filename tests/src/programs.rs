@@ -1,7 +1,7 @@
 //! The programs as processes, for the end-to-end suites (`tests/programs_*.rs`): the
-//! `pcxses-ac`, `pcxses-device` and `pcxses-attack` executables, built once per test
-//! binary; their processes with their JSON event lines; and a world of an AC and its
-//! devices, configured in a directory of its own.
+//! `pcxses-ac`, `pcxses-device`, `pcxses-attack` and `pcxses-load` executables, built once
+//! per test binary; their processes with their JSON event lines; and a world of an AC and
+//! its devices, configured in a directory of its own.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,12 +22,12 @@ use serde_json::Value;
 /// How long a test waits for an event.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The programs' executables: `pcxses-ac`, `pcxses-device` and `pcxses-attack`, built for
-/// this test's profile the first time one is asked for.
+/// The programs' executables: `pcxses-ac`, `pcxses-device`, `pcxses-attack` and
+/// `pcxses-load`, built for this test's profile the first time one is asked for.
 fn executables() -> &'static [PathBuf] {
     static EXECUTABLES: OnceLock<Vec<PathBuf>> = OnceLock::new();
     EXECUTABLES.get_or_init(|| {
-        artifacts::programs(&["pcxses-ac", "pcxses-device", "pcxses-attack"])
+        artifacts::programs(&["pcxses-ac", "pcxses-device", "pcxses-attack", "pcxses-load"])
             .expect("the programs build")
     })
 }
@@ -45,6 +45,11 @@ pub fn device_executable() -> &'static Path {
 /// The `pcxses-attack` executable.
 pub fn attack_executable() -> &'static Path {
     &executables()[2]
+}
+
+/// The `pcxses-load` executable.
+pub fn load_executable() -> &'static Path {
+    &executables()[3]
 }
 
 /// What a process printed so far, and whether its stdout closed.

@@ -4,9 +4,10 @@
 //! repository) registering devices `load-000000…`, each running one computation.
 //! `pcxses-load run --ac ADDR --devices N --hello-ms MS --seconds S [--ac-pid PID]` then
 //! runs N real `Device` state machines over a few UDP sockets, and prints one JSON
-//! summary: HELLOs sent per second, bytes per second to and from the AC, false deaths
-//! (devices that lost their session or fenced), and the AC's RSS, threads and CPU, read
-//! from `/proc/PID`. `pcxses-load morphs --events FILE` reads the events an AC printed
+//! summary: HELLOs sent and answered per second, bytes per second to and from the AC,
+//! false deaths (devices that lost their session or fenced), and the AC's RSS (now and at
+//! its peak), threads, CPU share and CPU time per HELLO answered, read from `/proc/PID`
+//! (`--samples FILE` writes every 500 ms sample of the run). `pcxses-load morphs --events FILE` reads the events an AC printed
 //! (`pcxses-ac --events jsonl`) and counts its MORPHs, and the most started in any
 //! one-second window, the figure its MORPH pacing bounds.
 #![forbid(unsafe_code)]

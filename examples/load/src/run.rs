@@ -55,12 +55,18 @@ pub struct RunArgs {
     /// When the devices stop, seconds into the measurement.
     #[arg(long, default_value_t = 5)]
     pub stop_after_s: u64,
+    /// Write the AC's `/proc` figures, sampled every 500 ms from the start of the run, to
+    /// this file as JSON lines (`t_s`, `phase`, `rss_kb`, `cpu_percent`).
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<std::path::PathBuf>,
 }
 
 /// Traffic counters of one phase of the run.
 #[derive(Default, Clone, Copy)]
 struct Traffic {
     hellos: u64,
+    /// HELLOs the AC answered.
+    hello_acks: u64,
     /// States the AC acknowledged.
     states: u64,
     bytes_out: u64,
@@ -78,6 +84,8 @@ struct Load {
     by_session: HashMap<SessionId, u32>,
     by_nonce: HashMap<JoinNonce, u32>,
     joins: Vec<u32>,
+    /// Devices that joined at least once.
+    joined: usize,
     stops: u64,
     traffic: Traffic,
     /// Whether devices report a new state before every HELLO.
@@ -110,6 +118,9 @@ impl Load {
                 }
                 Output::Event(DeviceEvent::Joined { session, run, .. }) => {
                     self.by_session.insert(session, i);
+                    if self.joins[i as usize] == 0 {
+                        self.joined += 1;
+                    }
                     self.joins[i as usize] += 1;
                     // The application "starts" its computation and reports a first state.
                     let now = self.epoch.now();
@@ -137,9 +148,13 @@ impl Load {
         }
     }
 
-    /// Which device a datagram from the AC is for.
-    fn route(&self, bytes: &[u8]) -> Option<u32> {
+    /// Which device a datagram from the AC is for; counts the HELLOs answered.
+    fn route(&mut self, bytes: &[u8]) -> Option<u32> {
         match Bottle::decode(bytes, &Limits::datagram(MAX_BOTTLE_LEN)).ok()? {
+            Bottle::HelloAck(a) => {
+                self.traffic.hello_acks += 1;
+                self.by_session.get(&a.session).copied()
+            }
             Bottle::GoodMorningAck(a) => self.by_nonce.get(&a.nonce).copied(),
             Bottle::Reject(r) if r.session == SessionId::NONE => {
                 self.by_nonce.get(&r.nonce).copied()
@@ -202,31 +217,60 @@ impl Load {
     }
 }
 
-/// The AC's highest RSS and CPU share over the samples.
-#[derive(Default)]
-struct Peak {
+/// The AC's `/proc` figures, sampled over the run: the highest RSS and CPU share, and each
+/// sample as a JSON line if asked for.
+struct AcSamples {
+    pid: Option<String>,
     rss_kb: u64,
     cpu_percent: f64,
     last: Option<(std::time::Instant, u64)>,
+    next: std::time::Instant,
+    start: std::time::Instant,
+    out: Option<std::io::BufWriter<std::fs::File>>,
 }
 
-impl Peak {
-    fn sample(&mut self, pid: Option<&str>) {
-        let Some(pid) = pid else { return };
-        if let Some(s) = procfs::status(pid) {
-            self.rss_kb = self.rss_kb.max(s.rss_kb);
-        }
-        let Some(ticks) = procfs::cpu_ticks(pid) else {
+impl AcSamples {
+    /// How often the AC is sampled.
+    const EVERY: Duration = Duration::from_millis(500);
+
+    fn new(pid: Option<u32>, out: Option<&std::path::Path>) -> Result<Self, String> {
+        let out = out
+            .map(|p| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display())))
+            .transpose()?
+            .map(std::io::BufWriter::new);
+        let now = std::time::Instant::now();
+        Ok(AcSamples {
+            pid: pid.map(|p| p.to_string()),
+            rss_kb: 0,
+            cpu_percent: 0.0,
+            last: None,
+            next: now,
+            start: now,
+            out,
+        })
+    }
+
+    /// Samples the AC if the period is over; `phase` names the part of the run.
+    fn sample(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        let Some(pid) = self.pid.as_deref().filter(|_| now >= self.next) else {
             return;
         };
-        let now = std::time::Instant::now();
-        if let Some((then, before)) = self.last {
-            let secs = now.duration_since(then).as_secs_f64();
-            if secs > 0.0 {
-                self.cpu_percent = self.cpu_percent.max((ticks - before) as f64 / secs);
-            }
+        self.next = now + Self::EVERY;
+        let rss_kb = procfs::status(pid).map(|s| s.rss_kb);
+        let ticks = procfs::cpu_ticks(pid);
+        let cpu = ticks.zip(self.last).map(|(ticks, (then, before))| {
+            (ticks - before) as f64 / now.duration_since(then).as_secs_f64().max(1e-3)
+        });
+        self.rss_kb = self.rss_kb.max(rss_kb.unwrap_or(0));
+        self.cpu_percent = self.cpu_percent.max(cpu.unwrap_or(0.0));
+        self.last = ticks.map(|t| (now, t));
+        if let Some(out) = &mut self.out {
+            let t_s = now.duration_since(self.start).as_secs_f64();
+            let line = serde_json::json!({"t_s": (t_s * 1000.0).round() / 1000.0, "phase": phase,
+                "rss_kb": rss_kb, "cpu_percent": cpu.map(f64::round)});
+            let _ = writeln!(out, "{line}");
         }
-        self.last = Some((now, ticks));
     }
 }
 
@@ -245,7 +289,9 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         states,
         stop_percent,
         stop_after_s,
+        samples,
     } = args;
+    let mut ac_samples = AcSamples::new(ac_pid, samples.as_deref())?;
     let sockets = sockets.max(1);
     let epoch = Epoch::new();
     let mut load = Load {
@@ -264,6 +310,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         by_session: HashMap::with_capacity(n),
         by_nonce: HashMap::with_capacity(n),
         joins: vec![0; n],
+        joined: 0,
         stops: 0,
         traffic: Traffic::default(),
         states,
@@ -288,18 +335,19 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             load.drain(booted as u32);
             booted += 1;
         }
+        ac_samples.sample("join");
         let busy = load.receive(&mut buf) + load.timers(now);
-        let joined = load.joins.iter().filter(|&&j| j > 0).count();
-        if joined == n {
+        if load.joined == n {
             break;
         }
         if now > join_deadline {
-            return Err(format!("only {joined} of {n} devices joined"));
+            return Err(format!("only {} of {n} devices joined", load.joined));
         }
         if busy == 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
+    let join_s = epoch.now().as_micros() as f64 / 1e6;
     // Phase 2: measure.
     let ac_pid = ac_pid.map(|p| p.to_string());
     let cpu_before = ac_pid.as_deref().and_then(procfs::cpu_ticks);
@@ -311,8 +359,6 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let end = start + Duration::from_secs(seconds);
     let stop_at = start + Duration::from_secs(stop_after_s);
     let mut stopped: Option<(Instant, usize)> = None;
-    let mut peak = Peak::default();
-    let mut next_sample = std::time::Instant::now();
     while std::time::Instant::now() < end {
         let now = epoch.now();
         if stop_percent > 0 && stopped.is_none() && std::time::Instant::now() >= stop_at {
@@ -323,10 +369,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             }
             stopped = Some((now, count));
         }
-        if std::time::Instant::now() >= next_sample {
-            next_sample += Duration::from_millis(500);
-            peak.sample(ac_pid.as_deref());
-        }
+        ac_samples.sample("measure");
         let busy = load.receive(&mut buf) + load.timers(now);
         if busy == 0 {
             std::thread::sleep(Duration::from_micros(200));
@@ -334,6 +377,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_after = ac_pid.as_deref().and_then(procfs::cpu_ticks);
+    let cpu = cpu_before.zip(cpu_after).map(|(a, b)| b - a);
     let status = ac_pid.as_deref().and_then(procfs::status);
     let rejoins = load.joins.iter().sum::<u32>() - joins_before;
     let t = load.traffic;
@@ -345,11 +389,21 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         "states_acked_per_s": (t.states as f64 / elapsed).round(),
         "bytes_per_s_to_ac": (t.bytes_out as f64 / elapsed).round(),
         "bytes_per_s_from_ac": (t.bytes_in as f64 / elapsed).round(),
+        "hello_acks_per_s": (t.hello_acks as f64 / elapsed).round(),
         "false_deaths": rejoins,
         "stops": load.stops - stops_before,
+        "join_s": (join_s * 10.0).round() / 10.0,
+        "load_rss_kb": procfs::status("self").map(|s| s.rss_kb),
         "ac_rss_kb": status.map(|s| s.rss_kb),
+        "ac_peak_rss_kb": status.map(|s| s.peak_rss_kb),
+        "ac_sampled_peak_rss_kb": ac_samples.rss_kb,
         "ac_threads": status.map(|s| s.threads),
-        "ac_cpu_percent": cpu_before.zip(cpu_after).map(|(a, b)| ((b - a) as f64 / elapsed).round()),
+        "ac_cpu_percent": cpu.map(|ticks| (ticks as f64 / elapsed).round()),
+        "ac_peak_cpu_percent": ac_samples.cpu_percent.round(),
+        // CPU ticks are hundredths of a second.
+        "ac_cpu_us_per_hello": cpu
+            .filter(|_| t.hello_acks > 0)
+            .map(|ticks| (ticks as f64 * 10_000.0 / t.hello_acks as f64 * 100.0).round() / 100.0),
     });
     let mut summary = summary;
     if let Some((at, count)) = stopped {
@@ -378,8 +432,9 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             .map(|&t| (secs(t) * 1000.0).round() / 1000.0)
             .into();
         summary["max_installs_per_s"] = max_per_s.into();
-        summary["ac_peak_rss_kb"] = peak.rss_kb.into();
-        summary["ac_peak_cpu_percent"] = peak.cpu_percent.round().into();
+    }
+    if let Some(out) = &mut ac_samples.out {
+        out.flush().map_err(|e| e.to_string())?;
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{summary}").map_err(|e| e.to_string())

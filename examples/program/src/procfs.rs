@@ -7,6 +7,8 @@ use std::fs;
 pub struct Status {
     /// Resident set size, KiB.
     pub rss_kb: u64,
+    /// The highest resident set size so far ("high water mark"), KiB.
+    pub peak_rss_kb: u64,
     /// Number of threads.
     pub threads: u64,
 }
@@ -22,6 +24,7 @@ pub fn status(pid: &str) -> Option<Status> {
     };
     Some(Status {
         rss_kb: field("VmRSS:")?,
+        peak_rss_kb: field("VmHWM:")?,
         threads: field("Threads:")?,
     })
 }

@@ -1,0 +1,88 @@
+//! The load generator as an operator runs it: `pcxses-load config` writes an AC
+//! configuration, the AC serves it, and `pcxses-load run` drives real devices against it
+//! and reports what they and the AC did, with the AC's `/proc` figures sampled over the run.
+
+use std::process::Command;
+
+use pcxses_tests::programs::{ac_executable, is, load_executable, Proc};
+use serde_json::Value;
+
+const DEVICES: u64 = 300;
+
+#[test]
+fn the_load_generator_drives_every_device_and_samples_the_ac_over_the_run() {
+    let dir = std::env::temp_dir().join(format!("pcxses-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let devices = DEVICES.to_string();
+    let config = Command::new(load_executable())
+        .args([
+            "config",
+            "--devices",
+            &devices,
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(config.status.success(), "{config:?}");
+    let ac = Proc::spawn(
+        Command::new(ac_executable())
+            .args(["--events", "jsonl", "--config"])
+            .arg(dir.join("ac.toml")),
+    );
+    let listening = ac.wait_for("the AC to listen", |v| is(v, "listening"));
+    let addr = listening["addr"].as_str().unwrap();
+    let samples = dir.join("samples.jsonl");
+    let run = Command::new(load_executable())
+        .args([
+            "run",
+            "--ac",
+            addr,
+            "--devices",
+            &devices,
+            "--hello-ms",
+            "200",
+        ])
+        .args(["--dead-ms", "1000", "--seconds", "3", "--ramp-ms", "500"])
+        .args(["--ac-pid", &ac.child.id().to_string(), "--samples"])
+        .arg(&samples)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["devices"], DEVICES, "{summary}");
+    assert_eq!(summary["false_deaths"], 0, "{summary}");
+    // Every device HELLOs five times a second, and the AC answers each.
+    let expected = (DEVICES * 5) as f64;
+    for figure in ["hellos_per_s", "hello_acks_per_s"] {
+        let per_s = summary[figure].as_f64().unwrap();
+        assert!(
+            per_s > expected * 0.8 && per_s < expected * 1.2,
+            "{figure}: {summary}"
+        );
+    }
+    let cpu_per_hello = summary["ac_cpu_us_per_hello"].as_f64().unwrap();
+    assert!(cpu_per_hello >= 0.0, "{summary}");
+    let (rss, peak) = (
+        summary["ac_rss_kb"].as_u64().unwrap(),
+        summary["ac_peak_rss_kb"].as_u64().unwrap(),
+    );
+    assert!(rss > 0 && peak >= rss, "{summary}");
+    let lines: Vec<Value> = std::fs::read_to_string(&samples)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let measured = lines.iter().filter(|l| l["phase"] == "measure").count();
+    assert!(measured >= 4, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["rss_kb"].as_u64().is_some_and(|kb| kb > 0)),
+        "{lines:?}"
+    );
+    drop(ac);
+    let _ = std::fs::remove_dir_all(&dir);
+}
