@@ -6,29 +6,61 @@ use pcxses_core::device::StopReason;
 use pcxses_core::{ControllerEvent, DeviceEvent, Instant};
 use serde_json::{json, Value};
 
-/// Names devices and computations the way the configuration lists them.
+/// Names devices and computations the way the configuration lists them, packed: one
+/// string of every name and where each ends (a million devices cost their names' bytes and
+/// four more each, not an allocation each).
 pub struct Names {
-    devices: Vec<String>,
-    computations: Vec<String>,
+    devices: Packed,
+    computations: Packed,
+}
+
+/// Names in one string, each ending at its offset.
+struct Packed {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Packed {
+    /// Packs `names` (a configuration's: their bytes together fit in a `u32`).
+    fn new<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Packed {
+        let mut packed = Packed {
+            text: String::new(),
+            ends: Vec::with_capacity(names.len()),
+        };
+        for name in names {
+            packed.text.push_str(name);
+            packed.ends.push(packed.text.len() as u32);
+        }
+        packed.text.shrink_to_fit();
+        packed
+    }
+
+    /// Name `i`, or `?` if there is none.
+    fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        let Some(&end) = self.ends.get(i) else {
+            return "?";
+        };
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.text[start as usize..end as usize]
+    }
 }
 
 impl Names {
     /// The names of a controller configuration.
     pub fn new(config: &ControllerConfig) -> Names {
         Names {
-            devices: config.devices.iter().map(|d| d.name.clone()).collect(),
-            computations: config.computations.iter().map(|c| c.name.clone()).collect(),
+            devices: Packed::new(config.devices.iter().map(|d| d.name.as_str())),
+            computations: Packed::new(config.computations.iter().map(|c| c.name.as_str())),
         }
     }
 
     fn device(&self, i: u32) -> &str {
-        self.devices.get(i as usize).map_or("?", String::as_str)
+        self.devices.get(i)
     }
 
     fn computation(&self, i: u32) -> &str {
-        self.computations
-            .get(i as usize)
-            .map_or("?", String::as_str)
+        self.computations.get(i)
     }
 }
 
@@ -206,5 +238,18 @@ pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value
         }
         DeviceEvent::Left => json!({"event": "left", "at_ms": at}),
         other => json!({"event": "other", "debug": format!("{other:?}"), "at_ms": at}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_names_are_found_by_index_and_an_unknown_index_is_a_question_mark() {
+        let packed = Packed::new(["alpha", "", "gamma"].into_iter());
+        let names: Vec<&str> = (0..4).map(|i| packed.get(i)).collect();
+        assert_eq!(names, ["alpha", "", "gamma", "?"]);
+        assert_eq!(Packed::new([].into_iter()).get(0), "?");
     }
 }
