@@ -62,7 +62,6 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let require_auth = config.controller.require_auth;
     let names = Names::new(&config.controller);
     let metrics = Metrics::default();
-    let mut restored = None;
     if let Some((path, durability)) = &config.journal {
         let sync = *durability == Durability::Sync;
         let scanned = checked.journal.as_ref();
@@ -71,8 +70,17 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         journal
             .start(&controller)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if scanned.is_some() {
-            restored = Some(states(&controller));
+        if scanned.is_some() && args.events.is_some() {
+            let restored = Restored {
+                event: "restored",
+                states: States(&controller),
+                at_ms: at_ms(epoch.now()),
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = serde_json::to_writer(&mut out, &restored)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+                .and_then(|()| out.flush());
         }
         controller = controller.with_journal(Box::new(metrics.timed(journal)));
     }
@@ -113,10 +121,6 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             .map_err(|e| format!("status endpoint: {e}"))?;
         let mut out = std::io::stdout().lock();
         if args.events.is_some() {
-            if let Some(states) = &restored {
-                let line = serde_json::json!({"event": "restored", "states": states, "at_ms": at_ms(epoch.now())});
-                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-            }
             let line = serde_json::json!({"event": "listening", "addr": ac.local_addr.to_string(), "at_ms": at_ms(epoch.now())});
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
@@ -223,19 +227,42 @@ fn stats_event(
     })
 }
 
+/// The `restored` event, written as it is serialized: a million states are not gathered
+/// first.
+#[derive(serde::Serialize)]
+struct Restored<'a> {
+    event: &'static str,
+    states: States<'a>,
+    at_ms: f64,
+}
+
 /// Every computation's LKGS in hex, by name.
-fn states(ac: &Controller) -> serde_json::Map<String, serde_json::Value> {
-    (0..ac.computation_count())
-        .map(|c| {
+struct States<'a>(&'a Controller);
+
+impl serde::Serialize for States<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ac = self.0;
+        s.collect_map((0..ac.computation_count()).map(|c| {
             let id = ComputationId(c as u32);
             let state = ac.lkgs(id).map_or(&[][..], |(s, _)| s);
-            let hex: String = state.iter().map(|b| format!("{b:02x}")).collect();
-            (
-                ac.computation_name(id).to_string(),
-                serde_json::Value::String(hex),
-            )
-        })
-        .collect()
+            (ac.computation_name(id), Hex(state))
+        }))
+    }
+}
+
+/// Bytes in lowercase hex.
+struct Hex<'a>(&'a [u8]);
+
+impl serde::Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }
 
 /// Whether an AC on `listen` lets a peer beyond this host join as any device it can name:
