@@ -4,6 +4,9 @@ use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::wire::{Bottle, GoodMorning, Hello, JoinNonce, StateMode};
 use pcxses_core::{Controller, ControllerConfig, Instant, LinkId, MemoryRepository, Output};
 
+/// The HELLO and dead intervals every device of [`join_all`] proposes.
+pub const INTERVALS_MS: (u32, u32) = (1_000, 3_000);
+
 pub fn config(n: usize) -> ControllerConfig {
     let devices = (0..n)
         .map(|i| DeviceSpec::new(&format!("device-{i:06}"), &[&format!("comp-{i:06}")]))
@@ -16,7 +19,17 @@ pub fn config(n: usize) -> ControllerConfig {
 
 /// Joins every device; returns each device's HELLO, encoded (8 bytes each), in one flat
 /// array as a receive path would hold them.
+#[allow(dead_code)]
 pub fn join_all(ac: &mut Controller, n: usize) -> Vec<[u8; 8]> {
+    join_all_with(ac, n, INTERVALS_MS)
+}
+
+/// [`join_all`] with the devices proposing `(hello_ms, dead_ms)`.
+pub fn join_all_with(
+    ac: &mut Controller,
+    n: usize,
+    (hello_ms, dead_ms): (u32, u32),
+) -> Vec<[u8; 8]> {
     let mut hellos = Vec::with_capacity(n);
     let mut buf = [0u8; 128];
     for i in 0..n {
@@ -25,8 +38,8 @@ pub fn join_all(ac: &mut Controller, n: usize) -> Vec<[u8; 8]> {
             device: &name,
             nonce: JoinNonce((i as u64).to_le_bytes()),
             mode: StateMode::InHello,
-            hello_ms: 1_000,
-            dead_ms: 3_000,
+            hello_ms,
+            dead_ms,
             max_bottle: 1200,
         });
         let len = gm.encode(&mut buf).unwrap();

@@ -6,7 +6,7 @@
 mod common;
 
 fn main() {
-    for n in [10usize, 10_000, 100_000] {
+    for n in [10usize, 10_000, 100_000, 1_000_000] {
         let mut kept = None;
         let info = allocation_counter::measure(|| {
             let mut ac = common::new_controller(n);

@@ -12,16 +12,25 @@ pub enum AuthLevel {
     Authenticated,
 }
 
+/// Most candidates a policy is offered for a computation without a host list.
+pub const MAX_CANDIDATES: usize = 16;
+
+/// How many devices the controller examines, for a computation without a host list,
+/// before it settles for candidates late with their HELLO (see [`Policy`]).
+pub const MAX_EXAMINED: usize = 1024;
+
 /// One device that may receive a computation. The controller offers only devices that are
 /// live, are not the failed device, have not already failed this recovery, have the
 /// capabilities the computation requires, are allowed by its host list, are at least as
 /// authenticated as the computation's home and source (see [`AuthLevel`]), have room for
-/// another computation and are below their limit of concurrent MORPHs.
+/// another computation and are below their limit of concurrent MORPHs. Which of those it
+/// offers is said at [`Policy`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate<'a> {
     /// The device's name.
     pub device: &'a str,
-    /// Its rank in the computation's priority list (0 first), if the list names it.
+    /// Its rank in the computation's priority list (0 first, each device counted once), if
+    /// the list names it.
     pub priority: Option<usize>,
     /// Computations it runs or is receiving now.
     pub load: usize,
@@ -29,6 +38,22 @@ pub struct Candidate<'a> {
 
 /// Picks a target among candidates. Implementations must be deterministic for a given
 /// input so that a controller's behaviour is reproducible.
+///
+/// The candidates are devices that qualify (see [`Candidate`]). Devices more than half a
+/// HELLO interval late with their HELLO, and the target whose MORPH to this computation
+/// last stalled, are offered only when no other device is:
+///
+/// - For a computation with a host list: every device of the list that qualifies, in the
+///   list's order.
+/// - For any other: the qualifying devices in order of load, then name, at most
+///   [`MAX_CANDIDATES`] of them. The controller examines devices with room in that order
+///   and stops at the [`MAX_CANDIDATES`]th that is not late, or after [`MAX_EXAMINED`]
+///   devices once it has found any candidate: a device that is not late is left out only
+///   when more than [`MAX_EXAMINED`] devices are less loaded, late, as good as dead or
+///   tried already. The search's cost does not grow with the registry.
+///
+/// So the built-in policies choose the device they would choose among every qualifying
+/// device, but for that limit.
 pub trait Policy {
     /// The index in `candidates` of the chosen target, or `None` to choose none (the
     /// computation is then orphaned). `candidates` is never empty.

@@ -169,7 +169,7 @@ impl Controller {
     /// Whether the device a plain bottle claims to come from has a key.
     fn keyed(&self, b: &Bottle<'_>) -> bool {
         let d = match b {
-            Bottle::GoodMorning(gm) => self.device_index.get(gm.device).copied(),
+            Bottle::GoodMorning(gm) => self.registry.devices.find(gm.device),
             _ => b.session().and_then(|id| self.lookup(id)).map(|r| r.device),
         };
         d.and_then(|d| self.psk.get(d as usize))
@@ -179,8 +179,8 @@ impl Controller {
     /// Answers a keyed device's GOOD_MORNING with a CHALLENGE, sealed under the device's
     /// challenge key so that the device can tell it from a forgery.
     fn challenge(&mut self, now: Instant, from: LinkId, gm: &GoodMorning<'_>) {
-        let Some(device) =
-            (self.device_index.get(gm.device)).and_then(|&d| self.psk.get(d as usize)?.as_ref())
+        let Some(device) = (self.registry.devices.find(gm.device))
+            .and_then(|d| self.psk.get(d as usize)?.as_ref())
         else {
             return;
         };
@@ -282,9 +282,8 @@ impl Controller {
         let Bottle::GoodMorning(gm) = Bottle::decode(bottle, &limits)? else {
             return Err(InputError::Unauthenticated);
         };
-        let d = *self
-            .device_index
-            .get(gm.device)
+        let d = (self.registry.devices)
+            .find(gm.device)
             .ok_or(InputError::Unauthenticated)?;
         let device = self
             .psk

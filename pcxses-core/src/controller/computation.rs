@@ -1,61 +1,72 @@
 //! The AC's computations: what it knows of each, and where each is in its life cycle.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
-use super::config::{ComputationSpec, ObjectSpec};
 use super::event::DeviceId;
 use super::recovery::Recovery;
 use crate::policy::AuthLevel;
 use crate::time::Instant;
 use crate::wire::ids::SessionId;
 
-/// One registered computation.
+/// One registered computation; its name, objects, host list and requirements are in the
+/// [`super::registry::Registry`], by number.
 pub(super) struct CompEntry {
-    pub(super) name: Box<str>,
-    pub(super) objects: Box<[ObjectSpec]>,
-    pub(super) hosts: Box<[u32]>,
-    pub(super) requires: Box<[Box<str>]>,
+    pub(super) lkgs: Box<[u8]>,
+    /// Last manifest sequence number issued.
+    pub(super) sequence: u64,
+    pub(super) place: Place,
     pub(super) home: Option<u32>,
-    pub(super) lkgs: Vec<u8>,
+    /// Its object list.
+    pub(super) objects: u32,
+    /// Its host list.
+    pub(super) hosts: u32,
+    /// Its requirement set.
+    pub(super) requires: u32,
     /// Version of `lkgs` in the session it came from.
     pub(super) lkgs_version: u32,
     pub(super) lkgs_from: SessionId,
-    /// How authenticated the session `lkgs` came from was: the state goes back to no device
-    /// less authenticated (unless the configuration allows a downgrade).
-    pub(super) lkgs_auth: AuthLevel,
-    /// Last manifest sequence number issued.
-    pub(super) sequence: u64,
     /// Consecutive failed targets.
     pub(super) failures: u32,
     /// Quarantines in a row, without a state stored in between: the retry backs off.
     pub(super) quarantines: u32,
-    /// When a quarantined computation is tried again; [`Instant::MAX`] otherwise.
-    pub(super) retry_at: Instant,
-    pub(super) place: Place,
+    /// How authenticated the session `lkgs` came from was: the state goes back to no device
+    /// less authenticated (unless the configuration allows a downgrade).
+    pub(super) lkgs_auth: AuthLevel,
 }
 
 impl CompEntry {
-    /// The entry of configured computation `spec`, given the registry's devices by name
-    /// (its configuration was validated: they include its hosts). Its home is set once the
-    /// devices are known.
-    pub(super) fn new(spec: &ComputationSpec, devices: &BTreeMap<Box<str>, u32>) -> CompEntry {
+    /// The entry of a computation with object list `objects`, host list `hosts` and
+    /// requirement set `requires`. Its home is set once the devices are known.
+    pub(super) fn new(objects: u32, hosts: u32, requires: u32) -> CompEntry {
         CompEntry {
-            name: spec.name.as_str().into(),
-            objects: spec.objects.clone().into_boxed_slice(),
-            hosts: spec.hosts.iter().map(|h| devices[h.as_str()]).collect(),
-            requires: spec.requires.iter().map(|r| r.as_str().into()).collect(),
+            objects,
+            hosts,
+            requires,
             home: None,
-            lkgs: Vec::new(),
+            lkgs: Box::default(),
             lkgs_version: 0,
             lkgs_from: SessionId::NONE,
             lkgs_auth: AuthLevel::Unauthenticated,
             sequence: 0,
             failures: 0,
             quarantines: 0,
-            retry_at: Instant::MAX,
             place: Place::Unplaced,
+        }
+    }
+
+    /// Replaces the LKGS's bytes, in place when the length is the same.
+    pub(super) fn set_lkgs(&mut self, bytes: &[u8]) {
+        match self.lkgs.len() == bytes.len() {
+            true => self.lkgs.copy_from_slice(bytes),
+            false => self.lkgs = bytes.into(),
+        }
+    }
+
+    /// When a quarantined computation is tried again; [`Instant::MAX`] otherwise.
+    pub(super) fn retry_at(&self) -> Instant {
+        match self.place {
+            Place::Quarantined { retry_at } => retry_at,
+            _ => Instant::MAX,
         }
     }
 }
@@ -76,8 +87,9 @@ pub(super) enum Place {
     },
     /// Its host failed: it moves to another device.
     Recovering(Box<Recovery>),
-    /// Failed on too many targets in a row.
-    Quarantined,
+    /// Failed on too many targets in a row; tried again at `retry_at` ([`Instant::MAX`]:
+    /// never).
+    Quarantined { retry_at: Instant },
     /// Its host left with GOOD_BYE: never recovered.
     Stopped,
 }
@@ -91,7 +103,7 @@ impl Place {
             Place::Recovering(r) if r.attempt.is_some() => Placement::Migrating,
             Place::Recovering(r) if r.orphaned => Placement::Orphaned,
             Place::Recovering(_) => Placement::Waiting,
-            Place::Quarantined => Placement::Quarantined,
+            Place::Quarantined { .. } => Placement::Quarantined,
             Place::Stopped => Placement::Stopped,
         }
     }
@@ -117,4 +129,13 @@ pub enum Placement {
     Quarantined,
     /// Its host left with GOOD_BYE: it is not recovered.
     Stopped,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_computation_entry_is_80_bytes() {
+        assert_eq!(core::mem::size_of::<super::Place>(), 16);
+        assert_eq!(core::mem::size_of::<super::CompEntry>(), 80);
+    }
 }

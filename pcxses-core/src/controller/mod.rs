@@ -6,18 +6,28 @@ mod command;
 mod computation;
 mod config;
 mod event;
+mod hosted;
 mod journal;
+mod lists;
+mod merge;
 mod morph;
+mod names;
 mod occupancy;
+mod paced;
 mod recovery;
 mod refusals;
+mod registry;
 mod session;
 mod session_ids;
 mod snapshot;
 mod status;
+mod targets;
+#[cfg(test)]
+mod test_fleet;
+mod waiting;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -59,9 +69,13 @@ use auth::{psk_devices, seal_to, PskDevice, SessionAuth};
 use changes::Changes;
 use computation::CompEntry;
 use morph::Attempt;
+use paced::Paced;
 use refusals::RefusalGate;
-use session::{DeviceEntry, SessionEnd, SessionStatus};
+use registry::Registry;
+use session::{DeviceEntry, Reassemblies, SessionEnd, SessionStatus};
 use session_ids::SessionIds;
+use targets::Targets;
+use waiting::Waiting;
 
 /// The Area Controller as a Sans-IO state machine.
 ///
@@ -72,10 +86,13 @@ use session_ids::SessionIds;
 pub struct Controller {
     settings: Settings,
     clock: Clock,
+    registry: Registry,
     devices: Vec<DeviceEntry>,
     comps: Vec<CompEntry>,
-    device_index: BTreeMap<Box<str>, u32>,
-    comp_index: BTreeMap<Box<str>, u32>,
+    /// The live devices, for placement.
+    targets: Targets,
+    /// State versions being reassembled.
+    reassemblies: Reassemblies,
     session_ids: SessionIds,
     dead_timers: Deadlines,
     attempts: BTreeMap<u32, Attempt>,
@@ -83,7 +100,7 @@ pub struct Controller {
     /// When quarantined computations are tried again, by computation.
     retry_timers: Deadlines,
     /// Computations waiting for a target: every candidate busy, or none (orphaned).
-    waiting: BTreeSet<u32>,
+    waiting: Waiting,
     next_morph: u32,
     outbox: Outbox<ControllerEvent>,
     stats: Stats,
@@ -103,7 +120,7 @@ pub struct Controller {
     /// arrival time of the next start).
     pace_tat: Instant,
     /// Computations with a target but waiting for their turn to start, oldest first.
-    paced: VecDeque<u32>,
+    paced: Paced,
     /// The runtime's durable store; see [`Controller::with_journal`].
     journal: Option<Box<dyn Journal>>,
     /// What the journal has not been given yet.
@@ -146,24 +163,7 @@ impl Controller {
         now: Instant,
     ) -> Result<Controller, ConfigError> {
         config.validate()?;
-        let device_index: BTreeMap<Box<str>, u32> = (config.devices.iter().enumerate())
-            .map(|(i, d)| (Box::from(d.name.as_str()), i as u32))
-            .collect();
-        let comp_index: BTreeMap<Box<str>, u32> = (config.computations.iter().enumerate())
-            .map(|(i, c)| (Box::from(c.name.as_str()), i as u32))
-            .collect();
-        let mut comps: Vec<CompEntry> = (config.computations.iter())
-            .map(|c| CompEntry::new(c, &device_index))
-            .collect();
-        let devices = (config.devices.iter().enumerate())
-            .map(|(i, d)| {
-                let native: Box<[u32]> = d.runs.iter().map(|r| comp_index[r.as_str()]).collect();
-                for &c in native.iter() {
-                    comps[c as usize].home = Some(i as u32);
-                }
-                DeviceEntry::new(d, native)
-            })
-            .collect();
+        let (registry, devices, comps) = Registry::new(&config);
         let mut rng = Rng::new(config.seed);
         let session_ids = SessionIds::new(&mut rng, config.devices.len());
         let refusals = RefusalGate::new(&config.refusals, rng.next_u64());
@@ -178,7 +178,7 @@ impl Controller {
             joining: None,
             asked: Instant::MAX,
             pace_tat: Instant::default(),
-            paced: VecDeque::new(),
+            paced: Paced::default(),
             journal: None,
             changes: Changes::default(),
             refusals,
@@ -209,16 +209,17 @@ impl Controller {
                 allow_auth_downgrade: config.allow_auth_downgrade,
             },
             clock: Clock::new(now),
+            registry,
             devices,
             comps,
-            device_index,
-            comp_index,
+            targets: Targets::default(),
+            reassemblies: Reassemblies::new(),
             session_ids,
             dead_timers: Deadlines::default(),
             attempts: BTreeMap::new(),
             attempt_timers: Deadlines::default(),
             retry_timers: Deadlines::default(),
-            waiting: BTreeSet::new(),
+            waiting: Waiting::default(),
             next_morph: 1,
             outbox: Outbox::new(config.outbox_limit),
             stats: Stats::default(),
@@ -314,24 +315,22 @@ impl Controller {
 
     /// The name of a registered device.
     pub fn device_name(&self, device: DeviceId) -> &str {
-        self.devices.get(device.0 as usize).map_or("", |d| &d.name)
+        self.registry.devices.get(device.0)
     }
 
     /// The name of a registered computation.
     pub fn computation_name(&self, computation: ComputationId) -> &str {
-        self.comps
-            .get(computation.0 as usize)
-            .map_or("", |c| &c.name)
+        self.registry.comps.get(computation.0)
     }
 
     /// A device by name.
     pub fn device_id(&self, name: &str) -> Option<DeviceId> {
-        self.device_index.get(name).map(|&i| DeviceId(i))
+        self.registry.devices.find(name).map(DeviceId)
     }
 
     /// A computation by name.
     pub fn computation_id(&self, name: &str) -> Option<ComputationId> {
-        self.comp_index.get(name).map(|&i| ComputationId(i))
+        self.registry.comps.find(name).map(ComputationId)
     }
 
     /// Number of registered devices.
@@ -415,7 +414,12 @@ impl Controller {
             false => self.next_turn().unwrap_or(Instant::MAX),
             true => Instant::MAX,
         };
-        a.min(b).min(c)
+        // Offers cut short go on at once.
+        let d = match self.waiting.resuming() {
+            true => self.clock.latest(),
+            false => Instant::MAX,
+        };
+        a.min(b).min(c).min(d)
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -441,13 +445,14 @@ impl Controller {
         loop {
             let comps = &self.comps;
             let Some(c) =
-                (self.retry_timers).pop_live(now, |k| Some(comps.get(k as usize)?.retry_at))
+                (self.retry_timers).pop_live(now, |k| Some(comps.get(k as usize)?.retry_at()))
             else {
                 break;
             };
             self.lift_quarantine(c, now);
         }
         self.release_paced(now);
+        self.resume_offers(now);
     }
 
     /// Queues `bottle` on `link`, sealed if its session has keys: a live one, or the one

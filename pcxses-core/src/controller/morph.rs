@@ -67,7 +67,7 @@ impl Controller {
     /// and the stream of its objects and LKGS, then the header. A computation whose
     /// objects are missing or too large for a MORPH is quarantined.
     pub(super) fn start_attempt(&mut self, c: u32, t: u32, now: Instant) {
-        self.waiting.remove(&c);
+        self.unwait(c);
         let comp = &self.comps[c as usize];
         let Place::Recovering(r) = &comp.place else {
             return;
@@ -78,7 +78,7 @@ impl Controller {
         // The MORPH stream: every object, then the LKGS.
         let mut stream = Vec::new();
         let mut objects = BoundedSeq::new();
-        for o in comp.objects.iter() {
+        for o in self.registry.objects.get(comp.objects) {
             let Some(bytes) = self.repo.object(&o.id) else {
                 return self.quarantine(c, QuarantineReason::MissingObject, now);
             };
@@ -91,14 +91,15 @@ impl Controller {
             stream.extend_from_slice(bytes);
         }
         stream.extend_from_slice(&comp.lkgs);
-        let from = self
-            .devices
-            .get(r.from as usize)
-            .map_or(&*comp.name, |d| &*d.name);
+        let name = self.registry.comps.get(c);
+        let from = match r.from < self.registry.devices.len() {
+            true => self.registry.devices.get(r.from),
+            false => name,
+        };
         let manifest = Manifest {
-            computation: &comp.name,
+            computation: name,
             sequence: comp.sequence + 1,
-            target: &self.devices[t as usize].name,
+            target: self.registry.devices.get(t),
             nonce: s.nonce,
             replaces: from,
             objects,
@@ -134,6 +135,7 @@ impl Controller {
             h
         };
         self.devices[t as usize].morphs_in += 1;
+        self.reindex(t);
         let comp = &mut self.comps[c as usize];
         comp.sequence += 1;
         let Place::Recovering(r) = &mut comp.place else {
@@ -186,6 +188,7 @@ impl Controller {
             .map_or(64, |s| s.chunk);
         let rto = self.settings.pacing.rto;
         self.devices[t as usize].morphs_in += 1;
+        self.reindex(t);
         self.attempts.insert(
             m,
             Attempt {
@@ -342,6 +345,7 @@ impl Controller {
         if let Some(s) = self.devices[d as usize].session.as_mut() {
             s.hosted.push((a.handle, a.comp));
         }
+        self.reindex(d);
         self.changes.device(d);
         self.changes.comp(a.comp);
         let comp = &mut self.comps[a.comp as usize];
@@ -438,6 +442,14 @@ impl Controller {
     /// that counts against the computation. A computation being handed back to a home that
     /// left or re-joined goes back to waiting for its home.
     pub(super) fn abort_attempts_to(&mut self, session: SessionId, how: SessionEnd, now: Instant) {
+        let d = self.session_ids.device_of(session);
+        if self
+            .devices
+            .get(d as usize)
+            .is_none_or(|dev| dev.morphs_in == 0)
+        {
+            return;
+        }
         let why = match how {
             SessionEnd::Dead => MigrationFailure::TargetDied,
             _ => MigrationFailure::TargetLeft,
@@ -467,6 +479,7 @@ impl Controller {
         };
         let t = a.target;
         self.devices[t as usize].morphs_in -= 1;
+        self.reindex(t);
         self.changes.comp(a.comp);
         let handing_back = match &mut self.comps[a.comp as usize].place {
             Place::Recovering(r) => r.attempt_failed(a.session, why, &self.session_ids),

@@ -27,12 +27,11 @@ pub struct Occupancy {
 impl Controller {
     /// How full the AC's tables are now.
     pub fn occupancy(&self) -> Occupancy {
-        let sessions = self.devices.iter().filter_map(|d| d.session.as_ref());
         Occupancy {
             attempts: self.attempts.len(),
             waiting: self.waiting.len(),
             paced: self.paced.len(),
-            reassemblies: sessions.map(|s| s.rx.len()).sum(),
+            reassemblies: self.reassemblies.len(),
             tried: (self.comps.iter())
                 .map(|c| match &c.place {
                     Place::Recovering(r) => r.tried.len(),
@@ -57,7 +56,7 @@ impl Controller {
         }
         if self.retry_timers.len() > 2 * self.comps.len() + 64 {
             let comps = &self.comps;
-            (self.retry_timers).compact(|k| Some(comps.get(k as usize)?.retry_at));
+            (self.retry_timers).compact(|k| Some(comps.get(k as usize)?.retry_at()));
         }
     }
 }

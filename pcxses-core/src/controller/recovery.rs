@@ -11,7 +11,7 @@ use super::event::{
 use super::session_ids::SessionIds;
 use super::Controller;
 use crate::policy::{AuthLevel, Candidate};
-use crate::time::{ms, Instant};
+use crate::time::Instant;
 use crate::wire::ids::SessionId;
 
 /// Most failed target sessions one recovery remembers; beyond, the oldest is forgotten and
@@ -30,7 +30,7 @@ pub(super) struct Recovery {
     pub(super) tried: Vec<SessionId>,
     /// The last target whose MORPH made no progress: tried again only when no other target
     /// is free, since a stall says more about the network than about the target.
-    stalled: SessionId,
+    pub(super) stalled: SessionId,
     /// The computation is being handed back to its home, which just joined, with its LKGS:
     /// if the home leaves or re-joins meanwhile, it waits for its home again.
     handing_back: bool,
@@ -41,12 +41,6 @@ pub(super) struct Recovery {
     pub(super) attempt: Option<u32>,
     pub(super) attempts: u32,
     pub(super) orphaned: bool,
-}
-
-/// Whether a device can ever host a computation: capabilities and host list.
-fn capable(requires: &[Box<str>], hosts: &[u32], device: u32, capabilities: &[Box<str>]) -> bool {
-    (hosts.is_empty() || hosts.contains(&device))
-        && requires.iter().all(|r| capabilities.contains(r))
 }
 
 impl Controller {
@@ -93,75 +87,37 @@ impl Controller {
             return;
         }
         let required = self.required_auth(comp, r);
-        // Live devices that could host it, and of those, authenticated enough.
-        let mut any_capable = false;
-        let mut any_authenticated = false;
-        let mut free: Vec<(u32, Candidate<'_>)> = Vec::new();
-        // Devices overdue with their HELLO (more than half an interval late) go last: when
-        // many devices fail at once, those are likely among them, not yet declared dead.
-        let mut overdue: Vec<(u32, Candidate<'_>)> = Vec::new();
-        for (i, dev) in self.devices.iter().enumerate() {
-            let i = i as u32;
-            let Some(s) = dev.session.as_ref() else {
-                continue;
-            };
-            // A device whose dead interval has run out is as good as dead: its timer is
-            // due in this same pass.
-            if s.id == r.from_session
-                || s.dead_at <= now
-                || r.tried.contains(&s.id)
-                || !capable(&comp.requires, &comp.hosts, i, &dev.capabilities)
-            {
-                continue;
-            }
-            any_capable = true;
-            if s.auth < required {
-                continue;
-            }
-            any_authenticated = true;
-            let load = s.hosted.len() + usize::from(dev.morphs_in);
-            if load < usize::from(dev.max_hosted)
-                && dev.morphs_in < self.settings.max_morphs_per_target
-            {
-                let priority = comp.hosts.iter().position(|&h| h == i);
-                let candidate = Candidate {
-                    device: &dev.name,
-                    priority,
-                    load,
-                };
-                let late = ms(s.hello_ms.saturating_add(s.hello_ms / 2));
-                if now.saturating_since(s.last_hello) > late || s.id == r.stalled {
-                    overdue.push((i, candidate));
-                } else {
-                    free.push((i, candidate));
-                }
-            }
-        }
-        if free.is_empty() {
-            free = overdue;
-        }
-        let candidates: Vec<Candidate<'_>> = free.iter().map(|(_, c)| *c).collect();
+        let search = self.search(comp, r, required, now);
+        let candidates: Vec<Candidate<'_>> = (search.candidates().iter())
+            .map(|&(d, load, priority)| Candidate {
+                device: self.registry.devices.get(d),
+                priority,
+                load,
+            })
+            .collect();
         let choice = if candidates.is_empty() {
             None
         } else {
-            self.policy.choose(&comp.name, &candidates)
+            self.policy.choose(self.registry.comps.get(c), &candidates)
         };
-        let target = choice.and_then(|k| free.get(k)).map(|(i, _)| *i);
+        let declined = choice.is_none() && !candidates.is_empty();
+        drop(candidates);
+        let target = choice.and_then(|k| search.candidates().get(k)).map(|f| f.0);
         match target {
             Some(t) => {
                 if self.take_turn(now) {
                     self.start_attempt(c, t, now);
-                } else if !self.paced.contains(&c) {
-                    self.paced.push_back(c);
+                } else {
+                    self.paced.push(c);
                 }
             }
             None => {
-                self.waiting.insert(c);
-                let reason = if !any_capable {
+                self.wait(c);
+                let reason = if !search.any_capable {
                     Some(OrphanReason::NoCapableDevice)
-                } else if !any_authenticated {
+                } else if !search.any_authenticated {
                     Some(OrphanReason::NoAuthenticatedDevice)
-                } else if choice.is_none() && !candidates.is_empty() {
+                } else if declined {
                     Some(OrphanReason::PolicyDeclined)
                 } else {
                     // Capable targets exist, all busy: it waits for a free one.
@@ -185,7 +141,7 @@ impl Controller {
     /// as authenticated as the session it failed on, as its home device's live session,
     /// and as its home and source devices are configured to be (a pre-shared key), unless
     /// the configuration allows less.
-    fn required_auth(&self, comp: &CompEntry, r: &Recovery) -> AuthLevel {
+    pub(super) fn required_auth(&self, comp: &CompEntry, r: &Recovery) -> AuthLevel {
         if self.settings.allow_auth_downgrade {
             return AuthLevel::Unauthenticated;
         }
@@ -224,44 +180,12 @@ impl Controller {
 
     /// Starts the paced computations whose turn has come, oldest first.
     pub(super) fn release_paced(&mut self, now: Instant) {
-        while let Some(&c) = self.paced.front() {
+        while let Some(c) = self.paced.front() {
             if self.next_turn().is_some_and(|t| t > now) {
                 return;
             }
             self.paced.pop_front();
             self.place(c, now);
-        }
-    }
-
-    /// Offers device `d`, which just joined or has a free slot again, to the computations
-    /// waiting for a target.
-    pub(super) fn offer(&mut self, d: u32, now: Instant) {
-        let waiting: Vec<u32> = self.waiting.iter().copied().collect();
-        for c in waiting {
-            let dev = &self.devices[d as usize];
-            let Some(s) = dev.session.as_ref() else {
-                return;
-            };
-            let load = s.hosted.len() + usize::from(dev.morphs_in);
-            if load >= usize::from(dev.max_hosted)
-                || dev.morphs_in >= self.settings.max_morphs_per_target
-            {
-                return;
-            }
-            let comp = &self.comps[c as usize];
-            let fits = match &comp.place {
-                Place::Recovering(r) => {
-                    s.id != r.from_session
-                        && !r.tried.contains(&s.id)
-                        && s.auth >= self.required_auth(comp, r)
-                        && capable(&comp.requires, &comp.hosts, d, &dev.capabilities)
-                }
-                _ => false,
-            };
-            if fits {
-                self.waiting.remove(&c);
-                self.place(c, now);
-            }
         }
     }
 
@@ -271,13 +195,9 @@ impl Controller {
     /// is less authenticated than that state's source, the computation is recovered as
     /// after a death instead, to a target authenticated enough.
     pub(super) fn resume(&mut self, c: u32, d: u32, now: Instant) {
-        self.waiting.remove(&c);
+        self.unwait(c);
         self.changes.comp(c);
-        let comp = &self.comps[c as usize];
-        if matches!(comp.place, Place::Recovering(_)) {
-            // Only a recovering computation can be waiting for its turn.
-            self.paced.retain(|&p| p != c);
-        }
+        self.paced.remove(c);
         let comp = &self.comps[c as usize];
         let (from, detected_at, from_auth) = match &comp.place {
             Place::Recovering(r) => (r.from, r.detected_at, r.from_auth.max(comp.lkgs_auth)),
@@ -312,10 +232,12 @@ impl Controller {
     }
 
     pub(super) fn quarantine(&mut self, c: u32, reason: QuarantineReason, now: Instant) {
-        self.waiting.remove(&c);
+        self.unwait(c);
         self.changes.comp(c);
         let comp = &mut self.comps[c as usize];
-        comp.place = Place::Quarantined;
+        comp.place = Place::Quarantined {
+            retry_at: Instant::MAX,
+        };
         comp.quarantines = comp.quarantines.saturating_add(1);
         self.outbox.event(ControllerEvent::Quarantined {
             computation: ComputationId(c),
@@ -334,20 +256,22 @@ impl Controller {
         };
         let comp = &mut self.comps[c as usize];
         let doublings = comp.quarantines.saturating_sub(1).min(4);
-        comp.retry_at = now + base * (1 << doublings);
-        self.retry_timers.push(comp.retry_at, c);
-        self.compact_timers();
+        let at = now + base * (1 << doublings);
+        if let Place::Quarantined { retry_at } = &mut comp.place {
+            *retry_at = at;
+            self.retry_timers.push(at, c);
+            self.compact_timers();
+        }
     }
 
     /// Tries quarantined computation `c` again, from its home device or wherever it last
     /// ran, to targets as authenticated as its state's source: its failure count resets.
     pub(super) fn lift_quarantine(&mut self, c: u32, now: Instant) {
         let comp = &mut self.comps[c as usize];
-        if !matches!(comp.place, Place::Quarantined) {
+        if !matches!(comp.place, Place::Quarantined { .. }) {
             return;
         }
         comp.failures = 0;
-        comp.retry_at = Instant::MAX;
         self.changes.comp(c);
         let from = comp.home.unwrap_or(u32::MAX);
         let mut recovery = Recovery::new(from, SessionId::NONE, now);

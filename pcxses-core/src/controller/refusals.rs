@@ -116,7 +116,7 @@ impl Controller {
             Bottle::GoodMorning(gm) => Some(gm.device),
             other => {
                 let device = self.lookup(other.session()?)?.device;
-                Some(&self.devices[device as usize].name)
+                Some(self.registry.devices.get(device))
             }
         }
     }

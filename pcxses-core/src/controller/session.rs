@@ -1,13 +1,14 @@
 //! GOOD MORNING, PARTY and GOODBYE at the AC: the registry's devices and their sessions,
 //! liveness, state storage, death.
 
-use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::auth::seal_to;
 use super::computation::{CompEntry, Place};
-use super::config::DeviceSpec;
 use super::event::{ComputationId, ControllerEvent, DeviceId};
+use super::hosted::Hosted;
+use super::targets::Slot;
 use super::Controller;
 use crate::error::InputError;
 use crate::io::LinkId;
@@ -28,45 +29,43 @@ use crate::wire::seq::BoundedSeq;
 /// The smallest bottle limit a device may announce.
 const MIN_BOTTLE: u16 = 64;
 
-/// One registered device. The live session's fields a HELLO touches come first, and the
-/// entry starts on a cache line, so that a HELLO reads and writes one line of it. Fields
-/// are ordered by size so that `repr(C)` adds no padding: 192 bytes in all.
+/// One registered device; its name, capabilities and own computations are in the
+/// [`super::registry::Registry`]. The live session's fields a HELLO touches come first,
+/// and the entry starts on a cache line, so that a HELLO reads and writes one line of it.
+/// Fields are ordered by size so that `repr(C)` adds no padding: 128 bytes in all.
 #[repr(C, align(64))]
 pub(super) struct DeviceEntry {
     pub(super) session: Option<Session>,
-    pub(super) name: Box<str>,
-    pub(super) capabilities: Box<[Box<str>]>,
-    pub(super) native: Box<[u32]>,
     /// The link of the retired session: its bottles are answered there only.
     pub(super) retired_link: LinkId,
     /// The last session declared dead or dismissed, still answered as such.
     pub(super) retired: SessionId,
     /// Sessions opened so far: the next session id's generation.
     pub(super) generation: u32,
+    /// Its capability set.
+    pub(super) caps: u32,
     pub(super) max_hosted: u16,
     /// MORPH attempts towards this device.
     pub(super) morphs_in: u16,
+    /// Where the index of targets holds it.
+    pub(super) slot: Slot,
     pub(super) retired_status: SessionStatus,
 }
 
 impl DeviceEntry {
-    /// The entry of configured device `spec`, whose own computations are `native`.
-    pub(super) fn new(spec: &DeviceSpec, native: Box<[u32]>) -> DeviceEntry {
+    /// The entry of a device with room for `max_hosted` computations and capability set
+    /// `caps`.
+    pub(super) fn new(max_hosted: u16, caps: u32) -> DeviceEntry {
         DeviceEntry {
-            name: spec.name.as_str().into(),
-            capabilities: spec
-                .capabilities
-                .iter()
-                .map(|c| c.as_str().into())
-                .collect(),
-            native,
-            max_hosted: spec.max_hosted,
+            caps,
+            max_hosted,
             session: None,
             retired: SessionId::NONE,
             retired_status: SessionStatus::Replaced,
             generation: 0,
             morphs_in: 0,
             retired_link: LinkId::default(),
+            slot: Slot::Out,
         }
     }
 }
@@ -89,17 +88,18 @@ pub(super) struct Session {
     pub(super) armed: Instant,
     pub(super) nonce: JoinNonce,
     /// `(handle, computation)`; the first `run_len` are the GOOD_MORNING ack's run list.
-    pub(super) hosted: Vec<(u16, u32)>,
-    /// State versions being reassembled, one per handle at most.
-    pub(super) rx: Vec<StateRx>,
+    pub(super) hosted: Hosted,
     pub(super) mode: StateMode,
     /// How the device was authenticated in this session.
     pub(super) auth: AuthLevel,
 }
 
+/// State versions being reassembled, by device and handle: one per hosted computation at
+/// most.
+pub(super) type Reassemblies = BTreeMap<(u32, u16), StateRx>;
+
 /// A state version being reassembled.
 pub(super) struct StateRx {
-    handle: u16,
     version: u32,
     receiver: ChunkReceiver,
 }
@@ -187,7 +187,7 @@ impl Controller {
             self.reject_unknown(now, from, id);
             return Err(InputError::UnknownSession);
         };
-        if identity.is_some_and(|name| name != &*self.devices[device as usize].name) {
+        if identity.is_some_and(|name| name != self.registry.devices.get(device)) {
             return Err(InputError::Unauthorized);
         }
         let live = status == SessionStatus::Live;
@@ -221,7 +221,7 @@ impl Controller {
             self.reject(now, from, none, gm.nonce, RejectReason::Unauthorized, true);
             return Err(InputError::Unauthorized);
         }
-        let known = self.device_index.get(gm.device).copied();
+        let known = self.registry.devices.find(gm.device);
         let auth = known.map(|d| self.auth_level(d, identity));
         if self.settings.require_auth && auth != Some(AuthLevel::Authenticated) {
             // Refused whatever the name, so that the answer does not tell which are known.
@@ -288,14 +288,15 @@ impl Controller {
         // The device runs its own computations unless they run, or are arriving, elsewhere:
         // from their initial state if the AC holds no state of theirs, else from that state,
         // which a MORPH hands over once the session is open.
-        let mut hosted = Vec::new();
+        let mut hosted = Hosted::default();
         let mut resumed = Vec::new();
-        for &c in self.devices[d as usize].native.iter() {
+        for k in 0..self.registry.natives.get(d).len() {
+            let c = self.registry.natives.get(d)[k];
             let comp = &mut self.comps[c as usize];
             let free = match &comp.place {
                 Place::Unplaced | Place::Stopped => true,
                 Place::Recovering(r) => r.attempt.is_none(),
-                Place::Running { .. } | Place::Quarantined => false,
+                Place::Running { .. } | Place::Quarantined { .. } => false,
             };
             if free && comp.lkgs_from != SessionId::NONE {
                 resumed.push(c);
@@ -308,7 +309,7 @@ impl Controller {
                     morph: 0,
                     unproven: false,
                 };
-                self.waiting.remove(&c);
+                self.unwait(c);
                 self.changes.comp(c);
                 hosted.push((handle, c));
             }
@@ -331,9 +332,9 @@ impl Controller {
             hosted,
             run_len,
             next_handle: run_len,
-            rx: Vec::new(),
             auth,
         });
+        self.reindex(d);
         let s = self.devices[d as usize]
             .session
             .as_mut()
@@ -362,7 +363,7 @@ impl Controller {
         };
         let mut run = BoundedSeq::<&str, MAX_HOSTED>::new();
         for &(_, c) in s.hosted.iter().take(usize::from(s.run_len)) {
-            let _ = run.push(&self.comps[c as usize].name);
+            let _ = run.push(self.registry.comps.get(c));
         }
         let bottle = Bottle::GoodMorningAck(GoodMorningAck {
             session: s.id,
@@ -393,9 +394,10 @@ impl Controller {
         // A device whose address changed keeps its session if its bottles are authenticated
         // (`live_session` refused the others): its HELLOs carry the new link.
         s.link = from;
-        if identity.is_some() {
-            // A session restored from a journal learns again that its transport
-            // authenticates it.
+        // A session restored from a journal learns again that its transport authenticates
+        // it.
+        let learnt = identity.is_some() && s.auth != AuthLevel::Authenticated;
+        if learnt {
             s.auth = AuthLevel::Authenticated;
         }
         s.dead_at = now + ms(s.dead_ms);
@@ -408,6 +410,9 @@ impl Controller {
         let (link, max, id) = (s.link, usize::from(s.max_bottle), s.id);
         let seal = seal_to(&mut self.psk, d, id);
         (self.outbox).transmit(&mut self.stats, link, &ack, max, seal);
+        if learnt {
+            self.reindex(d);
+        }
         if let Some(chunk) = h.state {
             // The HELLO counted; a bad chunk riding on it is counted on its own.
             if let Err(e) = self.on_state_chunk(d, chunk, now) {
@@ -463,45 +468,38 @@ impl Controller {
             Some(r) if r.len() == chunk.data.len() => {}
             _ => return Err(InputError::BadChunk),
         }
+        let key = (d, chunk.handle);
         if count == 1 {
-            s.rx.retain(|r| r.handle != chunk.handle);
-            comp.lkgs.clear();
-            comp.lkgs.extend_from_slice(chunk.data);
+            self.reassemblies.remove(&key);
+            comp.set_lkgs(chunk.data);
             self.stored(c, d, id, chunk.version, now);
             self.send(link, &ack(chunk.version, full), max);
             return Ok(());
         }
-        let pos = match s.rx.iter().position(|r| r.handle == chunk.handle) {
-            Some(p) if s.rx[p].version == chunk.version => {
-                if s.rx[p].receiver.len() != chunk.total_len {
+        let rx = match self.reassemblies.get(&key) {
+            Some(rx) if rx.version == chunk.version => {
+                if rx.receiver.len() != chunk.total_len {
                     return Err(InputError::BadChunk);
                 }
-                p
+                self.reassemblies.get_mut(&key)
             }
-            Some(p) if s.rx[p].version > chunk.version => {
+            Some(rx) if rx.version > chunk.version => {
                 return Err(InputError::OutOfPhase(
                     "chunk of a superseded state version",
                 ));
             }
-            found => {
+            _ => {
                 let rx = StateRx {
-                    handle: chunk.handle,
                     version: chunk.version,
                     receiver: ChunkReceiver::new(chunk.total_len, s.chunk),
                 };
-                match found {
-                    Some(p) => {
-                        s.rx[p] = rx;
-                        p
-                    }
-                    None => {
-                        s.rx.push(rx);
-                        s.rx.len() - 1
-                    }
-                }
+                self.reassemblies.insert(key, rx);
+                self.reassemblies.get_mut(&key)
             }
         };
-        let rx = &mut s.rx[pos];
+        let Some(rx) = rx else {
+            return Err(InputError::BadChunk);
+        };
         match rx.receiver.accept(chunk.index, chunk.data) {
             Ok(true) => {}
             Ok(false) => self.stats.duplicate += 1,
@@ -509,8 +507,9 @@ impl Controller {
         }
         let progress = rx.receiver.progress();
         if rx.receiver.is_complete() {
-            let rx = s.rx.swap_remove(pos);
-            comp.lkgs = rx.receiver.into_bytes();
+            if let Some(rx) = self.reassemblies.remove(&key) {
+                comp.lkgs = rx.receiver.into_bytes().into_boxed_slice();
+            }
             self.stored(c, d, id, chunk.version, now);
         }
         self.send(link, &ack(chunk.version, progress), max);
@@ -554,7 +553,7 @@ impl Controller {
                 device,
                 status: SessionStatus::Live,
             }) => {
-                if identity.is_some_and(|n| n != &*self.devices[device as usize].name) {
+                if identity.is_some_and(|n| n != self.registry.devices.get(device)) {
                     return Err(InputError::Unauthorized);
                 }
                 if !self.may_come_from(device, from, identity, true) {
@@ -608,6 +607,11 @@ impl Controller {
             // The device itself ended the session: nothing of it needs answering.
             SessionEnd::Left | SessionEnd::Rejoined => {}
         }
+        self.reindex(d);
+        let theirs = (d, 0)..=(d, u16::MAX);
+        while let Some((&key, _)) = self.reassemblies.range(theirs.clone()).next() {
+            self.reassemblies.remove(&key);
+        }
         match how {
             SessionEnd::Dead => self.outbox.event(ControllerEvent::DeviceFailed {
                 device: DeviceId(d),
@@ -624,7 +628,7 @@ impl Controller {
             SessionEnd::Rejoined => {}
         }
         self.abort_attempts_to(s.id, how, now);
-        for &(_, c) in &s.hosted {
+        for &(_, c) in s.hosted.iter() {
             self.changes.comp(c);
             let comp = &mut self.comps[c as usize];
             match how {
@@ -652,7 +656,7 @@ impl Controller {
         }
         if matches!(how, SessionEnd::Left | SessionEnd::Dismissed) {
             // Its own computations on their way back to it stop with it, as if they had run.
-            for &c in self.devices[d as usize].native.iter() {
+            for &c in self.registry.natives.get(d) {
                 let comp = &mut self.comps[c as usize];
                 if matches!(comp.place, Place::Unplaced) {
                     comp.place = Place::Stopped;
@@ -671,7 +675,7 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_device_entry_is_three_cache_lines() {
-        assert_eq!(core::mem::size_of::<super::DeviceEntry>(), 192);
+    fn a_device_entry_is_two_cache_lines() {
+        assert_eq!(core::mem::size_of::<super::DeviceEntry>(), 128);
     }
 }

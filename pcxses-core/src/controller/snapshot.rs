@@ -192,7 +192,7 @@ impl Controller {
     fn snap_device(&self, d: u32) -> SnapDevice<'_> {
         let dev = &self.devices[d as usize];
         SnapDevice {
-            name: &dev.name,
+            name: self.registry.devices.get(d),
             generation: dev.generation,
             retired: dev.retired.0,
             retired_dismissed: dev.retired_status == SessionStatus::Dismissed,
@@ -210,7 +210,7 @@ impl Controller {
                 hosted: s
                     .hosted
                     .iter()
-                    .map(|&(h, c)| (h, &*self.comps[c as usize].name))
+                    .map(|&(h, c)| (h, self.registry.comps.get(c)))
                     .collect(),
                 run_len: s.run_len,
                 next_handle: s.next_handle,
@@ -231,9 +231,9 @@ impl Controller {
 
     fn snap_comp(&self, c: u32) -> SnapComp<'_> {
         let comp = &self.comps[c as usize];
-        let name = |d: u32| &*self.devices[d as usize].name;
+        let name = |d: u32| self.registry.devices.get(d);
         SnapComp {
-            name: &comp.name,
+            name: self.registry.comps.get(c),
             lkgs: &comp.lkgs,
             lkgs_version: comp.lkgs_version,
             lkgs_from: comp.lkgs_from.0,
@@ -254,7 +254,7 @@ impl Controller {
                     unproven: *unproven,
                 },
                 Place::Recovering(r) => SnapPlace::Recovering {
-                    from: self.devices.get(r.from as usize).map_or("", |d| &d.name),
+                    from: name(r.from),
                     from_session: r.from_session.0,
                     tried: r.tried.iter().map(|t| t.0).collect(),
                     in_flight: r.attempt.and_then(|m| {
@@ -267,7 +267,7 @@ impl Controller {
                         })
                     }),
                 },
-                Place::Quarantined => SnapPlace::Quarantined,
+                Place::Quarantined { .. } => SnapPlace::Quarantined,
                 Place::Stopped => SnapPlace::Stopped,
             },
         }
@@ -308,16 +308,10 @@ impl Controller {
         ac.next_morph = snap.next_morph.max(1);
         ac.session_ids = ac.session_ids.with_keys(snap.session_keys);
         let dev = |ac: &Controller, n: &str| {
-            ac.device_index
-                .get(n)
-                .copied()
-                .ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
+            (ac.registry.devices.find(n)).ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
         };
         let comp = |ac: &Controller, n: &str| {
-            ac.comp_index
-                .get(n)
-                .copied()
-                .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
+            (ac.registry.comps.find(n)).ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
         };
         for sd in &snap.devices {
             let d = dev(&ac, sd.name)?;
@@ -359,22 +353,24 @@ impl Controller {
                 dead_at,
                 armed: Instant::MAX,
                 last_hello: now,
-                hosted,
+                hosted: hosted.into(),
                 run_len: ss.run_len,
                 next_handle: ss.next_handle,
-                rx: Vec::new(),
                 auth,
             });
             if let Some(s) = ac.devices[d as usize].session.as_mut() {
                 arm(&mut ac.dead_timers, &mut s.armed, dead_at, d);
             }
+            ac.reindex(d);
         }
         let mut to_place = Vec::new();
         for sc in snap.comps {
             let c = comp(&ac, sc.name)?;
             let place = match sc.place {
                 SnapPlace::Unplaced => Place::Unplaced,
-                SnapPlace::Quarantined => Place::Quarantined,
+                SnapPlace::Quarantined => Place::Quarantined {
+                    retry_at: Instant::MAX,
+                },
                 SnapPlace::Stopped => Place::Stopped,
                 SnapPlace::Running {
                     device,
@@ -428,7 +424,7 @@ impl Controller {
             };
             let entry = &mut ac.comps[c as usize];
             entry.lkgs_auth = lkgs_auth;
-            entry.lkgs = sc.lkgs.to_vec();
+            entry.lkgs = sc.lkgs.into();
             entry.lkgs_version = sc.lkgs_version;
             entry.lkgs_from = SessionId(sc.lkgs_from);
             entry.sequence = sc.sequence;
@@ -439,7 +435,7 @@ impl Controller {
             ac.place(c, now);
         }
         for c in 0..ac.comps.len() as u32 {
-            if matches!(ac.comps[c as usize].place, Place::Quarantined) {
+            if matches!(ac.comps[c as usize].place, Place::Quarantined { .. }) {
                 ac.comps[c as usize].quarantines = 1;
                 ac.schedule_retry(c, now);
             }

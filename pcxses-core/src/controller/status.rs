@@ -164,7 +164,7 @@ impl Controller {
         let devices = (self.devices.iter().enumerate())
             .map(|(i, d)| DeviceStatus {
                 id: DeviceId(i as u32),
-                name: d.name.clone(),
+                name: self.registry.devices.get(i as u32).into(),
                 liveness: liveness(d),
                 session: d.session.as_ref().map(|s| LiveSession {
                     id: s.id,
@@ -223,10 +223,10 @@ impl Controller {
             }),
             _ => None,
         };
-        let quarantined = matches!(c.place, Place::Quarantined);
+        let retry_at = c.retry_at();
         ComputationStatus {
             id: ComputationId(i),
-            name: c.name.clone(),
+            name: self.registry.comps.get(i).into(),
             home: c.home.map(DeviceId),
             placement: c.place.placement(),
             lkgs_version: c.lkgs_version,
@@ -234,8 +234,7 @@ impl Controller {
             failures: c.failures,
             quarantines: c.quarantines,
             recovery,
-            retry_in: (quarantined && c.retry_at != Instant::MAX)
-                .then(|| c.retry_at.saturating_since(now)),
+            retry_in: (retry_at != Instant::MAX).then(|| retry_at.saturating_since(now)),
         }
     }
 }
