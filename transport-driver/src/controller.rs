@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use pcxses_core::controller::ControllerCommand;
-use pcxses_core::{Controller, ControllerEvent, Epoch, LinkId, Stats, Transmit};
+use pcxses_core::{Controller, ControllerEvent, Epoch, Instant, LinkId, Stats, Transmit};
 use smol::channel::{bounded, Receiver};
 use smol::future::FutureExt;
 use smol::Executor;
@@ -31,10 +31,11 @@ const REFUSAL_QUEUE: usize = 64;
 
 /// Where an AC's bottles come from and go to: a socket, or the driver's connections
 /// ([`crate::Server`]). The run loop takes its turns as follows: it drains the
-/// controller through [`Port::send`] and calls [`Port::drained`]; it waits for a command,
-/// the controller's timer, or [`Port::ready`], in that order of priority; it applies what
-/// woke it, calls [`Port::turn`], and hands the controller what [`Port::receive`] finds
-/// waiting, at most [`BATCH`] inputs; then it yields to the executor's other tasks.
+/// controller through [`Port::send`], then calls [`Port::flush`] and [`Port::drained`]; it
+/// waits for a command, the controller's timer, or [`Port::ready`], in that order of
+/// priority; it applies what woke it, calls [`Port::turn`], and hands the controller what
+/// [`Port::receive`] finds waiting, at most [`BATCH`] inputs; then it yields to the
+/// executor's other tasks.
 pub trait Port: Send + 'static {
     /// The address the AC serves on ([`ControllerHandle::local_addr`]).
     fn local_addr(&self) -> SocketAddr;
@@ -55,10 +56,18 @@ pub trait Port: Send + 'static {
         None
     }
 
-    /// Sends one of the controller's transmits (or drops it: the core retransmits).
+    /// Sends one of the controller's transmits, or queues it for [`Port::flush`] (or drops
+    /// it: the core retransmits).
     fn send(&mut self, transmit: Transmit<'_>) -> impl Future<Output = ()> + Send;
 
-    /// Everything the last drain produced has been sent.
+    /// Sends what [`Port::send`] queued, in order, after each drain: a port that sends in
+    /// batches sends its last one here. A port that sends at once has nothing to do (the
+    /// default).
+    fn flush(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    /// Everything the last drain produced has been sent (or dropped).
     fn drained(&mut self) {}
 
     /// The counters of the connection bounds, for a transport with connections.
@@ -131,8 +140,7 @@ async fn run<P: Port>(
     // Whether the last batch stopped at its bound: then more input is waiting.
     let mut more = false;
     loop {
-        let wake_at = drain(&mut ac, &mut Sending(&mut port), &mut events).await;
-        port.drained();
+        let wake_at = send_all(&mut ac, &mut port, &mut events).await;
         if let Ok(mut s) = shared.lock() {
             *s = *ac.stats();
         }
@@ -180,14 +188,34 @@ async fn run<P: Port>(
             Wake::Status(request) => request.answer(&ac, &port, now),
             Wake::Timer | Wake::Ready => {}
         }
-        port.turn();
         let mut inputs = Inputs {
             ac: &mut ac,
             now,
             refusals: &mut refusals,
         };
-        more = (0..BATCH).all(|_| port.receive(&mut inputs));
+        more = receive_batch(&mut port, &mut inputs);
         // Let the connections' and the application's tasks run between batches.
         smol::future::yield_now().await;
     }
+}
+
+/// Drains `ac` through `port`, transmits to the port and events to `events`, and lets the
+/// port send the rest ([`Port::flush`], [`Port::drained`]). Returns when the controller's
+/// timer is due.
+pub(crate) async fn send_all<P: Port>(
+    ac: &mut Controller,
+    port: &mut P,
+    events: &mut Events<ControllerEvent>,
+) -> Instant {
+    let wake_at = drain(ac, &mut Sending(&mut *port), events).await;
+    port.flush().await;
+    port.drained();
+    wake_at
+}
+
+/// Begins a turn of `port` ([`Port::turn`]) and hands `inputs` what it has waiting, at
+/// most [`BATCH`] inputs: whether it stopped at that bound (more may be waiting).
+pub(crate) fn receive_batch<P: Port>(port: &mut P, inputs: &mut Inputs<'_>) -> bool {
+    port.turn();
+    (0..BATCH).all(|_| port.receive(inputs))
 }

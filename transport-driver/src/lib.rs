@@ -40,8 +40,8 @@
 //!   through [`Arrivals::open`], as a [`Connection`] (its sending side) and the future that
 //!   keeps it going ([`Opened`]: reading its frames with [`Frames::read`], writing its
 //!   [`Pipe`]s); the server is the [`Port`] the adapter opens;
-//! - an AC on a **datagram transport** implements [`Port`] for its socket (receive one
-//!   datagram, send one);
+//! - an AC on a **datagram transport** implements [`Port`] for its socket (hand over one
+//!   datagram a call, send one or queue it for [`Port::flush`]);
 //! - a **device** reaches the AC through a [`Connect`]: one attempt at a connection to the
 //!   AC (a datagram socket "connects" at once).
 //!

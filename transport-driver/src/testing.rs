@@ -1,16 +1,23 @@
 //! Fixtures for the tests of adapters and of the driver: an AC that knows two devices, a
-//! device with short intervals, and waiting, within a deadline, for what they report.
+//! device with short intervals, waiting, within a deadline, for what they report, and one
+//! turn of an AC over a port.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::{
-    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, MemoryRepository,
+    Controller, ControllerConfig, ControllerEvent, Device, DeviceConfig, Epoch, Instant,
+    MemoryRepository,
 };
-use smol::channel::Receiver;
+use smol::channel::{bounded, Receiver};
 use smol::future::FutureExt;
 use smol::Timer;
+
+use crate::controller::{receive_batch, send_all};
+use crate::drain::Events;
+use crate::refusal::{Inputs, Refusals};
+use crate::Port;
 
 /// Any free port of 127.0.0.1, to serve on.
 pub fn loopback() -> SocketAddr {
@@ -119,4 +126,21 @@ pub fn assert_no_device_failed(events: &Receiver<ControllerEvent>) {
     while let Ok(e) = events.try_recv() {
         assert!(!matches!(e, ControllerEvent::DeviceFailed { .. }), "{e:?}");
     }
+}
+
+/// One turn of an AC's run loop over `port` at `now`, without waiting for input: what
+/// `port` has waiting (at most [`BATCH`](crate::BATCH) inputs) is handed to `ac`, then what
+/// `ac` queued is sent, as the run loop does; events and refusals go nowhere. For tests
+/// that look at a port between turns. Returns whether input was left waiting.
+pub async fn turn<P: Port>(ac: &mut Controller, port: &mut P, now: Instant) -> bool {
+    let (refusals, _) = bounded(1);
+    let mut inputs = Inputs {
+        ac: &mut *ac,
+        now,
+        refusals: &mut Refusals::new(refusals),
+    };
+    let more = receive_batch(port, &mut inputs);
+    let (events, _) = bounded(1);
+    send_all(ac, port, &mut Events::dropping(events)).await;
+    more
 }

@@ -20,6 +20,12 @@
 //! keeps a new device out. Datagrams are handled in batches of 256, after commands and
 //! timers ([`pcxses_driver::BATCH`]).
 //!
+//! The AC's socket moves datagrams in batches, a system call each: on Linux, `recvmmsg`
+//! fills up to [`RECV_BATCH`] slots that are handed to the controller one by one, and the
+//! controller's transmits are queued (their bytes copied into a buffer allocated once) and
+//! sent with `sendmmsg`, up to [`SEND_BATCH`] a call, when the queue is full and when the
+//! controller has been drained. Elsewhere it receives and sends one datagram a call.
+//!
 //! The tasks run on an executor the application passes in, so that a small program can
 //! run everything on one thread:
 //!
@@ -51,12 +57,16 @@
 
 mod controller;
 mod device;
+mod inbox;
 mod link;
+mod outbox;
 mod socket;
 
 pub use controller::{bind, AcSocket, V6_LINKS};
 pub use device::{connect, DeviceSocket};
+pub use inbox::RECV_BATCH;
 pub use link::Links;
+pub use outbox::SEND_BATCH;
 pub use pcxses_driver::{
     spawn_controller, spawn_device, ControllerHandle, DeviceHandle, EVENT_QUEUE,
 };

@@ -20,17 +20,3 @@ pub fn bind_socket(addr: SocketAddr) -> io::Result<Async<std::net::UdpSocket>> {
     socket.bind(&addr.into())?;
     Async::new(std::net::UdpSocket::from(socket))
 }
-
-/// Sends without waiting when the socket has room, waiting otherwise.
-pub(crate) async fn send_to(
-    socket: &Async<std::net::UdpSocket>,
-    bytes: &[u8],
-    to: SocketAddr,
-) -> io::Result<()> {
-    match socket.get_ref().send_to(bytes, to) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            socket.send_to(bytes, to).await.map(drop)
-        }
-        r => r.map(drop),
-    }
-}
