@@ -1,5 +1,6 @@
 //! Heap bytes the Controller holds per registered device, with every device joined and no
-//! state stored (so nothing of it is LKGS). Prints one JSON line per size.
+//! state stored (so nothing of it is LKGS), and how many heap blocks hold them (each costs
+//! the allocator's overhead too). Prints one JSON line per size.
 //!
 //! `cargo bench -p pcxses-core --bench memory`
 
@@ -16,8 +17,9 @@ fn main() {
         });
         // `kept` outlives the measurement: what it holds is `bytes_current`.
         let per_device = info.bytes_current as f64 / n as f64;
+        let blocks = info.count_current;
         println!(
-            r#"{{"devices":{n},"heap_bytes":{},"bytes_per_device":{per_device:.0}}}"#,
+            r#"{{"devices":{n},"heap_bytes":{},"bytes_per_device":{per_device:.0},"heap_blocks":{blocks}}}"#,
             info.bytes_current
         );
         drop(kept);
