@@ -221,7 +221,8 @@ fn every_event_of_the_core_is_printed_as_documented_and_under_its_own_name() {
     }
 }
 
-/// Every `"event": "kind"` literal in the Rust sources under `dir`.
+/// Every kind printed in the Rust sources under `dir`: each `"event": "kind"` of a JSON
+/// literal, and each `event: "kind"` of a serialized struct.
 fn printed_kinds(dir: &Path, kinds: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -229,8 +230,10 @@ fn printed_kinds(dir: &Path, kinds: &mut Vec<String>) {
             printed_kinds(&path, kinds);
         } else if path.extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(&path).unwrap();
-            for literal in text.split("\"event\": \"").skip(1) {
-                kinds.push(literal.split('"').next().unwrap().to_string());
+            for pattern in ["\"event\": \"", " event: \""] {
+                for literal in text.split(pattern).skip(1) {
+                    kinds.push(literal.split('"').next().unwrap().to_string());
+                }
             }
         }
     }
