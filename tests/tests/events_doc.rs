@@ -275,7 +275,7 @@ fn the_check_refuses_what_the_document_does_not_describe() {
     let doc = Catalogue::documented();
     let good = json!({"event": "device_left", "device": "alpha", "at_ms": 1.5});
     doc.check(Program::Ac, &good).unwrap();
-    let mut bad: Vec<(Program, Value)> = vec![
+    let bad: Vec<(Program, Value)> = vec![
         (Program::Device, good.clone()),
         (
             Program::Ac,
@@ -299,12 +299,12 @@ fn the_check_refuses_what_the_document_does_not_describe() {
         ),
         (Program::Ac, json!({"device": "alpha", "at_ms": 1.5})),
         (Program::Ac, json!(["device_left"])),
-    ];
-    bad.push((
-        Program::Ac,
-        json!({"event": "state_stored", "computation": "c", "device": "a",
+        (
+            Program::Ac,
+            json!({"event": "state_stored", "computation": "c", "device": "a",
         "version": 1.5, "bytes": 8, "at_ms": 1.0}),
-    ));
+        ),
+    ];
     for (program, line) in bad {
         assert!(doc.check(program, &line).is_err(), "{program:?} {line}");
     }
