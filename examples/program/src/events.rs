@@ -8,27 +8,54 @@ use serde_json::{json, Value};
 
 /// Names devices and computations the way the configuration lists them.
 pub struct Names {
-    devices: Vec<String>,
-    computations: Vec<String>,
+    devices: NameList,
+    computations: NameList,
 }
 
 impl Names {
     /// The names of a controller configuration.
     pub fn new(config: &ControllerConfig) -> Names {
         Names {
-            devices: config.devices.iter().map(|d| d.name.clone()).collect(),
-            computations: config.computations.iter().map(|c| c.name.clone()).collect(),
+            devices: NameList::new(config.devices.iter().map(|d| d.name.as_str())),
+            computations: NameList::new(config.computations.iter().map(|c| c.name.as_str())),
         }
     }
 
     fn device(&self, i: u32) -> &str {
-        self.devices.get(i as usize).map_or("?", String::as_str)
+        self.devices.get(i).unwrap_or("?")
     }
 
     fn computation(&self, i: u32) -> &str {
-        self.computations
-            .get(i as usize)
-            .map_or("?", String::as_str)
+        self.computations.get(i).unwrap_or("?")
+    }
+}
+
+/// Names in one text, each found by where it ends: two allocations for a million names.
+struct NameList {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl NameList {
+    fn new<'n>(names: impl Iterator<Item = &'n str> + Clone) -> NameList {
+        let mut list = NameList {
+            text: String::with_capacity(names.clone().map(str::len).sum()),
+            ends: Vec::with_capacity(names.clone().count()),
+        };
+        for name in names {
+            list.text.push_str(name);
+            list.ends.push(list.text.len());
+        }
+        list
+    }
+
+    fn get(&self, i: u32) -> Option<&str> {
+        let i = i as usize;
+        let start = match i {
+            0 => 0,
+            _ => *self.ends.get(i - 1)?,
+        };
+        self.text.get(start..*self.ends.get(i)?)
     }
 }
 
@@ -206,5 +233,24 @@ pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value
         }
         DeviceEvent::Left => json!({"event": "left", "at_ms": at}),
         other => json!({"event": "other", "debug": format!("{other:?}"), "at_ms": at}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcxses_core::controller::{ComputationSpec, DeviceSpec};
+
+    #[test]
+    fn names_are_found_by_their_index() {
+        let config = ControllerConfig::new(
+            1,
+            vec![DeviceSpec::new("alpha", &[]), DeviceSpec::new("b", &[])],
+            vec![ComputationSpec::new("c0", "x")],
+        );
+        let names = Names::new(&config);
+        assert_eq!((names.device(0), names.device(1)), ("alpha", "b"));
+        assert_eq!((names.device(2), names.computation(0)), ("?", "c0"));
+        assert_eq!(names.computation(1), "?");
     }
 }
