@@ -114,9 +114,11 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
     }
     let names = Names::new(&config.controller);
     // The registry moves into the controller: the daemon keeps one copy of it.
+    let devices = std::mem::take(&mut config.controller.devices);
+    let computations = std::mem::take(&mut config.controller.computations);
     let registry = ControllerConfig {
-        devices: std::mem::take(&mut config.controller.devices),
-        computations: std::mem::take(&mut config.controller.computations),
+        devices,
+        computations,
         ..config.controller.clone()
     };
     let made = match &scanned {
