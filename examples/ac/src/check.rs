@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pcxses_core::{Controller, Instant, Repository};
+use pcxses_core::{Controller, ControllerConfig, Instant, Repository};
+use pcxses_program::events::Names;
 
 use crate::config::{list_problems, AcConfig, AcConfigError, Problem};
 use crate::journal::{self, Scan};
@@ -17,8 +18,11 @@ use crate::repository;
 
 /// A configuration with everything it names checked, ready to serve.
 pub struct Checked {
-    /// The configuration.
+    /// The configuration; its registry (`controller.devices` and
+    /// `controller.computations`) moved into `controller`, and left empty here.
     pub config: AcConfig,
+    /// The names of the registry's devices and computations, for the events.
+    pub names: Names,
     /// The controller it describes: restored from the journal if there is one, signing
     /// manifests if a code-signing key is configured; no journal attached yet.
     pub controller: Controller,
@@ -51,8 +55,8 @@ impl Checked {
         };
         format!(
             "{} devices, {} computations, {} objects in {}; code signing {}; journal: {journal}",
-            c.controller.devices.len(),
-            c.controller.computations.len(),
+            self.controller.device_count(),
+            self.controller.computation_count(),
             self.objects,
             c.repository.display(),
             if c.code_signing_key.is_some() {
@@ -81,7 +85,7 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
         path: path.into(),
         problems,
     };
-    let (config, mut problems) = match AcConfig::read(path) {
+    let (mut config, mut problems) = match AcConfig::read(path) {
         Ok(read) => read,
         Err(AcConfigError::Invalid(_, problems)) => return Err(failed(problems)),
         Err(e) => return Err(failed(vec![Problem::new("", e.to_string())])),
@@ -108,11 +112,20 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
     if !problems.is_empty() {
         return Err(failed(problems));
     }
+    let names = Names::new(&config.controller);
+    // The registry moves into the controller: the daemon keeps one copy of it.
+    let devices = std::mem::take(&mut config.controller.devices);
+    let computations = std::mem::take(&mut config.controller.computations);
+    let registry = ControllerConfig {
+        devices,
+        computations,
+        ..config.controller.clone()
+    };
     let made = match &scanned {
         Some(scan) => scan
-            .restore(config.controller.clone(), found.objects, now)
+            .restore(registry, found.objects, now)
             .map_err(|e| Problem::new("ac.journal", e.to_string())),
-        None => Controller::new(config.controller.clone(), found.objects, now)
+        None => Controller::new(registry, found.objects, now)
             .map_err(|e| Problem::new("", e.to_string())),
     };
     let mut controller = made.map_err(|p| failed(vec![p]))?;
@@ -121,6 +134,7 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
     }
     Ok(Checked {
         config,
+        names,
         controller,
         journal: scanned,
         objects,
@@ -128,15 +142,19 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
 }
 
 /// Every object a computation names must be in the repository, and its objects with the
-/// largest state must fit one MORPH.
+/// largest state must fit one MORPH; a group's members share their objects, so the first
+/// is checked for all.
 fn object_problems(config: &AcConfig, found: &repository::Verified, out: &mut Vec<Problem>) {
     let limits = config.controller.limits;
-    for (i, c) in config.controller.computations.iter().enumerate() {
+    let computations = &config.controller.computations;
+    let written = config.origins.written_computations();
+    for (i, c) in written.filter_map(|i| Some((i, computations.get(i)?))) {
+        let key = |field: &str| config.origins.computation_key(i, field);
         let mut bytes = u64::from(limits.max_state);
         for (j, o) in c.objects.iter().enumerate() {
             if !found.index.contains_key(&o.id) {
                 out.push(Problem::new(
-                    format!("computation[{i}].objects[{j}].id"),
+                    key(&format!("objects[{j}].id")),
                     format!(
                         "object {:?} is not in the repository {}",
                         o.id,
@@ -149,7 +167,7 @@ fn object_problems(config: &AcConfig, found: &repository::Verified, out: &mut Ve
         // A max_state beyond one MORPH is a problem of its own.
         if bytes > u64::from(limits.max_transfer) && limits.max_state <= limits.max_transfer {
             out.push(Problem::new(
-                format!("computation[{i}].objects"),
+                key("objects"),
                 format!(
                     "its objects and ac.max_state ({} bytes) make {bytes} bytes, more than \
                      one MORPH carries ({} bytes)",

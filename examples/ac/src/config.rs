@@ -16,40 +16,65 @@
 //! objects = [{ id = "counter.bin", invoke = true }]
 //! ```
 //!
+//! A fleet of alike devices is written once, as a group of `count` members numbered from
+//! `first` (0 by default) and named by a pattern whose one placeholder, `{}` or `{:0N}`
+//! (zero-padded to N digits, N from 1 to 9), stands for the member's number. A device
+//! group has the settings of a `[[device]]`; the placeholder may stand in its `runs` too
+//! (each member runs a computation of its own; a run without one is the same computation
+//! for every member) and in its `psk_file` (each member has a key file of its own). A
+//! computation group has the settings of a `[[computation]]`, the placeholder standing in
+//! its `hosts` too. Everything else is shared by the members. A million devices, each
+//! running a counter of its own:
+//!
+//! ```toml
+//! [[device_group]]
+//! name = "load-{:06}"          # load-000000 … load-999999
+//! count = 1000000
+//! runs = ["c-{:06}"]           # load-000042 runs c-000042
+//!
+//! [[computation_group]]
+//! name = "c-{:06}"
+//! count = 1000000
+//! objects = [{ id = "counter.bin", invoke = true }]
+//! ```
+//!
+//! The controller numbers the entries first, in the order of the file, then the members
+//! of each group, group after group. Names are unique across entries and groups. A
+//! group has 1 to 1,048,576 members; the devices of all entries and groups together are
+//! at most 1,048,576, the computations at most 8 times as many (what the devices can
+//! host).
+//!
+//! The file is read in parts ([`split`]): each entry of the registry on its own, straight
+//! into the controller's specs, and the other sections as one small document; no
+//! document as large as the registry is built.
+//!
 //! [`AcConfig::load`] reports every problem it finds, each named by its TOML key path
-//! (`ac.hello_ms.min`, `device[1].runs`, `computation[0].objects[2].id`): a syntax error,
-//! an unknown key, a value that does not fit its type or its range, a name or reference
-//! the controller refuses, a pre-shared key file that cannot be read.
+//! (`ac.hello_ms.min`, `device[1].runs`, `computation[0].objects[2].id`,
+//! `device_group[0].count`): a syntax error, an unknown key, a value that does not fit its
+//! type or its range, a malformed pattern, a name or reference the controller refuses, a
+//! pre-shared key file that cannot be read. Problems of a group's members that share a
+//! key are shown three at a time, with how many more there are.
+
+pub mod pattern;
+pub mod registry;
+pub mod split;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pcxses_core::controller::ConfigError;
-use pcxses_core::controller::{Bounds, ComputationSpec, DeviceSpec, ObjectSpec};
+use std::collections::HashMap;
+
+use pcxses_core::controller::{Bounds, ConfigError};
 use pcxses_core::wire::StateMode;
-use pcxses_core::{ControllerConfig, MAX_HOSTED};
+use pcxses_core::ControllerConfig;
 use pcxses_transport_tcp::ConnectionLimits;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use pcxses_program::transport::TransportLimits;
-
-/// The whole file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcFile {
-    /// The AC's own settings.
-    pub ac: AcSection,
-    /// The devices.
-    #[serde(default, rename = "device")]
-    pub devices: Vec<DeviceEntry>,
-    /// The computations.
-    #[serde(default, rename = "computation")]
-    pub computations: Vec<ComputationEntry>,
-    /// The status and metrics endpoint; off without it.
-    pub status: Option<StatusSection>,
-}
+use registry::{Built, ErrorKeys, Origins, Registry, SECTIONS};
+use split::{EntryError, Lines, Parts, Rest};
 
 /// `[status]`: where the AC serves `/status` and `/metrics` over HTTP (see
 /// [`crate::http`]). Without this section (or `--status-listen`), the AC serves neither.
@@ -179,52 +204,6 @@ pub enum ModeName {
     Split,
 }
 
-/// `[[device]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceEntry {
-    /// Its name.
-    pub name: String,
-    /// Computations it runs natively.
-    #[serde(default)]
-    pub runs: Vec<String>,
-    /// Capabilities it offers.
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-    /// Most computations it may run.
-    pub max_hosted: Option<u16>,
-    /// File holding the key it shares with the AC (hex), relative to this file: the device
-    /// must then join and talk in pre-shared-key mode (see `pcxses-ac psk`).
-    pub psk_file: Option<PathBuf>,
-}
-
-/// `[[computation]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComputationEntry {
-    /// Its name.
-    pub name: String,
-    /// Its objects, in shipping order.
-    pub objects: Vec<ObjectEntry>,
-    /// Devices allowed to host it, in order of preference.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Capabilities a host needs.
-    #[serde(default)]
-    pub requires: Vec<String>,
-}
-
-/// `{ id = "…", invoke = true }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectEntry {
-    /// The object's id in the repository.
-    pub id: String,
-    /// Whether the target starts it.
-    #[serde(default)]
-    pub invoke: bool,
-}
-
 /// One thing wrong with a configuration: where it is (a TOML key path such as
 /// `ac.hello_ms.min`, or empty for the file as a whole) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -305,36 +284,129 @@ fn section<T: DeserializeOwned>(
         .ok()
 }
 
-/// Deserializes every `[[key]]` entry, noting each one's problem.
-fn entries<T: DeserializeOwned>(
-    value: Option<toml::Value>,
-    key: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<Vec<T>> {
-    let list = match value {
-        None => return Some(Vec::new()),
-        Some(toml::Value::Array(list)) => list,
-        Some(_) => {
-            problems.push(Problem::new(key, format!("must be a list: [[{key}]]")));
-            return None;
-        }
-    };
-    let before = problems.len();
-    let parsed: Vec<T> = (list.into_iter().enumerate())
-        .filter_map(|(i, v)| section(v, &format!("{key}[{i}]"), problems))
-        .collect();
-    (problems.len() == before).then_some(parsed)
+/// What a registry entry is read from: its part of the file (at an offset), or a value
+/// of the rest of the file (an inline array's item).
+enum Source<'t> {
+    Part(&'t str, usize),
+    Value(toml::Value),
 }
 
-/// Parses the file's text, noting the problem of each section and entry.
-fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<AcFile> {
-    let mut table: toml::Table = match toml::from_str(text) {
+/// Reads the entry at `key` from `source`, noting its problem.
+fn read_entry<T: DeserializeOwned>(
+    key: &str,
+    source: Source,
+    lines: &mut Lines,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match source {
+        Source::Part(text, at) => split::entry(text)
+            .map_err(|e| match e {
+                EntryError::Syntax(e) => {
+                    let offset = at + e.span().map_or(0, |s| s.start);
+                    problems.push(Problem::new(key, lines.syntax_error(offset, e.message())))
+                }
+                EntryError::Value(e) => problems.push(Problem::new(key_of(key, &e), e.message())),
+            })
+            .ok(),
+        Source::Value(v) => section(v, key, problems),
+    }
+}
+
+/// Reads the next entry of `section` (one of [`SECTIONS`]) into `registry`.
+fn add_entry(
+    registry: &mut Registry,
+    section: &str,
+    source: Source,
+    base: &Path,
+    lines: &mut Lines,
+    problems: &mut Vec<Problem>,
+) {
+    let key = registry.next_key(section);
+    let added = match section {
+        "device" => read_entry(&key, source, lines, problems)
+            .map(|d| registry.device(&key, d, base, problems)),
+        "computation" => read_entry(&key, source, lines, problems).map(|c| registry.computation(c)),
+        "device_group" => read_entry(&key, source, lines, problems)
+            .map(|g| registry.device_group(key, g, problems)),
+        _ => read_entry(&key, source, lines, problems)
+            .map(|g| registry.computation_group(key, g, problems)),
+    };
+    if added.is_none() {
+        registry.refuse();
+    }
+}
+
+/// The file's sections.
+struct Parsed {
+    ac: AcSection,
+    status: Option<StatusSection>,
+    registry: Built,
+}
+
+/// The parts of `text` that are not registry entries, as one document.
+fn rest_of(text: &str) -> Rest {
+    let mut rest = Rest::default();
+    for part in Parts::new(text, &SECTIONS).filter(|p| p.entry.is_none()) {
+        rest.push(text, part.range);
+    }
+    rest
+}
+
+/// The table of the rest of `text`, or its syntax error.
+fn rest_table<T: DeserializeOwned>(text: &str, rest: &Rest) -> Result<T, Problem> {
+    toml::from_str(&rest.text).map_err(|e| {
+        let at = rest.origin(e.span().map_or(0, |s| s.start));
+        Problem::new("", Lines::new(text).syntax_error(at, e.message()))
+    })
+}
+
+/// Parses the file's text, noting the problem of each section and entry; key files are
+/// read from `base`.
+fn parse(text: &str, base: &Path, problems: &mut Vec<Problem>) -> Option<Parsed> {
+    let mut registry = Registry::default();
+    let mut rest = Rest::default();
+    let mut lines = Lines::new(text);
+    for part in Parts::new(text, &SECTIONS) {
+        match part.entry {
+            Some(section) => {
+                let source = Source::Part(&text[part.range.clone()], part.range.start);
+                add_entry(&mut registry, section, source, base, &mut lines, problems);
+            }
+            None => rest.push(text, part.range),
+        }
+    }
+    let mut table: toml::Table = match rest_table(text, &rest) {
         Ok(table) => table,
-        Err(e) => {
-            problems.push(Problem::new("", e.to_string().trim_end()));
+        Err(p) => {
+            problems.push(p);
             return None;
         }
     };
+    drop(rest);
+    // Entries written as inline arrays (`device = [{ … }]`) rather than tables.
+    for section in SECTIONS {
+        let Some(value) = table.remove(section) else {
+            continue;
+        };
+        let toml::Value::Array(list) = value else {
+            problems.push(Problem::new(
+                section,
+                format!("must be a list: [[{section}]]"),
+            ));
+            registry.refuse();
+            continue;
+        };
+        if registry.has(section) {
+            let twice = format!("defined twice: as a value and as [[{section}]] tables");
+            problems.push(Problem::new(section, twice));
+            registry.refuse();
+            continue;
+        }
+        for v in list {
+            let source = Source::Value(v);
+            add_entry(&mut registry, section, source, base, &mut lines, problems);
+        }
+    }
     let ac = match table.remove("ac") {
         Some(v) => section(v, "ac", problems),
         None => {
@@ -342,8 +414,6 @@ fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<AcFile> {
             None
         }
     };
-    let devices = entries(table.remove("device"), "device", problems);
-    let computations = entries(table.remove("computation"), "computation", problems);
     let status = match table.remove("status") {
         Some(v) => Some(section(v, "status", problems)?),
         None => None,
@@ -351,14 +421,15 @@ fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<AcFile> {
     for key in table.keys() {
         problems.push(Problem::new(
             key.as_str(),
-            "unknown section: expected ac, device, computation or status",
+            "unknown section: expected ac, status, device, computation, device_group or \
+             computation_group",
         ));
     }
-    Some(AcFile {
+    let registry = registry.finish(base, problems);
+    Some(Parsed {
         ac: ac?,
-        devices: devices?,
-        computations: computations?,
         status,
+        registry: registry?,
     })
 }
 
@@ -382,45 +453,27 @@ fn ac_problems(a: &AcSection, problems: &mut Vec<Problem>) {
     }
 }
 
-/// A controller's configuration error, named by the key of `file` that holds it.
-fn core_problem(e: &ConfigError, file: &AcFile, cfg: &ControllerConfig) -> Problem {
-    let devices = || file.devices.iter().enumerate();
-    let comps = || file.computations.iter().enumerate();
-    let device_with = |f: &dyn Fn(&DeviceEntry) -> bool, field: &str| {
-        devices()
-            .filter(|(_, d)| f(d))
-            .last()
-            .map(|(i, _)| format!("device[{i}].{field}"))
-    };
-    let comp_with = |f: &dyn Fn(&ComputationEntry) -> bool, field: &str| {
-        comps()
-            .filter(|(_, c)| f(c))
-            .last()
-            .map(|(i, _)| format!("computation[{i}].{field}"))
-    };
-    let key = match e {
-        ConfigError::BadName(n) | ConfigError::Duplicate(n) => {
-            device_with(&|d| d.name == *n, "name")
-                .or_else(|| comp_with(&|c| c.name == *n, "name"))
-                .or_else(|| {
-                    comps().find_map(|(i, c)| {
-                        let j = c.objects.iter().position(|o| o.id == *n)?;
-                        Some(format!("computation[{i}].objects[{j}].id"))
-                    })
-                })
+/// Most problems shown with the same key: the members of a group share theirs.
+const SHOWN_PER_KEY: usize = 3;
+
+/// Pushes `found` onto `problems`, but at most [`SHOWN_PER_KEY`] with the same key, and
+/// then one more that counts the others.
+fn push_per_key(problems: &mut Vec<Problem>, found: impl Iterator<Item = Problem>) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut crowded = Vec::new();
+    for p in found {
+        let n = counts.entry(p.key.clone()).or_default();
+        *n += 1;
+        match *n {
+            n if n <= SHOWN_PER_KEY => problems.push(p),
+            n if n == SHOWN_PER_KEY + 1 => crowded.push(p.key),
+            _ => {}
         }
-        ConfigError::Objects(n) => comp_with(&|c| c.name == *n, "objects"),
-        ConfigError::TooManyRuns(n) => device_with(&|d| d.name == *n, "runs"),
-        ConfigError::UnknownComputation(n) | ConfigError::TwoHomes(n) => {
-            device_with(&|d| d.runs.contains(n), "runs")
-        }
-        ConfigError::UnknownDevice(n) => comp_with(&|c| c.hosts.contains(n), "hosts"),
-        ConfigError::Setting(setting) => {
-            return setting_problem(setting, &file.ac, cfg, e);
-        }
-        _ => None,
-    };
-    Problem::new(key.unwrap_or_default(), e.to_string())
+    }
+    for key in crowded {
+        let more = counts[&key] - SHOWN_PER_KEY;
+        problems.push(Problem::new(key, format!("and {more} more like these")));
+    }
 }
 
 /// A controller's setting out of range, named by its key in `[ac]`, with the rule.
@@ -478,6 +531,8 @@ pub struct AcConfig {
     pub limits: TransportLimits,
     /// Where to serve `/status` and `/metrics`, if anywhere.
     pub status: Option<SocketAddr>,
+    /// Where each of the controller's devices and computations is written in the file.
+    pub origins: Origins,
 }
 
 impl AcConfig {
@@ -498,52 +553,24 @@ impl AcConfig {
             std::fs::read_to_string(path).map_err(|e| AcConfigError::Read(path.into(), e))?;
         let mut problems = Vec::new();
         let invalid = |problems| AcConfigError::Invalid(path.into(), problems);
-        let Some(file) = parse(&text, &mut problems) else {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let parsed = parse(&text, base, &mut problems);
+        drop(text);
+        let Some(Parsed {
+            ac: a,
+            status,
+            registry,
+        }) = parsed
+        else {
             return Err(invalid(problems));
         };
-        ac_problems(&file.ac, &mut problems);
-        let seed = match file.ac.seed {
+        ac_problems(&a, &mut problems);
+        let seed = match a.seed {
             Some(seed) => seed,
             None => getrandom::u64().map_err(|e| AcConfigError::Entropy(e.to_string()))?,
         };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let devices = (file.devices.iter().enumerate())
-            .map(|(i, d)| {
-                let psk = d.psk_file.as_ref().and_then(|f| {
-                    pcxses_program::keys::psk(&base.join(f))
-                        .map_err(|e| {
-                            problems.push(Problem::new(format!("device[{i}].psk_file"), e))
-                        })
-                        .ok()
-                });
-                DeviceSpec {
-                    name: d.name.clone(),
-                    runs: d.runs.clone(),
-                    capabilities: d.capabilities.clone(),
-                    max_hosted: d.max_hosted.unwrap_or(MAX_HOSTED as u16),
-                    psk,
-                }
-            })
-            .collect();
-        let computations = file
-            .computations
-            .iter()
-            .map(|c| ComputationSpec {
-                name: c.name.clone(),
-                objects: c
-                    .objects
-                    .iter()
-                    .map(|o| ObjectSpec {
-                        id: o.id.clone(),
-                        invoke: o.invoke,
-                    })
-                    .collect(),
-                hosts: c.hosts.clone(),
-                requires: c.requires.clone(),
-            })
-            .collect();
-        let mut cfg = ControllerConfig::new(seed, devices, computations);
-        let a = &file.ac;
+        let origins = registry.origins;
+        let mut cfg = ControllerConfig::new(seed, registry.devices, registry.computations);
         if let Some(r) = &a.hello_ms {
             cfg.hello = r.bounds();
         }
@@ -570,9 +597,12 @@ impl AcConfig {
         let r = &mut cfg.refusals;
         r.per_source_per_s = a.refusals_per_source_per_s.unwrap_or(r.per_source_per_s);
         r.total_per_s = a.refusals_per_s.unwrap_or(r.total_per_s);
-        for e in cfg.errors() {
-            problems.push(core_problem(&e, &file, &cfg));
-        }
+        let mut keys = ErrorKeys::new(&cfg.devices, &cfg.computations, &origins);
+        let found = cfg.errors().into_iter().map(|e| match &e {
+            ConfigError::Setting(setting) => setting_problem(setting, &a, &cfg, &e),
+            _ => Problem::new(keys.key(&e).unwrap_or_default(), e.to_string()),
+        });
+        push_per_key(&mut problems, found);
         let mut connections = ConnectionLimits::for_intervals(cfg.hello.max, cfg.dead.max);
         connections.max_connections = a.max_connections.unwrap_or(connections.max_connections);
         connections.max_handshakes = a.max_handshakes.unwrap_or(connections.max_handshakes);
@@ -596,13 +626,14 @@ impl AcConfig {
                 .as_ref()
                 .map(|j| (base.join(j), a.durability.unwrap_or_default())),
             limits,
-            status: file.status.as_ref().map(|s| s.listen),
+            status: status.map(|s| s.listen),
+            origins,
         };
         Ok((config, problems))
     }
 
     /// The status address of the file at `path` (its `[status] listen`), reading nothing
-    /// else of it: what `pcxses-ac status --config` asks.
+    /// else of it (its registry skipped unread): what `pcxses-ac status --config` asks.
     pub fn status_addr(path: &Path) -> Result<Option<SocketAddr>, AcConfigError> {
         /// The file, every other section ignored.
         #[derive(Deserialize)]
@@ -611,12 +642,8 @@ impl AcConfig {
         }
         let text =
             std::fs::read_to_string(path).map_err(|e| AcConfigError::Read(path.into(), e))?;
-        let file: StatusOnly = toml::from_str(&text).map_err(|e| {
-            AcConfigError::Invalid(
-                path.into(),
-                vec![Problem::new("", e.to_string().trim_end())],
-            )
-        })?;
+        let file: StatusOnly = rest_table(&text, &rest_of(&text))
+            .map_err(|p| AcConfigError::Invalid(path.into(), vec![p]))?;
         Ok(file.status.map(|s| s.listen))
     }
 }
@@ -815,5 +842,134 @@ mod tests {
         let p = p.to_string();
         assert!(p.contains("ac: missing field `repository`"), "{p}");
         assert!(p.contains("extra: unknown section"), "{p}");
+    }
+
+    /// The sample's `[ac]` section with `registry` after it.
+    fn with_registry(registry: &str) -> String {
+        let ac = &GOOD[..GOOD.find("[[device]]").unwrap()];
+        format!("{ac}{registry}")
+    }
+
+    /// A device group and a computation group, each device running its own computation.
+    const FLEET: &str = "[[device_group]]\nname = \"load-{:03}\"\ncount = 20\nfirst = 5\n\
+        runs = [\"c-{:03}\"]\ncapabilities = [\"wasm\"]\nmax_hosted = 4\n\n\
+        [[computation_group]]\nname = \"c-{:03}\"\ncount = 20\nfirst = 5\n\
+        objects = [{ id = \"counter.bin\", invoke = true }]\nhosts = [\"load-{:03}\", \"alpha\"]\n";
+
+    #[test]
+    fn groups_expand_after_the_entries() {
+        let text = with_registry(&format!(
+            "{FLEET}\n{}",
+            &GOOD[GOOD.find("[[device]]").unwrap()..]
+        ));
+        let cfg = load(&text).unwrap();
+        let c = &cfg.controller;
+        assert_eq!((c.devices.len(), c.computations.len()), (22, 22));
+        assert_eq!(c.devices[0].name, "alpha");
+        let d = &c.devices[2];
+        assert_eq!(
+            (d.name.as_str(), &d.runs[..]),
+            ("load-005", &["c-005".to_string()][..])
+        );
+        assert_eq!(
+            (d.capabilities.clone(), d.max_hosted),
+            (vec!["wasm".into()], 4)
+        );
+        assert_eq!(c.devices[21].name, "load-024");
+        let last = &c.computations[21];
+        assert_eq!(last.name, "c-024");
+        assert_eq!(last.hosts, ["load-024", "alpha"]);
+        assert_eq!(last.objects[0].id, "counter.bin");
+        assert_eq!(cfg.origins.device_key(21, "runs"), "device_group[0].runs");
+        assert_eq!(
+            cfg.origins.computation_key(1, "name"),
+            "computation[1].name"
+        );
+    }
+
+    #[test]
+    fn group_problems_name_their_keys() {
+        for (change, named) in [
+            (("count = 20\nfirst", "count = 0\nfirst"), "device_group[0].count: must be 1 to 1048576"),
+            (("count = 20\nfirst", "count = 1048577\nfirst"), "device_group[0].count: must be 1 to"),
+            (("count = 20\nfirst", "count = -1\nfirst"), "device_group[0].count: invalid value"),
+            (("\"load-{:03}\"\ncount", "\"load\"\ncount"), "device_group[0].name: \"load\" has no placeholder"),
+            (("\"load-{:03}\"\ncount", "\"l{}-{}\"\ncount"), "device_group[0].name: \"l{}-{}\": only one placeholder"),
+            (("\"load-{:03}\"\ncount", "\"l{:3}\"\ncount"), "device_group[0].name: \"l{:3}\": a brace must belong"),
+            (("runs = [\"c-{:03}\"]", "runs = [\"c-{:03}\", \"x{\"]"), "device_group[0].runs[1]: \"x{\": a brace"),
+            (("hosts = [\"load-{:03}\"", "hosts = [\"load-}\""), "computation_group[0].hosts[0]: \"load-}\""),
+            (("max_hosted = 4", "max_hosted = 4\npsk_file = \"keys.psk\""), "device_group[0].psk_file: \"keys.psk\" has no placeholder"),
+            (("max_hosted = 4", "max_hosted = 4\npsk_file = \"k/{}.psk\""), "(and 19 more members' key files)"),
+            (("max_hosted = 4", "max_hosted = 4\nmax_hostd = 4"), "device_group[0]: unknown field `max_hostd`"),
+            (("count = 20\nfirst = 5\nobjects", "count = 8388609\nfirst = 5\nobjects"), "computation_group[0].count: must be 1 to 8388608"),
+            (("runs = [\"c-{:03}\"]", "runs = [\"c-0{:03}\"]"), "device_group[0].runs: unknown computation \"c-0005\""),
+            (("runs = [\"c-{:03}\"]", "runs = [\"c-0{:03}\"]"), "device_group[0].runs: and 17 more like these"),
+            (("runs = [\"c-{:03}\"]", "runs = [\"c-005\"]"), "device_group[0].runs: computation \"c-005\" is run natively by two devices"),
+            (
+                ("\"load-{:03}\"\ncount", "\"a-very-long-device-name-number-{}\"\ncount"),
+                "device_group[0].name: name \"a-very-long-device-name-number-10\" is empty or longer",
+            ),
+        ] {
+            let fleet = FLEET.replacen(change.0, change.1, 1);
+            let text = with_registry(&fleet);
+            let p = load(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(p.contains(named), "{named} not in: {p}");
+        }
+        // Names are unique across groups and entries.
+        let text = with_registry(&format!(
+            "{FLEET}\n[[device]]\nname = \"load-007\"\n[[device_group]]\nname = \"load-0{{:02}}\"\ncount = 3\nfirst = 5\n"
+        ));
+        let p = load(&text).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            p.contains("device_group[1].name: \"load-005\" is defined twice"),
+            "{p}"
+        );
+        assert!(
+            p.contains("device_group[1].name: \"load-007\" is defined twice"),
+            "{p}"
+        );
+        // The devices of all groups together fit one controller.
+        let text = with_registry(&format!(
+            "{FLEET}\n[[device_group]]\nname = \"m{{}}\"\ncount = 1048570\n"
+        ));
+        let p = load(&text).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            p.contains("device_group[1].count: with this group the registry has 1048590 devices: at most 1048576"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn entries_read_in_parts_keep_their_keys_and_lines() {
+        let text = GOOD.to_string()
+            + "\n[[device]]\nname = \"gamma\nruns = []\n[[computation]]\nname = 1\n";
+        let p = load(&text).map(|_| ()).unwrap_err().to_string();
+        let line = text.lines().position(|l| l == "name = \"gamma").unwrap() + 1;
+        assert!(
+            p.contains(&format!("device[2]: TOML parse error at line {line}")),
+            "{p}"
+        );
+        assert!(p.contains("computation[2].name: invalid type"), "{p}");
+        // A syntax error in the other sections names its line in the whole file.
+        let text = GOOD.replace("dead_ms = {", "dead_ms = {{");
+        let p = load(&text).map(|_| ()).unwrap_err().to_string();
+        let line = text.lines().position(|l| l.starts_with("dead_ms")).unwrap() + 1;
+        assert!(
+            p.contains(&format!("TOML parse error at line {line}")),
+            "{p}"
+        );
+        // Entries may be inline arrays too, but not both.
+        let inline = GOOD.replacen(
+            "[ac]",
+            "device = [{ name = \"alpha\", runs = [\"counter-alpha\"] }]\n[ac]",
+            1,
+        );
+        let p = load(&inline).map(|_| ()).unwrap_err().to_string();
+        assert!(p.contains("device: defined twice"), "{p}");
+        let end = inline.find("[[device]]").unwrap();
+        let start = inline.find("[[computation]]").unwrap();
+        let inline = format!("{}{}", &inline[..end], &inline[start..]);
+        let cfg = load(&inline).unwrap();
+        assert_eq!(cfg.controller.devices.len(), 1);
     }
 }

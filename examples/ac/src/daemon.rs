@@ -20,7 +20,7 @@ use crate::http;
 use crate::journal::FileJournal;
 use crate::metrics::Metrics;
 use pcxses_core::controller::ComputationId;
-use pcxses_program::events::{at_ms, controller_event, EventFormat, Names};
+use pcxses_program::events::{at_ms, controller_event, EventFormat};
 use pcxses_program::procfs;
 use pcxses_program::shutdown::Shutdown;
 use pcxses_program::transport::{AcTlsArgs, Transport};
@@ -58,9 +58,8 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let epoch = Epoch::new();
     // Everything `pcxses-ac check` checks, every problem listed, before anything is bound.
     let checked = check::check(&path, epoch.now()).map_err(|e| e.to_string())?;
-    let (config, mut controller) = (checked.config, checked.controller);
+    let (config, mut controller, names) = (checked.config, checked.controller, checked.names);
     let require_auth = config.controller.require_auth;
-    let names = Names::new(&config.controller);
     let metrics = Metrics::default();
     if let Some((path, durability)) = &config.journal {
         let sync = *durability == Durability::Sync;

@@ -31,6 +31,15 @@ use pcxses_ac::daemon::{self, DaemonArgs};
 use pcxses_ac::{check, http, inspect, repository, table};
 use pcxses_program::keys;
 
+/// The allocator. What the daemon frees once it has started (the registry as read from the
+/// configuration, once the controller holds it) is small blocks, one or more per device
+/// and computation, below the controller's: glibc's allocator keeps them resident,
+/// jemalloc's gives them back to the system within seconds (see [`return_freed_memory`]),
+/// and it packs small blocks tighter.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -153,7 +162,10 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Some(Command::Journal(JournalCommand::Dump { file })) => dump(&file),
         Some(Command::Status { addr, config, json }) => status(addr, config.as_deref(), json),
-        None => daemon::run(cli.run),
+        None => {
+            return_freed_memory();
+            daemon::run(cli.run)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,6 +173,15 @@ fn main() -> ExitCode {
             eprintln!("pcxses-ac: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Starts the allocator's background thread, which gives freed memory back to the system
+/// after a few seconds even while the daemon allocates nothing.
+fn return_freed_memory() {
+    #[cfg(not(target_env = "msvc"))]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(%e, "no allocator thread: freed memory goes back to the system only as the AC allocates");
     }
 }
 

@@ -68,6 +68,31 @@ fn an_object_missing_from_the_repository_is_refused() {
 }
 
 #[test]
+fn a_group_is_checked_once_under_its_own_key() {
+    let config = common::ac_dir("group", "");
+    let group = "\n[[device_group]]\nname = \"g{}\"\ncount = 1000\nruns = [\"gc{}\"]\n\
+                 \n[[computation_group]]\nname = \"gc{}\"\ncount = 1000\n\
+                 objects = [{ id = \"nowhere.bin\", invoke = true }]\n";
+    let text = std::fs::read_to_string(&config).unwrap() + group;
+    std::fs::write(&config, &text).unwrap();
+    let p = problems(&config);
+    assert!(
+        p.contains("1 problem(s)")
+            && p.contains(
+                "computation_group[0].objects[0].id: object \"nowhere.bin\" is not in the repository"
+            ),
+        "{p}"
+    );
+    std::fs::write(&config, text.replace("nowhere.bin", "counter.bin")).unwrap();
+    let checked = check::check(&config, Instant::from_millis(0)).unwrap();
+    let summary = checked.summary();
+    assert!(
+        summary.contains("1002 devices, 1002 computations"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn objects_too_large_for_one_morph_are_refused() {
     let config = common::ac_dir("large", "");
     let repo = config.with_file_name("repo");

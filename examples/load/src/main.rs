@@ -1,7 +1,8 @@
 //! A load generator: many devices from one process, against a running AC over UDP.
 //!
 //! `pcxses-load config --devices N --dir DIR` writes an AC configuration (and its object
-//! repository) registering devices `load-000000…`, each running one computation.
+//! repository) registering devices `load-000000…`, each running one computation: as one
+//! device group and one computation group, or with `--registry entries` one entry each.
 //! `pcxses-load run --ac ADDR --devices N --hello-ms MS --seconds S [--ac-pid PID]` then
 //! runs N real `Device` state machines over a few UDP sockets, and prints one JSON
 //! summary: HELLOs sent and answered per second, bytes per second to and from the AC,
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pcxses_load::config::{write_config, JournalMode};
+use pcxses_load::config::{write_config, JournalMode, Registry};
 use pcxses_load::morphs::morphs;
 use pcxses_load::run::{run, RunArgs};
 
@@ -36,6 +37,9 @@ enum Command {
         /// Devices to register.
         #[arg(long)]
         devices: usize,
+        /// List them as one device group and one computation group, or as one entry each.
+        #[arg(long, value_enum, default_value = "groups")]
+        registry: Registry,
         /// Where to write `ac.toml` and the repository.
         #[arg(long)]
         dir: PathBuf,
@@ -64,11 +68,12 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Config {
             devices,
+            registry,
             dir,
             listen,
             journal,
             morphs_per_s,
-        } => write_config(devices, &dir, listen, journal, morphs_per_s),
+        } => write_config(devices, registry, &dir, listen, journal, morphs_per_s),
         Command::Run(args) => run(args),
         Command::Morphs { events } => morphs(&events),
     };
