@@ -1,11 +1,11 @@
 //! The Area Controller's configuration: its settings and its registry of devices and
 //! computations (the paper's two XML files).
 
-use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::names::Names;
 use crate::limits::{Limits, MAX_HOSTED, MAX_OBJECTS};
 use crate::psk::Psk;
 use crate::time::to_ms;
@@ -347,21 +347,33 @@ impl ControllerConfig {
     /// the computations, the devices, the host lists, then the numeric settings. Empty
     /// when the configuration is valid.
     pub fn errors(&self) -> Vec<ConfigError> {
+        let (devices, comps) = self.names();
+        self.errors_named(&devices, &comps)
+    }
+
+    /// The names of the devices and of the computations, as the controller finds them.
+    pub(super) fn names(&self) -> (Names, Names) {
+        let devices = Names::new(self.devices.iter().map(|d| d.name.as_str()));
+        let comps = Names::new(self.computations.iter().map(|c| c.name.as_str()));
+        (devices, comps)
+    }
+
+    /// [`ControllerConfig::errors`], given the [`ControllerConfig::names`].
+    pub(super) fn errors_named(&self, devices: &Names, comps: &Names) -> Vec<ConfigError> {
         let mut errors = Vec::new();
-        self.registry_errors(&mut errors);
+        self.registry_errors(devices, comps, &mut errors);
         self.setting_errors(&mut errors);
         errors
     }
 
-    /// Names and references of the devices and computations.
-    fn registry_errors(&self, errors: &mut Vec<ConfigError>) {
-        let mut devices = BTreeSet::new();
-        let mut comps = BTreeSet::new();
-        for c in &self.computations {
+    /// Names and references of the devices and computations: the names sorted once each,
+    /// not a set built name by name.
+    fn registry_errors(&self, devices: &Names, comps: &Names, errors: &mut Vec<ConfigError>) {
+        for (i, c) in (0..).zip(&self.computations) {
             if !name_ok(&c.name) {
                 errors.push(ConfigError::BadName(c.name.clone()));
             }
-            if !comps.insert(c.name.as_str()) {
+            if comps.repeats(i) {
                 errors.push(ConfigError::Duplicate(c.name.clone()));
             }
             if c.objects.is_empty() || c.objects.len() > MAX_OBJECTS {
@@ -371,27 +383,29 @@ impl ControllerConfig {
                 errors.push(ConfigError::BadName(o.id.clone()));
             }
         }
-        let mut homed = BTreeSet::new();
-        for d in &self.devices {
+        let mut homed = alloc::vec![false; self.computations.len()];
+        for (i, d) in (0..).zip(&self.devices) {
             if !name_ok(&d.name) {
                 errors.push(ConfigError::BadName(d.name.clone()));
             }
-            if !devices.insert(d.name.as_str()) {
+            if devices.repeats(i) {
                 errors.push(ConfigError::Duplicate(d.name.clone()));
             }
             if d.runs.len() > usize::from(d.max_hosted).min(MAX_HOSTED) {
                 errors.push(ConfigError::TooManyRuns(d.name.clone()));
             }
             for r in &d.runs {
-                if !comps.contains(r.as_str()) {
-                    errors.push(ConfigError::UnknownComputation(r.clone()));
-                } else if !homed.insert(r.as_str()) {
-                    errors.push(ConfigError::TwoHomes(r.clone()));
+                match comps.find(r) {
+                    None => errors.push(ConfigError::UnknownComputation(r.clone())),
+                    Some(c) if core::mem::replace(&mut homed[c as usize], true) => {
+                        errors.push(ConfigError::TwoHomes(r.clone()));
+                    }
+                    Some(_) => {}
                 }
             }
         }
         for c in &self.computations {
-            for h in c.hosts.iter().filter(|h| !devices.contains(h.as_str())) {
+            for h in c.hosts.iter().filter(|h| devices.find(h).is_none()) {
                 errors.push(ConfigError::UnknownDevice(h.clone()));
             }
         }

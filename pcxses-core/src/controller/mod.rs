@@ -1,5 +1,6 @@
 //! The Area Controller: device manager, liveness detector, policy engine and migrations.
 
+mod attempts;
 mod auth;
 mod changes;
 mod command;
@@ -27,12 +28,12 @@ mod test_fleet;
 mod waiting;
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
 pub use command::ControllerCommand;
 pub use computation::Placement;
+use attempts::Attempts;
 use config::MsBounds;
 pub use config::{
     Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec, RefusalLimits,
@@ -68,7 +69,6 @@ use crate::wire::ids::SessionId;
 use auth::{psk_devices, seal_to, PskDevice, SessionAuth};
 use changes::Changes;
 use computation::CompEntry;
-use morph::Attempt;
 use paced::Paced;
 use refusals::RefusalGate;
 use registry::Registry;
@@ -95,7 +95,7 @@ pub struct Controller {
     reassemblies: Reassemblies,
     session_ids: SessionIds,
     dead_timers: Deadlines,
-    attempts: BTreeMap<u32, Attempt>,
+    attempts: Attempts,
     attempt_timers: Deadlines,
     /// When quarantined computations are tried again, by computation.
     retry_timers: Deadlines,
@@ -162,8 +162,11 @@ impl Controller {
         repo: impl Repository + Send + 'static,
         now: Instant,
     ) -> Result<Controller, ConfigError> {
-        config.validate()?;
-        let (registry, devices, comps) = Registry::new(&config);
+        let (devices, comps) = config.names();
+        if let Some(e) = config.errors_named(&devices, &comps).into_iter().next() {
+            return Err(e);
+        }
+        let (registry, devices, comps) = Registry::new(&config, (devices, comps));
         let mut rng = Rng::new(config.seed);
         let session_ids = SessionIds::new(&mut rng, config.devices.len());
         let refusals = RefusalGate::new(&config.refusals, rng.next_u64());
@@ -216,7 +219,7 @@ impl Controller {
             reassemblies: Reassemblies::new(),
             session_ids,
             dead_timers: Deadlines::default(),
-            attempts: BTreeMap::new(),
+            attempts: Attempts::default(),
             attempt_timers: Deadlines::default(),
             retry_timers: Deadlines::default(),
             waiting: Waiting::default(),

@@ -252,7 +252,7 @@ impl Controller {
 
     fn rearm(&mut self, m: u32) {
         let timeout = self.settings.morph_timeout;
-        if let Some(a) = self.attempts.get_mut(&m) {
+        if let Some(a) = self.attempts.get_mut(m) {
             let at = a.deadline(timeout);
             arm(&mut self.attempt_timers, &mut a.armed, at, m);
         }
@@ -277,7 +277,7 @@ impl Controller {
         let Some((link, max)) = self.target_link(d) else {
             return Ok(());
         };
-        let Some(a) = self.attempts.get_mut(&ack.morph) else {
+        let Some(a) = self.attempts.get_mut(ack.morph) else {
             return Ok(());
         };
         match a.stage {
@@ -338,7 +338,7 @@ impl Controller {
             // Cancelled: the target will stop it and confirm with MORPH fail.
             return Ok(());
         }
-        let Some(a) = self.attempts.remove(&ack.morph) else {
+        let Some(a) = self.attempts.remove(ack.morph) else {
             return Ok(());
         };
         self.devices[d as usize].morphs_in -= 1;
@@ -392,7 +392,7 @@ impl Controller {
     pub(super) fn on_attempt_timer(&mut self, m: u32, now: Instant) {
         let timeout = self.settings.morph_timeout;
         let rto_max = self.settings.pacing.rto_max;
-        let Some(a) = self.attempts.get_mut(&m) else {
+        let Some(a) = self.attempts.get_mut(m) else {
             return;
         };
         a.armed = Instant::MAX;
@@ -455,11 +455,9 @@ impl Controller {
             _ => MigrationFailure::TargetLeft,
         };
         let crashed = matches!(how, SessionEnd::Dead | SessionEnd::Rejoined);
-        let doomed: Vec<(u32, MigrationFailure)> = self
-            .attempts
-            .iter()
+        let doomed: Vec<(u32, MigrationFailure)> = (self.attempts.to(d))
             .filter(|(_, a)| a.session == session)
-            .map(|(&m, a)| match a.stage {
+            .map(|(m, a)| match a.stage {
                 Stage::Cancelling(_, earlier) => (m, earlier),
                 Stage::Installing(_) if crashed => (m, MigrationFailure::DiedInstalling),
                 _ => (m, why),
@@ -474,7 +472,7 @@ impl Controller {
     /// it left or re-joined) leaves the computation waiting for its home; any other
     /// failure places it again, unless it is quarantined.
     fn finish_failed(&mut self, m: u32, why: MigrationFailure, now: Instant, home_alive: bool) {
-        let Some(a) = self.attempts.remove(&m) else {
+        let Some(a) = self.attempts.remove(m) else {
             return;
         };
         let t = a.target;

@@ -17,7 +17,8 @@ pub(super) struct Names {
 }
 
 impl Names {
-    /// The names of `names`, numbered in order; they are distinct.
+    /// The names of `names`, numbered in order. A name given more than once is found as
+    /// one of its numbers (see [`Names::repeats`]).
     pub(super) fn new<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> Names {
         let len = names.clone().map(str::len).sum();
         let mut text = String::with_capacity(len);
@@ -33,7 +34,7 @@ impl Names {
             ranks: Vec::new(),
         };
         let mut by_name: Vec<u32> = (0..names.len()).collect();
-        by_name.sort_unstable_by(|&a, &b| names.get(a).cmp(names.get(b)));
+        by_name.sort_unstable_by(|&a, &b| names.get(a).cmp(names.get(b)).then(a.cmp(&b)));
         let mut ranks = alloc::vec![0; by_name.len()];
         for (rank, &i) in by_name.iter().enumerate() {
             ranks[i as usize] = rank as u32;
@@ -71,6 +72,12 @@ impl Names {
         self.ranks[i as usize]
     }
 
+    /// Whether a number before `i` has the same name.
+    pub(super) fn repeats(&self, i: u32) -> bool {
+        let rank = self.rank(i);
+        rank > 0 && self.get(self.at_rank(rank - 1)) == self.get(i)
+    }
+
     /// The name at position `rank` in name order.
     pub(super) fn at_rank(&self, rank: u32) -> u32 {
         self.by_name[rank as usize]
@@ -93,5 +100,13 @@ mod tests {
         assert_eq!(ranks, [1, 0, 3, 2]);
         assert_eq!(names.at_rank(3), 2);
         assert!(Names::new([].into_iter()).find("").is_none());
+    }
+
+    #[test]
+    fn a_name_given_again_repeats_the_first_of_them() {
+        let names = Names::new(["x", "y", "x", "a", "x"].into_iter());
+        let repeats: Vec<bool> = (0..5).map(|i| names.repeats(i)).collect();
+        assert_eq!(repeats, [false, false, true, false, true]);
+        assert!(matches!(names.find("x"), Some(0 | 2 | 4)));
     }
 }

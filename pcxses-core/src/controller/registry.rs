@@ -29,11 +29,12 @@ pub(super) struct Registry {
 }
 
 impl Registry {
-    /// The registry of a validated configuration, and the entries of its devices and
-    /// computations.
-    pub(super) fn new(config: &ControllerConfig) -> (Registry, Vec<DeviceEntry>, Vec<CompEntry>) {
-        let devices = Names::new(config.devices.iter().map(|d| d.name.as_str()));
-        let comps = Names::new(config.computations.iter().map(|c| c.name.as_str()));
+    /// The registry of a validated configuration with its [`ControllerConfig::names`], and
+    /// the entries of its devices and computations.
+    pub(super) fn new(
+        config: &ControllerConfig,
+        (devices, comps): (Names, Names),
+    ) -> (Registry, Vec<DeviceEntry>, Vec<CompEntry>) {
         let mut capabilities = BTreeMap::new();
         let all = (config.devices.iter()).flat_map(|d| d.capabilities.iter());
         for name in all.chain(config.computations.iter().flat_map(|c| c.requires.iter())) {
@@ -126,7 +127,7 @@ mod tests {
         let mut y = ComputationSpec::new("y", "code");
         y.requires = vec!["gpu".into()];
         let config = ControllerConfig::new(1, vec![a, b, c], vec![x, y]);
-        let (r, devices, comps) = Registry::new(&config);
+        let (r, devices, comps) = Registry::new(&config, config.names());
         assert_eq!(devices[0].caps, devices[1].caps);
         assert_eq!(devices[2].caps, 0);
         assert_eq!(r.capsets.len(), 2);
