@@ -176,11 +176,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Starts the allocator's background thread, which gives freed memory back to the system
-/// after a few seconds even while the daemon allocates nothing.
+/// Starts the allocator's background thread (one), which gives freed memory back to the
+/// system after a few seconds even while the daemon allocates nothing.
 fn return_freed_memory() {
     #[cfg(not(target_env = "msvc"))]
-    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+    if let Err(e) = tikv_jemalloc_ctl::max_background_threads::write(1)
+        .and_then(|()| tikv_jemalloc_ctl::background_thread::write(true))
+    {
         tracing::warn!(%e, "no allocator thread: freed memory goes back to the system only as the AC allocates");
     }
 }
