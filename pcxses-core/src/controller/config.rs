@@ -384,6 +384,7 @@ impl ControllerConfig {
             }
         }
         let mut homed = alloc::vec![false; self.computations.len()];
+        let mut runs = comps.finder();
         for (i, d) in (0..).zip(&self.devices) {
             if !name_ok(&d.name) {
                 errors.push(ConfigError::BadName(d.name.clone()));
@@ -395,7 +396,7 @@ impl ControllerConfig {
                 errors.push(ConfigError::TooManyRuns(d.name.clone()));
             }
             for r in &d.runs {
-                match comps.find(r) {
+                match runs.find(r) {
                     None => errors.push(ConfigError::UnknownComputation(r.clone())),
                     Some(c) if core::mem::replace(&mut homed[c as usize], true) => {
                         errors.push(ConfigError::TwoHomes(r.clone()));
@@ -404,8 +405,9 @@ impl ControllerConfig {
                 }
             }
         }
+        let mut hosts = devices.finder();
         for c in &self.computations {
-            for h in c.hosts.iter().filter(|h| devices.find(h).is_none()) {
+            for h in c.hosts.iter().filter(|h| hosts.find(h).is_none()) {
                 errors.push(ConfigError::UnknownDevice(h.clone()));
             }
         }

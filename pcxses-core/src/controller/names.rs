@@ -18,7 +18,7 @@ pub(super) struct Names {
 
 impl Names {
     /// The names of `names`, numbered in order. A name given more than once is found as
-    /// one of its numbers (see [`Names::repeats`]).
+    /// its first number (see [`Names::repeats`]).
     pub(super) fn new<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> Names {
         let len = names.clone().map(str::len).sum();
         let mut text = String::with_capacity(len);
@@ -59,12 +59,19 @@ impl Names {
         &self.text[start as usize..end as usize]
     }
 
-    /// The number of `name`.
+    /// The number of `name` (the first given, if it was given more than once).
     pub(super) fn find(&self, name: &str) -> Option<u32> {
-        let at = (self.by_name)
-            .binary_search_by(|&i| self.get(i).cmp(name))
-            .ok()?;
-        Some(self.by_name[at])
+        let at = (self.by_name).partition_point(|&i| self.get(i) < name);
+        let &i = self.by_name.get(at)?;
+        (self.get(i) == name).then_some(i)
+    }
+
+    /// A [`Finder`] of these names.
+    pub(super) fn finder(&self) -> Finder<'_> {
+        Finder {
+            names: self,
+            next: 0,
+        }
     }
 
     /// Name `i`'s position in name order.
@@ -81,6 +88,28 @@ impl Names {
     /// The name at position `rank` in name order.
     pub(super) fn at_rank(&self, rank: u32) -> u32 {
         self.by_name[rank as usize]
+    }
+}
+
+/// Finds names one after another: a name that comes right after the one found before, in
+/// name order, is found with one comparison (a registry listing its references in name
+/// order, as device groups do, is resolved without a search per name).
+pub(super) struct Finder<'n> {
+    names: &'n Names,
+    /// The position in name order after the name found last.
+    next: u32,
+}
+
+impl Finder<'_> {
+    /// The number of `name`, as [`Names::find`] finds it.
+    pub(super) fn find(&mut self, name: &str) -> Option<u32> {
+        let names = self.names;
+        let i = match names.by_name.get(self.next as usize) {
+            Some(&i) if names.get(i) == name && !names.repeats(i) => i,
+            _ => names.find(name)?,
+        };
+        self.next = names.rank(i) + 1;
+        Some(i)
     }
 }
 
@@ -107,6 +136,16 @@ mod tests {
         let names = Names::new(["x", "y", "x", "a", "x"].into_iter());
         let repeats: Vec<bool> = (0..5).map(|i| names.repeats(i)).collect();
         assert_eq!(repeats, [false, false, true, false, true]);
-        assert!(matches!(names.find("x"), Some(0 | 2 | 4)));
+        assert_eq!((names.find("x"), names.find("a")), (Some(0), Some(3)));
+    }
+
+    #[test]
+    fn a_finder_finds_what_a_search_finds_in_any_order() {
+        let list = ["b", "a", "ca", "c", "a", "d"];
+        let names = Names::new(list.into_iter());
+        let mut finder = names.finder();
+        for name in ["a", "b", "c", "ca", "d", "zz", "a", "ca", "b", "", "d"] {
+            assert_eq!(finder.find(name), names.find(name), "{name}");
+        }
     }
 }

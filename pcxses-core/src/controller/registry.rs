@@ -50,22 +50,24 @@ impl Registry {
         let mut capsets = Interner::new(Vec::new());
         let mut natives = Lists::default();
         let mut entries: Vec<DeviceEntry> = Vec::with_capacity(config.devices.len());
+        let mut runs = comps.finder();
         for d in &config.devices {
             let caps = set(&d.capabilities);
             let caps = capsets.intern(caps.clone(), || caps);
             entries.push(DeviceEntry::new(d.max_hosted, caps));
-            natives.push(d.runs.iter().filter_map(|r| comps.find(r)));
+            natives.push(d.runs.iter().filter_map(|r| runs.find(r)));
         }
         natives.shrink();
         let mut reqsets = Interner::new(Vec::new());
         let mut hosts = Interner::new(Vec::new());
         let mut objects = Interner::new(Vec::new());
         let mut comp_entries: Vec<CompEntry> = Vec::with_capacity(config.computations.len());
+        let mut host_names = devices.finder();
         for c in &config.computations {
             let reqs = set(&c.requires);
             let reqs = reqsets.intern(reqs.clone(), || reqs);
             let mut list: Vec<u32> = Vec::with_capacity(c.hosts.len());
-            for h in c.hosts.iter().filter_map(|h| devices.find(h)) {
+            for h in c.hosts.iter().filter_map(|h| host_names.find(h)) {
                 if !list.contains(&h) {
                     list.push(h);
                 }
