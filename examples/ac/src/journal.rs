@@ -85,13 +85,19 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> JournalError + '_ {
 }
 
 fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    out.extend_from_slice(&record_head(kind, payload));
+    out.extend_from_slice(payload);
+}
+
+/// What comes before `payload` in a record of `kind`: its length, checksum and kind.
+fn record_head(kind: u8, payload: &[u8]) -> [u8; 9] {
     let mut crc = crc32fast::Hasher::new();
     crc.update(&[kind]);
     crc.update(payload);
-    out.extend_from_slice(&(1 + payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.push(kind);
-    out.extend_from_slice(payload);
+    let mut head = [kind; 9];
+    head[..4].copy_from_slice(&(1 + payload.len() as u32).to_le_bytes());
+    head[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    head
 }
 
 /// What a record holds.
@@ -287,17 +293,19 @@ impl FileJournal {
     /// Replaces the file with one holding only a snapshot of `ac`.
     fn compact(&mut self, ac: &Controller) -> io::Result<()> {
         let tmp = self.path.with_extension("compacting");
-        let mut bytes = MAGIC.to_vec();
-        push_record(&mut bytes, SNAPSHOT, &ac.snapshot());
+        let snapshot = ac.snapshot();
+        let head = record_head(SNAPSHOT, &snapshot);
         let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        for part in [MAGIC, &head[..], &snapshot] {
+            f.write_all(part)?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
         if let Some(dir) = self.path.parent() {
             File::open(dir)?.sync_all()?;
         }
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.len = bytes.len() as u64;
+        self.len = (MAGIC.len() + head.len() + snapshot.len()) as u64;
         self.snapshot_len = self.len;
         Ok(())
     }

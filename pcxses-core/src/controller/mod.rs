@@ -31,9 +31,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use attempts::Attempts;
 pub use command::ControllerCommand;
 pub use computation::Placement;
-use attempts::Attempts;
 use config::MsBounds;
 pub use config::{
     Bounds, ComputationSpec, ConfigError, ControllerConfig, DeviceSpec, ObjectSpec, RefusalLimits,

@@ -66,6 +66,14 @@ impl Names {
         (self.get(i) == name).then_some(i)
     }
 
+    /// The number of `name`, as [`Names::find`] finds it, tried first as `guess`.
+    pub(super) fn find_from(&self, name: &str, guess: u32) -> Option<u32> {
+        match self.get(guess) == name && guess < self.len() && !self.repeats(guess) {
+            true => Some(guess),
+            false => self.find(name),
+        }
+    }
+
     /// A [`Finder`] of these names.
     pub(super) fn finder(&self) -> Finder<'_> {
         Finder {
@@ -137,6 +145,17 @@ mod tests {
         let repeats: Vec<bool> = (0..5).map(|i| names.repeats(i)).collect();
         assert_eq!(repeats, [false, false, true, false, true]);
         assert_eq!((names.find("x"), names.find("a")), (Some(0), Some(3)));
+    }
+
+    #[test]
+    fn a_name_is_found_where_it_is_guessed_or_anywhere() {
+        let names = Names::new(["b", "a", "b", "c"].into_iter());
+        for guess in 0..6 {
+            assert_eq!(names.find_from("a", guess), Some(1));
+            assert_eq!(names.find_from("b", guess), Some(0));
+            assert_eq!(names.find_from("z", guess), None);
+        }
+        assert_eq!(names.find_from("", 9), None);
     }
 
     #[test]

@@ -58,13 +58,24 @@ pub enum SnapshotError {
 // The parts borrow their names and states: from the controller when they are written, from
 // the bytes when they are read.
 #[derive(Serialize, Deserialize)]
-struct Snap<'a> {
+struct Parts<D, C> {
     next_morph: u32,
     session_keys: [u32; 4],
-    #[serde(borrow)]
-    devices: Vec<SnapDevice<'a>>,
-    #[serde(borrow)]
-    comps: Vec<SnapComp<'a>>,
+    devices: D,
+    comps: C,
+}
+
+/// A snapshot as read: its devices and computations listed.
+type Snap<'a> = Parts<Vec<SnapDevice<'a>>, Vec<SnapComp<'a>>>;
+
+/// Parts `0..len`, each made by the function as it is written: a snapshot of a million
+/// devices is encoded without a list of them beside the encoding.
+struct Each<F>(u32, F);
+
+impl<T: Serialize, F: Fn(u32) -> T> Serialize for Each<F> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq((0..self.0).map(&self.1))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -163,15 +174,11 @@ impl Controller {
     /// registry's sessions, every LKGS, placements, manifest sequence numbers and MORPHs
     /// in flight. Restore with [`Controller::restore`].
     pub fn snapshot(&self) -> Vec<u8> {
-        let snap = Snap {
+        let snap = Parts {
             next_morph: self.next_morph,
             session_keys: self.session_ids.keys(),
-            devices: (0..self.devices.len() as u32)
-                .map(|d| self.snap_device(d))
-                .collect(),
-            comps: (0..self.comps.len() as u32)
-                .map(|c| self.snap_comp(c))
-                .collect(),
+            devices: Each(self.devices.len() as u32, |d| self.snap_device(d)),
+            comps: Each(self.comps.len() as u32, |c| self.snap_comp(c)),
         };
         let mut out = Vec::new();
         encode(&snap, &mut out);
@@ -307,14 +314,18 @@ impl Controller {
         snap.apply(changes)?;
         ac.next_morph = snap.next_morph.max(1);
         ac.session_ids = ac.session_ids.with_keys(snap.session_keys);
-        let dev = |ac: &Controller, n: &str| {
-            (ac.registry.devices.find(n)).ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
+        // Each is looked for first where the configuration of the snapshot had it.
+        let dev = |ac: &Controller, n: &str, guess: u32| {
+            (ac.registry.devices.find_from(n, guess))
+                .ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
         };
-        let comp = |ac: &Controller, n: &str| {
-            (ac.registry.comps.find(n)).ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
+        let comp = |ac: &Controller, n: &str, guess: u32| {
+            (ac.registry.comps.find_from(n, guess))
+                .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
         };
-        for sd in &snap.devices {
-            let d = dev(&ac, sd.name)?;
+        let mut next_hosted = 0;
+        for (sd, guess) in snap.devices.iter().zip(0..) {
+            let d = dev(&ac, sd.name, guess)?;
             let entry = &mut ac.devices[d as usize];
             entry.generation = sd.generation;
             entry.retired = SessionId(sd.retired);
@@ -335,7 +346,9 @@ impl Controller {
             let Some(ss) = &sd.session else { continue };
             let mut hosted = Vec::with_capacity(ss.hosted.len());
             for (h, name) in &ss.hosted {
-                hosted.push((*h, comp(&ac, name)?));
+                let c = comp(&ac, name, next_hosted)?;
+                next_hosted = c + 1;
+                hosted.push((*h, c));
             }
             let id = SessionId(ss.id);
             let dead_at = now + ms(ss.dead_ms.max(ac.settings.restart_grace_ms));
@@ -364,8 +377,9 @@ impl Controller {
             ac.reindex(d);
         }
         let mut to_place = Vec::new();
-        for sc in snap.comps {
-            let c = comp(&ac, sc.name)?;
+        for (sc, guess) in snap.comps.into_iter().zip(0..) {
+            let c = comp(&ac, sc.name, guess)?;
+            let home = ac.comps[c as usize].home.unwrap_or(u32::MAX);
             let place = match sc.place {
                 SnapPlace::Unplaced => Place::Unplaced,
                 SnapPlace::Quarantined => Place::Quarantined {
@@ -378,7 +392,7 @@ impl Controller {
                     morph,
                     unproven,
                 } => {
-                    let d = dev(&ac, device)?;
+                    let d = dev(&ac, device, home)?;
                     match ac.devices[d as usize].session.as_ref() {
                         Some(s) => Place::Running {
                             device: d,
@@ -396,12 +410,12 @@ impl Controller {
                     tried,
                     in_flight,
                 } => {
-                    let from = dev(&ac, from).unwrap_or(u32::MAX);
+                    let from = dev(&ac, from, home).unwrap_or(u32::MAX);
                     let mut r = Recovery::new(from, SessionId(from_session), now);
                     r.tried = tried.into_iter().map(SessionId).collect();
                     match in_flight {
                         Some(a) => {
-                            let t = dev(&ac, a.target)?;
+                            let t = dev(&ac, a.target, home)?;
                             ac.restore_cancelling(
                                 c,
                                 t,
