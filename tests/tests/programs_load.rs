@@ -86,3 +86,55 @@ fn the_load_generator_drives_every_device_and_samples_the_ac_over_the_run() {
     drop(ac);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_start_of_an_ac_is_timed_and_its_memory_read() {
+    let dir = std::env::temp_dir().join(format!("pcxses-start-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = Command::new(load_executable())
+        .args([
+            "config",
+            "--devices",
+            "1000",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(config.status.success(), "{config:?}");
+    let start = Command::new(load_executable())
+        .args(["start", "--settle-s", "1", "--ac"])
+        .arg(ac_executable())
+        .arg("--config")
+        .arg(dir.join("ac.toml"))
+        .output()
+        .unwrap();
+    assert!(start.status.success(), "{start:?}");
+    let summary: Value = serde_json::from_slice(&start.stdout).unwrap();
+    let ready = summary["ready_s"].as_f64().unwrap();
+    assert!(ready > 0.0, "{summary}");
+    let kb = |figure: &str| summary[figure].as_u64().unwrap();
+    assert!(
+        kb("rss_kb_ready") > 0 && kb("rss_kb_settled") > 0,
+        "{summary}"
+    );
+    assert!(
+        kb("peak_rss_kb") >= kb("rss_kb_ready").max(kb("rss_kb_settled")),
+        "{summary}"
+    );
+    assert_eq!(summary["settle_s"], 1.0);
+    // A configuration the AC refuses is an error, not a figure.
+    std::fs::write(dir.join("ac.toml"), "[ac]\nlisten = 1\n").unwrap();
+    let refused = Command::new(load_executable())
+        .args(["start", "--settle-s", "1", "--ac"])
+        .arg(ac_executable())
+        .arg("--config")
+        .arg(dir.join("ac.toml"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(refused.stdout.is_empty(), "{refused:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

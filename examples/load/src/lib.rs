@@ -13,3 +13,4 @@
 pub mod config;
 pub mod morphs;
 pub mod run;
+pub mod start;

@@ -10,18 +10,22 @@
 //! its peak), threads, CPU share and CPU time per HELLO answered, read from `/proc/PID`
 //! (`--samples FILE` writes every 500 ms sample of the run). `pcxses-load morphs --events FILE` reads the events an AC printed
 //! (`pcxses-ac --events jsonl`) and counts its MORPHs, and the most started in any
-//! one-second window, the figure its MORPH pacing bounds.
+//! one-second window, the figure its MORPH pacing bounds. `pcxses-load start --config FILE
+//! [--ac PATH]` times an AC from launch to `listening` and reads its memory then, at its
+//! peak, and once it has settled.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pcxses_load::config::{write_config, JournalMode, Registry};
 use pcxses_load::morphs::morphs;
 use pcxses_load::run::{run, RunArgs};
+use pcxses_load::start::start;
 
 #[derive(Parser)]
 #[command(version, about = "Many PCXSES devices from one process")]
@@ -62,6 +66,18 @@ enum Command {
         #[arg(long)]
         events: PathBuf,
     },
+    /// Starts an AC, times it to `listening` and reads its memory then and once it settled.
+    Start {
+        /// The AC's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The AC's executable.
+        #[arg(long, default_value = "pcxses-ac")]
+        ac: PathBuf,
+        /// Seconds after `listening` to read its memory again.
+        #[arg(long, default_value_t = 15)]
+        settle_s: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +92,11 @@ fn main() -> ExitCode {
         } => write_config(devices, registry, &dir, listen, journal, morphs_per_s),
         Command::Run(args) => run(args),
         Command::Morphs { events } => morphs(&events),
+        Command::Start {
+            config,
+            ac,
+            settle_s,
+        } => start(&ac, &config, Duration::from_secs(settle_s)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
