@@ -259,8 +259,21 @@ impl serde::Serialize for Hex<'_> {
 }
 
 impl std::fmt::Display for Hex<'_> {
+    /// Lowercase, two digits a byte, written 64 bytes at a time (a restore prints a million
+    /// states).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 128];
+        for chunk in self.0.chunks(64) {
+            for (pair, b) in digits.chunks_exact_mut(2).zip(chunk) {
+                pair[0] = DIGITS[usize::from(b >> 4)];
+                pair[1] = DIGITS[usize::from(b & 0xf)];
+            }
+            let text =
+                std::str::from_utf8(&digits[..2 * chunk.len()]).map_err(|_| std::fmt::Error)?;
+            f.write_str(text)?;
+        }
+        Ok(())
     }
 }
 
@@ -273,6 +286,15 @@ fn open_to_strangers(listen: SocketAddr, transport: Transport, require_auth: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_are_printed_in_lowercase_hex_two_digits_a_byte() {
+        let bytes: Vec<u8> = (0..=255).chain(0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(Hex(&bytes).to_string(), expected);
+        assert_eq!(Hex(&[]).to_string(), "");
+        assert_eq!(Hex(&[0x0a]).to_string(), "0a");
+    }
 
     #[test]
     fn only_an_unauthenticated_ac_beyond_loopback_is_open_to_strangers() {

@@ -13,6 +13,7 @@ use super::computation::Place;
 use super::config::{ConfigError, ControllerConfig};
 use super::recovery::Recovery;
 use super::session::{Session, SessionStatus};
+use super::session_ids::MAX_DEVICES;
 use super::Controller;
 use crate::io::LinkId;
 use crate::policy::AuthLevel;
@@ -66,7 +67,37 @@ struct Parts<D, C> {
 }
 
 /// A snapshot as read: its devices and computations listed.
-type Snap<'a> = Parts<Vec<SnapDevice<'a>>, Vec<SnapComp<'a>>>;
+type Snap<'a> = Parts<Listed<SnapDevice<'a>>, Listed<SnapComp<'a>>>;
+
+/// A list read into room for as many parts as it says it has, up to [`MAX_DEVICES`]: a list
+/// that grew part by part would copy a million devices some twenty times over, and hold
+/// the old copy beside the new one at each step.
+struct Listed<T>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Listed<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Parts<T>(core::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Parts<T> {
+            type Value = Listed<T>;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a list")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listed<T>, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_DEVICES));
+                while let Some(part) = seq.next_element()? {
+                    list.push(part);
+                }
+                Ok(Listed(list))
+            }
+        }
+        deserializer.deserialize_seq(Parts(core::marker::PhantomData))
+    }
+}
 
 /// Parts `0..len`, each made by the function as it is written: a snapshot of a million
 /// devices is encoded without a list of them beside the encoding.
@@ -311,7 +342,12 @@ impl Controller {
     ) -> Result<Controller, SnapshotError> {
         let mut ac = Controller::new(config, repo, now)?;
         let mut snap: Snap = decode(snapshot)?;
-        snap.apply(changes)?;
+        let registry = &ac.registry;
+        snap.apply(
+            changes,
+            |n| registry.devices.find(n),
+            |n| registry.comps.find(n),
+        )?;
         ac.next_morph = snap.next_morph.max(1);
         ac.session_ids = ac.session_ids.with_keys(snap.session_keys);
         // Each is looked for first where the configuration of the snapshot had it.
@@ -324,7 +360,7 @@ impl Controller {
                 .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
         };
         let mut next_hosted = 0;
-        for (sd, guess) in snap.devices.iter().zip(0..) {
+        for (sd, guess) in snap.devices.0.iter().zip(0..) {
             let d = dev(&ac, sd.name, guess)?;
             let entry = &mut ac.devices[d as usize];
             entry.generation = sd.generation;
@@ -377,7 +413,7 @@ impl Controller {
             ac.reindex(d);
         }
         let mut to_place = Vec::new();
-        for (sc, guess) in snap.comps.into_iter().zip(0..) {
+        for (sc, guess) in snap.comps.0.into_iter().zip(0..) {
             let c = comp(&ac, sc.name, guess)?;
             let home = ac.comps[c as usize].home.unwrap_or(u32::MAX);
             let place = match sc.place {
@@ -486,22 +522,26 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, SnapshotError> {
 }
 
 impl<'a> Snap<'a> {
-    /// Applies change records in order: each replaces the part it names.
-    fn apply(&mut self, changes: impl IntoIterator<Item = &'a [u8]>) -> Result<(), SnapshotError> {
-        let mut changes = changes.into_iter().peekable();
-        if changes.peek().is_none() {
-            return Ok(());
-        }
-        let mut devices: BTreeMap<&str, usize> = (self.devices.iter().enumerate())
-            .map(|(i, d)| (d.name, i))
-            .collect();
-        let mut comps: BTreeMap<&str, usize> = (self.comps.iter().enumerate())
-            .map(|(i, c)| (c.name, i))
-            .collect();
+    /// Applies change records in order: each replaces the part it names, looked for first
+    /// where the registry has it (`device_at`, `comp_at`), which is where a snapshot of the
+    /// same configuration holds it.
+    fn apply(
+        &mut self,
+        changes: impl IntoIterator<Item = &'a [u8]>,
+        device_at: impl Fn(&str) -> Option<u32>,
+        comp_at: impl Fn(&str) -> Option<u32>,
+    ) -> Result<(), SnapshotError> {
+        let (mut devices, mut comps) = (ByName::default(), ByName::default());
         for bytes in changes {
             match decode(bytes)? {
-                Change::Device(d) => replace(&mut self.devices, &mut devices, d.name, d),
-                Change::Comp(c) => replace(&mut self.comps, &mut comps, c.name, c),
+                Change::Device(d) => {
+                    let guess = device_at(d.name);
+                    devices.replace(&mut self.devices.0, |d| d.name, guess, d);
+                }
+                Change::Comp(c) => {
+                    let guess = comp_at(c.name);
+                    comps.replace(&mut self.comps.0, |c| c.name, guess, c);
+                }
                 Change::Morphs(next) => self.next_morph = next,
             }
         }
@@ -509,18 +549,36 @@ impl<'a> Snap<'a> {
     }
 }
 
-/// Puts `part` where the part named `name` is, or at the end.
-fn replace<'a, T>(
-    parts: &mut Vec<T>,
-    index: &mut BTreeMap<&'a str, usize>,
-    name: &'a str,
-    part: T,
-) {
-    match index.get(name) {
-        Some(&i) => parts[i] = part,
-        None => {
-            index.insert(name, parts.len());
-            parts.push(part);
+/// Where each part is by name: made the first time a part is not where it was guessed.
+#[derive(Default)]
+struct ByName<'a>(Option<BTreeMap<&'a str, usize>>);
+
+impl<'a> ByName<'a> {
+    /// Puts `part` where the part of its name is (at `guess`, if it is there), or at the end.
+    fn replace<T>(
+        &mut self,
+        parts: &mut Vec<T>,
+        name_of: impl Fn(&T) -> &'a str,
+        guess: Option<u32>,
+        part: T,
+    ) {
+        let name = name_of(&part);
+        let guessed = guess.and_then(|g| parts.get_mut(g as usize));
+        if let Some(slot) = guessed.filter(|p| name_of(p) == name) {
+            *slot = part;
+            return;
+        }
+        let index = (self.0).get_or_insert_with(|| {
+            (parts.iter().enumerate())
+                .map(|(i, p)| (name_of(p), i))
+                .collect()
+        });
+        match index.get(name) {
+            Some(&i) => parts[i] = part,
+            None => {
+                index.insert(name, parts.len());
+                parts.push(part);
+            }
         }
     }
 }

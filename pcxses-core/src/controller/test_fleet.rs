@@ -217,3 +217,48 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{ComputationSpec, DeviceSpec, SnapshotView};
+
+    /// What `config` restores from `fleet`'s journal, in name order.
+    fn restored(fleet: &Fleet, config: ControllerConfig) -> SnapshotView {
+        let records = fleet.records.0.lock().unwrap().clone();
+        assert!(!records.is_empty(), "the fleet changed since its snapshot");
+        let changes = records.iter().map(Vec::as_slice);
+        let ac = Controller::restore(config, repo(), &fleet.snapshot, changes, fleet.now).unwrap();
+        let mut view = SnapshotView::decode(&ac.snapshot()).unwrap();
+        view.devices.sort_by(|a, b| a.name.cmp(&b.name));
+        view.computations.sort_by(|a, b| a.name.cmp(&b.name));
+        view
+    }
+
+    #[test]
+    fn a_journal_restores_alike_into_a_registry_listed_in_another_order() {
+        let names: Vec<String> = (0..4).map(|c| format!("c{c}")).collect();
+        let comps = names.iter().map(|c| ComputationSpec::new(c, "code"));
+        let devices = (0..4).map(|d| DeviceSpec::new(&device_name(d), &[&names[d]]));
+        let config = ControllerConfig::new(1, devices.collect(), comps.collect());
+        let mut fleet = Fleet::new(config.clone());
+        for d in 0..4 {
+            let (authenticated, slow) = (false, false);
+            fleet.apply(&Op::Join {
+                d,
+                authenticated,
+                slow,
+            });
+        }
+        fleet.apply(&Op::HelloAll);
+        fleet.apply(&Op::Leave(3));
+        fleet.apply(&Op::Wait(100));
+        let mut reversed = config.clone();
+        reversed.devices.reverse();
+        reversed.computations.reverse();
+        let alike = restored(&fleet, config);
+        assert_eq!(restored(&fleet, reversed), alike);
+        let live = alike.devices.iter().filter(|d| d.session.is_some());
+        assert_eq!(live.count(), 3);
+    }
+}

@@ -131,8 +131,13 @@ impl SnapshotView {
         let snap: Snap = decode(bytes)?;
         Ok(SnapshotView {
             next_morph: snap.next_morph,
-            devices: snap.devices.iter().map(DeviceView::from_snap).collect(),
-            computations: snap.comps.iter().map(ComputationView::from_snap).collect(),
+            devices: snap.devices.0.iter().map(DeviceView::from_snap).collect(),
+            computations: snap
+                .comps
+                .0
+                .iter()
+                .map(ComputationView::from_snap)
+                .collect(),
         })
     }
 
