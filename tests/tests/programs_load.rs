@@ -2,31 +2,48 @@
 //! configuration, the AC serves it, and `pcxses-load run` drives real devices against it
 //! and reports what they and the AC did, with the AC's `/proc` figures sampled over the run.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use pcxses_tests::programs::{ac_executable, is, load_executable, Proc};
 use serde_json::Value;
 
 const DEVICES: u64 = 300;
 
+/// `pcxses-load config` for `devices` devices into `dir`.
+fn write_config(dir: &Path, devices: &str) {
+    let config = Command::new(load_executable())
+        .args([
+            "config",
+            "--devices",
+            devices,
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(config.status.success(), "{config:?}");
+}
+
+/// `pcxses-load start` of an AC on `dir`'s configuration, settled for a second.
+fn start_ac(dir: &Path) -> Output {
+    Command::new(load_executable())
+        .args(["start", "--settle-s", "1", "--ac"])
+        .arg(ac_executable())
+        .arg("--config")
+        .arg(dir.join("ac.toml"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_load_generator_drives_every_device_and_samples_the_ac_over_the_run() {
     let dir = std::env::temp_dir().join(format!("pcxses-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let devices = DEVICES.to_string();
-    let config = Command::new(load_executable())
-        .args([
-            "config",
-            "--devices",
-            &devices,
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(config.status.success(), "{config:?}");
+    write_config(&dir, &devices);
     let ac = Proc::spawn(
         Command::new(ac_executable())
             .args(["--events", "jsonl", "--config"])
@@ -91,26 +108,8 @@ fn the_load_generator_drives_every_device_and_samples_the_ac_over_the_run() {
 fn the_start_of_an_ac_is_timed_and_its_memory_read() {
     let dir = std::env::temp_dir().join(format!("pcxses-start-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = Command::new(load_executable())
-        .args([
-            "config",
-            "--devices",
-            "1000",
-            "--listen",
-            "127.0.0.1:0",
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(config.status.success(), "{config:?}");
-    let start = Command::new(load_executable())
-        .args(["start", "--settle-s", "1", "--ac"])
-        .arg(ac_executable())
-        .arg("--config")
-        .arg(dir.join("ac.toml"))
-        .output()
-        .unwrap();
+    write_config(&dir, "1000");
+    let start = start_ac(&dir);
     assert!(start.status.success(), "{start:?}");
     let summary: Value = serde_json::from_slice(&start.stdout).unwrap();
     let ready = summary["ready_s"].as_f64().unwrap();
@@ -127,13 +126,7 @@ fn the_start_of_an_ac_is_timed_and_its_memory_read() {
     assert_eq!(summary["settle_s"], 1.0);
     // A configuration the AC refuses is an error, not a figure.
     std::fs::write(dir.join("ac.toml"), "[ac]\nlisten = 1\n").unwrap();
-    let refused = Command::new(load_executable())
-        .args(["start", "--settle-s", "1", "--ac"])
-        .arg(ac_executable())
-        .arg("--config")
-        .arg(dir.join("ac.toml"))
-        .output()
-        .unwrap();
+    let refused = start_ac(&dir);
     assert!(!refused.status.success(), "{refused:?}");
     assert!(refused.stdout.is_empty(), "{refused:?}");
     let _ = std::fs::remove_dir_all(&dir);
