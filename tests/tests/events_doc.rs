@@ -11,7 +11,7 @@ use pcxses_core::controller::{
 };
 use pcxses_core::device::{Install, InstallId, InstalledObject, StopReason};
 use pcxses_core::wire::{MorphFailReason, RejectReason, StateMode};
-use pcxses_core::{ControllerEvent, DeviceEvent, Instant, SessionId};
+use pcxses_core::{Controller, ControllerEvent, DeviceEvent, Instant, MemoryRepository, SessionId};
 use pcxses_program::events::{controller_event, device_event, Names};
 use pcxses_tests::events_doc::{Catalogue, Program};
 use serde_json::{json, Value};
@@ -24,7 +24,9 @@ fn names() -> Names {
         DeviceSpec::new("beta", &[]),
     ];
     let computations = vec![ComputationSpec::new("counter", "counter.bin")];
-    Names::new(&ControllerConfig::new(7, devices, computations))
+    let config = ControllerConfig::new(7, devices, computations);
+    let ac = Controller::new(config, MemoryRepository::default(), AT).unwrap();
+    Names::new(&ac)
 }
 
 /// One of every event of the controller, each reason of each.

@@ -112,7 +112,6 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
     if !problems.is_empty() {
         return Err(failed(problems));
     }
-    let names = Names::new(&config.controller);
     // The registry moves into the controller: the daemon keeps one copy of it.
     let devices = std::mem::take(&mut config.controller.devices);
     let computations = std::mem::take(&mut config.controller.computations);
@@ -129,6 +128,7 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
             .map_err(|e| Problem::new("", e.to_string())),
     };
     let mut controller = made.map_err(|p| failed(vec![p]))?;
+    let names = Names::new(&controller);
     if let Some(signer) = signer {
         controller = controller.with_code_signer(signer);
     }

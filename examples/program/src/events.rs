@@ -1,9 +1,9 @@
 //! Protocol events as JSON objects, one per line (`--events jsonl`), as `docs/EVENTS.md`
 //! describes them.
 
-use pcxses_core::controller::{ControllerConfig, MigrationFailure};
+use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure};
 use pcxses_core::device::StopReason;
-use pcxses_core::{ControllerEvent, DeviceEvent, Instant};
+use pcxses_core::{Controller, ControllerEvent, DeviceEvent, Instant};
 use serde_json::{json, Value};
 
 /// Names devices and computations the way the configuration lists them, packed: one
@@ -47,11 +47,15 @@ impl Packed {
 }
 
 impl Names {
-    /// The names of a controller configuration.
-    pub fn new(config: &ControllerConfig) -> Names {
+    /// The names of the devices and computations `ac` was configured with, for events
+    /// printed once it has moved into a driver.
+    pub fn new(ac: &Controller) -> Names {
+        let devices = (0..ac.device_count() as u32).map(|i| ac.device_name(DeviceId(i)));
+        let computations =
+            (0..ac.computation_count() as u32).map(|i| ac.computation_name(ComputationId(i)));
         Names {
-            devices: Packed::new(config.devices.iter().map(|d| d.name.as_str())),
-            computations: Packed::new(config.computations.iter().map(|c| c.name.as_str())),
+            devices: Packed::new(devices),
+            computations: Packed::new(computations),
         }
     }
 
