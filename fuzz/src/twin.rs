@@ -224,7 +224,9 @@ impl AcTwins {
         let restore = |ac: &Controller| {
             let snapshot = ac.snapshot();
             let changes = std::iter::empty::<&[u8]>();
-            Controller::restore(config.clone(), repo.clone(), &snapshot, changes, now)
+            Controller::new(config.clone(), repo.clone(), now)
+                .map_err(Into::into)
+                .and_then(|fresh| fresh.restore(&snapshot, changes, now))
                 .map_err(|e| format!("the AC does not restore from its own snapshot: {e}"))
         };
         self.ac = restore(&self.ac)?;

@@ -86,7 +86,8 @@ fn the_snapshot_is_written_as_before() {
 #[test]
 fn a_snapshot_of_before_restores() {
     let later = Instant::from_millis(60_000);
-    let ac = Controller::restore(config(), repo(), RECORDED, [], later).expect("restores");
+    let ac = Controller::new(config(), repo(), later).expect("a valid configuration");
+    let ac = ac.restore(RECORDED, [], later).expect("restores");
     assert_eq!(ac.snapshot(), RECORDED);
     let flow = ac.computation_id("flow").expect("flow");
     assert_eq!(ac.lkgs(flow).expect("an LKGS").0, b"state-7");

@@ -236,14 +236,10 @@ impl Lab {
         snapshot: &'a [u8],
         changes: impl IntoIterator<Item = &'a [u8]>,
     ) {
-        let ac = Controller::restore(
-            self.ac_config.clone(),
-            self.repo.clone(),
-            snapshot,
-            changes,
-            self.now,
-        )
-        .expect("a restorable snapshot");
+        let ac = Controller::new(self.ac_config.clone(), self.repo.clone(), self.now)
+            .expect("a valid configuration")
+            .restore(snapshot, changes, self.now)
+            .expect("a restorable snapshot");
         self.ac = Some(ac);
     }
 

@@ -26,7 +26,7 @@ impl Stored {
         now: Instant,
     ) -> Result<Controller, SnapshotError> {
         let changes = self.changes.iter().map(Vec::as_slice);
-        Controller::restore(config, repo, &self.snapshot, changes, now)
+        Controller::new(config, repo, now)?.restore(&self.snapshot, changes, now)
     }
 }
 

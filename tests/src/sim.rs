@@ -374,7 +374,9 @@ impl Sim {
         let journal = stored
             .restore(config(), self.repo.clone(), self.now)
             .map_err(|e| format!("the journal does not restore: {e}"))?;
-        let memory = Controller::restore(config(), self.repo.clone(), &ac.snapshot(), [], self.now)
+        let memory = Controller::new(config(), self.repo.clone(), self.now)
+            .map_err(Into::into)
+            .and_then(|fresh| fresh.restore(&ac.snapshot(), [], self.now))
             .map_err(|e| format!("the snapshot does not restore: {e}"))?;
         for c in 0..ac.computation_count() {
             let id = pcxses_core::controller::ComputationId(c as u32);

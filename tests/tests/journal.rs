@@ -175,14 +175,10 @@ fn a_migration_among_many_devices_records_a_few_small_changes_not_a_snapshot() {
     let from_journal = s
         .restore(lab.ac_config.clone(), lab.repo.clone(), now)
         .unwrap();
-    let from_snapshot = Controller::restore(
-        lab.ac_config.clone(),
-        lab.repo.clone(),
-        &lab.ac().snapshot(),
-        [],
-        now,
-    )
-    .unwrap();
+    let from_snapshot = Controller::new(lab.ac_config.clone(), lab.repo.clone(), now)
+        .unwrap()
+        .restore(&lab.ac().snapshot(), [], now)
+        .unwrap();
     assert_eq!(from_journal.snapshot(), from_snapshot.snapshot());
     assert_eq!(
         from_journal.lkgs(ComputationId(0)).unwrap().0,

@@ -1,5 +1,6 @@
 //! One scenario per phase and branch of the protocol, driven step by step in the lab.
 
+use pcxses_core::controller::SnapshotError;
 use pcxses_core::controller::{
     ComputationId, DeviceId, MigrationFailure, OrphanReason, Placement, QuarantineReason,
 };
@@ -1077,14 +1078,17 @@ fn a_restored_ac_keeps_sessions_and_lkgs_and_declares_no_one_dead_for_its_downti
         );
     }
     let corrupt = [&snapshot[..snapshot.len() / 2]].concat();
-    assert!(pcxses_core::Controller::restore(
-        lab.ac_config.clone(),
-        lab.repo.clone(),
-        &corrupt,
-        [],
-        now
-    )
-    .is_err());
+    let fresh = pcxses_core::Controller::new(lab.ac_config.clone(), lab.repo.clone(), now).unwrap();
+    assert_eq!(
+        fresh.restore(&corrupt, [], now).err(),
+        Some(SnapshotError::Format)
+    );
+    // A controller that has served is not overwritten by a snapshot.
+    let served = lab.ac.take().unwrap();
+    assert_eq!(
+        served.restore(&snapshot, [], now).err(),
+        Some(SnapshotError::NotNew)
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use pcxses_core::{Controller, ControllerConfig, Instant, Repository};
 use pcxses_program::events::Names;
 
 use crate::config::{list_problems, AcConfig, AcConfigError, Problem};
-use crate::journal::{self, Scan};
+use crate::journal::{self, Outline};
 use crate::repository;
 
 /// A configuration with everything it names checked, ready to serve.
@@ -26,9 +26,10 @@ pub struct Checked {
     /// The controller it describes: restored from the journal if there is one, signing
     /// manifests if a code-signing key is configured; no journal attached yet.
     pub controller: Controller,
-    /// What the journal held, if one is configured and exists; attach it with
+    /// How the journal was found, if one is configured and exists (its records are
+    /// restored into `controller` and not kept); attach it with
     /// [`crate::journal::FileJournal::resume`].
-    pub journal: Option<Scan>,
+    pub journal: Option<Outline>,
     /// Objects in the repository.
     pub objects: usize,
 }
@@ -43,7 +44,7 @@ impl Checked {
             (Some((p, _)), Some(scan)) => format!(
                 "{}, {} records{}",
                 p.display(),
-                scan.records.len(),
+                scan.records,
                 match scan.torn {
                     Some(t) => format!(
                         "; a record cut short at byte {} is dropped at start",
@@ -103,7 +104,8 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
             .map_err(|e| problems.push(Problem::new("ac.code_signing_key", e)))
             .ok()
     });
-    let scanned = config.journal.as_ref().and_then(|(j, _)| {
+    let journal = config.journal.as_ref().map(|(path, _)| path.clone());
+    let outlined = journal.as_deref().and_then(|j| {
         journal_problem(j)
             .map_err(|p| problems.push(p))
             .ok()
@@ -120,14 +122,14 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
         computations,
         ..config.controller.clone()
     };
-    let made = match &scanned {
-        Some(scan) => scan
-            .restore(registry, found.objects, now)
-            .map_err(|e| Problem::new("ac.journal", e.to_string())),
-        None => Controller::new(registry, found.objects, now)
-            .map_err(|e| Problem::new("", e.to_string())),
+    let new = Controller::new(registry, found.objects, now)
+        .map_err(|e| failed(vec![Problem::new("", e.to_string())]))?;
+    // The journal is read only now, with the registry's specifications gone, and its
+    // records are let go once restored: the daemon keeps none of them.
+    let (mut controller, journal) = match journal.filter(|_| outlined.is_some()) {
+        Some(path) => restore(&path, new, now).map_err(|p| failed(vec![p]))?,
+        None => (new, None),
     };
-    let mut controller = made.map_err(|p| failed(vec![p]))?;
     let names = Names::new(&controller);
     if let Some(signer) = signer {
         controller = controller.with_code_signer(signer);
@@ -136,7 +138,7 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
         config,
         names,
         controller,
-        journal: scanned,
+        journal,
         objects,
     })
 }
@@ -178,15 +180,28 @@ fn object_problems(config: &AcConfig, found: &repository::Verified, out: &mut Ve
     }
 }
 
-/// The journal at `path`, read without changing it: none yet (its directory must exist),
-/// or what it holds.
-fn journal_problem(path: &Path) -> Result<Option<Scan>, Problem> {
+/// The journal at `path`, checked without changing it or keeping its records: none yet
+/// (its directory must exist), or how it is laid out.
+fn journal_problem(path: &Path) -> Result<Option<Outline>, Problem> {
     let problem = |message: String| Problem::new("ac.journal", message);
-    let scanned = journal::scan(path).map_err(|e| problem(e.to_string()))?;
+    let outlined = journal::outline(path).map_err(|e| problem(e.to_string()))?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if scanned.is_none() && !dir.is_none_or(Path::is_dir) {
+    if outlined.is_none() && !dir.is_none_or(Path::is_dir) {
         let dir = dir.unwrap_or(Path::new("."));
         return Err(problem(format!("{}: no such directory", dir.display())));
     }
-    Ok(scanned)
+    Ok(outlined)
+}
+
+/// `new` restored from the journal at `path`, and how the journal was found.
+fn restore(
+    path: &Path,
+    new: Controller,
+    now: Instant,
+) -> Result<(Controller, Option<Outline>), Problem> {
+    let problem = |message: String| Problem::new("ac.journal", message);
+    let read = journal::live(path).map_err(|e| problem(e.to_string()))?;
+    let live = read.ok_or_else(|| problem(format!("{}: gone at start", path.display())))?;
+    let restored = live.restore(new, now).map_err(|e| problem(e.to_string()))?;
+    Ok((restored, Some(live.outline)))
 }

@@ -63,7 +63,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let metrics = Metrics::default();
     if let Some((path, durability)) = &config.journal {
         let sync = *durability == Durability::Sync;
-        let scanned = checked.journal.as_ref();
+        let scanned = checked.journal;
         let mut journal = FileJournal::resume(path, sync, scanned).map_err(|e| e.to_string())?;
         // The journal starts from this controller, before anything can be acknowledged.
         journal

@@ -104,7 +104,7 @@ pub fn check(path: &Path) -> Result<Summary, InspectError> {
         computations: 0,
         with_lkgs: 0,
         lkgs_bytes: 0,
-        torn: scan.torn,
+        torn: scan.outline.torn,
     };
     for r in &scan.records {
         match r.kind {
@@ -148,7 +148,7 @@ pub fn dump(path: &Path) -> Result<Vec<Value>, InspectError> {
         line["offset"] = json!(r.offset);
         lines.push(line);
     }
-    if let Some(t) = scan.torn {
+    if let Some(t) = scan.outline.torn {
         lines.push(json!({"offset": t.offset, "record": "torn", "bytes": t.len}));
     }
     Ok(lines)

@@ -10,20 +10,23 @@
 //! when the AC stopped and was never committed: opening drops it with a warning and
 //! truncates the file to the last whole record. Anything else wrong (a bad magic, a bad
 //! checksum, a record of an unknown kind, no snapshot) is an error, naming the byte offset
-//! of a bad record, never an empty store. [`scan`] reads a journal without changing it. [`FileJournal::start`] and compaction replace the file with
-//! one holding a single snapshot by an atomic rename: at start, and once the file has
-//! grown to four times the size of a snapshot (and past 1 MiB).
+//! of a bad record, never an empty store.
+//!
+//! Three reads leave the file unchanged, each record by record, the file never held whole:
+//! [`outline`] checks it and keeps nothing, [`live`] keeps what a restore needs (the last
+//! snapshot and the changes after it) and [`scan`] keeps every record, for inspection.
+//! [`FileJournal::start`] and compaction replace the file with one holding a single
+//! snapshot by an atomic rename: at start, and once the file has grown to four times the
+//! size of a snapshot (and past 1 MiB).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use pcxses_core::controller::{CommitError, Journal};
 use pcxses_core::Controller;
 
 const MAGIC: &[u8] = b"pcxses journal 2\n";
-const SNAPSHOT: u8 = 1;
-const CHANGE: u8 = 2;
 /// Below this size the file is never compacted.
 const COMPACT_MIN: u64 = 1 << 20;
 
@@ -42,28 +45,6 @@ pub enum JournalError {
     /// The journal holds no snapshot to start from.
     #[error("{0}: no snapshot")]
     NoSnapshot(PathBuf),
-}
-
-/// What a journal holds: the last snapshot and the changes recorded after it.
-#[derive(Debug)]
-pub struct Recovered {
-    /// The snapshot to restore.
-    pub snapshot: Vec<u8>,
-    /// The change records after it, in order.
-    pub changes: Vec<Vec<u8>>,
-}
-
-impl Recovered {
-    /// The controller these records describe, made from `config` and `repo` at `now`.
-    pub fn restore(
-        &self,
-        config: pcxses_core::ControllerConfig,
-        repo: impl pcxses_core::Repository + Send + 'static,
-        now: pcxses_core::Instant,
-    ) -> Result<Controller, pcxses_core::controller::SnapshotError> {
-        let changes = self.changes.iter().map(Vec::as_slice);
-        Controller::restore(config, repo, &self.snapshot, changes, now)
-    }
 }
 
 /// The journal file; see the module docs.
@@ -104,9 +85,18 @@ fn record_head(kind: u8, payload: &[u8]) -> [u8; 9] {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
     /// A whole [`Controller::snapshot`]: the records before it no longer count.
-    Snapshot,
+    Snapshot = 1,
     /// One change after the last snapshot.
-    Change,
+    Change = 2,
+}
+
+impl RecordKind {
+    /// The kind a record's kind byte names.
+    fn of(byte: u8) -> Option<RecordKind> {
+        [RecordKind::Snapshot, RecordKind::Change]
+            .into_iter()
+            .find(|k| *k as u8 == byte)
+    }
 }
 
 /// One whole record of a journal.
@@ -134,109 +124,189 @@ pub struct TornTail {
 pub struct Scan {
     /// Every whole record, in order, the superseded ones included.
     pub records: Vec<Record>,
-    /// The record cut short at the end, if any, which opening drops.
-    pub torn: Option<TornTail>,
+    /// How the file is laid out: its records, the record cut short at its end.
+    pub outline: Outline,
 }
 
-impl Scan {
-    /// The last snapshot and the changes after it.
-    fn live(&self) -> (&[u8], impl Iterator<Item = &[u8]>) {
-        let last = (self.records.iter())
-            .rposition(|r| r.kind == RecordKind::Snapshot)
-            .unwrap_or(0);
-        let snapshot = self.records.get(last).map_or(&[][..], |r| &r.payload);
-        let changes = self.records.iter().skip(last + 1).map(|r| &*r.payload);
-        (snapshot, changes)
+/// The last snapshot of a journal and the changes after it, as the AC restores them
+/// ([`live`]): the changes side by side in one buffer, not one allocation each.
+#[derive(Debug)]
+pub struct Live {
+    snapshot: Vec<u8>,
+    changes: Vec<u8>,
+    /// Where each change ends in `changes`.
+    ends: Vec<usize>,
+    /// How the file is laid out.
+    pub outline: Outline,
+}
+
+impl Live {
+    /// The change records after the snapshot, in order.
+    pub fn changes(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.changes[start..end])
     }
 
-    /// The controller these records describe, made from `config` and `repo` at `now`.
+    /// `new`, a controller just made from its configuration, in the state these records
+    /// describe, at `now`.
     pub fn restore(
         &self,
-        config: pcxses_core::ControllerConfig,
-        repo: impl pcxses_core::Repository + Send + 'static,
+        new: Controller,
         now: pcxses_core::Instant,
     ) -> Result<Controller, pcxses_core::controller::SnapshotError> {
-        let (snapshot, changes) = self.live();
-        Controller::restore(config, repo, snapshot, changes, now)
-    }
-
-    /// The last snapshot and the changes after it, taken out of the scan.
-    pub fn into_recovered(mut self) -> Recovered {
-        let last = (self.records.iter())
-            .rposition(|r| r.kind == RecordKind::Snapshot)
-            .unwrap_or(0);
-        let mut live = self.records.drain(last..).map(|r| r.payload);
-        let snapshot = live.next().unwrap_or_default();
-        Recovered {
-            snapshot,
-            changes: live.collect(),
-        }
-    }
-
-    /// Bytes of the file up to the end of its last whole record.
-    pub fn whole_len(&self) -> u64 {
-        (self.records.last()).map_or(MAGIC.len() as u64, |r| {
-            r.offset + 8 + 1 + r.payload.len() as u64
-        })
+        new.restore(&self.snapshot, self.changes(), now)
     }
 }
 
-/// Reads every record of `bytes` (after the magic).
-fn parse(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
-    let body = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| JournalError::Magic(path.into()))?;
-    let mut at = 0usize;
-    let mut records = Vec::new();
-    let mut torn = None;
-    while at < body.len() {
-        let offset = (MAGIC.len() + at) as u64;
-        let header = body.get(at..at + 8);
-        let len = header.map_or(0, |h| u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize);
-        let record = header.and_then(|_| body.get(at + 8..(at + 8).checked_add(len)?));
-        let (Some(header), Some(record)) = (header, record) else {
-            // Cut short, and nothing can follow it: the write that stopped here was never
-            // committed.
-            torn = Some(TornTail {
-                offset,
-                len: (body.len() - at) as u64,
-            });
-            break;
-        };
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len == 0 || crc32fast::hash(record) != crc {
-            return Err(JournalError::Corrupt(path.into(), offset));
-        }
-        let kind = match record[0] {
-            SNAPSHOT => RecordKind::Snapshot,
-            CHANGE => RecordKind::Change,
-            _ => return Err(JournalError::Corrupt(path.into(), offset)),
-        };
-        records.push(Record {
+/// Where a read puts the records it finds.
+trait Keep {
+    /// Room for the payload of the record at `offset`, of `kind` and `len` bytes, with
+    /// `rest` bytes of the file after it.
+    fn room(&mut self, offset: u64, kind: RecordKind, len: usize, rest: u64) -> &mut [u8];
+}
+
+/// Every record, each in its own buffer ([`scan`]).
+impl Keep for Vec<Record> {
+    fn room(&mut self, offset: u64, kind: RecordKind, len: usize, _: u64) -> &mut [u8] {
+        let payload = vec![0; len];
+        self.push(Record {
             offset,
             kind,
-            payload: record[1..].to_vec(),
+            payload,
         });
-        at += 8 + len;
+        self.last_mut().map_or(&mut [], |r| &mut r.payload)
     }
-    if !records.iter().any(|r| r.kind == RecordKind::Snapshot) {
+}
+
+/// No record: one buffer, read into and read over ([`outline`]).
+struct Nothing(Vec<u8>);
+
+impl Keep for Nothing {
+    fn room(&mut self, _: u64, _: RecordKind, len: usize, _: u64) -> &mut [u8] {
+        self.0.resize(len, 0);
+        &mut self.0
+    }
+}
+
+/// The last snapshot and the changes after it ([`live`]).
+impl Keep for Live {
+    fn room(&mut self, _: u64, kind: RecordKind, len: usize, rest: u64) -> &mut [u8] {
+        if kind == RecordKind::Snapshot {
+            self.snapshot = vec![0; len];
+            // What follows the snapshot is all the room its changes can take.
+            self.changes = Vec::with_capacity(usize::try_from(rest).unwrap_or(0));
+            self.ends.clear();
+            return &mut self.snapshot;
+        }
+        let start = self.changes.len();
+        self.changes.resize(start + len, 0);
+        self.ends.push(start + len);
+        &mut self.changes[start..]
+    }
+}
+
+/// A journal as [`outline`] or [`scan`] found it, without its records' contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outline {
+    /// Whole records in the file, superseded ones included.
+    pub records: usize,
+    /// The record cut short at the end, if any, which resuming drops.
+    pub torn: Option<TornTail>,
+    /// Bytes of the file up to the end of its last whole record.
+    pub whole_len: u64,
+}
+
+/// Reads the journal at `path` without changing it into `keep`, record by record: the file
+/// is never held whole beside its records. `Ok(None)` if there is no journal, an error
+/// naming the byte offset of any damage but a record cut short at the end.
+fn read(path: &Path, keep: &mut impl Keep) -> Result<Option<Outline>, JournalError> {
+    let io = io_err(path);
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let len = file.metadata().map_err(&io)?.len();
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut magic = [0u8; MAGIC.len()];
+    if len < MAGIC.len() as u64 || r.read_exact(&mut magic).is_err() || magic != MAGIC {
+        return Err(JournalError::Magic(path.into()));
+    }
+    let mut outline = Outline {
+        records: 0,
+        torn: None,
+        whole_len: MAGIC.len() as u64,
+    };
+    let mut snapshots = 0;
+    while outline.whole_len < len {
+        let (offset, rest) = (outline.whole_len, len - outline.whole_len);
+        let mut header = [0u8; 8];
+        if rest >= 8 {
+            r.read_exact(&mut header).map_err(&io)?;
+        }
+        let size = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
+        if rest < 8 || rest - 8 < size {
+            // Cut short, and nothing can follow it: the write that stopped here was never
+            // committed.
+            outline.torn = Some(TornTail { offset, len: rest });
+            break;
+        }
+        let mut kind = [0u8];
+        if size == 0 || r.read_exact(&mut kind).is_err() {
+            return Err(JournalError::Corrupt(path.into(), offset));
+        }
+        let Some(kind) = RecordKind::of(kind[0]) else {
+            return Err(JournalError::Corrupt(path.into(), offset));
+        };
+        // Within the file's length, so never more than the file holds.
+        let payload = keep.room(offset, kind, size as usize - 1, rest - 8 - size);
+        r.read_exact(payload).map_err(&io)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[kind as u8]);
+        crc.update(payload);
+        if crc.finalize() != u32::from_le_bytes([header[4], header[5], header[6], header[7]]) {
+            return Err(JournalError::Corrupt(path.into(), offset));
+        }
+        snapshots += usize::from(kind == RecordKind::Snapshot);
+        outline.records += 1;
+        outline.whole_len += 8 + size;
+    }
+    if snapshots == 0 {
         return Err(JournalError::NoSnapshot(path.into()));
     }
-    Ok(Scan { records, torn })
+    Ok(Some(outline))
 }
 
 /// Reads the journal at `path` without changing it: `Ok(None)` if there is none, an error
 /// naming the byte offset of any damage but a record cut short at the end.
 pub fn scan(path: &Path) -> Result<Option<Scan>, JournalError> {
-    match File::open(path) {
-        Ok(mut f) => {
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes).map_err(io_err(path))?;
-            parse(path, &bytes).map(Some)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(JournalError::Io(path.into(), e)),
-    }
+    let mut records = Vec::new();
+    let outline = read(path, &mut records)?;
+    Ok(outline.map(|outline| Scan { records, outline }))
+}
+
+/// Checks the journal at `path` as [`scan`] does, keeping none of its records.
+pub fn outline(path: &Path) -> Result<Option<Outline>, JournalError> {
+    read(path, &mut Nothing(Vec::new()))
+}
+
+/// Reads the journal at `path` as [`scan`] does, keeping only its last snapshot and the
+/// changes after it: what the AC restores.
+pub fn live(path: &Path) -> Result<Option<Live>, JournalError> {
+    let mut live = Live {
+        snapshot: Vec::new(),
+        changes: Vec::new(),
+        ends: Vec::new(),
+        outline: Outline {
+            records: 0,
+            torn: None,
+            whole_len: 0,
+        },
+    };
+    let outline = read(path, &mut live)?;
+    Ok(outline.map(|outline| Live { outline, ..live }))
 }
 
 impl FileJournal {
@@ -244,20 +314,21 @@ impl FileJournal {
     /// `Ok((journal, Some(_)))` with what it holds, an error if it cannot be trusted. A
     /// record cut short at the end is dropped (see [`FileJournal::resume`]). `sync`: sync
     /// every commit. Call [`FileJournal::start`] with the controller before attaching it.
-    pub fn open(path: &Path, sync: bool) -> Result<(FileJournal, Option<Recovered>), JournalError> {
+    pub fn open(path: &Path, sync: bool) -> Result<(FileJournal, Option<Scan>), JournalError> {
         let scanned = scan(path)?;
-        let journal = FileJournal::resume(path, sync, scanned.as_ref())?;
-        Ok((journal, scanned.map(Scan::into_recovered)))
+        let journal = FileJournal::resume(path, sync, scanned.as_ref().map(|s| s.outline))?;
+        Ok((journal, scanned))
     }
 
-    /// Opens the journal at `path` for appending, as `scanned` (what [`scan`] read of it)
-    /// found it: a record cut short at the end is logged as a warning and cut off the file,
+    /// Opens the journal at `path` for appending, as `scanned` (the [`Scan::outline`] of
+    /// what [`scan`] read) found it: a record cut short at the end is logged as a warning
+    /// and cut off the file,
     /// so that later records follow the last whole one. Call [`FileJournal::start`] with
     /// the controller before attaching it.
     pub fn resume(
         path: &Path,
         sync: bool,
-        scanned: Option<&Scan>,
+        scanned: Option<Outline>,
     ) -> Result<FileJournal, JournalError> {
         // Absolute, so that its directory can be synced after a compaction.
         let path = &std::path::absolute(path).map_err(io_err(path))?;
@@ -266,12 +337,12 @@ impl FileJournal {
             .append(true)
             .open(path)
             .map_err(io_err(path))?;
-        if let Some((scan, torn)) = scanned.and_then(|s| Some((s, s.torn?))) {
+        if let Some((outline, torn)) = scanned.and_then(|s| Some((s, s.torn?))) {
             tracing::warn!(
                 path = %path.display(), offset = torn.offset, bytes = torn.len,
                 "the journal ends in a record cut short, never committed: dropping it"
             );
-            file.set_len(scan.whole_len()).map_err(io_err(path))?;
+            file.set_len(outline.whole_len).map_err(io_err(path))?;
             file.sync_all().map_err(io_err(path))?;
         }
         Ok(FileJournal {
@@ -294,7 +365,7 @@ impl FileJournal {
     fn compact(&mut self, ac: &Controller) -> io::Result<()> {
         let tmp = self.path.with_extension("compacting");
         let snapshot = ac.snapshot();
-        let head = record_head(SNAPSHOT, &snapshot);
+        let head = record_head(RecordKind::Snapshot as u8, &snapshot);
         let mut f = File::create(&tmp)?;
         for part in [MAGIC, &head[..], &snapshot] {
             f.write_all(part)?;
@@ -329,7 +400,7 @@ impl FileJournal {
 
 impl Journal for FileJournal {
     fn record(&mut self, change: &[u8]) {
-        push_record(&mut self.pending, CHANGE, change);
+        push_record(&mut self.pending, RecordKind::Change as u8, change);
     }
 
     fn commit(&mut self, ac: &Controller) -> Result<(), CommitError> {
@@ -363,6 +434,21 @@ mod tests {
         .unwrap()
     }
 
+    /// The last snapshot and the changes after it of what a journal was opened with, as
+    /// [`live`] reads them too.
+    fn held(scanned: Option<Scan>, path: &Path) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut records = scanned.unwrap().records;
+        let last = records.iter().rposition(|r| r.kind == RecordKind::Snapshot);
+        let mut live = records.drain(last.unwrap()..).map(|r| r.payload);
+        let held = (live.next().unwrap(), live.collect::<Vec<_>>());
+        let read = super::live(path).unwrap().unwrap();
+        assert_eq!(
+            (&read.snapshot, read.changes().collect::<Vec<_>>()),
+            (&held.0, held.1.iter().map(Vec::as_slice).collect())
+        );
+        held
+    }
+
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("pcxses-journal-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -386,15 +472,15 @@ mod tests {
         j.record(b"never committed");
         drop(j);
         let (mut j, r) = FileJournal::open(&path, true).unwrap();
-        let r = r.unwrap();
-        assert_eq!(r.snapshot, ac.snapshot());
-        assert_eq!(r.changes, [&b"one"[..], b"two", b"three"]);
+        let (snapshot, changes) = held(r, &path);
+        assert_eq!(snapshot, ac.snapshot());
+        assert_eq!(changes, [&b"one"[..], b"two", b"three"]);
         // Starting again keeps a snapshot alone, without the changes.
         j.start(&ac).unwrap();
         drop(j);
         let (_, r) = FileJournal::open(&path, true).unwrap();
-        let r = r.unwrap();
-        assert_eq!((r.snapshot, r.changes.len()), (ac.snapshot(), 0));
+        let (snapshot, changes) = held(r, &path);
+        assert_eq!((snapshot, changes.len()), (ac.snapshot(), 0));
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -414,9 +500,9 @@ mod tests {
         assert!(len <= COMPACT_MIN + 4096 + 64, "{len} bytes");
         drop(j);
         let (_, r) = FileJournal::open(&path, false).unwrap();
-        let r = r.unwrap();
-        assert_eq!(r.snapshot, ac.snapshot());
-        assert!(r.changes.len() < 300 && r.changes.iter().all(|c| *c == change));
+        let (snapshot, changes) = held(r, &path);
+        assert_eq!(snapshot, ac.snapshot());
+        assert!(changes.len() < 300 && changes.iter().all(|c| *c == change));
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -480,19 +566,23 @@ mod tests {
                 offset: last as u64,
                 len: (cut - last) as u64,
             };
-            assert_eq!(scanned.torn, (cut > last).then_some(torn), "cut at {cut}");
+            assert_eq!(
+                scanned.outline.torn,
+                (cut > last).then_some(torn),
+                "cut at {cut}"
+            );
             assert_eq!(scanned.records.len(), 2, "cut at {cut}");
             // Scanning changed nothing.
             assert_eq!(std::fs::metadata(&path).unwrap().len(), cut as u64);
             let (mut j, r) = FileJournal::open(&path, true).unwrap();
-            assert_eq!(r.unwrap().changes, [b"one"]);
+            assert_eq!(held(r, &path).1, [b"one"]);
             assert_eq!(std::fs::read(&path).unwrap(), good[..last]);
             // What is appended next follows the last whole record.
             j.record(b"three");
             j.commit(&ac).unwrap();
             drop(j);
             let (_, r) = FileJournal::open(&path, true).unwrap();
-            assert_eq!(r.unwrap().changes, [&b"one"[..], b"three"]);
+            assert_eq!(held(r, &path).1, [&b"one"[..], b"three"]);
         }
         let _ = std::fs::remove_dir_all(d);
     }

@@ -28,7 +28,7 @@ fn a_journal_cut_anywhere_in_its_last_record_restores_the_records_before_it() {
         // What the daemon does at start: check (read-only), then resume the journal.
         let checked = check::check(&config, Instant::from_millis(0)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), good[..cut], "check wrote");
-        let scanned = checked.journal.as_ref().unwrap();
+        let scanned = checked.journal.unwrap();
         assert_eq!(scanned.torn.unwrap().offset, last_at as u64);
         let ac = &checked.controller;
         let (state, _) = ac.lkgs(ComputationId(0)).unwrap();

@@ -1,30 +1,21 @@
 //! Persisting the AC: its registry, sessions and every LKGS, as bytes. In pre-shared-key
 //! mode a snapshot holds the sessions' keys too: keep it as secret as the keys themselves.
 
-use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::SessionAuth;
 use super::computation::Place;
-use super::config::{ConfigError, ControllerConfig};
-use super::recovery::Recovery;
-use super::session::{Session, SessionStatus};
+use super::config::ConfigError;
+use super::session::SessionStatus;
 use super::session_ids::MAX_DEVICES;
 use super::Controller;
-use crate::io::LinkId;
-use crate::policy::AuthLevel;
-use crate::psk::{ReplayWindow, SessionKeys};
-use crate::repository::Repository;
-use crate::time::{ms, Instant};
-use crate::timer::arm;
 use crate::wire::bottle::StateMode;
-use crate::wire::ids::{JoinNonce, SessionId};
+use crate::wire::ids::JoinNonce;
 
 mod inspect;
+mod restore;
 pub use inspect::{
     ChangeView, ComputationView, DeviceView, PlacementView, SessionView, SnapshotView,
 };
@@ -51,6 +42,9 @@ pub enum SnapshotError {
     /// The snapshot names a computation the configuration does not have.
     #[error("snapshot names unknown computation {0:?}")]
     UnknownComputation(String),
+    /// The controller has opened sessions already: only a new one is restored.
+    #[error("only a new controller, which has opened no session, is restored")]
+    NotNew,
     /// The configuration itself is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -310,188 +304,6 @@ impl Controller {
             },
         }
     }
-
-    /// A controller for `config` in the state `snapshot` recorded, with the `changes` a
-    /// [`super::Journal`] was given after it applied in order (none: the snapshot alone).
-    /// Every session resumes with its dead interval or
-    /// [`ControllerConfig::restart_grace`], whichever is longer, from `now`, so devices
-    /// are not declared dead for the time the AC was down; MORPHs that were in flight are
-    /// cancelled and then retried.
-    ///
-    /// ```
-    /// # use pcxses_core::{Controller, ControllerConfig, Instant, MemoryRepository};
-    /// # use pcxses_core::controller::{ComputationSpec, DeviceSpec};
-    /// let config = ControllerConfig::new(
-    ///     1,
-    ///     vec![DeviceSpec::new("dev0", &["comp0"])],
-    ///     vec![ComputationSpec::new("comp0", "c0")],
-    /// );
-    /// let ac = Controller::new(config.clone(), MemoryRepository::default(), Instant::from_millis(0))?;
-    /// let snapshot = ac.snapshot();
-    /// let later = Instant::from_millis(5_000);
-    /// let again = Controller::restore(config, MemoryRepository::default(), &snapshot, [], later)?;
-    /// assert_eq!(again.snapshot(), snapshot);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn restore<'a>(
-        config: ControllerConfig,
-        repo: impl Repository + Send + 'static,
-        snapshot: &'a [u8],
-        changes: impl IntoIterator<Item = &'a [u8]>,
-        now: Instant,
-    ) -> Result<Controller, SnapshotError> {
-        let mut ac = Controller::new(config, repo, now)?;
-        let mut snap: Snap = decode(snapshot)?;
-        let registry = &ac.registry;
-        snap.apply(
-            changes,
-            |n| registry.devices.find(n),
-            |n| registry.comps.find(n),
-        )?;
-        ac.next_morph = snap.next_morph.max(1);
-        ac.session_ids = ac.session_ids.with_keys(snap.session_keys);
-        // Each is looked for first where the configuration of the snapshot had it.
-        let dev = |ac: &Controller, n: &str, guess: u32| {
-            (ac.registry.devices.find_from(n, guess))
-                .ok_or_else(|| SnapshotError::UnknownDevice(n.into()))
-        };
-        let comp = |ac: &Controller, n: &str, guess: u32| {
-            (ac.registry.comps.find_from(n, guess))
-                .ok_or_else(|| SnapshotError::UnknownComputation(n.into()))
-        };
-        let mut next_hosted = 0;
-        for (sd, guess) in snap.devices.0.iter().zip(0..) {
-            let d = dev(&ac, sd.name, guess)?;
-            let entry = &mut ac.devices[d as usize];
-            entry.generation = sd.generation;
-            entry.retired = SessionId(sd.retired);
-            entry.retired_link = LinkId(sd.retired_link);
-            entry.retired_status = if sd.retired_dismissed {
-                SessionStatus::Dismissed
-            } else {
-                SessionStatus::Replaced
-            };
-            if let (Some(a), Some(Some(p))) = (&sd.auth, ac.psk.get_mut(d as usize)) {
-                let keys = SessionKeys {
-                    key: a.key,
-                    sent: a.sent.saturating_add(COUNTER_GAP),
-                    window: ReplayWindow::resumed(a.window),
-                };
-                p.auth = Some(SessionAuth::new(SessionId(a.session), 0, keys));
-            }
-            let Some(ss) = &sd.session else { continue };
-            let mut hosted = Vec::with_capacity(ss.hosted.len());
-            for (h, name) in &ss.hosted {
-                let c = comp(&ac, name, next_hosted)?;
-                next_hosted = c + 1;
-                hosted.push((*h, c));
-            }
-            let id = SessionId(ss.id);
-            let dead_at = now + ms(ss.dead_ms.max(ac.settings.restart_grace_ms));
-            let auth = ac.auth_level(d, None);
-            ac.devices[d as usize].session = Some(Session {
-                id,
-                link: LinkId(ss.link),
-                nonce: ss.nonce,
-                mode: ss.mode,
-                hello_ms: ss.hello_ms,
-                dead_ms: ss.dead_ms,
-                fence_ms: ss.fence_ms,
-                chunk: ss.chunk,
-                max_bottle: ss.max_bottle,
-                dead_at,
-                armed: Instant::MAX,
-                last_hello: now,
-                hosted: hosted.into(),
-                run_len: ss.run_len,
-                next_handle: ss.next_handle,
-                auth,
-            });
-            if let Some(s) = ac.devices[d as usize].session.as_mut() {
-                arm(&mut ac.dead_timers, &mut s.armed, dead_at, d);
-            }
-            ac.reindex(d);
-        }
-        let mut to_place = Vec::new();
-        for (sc, guess) in snap.comps.0.into_iter().zip(0..) {
-            let c = comp(&ac, sc.name, guess)?;
-            let home = ac.comps[c as usize].home.unwrap_or(u32::MAX);
-            let place = match sc.place {
-                SnapPlace::Unplaced => Place::Unplaced,
-                SnapPlace::Quarantined => Place::Quarantined {
-                    retry_at: Instant::MAX,
-                },
-                SnapPlace::Stopped => Place::Stopped,
-                SnapPlace::Running {
-                    device,
-                    handle,
-                    morph,
-                    unproven,
-                } => {
-                    let d = dev(&ac, device, home)?;
-                    match ac.devices[d as usize].session.as_ref() {
-                        Some(s) => Place::Running {
-                            device: d,
-                            session: s.id,
-                            handle,
-                            morph,
-                            unproven,
-                        },
-                        None => Place::Unplaced,
-                    }
-                }
-                SnapPlace::Recovering {
-                    from,
-                    from_session,
-                    tried,
-                    in_flight,
-                } => {
-                    let from = dev(&ac, from, home).unwrap_or(u32::MAX);
-                    let mut r = Recovery::new(from, SessionId(from_session), now);
-                    r.tried = tried.into_iter().map(SessionId).collect();
-                    match in_flight {
-                        Some(a) => {
-                            let t = dev(&ac, a.target, home)?;
-                            ac.restore_cancelling(
-                                c,
-                                t,
-                                (a.morph, SessionId(a.session), a.handle),
-                                now,
-                            );
-                            r.attempt = Some(a.morph);
-                        }
-                        None => to_place.push(c),
-                    }
-                    Place::Recovering(Box::new(r))
-                }
-            };
-            // The state's source is known to be authenticated only while its session
-            // lives on; what the keys of the home and source devices require holds anyway.
-            let lkgs_auth = match &place {
-                Place::Running { device, .. } => (ac.devices[*device as usize].session.as_ref())
-                    .map_or(AuthLevel::Unauthenticated, |s| s.auth),
-                _ => AuthLevel::Unauthenticated,
-            };
-            let entry = &mut ac.comps[c as usize];
-            entry.lkgs_auth = lkgs_auth;
-            entry.lkgs = sc.lkgs.into();
-            entry.lkgs_version = sc.lkgs_version;
-            entry.lkgs_from = SessionId(sc.lkgs_from);
-            entry.sequence = sc.sequence;
-            entry.failures = sc.failures;
-            entry.place = place;
-        }
-        for c in to_place {
-            ac.place(c, now);
-        }
-        for c in 0..ac.comps.len() as u32 {
-            if matches!(ac.comps[c as usize].place, Place::Quarantined { .. }) {
-                ac.comps[c as usize].quarantines = 1;
-                ac.schedule_retry(c, now);
-            }
-        }
-        Ok(ac)
-    }
 }
 
 /// Which part a change record holds.
@@ -518,67 +330,5 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, SnapshotError> {
             postcard::from_bytes(body).map_err(|_| SnapshotError::Format)
         }
         _ => Err(SnapshotError::Format),
-    }
-}
-
-impl<'a> Snap<'a> {
-    /// Applies change records in order: each replaces the part it names, looked for first
-    /// where the registry has it (`device_at`, `comp_at`), which is where a snapshot of the
-    /// same configuration holds it.
-    fn apply(
-        &mut self,
-        changes: impl IntoIterator<Item = &'a [u8]>,
-        device_at: impl Fn(&str) -> Option<u32>,
-        comp_at: impl Fn(&str) -> Option<u32>,
-    ) -> Result<(), SnapshotError> {
-        let (mut devices, mut comps) = (ByName::default(), ByName::default());
-        for bytes in changes {
-            match decode(bytes)? {
-                Change::Device(d) => {
-                    let guess = device_at(d.name);
-                    devices.replace(&mut self.devices.0, |d| d.name, guess, d);
-                }
-                Change::Comp(c) => {
-                    let guess = comp_at(c.name);
-                    comps.replace(&mut self.comps.0, |c| c.name, guess, c);
-                }
-                Change::Morphs(next) => self.next_morph = next,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where each part is by name: made the first time a part is not where it was guessed.
-#[derive(Default)]
-struct ByName<'a>(Option<BTreeMap<&'a str, usize>>);
-
-impl<'a> ByName<'a> {
-    /// Puts `part` where the part of its name is (at `guess`, if it is there), or at the end.
-    fn replace<T>(
-        &mut self,
-        parts: &mut Vec<T>,
-        name_of: impl Fn(&T) -> &'a str,
-        guess: Option<u32>,
-        part: T,
-    ) {
-        let name = name_of(&part);
-        let guessed = guess.and_then(|g| parts.get_mut(g as usize));
-        if let Some(slot) = guessed.filter(|p| name_of(p) == name) {
-            *slot = part;
-            return;
-        }
-        let index = (self.0).get_or_insert_with(|| {
-            (parts.iter().enumerate())
-                .map(|(i, p)| (name_of(p), i))
-                .collect()
-        });
-        match index.get(name) {
-            Some(&i) => parts[i] = part,
-            None => {
-                index.insert(name, parts.len());
-                parts.push(part);
-            }
-        }
     }
 }

@@ -209,8 +209,9 @@ impl Fleet {
                 let records = self.records.0.lock().unwrap().clone();
                 let changes = records.iter().map(Vec::as_slice);
                 let config = self.config.clone();
-                let ac = Controller::restore(config, repo(), &self.snapshot, changes, self.now);
-                (self.ac, self.snapshot, self.records) = journaled(ac.unwrap());
+                let ac = Controller::new(config, repo(), self.now).unwrap();
+                let ac = ac.restore(&self.snapshot, changes, self.now).unwrap();
+                (self.ac, self.snapshot, self.records) = journaled(ac);
                 self.morphs.clear();
                 self.drain();
             }
@@ -223,20 +224,22 @@ mod tests {
     use super::*;
     use crate::controller::{ComputationSpec, DeviceSpec, SnapshotView};
 
-    /// What `config` restores from `fleet`'s journal, in name order.
-    fn restored(fleet: &Fleet, config: ControllerConfig) -> SnapshotView {
+    /// What `config` restores from `snapshot` and the records `fleet`'s journal was given
+    /// after its own snapshot, in name order.
+    fn restored(fleet: &Fleet, config: ControllerConfig, snapshot: &[u8]) -> SnapshotView {
         let records = fleet.records.0.lock().unwrap().clone();
         assert!(!records.is_empty(), "the fleet changed since its snapshot");
         let changes = records.iter().map(Vec::as_slice);
-        let ac = Controller::restore(config, repo(), &fleet.snapshot, changes, fleet.now).unwrap();
+        let ac = Controller::new(config, repo(), fleet.now).unwrap();
+        let ac = ac.restore(snapshot, changes, fleet.now).unwrap();
         let mut view = SnapshotView::decode(&ac.snapshot()).unwrap();
         view.devices.sort_by(|a, b| a.name.cmp(&b.name));
         view.computations.sort_by(|a, b| a.name.cmp(&b.name));
         view
     }
 
-    #[test]
-    fn a_journal_restores_alike_into_a_registry_listed_in_another_order() {
+    /// Four devices, each running its own computation, joined; one has left since.
+    fn fleet() -> (Fleet, ControllerConfig) {
         let names: Vec<String> = (0..4).map(|c| format!("c{c}")).collect();
         let comps = names.iter().map(|c| ComputationSpec::new(c, "code"));
         let devices = (0..4).map(|d| DeviceSpec::new(&device_name(d), &[&names[d]]));
@@ -253,12 +256,32 @@ mod tests {
         fleet.apply(&Op::HelloAll);
         fleet.apply(&Op::Leave(3));
         fleet.apply(&Op::Wait(100));
+        (fleet, config)
+    }
+
+    #[test]
+    fn a_journal_restores_alike_into_a_registry_listed_in_another_order() {
+        let (fleet, config) = fleet();
         let mut reversed = config.clone();
         reversed.devices.reverse();
         reversed.computations.reverse();
-        let alike = restored(&fleet, config);
-        assert_eq!(restored(&fleet, reversed), alike);
+        let alike = restored(&fleet, config, &fleet.snapshot);
+        assert_eq!(restored(&fleet, reversed, &fleet.snapshot), alike);
         let live = alike.devices.iter().filter(|d| d.session.is_some());
         assert_eq!(live.count(), 3);
+    }
+
+    #[test]
+    fn changes_to_parts_a_snapshot_lacks_are_restored_as_well() {
+        let (fleet, config) = fleet();
+        let whole = restored(&fleet, config.clone(), &fleet.snapshot);
+        // A snapshot of a registry of the first two devices and computations alone.
+        let mut half = config.clone();
+        half.devices.truncate(2);
+        half.computations.truncate(2);
+        let snapshot = (Controller::new(half, repo(), Instant::default()).unwrap()).snapshot();
+        assert_eq!(restored(&fleet, config, &snapshot), whole);
+        let joined = whole.devices.iter().filter(|d| d.session.is_some());
+        assert_eq!(joined.count(), 3);
     }
 }
