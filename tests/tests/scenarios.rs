@@ -12,6 +12,7 @@ use pcxses_core::wire::{
 };
 use pcxses_core::{ControllerEvent, InputError, Instant, LinkId, SessionId};
 use pcxses_tests::lab::{encode, Lab, Verdict};
+use pcxses_tests::memory_journal::MemoryJournal;
 use std::time::Duration;
 
 fn comp(i: u32) -> ComputationId {
@@ -1083,10 +1084,18 @@ fn a_restored_ac_keeps_sessions_and_lkgs_and_declares_no_one_dead_for_its_downti
         fresh.restore(&corrupt, [], now).err(),
         Some(SnapshotError::Format)
     );
-    // A controller that has served is not overwritten by a snapshot.
+    // A controller that has served is not overwritten by a snapshot, nor is one with a
+    // journal already, which would not be told of what the restore put in.
     let served = lab.ac.take().unwrap();
     assert_eq!(
         served.restore(&snapshot, [], now).err(),
+        Some(SnapshotError::NotNew)
+    );
+    let fresh = pcxses_core::Controller::new(lab.ac_config.clone(), lab.repo.clone(), now).unwrap();
+    let (journal, _) = MemoryJournal::start(&fresh, 1_000);
+    let journaled = fresh.with_journal(Box::new(journal));
+    assert_eq!(
+        journaled.restore(&snapshot, [], now).err(),
         Some(SnapshotError::NotNew)
     );
 }

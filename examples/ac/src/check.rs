@@ -105,13 +105,11 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
             .ok()
     });
     let journal = config.journal.as_ref().map(|(path, _)| path.clone());
-    let outlined = journal.as_deref().and_then(|j| {
-        journal_problem(j)
-            .map_err(|p| problems.push(p))
-            .ok()
-            .flatten()
-    });
     if !problems.is_empty() {
+        // Listed with the others; otherwise the journal is read once, below.
+        if let Some(Err(p)) = journal.as_deref().map(journal_problem) {
+            problems.push(p);
+        }
         return Err(failed(problems));
     }
     // The registry moves into the controller: the daemon keeps one copy of it.
@@ -126,7 +124,7 @@ pub fn check(path: &Path, now: Instant) -> Result<Checked, CheckFailed> {
         .map_err(|e| failed(vec![Problem::new("", e.to_string())]))?;
     // The journal is read only now, with the registry's specifications gone, and its
     // records are let go once restored: the daemon keeps none of them.
-    let (mut controller, journal) = match journal.filter(|_| outlined.is_some()) {
+    let (mut controller, journal) = match journal {
         Some(path) => restore(&path, new, now).map_err(|p| failed(vec![p]))?,
         None => (new, None),
     };
@@ -180,28 +178,39 @@ fn object_problems(config: &AcConfig, found: &repository::Verified, out: &mut Ve
     }
 }
 
-/// The journal at `path`, checked without changing it or keeping its records: none yet
-/// (its directory must exist), or how it is laid out.
-fn journal_problem(path: &Path) -> Result<Option<Outline>, Problem> {
-    let problem = |message: String| Problem::new("ac.journal", message);
-    let outlined = journal::outline(path).map_err(|e| problem(e.to_string()))?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if outlined.is_none() && !dir.is_none_or(Path::is_dir) {
-        let dir = dir.unwrap_or(Path::new("."));
-        return Err(problem(format!("{}: no such directory", dir.display())));
+/// The journal at `path`, checked without changing it or keeping its records.
+fn journal_problem(path: &Path) -> Result<(), Problem> {
+    match journal::outline(path).map_err(journal_error)? {
+        Some(_) => Ok(()),
+        None => journal_dir(path),
     }
-    Ok(outlined)
 }
 
-/// `new` restored from the journal at `path`, and how the journal was found.
+/// A journal not created yet: its directory must exist.
+fn journal_dir(path: &Path) -> Result<(), Problem> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(journal_error(format_args!(
+            "{}: no such directory",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn journal_error(e: impl std::fmt::Display) -> Problem {
+    Problem::new("ac.journal", e.to_string())
+}
+
+/// `new` restored from the journal at `path` if there is one, and how the journal was
+/// found.
 fn restore(
     path: &Path,
     new: Controller,
     now: Instant,
 ) -> Result<(Controller, Option<Outline>), Problem> {
-    let problem = |message: String| Problem::new("ac.journal", message);
-    let read = journal::live(path).map_err(|e| problem(e.to_string()))?;
-    let live = read.ok_or_else(|| problem(format!("{}: gone at start", path.display())))?;
-    let restored = live.restore(new, now).map_err(|e| problem(e.to_string()))?;
+    let Some(live) = journal::live(path).map_err(journal_error)? else {
+        return journal_dir(path).map(|()| (new, None));
+    };
+    let restored = live.restore(new, now).map_err(journal_error)?;
     Ok((restored, Some(live.outline)))
 }

@@ -196,7 +196,11 @@ impl Keep for Live {
         if kind == RecordKind::Snapshot {
             self.snapshot = vec![0; len];
             // What follows the snapshot is all the room its changes can take.
-            self.changes = Vec::with_capacity(usize::try_from(rest).unwrap_or(0));
+            // Room is only asked for, not required: the file may be larger than memory.
+            self.changes = Vec::new();
+            let _ = self
+                .changes
+                .try_reserve_exact(usize::try_from(rest).unwrap_or(0));
             self.ends.clear();
             return &mut self.snapshot;
         }
@@ -207,7 +211,7 @@ impl Keep for Live {
     }
 }
 
-/// A journal as [`outline`] or [`scan`] found it, without its records' contents.
+/// A journal as [`live`], [`outline`] or [`scan`] found it, without its records' contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outline {
     /// Whole records in the file, superseded ones included.
@@ -231,7 +235,10 @@ fn read(path: &Path, keep: &mut impl Keep) -> Result<Option<Outline>, JournalErr
     let len = file.metadata().map_err(&io)?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; MAGIC.len()];
-    if len < MAGIC.len() as u64 || r.read_exact(&mut magic).is_err() || magic != MAGIC {
+    if len >= MAGIC.len() as u64 {
+        r.read_exact(&mut magic).map_err(&io)?;
+    }
+    if magic != MAGIC {
         return Err(JournalError::Magic(path.into()));
     }
     let mut outline = Outline {
@@ -253,10 +260,11 @@ fn read(path: &Path, keep: &mut impl Keep) -> Result<Option<Outline>, JournalErr
             outline.torn = Some(TornTail { offset, len: rest });
             break;
         }
-        let mut kind = [0u8];
-        if size == 0 || r.read_exact(&mut kind).is_err() {
+        if size == 0 {
             return Err(JournalError::Corrupt(path.into(), offset));
         }
+        let mut kind = [0u8];
+        r.read_exact(&mut kind).map_err(&io)?;
         let Some(kind) = RecordKind::of(kind[0]) else {
             return Err(JournalError::Corrupt(path.into(), offset));
         };
@@ -310,25 +318,15 @@ pub fn live(path: &Path) -> Result<Option<Live>, JournalError> {
 }
 
 impl FileJournal {
-    /// Opens the journal at `path`: `Ok((journal, None))` if there is none yet,
-    /// `Ok((journal, Some(_)))` with what it holds, an error if it cannot be trusted. A
-    /// record cut short at the end is dropped (see [`FileJournal::resume`]). `sync`: sync
-    /// every commit. Call [`FileJournal::start`] with the controller before attaching it.
-    pub fn open(path: &Path, sync: bool) -> Result<(FileJournal, Option<Scan>), JournalError> {
-        let scanned = scan(path)?;
-        let journal = FileJournal::resume(path, sync, scanned.as_ref().map(|s| s.outline))?;
-        Ok((journal, scanned))
-    }
-
-    /// Opens the journal at `path` for appending, as `scanned` (the [`Scan::outline`] of
-    /// what [`scan`] read) found it: a record cut short at the end is logged as a warning
-    /// and cut off the file,
-    /// so that later records follow the last whole one. Call [`FileJournal::start`] with
-    /// the controller before attaching it.
+    /// Opens the journal at `path` for appending (`sync`: sync every commit), laid out as
+    /// `found` (what [`live`], [`outline`] or [`scan`] read of it; `None`: there was none):
+    /// a record cut short at the end is logged as a warning and cut off the file, so that
+    /// later records follow the last whole one. Call [`FileJournal::start`] with the
+    /// controller before attaching it.
     pub fn resume(
         path: &Path,
         sync: bool,
-        scanned: Option<Outline>,
+        found: Option<Outline>,
     ) -> Result<FileJournal, JournalError> {
         // Absolute, so that its directory can be synced after a compaction.
         let path = &std::path::absolute(path).map_err(io_err(path))?;
@@ -337,7 +335,7 @@ impl FileJournal {
             .append(true)
             .open(path)
             .map_err(io_err(path))?;
-        if let Some((outline, torn)) = scanned.and_then(|s| Some((s, s.torn?))) {
+        if let Some((outline, torn)) = found.and_then(|s| Some((s, s.torn?))) {
             tracing::warn!(
                 path = %path.display(), offset = torn.offset, bytes = torn.len,
                 "the journal ends in a record cut short, never committed: dropping it"
@@ -356,7 +354,7 @@ impl FileJournal {
     }
 
     /// Makes the file hold a snapshot of `ac` alone, the controller about to be attached
-    /// (new, or restored from what [`FileJournal::open`] found).
+    /// (new, or restored from what [`live`] read).
     pub fn start(&mut self, ac: &Controller) -> io::Result<()> {
         self.compact(ac)
     }
@@ -434,6 +432,13 @@ mod tests {
         .unwrap()
     }
 
+    /// The journal at `path` opened as the AC opens it, with every record it held.
+    fn open(path: &Path, sync: bool) -> Result<(FileJournal, Option<Scan>), JournalError> {
+        let scanned = scan(path)?;
+        let journal = FileJournal::resume(path, sync, scanned.as_ref().map(|s| s.outline))?;
+        Ok((journal, scanned))
+    }
+
     /// The last snapshot and the changes after it of what a journal was opened with, as
     /// [`live`] reads them too.
     fn held(scanned: Option<Scan>, path: &Path) -> (Vec<u8>, Vec<Vec<u8>>) {
@@ -461,7 +466,7 @@ mod tests {
         let d = dir("roundtrip");
         let path = d.join("j");
         let ac = ac();
-        let (mut j, none) = FileJournal::open(&path, true).unwrap();
+        let (mut j, none) = open(&path, true).unwrap();
         assert!(none.is_none());
         j.start(&ac).unwrap();
         j.record(b"one");
@@ -471,14 +476,14 @@ mod tests {
         j.commit(&ac).unwrap();
         j.record(b"never committed");
         drop(j);
-        let (mut j, r) = FileJournal::open(&path, true).unwrap();
+        let (mut j, r) = open(&path, true).unwrap();
         let (snapshot, changes) = held(r, &path);
         assert_eq!(snapshot, ac.snapshot());
         assert_eq!(changes, [&b"one"[..], b"two", b"three"]);
         // Starting again keeps a snapshot alone, without the changes.
         j.start(&ac).unwrap();
         drop(j);
-        let (_, r) = FileJournal::open(&path, true).unwrap();
+        let (_, r) = open(&path, true).unwrap();
         let (snapshot, changes) = held(r, &path);
         assert_eq!((snapshot, changes.len()), (ac.snapshot(), 0));
         let _ = std::fs::remove_dir_all(d);
@@ -489,7 +494,7 @@ mod tests {
         let d = dir("compact");
         let path = d.join("j");
         let ac = ac();
-        let (mut j, _) = FileJournal::open(&path, false).unwrap();
+        let (mut j, _) = open(&path, false).unwrap();
         j.start(&ac).unwrap();
         let change = vec![7u8; 4096];
         for _ in 0..300 {
@@ -499,7 +504,7 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(len <= COMPACT_MIN + 4096 + 64, "{len} bytes");
         drop(j);
-        let (_, r) = FileJournal::open(&path, false).unwrap();
+        let (_, r) = open(&path, false).unwrap();
         let (snapshot, changes) = held(r, &path);
         assert_eq!(snapshot, ac.snapshot());
         assert!(changes.len() < 300 && changes.iter().all(|c| *c == change));
@@ -510,7 +515,7 @@ mod tests {
     fn a_damaged_journal_is_an_error_never_an_empty_store() {
         let d = dir("damaged");
         let path = d.join("j");
-        let (mut j, _) = FileJournal::open(&path, true).unwrap();
+        let (mut j, _) = open(&path, true).unwrap();
         j.start(&ac()).unwrap();
         drop(j);
         let good = std::fs::read(&path).unwrap();
@@ -521,24 +526,21 @@ mod tests {
         flipped[last] ^= 1;
         std::fs::write(&path, &flipped).unwrap();
         assert!(matches!(
-            FileJournal::open(&path, true),
+            open(&path, true),
             Err(JournalError::Corrupt(_, 17))
         ));
         let mut flipped = good.clone();
         flipped[MAGIC.len() + 9] ^= 1;
         std::fs::write(&path, &flipped).unwrap();
         assert!(matches!(
-            FileJournal::open(&path, true),
+            open(&path, true),
             Err(JournalError::Corrupt(_, 17))
         ));
         std::fs::write(&path, b"hello").unwrap();
-        assert!(matches!(
-            FileJournal::open(&path, true),
-            Err(JournalError::Magic(..))
-        ));
+        assert!(matches!(open(&path, true), Err(JournalError::Magic(..))));
         std::fs::write(&path, MAGIC).unwrap();
         assert!(matches!(
-            FileJournal::open(&path, true),
+            open(&path, true),
             Err(JournalError::NoSnapshot(..))
         ));
         // And the damaged file is still there, untouched.
@@ -551,7 +553,7 @@ mod tests {
         let d = dir("torn");
         let path = d.join("j");
         let ac = ac();
-        let (mut j, _) = FileJournal::open(&path, true).unwrap();
+        let (mut j, _) = open(&path, true).unwrap();
         j.start(&ac).unwrap();
         j.record(b"one");
         j.record(b"two");
@@ -574,14 +576,14 @@ mod tests {
             assert_eq!(scanned.records.len(), 2, "cut at {cut}");
             // Scanning changed nothing.
             assert_eq!(std::fs::metadata(&path).unwrap().len(), cut as u64);
-            let (mut j, r) = FileJournal::open(&path, true).unwrap();
+            let (mut j, r) = open(&path, true).unwrap();
             assert_eq!(held(r, &path).1, [b"one"]);
             assert_eq!(std::fs::read(&path).unwrap(), good[..last]);
             // What is appended next follows the last whole record.
             j.record(b"three");
             j.commit(&ac).unwrap();
             drop(j);
-            let (_, r) = FileJournal::open(&path, true).unwrap();
+            let (_, r) = open(&path, true).unwrap();
             assert_eq!(held(r, &path).1, [&b"one"[..], b"three"]);
         }
         let _ = std::fs::remove_dir_all(d);

@@ -86,6 +86,8 @@ use waiting::Waiting;
 pub struct Controller {
     settings: Settings,
     clock: Clock,
+    /// Nothing has been handled since [`Controller::new`]: only then is it restored.
+    fresh: bool,
     registry: Registry,
     devices: Vec<DeviceEntry>,
     comps: Vec<CompEntry>,
@@ -212,6 +214,7 @@ impl Controller {
                 allow_auth_downgrade: config.allow_auth_downgrade,
             },
             clock: Clock::new(now),
+            fresh: true,
             registry,
             devices,
             comps,
@@ -257,7 +260,7 @@ impl Controller {
         bytes: &[u8],
         identity: Option<&str>,
     ) -> Result<(), InputError> {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         self.absorb_stall(now);
         self.stats.received += 1;
         self.inbound_len = bytes.len();
@@ -278,9 +281,15 @@ impl Controller {
 
     /// Time passed: runs the timers due at `now` (see [`Machine::handle_timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         self.absorb_stall(now);
         self.on_timeout(now);
+    }
+
+    /// The time of what is handled now: `now`, or the latest time seen if `now` is earlier.
+    fn tick(&mut self, now: Instant) -> Instant {
+        self.fresh = false;
+        self.clock.advance(now)
     }
 
     /// The next output. Drain until [`Output::Timeout`], which always ends a drain.
@@ -381,7 +390,7 @@ impl Controller {
         now: Instant,
         computation: ComputationId,
     ) -> Result<(), CommandError> {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let c = self
             .comps
             .get_mut(computation.0 as usize)
@@ -394,7 +403,7 @@ impl Controller {
     /// Ends a device's session from the AC's side: sends GOOD_BYE, stops its computations
     /// for good (they are not recovered), and answers its later bottles with GOOD_BYE.
     pub fn dismiss(&mut self, now: Instant, device: DeviceId) -> Result<(), CommandError> {
-        let now = self.clock.advance(now);
+        let now = self.tick(now);
         let d = device.0;
         let dev = self
             .devices

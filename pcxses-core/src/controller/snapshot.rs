@@ -42,8 +42,9 @@ pub enum SnapshotError {
     /// The snapshot names a computation the configuration does not have.
     #[error("snapshot names unknown computation {0:?}")]
     UnknownComputation(String),
-    /// The controller has opened sessions already: only a new one is restored.
-    #[error("only a new controller, which has opened no session, is restored")]
+    /// The controller has handled something, been restored or has a journal already:
+    /// only one just made is restored.
+    #[error("only a controller just made, without a journal, is restored")]
     NotNew,
     /// The configuration itself is invalid.
     #[error(transparent)]

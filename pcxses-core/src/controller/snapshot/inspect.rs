@@ -141,8 +141,8 @@ impl SnapshotView {
         })
     }
 
-    /// Applies a change as a restore does: it replaces the part of the same name, or
-    /// adds it.
+    /// Applies a change: it replaces the part of the same name, as a restore does, or adds
+    /// it at the end.
     pub fn apply(&mut self, change: ChangeView) {
         match change {
             ChangeView::Device(d) => match self.devices.iter_mut().find(|x| x.name == d.name) {

@@ -36,8 +36,9 @@ impl Controller {
     /// cancelled and then retried.
     ///
     /// The journal can be read once the controller is made, so that the configuration it
-    /// was made from is gone before the journal is in memory. A controller that has opened
-    /// a session is refused ([`SnapshotError::NotNew`]).
+    /// was made from is gone before the journal is in memory. Attach the journal after the
+    /// restore: a controller that has handled anything, been restored already or has a
+    /// journal is refused ([`SnapshotError::NotNew`]).
     ///
     /// ```
     /// # use pcxses_core::{Controller, ControllerConfig, Instant, MemoryRepository};
@@ -61,9 +62,11 @@ impl Controller {
         changes: impl IntoIterator<Item = &'a [u8]>,
         now: Instant,
     ) -> Result<Controller, SnapshotError> {
-        if self.next_morph != 1 || self.devices.iter().any(|d| d.generation != 0) {
+        // A journal attached already would not be told of what the restore puts in.
+        if !self.fresh || self.journal.is_some() {
             return Err(SnapshotError::NotNew);
         }
+        let now = self.tick(now);
         let ac = &mut self;
         let Some((&SNAPSHOT_VERSION, body)) = snapshot.split_first() else {
             return Err(SnapshotError::Format);
@@ -137,7 +140,7 @@ impl<'c, 'a> Restoring<'c, 'a> {
     }
 
     /// Restores `part`, the snapshot's `guess`-th of its kind, or its last change instead.
-    fn part<T: Part<'a>>(&mut self, part: T, guess: u32) -> Result<(), SnapshotError> {
+    fn part<T: SnapPart<'a>>(&mut self, part: T, guess: u32) -> Result<(), SnapshotError> {
         let i = T::find(self.ac, part.name(), guess)?;
         match T::latest(self).met(i) {
             Some(bytes) => T::changed(decode(bytes)?)?.restore(self, i),
@@ -146,7 +149,7 @@ impl<'c, 'a> Restoring<'c, 'a> {
     }
 
     /// Restores the last changes of parts the snapshot did not have.
-    fn unmet<T: Part<'a>>(&mut self) -> Result<(), SnapshotError> {
+    fn unmet<T: SnapPart<'a>>(&mut self) -> Result<(), SnapshotError> {
         for (i, bytes) in T::latest(self).unmet() {
             T::changed(decode(bytes)?)?.restore(self, i)?;
         }
@@ -196,7 +199,7 @@ impl<'a> Latest<'a> {
 }
 
 /// A device or a computation of a snapshot.
-trait Part<'a>: Deserialize<'a> {
+trait SnapPart<'a>: Deserialize<'a> {
     /// What a snapshot calls a list of them.
     const LIST: &'static str;
 
@@ -216,7 +219,7 @@ trait Part<'a>: Deserialize<'a> {
     fn restore(self, r: &mut Restoring<'_, 'a>, i: u32) -> Result<(), SnapshotError>;
 }
 
-impl<'a> Part<'a> for SnapDevice<'a> {
+impl<'a> SnapPart<'a> for SnapDevice<'a> {
     const LIST: &'static str = "a list of devices";
 
     fn name(&self) -> &'a str {
@@ -293,7 +296,7 @@ impl<'a> Part<'a> for SnapDevice<'a> {
     }
 }
 
-impl<'a> Part<'a> for SnapComp<'a> {
+impl<'a> SnapPart<'a> for SnapComp<'a> {
     const LIST: &'static str = "a list of computations";
 
     fn name(&self) -> &'a str {
@@ -406,19 +409,19 @@ impl<'a> Visitor<'a> for &mut Restoring<'_, 'a> {
         let keys: [u32; 4] = seq.next_element()?.ok_or_else(short)?;
         self.ac.next_morph = self.morphs.unwrap_or(next_morph).max(1);
         self.ac.session_ids = self.ac.session_ids.with_keys(keys);
-        seq.next_element_seed(Parts::<SnapDevice>(self, PhantomData))?
+        seq.next_element_seed(PartList::<SnapDevice>(self, PhantomData))?
             .ok_or_else(short)?;
         self.unmet::<SnapDevice>().map_err(|e| self.fail(e))?;
-        seq.next_element_seed(Parts::<SnapComp>(self, PhantomData))?
+        seq.next_element_seed(PartList::<SnapComp>(self, PhantomData))?
             .ok_or_else(short)?;
         self.unmet::<SnapComp>().map_err(|e| self.fail(e))
     }
 }
 
 /// A snapshot's list of one kind of part, each restored as it is read.
-struct Parts<'r, 'c, 'a, T>(&'r mut Restoring<'c, 'a>, PhantomData<T>);
+struct PartList<'r, 'c, 'a, T>(&'r mut Restoring<'c, 'a>, PhantomData<T>);
 
-impl<'a, T: Part<'a>> DeserializeSeed<'a> for Parts<'_, '_, 'a, T> {
+impl<'a, T: SnapPart<'a>> DeserializeSeed<'a> for PartList<'_, '_, 'a, T> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -426,7 +429,7 @@ impl<'a, T: Part<'a>> DeserializeSeed<'a> for Parts<'_, '_, 'a, T> {
     }
 }
 
-impl<'a, T: Part<'a>> Visitor<'a> for Parts<'_, '_, 'a, T> {
+impl<'a, T: SnapPart<'a>> Visitor<'a> for PartList<'_, '_, 'a, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
