@@ -130,7 +130,7 @@ pub struct Scan {
 
 /// The last snapshot of a journal and the changes after it, as the AC restores them
 /// ([`live`]): the changes side by side in one buffer, not one allocation each.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Live {
     snapshot: Vec<u8>,
     changes: Vec<u8>,
@@ -195,8 +195,8 @@ impl Keep for Live {
     fn room(&mut self, _: u64, kind: RecordKind, len: usize, rest: u64) -> &mut [u8] {
         if kind == RecordKind::Snapshot {
             self.snapshot = vec![0; len];
-            // What follows the snapshot is all the room its changes can take.
-            // Room is only asked for, not required: the file may be larger than memory.
+            // What follows the snapshot is all the room its changes can take: asked for,
+            // not required, since the file may be larger than memory.
             self.changes = Vec::new();
             let _ = self
                 .changes
@@ -212,7 +212,7 @@ impl Keep for Live {
 }
 
 /// A journal as [`live`], [`outline`] or [`scan`] found it, without its records' contents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outline {
     /// Whole records in the file, superseded ones included.
     pub records: usize,
@@ -303,16 +303,7 @@ pub fn outline(path: &Path) -> Result<Option<Outline>, JournalError> {
 /// Reads the journal at `path` as [`scan`] does, keeping only its last snapshot and the
 /// changes after it: what the AC restores.
 pub fn live(path: &Path) -> Result<Option<Live>, JournalError> {
-    let mut live = Live {
-        snapshot: Vec::new(),
-        changes: Vec::new(),
-        ends: Vec::new(),
-        outline: Outline {
-            records: 0,
-            torn: None,
-            whole_len: 0,
-        },
-    };
+    let mut live = Live::default();
     let outline = read(path, &mut live)?;
     Ok(outline.map(|outline| Live { outline, ..live }))
 }
