@@ -6,6 +6,7 @@
 
 use alloc::collections::BinaryHeap;
 use core::cmp::Reverse;
+use core::time::Duration;
 
 use crate::time::Instant;
 
@@ -23,6 +24,18 @@ impl Deadlines {
     /// The earliest entry's deadline (maybe stale-early, never late).
     pub(crate) fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The earliest entry's deadline rounded up to a multiple of `grid` since the epoch
+    /// (not rounded for a zero `grid`): every entry due by then is handled at once.
+    pub(crate) fn next_on(&self, grid: Duration) -> Option<Instant> {
+        let at = self.next()?;
+        let step = u64::try_from(grid.as_micros()).unwrap_or(u64::MAX);
+        if step == 0 {
+            return Some(at);
+        }
+        let points = at.as_micros().div_ceil(step);
+        Some(Instant::from_micros(points.saturating_mul(step)))
     }
 
     /// Removes and returns one entry due at or before `now`.
@@ -73,5 +86,38 @@ pub(crate) fn arm(heap: &mut Deadlines, armed: &mut Instant, at: Instant, key: u
     if at < *armed {
         heap.push(at, key);
         *armed = at;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+
+    #[test]
+    fn the_next_deadline_on_a_grid_is_the_first_point_at_or_after_it() {
+        let mut heap = Deadlines::default();
+        let grid = Duration::from_millis(10);
+        assert_eq!(heap.next_on(grid), None);
+        heap.push(Instant::from_micros(20_001), 1);
+        heap.push(Instant::from_micros(25_000), 2);
+        assert_eq!(heap.next_on(grid), Some(Instant::from_millis(30)));
+        assert_eq!(
+            heap.next_on(Duration::ZERO),
+            Some(Instant::from_micros(20_001))
+        );
+        heap.push(Instant::from_millis(20), 3);
+        assert_eq!(
+            heap.next_on(grid),
+            Some(Instant::from_millis(20)),
+            "on a point"
+        );
+        // Both entries due by the point are handed out at it.
+        let mut due = Vec::new();
+        while let Some((_, key)) = heap.pop_due(Instant::from_millis(30)) {
+            due.push(key);
+        }
+        assert_eq!(due, [3, 1, 2]);
     }
 }

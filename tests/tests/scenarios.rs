@@ -421,6 +421,32 @@ fn a_dead_device_is_replaced_and_stops_when_it_hears_so() {
 }
 
 #[test]
+fn a_death_is_declared_on_the_dead_grid_never_before_the_timer_expires() {
+    for grid_ms in [0, 64] {
+        let mut lab = Lab::new(2, |c| c.dead_grid = Duration::from_millis(grid_ms));
+        lab.run(100);
+        let dead_ms = match lab.sent("good_morning_ack")[0].bottle() {
+            Some(Bottle::GoodMorningAck(ack)) => u64::from(ack.dead_ms),
+            _ => panic!("not an ack"),
+        };
+        partition(&mut lab, 0);
+        lab.run(2 * dead_ms);
+        let failed = lab.ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }));
+        let [(_, ControllerEvent::DeviceFailed { last_hello, at, .. })] = failed[..] else {
+            panic!("{failed:?}");
+        };
+        let expires = last_hello.as_micros() + dead_ms * 1000;
+        let (at, grid) = (at.as_micros(), grid_ms * 1000);
+        if grid == 0 {
+            assert_eq!(at, expires);
+        } else {
+            assert!(at >= expires && at < expires + grid, "{at} for {expires}");
+            assert_eq!(at % grid, 0, "on the grid");
+        }
+    }
+}
+
+#[test]
 fn fencing_stops_the_computation_before_the_ac_moves_it() {
     let mut lab = Lab::new(2, |_| {});
     lab.run(100);

@@ -16,7 +16,7 @@ use crate::handle::ControllerHandle;
 use crate::limits::ConnectionStats;
 use crate::refusal::{Inputs, Refusals};
 use crate::status::{StatusRequest, StatusSource};
-use crate::timer::until;
+use crate::timer::Alarm;
 use crate::EVENT_QUEUE;
 
 /// Inputs handed to the controller in one turn, at most, before it is drained: one drain
@@ -139,6 +139,7 @@ async fn run<P: Port>(
 ) -> io::Result<Stats> {
     // Whether the last batch stopped at its bound: then more input is waiting.
     let mut more = false;
+    let mut alarm = Alarm::new();
     loop {
         let wake_at = send_all(&mut ac, &mut port, &mut events).await;
         if let Ok(mut s) = shared.lock() {
@@ -155,7 +156,7 @@ async fn run<P: Port>(
                 }
             })
             .or(async {
-                until(epoch, wake_at).await;
+                alarm.wait(epoch, wake_at).await;
                 Wake::Timer
             })
             .or(async {

@@ -19,7 +19,7 @@ use crate::drain::{drain, Events, Transmitter};
 use crate::frames::{Frames, Inbound};
 use crate::handle::DeviceHandle;
 use crate::throttle::{Throttle, WARN_PERIOD};
-use crate::timer::until;
+use crate::timer::Alarm;
 use crate::EVENT_QUEUE;
 
 /// Commands waiting for the agent, at most.
@@ -189,6 +189,7 @@ impl<T: Connect> Agent<T> {
         // bottles that did not authenticate.
         let mut unjoined_since = Some(std::time::Instant::now());
         let mut warn = Throttle::new(WARN_PERIOD);
+        let mut alarm = Alarm::new();
         loop {
             // The lease as the last input left it, before its events reach the application.
             self.lease.publish(self.device.lease_until());
@@ -208,7 +209,7 @@ impl<T: Connect> Agent<T> {
                     if !connected {
                         std::future::pending::<()>().await;
                     }
-                    until(epoch, wake_at).await;
+                    alarm.wait(epoch, wake_at).await;
                     Wake::Timer
                 })
                 .or(async {
@@ -255,7 +256,9 @@ impl<T: Connect> Agent<T> {
                     }
                 }
                 Wake::Timer => {
-                    self.device.handle_timeout(now);
+                    if wake_at <= now {
+                        self.device.handle_timeout(now);
+                    }
                     self.unanswered(&mut unjoined_since, &mut warn);
                 }
                 Wake::Command(Some(command)) => {

@@ -178,7 +178,7 @@ pub use refusal::{Inputs, Refusal, RefusalReason, MAX_REPORTED_NAME, REFUSAL_PER
 pub use server::{Arrivals, Server, ACCEPT_BATCH};
 pub use status::{AcStatus, StatusSource};
 pub use throttle::{Throttle, WARN_PERIOD};
-pub use timer::until;
+pub use timer::Alarm;
 
 /// Events waiting for the application before an AC drops further ones (counted) and a
 /// device waits for room. One input can make an AC report an event for each of many

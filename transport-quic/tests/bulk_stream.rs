@@ -10,7 +10,7 @@ use common::*;
 use pcxses_core::frame::{push_frame, FrameDecoder};
 use pcxses_core::wire::Bottle;
 use pcxses_core::{ControllerEvent, Epoch, Limits, Output, MAX_BOTTLE_LEN};
-use pcxses_driver::until;
+use pcxses_driver::Alarm;
 use pcxses_transport_quic::certs::AC_NAME;
 use pcxses_transport_quic::ConnectionLimits;
 use smol::channel::{unbounded, Sender};
@@ -62,6 +62,7 @@ fn object_code_goes_on_the_bulk_stream_and_nothing_else_does() {
         let _dev1 = ex.spawn(async move {
             let mut dev1 = device("dev1", 8, &epoch);
             let mut frame = Vec::new();
+            let mut alarm = Alarm::new();
             loop {
                 let wake_at = loop {
                     match dev1.poll_output() {
@@ -78,7 +79,7 @@ fn object_code_goes_on_the_bulk_stream_and_nothing_else_does() {
                 };
                 let received = async { rx.recv().await.ok() }
                     .or(async {
-                        until(epoch, wake_at).await;
+                        alarm.wait(epoch, wake_at).await;
                         None
                     })
                     .await;

@@ -121,6 +121,8 @@ pub struct AcSection {
     pub morphs_per_s: Option<u32>,
     /// MORPHs that may start at once before `morphs_per_s` paces them.
     pub morph_burst: Option<u32>,
+    /// Period of the grid dead timers are checked on (0: each at its own instant).
+    pub dead_grid_ms: Option<u32>,
     /// How late past its deadline the AC counts as stalled (its dead timers then move).
     pub stall_grace_ms: Option<u32>,
     /// After a restart from the journal, how long every device has to be heard from
@@ -590,6 +592,7 @@ impl AcConfig {
         cfg.quarantine_retry = a.quarantine_retry_ms.map_or(cfg.quarantine_retry, ms);
         cfg.morphs_per_s = a.morphs_per_s.unwrap_or(cfg.morphs_per_s);
         cfg.morph_burst = a.morph_burst.unwrap_or(cfg.morph_burst);
+        cfg.dead_grid = a.dead_grid_ms.map_or(cfg.dead_grid, ms);
         cfg.stall_grace = a.stall_grace_ms.map_or(cfg.stall_grace, ms);
         cfg.restart_grace = a.restart_grace_ms.map_or(cfg.restart_grace, ms);
         cfg.require_auth = a.require_auth.unwrap_or(cfg.require_auth);

@@ -226,9 +226,16 @@ pub struct ControllerConfig {
     /// milliseconds, rounded down). Covers devices that fenced during the AC's downtime
     /// and back off their GOOD_MORNING retries.
     pub restart_grace: Duration,
+    /// Dead timers are checked on a grid of this period since the epoch (zero: each at its
+    /// own instant): a session is declared dead no earlier than its timer expires and at
+    /// most this much later, and a HELLO read before that check still keeps it. Sessions
+    /// whose timers expire microseconds apart (a fleet of HELLOs) then wake the AC once per
+    /// period, not once each.
+    pub dead_grid: Duration,
     /// The AC itself stalled when it handles an input this much later than the deadline it
     /// last asked for (a paused process, an overloaded host): every dead timer then moves
-    /// by the stall, so no device dies for bottles the AC had not read yet.
+    /// by the time since the AC last handled anything, so no device dies for bottles the
+    /// AC had not read yet.
     pub stall_grace: Duration,
     /// Refuses every GOOD_MORNING that is neither sealed with the device's pre-shared key
     /// nor carried by a transport that authenticated the device (a QUIC certificate): no
@@ -258,9 +265,9 @@ impl ControllerConfig {
     /// 1200-byte bottles, a window of 16 chunks, retransmissions from 200 ms up to 3 s, a
     /// MORPH abandoned after 5 s without progress, 2 MORPHs per target, no pacing of MORPH
     /// starts (bursts of 16 once `morphs_per_s` is set), quarantine after 3 failures and a
-    /// retry after 30 s, 65,536 queued outputs, 10 s of grace after a restart, a stall
-    /// when 100 ms late, unauthenticated devices accepted, no authentication downgrade,
-    /// and [`RefusalLimits::DEFAULT`].
+    /// retry after 30 s, 65,536 queued outputs, 10 s of grace after a restart, dead timers
+    /// checked every 10 ms, a stall when 100 ms late, unauthenticated devices accepted, no
+    /// authentication downgrade, and [`RefusalLimits::DEFAULT`].
     pub fn lan(seed: u64, devices: Vec<DeviceSpec>, computations: Vec<ComputationSpec>) -> Self {
         ControllerConfig {
             seed,
@@ -280,6 +287,7 @@ impl ControllerConfig {
             quarantine_retry: Duration::from_secs(30),
             outbox_limit: 65_536,
             restart_grace: Duration::from_secs(10),
+            dead_grid: Duration::from_millis(10),
             stall_grace: Duration::from_millis(100),
             require_auth: false,
             allow_auth_downgrade: false,

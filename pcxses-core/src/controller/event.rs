@@ -225,8 +225,9 @@ pub enum ControllerEvent {
         /// When.
         at: Instant,
     },
-    /// The AC handled its input this late after the deadline it had asked for; every dead
-    /// timer moved by as much (see `ControllerConfig::stall_grace`).
+    /// The AC handled its input later than its stall grace after the deadline it had
+    /// asked for, and this long after it last handled anything (or after that deadline,
+    /// if earlier); every dead timer moved by as much (see `ControllerConfig::stall_grace`).
     Stalled {
         /// How late.
         late: core::time::Duration,

@@ -151,6 +151,7 @@ struct Settings {
     /// The first wait before a quarantined computation is tried again; `None`: never.
     quarantine_retry: Option<Duration>,
     restart_grace_ms: u32,
+    dead_grid: Duration,
     stall_grace: Duration,
     require_auth: bool,
     allow_auth_downgrade: bool,
@@ -209,6 +210,7 @@ impl Controller {
                 quarantine_retry: (!config.quarantine_retry.is_zero())
                     .then_some(config.quarantine_retry),
                 restart_grace_ms: to_ms(config.restart_grace),
+                dead_grid: config.dead_grid,
                 stall_grace: config.stall_grace,
                 require_auth: config.require_auth,
                 allow_auth_downgrade: config.allow_auth_downgrade,
@@ -260,8 +262,7 @@ impl Controller {
         bytes: &[u8],
         identity: Option<&str>,
     ) -> Result<(), InputError> {
-        let now = self.tick(now);
-        self.absorb_stall(now);
+        let now = self.arrive(now);
         self.stats.received += 1;
         self.inbound_len = bytes.len();
         let result = match self.open(now, from, bytes) {
@@ -281,9 +282,16 @@ impl Controller {
 
     /// Time passed: runs the timers due at `now` (see [`Machine::handle_timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.tick(now);
-        self.absorb_stall(now);
+        let now = self.arrive(now);
         self.on_timeout(now);
+    }
+
+    /// The time of an input handled now ([`Controller::tick`]), once a stall is absorbed.
+    fn arrive(&mut self, now: Instant) -> Instant {
+        let last = self.clock.latest();
+        let now = self.tick(now);
+        self.absorb_stall(last, now);
+        now
     }
 
     /// The time of what is handled now: `now`, or the latest time seen if `now` is earlier.
@@ -302,17 +310,18 @@ impl Controller {
         self.outbox.poll(next)
     }
 
-    /// Moves every dead timer by how late the AC is past the deadline it asked for, when
-    /// that is more than the stall grace: the bottles that came meanwhile are still unread.
-    fn absorb_stall(&mut self, now: Instant) {
+    /// When the AC is later than the stall grace past the deadline it asked for, moves
+    /// every dead timer by the time since it last handled anything (`last`), or since that
+    /// deadline if it is earlier: the bottles that came meanwhile are still unread.
+    fn absorb_stall(&mut self, last: Instant, now: Instant) {
         if self.asked >= now {
             return;
         }
-        let late = now.saturating_since(self.asked);
-        self.asked = now;
-        if late <= self.settings.stall_grace {
+        let asked = core::mem::replace(&mut self.asked, now);
+        if now.saturating_since(asked) <= self.settings.stall_grace {
             return;
         }
+        let late = now.saturating_since(last.min(asked));
         for s in self.devices.iter_mut().filter_map(|d| d.session.as_mut()) {
             s.dead_at += late;
         }
@@ -419,7 +428,8 @@ impl Controller {
     }
 
     fn next_deadline(&self) -> Instant {
-        let a = self.dead_timers.next().unwrap_or(Instant::MAX);
+        let a = self.dead_timers.next_on(self.settings.dead_grid);
+        let a = a.unwrap_or(Instant::MAX);
         let b = self.attempt_timers.next().unwrap_or(Instant::MAX);
         let b = b.min(self.retry_timers.next().unwrap_or(Instant::MAX));
         let c = match self.paced.is_empty() {
