@@ -97,6 +97,8 @@ impl Fleet {
         let ms = Duration::from_millis;
         config.hello = Bounds::new(ms(1), ms(u64::from(SLOW_HELLO_MS)));
         config.dead = Bounds::new(ms(3), ms(3 * u64::from(SLOW_HELLO_MS)));
+        // The victim dies at its instant, not on the grid: this times one death.
+        config.dead_grid = Duration::ZERO;
         let mut repo = MemoryRepository::default();
         repo.insert("code", vec![7; 100]);
         let mut ac = Controller::new(config, repo, Instant::from_millis(0)).unwrap();

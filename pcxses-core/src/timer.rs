@@ -27,15 +27,16 @@ impl Deadlines {
     }
 
     /// The earliest entry's deadline rounded up to a multiple of `grid` since the epoch
-    /// (not rounded for a zero `grid`): every entry due by then is handled at once.
+    /// (not rounded for a zero `grid`, nor where the multiple is past the last instant):
+    /// every entry due by then is handled at once.
     pub(crate) fn next_on(&self, grid: Duration) -> Option<Instant> {
         let at = self.next()?;
         let step = u64::try_from(grid.as_micros()).unwrap_or(u64::MAX);
         if step == 0 {
             return Some(at);
         }
-        let points = at.as_micros().div_ceil(step);
-        Some(Instant::from_micros(points.saturating_mul(step)))
+        let point = at.as_micros().div_ceil(step).checked_mul(step);
+        Some(point.map_or(at, Instant::from_micros))
     }
 
     /// Removes and returns one entry due at or before `now`.
@@ -103,10 +104,13 @@ mod tests {
         heap.push(Instant::from_micros(20_001), 1);
         heap.push(Instant::from_micros(25_000), 2);
         assert_eq!(heap.next_on(grid), Some(Instant::from_millis(30)));
-        assert_eq!(
-            heap.next_on(Duration::ZERO),
-            Some(Instant::from_micros(20_001))
-        );
+        let first = Some(Instant::from_micros(20_001));
+        assert_eq!(heap.next_on(Duration::ZERO), first);
+        // A point past the last instant: not rounded.
+        let mut last = Deadlines::default();
+        last.push(Instant::from_micros(u64::MAX - 5), 1);
+        let at = Some(Instant::from_micros(u64::MAX - 5));
+        assert_eq!(last.next_on(grid), at);
         heap.push(Instant::from_millis(20), 3);
         assert_eq!(
             heap.next_on(grid),

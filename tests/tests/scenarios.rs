@@ -423,7 +423,10 @@ fn a_dead_device_is_replaced_and_stops_when_it_hears_so() {
 #[test]
 fn a_death_is_declared_on_the_dead_grid_never_before_the_timer_expires() {
     for grid_ms in [0, 64] {
-        let mut lab = Lab::new(2, |c| c.dead_grid = Duration::from_millis(grid_ms));
+        let mut lab = Lab::new(2, |c| {
+            c.dead.min = Duration::from_millis(100);
+            c.dead_grid = Duration::from_millis(grid_ms);
+        });
         lab.run(100);
         let dead_ms = match lab.sent("good_morning_ack")[0].bottle() {
             Some(Bottle::GoodMorningAck(ack)) => u64::from(ack.dead_ms),
@@ -444,6 +447,50 @@ fn a_death_is_declared_on_the_dead_grid_never_before_the_timer_expires() {
             assert_eq!(at % grid, 0, "on the grid");
         }
     }
+}
+
+#[test]
+fn a_hello_read_after_the_timer_expired_but_before_the_check_keeps_the_session() {
+    const GRID_MS: u64 = 64;
+    let mut lab = Lab::new(1, |c| {
+        c.dead.min = Duration::from_millis(100);
+        c.dead_grid = Duration::from_millis(GRID_MS);
+    });
+    lab.run(100);
+    let id = session(&lab, 0);
+    let dead_ms = match lab.sent("good_morning_ack")[0].bottle() {
+        Some(Bottle::GoodMorningAck(ack)) => u64::from(ack.dead_ms),
+        _ => panic!("not an ack"),
+    };
+    // The device falls silent; HELLOs in its name come from here, at chosen times.
+    lab.crash(0);
+    let hello = |seq| {
+        encode(&Bottle::Hello(Hello {
+            session: id,
+            seq,
+            state: None,
+        }))
+    };
+    // A HELLO at a time whose dead timer expires well inside a period of the grid.
+    while !(16..48).contains(&((lab.now.as_millis() + dead_ms) % GRID_MS)) {
+        lab.run(1);
+    }
+    lab.inject_to_ac(link(0), &hello(1_000)).unwrap();
+    let expires = lab.now.as_millis() + dead_ms;
+    let check = expires.div_ceil(GRID_MS) * GRID_MS;
+    assert!(check > expires + 1);
+    // Expired a millisecond ago, not yet checked: the next HELLO still counts.
+    lab.run(dead_ms + 1);
+    lab.inject_to_ac(link(0), &hello(1_001)).unwrap();
+    lab.run(check - lab.now.as_millis() + 1);
+    let failed =
+        |lab: &Lab| lab.ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }));
+    assert!(failed(&lab).is_empty(), "{:?}", failed(&lab));
+    // With nothing after it, the session dies a dead interval after that HELLO.
+    lab.run(dead_ms + GRID_MS);
+    let dead = failed(&lab);
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].0.as_millis() >= expires + 1 + dead_ms);
 }
 
 #[test]

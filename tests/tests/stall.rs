@@ -103,3 +103,63 @@ fn a_stalled_ac_kills_no_device_for_the_hellos_it_had_not_read() {
     // Without the guard, the same stall kills the device.
     assert!(died(&stall(u32::MAX)));
 }
+
+/// One AC and one device as in [`stall`], the device cut off at 1 s; from then on the AC's
+/// runtime handles every timer `late_ms` after the deadline the AC asked for. Returns when
+/// the AC declared the device dead, if it did within 20 s.
+fn starved(late_ms: u64) -> Option<Instant> {
+    let mut repo = MemoryRepository::default();
+    repo.insert("c0", vec![0; 100]);
+    let config = ControllerConfig::new(
+        1,
+        vec![DeviceSpec::new("dev0", &["comp0"])],
+        vec![ComputationSpec::new("comp0", "c0")],
+    );
+    let mut ac = Controller::new(config, repo, Instant::from_millis(0)).unwrap();
+    let mut dc = DeviceConfig::new("dev0", 9);
+    dc.hello = Duration::from_millis(100);
+    dc.dead = Duration::from_millis(300);
+    let mut dev = Device::new(dc, Instant::from_millis(0));
+    let mut seen = Vec::new();
+    let (_, mut ac_at) = drain_ac(&mut ac, &mut seen);
+    for ms in 0..20_000u64 {
+        let now = Instant::from_millis(ms);
+        let cut = ms >= 1_000;
+        dev.handle_timeout(now);
+        let (to_ac, _) = drain_device(&mut dev);
+        let late = if cut { late_ms * 1000 } else { 0 };
+        if ac_at.as_micros().saturating_add(late) <= now.as_micros() {
+            ac.handle_timeout(now);
+        }
+        if !cut {
+            for bytes in to_ac {
+                let _ = ac.handle_receive(now, DEV, &bytes, None);
+            }
+        }
+        let (to_dev, at) = drain_ac(&mut ac, &mut seen);
+        ac_at = at;
+        if !cut {
+            for bytes in to_dev {
+                let _ = dev.handle_receive(now, &bytes);
+            }
+        }
+        if died(&seen) {
+            return Some(now);
+        }
+    }
+    None
+}
+
+#[test]
+fn an_ac_late_for_every_timer_still_declares_a_silent_device_dead() {
+    for late_ms in [101, 150, 400] {
+        let dead_at = starved(late_ms).expect("declared dead");
+        // Silent from 1 s, dead after 300 ms: each late wake gives it at most one more
+        // lateness, and the first stall at most the time since the AC last handled
+        // anything.
+        assert!(
+            dead_at.as_millis() < 1_000 + 300 + 4 * late_ms,
+            "{late_ms}: {dead_at:?}"
+        );
+    }
+}

@@ -492,6 +492,7 @@ fn setting_problem(
         "hello" => ("hello_ms", "min must not exceed max".into()),
         "dead" => ("dead_ms", "min must not exceed max".into()),
         "morph_timeout" => ("morph_timeout_ms", "must be at least 1 ms".into()),
+        "dead_grid" => ("dead_grid_ms", "must not exceed dead_ms.min".into()),
         "stall_grace" => ("stall_grace_ms", "must be at least 1 ms".into()),
         "limits.max_bottle" => (
             "max_bottle",
@@ -760,6 +761,10 @@ mod tests {
             (
                 "stall_grace_ms = 0",
                 "ac.stall_grace_ms: must be at least 1 ms",
+            ),
+            (
+                "dead_grid_ms = 100000",
+                "ac.dead_grid_ms: must not exceed dead_ms.min",
             ),
             (
                 "first_bottle_ms = 0",

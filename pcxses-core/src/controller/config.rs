@@ -230,12 +230,12 @@ pub struct ControllerConfig {
     /// own instant): a session is declared dead no earlier than its timer expires and at
     /// most this much later, and a HELLO read before that check still keeps it. Sessions
     /// whose timers expire microseconds apart (a fleet of HELLOs) then wake the AC once per
-    /// period, not once each.
+    /// period, not once each. At most the shortest dead interval accepted (`dead.min`).
     pub dead_grid: Duration,
     /// The AC itself stalled when it handles an input this much later than the deadline it
     /// last asked for (a paused process, an overloaded host): every dead timer then moves
     /// by the time since the AC last handled anything, so no device dies for bottles the
-    /// AC had not read yet.
+    /// AC had not read yet (by the lateness only when the last input was late as well).
     pub stall_grace: Duration,
     /// Refuses every GOOD_MORNING that is neither sealed with the device's pre-shared key
     /// nor carried by a transport that authenticated the device (a QUIC certificate): no
@@ -439,6 +439,7 @@ impl ControllerConfig {
         check(!self.rto.is_zero(), "rto");
         check(self.rto_max >= self.rto, "rto_max");
         check(to_ms(self.morph_timeout) > 0, "morph_timeout");
+        check(self.dead_grid <= self.dead.min, "dead_grid");
         check(!self.stall_grace.is_zero(), "stall_grace");
         let max_bottle = self.limits.max_bottle;
         check(
@@ -485,7 +486,8 @@ pub enum ConfigError {
     #[error("computation {0:?} is run natively by two devices")]
     TwoHomes(String),
     /// A numeric setting is out of range; names it as its field is (`hello`, `dead`,
-    /// `window`, `rto`, `rto_max`, `morph_timeout`, `stall_grace`, `limits.max_bottle`,
+    /// `window`, `rto`, `rto_max`, `morph_timeout`, `dead_grid`, `stall_grace`,
+    /// `limits.max_bottle`,
     /// `limits.max_state`, `refusals`, `max_morphs_per_target`, `quarantine_after` or
     /// `devices`). Durations must be at least a millisecond, `limits.max_state` at most
     /// `limits.max_transfer` (what one MORPH carries).
@@ -517,7 +519,10 @@ mod tests {
         let dead = Err(ConfigError::Setting("dead"));
         assert_eq!(refused(|c| c.dead = Bounds::new(ms(5), ms(4))), dead);
         assert_eq!(refused(|c| c.hello.min = ms(1)), Ok(()));
-        assert_eq!(refused(|c| c.dead = Bounds::new(ms(4), ms(4))), Ok(()));
+        let short = |c: &mut ControllerConfig| c.dead = Bounds::new(ms(4), ms(4));
+        assert_eq!(refused(short), Err(ConfigError::Setting("dead_grid")));
+        let grid = |c: &mut ControllerConfig| c.dead_grid = ms(4);
+        assert_eq!(refused(|c| (short(c), grid(c)).1), Ok(()));
         let rto = Err(ConfigError::Setting("rto"));
         assert_eq!(refused(|c| c.rto = Duration::ZERO), rto);
         assert_eq!(

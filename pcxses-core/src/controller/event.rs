@@ -226,10 +226,11 @@ pub enum ControllerEvent {
         at: Instant,
     },
     /// The AC handled its input later than its stall grace after the deadline it had
-    /// asked for, and this long after it last handled anything (or after that deadline,
-    /// if earlier); every dead timer moved by as much (see `ControllerConfig::stall_grace`).
+    /// asked for; every dead timer moved by `late` (see `ControllerConfig::stall_grace`).
     Stalled {
-        /// How late.
+        /// How far the dead timers moved: the time since the AC last handled anything (or
+        /// since the deadline, if earlier), or for a stall right after another, how late
+        /// the AC was past the deadline.
         late: core::time::Duration,
         /// When it noticed.
         at: Instant,

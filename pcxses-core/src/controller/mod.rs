@@ -118,6 +118,8 @@ pub struct Controller {
     joining: Option<SessionAuth>,
     /// The deadline the last drain asked to be woken at.
     asked: Instant,
+    /// The last input found the AC stalled ([`Controller::absorb_stall`]).
+    stalled: bool,
     /// MORPH pacing: when the next MORPH may start (a generic cell rate: the theoretical
     /// arrival time of the next start).
     pace_tat: Instant,
@@ -183,6 +185,7 @@ impl Controller {
             challenger: Challenger::new(secret),
             joining: None,
             asked: Instant::MAX,
+            stalled: false,
             pace_tat: Instant::default(),
             paced: Paced::default(),
             journal: None,
@@ -286,7 +289,8 @@ impl Controller {
         self.on_timeout(now);
     }
 
-    /// The time of an input handled now ([`Controller::tick`]), once a stall is absorbed.
+    /// The time of an input or command handled now ([`Controller::tick`]), once a stall is
+    /// absorbed.
     fn arrive(&mut self, now: Instant) -> Instant {
         let last = self.clock.latest();
         let now = self.tick(now);
@@ -311,17 +315,29 @@ impl Controller {
     }
 
     /// When the AC is later than the stall grace past the deadline it asked for, moves
-    /// every dead timer by the time since it last handled anything (`last`), or since that
-    /// deadline if it is earlier: the bottles that came meanwhile are still unread.
+    /// every dead timer: the bottles that came meanwhile are still unread. The first stall
+    /// in a row moves them by the time since the AC last handled anything (`last`), or
+    /// since that deadline if it is earlier; a stall right after a stall, by how late the
+    /// AC is past the deadline only, so that an AC starved for good still declares deaths.
     fn absorb_stall(&mut self, last: Instant, now: Instant) {
-        if self.asked >= now {
+        if now <= last {
+            // The same instant as the last input: judged then.
             return;
         }
-        let asked = core::mem::replace(&mut self.asked, now);
-        if now.saturating_since(asked) <= self.settings.stall_grace {
+        let asked = self.asked;
+        if asked < now {
+            self.asked = now;
+        }
+        let lateness = now.saturating_since(asked);
+        let stalled = lateness > self.settings.stall_grace;
+        let in_a_row = core::mem::replace(&mut self.stalled, stalled);
+        if !stalled {
             return;
         }
-        let late = now.saturating_since(last.min(asked));
+        let late = match in_a_row {
+            true => lateness,
+            false => now.saturating_since(last.min(asked)),
+        };
         for s in self.devices.iter_mut().filter_map(|d| d.session.as_mut()) {
             s.dead_at += late;
         }
@@ -399,7 +415,7 @@ impl Controller {
         now: Instant,
         computation: ComputationId,
     ) -> Result<(), CommandError> {
-        let now = self.tick(now);
+        let now = self.arrive(now);
         let c = self
             .comps
             .get_mut(computation.0 as usize)
@@ -412,7 +428,7 @@ impl Controller {
     /// Ends a device's session from the AC's side: sends GOOD_BYE, stops its computations
     /// for good (they are not recovered), and answers its later bottles with GOOD_BYE.
     pub fn dismiss(&mut self, now: Instant, device: DeviceId) -> Result<(), CommandError> {
-        let now = self.tick(now);
+        let now = self.arrive(now);
         let d = device.0;
         let dev = self
             .devices
