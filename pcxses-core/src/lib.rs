@@ -168,7 +168,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Stream transports put each bottle behind a length prefix; see [`frame`]. The normative
+//! Stream transports put each bottle behind a length prefix; see [`frame`]. Serial lines
+//! (a UART) put it in a COBS frame with a CRC, from which a receiver recovers after noise;
+//! see [`serial`]. The normative
 //! wire format and state machines are `docs/PROTOCOL.md` in the repository.
 //!
 //! ## Safety of fencing
@@ -201,6 +203,7 @@ pub mod policy;
 pub mod psk;
 mod repository;
 mod rng;
+pub mod serial;
 pub mod signing;
 mod stats;
 mod sui;
