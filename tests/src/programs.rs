@@ -22,13 +22,20 @@ use serde_json::Value;
 /// How long a test waits for an event.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The programs' executables: `pcxses-ac`, `pcxses-device`, `pcxses-attack` and
-/// `pcxses-load`, built for this test's profile the first time one is asked for.
+/// The programs' executables: `pcxses-ac`, `pcxses-device`, `pcxses-attack`,
+/// `pcxses-load` and `pcxses-bridge`, built for this test's profile the first time one is
+/// asked for.
 fn executables() -> &'static [PathBuf] {
     static EXECUTABLES: OnceLock<Vec<PathBuf>> = OnceLock::new();
     EXECUTABLES.get_or_init(|| {
-        artifacts::programs(&["pcxses-ac", "pcxses-device", "pcxses-attack", "pcxses-load"])
-            .expect("the programs build")
+        let programs = [
+            "pcxses-ac",
+            "pcxses-device",
+            "pcxses-attack",
+            "pcxses-load",
+            "pcxses-bridge",
+        ];
+        artifacts::programs(&programs).expect("the programs build")
     })
 }
 
@@ -50,6 +57,11 @@ pub fn attack_executable() -> &'static Path {
 /// The `pcxses-load` executable.
 pub fn load_executable() -> &'static Path {
     &executables()[3]
+}
+
+/// The `pcxses-bridge` executable.
+pub fn bridge_executable() -> &'static Path {
+    &executables()[4]
 }
 
 /// What a process printed so far, and whether its stdout closed.

@@ -1,0 +1,246 @@
+//! A bridge between one serial line and an AC: the bottles of the device on the line,
+//! framed for it (`pcxses_core::serial`), go to the AC as UDP datagrams, one bottle each,
+//! and the AC's answers go back on the line, framed.
+//!
+//! `pcxses-bridge --serial PATH --ac ADDR [--baud N]` opens the serial device at `PATH` (a
+//! USB-UART such as `/dev/ttyUSB0`, or the pseudo-terminal an emulator exposes), and
+//! carries the device's bottles until SIGINT or SIGTERM. Noise on the line costs the frames
+//! it touched: the decoder resynchronises at the next frame and counts what it dropped.
+//! With `--baud`, the port is set to that rate and the bridge paces both directions to it
+//! (ten bits a byte), for lines that do not pace themselves (an emulator's UART). Every
+//! second in which something changed it prints the line's counters as a JSON line on
+//! stdout:
+//!
+//! ```text
+//! {"event":"serial","frames":12,"dropped":1,"dropped_bytes":37,"to_serial":12}
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod pace;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use pcxses_core::serial::{push_serial_frame, SerialDecoder, SerialStats};
+use pcxses_core::MAX_BOTTLE_LEN;
+use serialport::TTYPort;
+use smol::channel::{bounded, Sender};
+use smol::future::FutureExt;
+use smol::Timer;
+
+use crate::pace::Pace;
+
+/// How long a read of the serial line waits before it looks again.
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// How often the counters are printed, when they changed.
+const STATS_PERIOD: Duration = Duration::from_secs(1);
+
+/// The rate a port is opened at without `--baud` (a pseudo-terminal ignores it).
+const DEFAULT_BAUD: u32 = 115_200;
+
+/// The bridge's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pcxses-bridge",
+    about = "Carries a serial-line device's bottles to an AC"
+)]
+pub struct BridgeArgs {
+    /// The serial device: a USB-UART, or an emulator's pseudo-terminal.
+    #[arg(long)]
+    pub serial: PathBuf,
+    /// The AC's UDP address.
+    #[arg(long)]
+    pub ac: SocketAddr,
+    /// Sets the port to this rate and paces both directions to it.
+    #[arg(long)]
+    pub baud: Option<u32>,
+}
+
+/// Why the bridge stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The serial device could not be opened or set up.
+    #[error("serial device: {0}")]
+    Open(#[from] serialport::Error),
+    /// The serial line or the socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which of them.
+        what: &'static str,
+        /// The failure.
+        source: io::Error,
+    },
+}
+
+/// What the bridge has carried and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// The line's decoder: frames received whole, frames and bytes dropped.
+    pub line: SerialStats,
+    /// Frames written to the line.
+    pub to_serial: u64,
+}
+
+/// Runs the bridge until SIGINT or SIGTERM, or until the line or the socket fails.
+pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
+    let baud = args.baud.unwrap_or(DEFAULT_BAUD);
+    let port = serialport::new(args.serial.to_string_lossy(), baud)
+        .timeout(READ_TIMEOUT)
+        .open_native()?;
+    let io = |what| move |source| BridgeError::Io { what, source };
+    let local: SocketAddr = match args.ac {
+        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local).map_err(io("socket"))?;
+    socket.connect(args.ac).map_err(io("socket"))?;
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    let (failed, failure) = bounded(2);
+    let line = Line {
+        pace: args
+            .baud
+            .map(|b| Arc::new(Mutex::new((Pace::new(b), Pace::new(b))))),
+        counters: counters.clone(),
+        failed,
+    };
+    {
+        let (line, port) = (line.clone(), port.try_clone_native()?);
+        let socket = socket.try_clone().map_err(io("socket"))?;
+        std::thread::spawn(move || line.forward_to_ac(port, socket));
+    }
+    std::thread::spawn(move || line.forward_to_serial(port, socket));
+    tracing::info!(serial = %args.serial.display(), ac = %args.ac, baud = ?args.baud, "bridging");
+    let mut shutdown = pcxses_program::shutdown::Shutdown::catch().map_err(io("signals"))?;
+    smol::block_on(async {
+        let mut printed = Counters::default();
+        loop {
+            let wake = async {
+                Timer::after(STATS_PERIOD).await;
+                Wake::Stats
+            }
+            .or(async {
+                match failure.recv().await {
+                    Ok(e) => Wake::Failed(e),
+                    Err(_) => std::future::pending().await,
+                }
+            });
+            let wake = shutdown.race(wake, Wake::Stop).await;
+            let now = counters.lock().map(|c| *c).unwrap_or_default();
+            if now != printed {
+                print_counters(&now);
+                printed = now;
+            }
+            match wake {
+                Wake::Stats => {}
+                Wake::Stop => return Ok(()),
+                Wake::Failed(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// What woke the bridge's main thread.
+enum Wake {
+    Stats,
+    Stop,
+    Failed(BridgeError),
+}
+
+fn print_counters(c: &Counters) {
+    let line = serde_json::json!({
+        "event": "serial",
+        "frames": c.line.frames,
+        "dropped": c.line.dropped,
+        "dropped_bytes": c.line.dropped_bytes,
+        "to_serial": c.to_serial,
+    });
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// What both directions share.
+#[derive(Clone)]
+struct Line {
+    /// The line's pace from the device and to it, with `--baud`.
+    pace: Option<Arc<Mutex<(Pace, Pace)>>>,
+    counters: Arc<Mutex<Counters>>,
+    failed: Sender<BridgeError>,
+}
+
+impl Line {
+    /// How long the line takes for `bytes` more, from the device or to it.
+    fn wait(&self, to_device: bool, bytes: usize) {
+        let Some(pace) = &self.pace else { return };
+        let wait = match pace.lock() {
+            Ok(mut p) if to_device => p.1.send(bytes),
+            Ok(mut p) => p.0.send(bytes),
+            Err(_) => Duration::ZERO,
+        };
+        std::thread::sleep(wait);
+    }
+
+    fn fail(&self, what: &'static str, source: io::Error) {
+        let _ = self.failed.try_send(BridgeError::Io { what, source });
+    }
+
+    /// The device's frames, decoded, to the AC.
+    fn forward_to_ac(self, mut port: TTYPort, socket: UdpSocket) {
+        let mut decoder = SerialDecoder::new(MAX_BOTTLE_LEN);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = match port.read(&mut buf) {
+                Ok(0) => continue,
+                Ok(n) => n,
+                Err(e) if retry(&e) => continue,
+                Err(e) => return self.fail("serial read", e),
+            };
+            self.wait(false, n);
+            let mut input = &buf[..n];
+            while let Some(bottle) = decoder.decode(&mut input) {
+                if let Err(e) = socket.send(bottle) {
+                    // An AC not up yet (an ICMP error): the device retries.
+                    tracing::debug!(error = %e, "send to the AC failed");
+                }
+            }
+            if let Ok(mut c) = self.counters.lock() {
+                c.line = decoder.stats();
+            }
+        }
+    }
+
+    /// The AC's datagrams, framed, to the device.
+    fn forward_to_serial(self, mut port: TTYPort, socket: UdpSocket) {
+        let mut buf = vec![0u8; MAX_BOTTLE_LEN];
+        let mut frame = Vec::new();
+        loop {
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused || retry(&e) => continue,
+                Err(e) => return self.fail("socket receive", e),
+            };
+            frame.clear();
+            push_serial_frame(&buf[..n], &mut frame);
+            self.wait(true, frame.len());
+            if let Err(e) = port.write_all(&frame).and_then(|()| port.flush()) {
+                return self.fail("serial write", e);
+            }
+            if let Ok(mut c) = self.counters.lock() {
+                c.to_serial += 1;
+            }
+        }
+    }
+}
+
+/// A read that found nothing yet, or was interrupted: look again.
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}

@@ -1,0 +1,136 @@
+//! A device on a serial line, through `pcxses-bridge` to a real AC: noise on the line in
+//! both directions costs the frames it touched, the decoders resynchronise at the next
+//! frame and count what they dropped, and the device stays joined.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant as StdInstant};
+
+use pcxses_core::device::{DeviceEvent, StopReason};
+use pcxses_core::serial::{push_serial_frame, SerialDecoder};
+use pcxses_core::{Device, DeviceConfig, Epoch, Output, MAX_BOTTLE_LEN};
+use pcxses_tests::programs::{bridge_executable, is, Proc, World};
+use serialport::{SerialPort, TTYPort};
+
+/// How long the device talks over the noisy line.
+const RUN: Duration = Duration::from_secs(4);
+
+/// A small deterministic source of noise.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn a_device_on_a_noisy_serial_line_stays_joined_and_every_drop_is_counted() {
+    let w = World::new("udp", "serial_line", 100);
+    let (mut line, device_end) = TTYPort::pair().expect("a pseudo-terminal pair");
+    line.set_timeout(Duration::from_millis(5)).unwrap();
+    let device_end_path = device_end.name().expect("the pair's name");
+    let bridge = Proc::spawn(Command::new(bridge_executable()).args([
+        "--serial",
+        &device_end_path,
+        "--ac",
+        &w.addr,
+    ]));
+    bridge.wait_logged("bridging");
+
+    // This test is gamma: a real device state machine on the other end of the line.
+    let epoch = Epoch::new();
+    let mut config = DeviceConfig::new("gamma", 7);
+    config.hello = Duration::from_millis(w.hello_ms.into());
+    config.dead = Duration::from_millis(w.dead_ms.into());
+    let mut device = Device::new(config, epoch.now());
+    let mut decoder = SerialDecoder::new(MAX_BOTTLE_LEN);
+    let mut noise = Noise(1);
+    let (mut sent, mut spoiled, mut reads_spoiled) = (0u64, 0u64, 0u64);
+    let mut fenced = false;
+    let mut buf = vec![0u8; 4096];
+    let started = StdInstant::now();
+    while started.elapsed() < RUN {
+        device.handle_timeout(epoch.now());
+        let mut out = Vec::new();
+        loop {
+            match device.poll_output() {
+                Output::Transmit(t) => {
+                    let mut frame = Vec::new();
+                    push_serial_frame(t.bytes, &mut frame);
+                    sent += 1;
+                    // Garbage before every fifth frame, a flipped bit in every seventh.
+                    if sent % 5 == 2 {
+                        out.extend((0..16).map(|_| noise.next() as u8));
+                        spoiled += 1;
+                    }
+                    if sent % 7 == 3 {
+                        let at = 1 + frame.len() / 2;
+                        frame[at] ^= 1 << (noise.next() % 8);
+                        spoiled += 1;
+                    }
+                    out.extend_from_slice(&frame);
+                }
+                Output::Event(DeviceEvent::Stop {
+                    reason: StopReason::Fenced,
+                    ..
+                }) => fenced = true,
+                Output::Event(_) => {}
+                Output::Timeout(_) => break,
+            }
+        }
+        line.write_all(&out).unwrap();
+        let n = match line.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => 0,
+            Err(e) => panic!("reading the line: {e}"),
+        };
+        // A flipped bit in every sixth read from the AC's side.
+        if n > 0 && noise.next().is_multiple_of(6) {
+            buf[n / 2] ^= 1 << (noise.next() % 8);
+            reads_spoiled += 1;
+        }
+        let mut input = &buf[..n];
+        while let Some(bottle) = decoder.decode(&mut input) {
+            let _ = device.handle_receive(epoch.now(), bottle);
+        }
+    }
+
+    assert!(device.session().is_some(), "gamma is joined");
+    assert!(!fenced, "no HELLO round trips lost for a whole lease");
+    let ac = w.ac();
+    assert_eq!(
+        ac.events(|v| is(v, "device_joined") && v["device"] == "gamma")
+            .len(),
+        1
+    );
+    assert!(
+        ac.events(|v| is(v, "device_failed")).is_empty(),
+        "no false death"
+    );
+    // The bridge counted every spoiled frame towards the AC (garbage with zeros in it
+    // makes more than one), and this end counted what it dropped.
+    bridge.signal("TERM");
+    bridge.wait_closed();
+    let counters = bridge.events(|v| is(v, "serial"));
+    let last = counters.last().expect("the bridge printed its counters");
+    assert!(
+        last["dropped"].as_u64().unwrap() >= spoiled,
+        "{last} for {spoiled} spoiled"
+    );
+    assert!(
+        last["frames"].as_u64().unwrap() + spoiled >= sent,
+        "{last} of {sent}"
+    );
+    assert!(last["to_serial"].as_u64().unwrap() >= 20, "{last}");
+    assert!(reads_spoiled > 0);
+    assert!(
+        decoder.stats().dropped > 0 && decoder.stats().frames >= 20,
+        "{:?}",
+        decoder.stats()
+    );
+}
