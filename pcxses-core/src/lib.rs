@@ -138,6 +138,20 @@
 //! proposes; the device learns what was granted from [`DeviceEvent::Joined`]. Intervals
 //! are [`core::time::Duration`]s, sent on the wire in whole milliseconds (rounded down).
 //!
+//! ## On a microcontroller
+//!
+//! Depend on the crate with `default-features = false` (no `std`); give the device
+//! [`DeviceConfig::microcontroller`], whose [`Limits::MICROCONTROLLER`] bound what one
+//! MORPH may make it allocate; carry bottles on a UART with [`serial`]. Two choices of the
+//! cryptography are the firmware's, in its own `Cargo.toml`: `ed25519-dalek`'s `fast`
+//! feature (precomputed tables: faster signature checks for tens of kilobytes more flash)
+//! is off unless the firmware turns it on, and `sha2`'s `force-soft-compact` feature
+//! trades SHA-2 speed for a smaller implementation on parts where flash is tight:
+//!
+//! ```toml
+//! sha2 = { version = "0.10", default-features = false, features = ["force-soft-compact"] }
+//! ```
+//!
 //! ## The Bottle
 //!
 //! Every message is a [`Bottle`](wire::Bottle): one protocol version byte, then the bottle

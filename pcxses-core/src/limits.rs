@@ -52,6 +52,15 @@ impl Limits {
         max_state: 64 * 1024,
         max_transfer: 4 * 1024 * 1024,
     };
+
+    /// For a microcontroller with tens of kilobytes of RAM: 1200-byte bottles, 4 KiB of
+    /// state and 64 KiB per MORPH stream, which the device holds in memory to verify it
+    /// (the default 4 MiB is more than such a part has).
+    pub const MICROCONTROLLER: Limits = Limits {
+        max_bottle: DEFAULT_MTU,
+        max_state: 4 * 1024,
+        max_transfer: 64 * 1024,
+    };
 }
 
 impl Default for Limits {

@@ -3,7 +3,7 @@
 use alloc::string::String;
 use core::time::Duration;
 
-use crate::limits::{Limits, DEFAULT_MTU, MAX_HOSTED};
+use crate::limits::{Limits, MAX_HOSTED};
 use crate::psk::Psk;
 use crate::signing::CodeVerifier;
 use crate::wire::bottle::StateMode;
@@ -146,8 +146,8 @@ impl DeviceConfig {
 
     /// For a microcontroller with tens of kilobytes of RAM, often on a duty-cycled radio
     /// that loses up to 10% of packets: HELLO every 3 s, dead after 20 s (fence interval
-    /// 15 s), 1200-byte bottles but at most 4 KiB of state per computation and 64 KiB per
-    /// MORPH stream (which the device holds in memory to verify it), 4 state chunks in
+    /// 15 s), [`Limits::MICROCONTROLLER`] (1200-byte bottles, 4 KiB of state, 64 KiB per
+    /// MORPH stream), 4 state chunks in
     /// flight, retransmissions from 500 ms up to 8 s, GOOD_MORNING retries from 1 s up to
     /// 5 s, 10 s to answer an install (flash is slow to write), at most 2 hosted
     /// computations and 32 queued outputs.
@@ -162,11 +162,7 @@ impl DeviceConfig {
         DeviceConfig {
             hello: Duration::from_secs(3),
             dead: Duration::from_secs(20),
-            limits: Limits {
-                max_bottle: DEFAULT_MTU,
-                max_state: 4 * 1024,
-                max_transfer: 64 * 1024,
-            },
+            limits: Limits::MICROCONTROLLER,
             window: 4,
             rto: Duration::from_millis(500),
             rto_max: Duration::from_secs(8),

@@ -366,8 +366,11 @@ impl Device {
                     *first_sent = None;
                 }
                 first_sent.get_or_insert(now);
-                let jitter = self.rng.below(u64::from(u32::MAX)) as f64 / f64::from(u32::MAX);
-                let wait = backoff.mul_f64(0.5 + jitter);
+                // Half the backoff to one and a half of it, in whole microseconds: no
+                // floating point, which a microcontroller would emulate in software.
+                let micros = u64::try_from(backoff.as_micros()).unwrap_or(u64::MAX);
+                let wait =
+                    Duration::from_micros((micros / 2).saturating_add(self.rng.below(micros)));
                 *next_at = now + wait;
                 *backoff = (*backoff * 2).min(cap);
                 let nonce = *nonce;
