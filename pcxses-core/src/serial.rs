@@ -26,6 +26,13 @@ pub const fn serial_frame_len(bottle_len: usize) -> usize {
     cobs::max_encoding_length(bottle_len + CRC_LEN) + 2
 }
 
+/// The most bytes between a frame's zeros that a decoder of bottles of at most
+/// `max_bottle` bytes accepts and holds: the bottle and its CRC, COBS-encoded, and one byte
+/// more for encoders that end a frame whose last run is 254 bytes long with a code `01`.
+pub const fn max_encoded_len(max_bottle: usize) -> usize {
+    cobs::max_encoding_length(max_bottle + CRC_LEN) + 1
+}
+
 /// Appends one frame holding `bottle` (bytes already encoded, by a machine's
 /// `poll_output`) to `out`: a zero byte, the COBS encoding of the bottle and its CRC-32C
 /// (little-endian), and a zero byte. The leading zero ends whatever garbage the line
@@ -94,7 +101,7 @@ pub struct SerialDecoder {
     frame: Vec<u8>,
     /// The largest bottle accepted.
     max_bottle: usize,
-    /// The most encoded bytes a frame of the largest bottle takes.
+    /// The most encoded bytes a frame of the largest bottle takes ([`max_encoded_len`]).
     max_encoded: usize,
     /// Bytes of the current frame beyond `max_encoded`: it is dropped when it ends.
     overflow: u64,
@@ -106,7 +113,7 @@ pub struct SerialDecoder {
 impl SerialDecoder {
     /// A decoder accepting bottles of at most `max_bottle` bytes.
     pub fn new(max_bottle: usize) -> SerialDecoder {
-        let max_encoded = cobs::max_encoding_length(max_bottle + CRC_LEN);
+        let max_encoded = max_encoded_len(max_bottle);
         SerialDecoder {
             frame: Vec::with_capacity(max_encoded),
             max_bottle,
@@ -283,6 +290,21 @@ mod tests {
         push_serial_frame(&[9u8; 17], &mut line);
         assert!(decode_all(&mut decoder, &line, 5).is_empty());
         assert_eq!(decoder.stats().dropped, 2);
+    }
+
+    #[test]
+    fn a_last_run_of_254_bytes_may_end_with_a_code_01() {
+        // A bottle whose encoding ends with a full run of 254 bytes, at the limit.
+        let bottle = vec![0x42u8; 250];
+        let mut line = Vec::new();
+        push_serial_frame(&bottle, &mut line);
+        let mut decoder = SerialDecoder::new(250);
+        assert_eq!(decode_all(&mut decoder, &line, 7), core::slice::from_ref(&bottle));
+        // The same frame as other encoders write it: a code 01 before the closing zero.
+        let end = line.len() - 1;
+        line.insert(end, 0x01);
+        assert_eq!(decode_all(&mut decoder, &line, 7), [bottle]);
+        assert_eq!(decoder.stats().dropped, 0);
     }
 
     #[test]

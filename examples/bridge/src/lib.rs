@@ -2,12 +2,13 @@
 //! framed for it (`pcxses_core::serial`), go to the AC as UDP datagrams, one bottle each,
 //! and the AC's answers go back on the line, framed.
 //!
-//! `pcxses-bridge --serial PATH --ac ADDR [--baud N]` opens the serial device at `PATH` (a
+//! `pcxses-bridge --serial PATH --ac ADDR [--baud N] [--pace]` opens the serial device at `PATH` (a
 //! USB-UART such as `/dev/ttyUSB0`, or the pseudo-terminal an emulator exposes), and
 //! carries the device's bottles until SIGINT or SIGTERM. Noise on the line costs the frames
 //! it touched: the decoder resynchronises at the next frame and counts what it dropped.
-//! With `--baud`, the port is set to that rate and the bridge paces both directions to it
-//! (ten bits a byte), for lines that do not pace themselves (an emulator's UART). Every
+//! `--baud` sets the port's rate (115,200 by default); `--pace` makes the bridge pace both
+//! directions to it (ten bits a byte), for lines that do not pace themselves (an
+//! emulator's UART). Every
 //! second in which something changed it prints the line's counters as a JSON line on
 //! stdout:
 //!
@@ -44,6 +45,10 @@ const STATS_PERIOD: Duration = Duration::from_secs(1);
 /// The rate a port is opened at without `--baud` (a pseudo-terminal ignores it).
 const DEFAULT_BAUD: u32 = 115_200;
 
+/// How long a direction waits after its socket or line reported nothing, or an error it
+/// carries on after.
+const BACKOFF: Duration = Duration::from_millis(10);
+
 /// The bridge's command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -57,9 +62,12 @@ pub struct BridgeArgs {
     /// The AC's UDP address.
     #[arg(long)]
     pub ac: SocketAddr,
-    /// Sets the port to this rate and paces both directions to it.
+    /// The port's rate, bits per second.
+    #[arg(long, default_value_t = DEFAULT_BAUD, value_parser = clap::value_parser!(u32).range(1..))]
+    pub baud: u32,
+    /// Paces both directions to the rate, for a line that does not pace itself.
     #[arg(long)]
-    pub baud: Option<u32>,
+    pub pace: bool,
 }
 
 /// Why the bridge stopped.
@@ -89,8 +97,7 @@ pub struct Counters {
 
 /// Runs the bridge until SIGINT or SIGTERM, or until the line or the socket fails.
 pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
-    let baud = args.baud.unwrap_or(DEFAULT_BAUD);
-    let port = serialport::new(args.serial.to_string_lossy(), baud)
+    let port = serialport::new(args.serial.to_string_lossy(), args.baud)
         .timeout(READ_TIMEOUT)
         .open_native()?;
     let io = |what| move |source| BridgeError::Io { what, source };
@@ -103,9 +110,8 @@ pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
     let counters = Arc::new(Mutex::new(Counters::default()));
     let (failed, failure) = bounded(2);
     let line = Line {
-        pace: args
-            .baud
-            .map(|b| Arc::new(Mutex::new((Pace::new(b), Pace::new(b))))),
+        pace: (args.pace)
+            .then(|| Arc::new(Mutex::new((Pace::new(args.baud), Pace::new(args.baud))))),
         counters: counters.clone(),
         failed,
     };
@@ -115,7 +121,7 @@ pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
         std::thread::spawn(move || line.forward_to_ac(port, socket));
     }
     std::thread::spawn(move || line.forward_to_serial(port, socket));
-    tracing::info!(serial = %args.serial.display(), ac = %args.ac, baud = ?args.baud, "bridging");
+    tracing::info!(serial = %args.serial.display(), ac = %args.ac, baud = args.baud, pace = args.pace, "bridging");
     let mut shutdown = pcxses_program::shutdown::Shutdown::catch().map_err(io("signals"))?;
     smol::block_on(async {
         let mut printed = Counters::default();
@@ -167,7 +173,7 @@ fn print_counters(c: &Counters) {
 /// What both directions share.
 #[derive(Clone)]
 struct Line {
-    /// The line's pace from the device and to it, with `--baud`.
+    /// The line's pace from the device and to it, with `--pace`.
     pace: Option<Arc<Mutex<(Pace, Pace)>>>,
     counters: Arc<Mutex<Counters>>,
     failed: Sender<BridgeError>,
@@ -195,7 +201,10 @@ impl Line {
         let mut buf = vec![0u8; 4096];
         loop {
             let n = match port.read(&mut buf) {
-                Ok(0) => continue,
+                Ok(0) => {
+                    std::thread::sleep(BACKOFF);
+                    continue;
+                }
                 Ok(n) => n,
                 Err(e) if retry(&e) => continue,
                 Err(e) => return self.fail("serial read", e),
@@ -221,13 +230,18 @@ impl Line {
         loop {
             let n = match socket.recv(&mut buf) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused || retry(&e) => continue,
-                Err(e) => return self.fail("socket receive", e),
+                Err(e) if retry(&e) => continue,
+                // An ICMP error about the AC (not up yet, a firewall): the device retries.
+                Err(e) => {
+                    tracing::debug!(error = %e, "receive from the AC failed");
+                    std::thread::sleep(BACKOFF);
+                    continue;
+                }
             };
             frame.clear();
             push_serial_frame(&buf[..n], &mut frame);
             self.wait(true, frame.len());
-            if let Err(e) = port.write_all(&frame).and_then(|()| port.flush()) {
+            if let Err(e) = write_all(&mut port, &frame) {
                 return self.fail("serial write", e);
             }
             if let Ok(mut c) = self.counters.lock() {
@@ -237,7 +251,22 @@ impl Line {
     }
 }
 
-/// A read that found nothing yet, or was interrupted: look again.
+/// Writes `frame` whole, however long the line takes to take it (a slow UART, an emulator
+/// paused with its buffer full).
+fn write_all(port: &mut TTYPort, frame: &[u8]) -> io::Result<()> {
+    let mut rest = frame;
+    while !rest.is_empty() {
+        match port.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if retry(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    port.flush()
+}
+
+/// A read or write that found nothing to do yet, or was interrupted: try again.
 fn retry(e: &io::Error) -> bool {
     matches!(
         e.kind(),
