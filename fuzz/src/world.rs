@@ -586,21 +586,21 @@ impl World {
         let spec = &self.config.computations[c];
         let objects_ok = inst.objects.len() == spec.objects.len()
             && inst
-                .objects
-                .iter()
+                .objects()
                 .zip(&spec.objects)
-                .all(|(o, s)| o.id == s.id && Some(&o.bytes[..]) == self.repo.object(&s.id));
+                .all(|((o, bytes), s)| o.id == s.id && Some(bytes) == self.repo.object(&s.id));
         if !objects_ok {
             return Err(format!(
                 "install of {}: objects differ from the repository",
                 inst.computation
             ));
         }
-        if !inst.lkgs.is_empty() && !self.states[c].contains(&inst.lkgs) {
+        let lkgs = inst.lkgs();
+        if !lkgs.is_empty() && !self.states[c].iter().any(|s| s[..] == *lkgs) {
             return Err(format!(
                 "install of {} with a state ({} bytes) no device set",
                 inst.computation,
-                inst.lkgs.len()
+                lkgs.len()
             ));
         }
         Ok(())

@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 Output::Event(DeviceEvent::Install(install)) => {
                     // A computation moved here, with the last state the AC acknowledged.
-                    let lkgs = <[u8; 8]>::try_from(install.lkgs.as_slice());
+                    let lkgs = <[u8; 8]>::try_from(install.lkgs());
                     let count = lkgs.map_or(0, u64::from_le_bytes);
                     println!("Install {} at count {count}", install.computation);
                     counters.insert(install.computation, count);

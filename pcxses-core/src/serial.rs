@@ -299,7 +299,10 @@ mod tests {
         let mut line = Vec::new();
         push_serial_frame(&bottle, &mut line);
         let mut decoder = SerialDecoder::new(250);
-        assert_eq!(decode_all(&mut decoder, &line, 7), core::slice::from_ref(&bottle));
+        assert_eq!(
+            decode_all(&mut decoder, &line, 7),
+            core::slice::from_ref(&bottle)
+        );
         // The same frame as other encoders write it: a code 01 before the closing zero.
         let end = line.len() - 1;
         line.insert(end, 0x01);

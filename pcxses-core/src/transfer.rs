@@ -68,7 +68,9 @@ pub(crate) enum ChunkError {
 /// Reassembles one transfer of known length.
 #[derive(Debug)]
 pub(crate) struct ChunkReceiver {
+    /// The bytes, until they are taken once complete ([`ChunkReceiver::take_bytes`]).
     buf: Vec<u8>,
+    len: u32,
     chunk: u16,
     count: u32,
     have: Bitmap,
@@ -83,6 +85,7 @@ impl ChunkReceiver {
         let count = chunk_count(len, chunk);
         ChunkReceiver {
             buf: vec![0; len as usize],
+            len,
             chunk,
             count,
             have: Bitmap::new(count),
@@ -91,7 +94,7 @@ impl ChunkReceiver {
     }
 
     pub(crate) fn len(&self) -> u32 {
-        self.buf.len() as u32
+        self.len
     }
 
     /// Stores chunk `index`; `Ok(false)` for a duplicate.
@@ -103,7 +106,11 @@ impl ChunkReceiver {
         if !self.have.set(index) {
             return Ok(false);
         }
-        self.buf[range].copy_from_slice(data);
+        // Every chunk is set before the bytes can be taken: `buf` is whole here.
+        let Some(to) = self.buf.get_mut(range) else {
+            return Ok(false);
+        };
+        to.copy_from_slice(data);
         while self.next < self.count && self.have.get(self.next) {
             self.next += 1;
         }
@@ -129,6 +136,12 @@ impl ChunkReceiver {
 
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// The bytes received, taken out once complete: the receiver holds none after, and
+    /// takes every chunk still arriving as the duplicate it is.
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.buf)
     }
 
     pub(crate) fn into_bytes(self) -> Vec<u8> {
@@ -258,6 +271,19 @@ mod tests {
         assert_eq!(chunk_range(25, 10, 2), Some(20..25));
         assert_eq!(chunk_range(25, 10, 3), None);
         assert_eq!(chunk_count(u32::MAX, 1), u32::MAX);
+    }
+
+    #[test]
+    fn chunks_after_the_bytes_are_taken_are_duplicates() {
+        let mut rx = ChunkReceiver::new(100, 64);
+        assert_eq!(rx.accept(0, &[1; 64]), Ok(true));
+        assert_eq!(rx.accept(1, &[2; 36]), Ok(true));
+        assert!(rx.is_complete());
+        let bytes = rx.take_bytes();
+        assert_eq!((bytes.len(), bytes[0], bytes[99]), (100, 1, 2));
+        assert_eq!(rx.accept(1, &[2; 36]), Ok(false));
+        assert_eq!(rx.accept(2, &[2; 1]), Err(ChunkError::Index));
+        assert_eq!(rx.len(), 100);
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Pair {
             match self.device.poll_output() {
                 Output::Transmit(t) => sent.push(t.bytes.to_vec()),
                 Output::Event(DeviceEvent::Install(install)) => {
-                    installs.push((install.id, install.lkgs.clone()));
+                    installs.push((install.id, install.lkgs().to_vec()));
                     self.device_events
                         .push((self.now, DeviceEvent::Install(install)));
                 }

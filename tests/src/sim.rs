@@ -857,10 +857,10 @@ impl Sim {
                 let comp = comp.ok_or("install of an unknown computation")?;
                 self.checker.on_install(
                     pcxses_core::controller::ComputationId(comp as u32),
-                    &inst.lkgs,
+                    inst.lkgs(),
                 )?;
                 let code = &self.ac_config.computations[comp].objects[0].id;
-                if self.repo_bytes(code) != inst.objects.first().map(|o| &o.bytes[..]) {
+                if self.repo_bytes(code) != inst.objects().next().map(|(_, bytes)| bytes) {
                     return Err("installed code differs from the repository".into());
                 }
                 let refuse = self.cfg.refuse.contains(&inst.computation);
@@ -876,7 +876,7 @@ impl Sim {
                     let session = (self.nodes[i].device.as_ref())
                         .and_then(Device::session)
                         .ok_or_else(|| format!("{name} installs {c} outside a session"))?;
-                    let count = self.nodes[i].app.restore(c, &inst.lkgs);
+                    let count = self.nodes[i].app.restore(c, inst.lkgs());
                     (self.nodes[i].tracker.on_told(now, session, c))
                         .map_err(|e| format!("{e} ({name})"))?;
                     let how = (StartKind::Install, Some(inst.replaces.clone()));

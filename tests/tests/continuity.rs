@@ -164,7 +164,7 @@ fn first_install(lab: &Lab, since: usize) -> (String, String, Vec<u8>) {
         .iter()
         .find_map(|(_, e)| match e {
             DeviceEvent::Install(i) => {
-                Some((i.computation.clone(), i.replaces.clone(), i.lkgs.clone()))
+                Some((i.computation.clone(), i.replaces.clone(), i.lkgs().to_vec()))
             }
             _ => None,
         })

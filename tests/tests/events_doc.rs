@@ -143,10 +143,10 @@ fn device_events() -> Vec<(DeviceEvent, Option<Vec<u8>>)> {
         sequence: 9,
         objects: vec![InstalledObject {
             id: "counter.bin".into(),
-            bytes: vec![0; 64],
+            len: 64,
             invoke: true,
         }],
-        lkgs: 41u64.to_le_bytes().to_vec(),
+        stream: [&[0; 64][..], &41u64.to_le_bytes()].concat(),
         lkgs_version: 3,
     });
     let stored = DeviceEvent::StateStored {

@@ -45,7 +45,7 @@ fn keyed_devices_join_seal_everything_and_migrate() {
     let lkgs = lkgs.to_vec();
     let installs = lab.device_events_where(
         1,
-        |e| matches!(e, DeviceEvent::Install(i) if i.lkgs == lkgs),
+        |e| matches!(e, DeviceEvent::Install(i) if i.lkgs() == lkgs),
     );
     assert_eq!(installs.len(), 1);
     let ac = *lab.ac().stats();
@@ -215,7 +215,7 @@ fn a_modified_morph_chunk_is_refused_and_the_transfer_recovers() {
     assert_eq!(
         lab.device_events_where(
             1,
-            |e| matches!(e, DeviceEvent::Install(i) if i.lkgs == lkgs)
+            |e| matches!(e, DeviceEvent::Install(i) if i.lkgs() == lkgs)
         )
         .len(),
         1

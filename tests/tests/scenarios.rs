@@ -306,7 +306,7 @@ fn the_state_update_interface_carries_a_computation_across_devices() {
         unreachable!()
     };
     let mut restored = Counter(0);
-    pcxses_core::StateUpdateInterface::restore(&mut restored, &inst.lkgs).unwrap();
+    pcxses_core::StateUpdateInterface::restore(&mut restored, inst.lkgs()).unwrap();
     assert_eq!(restored.0, 41);
     assert!(pcxses_core::StateUpdateInterface::restore(&mut restored, b"bad").is_err());
 }
@@ -647,8 +647,12 @@ fn the_target_restores_exactly_the_acknowledged_state() {
     let DeviceEvent::Install(inst) = &installs[0].1 else {
         unreachable!()
     };
-    assert_eq!(inst.lkgs, [5u8; 100]);
-    assert_eq!(inst.objects[0].bytes.len(), 3000);
+    assert_eq!(inst.lkgs(), [5u8; 100]);
+    assert_eq!(inst.objects[0].len, 3000);
+    let (_, code) = inst.objects().next().unwrap();
+    assert_eq!(code.len(), 3000);
+    // One allocation holds it all: the stream as it arrived, objects then state.
+    assert_eq!(inst.stream.len(), 3100);
     assert_eq!(inst.replaces, "dev0");
     let done = lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationCompleted { .. }));
     let ControllerEvent::MigrationCompleted {

@@ -55,7 +55,7 @@ async fn application(
                 running = run.into_iter().map(|c| (c, 0)).collect();
             }
             Some(DeviceEvent::Install(install)) => {
-                let count = decode_count(&install.lkgs);
+                let count = decode_count(install.lkgs());
                 seen.lock()
                     .unwrap()
                     .installs

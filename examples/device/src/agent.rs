@@ -251,7 +251,7 @@ async fn on_event(
             computation,
             version,
         } => computations.state_of(computation, *version),
-        DeviceEvent::Install(i) => Some(&i.lkgs[..]),
+        DeviceEvent::Install(i) => Some(i.lkgs()),
         _ => None,
     };
     print(device_event(&event, state, epoch.now()));

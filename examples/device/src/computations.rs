@@ -90,19 +90,19 @@ impl Computations {
     /// there is one, else a counter.
     pub fn install(&mut self, install: &Install) -> Result<(), String> {
         let module = install
-            .objects
-            .iter()
-            .find(|o| o.invoke && is_wasm(&o.bytes));
+            .objects()
+            .find(|(o, bytes)| o.invoke && is_wasm(bytes));
+        let lkgs = install.lkgs();
         let runner = match module {
-            Some(m) => {
+            Some((_, bytes)) => {
                 let mut guest =
-                    Guest::load(&m.bytes, GuestLimits::default()).map_err(|e| e.to_string())?;
-                if !install.lkgs.is_empty() {
-                    guest.restore(&install.lkgs).map_err(|e| e.to_string())?;
+                    Guest::load(bytes, GuestLimits::default()).map_err(|e| e.to_string())?;
+                if !lkgs.is_empty() {
+                    guest.restore(lkgs).map_err(|e| e.to_string())?;
                 }
                 Runner::Guest(Box::new(guest))
             }
-            None => Runner::Counter(decode(&install.lkgs)),
+            None => Runner::Counter(decode(lkgs)),
         };
         self.insert(&install.computation, runner);
         Ok(())

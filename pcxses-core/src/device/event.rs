@@ -98,25 +98,47 @@ pub struct Install {
     pub replaces: String,
     /// The manifest's sequence number.
     pub sequence: u64,
-    /// Its objects, in manifest order, each checked against its SHA-256.
+    /// Its objects, in manifest order, each checked against its SHA-256; their bytes are
+    /// in `stream` ([`Install::objects`]).
     pub objects: Vec<InstalledObject>,
-    /// The LKGS to restore through the computation's State Update Interface.
-    pub lkgs: Vec<u8>,
+    /// The MORPH stream as it was received and checked, not copied since: the objects one
+    /// after the other, then the LKGS.
+    pub stream: Vec<u8>,
     /// The LKGS's version at the AC.
     pub lkgs_version: u32,
+}
+
+impl Install {
+    /// The objects, in manifest order, each with its bytes.
+    pub fn objects(&self) -> impl Iterator<Item = (&InstalledObject, &[u8])> {
+        let mut at = 0usize;
+        self.objects.iter().map(move |o| {
+            let start = at;
+            at = at.saturating_add(o.len as usize);
+            (o, self.stream.get(start..at).unwrap_or_default())
+        })
+    }
+
+    /// The LKGS to restore through the computation's State Update Interface: the stream
+    /// after the objects.
+    pub fn lkgs(&self) -> &[u8] {
+        let objects = self.objects.iter().map(|o| o.len as usize).sum::<usize>();
+        self.stream.get(objects..).unwrap_or_default()
+    }
 }
 
 /// Names an install waiting for its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct InstallId(pub u32);
 
-/// One object of an install.
+/// One object of an install; its bytes are in the install's stream
+/// ([`Install::objects`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstalledObject {
     /// The object's id.
     pub id: String,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
+    /// Its length in the stream, bytes.
+    pub len: u32,
     /// Whether to start it.
     pub invoke: bool,
 }

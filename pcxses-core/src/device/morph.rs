@@ -213,31 +213,33 @@ impl Device {
         let mut objects = Vec::with_capacity(man.objects.len());
         let mut intact = true;
         for o in man.objects.iter() {
-            let bytes = &stream[at..at + o.size as usize];
+            let bytes = stream.get(at..at + o.size as usize).unwrap_or_default();
             at += o.size as usize;
             intact &= Sha256::digest(bytes)[..] == o.sha256.0[..];
             objects.push(InstalledObject {
                 id: o.id.into(),
-                bytes: bytes.to_vec(),
+                len: o.size,
                 invoke: o.invoke,
             });
         }
-        let lkgs = &stream[at..];
+        let lkgs = stream.get(at..).unwrap_or_default();
         intact &= Sha256::digest(lkgs)[..] == man.state.sha256.0[..];
         if !intact {
             s.incoming.swap_remove(pos);
             return self.refuse(morph, MorphFailReason::DigestMismatch);
         }
+        // The state is kept until the install is answered; the stream, objects and all,
+        // goes to the application as it is.
+        inc.awaiting = Some((now + timeout, lkgs.to_vec()));
         let install = Install {
             id: InstallId(morph),
             computation: man.computation.into(),
             replaces: man.replaces.into(),
             sequence: man.sequence,
             objects,
-            lkgs: lkgs.to_vec(),
+            stream: inc.receiver.take_bytes(),
             lkgs_version: man.state.version,
         };
-        inc.awaiting = Some((now + timeout, install.lkgs.clone()));
         self.outbox.event(DeviceEvent::Install(install));
     }
 
