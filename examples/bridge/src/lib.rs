@@ -107,11 +107,11 @@ pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
     };
     let socket = UdpSocket::bind(local).map_err(io("socket"))?;
     socket.connect(args.ac).map_err(io("socket"))?;
+    let mut shutdown = pcxses_program::shutdown::Shutdown::catch().map_err(io("signals"))?;
     let counters = Arc::new(Mutex::new(Counters::default()));
     let (failed, failure) = bounded(2);
     let line = Line {
-        pace: (args.pace)
-            .then(|| Arc::new(Mutex::new((Pace::new(args.baud), Pace::new(args.baud))))),
+        baud: args.pace.then_some(args.baud),
         counters: counters.clone(),
         failed,
     };
@@ -122,7 +122,6 @@ pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
     }
     std::thread::spawn(move || line.forward_to_serial(port, socket));
     tracing::info!(serial = %args.serial.display(), ac = %args.ac, baud = args.baud, pace = args.pace, "bridging");
-    let mut shutdown = pcxses_program::shutdown::Shutdown::catch().map_err(io("signals"))?;
     smol::block_on(async {
         let mut printed = Counters::default();
         loop {
@@ -173,24 +172,13 @@ fn print_counters(c: &Counters) {
 /// What both directions share.
 #[derive(Clone)]
 struct Line {
-    /// The line's pace from the device and to it, with `--pace`.
-    pace: Option<Arc<Mutex<(Pace, Pace)>>>,
+    /// The rate each direction is paced to, with `--pace`.
+    baud: Option<u32>,
     counters: Arc<Mutex<Counters>>,
     failed: Sender<BridgeError>,
 }
 
 impl Line {
-    /// How long the line takes for `bytes` more, from the device or to it.
-    fn wait(&self, to_device: bool, bytes: usize) {
-        let Some(pace) = &self.pace else { return };
-        let wait = match pace.lock() {
-            Ok(mut p) if to_device => p.1.send(bytes),
-            Ok(mut p) => p.0.send(bytes),
-            Err(_) => Duration::ZERO,
-        };
-        std::thread::sleep(wait);
-    }
-
     fn fail(&self, what: &'static str, source: io::Error) {
         let _ = self.failed.try_send(BridgeError::Io { what, source });
     }
@@ -198,6 +186,7 @@ impl Line {
     /// The device's frames, decoded, to the AC.
     fn forward_to_ac(self, mut port: TTYPort, socket: UdpSocket) {
         let mut decoder = SerialDecoder::new(MAX_BOTTLE_LEN);
+        let mut pace = self.baud.map(Pace::new);
         let mut buf = vec![0u8; 4096];
         loop {
             let n = match port.read(&mut buf) {
@@ -209,7 +198,7 @@ impl Line {
                 Err(e) if retry(&e) => continue,
                 Err(e) => return self.fail("serial read", e),
             };
-            self.wait(false, n);
+            wait(&mut pace, n);
             let mut input = &buf[..n];
             while let Some(bottle) = decoder.decode(&mut input) {
                 if let Err(e) = socket.send(bottle) {
@@ -225,6 +214,7 @@ impl Line {
 
     /// The AC's datagrams, framed, to the device.
     fn forward_to_serial(self, mut port: TTYPort, socket: UdpSocket) {
+        let mut pace = self.baud.map(Pace::new);
         let mut buf = vec![0u8; MAX_BOTTLE_LEN];
         let mut frame = Vec::new();
         loop {
@@ -240,7 +230,7 @@ impl Line {
             };
             frame.clear();
             push_serial_frame(&buf[..n], &mut frame);
-            self.wait(true, frame.len());
+            wait(&mut pace, frame.len());
             if let Err(e) = write_all(&mut port, &frame) {
                 return self.fail("serial write", e);
             }
@@ -248,6 +238,13 @@ impl Line {
                 c.to_serial += 1;
             }
         }
+    }
+}
+
+/// Waits as long as the line takes for `bytes` more, when it is paced.
+fn wait(pace: &mut Option<Pace>, bytes: usize) {
+    if let Some(pace) = pace {
+        std::thread::sleep(pace.send(bytes));
     }
 }
 
