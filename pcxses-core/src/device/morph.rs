@@ -213,8 +213,9 @@ impl Device {
         let mut objects = Vec::with_capacity(man.objects.len());
         let mut intact = true;
         for o in man.objects.iter() {
-            let bytes = stream.get(at..at + o.size as usize).unwrap_or_default();
-            at += o.size as usize;
+            let end = at.saturating_add(o.size as usize);
+            let bytes = stream.get(at..end).unwrap_or_default();
+            at = end;
             intact &= Sha256::digest(bytes)[..] == o.sha256.0[..];
             objects.push(InstalledObject {
                 id: o.id.into(),
