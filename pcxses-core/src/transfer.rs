@@ -143,10 +143,6 @@ impl ChunkReceiver {
     pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
         core::mem::take(&mut self.buf)
     }
-
-    pub(crate) fn into_bytes(self) -> Vec<u8> {
-        self.buf
-    }
 }
 
 /// Retransmission settings of a sender.

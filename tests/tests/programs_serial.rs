@@ -9,11 +9,12 @@ use std::time::{Duration, Instant as StdInstant};
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::serial::{push_serial_frame, SerialDecoder};
 use pcxses_core::{Device, DeviceConfig, Epoch, Output, MAX_BOTTLE_LEN};
-use pcxses_tests::programs::{bridge_executable, is, Proc, World};
+use pcxses_tests::programs::{bridge_executable, is, Proc, World, WAIT};
 use serialport::{SerialPort, TTYPort};
 
-/// How long the device talks over the noisy line.
-const RUN: Duration = Duration::from_secs(4);
+/// Frames the device sends over the noisy line: forty HELLO intervals and more, several
+/// dead intervals.
+const FRAMES: u64 = 40;
 
 /// A small deterministic source of noise.
 struct Noise(u64);
@@ -54,7 +55,8 @@ fn a_device_on_a_noisy_serial_line_stays_joined_and_every_drop_is_counted() {
     let mut fenced = false;
     let mut buf = vec![0u8; 4096];
     let started = StdInstant::now();
-    while started.elapsed() < RUN {
+    while sent < FRAMES {
+        assert!(started.elapsed() < WAIT, "{sent} of {FRAMES} frames sent");
         device.handle_timeout(epoch.now());
         let mut out = Vec::new();
         loop {

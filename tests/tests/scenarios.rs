@@ -33,6 +33,14 @@ fn partition(lab: &mut Lab, i: usize) {
     lab.drop_where(move |p| p.from == l || p.to == l);
 }
 
+/// The dead interval, in milliseconds, the AC granted in its first GOOD_MORNING ack.
+fn granted_dead_ms(lab: &Lab) -> u64 {
+    match lab.sent("good_morning_ack")[0].bottle() {
+        Some(Bottle::GoodMorningAck(ack)) => u64::from(ack.dead_ms),
+        _ => panic!("not an ack"),
+    }
+}
+
 fn completed_to(lab: &Lab, c: u32) -> Vec<DeviceId> {
     lab.ac_events_where(|e| matches!(e, ControllerEvent::MigrationCompleted { computation, .. } if *computation == comp(c)))
         .into_iter()
@@ -428,10 +436,7 @@ fn a_death_is_declared_on_the_dead_grid_never_before_the_timer_expires() {
             c.dead_grid = Duration::from_millis(grid_ms);
         });
         lab.run(100);
-        let dead_ms = match lab.sent("good_morning_ack")[0].bottle() {
-            Some(Bottle::GoodMorningAck(ack)) => u64::from(ack.dead_ms),
-            _ => panic!("not an ack"),
-        };
+        let dead_ms = granted_dead_ms(&lab);
         partition(&mut lab, 0);
         lab.run(2 * dead_ms);
         let failed = lab.ac_events_where(|e| matches!(e, ControllerEvent::DeviceFailed { .. }));
@@ -458,10 +463,7 @@ fn a_hello_read_after_the_timer_expired_but_before_the_check_keeps_the_session()
     });
     lab.run(100);
     let id = session(&lab, 0);
-    let dead_ms = match lab.sent("good_morning_ack")[0].bottle() {
-        Some(Bottle::GoodMorningAck(ack)) => u64::from(ack.dead_ms),
-        _ => panic!("not an ack"),
-    };
+    let dead_ms = granted_dead_ms(&lab);
     // The device falls silent; HELLOs in its name come from here, at chosen times.
     lab.crash(0);
     let hello = |seq| {

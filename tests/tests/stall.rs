@@ -34,11 +34,9 @@ fn drain_device(d: &mut Device) -> (Vec<Vec<u8>>, Instant) {
     }
 }
 
-/// One AC and one device, HELLO every 100 ms, dead after 300: they run for a second, then
-/// the AC stalls for two seconds while the device goes on sending, then the AC's runtime
-/// fires its overdue timer before it reads the HELLOs that queued up. Returns the AC's
-/// events.
-fn stall(stall_grace_ms: u32) -> Vec<ControllerEvent> {
+/// An AC configured as `tweak` says and its one device, HELLO every 100 ms, dead after
+/// 300, both at time zero.
+fn pair(tweak: impl FnOnce(&mut ControllerConfig)) -> (Controller, Device) {
     let mut repo = MemoryRepository::default();
     repo.insert("c0", vec![0; 100]);
     let mut config = ControllerConfig::new(
@@ -46,13 +44,21 @@ fn stall(stall_grace_ms: u32) -> Vec<ControllerEvent> {
         vec![DeviceSpec::new("dev0", &["comp0"])],
         vec![ComputationSpec::new("comp0", "c0")],
     );
-    config.stall_grace = Duration::from_millis(stall_grace_ms.into());
+    tweak(&mut config);
     let start = Instant::from_millis(0);
-    let mut ac = Controller::new(config, repo, start).unwrap();
+    let ac = Controller::new(config, repo, start).unwrap();
     let mut dc = DeviceConfig::new("dev0", 9);
     dc.hello = Duration::from_millis(100);
     dc.dead = Duration::from_millis(300);
-    let mut dev = Device::new(dc, start);
+    (ac, Device::new(dc, start))
+}
+
+/// One AC and one device, HELLO every 100 ms, dead after 300: they run for a second, then
+/// the AC stalls for two seconds while the device goes on sending, then the AC's runtime
+/// fires its overdue timer before it reads the HELLOs that queued up. Returns the AC's
+/// events.
+fn stall(stall_grace_ms: u32) -> Vec<ControllerEvent> {
+    let (mut ac, mut dev) = pair(|c| c.stall_grace = Duration::from_millis(stall_grace_ms.into()));
     let mut seen = Vec::new();
     let mut queued: Vec<Vec<u8>> = Vec::new();
     let (_, mut ac_at) = drain_ac(&mut ac, &mut seen);
@@ -108,18 +114,7 @@ fn a_stalled_ac_kills_no_device_for_the_hellos_it_had_not_read() {
 /// runtime handles every timer `late_ms` after the deadline the AC asked for. Returns when
 /// the AC declared the device dead, if it did within 20 s.
 fn starved(late_ms: u64) -> Option<Instant> {
-    let mut repo = MemoryRepository::default();
-    repo.insert("c0", vec![0; 100]);
-    let config = ControllerConfig::new(
-        1,
-        vec![DeviceSpec::new("dev0", &["comp0"])],
-        vec![ComputationSpec::new("comp0", "c0")],
-    );
-    let mut ac = Controller::new(config, repo, Instant::from_millis(0)).unwrap();
-    let mut dc = DeviceConfig::new("dev0", 9);
-    dc.hello = Duration::from_millis(100);
-    dc.dead = Duration::from_millis(300);
-    let mut dev = Device::new(dc, Instant::from_millis(0));
+    let (mut ac, mut dev) = pair(|_| {});
     let mut seen = Vec::new();
     let (_, mut ac_at) = drain_ac(&mut ac, &mut seen);
     for ms in 0..20_000u64 {

@@ -507,8 +507,8 @@ impl Controller {
         }
         let progress = rx.receiver.progress();
         if rx.receiver.is_complete() {
-            if let Some(rx) = self.reassemblies.remove(&key) {
-                comp.lkgs = rx.receiver.into_bytes().into_boxed_slice();
+            if let Some(mut rx) = self.reassemblies.remove(&key) {
+                comp.lkgs = rx.receiver.take_bytes().into_boxed_slice();
             }
             self.stored(c, d, id, chunk.version, now);
         }
