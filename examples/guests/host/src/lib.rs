@@ -1,8 +1,9 @@
-//! Running shipped computations: WebAssembly modules that follow the SUI ABI
-//! (`docs/SUI-ABI.md`), in `wasmi` with validation, fuel per call, memory and table
+//! The host side of the SUI ABI (`docs/SUI-ABI.md`): running shipped computations,
+//! WebAssembly modules, in `wasmi` with validation, fuel per call, memory and table
 //! limits, and one allow-listed import. A guest that runs out of fuel, traps, grows past
 //! its limits or hands back bad pointers fails that call with a [`GuestError`]; it never
-//! takes the device down.
+//! takes the device down. The same host runs on an operating system (feature `std`, on by
+//! default) and on a microcontroller (`no_std` with `alloc`).
 //!
 //! The interpreter dispatches instructions in a loop (`wasmi`'s `portable-dispatch`), so the
 //! host stack a guest uses does not grow with the work it does. Modules are untrusted:
@@ -10,6 +11,18 @@
 //! parameters, and a least average body size against modules made to be slow to
 //! compile), functions are translated lazily at the cost of the calling guest's fuel, and
 //! a module may not run code while it is instantiated (no start function).
+
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
 use wasmi::{
     Caller, CompilationMode, Config, EnforcedLimits, Engine, Linker, Memory, Module, Store,
