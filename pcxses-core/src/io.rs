@@ -24,6 +24,34 @@ pub enum TransmitKind {
     Bulk,
 }
 
+impl TransmitKind {
+    /// The kind of traffic the encoded bottle `bottle` is, read from its first two bytes
+    /// without decoding it, sealed or not: for what relays bottles between links of
+    /// different speeds (a serial bridge) and lets control traffic pass object code.
+    ///
+    /// ```
+    /// use pcxses_core::wire::{Bottle, HelloAck, ObjectChunk};
+    /// use pcxses_core::{SessionId, TransmitKind};
+    ///
+    /// let kind = |b: Bottle<'_>| {
+    ///     let mut bytes = Vec::new();
+    ///     b.encode_to_vec(&mut bytes, 1200).unwrap();
+    ///     TransmitKind::of(&bytes)
+    /// };
+    /// let session = SessionId(7);
+    /// assert_eq!(kind(Bottle::HelloAck(HelloAck { session, seq: 1 })), TransmitKind::Control);
+    /// let chunk = ObjectChunk { session, morph: 1, index: 0, data: &[0; 100] };
+    /// assert_eq!(kind(Bottle::ObjectChunk(chunk)), TransmitKind::Bulk);
+    /// ```
+    pub fn of(bottle: &[u8]) -> TransmitKind {
+        if bottle.get(1) == Some(&crate::wire::bottle::OBJECT_CHUNK_TAG) {
+            TransmitKind::Bulk
+        } else {
+            TransmitKind::Control
+        }
+    }
+}
+
 /// Bytes to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit<'a> {

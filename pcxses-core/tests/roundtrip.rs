@@ -6,7 +6,7 @@ use pcxses_core::wire::{
     MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, Signature, StateAck,
     StateBottle, StateChunk, StateEntry, StateMode,
 };
-use pcxses_core::{Limits, SessionId, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS};
+use pcxses_core::{Limits, SessionId, TransmitKind, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS};
 use proptest::prelude::*;
 
 /// Owned values from which a bottle of any kind is built by reference.
@@ -214,6 +214,15 @@ proptest! {
         let mut via_vec = vec![0xee];
         prop_assert_eq!(bottle.encode_to_vec(&mut via_vec, MAX_BOTTLE_LEN), Ok(n));
         prop_assert_eq!(&via_vec[1..], &buf[..n]);
+    }
+
+    #[test]
+    fn only_object_chunks_read_as_bulk_traffic(r in raw()) {
+        let bottle = build(&r);
+        let mut buf = vec![0u8; MAX_BOTTLE_LEN];
+        let n = bottle.encode(&mut buf).unwrap();
+        let bulk = matches!(bottle, Bottle::ObjectChunk(_));
+        prop_assert_eq!(TransmitKind::of(&buf[..n]) == TransmitKind::Bulk, bulk);
     }
 
     #[test]

@@ -8,17 +8,18 @@
 //! it touched: the decoder resynchronises at the next frame and counts what it dropped.
 //! `--baud` sets the port's rate (115,200 by default); `--pace` makes the bridge pace both
 //! directions to it (ten bits a byte), for lines that do not pace themselves (an
-//! emulator's UART). Every
-//! second in which something changed it prints the line's counters as a JSON line on
-//! stdout:
+//! emulator's UART). Towards the device, the AC's control bottles go before object code
+//! ([`queue`]). Every second in which something changed it prints the line's counters as
+//! a JSON line on stdout:
 //!
 //! ```text
-//! {"event":"serial","frames":12,"dropped":1,"dropped_bytes":37,"to_serial":12}
+//! {"event":"serial","frames":12,"dropped":1,"dropped_bytes":37,"to_serial":12,"queue_dropped":0}
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod pace;
+pub mod queue;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -35,6 +36,7 @@ use smol::future::FutureExt;
 use smol::Timer;
 
 use crate::pace::Pace;
+use crate::queue::LineQueue;
 
 /// How long a read of the serial line waits before it looks again.
 const READ_TIMEOUT: Duration = Duration::from_millis(200);
@@ -93,6 +95,8 @@ pub struct Counters {
     pub line: SerialStats,
     /// Frames written to the line.
     pub to_serial: u64,
+    /// The AC's bottles dropped because their class of the line's queue was full.
+    pub queue_dropped: u64,
 }
 
 /// Runs the bridge until SIGINT or SIGTERM, or until the line or the socket fails.
@@ -120,7 +124,12 @@ pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
         let socket = socket.try_clone().map_err(io("socket"))?;
         std::thread::spawn(move || line.forward_to_ac(port, socket));
     }
-    std::thread::spawn(move || line.forward_to_serial(port, socket));
+    let queue = Arc::new(LineQueue::default());
+    {
+        let (line, queue) = (line.clone(), queue.clone());
+        std::thread::spawn(move || line.receive_from_ac(socket, &queue));
+    }
+    std::thread::spawn(move || line.forward_to_serial(port, &queue));
     tracing::info!(serial = %args.serial.display(), ac = %args.ac, baud = args.baud, pace = args.pace, "bridging");
     smol::block_on(async {
         let mut printed = Counters::default();
@@ -164,6 +173,7 @@ fn print_counters(c: &Counters) {
         "dropped": c.line.dropped,
         "dropped_bytes": c.line.dropped_bytes,
         "to_serial": c.to_serial,
+        "queue_dropped": c.queue_dropped,
     });
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
@@ -212,11 +222,9 @@ impl Line {
         }
     }
 
-    /// The AC's datagrams, framed, to the device.
-    fn forward_to_serial(self, mut port: TTYPort, socket: UdpSocket) {
-        let mut pace = self.baud.map(Pace::new);
+    /// The AC's datagrams, queued for the line.
+    fn receive_from_ac(self, socket: UdpSocket, queue: &LineQueue) {
         let mut buf = vec![0u8; MAX_BOTTLE_LEN];
-        let mut frame = Vec::new();
         loop {
             let n = match socket.recv(&mut buf) {
                 Ok(n) => n,
@@ -228,8 +236,24 @@ impl Line {
                     continue;
                 }
             };
+            if !queue.push(&buf[..n]) {
+                if let Ok(mut c) = self.counters.lock() {
+                    c.queue_dropped = queue.dropped();
+                }
+            }
+        }
+    }
+
+    /// The queued bottles, framed, to the device, control first.
+    fn forward_to_serial(self, mut port: TTYPort, queue: &LineQueue) {
+        let mut pace = self.baud.map(Pace::new);
+        let mut frame = Vec::new();
+        loop {
+            let Some(bottle) = queue.pop(READ_TIMEOUT) else {
+                continue;
+            };
             frame.clear();
-            push_serial_frame(&buf[..n], &mut frame);
+            push_serial_frame(&bottle, &mut frame);
             wait(&mut pace, frame.len());
             if let Err(e) = write_all(&mut port, &frame) {
                 return self.fail("serial write", e);

@@ -137,6 +137,10 @@ pub struct HelloAck {
     pub seq: u16,
 }
 
+/// The first byte of an OBJECT_CHUNK's encoding after the version byte: its variant's
+/// index in [`Bottle`].
+pub(crate) const OBJECT_CHUNK_TAG: u8 = 7;
+
 /// One chunk of one version of a computation's state (its LKGS candidate).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateChunk<'a> {

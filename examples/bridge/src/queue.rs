@@ -1,0 +1,102 @@
+//! The frames waiting for the serial line: the AC's control bottles (HELLO acks, MORPH
+//! headers, answers) go before object code, so a MORPH that fills a slow line for seconds
+//! does not hold back the acks that keep the device's fence lease. Each class is bounded;
+//! a bottle that finds its class full is dropped and counted, as a router drops a packet
+//! (the AC retransmits object code; a later ack supersedes a lost one).
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use pcxses_core::TransmitKind;
+
+/// Bottles each class holds at most.
+pub const BOUND: usize = 64;
+
+#[derive(Default)]
+struct Classes {
+    control: VecDeque<Vec<u8>>,
+    bulk: VecDeque<Vec<u8>>,
+    dropped: u64,
+}
+
+/// The bottles waiting for the line, shared by the thread that receives them and the one
+/// that writes them.
+#[derive(Default)]
+pub struct LineQueue {
+    classes: Mutex<Classes>,
+    ready: Condvar,
+}
+
+impl LineQueue {
+    /// Queues `bottle` in its class; `false` when the class is full and it was dropped.
+    pub fn push(&self, bottle: &[u8]) -> bool {
+        let Ok(mut c) = self.classes.lock() else {
+            return false;
+        };
+        let class = match TransmitKind::of(bottle) {
+            TransmitKind::Bulk => &mut c.bulk,
+            TransmitKind::Control => &mut c.control,
+        };
+        if class.len() >= BOUND {
+            c.dropped += 1;
+            return false;
+        }
+        class.push_back(bottle.to_vec());
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next bottle for the line, control first, waiting at most `wait` for one.
+    pub fn pop(&self, wait: Duration) -> Option<Vec<u8>> {
+        let c = self.classes.lock().ok()?;
+        let (mut c, _) = self
+            .ready
+            .wait_timeout_while(c, wait, |c| c.control.is_empty() && c.bulk.is_empty())
+            .ok()?;
+        c.control.pop_front().or_else(|| c.bulk.pop_front())
+    }
+
+    /// Bottles dropped so far because their class was full.
+    pub fn dropped(&self) -> u64 {
+        self.classes.lock().map_or(0, |c| c.dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcxses_core::wire::{Bottle, HelloAck, ObjectChunk};
+    use pcxses_core::SessionId;
+
+    fn encoded(b: Bottle<'_>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        b.encode_to_vec(&mut bytes, 1200).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn acks_pass_object_code_and_a_full_class_drops_and_counts() {
+        let session = SessionId(1);
+        let chunk = |index| {
+            encoded(Bottle::ObjectChunk(ObjectChunk {
+                session,
+                morph: 1,
+                index,
+                data: &[7; 64],
+            }))
+        };
+        let ack = encoded(Bottle::HelloAck(HelloAck { session, seq: 9 }));
+        let q = LineQueue::default();
+        for i in 0..BOUND as u32 {
+            assert!(q.push(&chunk(i)));
+        }
+        assert!(!q.push(&chunk(99)), "the bulk class is full");
+        assert!(q.push(&ack), "control has room of its own");
+        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.pop(Duration::ZERO), Some(ack));
+        assert_eq!(q.pop(Duration::ZERO), Some(chunk(0)));
+        let q = LineQueue::default();
+        assert_eq!(q.pop(Duration::from_millis(1)), None);
+    }
+}
