@@ -19,6 +19,7 @@ pub mod checker;
 pub mod events_doc;
 pub mod lab;
 pub mod lease;
+pub mod mcu;
 pub mod memory_journal;
 pub mod net;
 pub mod programs;

@@ -74,7 +74,7 @@ pub struct Output {
     pub received: Vec<Instant>,
     /// Whether its stdout closed.
     pub closed: bool,
-    /// Its log: the lines it wrote to stderr.
+    /// Its log: the lines it wrote to stderr, and those on stdout that are not JSON.
     pub log: Vec<String>,
     /// Its events that `docs/EVENTS.md` does not describe, each with why: the test fails
     /// when the process is dropped.
@@ -119,8 +119,10 @@ impl Proc {
                     out.undocumented.extend(undocumented);
                     out.lines.push(v);
                     out.received.push(Instant::now());
-                    sink.1.notify_all();
+                } else {
+                    sink.0.lock().unwrap().log.push(line);
                 }
+                sink.1.notify_all();
             }
             sink.0.lock().unwrap().closed = true;
             sink.1.notify_all();

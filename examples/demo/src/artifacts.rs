@@ -1,7 +1,8 @@
 //! Building what the demo and the end-to-end tests run: the guest crates of this workspace
-//! (`examples/guests/`) for `wasm32-unknown-unknown`, installing that target with rustup
-//! first if it is missing, and the programs' executables (`pcxses-ac`, `pcxses-device`, …)
-//! for the profile of the running executable.
+//! (`examples/guests/`) for `wasm32-unknown-unknown`, the device firmware
+//! (`examples/firmware/`) for a Cortex-M target, each target installed with rustup first
+//! if it is missing, and the programs' executables (`pcxses-ac`, `pcxses-device`, …) for
+//! the profile of the running executable.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ fn running_cargo() -> Option<OsString> {
 /// Builds the guest `packages` (release profile) into `guests` in the [`target_dir`] and
 /// returns the path of each module, in order. Cargo's output goes to stderr.
 pub fn guests(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
-    ensure_target()?;
+    ensure_target(TARGET)?;
     let target_dir = target_dir().join("guests");
     let mut cmd = Command::new(running_cargo().unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace())
@@ -55,6 +56,44 @@ pub fn guests(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
         .iter()
         .map(|p| dir.join(format!("{}.wasm", p.replace('-', "_"))))
         .collect())
+}
+
+/// Builds the firmware (`examples/firmware`, release profile) for `target` with the cargo
+/// `features` (semihosting is always on: the events of the firmware are read through it)
+/// into `firmware` in the [`target_dir`], one directory per set of features, and returns
+/// the path of the image (an ELF file). Cargo's output goes to stderr.
+pub fn firmware(target: &str, features: &[&str]) -> Result<PathBuf, String> {
+    ensure_target(target)?;
+    let tag = match features {
+        [] => "plain".to_string(),
+        _ => features.join("-"),
+    };
+    let target_dir = target_dir().join("firmware").join(tag);
+    // From its own directory, for its `.cargo/config.toml` (the linker script); flags for
+    // the host would not fit the target.
+    let mut cmd = Command::new(running_cargo().unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace().join("examples/firmware"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .args(["build", "--quiet", "--release"])
+        .args(["--target", target, "--no-default-features", "--features"])
+        .arg(
+            ["semihosting"]
+                .iter()
+                .chain(features)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .arg("--target-dir")
+        .arg(&target_dir);
+    run(cmd, &[], &format!("the firmware for {target}"))?;
+    found(
+        target_dir
+            .join(target)
+            .join("release")
+            .join("pcxses-firmware"),
+    )
 }
 
 /// The executables of the program `packages`, each the package's binary of the same name,
@@ -145,6 +184,8 @@ fn run(mut cmd: Command, packages: &[&str], what: &str) -> Result<(), String> {
         .map_err(|e| format!("running cargo: {e}"))?;
     if status.success() {
         Ok(())
+    } else if packages.is_empty() {
+        Err(format!("building {what} failed"))
     } else {
         Err(format!("building {}{what} failed", packages.join(", ")))
     }
@@ -169,9 +210,9 @@ fn set_by_cargo_for_its_package(var: &str) -> bool {
         )
 }
 
-/// Adds [`TARGET`] with rustup unless it is installed. Without rustup, the build that
+/// Adds `target` with rustup unless it is installed. Without rustup, the build that
 /// follows says whether the toolchain has the target.
-fn ensure_target() -> Result<(), String> {
+fn ensure_target(target: &str) -> Result<(), String> {
     let Ok(installed) = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -180,18 +221,18 @@ fn ensure_target() -> Result<(), String> {
     };
     if String::from_utf8_lossy(&installed.stdout)
         .lines()
-        .any(|t| t.trim() == TARGET)
+        .any(|t| t.trim() == target)
     {
         return Ok(());
     }
     let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("running rustup: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("rustup target add {TARGET} failed"))
+        Err(format!("rustup target add {target} failed"))
     }
 }

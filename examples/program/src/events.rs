@@ -220,7 +220,7 @@ pub fn device_event(e: &DeviceEvent, state: Option<&[u8]>, at: Instant) -> Value
         }
         DeviceEvent::Install(i) => json!({
             "event": "install", "computation": i.computation, "replaces": i.replaces, "count": count, "lkgs": state,
-            "lkgs_bytes": i.lkgs().len(), "code_bytes": i.objects.iter().map(|o| o.len as usize).sum::<usize>(), "at_ms": at
+            "lkgs_bytes": i.lkgs().len(), "lkgs_version": i.lkgs_version, "code_bytes": i.objects.iter().map(|o| o.len as usize).sum::<usize>(), "at_ms": at
         }),
         DeviceEvent::MorphRefused { morph, reason } => {
             json!({"event": "morph_refused", "morph": morph, "reason": format!("{reason:?}"), "at_ms": at})

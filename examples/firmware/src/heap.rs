@@ -1,0 +1,72 @@
+//! The heap: a linked-list allocator over a static array, counting the bytes in use and
+//! their high-water mark.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use embedded_alloc::LlffHeap;
+
+/// The heap's size. With WebAssembly it holds the interpreter, the module and the guest's
+/// linear memory; without, the device and one MORPH stream of at most
+/// `Limits::MICROCONTROLLER.max_transfer` bytes.
+pub const SIZE: usize = if cfg!(feature = "wasm") {
+    1536 * 1024
+} else {
+    96 * 1024
+};
+
+/// The allocator, counting.
+pub struct Counted {
+    heap: LlffHeap,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+#[global_allocator]
+static HEAP: Counted = Counted {
+    heap: LlffHeap::empty(),
+    used: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+};
+
+/// Hands the heap its memory. Call once, first thing.
+pub fn init() {
+    static mut MEMORY: [MaybeUninit<u8>; SIZE] = [MaybeUninit::uninit(); SIZE];
+    // SAFETY: called once, before anything allocates; `MEMORY` is used by nothing else.
+    unsafe { HEAP.heap.init(&raw mut MEMORY as usize, SIZE) }
+}
+
+/// Bytes allocated now, as the program asked for them.
+pub fn used() -> usize {
+    HEAP.used.load(Relaxed)
+}
+
+/// The most bytes allocated at once since boot.
+pub fn peak() -> usize {
+    HEAP.peak.load(Relaxed)
+}
+
+// Allocation happens in thread mode only (the SysTick handler does not allocate), so the
+// counters need no read-modify-write atomics, which Cortex-M0+ lacks.
+unsafe impl GlobalAlloc for Counted {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        let p = unsafe { self.heap.alloc(layout) };
+        if !p.is_null() {
+            let used = self.used.load(Relaxed) + layout.size();
+            self.used.store(used, Relaxed);
+            if used > self.peak.load(Relaxed) {
+                self.peak.store(used, Relaxed);
+            }
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.used
+            .store(self.used.load(Relaxed) - layout.size(), Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.heap.dealloc(ptr, layout) }
+    }
+}
