@@ -39,6 +39,7 @@ fn gamma(w: &World) -> Provision {
         hello_ms: BOARD_HELLO_MS,
         dead_ms: BOARD_DEAD_MS,
         tick_ms: 50,
+        frames: 0,
     }
 }
 

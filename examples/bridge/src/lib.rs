@@ -13,7 +13,7 @@
 //! a JSON line on stdout:
 //!
 //! ```text
-//! {"event":"serial","frames":12,"dropped":1,"dropped_bytes":37,"to_serial":12,"queue_dropped":0}
+//! {"event":"serial","frames":12,"dropped":1,"dropped_bytes":37,"to_serial":12,"queue_dropped":0,"queue_duplicates":0}
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -36,7 +36,7 @@ use smol::future::FutureExt;
 use smol::Timer;
 
 use crate::pace::Pace;
-use crate::queue::LineQueue;
+use crate::queue::{LineQueue, Pushed};
 
 /// How long a read of the serial line waits before it looks again.
 const READ_TIMEOUT: Duration = Duration::from_millis(200);
@@ -97,6 +97,8 @@ pub struct Counters {
     pub to_serial: u64,
     /// The AC's bottles dropped because their class of the line's queue was full.
     pub queue_dropped: u64,
+    /// The AC's bottles dropped because the same bytes were waiting for the line.
+    pub queue_duplicates: u64,
 }
 
 /// Runs the bridge until SIGINT or SIGTERM, or until the line or the socket fails.
@@ -174,6 +176,7 @@ fn print_counters(c: &Counters) {
         "dropped_bytes": c.line.dropped_bytes,
         "to_serial": c.to_serial,
         "queue_dropped": c.queue_dropped,
+        "queue_duplicates": c.queue_duplicates,
     });
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
@@ -236,9 +239,9 @@ impl Line {
                     continue;
                 }
             };
-            if !queue.push(&buf[..n]) {
+            if queue.push(&buf[..n]) != Pushed::Queued {
                 if let Ok(mut c) = self.counters.lock() {
-                    c.queue_dropped = queue.dropped();
+                    (c.queue_dropped, c.queue_duplicates) = queue.dropped();
                 }
             }
         }

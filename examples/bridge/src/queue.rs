@@ -2,7 +2,9 @@
 //! headers, answers) go before object code, so a MORPH that fills a slow line for seconds
 //! does not hold back the acks that keep the device's fence lease. Each class is bounded;
 //! a bottle that finds its class full is dropped and counted, as a router drops a packet
-//! (the AC retransmits object code; a later ack supersedes a lost one).
+//! (the AC retransmits object code; a later ack supersedes a lost one). A bottle identical
+//! to one still waiting (a retransmission that overtook nothing) is dropped as well: the
+//! line would carry it twice.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -18,6 +20,18 @@ struct Classes {
     control: VecDeque<Vec<u8>>,
     bulk: VecDeque<Vec<u8>>,
     dropped: u64,
+    duplicates: u64,
+}
+
+/// What became of a bottle offered to the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// It waits for the line.
+    Queued,
+    /// The same bytes already wait: it was dropped.
+    Duplicate,
+    /// Its class is full: it was dropped.
+    Full,
 }
 
 /// The bottles waiting for the line, shared by the thread that receives them and the one
@@ -29,22 +43,27 @@ pub struct LineQueue {
 }
 
 impl LineQueue {
-    /// Queues `bottle` in its class; `false` when the class is full and it was dropped.
-    pub fn push(&self, bottle: &[u8]) -> bool {
+    /// Queues `bottle` in its class, unless the same bytes already wait there or the
+    /// class is full.
+    pub fn push(&self, bottle: &[u8]) -> Pushed {
         let Ok(mut c) = self.classes.lock() else {
-            return false;
+            return Pushed::Full;
         };
         let class = match TransmitKind::of(bottle) {
             TransmitKind::Bulk => &mut c.bulk,
             TransmitKind::Control => &mut c.control,
         };
+        if class.iter().any(|b| b[..] == *bottle) {
+            c.duplicates += 1;
+            return Pushed::Duplicate;
+        }
         if class.len() >= BOUND {
             c.dropped += 1;
-            return false;
+            return Pushed::Full;
         }
         class.push_back(bottle.to_vec());
         self.ready.notify_one();
-        true
+        Pushed::Queued
     }
 
     /// The next bottle for the line, control first, waiting at most `wait` for one.
@@ -57,9 +76,12 @@ impl LineQueue {
         c.control.pop_front().or_else(|| c.bulk.pop_front())
     }
 
-    /// Bottles dropped so far because their class was full.
-    pub fn dropped(&self) -> u64 {
-        self.classes.lock().map_or(0, |c| c.dropped)
+    /// Bottles dropped so far because their class was full, and because they were
+    /// already waiting.
+    pub fn dropped(&self) -> (u64, u64) {
+        self.classes
+            .lock()
+            .map_or((0, 0), |c| (c.dropped, c.duplicates))
     }
 }
 
@@ -89,11 +111,12 @@ mod tests {
         let ack = encoded(Bottle::HelloAck(HelloAck { session, seq: 9 }));
         let q = LineQueue::default();
         for i in 0..BOUND as u32 {
-            assert!(q.push(&chunk(i)));
+            assert_eq!(q.push(&chunk(i)), Pushed::Queued);
         }
-        assert!(!q.push(&chunk(99)), "the bulk class is full");
-        assert!(q.push(&ack), "control has room of its own");
-        assert_eq!(q.dropped(), 1);
+        assert_eq!(q.push(&chunk(3)), Pushed::Duplicate);
+        assert_eq!(q.push(&chunk(99)), Pushed::Full);
+        assert_eq!(q.push(&ack), Pushed::Queued, "control has room of its own");
+        assert_eq!(q.dropped(), (1, 1));
         assert_eq!(q.pop(Duration::ZERO), Some(ack));
         assert_eq!(q.pop(Duration::ZERO), Some(chunk(0)));
         let q = LineQueue::default();

@@ -57,6 +57,9 @@ pub struct Provision {
     pub dead_ms: u32,
     /// How often the computations step, ms.
     pub tick_ms: u32,
+    /// Report a `frame` event of each WebAssembly computation every this many steps; 0:
+    /// never.
+    pub frames: u32,
 }
 
 impl Provision {
@@ -74,7 +77,7 @@ impl Provision {
         r.extend_from_slice(&self.psk.unwrap_or_default());
         r.extend_from_slice(&self.code_key.unwrap_or_default());
         r.extend_from_slice(&self.seed.to_le_bytes());
-        for v in [self.hello_ms, self.dead_ms, self.tick_ms, 0] {
+        for v in [self.hello_ms, self.dead_ms, self.tick_ms, self.frames] {
             r.extend_from_slice(&v.to_le_bytes());
         }
         r
@@ -133,6 +136,7 @@ mod tests {
             hello_ms: 200,
             dead_ms: 1500,
             tick_ms: 50,
+            frames: 3,
         };
         let r = p.to_bytes();
         assert_eq!(r.len(), 128);
@@ -143,6 +147,7 @@ mod tests {
         assert_eq!(r[104], 8);
         assert_eq!(&r[112..116], &200u32.to_le_bytes());
         assert_eq!(&r[120..124], &50u32.to_le_bytes());
+        assert_eq!(&r[124..], &3u32.to_le_bytes());
     }
 
     #[test]

@@ -137,6 +137,21 @@ impl Computations {
         Step::State(&r.name, &r.recent[r.recent.len() - 1].1)
     }
 
+    /// The name of the computation at `index`.
+    pub fn name(&self, index: usize) -> Option<&str> {
+        self.running.get(index).map(|r| r.name.as_str())
+    }
+
+    /// The text frame of the computation at `index`, if it is a WebAssembly module that
+    /// renders one.
+    pub fn frame(&mut self, index: usize) -> Option<String> {
+        match &mut self.running.get_mut(index)?.runner {
+            #[cfg(feature = "wasm")]
+            Runner::Guest(g) => g.render().ok(),
+            Runner::Counter(_) => None,
+        }
+    }
+
     /// The state `name` reported as `version`, if still remembered.
     pub fn state_of(&self, name: &str, version: u32) -> Option<&[u8]> {
         let r = self.running.iter().find(|r| r.name == name)?;

@@ -6,10 +6,10 @@
 //! natively and, with the `wasm` feature, runs the WebAssembly modules MORPHs bring; its
 //! name, keys and intervals come from the provisioning record ([`provision`]).
 //!
-//! One loop, no interrupts but the clock's: it reads what the UART received, feeds whole
-//! frames to the device, runs its timers, sends what it has to send, and steps the
-//! computations every tick, each only while the fence lease permits that step. With
-//! nothing to do for a few milliseconds it sleeps (`wfi`) until the next millisecond.
+//! One loop: it reads what the UART received, feeds whole frames to the device, runs its
+//! timers, sends what it has to send, and steps the computations every tick, each only
+//! while the fence lease permits that step. With nothing to do it sleeps (`wfi`) until the
+//! UART receives a byte or the clock's next millisecond.
 //!
 //! Events go out as JSON lines through semihosting ([`report`]); with them, every second
 //! in which they changed, a `memory` line: the heap in use and its high-water mark, and the
@@ -41,16 +41,13 @@ use computations::{Computations, Step};
 use report::Report;
 use uart::Uart;
 
-/// How long the loop keeps polling after the last byte or output before it sleeps.
-const AWAKE: Duration = Duration::from_millis(5);
-
 /// How often the `memory` line is considered.
 const MEMORY_EVERY: Duration = Duration::from_secs(1);
 
 #[entry]
 fn main() -> ! {
     heap::init();
-    let Some(core) = cortex_m::Peripherals::take() else {
+    let Some(mut core) = cortex_m::Peripherals::take() else {
         halt()
     };
     let mut clock = Clock::start(core.SYST);
@@ -64,20 +61,21 @@ fn main() -> ! {
             halt()
         }
     };
+    let (tick, frames) = (provision.tick, provision.frames);
     let mut node = Node {
         decoder: SerialDecoder::new(provision.config.limits.max_bottle),
         device: Device::new(provision.config, clock.now()),
         computations: Computations::default(),
-        uart: Uart::take(),
+        uart: Uart::take(&mut core.NVIC),
         frame: Vec::new(),
         report,
         wake_at: Instant::from_micros(0),
         memory: (0, 0, 0),
+        frames,
+        steps: 0,
     };
-    let tick = provision.tick;
     let mut next_tick = clock.now() + tick;
     let mut next_memory = clock.now();
-    let mut active_until = clock.now();
     loop {
         let now = clock.now();
         let mut busy = node.receive(now);
@@ -94,10 +92,8 @@ fn main() -> ! {
             next_memory = now + MEMORY_EVERY;
             node.report_memory(now);
         }
-        if busy {
-            active_until = now + AWAKE;
-        } else if now >= active_until && node.wake_at > now {
-            // The next millisecond's interrupt wakes the core.
+        if !busy && node.wake_at > now {
+            // A byte, or the next millisecond, wakes the core.
             cortex_m::asm::wfi();
         }
     }
@@ -116,6 +112,9 @@ struct Node {
     wake_at: Instant,
     /// The last `memory` line's figures: heap in use, heap high-water mark, stack depth.
     memory: (usize, usize, usize),
+    /// Every how many steps a frame is reported (0: never), and the steps so far.
+    frames: u32,
+    steps: u32,
 }
 
 impl Node {
@@ -239,6 +238,8 @@ impl Node {
 
     /// Steps every computation once, each while the fence lease permits that step.
     fn step(&mut self, clock: &mut Clock) {
+        self.steps = self.steps.wrapping_add(1);
+        let frame_due = self.frames > 0 && self.steps.is_multiple_of(self.frames);
         let mut i = 0;
         while i < self.computations.len() {
             let at = clock.now();
@@ -251,6 +252,9 @@ impl Node {
                 Step::State(name, state) => {
                     // The name and state are the computation's: the device copies them.
                     let _ = self.device.set_state(at, name, state);
+                    if frame_due {
+                        self.report_frame(i, at);
+                    }
                     i += 1;
                 }
                 Step::Failed(name) => self.report.event("guest_failed", at, |l| {
@@ -258,6 +262,16 @@ impl Node {
                 }),
                 Step::None => break,
             }
+        }
+    }
+
+    /// Reports the frame of the computation at `index`, stepped at `at`, if it renders one.
+    fn report_frame(&mut self, index: usize, at: Instant) {
+        if let Some(text) = self.computations.frame(index) {
+            let name = self.computations.name(index).unwrap_or_default();
+            self.report.event("frame", at, |l| {
+                l.str("computation", name).str("text", &text);
+            });
         }
     }
 
@@ -290,6 +304,16 @@ fn stop_reason(reason: pcxses_core::device::StopReason) -> &'static str {
         Cancelled => "cancelled",
         _ => "other",
     }
+}
+
+/// The UART's receive interrupt wakes the core and is cleared; any other interrupt or
+/// exception without a handler of its own is a fault.
+#[cortex_m_rt::exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    if irqn != uart::RX_IRQ {
+        panic!("an exception without a handler");
+    }
+    Uart::clear_interrupts();
 }
 
 /// Stops here: with a debugger (semihosting), ends the session with a failure.

@@ -18,7 +18,7 @@
 //! | 112 | 4 | proposed HELLO interval, ms |
 //! | 116 | 4 | proposed dead interval, ms |
 //! | 120 | 4 | how often the computations step, ms |
-//! | 124 | 4 | zero |
+//! | 124 | 4 | report a `frame` of each WebAssembly computation every this many steps; 0: never |
 
 use core::time::Duration;
 
@@ -33,6 +33,8 @@ pub struct Provision {
     pub config: DeviceConfig,
     /// How often the computations step.
     pub tick: Duration,
+    /// Every how many steps a WebAssembly computation's frame is reported; 0: never.
+    pub frames: u32,
 }
 
 /// Why the record cannot be used.
@@ -118,5 +120,6 @@ fn parse(b: &[u8; LEN]) -> Result<Provision, Invalid> {
     Ok(Provision {
         config,
         tick: ms(120)?,
+        frames: u32_at(124),
     })
 }

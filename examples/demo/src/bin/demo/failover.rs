@@ -13,6 +13,8 @@ use crate::world::{unhex, Who, World};
 /// How a run goes.
 pub struct Options {
     pub kind: Kind,
+    /// The device killed; the computation moves to the other.
+    pub victim: Who,
     /// How long to play before the kill.
     pub play: Duration,
     /// How long to watch the survivor after it resumed.
@@ -60,6 +62,15 @@ impl Report {
             "state_bytes": self.state_bytes, "code_bytes": self.code_bytes, "stream_bytes": self.stream_bytes,
             "score_before": self.before.score, "score_after": self.after.score,
         })
+    }
+
+    /// Prints the report: one JSON object with `json`, else the text.
+    pub fn show(&self, json: bool, transport: &str, hello_ms: u32, dead_ms: u32) {
+        if json {
+            println!("{}", self.json(transport, hello_ms, dead_ms));
+        } else {
+            self.print(hello_ms, dead_ms);
+        }
     }
 
     pub fn print(&self, hello_ms: u32, dead_ms: u32) {
@@ -170,9 +181,10 @@ struct Seen {
 pub fn run(world: &mut World, opts: &Options) -> Result<Report, String> {
     let kind = opts.kind;
     let computation = kind.computation();
-    let (victim, survivor) = match kind {
-        Kind::PacMan => (Who::PacMan, Who::Runner),
-        Kind::Chat => (Who::Runner, Who::PacMan),
+    let victim = opts.victim;
+    let survivor = match victim {
+        Who::PacMan => Who::Runner,
+        _ => Who::PacMan,
     };
     let mut board = Board {
         output: opts.output,

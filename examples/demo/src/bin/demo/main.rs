@@ -9,7 +9,10 @@
 //! what happened: the intervals, detection time, MORPH duration, bytes shipped and state
 //! size (`--json`: one JSON object). `--reverse` kills the runner instead, and Chat moves to
 //! the pacman device. `--link-mbit` puts the devices behind a userspace link of that
-//! bandwidth; `--runs` repeats the failover and ends with the medians.
+//! bandwidth; `--runs` repeats the failover and ends with the medians. `--mcu` makes the
+//! runner the device firmware on an emulated Cortex-M4 board (QEMU), its serial line
+//! bridged to the AC (`--baud` paces it): PacMan moves from Linux to the board, and once
+//! the pacman device is back, from the board to Linux when QEMU is killed.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,12 +26,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 use pcxses_demo::link::{Link, LinkShape};
+use pcxses_demo::mcu;
 use pcxses_program::transport::Transport;
 use serde_json::json;
 
 use failover::{Options, Output, Report};
 use kind::Kind;
-use world::{Guests, Programs, Settings, World};
+use world::{Guests, Programs, Settings, Who, World, BOARD_DEAD_MS, BOARD_HELLO_MS};
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +80,14 @@ struct DemoArgs {
     /// with the medians.
     #[arg(long, default_value_t = 1)]
     runs: u32,
+    /// The runner is the device firmware on an emulated Cortex-M4 board in QEMU, its
+    /// serial line bridged to the AC: PacMan moves to the board, then back to Linux.
+    #[arg(long, conflicts_with = "reverse")]
+    mcu: bool,
+    /// With `--mcu`: pace the board's serial line to this many bits per second (QEMU's
+    /// UART is as fast as the emulator).
+    #[arg(long, requires = "mcu")]
+    baud: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -98,28 +110,40 @@ fn demo(args: &DemoArgs) -> Result<(), String> {
     } else {
         Output::Lines
     };
+    if args.mcu {
+        mcu::qemu_available()?;
+        if args.transport != Transport::Udp {
+            return Err("--mcu: the board's bridge speaks UDP: use --transport udp".into());
+        }
+    }
     eprintln!("demo: building the guests for WebAssembly");
     let guests = Guests::build()?;
     eprintln!("demo: building the AC and the device agent");
-    let programs = Programs::build()?;
+    if args.mcu {
+        eprintln!("demo: building the device firmware for a Cortex-M4");
+    }
+    let programs = Programs::build(args.mcu)?;
     let transport = args.transport.name();
-    let opts = Options {
-        kind: if args.reverse {
-            Kind::Chat
-        } else {
-            Kind::PacMan
-        },
+    let (kind, victim) = if args.reverse {
+        (Kind::Chat, Who::Runner)
+    } else {
+        (Kind::PacMan, Who::PacMan)
+    };
+    let mut opts = Options {
+        kind,
+        victim,
         play: Duration::from_millis(args.play_ms),
         after: Duration::from_millis(args.after_ms),
         output,
     };
-    let mut reports = Vec::new();
+    let (mut reports, mut back) = (Vec::new(), Vec::new());
     for _ in 0..args.runs {
         let settings = Settings {
             transport,
             hello_ms: args.hello_ms,
             dead_ms: args.dead_ms,
             tick_ms: args.tick_ms,
+            board: args.mcu.then_some(args.baud),
         };
         let mut world = World::new(&guests, &programs, settings)?;
         let link = match args.link_mbit {
@@ -136,23 +160,39 @@ fn demo(args: &DemoArgs) -> Result<(), String> {
             }
             None => None,
         };
-        world.start_devices(link.as_ref().map_or(world.ac_addr, Link::local_addr))?;
+        let ac = link.as_ref().map_or(world.ac_addr, Link::local_addr);
+        world.start_devices(ac)?;
+        opts.victim = victim;
+        let (hello_ms, dead_ms) = (args.hello_ms, args.dead_ms);
         let report = failover::run(&mut world, &opts)?;
-        if args.json {
-            println!("{}", report.json(transport, args.hello_ms, args.dead_ms));
-        } else {
-            report.print(args.hello_ms, args.dead_ms);
-        }
+        report.show(args.json, transport, hello_ms, dead_ms);
         reports.push(report);
+        if args.mcu {
+            // Back from the board: the pacman device returns, and QEMU is killed.
+            world.start_device(Who::PacMan, ac)?;
+            world.wait_for("the pacman device to join again", |who, v| {
+                who == Who::PacMan && v["event"] == "joined"
+            })?;
+            opts.victim = Who::Runner;
+            let report = failover::run(&mut world, &opts)?;
+            report.show(args.json, transport, BOARD_HELLO_MS, BOARD_DEAD_MS);
+            back.push(report);
+        }
     }
     if args.runs > 1 {
-        let summary = summary(&reports);
-        if args.json {
-            println!("{summary}");
-        } else {
-            println!("== {} runs: {summary}", args.runs);
+        for (what, reports) in [("", &reports), (" back from the board", &back)] {
+            if reports.is_empty() {
+                continue;
+            }
+            let summary = summary(reports);
+            if args.json {
+                println!("{summary}");
+            } else {
+                println!("== {} runs{what}: {summary}", args.runs);
+            }
         }
     }
+    reports.extend(back);
     let failed = reports.iter().filter(|r| !r.resumed).count();
     if failed > 0 {
         return Err(format!("{failed} of {} runs did not resume", reports.len()));

@@ -1,6 +1,7 @@
 //! The demo's world: a directory with a code-signing key, a repository holding the two
-//! guests, the AC's configuration, and the processes (`pcxses-ac` and `pcxses-device`)
-//! whose JSON event lines arrive on one channel.
+//! guests, the AC's configuration, and the processes (`pcxses-ac` and `pcxses-device`, or
+//! for the runner the device firmware in QEMU and `pcxses-bridge`) whose JSON event lines
+//! arrive on one channel.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use pcxses_ac::repository;
 use pcxses_demo::artifacts;
+use pcxses_demo::mcu::{self, Provision, CORTEX_M4};
 use pcxses_program::keys;
 use pcxses_transport_quic::certs;
 use serde_json::Value;
@@ -56,13 +58,27 @@ impl Guests {
 pub struct Programs {
     pub ac: PathBuf,
     pub device: PathBuf,
+    pub bridge: PathBuf,
+    /// The device firmware for a Cortex-M4, with signature checks and WebAssembly, if the
+    /// runner is a board.
+    pub firmware: Option<PathBuf>,
 }
 
 impl Programs {
-    pub fn build() -> Result<Programs, String> {
-        let mut paths = artifacts::programs(&["pcxses-ac", "pcxses-device"])?.into_iter();
-        match (paths.next(), paths.next()) {
-            (Some(ac), Some(device)) => Ok(Programs { ac, device }),
+    pub fn build(board: bool) -> Result<Programs, String> {
+        let mut paths =
+            artifacts::programs(&["pcxses-ac", "pcxses-device", "pcxses-bridge"])?.into_iter();
+        let firmware = match board {
+            true => Some(artifacts::firmware(CORTEX_M4.target, &["signing", "wasm"])?),
+            false => None,
+        };
+        match (paths.next(), paths.next(), paths.next()) {
+            (Some(ac), Some(device), Some(bridge)) => Ok(Programs {
+                ac,
+                device,
+                bridge,
+                firmware,
+            }),
             _ => Err("the programs were not built".into()),
         }
     }
@@ -107,7 +123,14 @@ pub struct Settings {
     pub hello_ms: u32,
     pub dead_ms: u32,
     pub tick_ms: u64,
+    /// The runner is the firmware on an emulated board; its serial line paced to this
+    /// baud rate, if set.
+    pub board: Option<Option<u32>>,
 }
+
+/// The HELLO and dead intervals of the board, whose serial line is slower than a LAN.
+pub const BOARD_HELLO_MS: u32 = 250;
+pub const BOARD_DEAD_MS: u32 = 3_000;
 
 /// A directory of its own, the processes, and their events.
 pub struct World {
@@ -116,6 +139,8 @@ pub struct World {
     pub ac_addr: SocketAddr,
     pub pacman: Option<Proc>,
     pub runner: Option<Proc>,
+    /// The runner's bridge, when it is a board.
+    bridge: Option<Proc>,
     events: Receiver<(Who, Value)>,
     sink: Sender<(Who, Value)>,
     programs: Programs,
@@ -152,6 +177,28 @@ name = "chat"
 objects = [{ id = "chat.wasm", invoke = true }]
 hosts = ["pacman"]"#;
 
+/// The AC's configuration when the runner is a board: it runs nothing of its own, and
+/// PacMan may move to it and back.
+const BOARD_CONFIG: &str = r#"[ac]
+listen = "127.0.0.1:0"
+repository = "repo"
+code_signing_key = "code-signing.key"
+hello_ms = { min = 20, max = 10000 }
+dead_ms = { min = 60, max = 60000 }
+
+[[device]]
+name = "pacman"
+runs = ["pacman"]
+
+[[device]]
+name = "runner"
+runs = []
+
+[[computation]]
+name = "pacman"
+objects = [{ id = "pacman.wasm", invoke = true }]
+hosts = ["runner", "pacman"]"#;
+
 impl World {
     /// Writes the configuration and starts the AC.
     pub fn new(guests: &Guests, programs: &Programs, settings: Settings) -> Result<World, String> {
@@ -165,7 +212,11 @@ impl World {
             repository::add(&repo, id, wasm).map_err(|e| e.to_string())?;
             std::fs::write(dir.join(id), wasm).map_err(|e| e.to_string())?;
         }
-        std::fs::write(dir.join("ac.toml"), CONFIG).map_err(|e| e.to_string())?;
+        let config = match settings.board {
+            Some(_) => BOARD_CONFIG,
+            None => CONFIG,
+        };
+        std::fs::write(dir.join("ac.toml"), config).map_err(|e| e.to_string())?;
         let (sink, events) = channel();
         let mut world = World {
             ac_addr: ([127, 0, 0, 1], 0).into(),
@@ -173,6 +224,7 @@ impl World {
             ac: None,
             pacman: None,
             runner: None,
+            bridge: None,
             events,
             sink,
             programs: programs.clone(),
@@ -195,7 +247,8 @@ impl World {
         if world.settings.transport == "quic" {
             args.extend(["--cert", &cert, "--key", &key, "--device-ca", &ca]);
         }
-        let ac = world.spawn(Who::Ac, &args)?;
+        let exe = world.programs.ac.clone();
+        let ac = world.spawn(Who::Ac, &mut Command::new(exe), &args)?;
         world.ac = Some(ac);
         let listening = world.wait_for("the AC to listen", |who, v| {
             who == Who::Ac && v["event"] == "listening"
@@ -213,49 +266,99 @@ impl World {
 
     /// Starts both devices, connecting to `ac` (the AC itself, or a link in front of it).
     pub fn start_devices(&mut self, ac: SocketAddr) -> Result<(), String> {
-        for (who, guest) in [(Who::PacMan, "pacman"), (Who::Runner, "chat")] {
-            let s = &self.settings;
-            let mut args = vec![
-                "--ac".to_string(),
-                ac.to_string(),
-                "--name".into(),
-                who.name().into(),
-                "--transport".into(),
-                s.transport.into(),
-                "--events".into(),
-                "jsonl".into(),
-                "--hello-ms".into(),
-                s.hello_ms.to_string(),
-                "--dead-ms".into(),
-                s.dead_ms.to_string(),
-                "--tick-ms".into(),
-                s.tick_ms.to_string(),
-                "--code-key".into(),
-                self.path("code-signing.pub"),
-                "--guest".into(),
-                format!("{guest}={}", self.path(&format!("{guest}.wasm"))),
-                "--frames".into(),
-                "1".into(),
-                "--input".into(),
-            ];
-            if s.transport == "quic" {
-                let name = who.name();
-                args.extend([
-                    "--ac-ca".into(),
-                    self.path("ca.pem"),
-                    "--cert".into(),
-                    self.path(&format!("{name}.pem")),
-                    "--key".into(),
-                    self.path(&format!("{name}.key")),
-                ]);
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let proc = self.spawn(who, &args)?;
-            match who {
-                Who::PacMan => self.pacman = Some(proc),
-                _ => self.runner = Some(proc),
-            }
+        self.start_device(Who::PacMan, ac)?;
+        match self.settings.board {
+            Some(baud) => self.start_board(ac, baud),
+            None => self.start_device(Who::Runner, ac),
         }
+    }
+
+    /// Starts the device agent `who`, connecting to `ac`.
+    pub fn start_device(&mut self, who: Who, ac: SocketAddr) -> Result<(), String> {
+        let guest = match who {
+            Who::Runner => "chat",
+            _ => "pacman",
+        };
+        let s = &self.settings;
+        let mut args = vec![
+            "--ac".to_string(),
+            ac.to_string(),
+            "--name".into(),
+            who.name().into(),
+            "--transport".into(),
+            s.transport.into(),
+            "--events".into(),
+            "jsonl".into(),
+            "--hello-ms".into(),
+            s.hello_ms.to_string(),
+            "--dead-ms".into(),
+            s.dead_ms.to_string(),
+            "--tick-ms".into(),
+            s.tick_ms.to_string(),
+            "--code-key".into(),
+            self.path("code-signing.pub"),
+            "--guest".into(),
+            format!("{guest}={}", self.path(&format!("{guest}.wasm"))),
+            "--frames".into(),
+            "1".into(),
+            "--input".into(),
+        ];
+        if s.transport == "quic" {
+            let name = who.name();
+            args.extend([
+                "--ac-ca".into(),
+                self.path("ca.pem"),
+                "--cert".into(),
+                self.path(&format!("{name}.pem")),
+                "--key".into(),
+                self.path(&format!("{name}.key")),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let exe = self.programs.device.clone();
+        let proc = self.spawn(who, &mut Command::new(exe), &args)?;
+        match who {
+            Who::PacMan => self.pacman = Some(proc),
+            _ => self.runner = Some(proc),
+        }
+        Ok(())
+    }
+
+    /// Boots the runner's board in QEMU, provisioned with the code-signing key, and
+    /// bridges its serial line to `ac`, paced to `baud` if set.
+    fn start_board(&mut self, ac: SocketAddr, baud: Option<u32>) -> Result<(), String> {
+        let image = self.programs.firmware.clone().ok_or("no firmware built")?;
+        let key = std::fs::read_to_string(self.dir.join("code-signing.pub"))
+            .map_err(|e| e.to_string())?;
+        let provision = Provision {
+            name: Who::Runner.name().into(),
+            psk: None,
+            code_key: unhex(key.trim()).and_then(|k| k.try_into().ok()),
+            seed: pcxses_core::os_seed().ok_or("no randomness from the system")?,
+            hello_ms: BOARD_HELLO_MS,
+            dead_ms: BOARD_DEAD_MS,
+            tick_ms: self.settings.tick_ms as u32,
+            frames: 1,
+        };
+        let record = self.dir.join("runner.provision");
+        std::fs::write(&record, provision.to_bytes()).map_err(|e| e.to_string())?;
+        let (proc, pty) = self.spawn_board(&mut mcu::qemu_command(CORTEX_M4, &image, &record))?;
+        self.runner = Some(proc);
+        let mut args = vec!["--serial".to_string(), pty, "--ac".into(), ac.to_string()];
+        if let Some(baud) = baud {
+            args.extend(["--baud".into(), baud.to_string(), "--pace".into()]);
+        }
+        let bridge = Command::new(&self.programs.bridge)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the bridge: {e}"))?;
+        self.bridge = Some(Proc {
+            child: bridge,
+            stdin: None,
+        });
         Ok(())
     }
 
@@ -267,12 +370,8 @@ impl World {
         }
     }
 
-    fn spawn(&self, who: Who, args: &[&str]) -> Result<Proc, String> {
-        let exe = match who {
-            Who::Ac => &self.programs.ac,
-            Who::PacMan | Who::Runner => &self.programs.device,
-        };
-        let mut child = Command::new(exe)
+    fn spawn(&self, who: Who, cmd: &mut Command, args: &[&str]) -> Result<Proc, String> {
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -280,9 +379,39 @@ impl World {
             .spawn()
             .map_err(|e| format!("starting {}: {e}", who.name()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
+        self.forward(who, BufReader::new(stdout));
+        let stdin = child.stdin.take();
+        Ok(Proc { child, stdin })
+    }
+
+    /// Starts QEMU with `cmd`: the board's process, and the pseudo-terminal of its UART.
+    fn spawn_board(&self, cmd: &mut Command) -> Result<(Proc, String), String> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", mcu::QEMU))?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut line = String::new();
+        let pty = loop {
+            line.clear();
+            if stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err(format!("{} named no pseudo-terminal", mcu::QEMU));
+            }
+            if let Some(pty) = mcu::pty_in(&line) {
+                break pty.display().to_string();
+            }
+        };
+        self.forward(Who::Runner, stdout);
+        Ok((Proc { child, stdin: None }, pty))
+    }
+
+    /// Hands the JSON lines of `stdout` to the world's channel, as `who`'s events.
+    fn forward(&self, who: Who, stdout: impl BufRead + Send + 'static) {
         let sink = self.sink.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in stdout.lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str(&line) {
                     if sink.send((who, v)).is_err() {
                         break;
@@ -290,8 +419,6 @@ impl World {
                 }
             }
         });
-        let stdin = child.stdin.take();
-        Ok(Proc { child, stdin })
     }
 
     /// The next event, if one comes before `until`.
@@ -323,6 +450,7 @@ impl Drop for World {
     fn drop(&mut self) {
         self.pacman = None;
         self.runner = None;
+        self.bridge = None;
         self.ac = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
