@@ -270,6 +270,7 @@ mod io;
 #[cfg(feature = "std")]
 mod lease;
 mod limits;
+mod name;
 #[cfg(feature = "controller")]
 pub mod policy;
 #[cfg(feature = "psk")]
@@ -298,6 +299,7 @@ pub use lease::SharedLease;
 pub use limits::{
     Limits, DEFAULT_MTU, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_NAME_LEN, MAX_OBJECTS, PROTOCOL_VERSION,
 };
+pub use name::{Name, NameTooLong};
 #[cfg(feature = "controller")]
 pub use repository::{MemoryRepository, Repository};
 pub use stats::Stats;

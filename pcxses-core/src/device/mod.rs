@@ -527,7 +527,7 @@ impl Device {
         }
         for h in &s.comps {
             self.outbox.event(DeviceEvent::Stop {
-                computation: h.name.clone(),
+                computation: h.name,
                 reason: why,
             });
         }
