@@ -435,15 +435,7 @@ impl Device {
             Bottle::Morph(m) => self.on_morph(m),
             Bottle::ObjectChunk(c) => self.on_object_chunk(now, c),
             Bottle::MorphFail(f) => self.on_cancel(f),
-            Bottle::GoodBye(g) => {
-                self.joined(g.session)?;
-                if let Phase::Joined(s) = core::mem::replace(&mut self.phase, Phase::Left) {
-                    self.stop_all(&s, StopReason::Dismissed);
-                }
-                self.send(&Bottle::GoodByeAck(GoodByeAck { session: g.session }));
-                self.outbox.event(DeviceEvent::Left);
-                Ok(())
-            }
+            Bottle::GoodBye(g) => self.on_good_bye(g),
             Bottle::GoodByeAck(g) => match self.phase {
                 Phase::Leaving { session, .. } if session == g.session => {
                     self.phase = Phase::Left;
@@ -461,6 +453,21 @@ impl Device {
         }
     }
 
+    /// The AC dismissed the device: everything stops.
+    #[cold]
+    #[inline(never)]
+    fn on_good_bye(&mut self, g: GoodBye) -> Result<(), InputError> {
+        self.joined(g.session)?;
+        if let Phase::Joined(s) = core::mem::replace(&mut self.phase, Phase::Left) {
+            self.stop_all(&s, StopReason::Dismissed);
+        }
+        self.send(&Bottle::GoodByeAck(GoodByeAck { session: g.session }));
+        self.outbox.event(DeviceEvent::Left);
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
     fn on_reject(&mut self, now: Instant, r: Reject) -> Result<(), InputError> {
         let resync = r.reason == RejectReason::Resync && self.auth.is_some();
         match &mut self.phase {
@@ -506,6 +513,8 @@ impl Device {
     }
 
     /// Stops everything and joins again with a new nonce.
+    #[cold]
+    #[inline(never)]
     fn lose_session(&mut self, now: Instant, why: StopReason) {
         let joining = Phase::Joining {
             nonce: JoinNonce(self.rng.next_u64().to_le_bytes()),

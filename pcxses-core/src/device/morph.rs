@@ -63,6 +63,8 @@ fn installed(man: &Manifest<'_>) -> Option<(Name, Vec<InstalledObject>)> {
 }
 
 impl Device {
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_morph(&mut self, m: Morph<'_>) -> Result<(), InputError> {
         let limits = self.cfg.limits;
         let max_hosted = self.cfg.max_hosted;
@@ -195,6 +197,7 @@ impl Device {
         true
     }
 
+    #[inline(never)]
     pub(super) fn on_object_chunk(
         &mut self,
         now: Instant,
@@ -226,6 +229,8 @@ impl Device {
 
     /// The stream is complete: check every object and the LKGS against the manifest, then
     /// ask the application.
+    #[cold]
+    #[inline(never)]
     fn verify_and_offer(&mut self, now: Instant, morph: u32) {
         let limits = self.cfg.limits;
         let timeout = self.cfg.install_timeout;
@@ -317,6 +322,8 @@ impl Device {
 
     /// MORPH fail from the AC cancels a MORPH: drop it, or stop the computation it
     /// brought, and confirm with MORPH fail.
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_cancel(&mut self, f: MorphFail) -> Result<(), InputError> {
         let s = self.joined(f.session)?;
         s.max_morph = s.max_morph.max(f.morph);

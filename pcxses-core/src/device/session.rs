@@ -132,6 +132,8 @@ fn wire_name(name: &str) -> Result<Name, InputError> {
 }
 
 impl Device {
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_good_morning_ack(
         &mut self,
         now: Instant,
@@ -243,6 +245,8 @@ impl Device {
     }
 
     /// The session's computations may run: tells the application which to start.
+    #[cold]
+    #[inline(never)]
     fn start(&mut self) {
         let Phase::Joined(s) = &self.phase else {
             return;
