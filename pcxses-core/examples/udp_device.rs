@@ -16,7 +16,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch, Output};
+use pcxses_core::{Device, DeviceConfig, DeviceEvent, Epoch, Name, Output};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut ac, mut name, mut exit_after) = ("127.0.0.1:4700".to_string(), "pump".into(), None);
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let epoch = Epoch::new();
     let mut device = Device::new(DeviceConfig::lan(&name, seed), epoch.now());
     device.handle_timeout(epoch.now()); // the first GOOD_MORNING
-    let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+    let mut counters: BTreeMap<Name, u64> = BTreeMap::new();
     let (mut acked, mut next_step, mut buf) = (0, epoch.now(), [0u8; 65_535]);
     loop {
         // Drain after every call: send what the device wants sent, act on what happened.

@@ -3,7 +3,8 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use crate::psk::Seal;
+#[cfg(feature = "psk")]
+pub(crate) use crate::psk::Seal;
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::bottle::Bottle;
@@ -98,6 +99,11 @@ pub enum Output<'a, E> {
 ///     }
 /// }
 /// ```
+///
+#[cfg_attr(
+    not(feature = "controller"),
+    doc = "[`crate::Controller`]: crate#cargo-features"
+)]
 pub trait Machine {
     /// What the machine reports to the application.
     type Event;
@@ -111,6 +117,26 @@ pub trait Machine {
 
     /// Counters of received and refused bottles.
     fn stats(&self) -> &Stats;
+}
+
+/// How to seal a bottle on its way out, which this build without pre-shared-key mode
+/// never does: no value of this type exists.
+#[cfg(not(feature = "psk"))]
+pub(crate) struct Seal<'k>(core::convert::Infallible, core::marker::PhantomData<&'k ()>);
+
+#[cfg(not(feature = "psk"))]
+impl Seal<'_> {
+    fn overhead(&self) -> usize {
+        match self.0 {}
+    }
+
+    fn take_counter(&mut self) -> Option<u32> {
+        match self.0 {}
+    }
+
+    fn apply(&self, _: &mut Vec<u8>, _: usize, _: u32) {
+        match self.0 {}
+    }
 }
 
 enum Pending<E> {
@@ -207,6 +233,7 @@ impl<E> Outbox<E> {
     }
 
     /// Drops every pending transmit; returns how many.
+    #[cfg(feature = "controller")]
     pub(crate) fn drop_transmits(&mut self) -> usize {
         let before = self.queue.len();
         self.queue.retain(|p| matches!(p, Pending::Event(_)));

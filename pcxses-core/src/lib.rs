@@ -138,15 +138,40 @@
 //! proposes; the device learns what was granted from [`DeviceEvent::Joined`]. Intervals
 //! are [`core::time::Duration`]s, sent on the wire in whole milliseconds (rounded down).
 //!
+//! ## Cargo features
+//!
+//! * `std` (default): `std` in the dependencies, [`Epoch`], [`os_seed`] and
+//!   [`SharedLease`].
+//! * `controller` (default): the AC — [`Controller`], [`ControllerConfig`],
+//!   [`ControllerEvent`], the [`controller`] and [`policy`] modules and the
+//!   [`MemoryRepository`]. It implies `psk` and `signing`: an AC serves devices of every
+//!   mode.
+//! * `psk`: pre-shared-key mode (HMAC-SHA256) at the device: [`DeviceConfig::psk`] and
+//!   the [`psk`] module.
+//! * `signing`: Ed25519 code signing: [`DeviceConfig::code_key`] and the [`signing`]
+//!   module.
+//!
+//! With none of them the crate is the [`Device`], the [`wire`] format, [`frame`] and
+//! [`serial`], and links neither HMAC nor Ed25519: the device sends and accepts plain
+//! bottles and checks no signature of a manifest (it still checks every object and state
+//! it receives against its SHA-256). The wire format is the same in every build.
+//!
 //! ## On a microcontroller
 //!
-//! Depend on the crate with `default-features = false` (no `std`); give the device
-//! [`DeviceConfig::microcontroller`], whose [`Limits::MICROCONTROLLER`] bound what one
-//! MORPH may make it allocate; carry bottles on a UART with [`serial`]. Two choices of the
-//! cryptography are the firmware's, in its own `Cargo.toml`: `ed25519-dalek`'s `fast`
-//! feature (precomputed tables: faster signature checks for tens of kilobytes more flash)
-//! is off unless the firmware turns it on, and `sha2`'s `force-soft-compact` feature
-//! trades SHA-2 speed for a smaller implementation on parts where flash is tight:
+//! Depend on the crate without its default features (no `std`, no AC), adding only the
+//! modes the device uses:
+//!
+//! ```toml
+//! pcxses-core = { version = "0.1", default-features = false, features = ["psk"] }
+//! ```
+//!
+//! Give the device [`DeviceConfig::microcontroller`], whose [`Limits::MICROCONTROLLER`]
+//! bound what one MORPH may make it allocate; carry bottles on a UART with [`serial`].
+//! Two choices of the cryptography are the firmware's, in its own `Cargo.toml`:
+//! `ed25519-dalek`'s `fast` feature (precomputed tables: faster signature checks for tens
+//! of kilobytes more flash) is off unless the firmware turns it on, and `sha2`'s
+//! `force-soft-compact` feature trades SHA-2 speed for a smaller implementation on parts
+//! where flash is tight:
 //!
 //! ```toml
 //! sha2 = { version = "0.10", default-features = false, features = ["force-soft-compact"] }
@@ -196,7 +221,38 @@
 //! is at most three quarters of the dead interval, which tolerates a relative rate error
 //! of well over 10% plus the application's reaction time. Clock offsets do not matter: no
 //! timestamp crosses the wire.
-
+//!
+#![cfg_attr(
+    not(feature = "std"),
+    doc = "[`Epoch`]: #cargo-features
+[`Epoch::timeout`]: #cargo-features
+[`os_seed`]: #cargo-features
+[`SharedLease`]: #cargo-features"
+)]
+#![cfg_attr(
+    not(feature = "controller"),
+    doc = "[`Controller`]: #cargo-features
+[`Controller::handle_receive`]: #cargo-features
+[`Controller::restore`]: #cargo-features
+[`Controller::snapshot`]: #cargo-features
+[`ControllerConfig`]: #cargo-features
+[`ControllerEvent`]: #cargo-features
+[`controller`]: #cargo-features
+[`controller::Journal`]: #cargo-features
+[`policy`]: #cargo-features
+[`MemoryRepository`]: #cargo-features"
+)]
+#![cfg_attr(
+    not(feature = "psk"),
+    doc = "[`DeviceConfig::psk`]: #cargo-features
+[`psk`]: #cargo-features"
+)]
+#![cfg_attr(
+    not(feature = "signing"),
+    doc = "[`DeviceConfig::code_key`]: #cargo-features
+[`signing`]: #cargo-features"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -205,6 +261,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "controller")]
 pub mod controller;
 pub mod device;
 mod error;
@@ -213,19 +270,26 @@ mod io;
 #[cfg(feature = "std")]
 mod lease;
 mod limits;
+mod name;
+#[cfg(feature = "controller")]
 pub mod policy;
+#[cfg(feature = "psk")]
 pub mod psk;
+#[cfg(feature = "controller")]
 mod repository;
 mod rng;
 pub mod serial;
+#[cfg(feature = "signing")]
 pub mod signing;
 mod stats;
 mod sui;
 mod time;
+#[cfg(feature = "controller")]
 mod timer;
 mod transfer;
 pub mod wire;
 
+#[cfg(feature = "controller")]
 pub use controller::{Controller, ControllerConfig, ControllerEvent};
 pub use device::{Device, DeviceConfig, DeviceEvent};
 pub use error::{CommandError, InputError};
@@ -235,6 +299,8 @@ pub use lease::SharedLease;
 pub use limits::{
     Limits, DEFAULT_MTU, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_NAME_LEN, MAX_OBJECTS, PROTOCOL_VERSION,
 };
+pub use name::{Name, NameTooLong};
+#[cfg(feature = "controller")]
 pub use repository::{MemoryRepository, Repository};
 pub use stats::Stats;
 pub use sui::StateUpdateInterface;

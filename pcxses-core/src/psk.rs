@@ -221,6 +221,7 @@ impl<'a> Sealed<'a> {
     }
 
     /// The bottle and the challenge of a sealed GOOD_MORNING.
+    #[cfg(feature = "controller")]
     pub(crate) fn join_parts(&self) -> Option<(&'a [u8], [u8; CHALLENGE_LEN])> {
         let at = self.covered.len().checked_sub(CHALLENGE_LEN)?;
         let (bottle, challenge) = self.covered.split_at(at);
@@ -270,6 +271,7 @@ impl ReplayWindow {
     }
 
     /// The highest counter seen and the bitmap below it, for a snapshot.
+    #[cfg(feature = "controller")]
     pub(crate) fn parts(&self) -> (u32, u64) {
         (self.top, self.seen)
     }
@@ -279,6 +281,7 @@ impl ReplayWindow {
     /// [`RESYNC_PERIOD`] counters, so the counters accepted before the restart all lie
     /// below the end of the recorded top's block: that is the floor, and nothing below it
     /// is accepted again.
+    #[cfg(feature = "controller")]
     pub(crate) fn resumed((top, _): (u32, u64)) -> ReplayWindow {
         let floor = (top / RESYNC_PERIOD)
             .checked_add(1)
@@ -334,10 +337,12 @@ pub(crate) fn issued_at(challenge: &[u8; CHALLENGE_LEN]) -> u64 {
 }
 
 /// The AC's challenges: `issued_ms:u64 LE ‖ HMAC(secret, name ‖ nonce ‖ issued_ms)[..8]`.
+#[cfg(feature = "controller")]
 pub(crate) struct Challenger {
     secret: [u8; 32],
 }
 
+#[cfg(feature = "controller")]
 impl Challenger {
     pub(crate) fn new(secret: [u8; 32]) -> Challenger {
         Challenger { secret }
@@ -442,6 +447,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "controller")]
     fn a_resumed_window_refuses_every_counter_of_the_recorded_block_as_stale() {
         // Recorded at 1030; up to 2047 may have been accepted before the restart.
         let mut w = ReplayWindow::resumed((1030, 1));
@@ -489,6 +495,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "controller")]
     fn challenges_bind_name_nonce_and_time() {
         let c = Challenger::new([1u8; 32]);
         let n = JoinNonce([2u8; 8]);

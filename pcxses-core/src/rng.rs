@@ -32,6 +32,7 @@ impl Rng {
         result
     }
 
+    #[cfg(feature = "controller")]
     pub(crate) fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
     }

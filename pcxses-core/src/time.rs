@@ -63,6 +63,7 @@ impl Clock {
     }
 
     /// The latest time seen.
+    #[cfg(feature = "controller")]
     pub(crate) fn latest(&self) -> Instant {
         self.0
     }
@@ -143,6 +144,11 @@ impl Epoch {
 /// A seed for a machine's PRNG from the operating system's randomness
 /// ([`crate::DeviceConfig::seed`], [`crate::ControllerConfig::new`]): different on every
 /// start. `None` if the system has none to give.
+///
+#[cfg_attr(
+    not(feature = "controller"),
+    doc = "[`crate::ControllerConfig::new`]: crate#cargo-features"
+)]
 #[cfg(feature = "std")]
 pub fn os_seed() -> Option<u64> {
     getrandom::u64().ok()

@@ -823,7 +823,7 @@ impl Sim {
             DeviceEvent::Joined { session, run, .. } => {
                 self.note(format!("{name} joined as {session}, runs {run:?}"));
                 for c in run {
-                    if self.nodes[i].app.running.contains_key(&c) {
+                    if self.nodes[i].app.running.contains_key(c.as_str()) {
                         return Err(format!("{name} told to start {c}, which it runs"));
                     }
                     let count = self.nodes[i].app.start(&c);
@@ -843,7 +843,7 @@ impl Sim {
                     ));
                 }
                 self.nodes[i].tracker.on_stopped(&computation);
-                self.nodes[i].first_state.remove(&computation);
+                self.nodes[i].first_state.remove(computation.as_str());
                 if reason == StopReason::Fenced {
                     self.checker.counts.fenced += 1;
                 }
@@ -863,13 +863,13 @@ impl Sim {
                 if self.repo_bytes(code) != inst.objects().next().map(|(_, bytes)| bytes) {
                     return Err("installed code differs from the repository".into());
                 }
-                let refuse = self.cfg.refuse.contains(&inst.computation);
+                let refuse = self.cfg.refuse.iter().any(|c| *c == inst.computation);
                 self.note(format!(
                     "{name} installs {} (refuse: {refuse})",
                     inst.computation
                 ));
                 if !refuse {
-                    let c = &inst.computation;
+                    let c = inst.computation.as_str();
                     if self.nodes[i].app.running.contains_key(c) {
                         return Err(format!("{name} installs {c} twice"));
                     }
@@ -879,7 +879,7 @@ impl Sim {
                     let count = self.nodes[i].app.restore(c, inst.lkgs());
                     (self.nodes[i].tracker.on_told(now, session, c))
                         .map_err(|e| format!("{e} ({name})"))?;
-                    let how = (StartKind::Install, Some(inst.replaces.clone()));
+                    let how = (StartKind::Install, Some(inst.replaces.into()));
                     self.started(i, c, how, count)?;
                 }
                 if let Some(d) = self.nodes[i].device.as_mut() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pcxses_core::controller::{ComputationId, DeviceId, MigrationFailure, Placement};
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::wire::{Bottle, StateMode};
-use pcxses_core::ControllerEvent;
+use pcxses_core::{ControllerEvent, Name};
 use pcxses_tests::lab::{Lab, Packet};
 
 fn fenced(lab: &Lab, i: usize) -> usize {
@@ -129,7 +129,7 @@ fn an_ack_of_a_state_already_superseded_still_tells_the_device_what_the_ac_holds
     assert_eq!(
         stored.last().map(|(_, e)| e.clone()),
         Some(DeviceEvent::StateStored {
-            computation: "comp0".into(),
+            computation: Name::try_from("comp0").unwrap(),
             version: 1
         })
     );
@@ -164,7 +164,7 @@ fn first_install(lab: &Lab, since: usize) -> (String, String, Vec<u8>) {
         .iter()
         .find_map(|(_, e)| match e {
             DeviceEvent::Install(i) => {
-                Some((i.computation.clone(), i.replaces.clone(), i.lkgs().to_vec()))
+                Some((i.computation.into(), i.replaces.into(), i.lkgs().to_vec()))
             }
             _ => None,
         })
@@ -175,7 +175,7 @@ fn joined_runs(lab: &Lab, since: usize) -> Vec<Vec<String>> {
     lab.device_events[0][since..]
         .iter()
         .filter_map(|(_, e)| match e {
-            DeviceEvent::Joined { run, .. } => Some(run.clone()),
+            DeviceEvent::Joined { run, .. } => Some(run.iter().map(|&c| c.into()).collect()),
             _ => None,
         })
         .collect()

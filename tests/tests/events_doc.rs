@@ -11,7 +11,9 @@ use pcxses_core::controller::{
 };
 use pcxses_core::device::{Install, InstallId, InstalledObject, StopReason};
 use pcxses_core::wire::{MorphFailReason, RejectReason, StateMode};
-use pcxses_core::{Controller, ControllerEvent, DeviceEvent, Instant, MemoryRepository, SessionId};
+use pcxses_core::{
+    Controller, ControllerEvent, DeviceEvent, Instant, MemoryRepository, Name, SessionId,
+};
 use pcxses_program::events::{controller_event, device_event, Names};
 use pcxses_tests::events_doc::{Catalogue, Program};
 use serde_json::{json, Value};
@@ -125,32 +127,36 @@ fn controller_events() -> Vec<ControllerEvent> {
     events
 }
 
+fn name(name: &str) -> Name {
+    Name::try_from(name).expect("a short name")
+}
+
 /// One of every event of the device agent, each reason of each, with the state the
 /// program prints beside it.
 fn device_events() -> Vec<(DeviceEvent, Option<Vec<u8>>)> {
     let joined = |fence| DeviceEvent::Joined {
         session: SessionId(0x1234),
-        run: vec!["counter".into()],
+        run: vec![name("counter")],
         hello: core::time::Duration::from_millis(100),
         dead: core::time::Duration::from_millis(400),
         fence,
         mode: StateMode::InHello,
     };
-    let install = DeviceEvent::Install(Install {
+    let install = DeviceEvent::Install(Box::new(Install {
         id: InstallId(1),
-        computation: "counter".into(),
-        replaces: "alpha".into(),
+        computation: name("counter"),
+        replaces: name("alpha"),
         sequence: 9,
         objects: vec![InstalledObject {
-            id: "counter.bin".into(),
+            id: name("counter.bin"),
             len: 64,
             invoke: true,
         }],
         stream: [&[0; 64][..], &41u64.to_le_bytes()].concat(),
         lkgs_version: 3,
-    });
+    }));
     let stored = DeviceEvent::StateStored {
-        computation: "counter".into(),
+        computation: name("counter"),
         version: 3,
     };
     let mut events = vec![
@@ -193,7 +199,7 @@ fn device_events() -> Vec<(DeviceEvent, Option<Vec<u8>>)> {
     events.extend(stops.into_iter().map(|reason| {
         (
             DeviceEvent::Stop {
-                computation: "counter".into(),
+                computation: name("counter"),
                 reason,
             },
             None,

@@ -52,15 +52,15 @@ async fn application(
             .await;
         match event {
             Some(DeviceEvent::Joined { run, .. }) => {
-                running = run.into_iter().map(|c| (c, 0)).collect();
+                running = run.into_iter().map(|c| (c.into(), 0)).collect();
             }
             Some(DeviceEvent::Install(install)) => {
                 let count = decode_count(install.lkgs());
                 seen.lock()
                     .unwrap()
                     .installs
-                    .push((install.computation.clone(), count));
-                running.push((install.computation, count));
+                    .push((install.computation.into(), count));
+                running.push((install.computation.into(), count));
                 let _ = commands
                     .send(DeviceCommand::AnswerInstall {
                         id: install.id,
@@ -83,7 +83,7 @@ async fn application(
                 if let Some(&(_, n)) = count {
                     let mut view = seen.lock().unwrap();
                     view.acked.retain(|(c, _)| *c != computation);
-                    view.acked.push((computation, n));
+                    view.acked.push((computation.into(), n));
                 }
             }
             Some(_) => {}

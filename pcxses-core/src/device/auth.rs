@@ -1,21 +1,30 @@
 //! Pre-shared-key mode at the device: answering the AC's challenge, and opening and
-//! sealing bottles with the session keys (see [`crate::psk`]).
+//! sealing bottles with the session keys (see the `psk` module). Without the `psk`
+//! feature [`Auth`] has no values: `Option<Auth>` is always `None`, and every bottle
+//! travels plain.
 
-use super::{Device, Phase};
+use super::Device;
 use crate::error::InputError;
-use crate::psk::{
-    issued_at, session_key, Direction, ReplayWindow, Seal, Sealed, SessionKeys, CHALLENGE_LEN,
-    RESYNC_PERIOD,
-};
 use crate::time::Instant;
-use crate::wire::bottle::{Bottle, Challenge};
+use crate::wire::bottle::Bottle;
+#[cfg(feature = "psk")]
+use {
+    super::Phase,
+    crate::psk::{
+        issued_at, session_key, Direction, ReplayWindow, Seal, Sealed, SessionKeys, CHALLENGE_LEN,
+        RESYNC_PERIOD,
+    },
+    crate::wire::bottle::Challenge,
+};
 
 /// The keys of pre-shared-key mode, from the AC's challenge.
+#[cfg(feature = "psk")]
 pub(super) struct Auth {
     challenge: [u8; CHALLENGE_LEN],
-    pub(super) keys: SessionKeys,
+    keys: SessionKeys,
 }
 
+#[cfg(feature = "psk")]
 impl Auth {
     /// The seal of the next bottle to the AC: a GOOD_MORNING carries the challenge too.
     pub(super) fn seal(&mut self, bottle: &Bottle<'_>) -> Seal<'_> {
@@ -25,6 +34,35 @@ impl Auth {
         };
         self.keys.seal(Direction::ToAc, extra)
     }
+
+    /// Whether a bottle went sealed with these keys: the challenge was answered.
+    pub(super) fn sent_any(&self) -> bool {
+        self.keys.sent > 0
+    }
+
+    /// Moves the send counter past every counter the AC may have seen.
+    fn jump_ahead(&mut self) {
+        self.keys.sent = self.keys.sent.saturating_add(RESYNC_PERIOD);
+    }
+}
+
+/// The keys of pre-shared-key mode, which this build leaves out.
+#[cfg(not(feature = "psk"))]
+pub(super) enum Auth {}
+
+#[cfg(not(feature = "psk"))]
+impl Auth {
+    pub(super) fn seal(&mut self, _: &Bottle<'_>) -> crate::io::Seal<'_> {
+        match *self {}
+    }
+
+    pub(super) fn sent_any(&self) -> bool {
+        match *self {}
+    }
+
+    fn jump_ahead(&mut self) {
+        match *self {}
+    }
 }
 
 impl Device {
@@ -33,9 +71,32 @@ impl Device {
     /// key, carry the right tag and a counter not seen before.
     pub(super) fn receive(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
         let limits = self.cfg.limits;
-        if self.cfg.psk.is_none() {
-            return self.on_bottle(now, Bottle::decode(bytes, &limits)?);
+        #[cfg(feature = "psk")]
+        if self.cfg.psk.is_some() {
+            return self.receive_sealed(now, bytes);
         }
+        self.on_bottle(now, Bottle::decode(bytes, &limits)?)
+    }
+
+    /// Pre-shared-key mode, REJECT `Resync` (sealed, so from the AC): the AC restarted and
+    /// refuses counters it may have accepted before; jump ahead and resend what is due at
+    /// once.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn resync(&mut self, now: Instant) -> Result<(), InputError> {
+        if let Some(auth) = self.auth.as_mut() {
+            auth.jump_ahead();
+        }
+        self.on_timeout(now);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "psk")]
+impl Device {
+    /// [`Device::receive`] in pre-shared-key mode.
+    fn receive_sealed(&mut self, now: Instant, bytes: &[u8]) -> Result<(), InputError> {
+        let limits = self.cfg.limits;
         let sealed = Sealed::split(bytes).ok_or(InputError::Unauthenticated)?;
         if let Ok(Bottle::Challenge(c)) = Bottle::decode(sealed.covered, &limits) {
             let genuine = (self.challenge_key.as_ref())
@@ -58,6 +119,8 @@ impl Device {
 
     /// Pre-shared-key mode: derives the session key from the AC's challenge and answers
     /// with a sealed GOOD_MORNING at once.
+    #[cold]
+    #[inline(never)]
     fn on_challenge(&mut self, now: Instant, c: Challenge) -> Result<(), InputError> {
         let (
             Some(psk),
@@ -87,7 +150,7 @@ impl Device {
         // lease counts from it. A later challenge (the AC answered a repeated plain
         // GOOD_MORNING) does not move that: the AC may have opened the session on the
         // first, and a repeated GOOD_MORNING does not reset its dead timer.
-        if self.auth.as_ref().is_none_or(|a| a.keys.sent == 0) {
+        if self.auth.as_ref().is_none_or(|a| !a.sent_any()) {
             *first_sent = None;
         }
         let key = session_key(psk, &c.challenge, *nonce);
@@ -96,17 +159,6 @@ impl Device {
             keys: SessionKeys::new(key, ReplayWindow::default()),
         });
         *next_at = now;
-        self.on_timeout(now);
-        Ok(())
-    }
-
-    /// Pre-shared-key mode, REJECT `Resync` (sealed, so from the AC): the AC restarted and
-    /// refuses counters it may have accepted before; jump ahead and resend what is due at
-    /// once.
-    pub(super) fn resync(&mut self, now: Instant) -> Result<(), InputError> {
-        if let Some(auth) = self.auth.as_mut() {
-            auth.keys.sent = auth.keys.sent.saturating_add(RESYNC_PERIOD);
-        }
         self.on_timeout(now);
         Ok(())
     }

@@ -4,7 +4,9 @@ use alloc::string::String;
 use core::time::Duration;
 
 use crate::limits::{Limits, MAX_HOSTED};
+#[cfg(feature = "psk")]
 use crate::psk::Psk;
+#[cfg(feature = "signing")]
 use crate::signing::CodeVerifier;
 use crate::wire::bottle::StateMode;
 
@@ -33,6 +35,8 @@ pub struct DeviceConfig {
     /// retry jitter. It must differ on every boot (a hardware RNG, or a boot counter
     /// mixed with the device's serial number), or two incarnations share a nonce; on an
     /// operating system, [`crate::os_seed`] gives one.
+    ///
+    #[cfg_attr(not(feature = "std"), doc = "[`crate::os_seed`]: crate#cargo-features")]
     pub seed: u64,
     /// Proposed state mode.
     pub mode: StateMode,
@@ -62,11 +66,15 @@ pub struct DeviceConfig {
     /// Most outputs queued between drains.
     pub outbox_limit: usize,
     /// The code-signing public key this device was provisioned with. When set, a MORPH
-    /// whose manifest is unsigned or not signed by it is refused before it is parsed.
+    /// whose manifest is unsigned or not signed by it is refused before it is parsed. With
+    /// the `signing` feature only; without it the device checks no signatures.
+    #[cfg(feature = "signing")]
     pub code_key: Option<CodeVerifier>,
     /// The key this device shares with the AC, for pre-shared-key mode ([`crate::psk`]):
     /// when set, the device answers the AC's challenge and seals every bottle, and refuses
-    /// any bottle of the AC that is not sealed with the session key.
+    /// any bottle of the AC that is not sealed with the session key. With the `psk`
+    /// feature only; without it the device sends and accepts plain bottles.
+    #[cfg(feature = "psk")]
     pub psk: Option<Psk>,
 }
 
@@ -104,7 +112,9 @@ impl DeviceConfig {
             install_timeout: Duration::from_secs(2),
             max_hosted: MAX_HOSTED,
             outbox_limit: 4_096,
+            #[cfg(feature = "signing")]
             code_key: None,
+            #[cfg(feature = "psk")]
             psk: None,
         }
     }
@@ -158,6 +168,11 @@ impl DeviceConfig {
     /// itself before its first ack (0.19⁵); afterwards HELLOs go early when acks are late,
     /// and loss alone does not fence the device. Give the device the same `max_hosted` in
     /// the AC's registry ([`crate::ControllerConfig::microcontroller`] does).
+    ///
+    #[cfg_attr(
+        not(feature = "controller"),
+        doc = "[`crate::ControllerConfig::microcontroller`]: crate#cargo-features"
+    )]
     pub fn microcontroller(name: &str, seed: u64) -> DeviceConfig {
         DeviceConfig {
             hello: Duration::from_secs(3),

@@ -1,9 +1,10 @@
 //! What the device agent reports to its application.
 
-use alloc::string::String;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::name::Name;
 use crate::wire::bottle::{MorphFailReason, RejectReason, StateMode};
 use crate::wire::ids::SessionId;
 
@@ -23,7 +24,7 @@ pub enum DeviceEvent {
         /// The new session.
         session: SessionId,
         /// Computations to run, by name.
-        run: Vec<String>,
+        run: Vec<Name>,
         /// The negotiated HELLO interval: the device sends a HELLO this often.
         hello: Duration,
         /// The negotiated dead interval: the AC declares the device dead after this long
@@ -44,13 +45,14 @@ pub enum DeviceEvent {
     /// The AC stored this state version of a computation as its LKGS.
     StateStored {
         /// The computation.
-        computation: String,
+        computation: Name,
         /// The version the AC holds.
         version: u32,
     },
     /// A MORPH arrived complete and verified: install and start it, then call
-    /// [`super::Device::answer_install`].
-    Install(Install),
+    /// [`super::Device::answer_install`]. Boxed: it is rare, and would make every event
+    /// and every queued output as large as itself.
+    Install(Box<Install>),
     /// A MORPH was refused before reaching the application.
     MorphRefused {
         /// The MORPH.
@@ -61,7 +63,7 @@ pub enum DeviceEvent {
     /// Stop this computation now.
     Stop {
         /// The computation.
-        computation: String,
+        computation: Name,
         /// Why.
         reason: StopReason,
     },
@@ -93,9 +95,9 @@ pub struct Install {
     /// Answer with this id.
     pub id: InstallId,
     /// The computation.
-    pub computation: String,
+    pub computation: Name,
     /// The device it ran on.
-    pub replaces: String,
+    pub replaces: Name,
     /// The manifest's sequence number.
     pub sequence: u64,
     /// Its objects, in manifest order, each checked against its SHA-256; their bytes are
@@ -133,10 +135,10 @@ pub struct InstallId(pub u32);
 
 /// One object of an install; its bytes are in the install's stream
 /// ([`Install::objects`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstalledObject {
     /// The object's id.
-    pub id: String,
+    pub id: Name,
     /// Its length in the stream, bytes.
     pub len: u32,
     /// Whether to start it.

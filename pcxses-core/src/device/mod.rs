@@ -18,6 +18,7 @@ pub use event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason};
 
 use crate::error::{CommandError, InputError};
 use crate::io::{LinkId, Machine, Outbox, Output};
+#[cfg(feature = "psk")]
 use crate::psk::challenge_key;
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -44,6 +45,11 @@ const MIN_TIMER: Duration = Duration::from_millis(1);
 /// runs the computations the events name, reports their state with
 /// [`Device::set_state`], answers installs with [`Device::answer_install`] and stops a
 /// computation as soon as a [`DeviceEvent::Stop`] says so.
+///
+#[cfg_attr(
+    not(feature = "controller"),
+    doc = "[`crate::Controller`]: crate#cargo-features"
+)]
 pub struct Device {
     cfg: DeviceConfig,
     pacing: Pacing,
@@ -55,6 +61,7 @@ pub struct Device {
     /// Pre-shared-key mode: the keys of the join in progress or the session.
     auth: Option<Auth>,
     /// Pre-shared-key mode: the key the AC seals its CHALLENGEs with.
+    #[cfg(feature = "psk")]
     challenge_key: Option<[u8; 32]>,
     /// The dead interval the AC last granted: join retries back off no further.
     last_dead: Option<Duration>,
@@ -113,6 +120,7 @@ impl Device {
                 leaving: false,
             },
             auth: None,
+            #[cfg(feature = "psk")]
             challenge_key: cfg.psk.as_ref().map(|psk| challenge_key(psk, &cfg.name)),
             last_dead: None,
             rng,
@@ -187,6 +195,11 @@ impl Device {
     /// lease. Feed the due timeout first ([`Device::handle_receive`] runs due timers before
     /// anything else), or, when the computations step on another thread, read the lease
     /// from a [`crate::SharedLease`] the driver publishes after every input.
+    ///
+    #[cfg_attr(
+        not(feature = "std"),
+        doc = "[`crate::SharedLease`]: crate#cargo-features"
+    )]
     pub fn lease_until(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Joined(s) if s.waiting_since.is_none() => Some(s.lease_until),
@@ -357,7 +370,7 @@ impl Device {
                     self.outbox.event(DeviceEvent::Left);
                     return;
                 }
-                if !*leaving && self.auth.as_ref().is_some_and(|a| a.keys.sent > 0) {
+                if !*leaving && self.auth.as_ref().is_some_and(|a| a.sent_any()) {
                     // The answer to a challenge went unanswered: start over with a fresh
                     // nonce, so that no challenge kept from this attempt (the AC's, from
                     // before it restarted, or one replayed) holds up the next.
@@ -422,15 +435,7 @@ impl Device {
             Bottle::Morph(m) => self.on_morph(m),
             Bottle::ObjectChunk(c) => self.on_object_chunk(now, c),
             Bottle::MorphFail(f) => self.on_cancel(f),
-            Bottle::GoodBye(g) => {
-                self.joined(g.session)?;
-                if let Phase::Joined(s) = core::mem::replace(&mut self.phase, Phase::Left) {
-                    self.stop_all(&s, StopReason::Dismissed);
-                }
-                self.send(&Bottle::GoodByeAck(GoodByeAck { session: g.session }));
-                self.outbox.event(DeviceEvent::Left);
-                Ok(())
-            }
+            Bottle::GoodBye(g) => self.on_good_bye(g),
             Bottle::GoodByeAck(g) => match self.phase {
                 Phase::Leaving { session, .. } if session == g.session => {
                     self.phase = Phase::Left;
@@ -448,6 +453,21 @@ impl Device {
         }
     }
 
+    /// The AC dismissed the device: everything stops.
+    #[cold]
+    #[inline(never)]
+    fn on_good_bye(&mut self, g: GoodBye) -> Result<(), InputError> {
+        self.joined(g.session)?;
+        if let Phase::Joined(s) = core::mem::replace(&mut self.phase, Phase::Left) {
+            self.stop_all(&s, StopReason::Dismissed);
+        }
+        self.send(&Bottle::GoodByeAck(GoodByeAck { session: g.session }));
+        self.outbox.event(DeviceEvent::Left);
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
     fn on_reject(&mut self, now: Instant, r: Reject) -> Result<(), InputError> {
         let resync = r.reason == RejectReason::Resync && self.auth.is_some();
         match &mut self.phase {
@@ -493,6 +513,8 @@ impl Device {
     }
 
     /// Stops everything and joins again with a new nonce.
+    #[cold]
+    #[inline(never)]
     fn lose_session(&mut self, now: Instant, why: StopReason) {
         let joining = Phase::Joining {
             nonce: JoinNonce(self.rng.next_u64().to_le_bytes()),
@@ -514,7 +536,7 @@ impl Device {
         }
         for h in &s.comps {
             self.outbox.event(DeviceEvent::Stop {
-                computation: h.name.clone(),
+                computation: h.name,
                 reason: why,
             });
         }

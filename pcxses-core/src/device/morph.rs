@@ -1,7 +1,7 @@
 //! The MORPH receiver: check the manifest, reassemble the stream, verify every digest,
 //! hand the computation to the application, answer MORPH ack or fail.
 
-use alloc::string::String;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use sha2::{Digest as _, Sha256};
@@ -10,6 +10,7 @@ use super::event::{DeviceEvent, Install, InstallId, InstalledObject, StopReason}
 use super::session::Hosted;
 use super::{Device, Phase};
 use crate::error::{CommandError, InputError};
+use crate::name::Name;
 use crate::time::Instant;
 use crate::transfer::ChunkReceiver;
 use crate::wire::bottle::{
@@ -32,7 +33,7 @@ pub(super) struct Outcome {
 pub(super) struct Incoming {
     morph: u32,
     handle: u16,
-    computation: String,
+    computation: Name,
     sequence: u64,
     manifest: Vec<u8>,
     receiver: ChunkReceiver,
@@ -46,11 +47,27 @@ impl Incoming {
     }
 }
 
+/// The device a manifest's computation ran on and its objects, with their names held as
+/// [`Name`]s; `None` if a name is too long, which a decoded manifest's never is.
+fn installed(man: &Manifest<'_>) -> Option<(Name, Vec<InstalledObject>)> {
+    let objects = (man.objects.iter())
+        .map(|o| {
+            Some(InstalledObject {
+                id: Name::try_from(o.id).ok()?,
+                len: o.size,
+                invoke: o.invoke,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((Name::try_from(man.replaces).ok()?, objects))
+}
+
 impl Device {
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_morph(&mut self, m: Morph<'_>) -> Result<(), InputError> {
         let limits = self.cfg.limits;
         let max_hosted = self.cfg.max_hosted;
-        let name = self.cfg.name.clone();
         let s = self.joined(m.session)?;
         if s.waiting_since.is_some() {
             // Nothing runs before the session's first lease; the AC sends the header again.
@@ -95,12 +112,7 @@ impl Device {
         // The signature is checked before anything in the manifest is looked at. A MORPH
         // that fails it is answered, but changes nothing: neither the MORPH ids this
         // session has seen nor the outcomes it answers duplicates with.
-        let signed = match (&self.cfg.code_key, &m.signature) {
-            (None, _) => true,
-            (Some(key), Some(signature)) => key.verify(m.manifest, signature),
-            (Some(_), None) => false,
-        };
-        if !signed {
+        if !self.signed(&m) {
             let reason = MorphFailReason::BadSignature;
             self.outbox.event(DeviceEvent::MorphRefused {
                 morph: m.morph,
@@ -126,22 +138,25 @@ impl Device {
                     let last = s
                         .sequences
                         .iter()
-                        .find(|(c, _)| c == man.computation)
+                        .find(|(c, _)| *c == man.computation)
                         .map(|(_, seq)| *seq);
-                    if man.target != name || man.nonce != s.nonce {
+                    let computation = Name::try_from(man.computation);
+                    if man.target != self.cfg.name || man.nonce != s.nonce {
                         Err(MorphFailReason::WrongTarget)
                     } else if last.is_some_and(|seq| man.sequence <= seq) {
                         Err(MorphFailReason::StaleSequence)
-                    } else {
+                    } else if let Ok(computation) = computation {
                         Ok(Incoming {
                             morph: m.morph,
                             handle: m.handle,
-                            computation: man.computation.into(),
+                            computation,
                             sequence: man.sequence,
                             manifest: m.manifest.to_vec(),
                             receiver: ChunkReceiver::new(man.stream_len().unwrap_or(0), s.chunk),
                             awaiting: None,
                         })
+                    } else {
+                        Err(MorphFailReason::Malformed)
                     }
                 }
             }
@@ -164,6 +179,25 @@ impl Device {
         Ok(())
     }
 
+    /// Whether `m`'s manifest is signed as the code key this device was provisioned with
+    /// asks; any manifest is, without one.
+    #[cfg(feature = "signing")]
+    fn signed(&self, m: &Morph<'_>) -> bool {
+        match (&self.cfg.code_key, &m.signature) {
+            (None, _) => true,
+            (Some(key), Some(signature)) => key.verify(m.manifest, signature),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Whether `m`'s manifest is signed as required: a build without code signing
+    /// requires nothing.
+    #[cfg(not(feature = "signing"))]
+    fn signed(&self, _: &Morph<'_>) -> bool {
+        true
+    }
+
+    #[inline(never)]
     pub(super) fn on_object_chunk(
         &mut self,
         now: Instant,
@@ -195,6 +229,8 @@ impl Device {
 
     /// The stream is complete: check every object and the LKGS against the manifest, then
     /// ask the application.
+    #[cold]
+    #[inline(never)]
     fn verify_and_offer(&mut self, now: Instant, morph: u32) {
         let limits = self.cfg.limits;
         let timeout = self.cfg.install_timeout;
@@ -208,20 +244,18 @@ impl Device {
         let Ok(man) = Manifest::decode(&inc.manifest, &limits) else {
             return;
         };
+        let Some((replaces, objects)) = installed(&man) else {
+            s.incoming.swap_remove(pos);
+            return self.refuse(morph, MorphFailReason::Malformed);
+        };
         let stream = inc.receiver.bytes();
         let mut at = 0usize;
-        let mut objects = Vec::with_capacity(man.objects.len());
         let mut intact = true;
         for o in man.objects.iter() {
             let end = at.saturating_add(o.size as usize);
             let bytes = stream.get(at..end).unwrap_or_default();
             at = end;
             intact &= Sha256::digest(bytes)[..] == o.sha256.0[..];
-            objects.push(InstalledObject {
-                id: o.id.into(),
-                len: o.size,
-                invoke: o.invoke,
-            });
         }
         let lkgs = stream.get(at..).unwrap_or_default();
         intact &= Sha256::digest(lkgs)[..] == man.state.sha256.0[..];
@@ -234,14 +268,14 @@ impl Device {
         inc.awaiting = Some((now + timeout, lkgs.to_vec()));
         let install = Install {
             id: InstallId(morph),
-            computation: man.computation.into(),
-            replaces: man.replaces.into(),
+            computation: inc.computation,
+            replaces,
             sequence: man.sequence,
             objects,
             stream: inc.receiver.take_bytes(),
             lkgs_version: man.state.version,
         };
-        self.outbox.event(DeviceEvent::Install(install));
+        self.outbox.event(DeviceEvent::Install(Box::new(install)));
     }
 
     /// Answers an install: `true` once the computation runs (restored from the LKGS) sends
@@ -269,9 +303,12 @@ impl Device {
             return Ok(());
         }
         let state = inc.awaiting.map(|(_, lkgs)| lkgs).unwrap_or_default();
-        let name = inc.computation.clone();
-        s.comps
-            .push(Hosted::new(inc.handle, Some(inc.morph), name, state));
+        s.comps.push(Hosted::new(
+            inc.handle,
+            Some(inc.morph),
+            inc.computation,
+            state,
+        ));
         match s.sequences.iter_mut().find(|(c, _)| *c == inc.computation) {
             Some((_, seq)) => *seq = inc.sequence,
             None => s.sequences.push((inc.computation, inc.sequence)),
@@ -285,6 +322,8 @@ impl Device {
 
     /// MORPH fail from the AC cancels a MORPH: drop it, or stop the computation it
     /// brought, and confirm with MORPH fail.
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_cancel(&mut self, f: MorphFail) -> Result<(), InputError> {
         let s = self.joined(f.session)?;
         s.max_morph = s.max_morph.max(f.morph);

@@ -2,7 +2,6 @@
 //! computations it runs.
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -11,11 +10,13 @@ use super::morph::{Incoming, Outcome};
 use super::{Device, Phase};
 use crate::error::InputError;
 use crate::io::LinkId;
+use crate::name::Name;
 use crate::time::{ms, Instant};
 use crate::transfer::{ChunkSender, Pacing, CHUNK_OVERHEAD};
 use crate::wire::bottle::{
     Bottle, GoodMorningAck, Hello, HelloAck, StateAck, StateBottle, StateChunk, StateMode,
 };
+use crate::wire::codec::DecodeError;
 use crate::wire::ids::{JoinNonce, SessionId};
 
 /// HELLO send times remembered for matching acks.
@@ -57,7 +58,7 @@ pub(super) struct Session {
     pub(super) max_morph: u32,
     /// Last manifest sequence number accepted in this session, per computation. Manifests
     /// of earlier sessions name another join nonce and are refused anyway.
-    pub(super) sequences: Vec<(String, u64)>,
+    pub(super) sequences: Vec<(Name, u64)>,
 }
 
 /// A computation running in the session.
@@ -65,7 +66,7 @@ pub(super) struct Hosted {
     pub(super) handle: u16,
     /// The MORPH that brought it; `None` for one the GOOD_MORNING ack named.
     pub(super) morph: Option<u32>,
-    pub(super) name: String,
+    pub(super) name: Name,
     pub(super) state: Vec<u8>,
     pub(super) version: u32,
     /// Sends `state` as `version` until the AC holds all of it.
@@ -80,7 +81,7 @@ pub(super) struct Hosted {
 impl Hosted {
     /// A computation that has reported no state yet: `handle` in the session, brought by
     /// `morph` (`None`: named by the GOOD_MORNING ack), holding `state`.
-    pub(super) fn new(handle: u16, morph: Option<u32>, name: String, state: Vec<u8>) -> Hosted {
+    pub(super) fn new(handle: u16, morph: Option<u32>, name: Name, state: Vec<u8>) -> Hosted {
         Hosted {
             handle,
             morph,
@@ -125,7 +126,14 @@ impl Hosted {
     }
 }
 
+/// A name that came in a bottle, which decoding bounded to [`crate::MAX_NAME_LEN`] bytes.
+fn wire_name(name: &str) -> Result<Name, InputError> {
+    Name::try_from(name).map_err(|_| DecodeError::Limit("name").into())
+}
+
 impl Device {
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_good_morning_ack(
         &mut self,
         now: Instant,
@@ -170,13 +178,10 @@ impl Device {
         let waiting_since = fence
             .filter(|f| first_sent + *f < now + *f / 2)
             .map(|_| now);
+        let comps = (ack.run.iter().enumerate())
+            .map(|(i, name)| Ok(Hosted::new(i as u16, None, wire_name(name)?, Vec::new())))
+            .collect::<Result<Vec<Hosted>, InputError>>()?;
         self.last_dead = Some(ms(ack.dead_ms));
-        let comps: Vec<Hosted> = ack
-            .run
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Hosted::new(i as u16, None, (*name).into(), Vec::new()))
-            .collect();
         self.phase = Phase::Joined(Box::new(Session {
             id: ack.session,
             mode: ack.mode,
@@ -240,11 +245,13 @@ impl Device {
     }
 
     /// The session's computations may run: tells the application which to start.
+    #[cold]
+    #[inline(never)]
     fn start(&mut self) {
         let Phase::Joined(s) = &self.phase else {
             return;
         };
-        let run = s.comps.iter().map(|h| h.name.clone()).collect();
+        let run = s.comps.iter().map(|h| h.name).collect();
         self.outbox.event(DeviceEvent::Joined {
             session: s.id,
             run,
@@ -346,7 +353,7 @@ impl Device {
         h.stored = Some(version);
         h.superseded.retain(|&(v, _)| v > version);
         let event = DeviceEvent::StateStored {
-            computation: h.name.clone(),
+            computation: h.name,
             version,
         };
         self.outbox.event(event);

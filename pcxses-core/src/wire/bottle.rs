@@ -56,6 +56,8 @@ pub enum Bottle<'a> {
 }
 
 /// Pre-shared-key mode: the AC's answer to a plain GOOD_MORNING (see [`crate::psk`]).
+///
+#[cfg_attr(not(feature = "psk"), doc = "[`crate::psk`]: crate#cargo-features")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
     /// The join nonce of the GOOD_MORNING answered.
@@ -321,6 +323,11 @@ pub enum RejectReason {
     /// Pre-shared-key mode: the AC restarted and refuses the counters it may have accepted
     /// before; the device jumps its send counter ahead by [`crate::psk::RESYNC_PERIOD`] and
     /// sends again at once.
+    ///
+    #[cfg_attr(
+        not(feature = "psk"),
+        doc = "[`crate::psk::RESYNC_PERIOD`]: crate#cargo-features"
+    )]
     Resync,
 }
 
