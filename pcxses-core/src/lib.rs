@@ -167,6 +167,8 @@
 //!
 //! Give the device [`DeviceConfig::microcontroller`], whose [`Limits::MICROCONTROLLER`]
 //! bound what one MORPH may make it allocate; carry bottles on a UART with [`serial`].
+//! `examples/firmware` in the repository is such a firmware, for Cortex-M4F and Cortex-M0+
+//! parts, run under QEMU by the end-to-end tests.
 //! Two choices of the cryptography are the firmware's, in its own `Cargo.toml`:
 //! `ed25519-dalek`'s `fast` feature (precomputed tables: faster signature checks for tens
 //! of kilobytes more flash) is off unless the firmware turns it on, and `sha2`'s

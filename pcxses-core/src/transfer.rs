@@ -154,6 +154,12 @@ pub(crate) struct Pacing {
 }
 
 /// Sends one transfer of known length: which chunk to send next, and when.
+///
+/// The retransmission timeout follows the path's round trip (RFC 6298): each
+/// acknowledgement of chunks sent once gives a sample (Karn), smoothed into `srtt` and
+/// `rttvar`, and the timeout is `srtt + 4 · rttvar`, never below the configured `rto` nor
+/// above `rto_max`. On a slow or deeply queued link (a serial line behind a bridge) chunks
+/// are then not sent again while the first copy still waits in a queue.
 #[derive(Debug)]
 pub(crate) struct ChunkSender {
     len: u32,
@@ -163,8 +169,11 @@ pub(crate) struct ChunkSender {
     /// Every chunk below this is acknowledged.
     acked_below: u32,
     next_new: u32,
-    in_flight: Vec<(u32, Instant)>,
+    /// Chunks sent and not acknowledged: index, when last sent, and whether sent again.
+    in_flight: Vec<(u32, Instant, bool)>,
     pacing: Pacing,
+    /// The smoothed round trip and its variation, once sampled.
+    srtt: Option<(Duration, Duration)>,
     rto: Duration,
 }
 
@@ -180,6 +189,7 @@ impl ChunkSender {
             next_new: 0,
             in_flight: Vec::with_capacity(usize::from(pacing.window)),
             pacing,
+            srtt: None,
             rto: pacing.rto,
         }
     }
@@ -201,23 +211,43 @@ impl ChunkSender {
     /// chunk if the window has room. Marks it sent.
     pub(crate) fn next_to_send(&mut self, now: Instant) -> Option<u32> {
         let rto = self.rto;
-        if let Some(slot) = self.in_flight.iter_mut().find(|(_, at)| *at + rto <= now) {
-            slot.1 = now;
+        if let Some(slot) = self
+            .in_flight
+            .iter_mut()
+            .find(|(_, at, _)| *at + rto <= now)
+        {
+            (slot.1, slot.2) = (now, true);
             self.rto = (self.rto * 2).min(self.pacing.rto_max);
             return Some(slot.0);
         }
         if self.next_new < self.count && self.in_flight.len() < usize::from(self.pacing.window) {
             let index = self.next_new;
             self.next_new += 1;
-            self.in_flight.push((index, now));
+            self.in_flight.push((index, now, false));
             return Some(index);
         }
         None
     }
 
-    /// Applies the receiver's progress; returns whether anything new was acknowledged.
-    /// Progress naming chunks past the end is clamped.
-    pub(crate) fn on_progress(&mut self, p: Progress) -> bool {
+    /// The timeout the round trips seen so far call for.
+    fn base_rto(&self) -> Duration {
+        let rtt = self
+            .srtt
+            .map_or(Duration::ZERO, |(srtt, var)| srtt + var * 4);
+        rtt.max(self.pacing.rto).min(self.pacing.rto_max)
+    }
+
+    /// Folds one round trip into the smoothed estimate.
+    fn sample(&mut self, rtt: Duration) {
+        self.srtt = Some(match self.srtt {
+            None => (rtt, rtt / 2),
+            Some((srtt, var)) => (srtt * 7 / 8 + rtt / 8, var * 3 / 4 + srtt.abs_diff(rtt) / 4),
+        });
+    }
+
+    /// Applies the receiver's progress, received at `now`; returns whether anything new
+    /// was acknowledged. Progress naming chunks past the end is clamped.
+    pub(crate) fn on_progress(&mut self, p: Progress, now: Instant) -> bool {
         let mut advanced = false;
         let below = p.next.min(self.count);
         while self.acked_below < below {
@@ -236,16 +266,24 @@ impl ChunkSender {
             self.acked_below += 1;
         }
         let acked = &self.acked;
-        self.in_flight.retain(|(i, _)| !acked.get(*i));
+        // The latest chunk acknowledged that was sent once times the round trip.
+        let sent_once = (self.in_flight.iter())
+            .filter(|(i, _, again)| !again && acked.get(*i))
+            .map(|(_, at, _)| *at)
+            .max();
+        self.in_flight.retain(|(i, ..)| !acked.get(*i));
+        if let Some(at) = sent_once {
+            self.sample(now.saturating_since(at));
+        }
         if advanced {
-            self.rto = self.pacing.rto;
+            self.rto = self.base_rto();
         }
         advanced
     }
 
     /// When the oldest chunk in flight is due for retransmission.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.in_flight.iter().map(|(_, at)| *at + self.rto).min()
+        self.in_flight.iter().map(|(_, at, _)| *at + self.rto).min()
     }
 }
 
@@ -297,12 +335,47 @@ mod tests {
                     rx.accept(i, &data[tx.range(i)]).unwrap();
                 }
             }
-            tx.on_progress(rx.progress());
+            tx.on_progress(rx.progress(), now);
             now = tx.deadline().unwrap_or(now).max(now);
             assert!(sent < 200, "no progress");
         }
         assert!(rx.is_complete());
         assert_eq!(rx.bytes(), &data[..]);
+    }
+
+    #[test]
+    fn the_timeout_follows_a_slow_round_trip_and_no_chunk_goes_twice() {
+        // A path whose acks take 700 ms, seven times the configured first timeout: after
+        // the first retransmissions the timeout follows the round trip.
+        let mut tx = ChunkSender::new(64 * 40, 64, PACING);
+        let (mut now, mut sent) = (Instant::from_millis(0), Vec::new());
+        let mut arrivals: Vec<(Instant, u32)> = Vec::new();
+        let mut rx = ChunkReceiver::new(64 * 40, 64);
+        while !tx.is_done() {
+            while let Some(i) = tx.next_to_send(now) {
+                sent.push((now, i));
+                arrivals.push((now + Duration::from_millis(700), i));
+            }
+            let next = arrivals.iter().map(|(at, _)| *at).min();
+            now = next.into_iter().chain(tx.deadline()).min().unwrap();
+            let (due, later): (Vec<_>, Vec<_>) =
+                arrivals.into_iter().partition(|(at, _)| *at <= now);
+            arrivals = later;
+            for (_, i) in due {
+                let _ = rx.accept(i, &[0; 64]);
+            }
+            tx.on_progress(rx.progress(), now);
+        }
+        let late = sent
+            .iter()
+            .filter(|(at, _)| *at >= Instant::from_millis(3_000));
+        assert_eq!(
+            late.clone().count(),
+            late.map(|(_, i)| i)
+                .collect::<alloc::collections::BTreeSet<_>>()
+                .len()
+        );
+        assert!(tx.rto >= Duration::from_millis(700), "{:?}", tx.rto);
     }
 
     #[test]
@@ -320,10 +393,11 @@ mod tests {
     #[test]
     fn progress_past_the_end_is_clamped() {
         let mut tx = ChunkSender::new(100, 64, PACING);
-        assert!(tx.on_progress(Progress {
+        let progress = Progress {
             next: u32::MAX,
-            sack: u32::MAX
-        }));
+            sack: u32::MAX,
+        };
+        assert!(tx.on_progress(progress, Instant::from_millis(0)));
         assert!(tx.is_done());
     }
 }

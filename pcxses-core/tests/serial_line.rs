@@ -41,8 +41,10 @@ proptest! {
         let mut touched = vec![false; bottles.len()];
         let mut hits: Vec<(usize, Noise)> =
             hits.into_iter().map(|(at, n)| (at.index(line.len()), n)).collect();
-        // Applied from the end, so that earlier positions stay put.
+        // Applied from the end, so that earlier positions stay put; one hit per position,
+        // so that a deletion cannot leave a later hit past the end.
         hits.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        hits.dedup_by_key(|(at, _)| *at);
         for (at, n) in hits {
             touched[owner[at]] = true;
             match n {

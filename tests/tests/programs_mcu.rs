@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pcxses_demo::mcu::{Provision, CORTEX_M4};
+use pcxses_demo::mcu::{Mcu, Provision, CORTEX_M0_PLUS, CORTEX_M4};
 use pcxses_guest_pacman::game::Game;
 use pcxses_tests::mcu::{bridge, firmware, Board};
 use pcxses_tests::programs::{self, is, path, tick_and_score, unhex, Proc, Setup, World};
@@ -21,6 +21,10 @@ fn pacman() -> &'static [u8] {
     static MODULE: OnceLock<Vec<u8>> = OnceLock::new();
     MODULE.get_or_init(|| programs::build_guest("pcxses-guest-pacman"))
 }
+
+/// What the board may use of its heap in the steady state, and of its stack at most.
+const HEAP_BUDGET: u64 = 4 * 1024;
+const STACK_BUDGET: u64 = 3 * 1024;
 
 /// The HELLO and dead intervals the board proposes.
 const BOARD_HELLO_MS: u32 = 250;
@@ -147,6 +151,10 @@ fn pacman_moves_from_linux_to_the_board_and_back_with_the_acknowledged_state() {
     });
     plays_on(&board.qemu, &lkgs, 20);
 
+    if let Some(memory) = board.qemu.events(|v| is(v, "memory")).pop() {
+        println!("running PacMan: {memory}");
+    }
+
     // The board to Linux: QEMU dies; beta is the only host left.
     board.qemu.signal("KILL");
     board.qemu.wait_closed();
@@ -163,6 +171,64 @@ fn pacman_moves_from_linux_to_the_board_and_back_with_the_acknowledged_state() {
     w.ac().wait_for("the migration back", |v| {
         is(v, "migration_completed") && v["computation"] == "counter-alpha" && v["to"] == "beta"
     });
+}
+
+/// Boots the firmware for `mcu` without PSK or signatures as gamma, moves alpha's counter
+/// (4,000 bytes of code) to it, and checks the heap in the steady state and the deepest
+/// stack against the budgets.
+fn keeps_within_its_memory_budget(mcu: Mcu, test: &str) {
+    let w = World::new("udp", test, 4_000);
+    let image = firmware(mcu, &[]);
+    let board = Board::boot(&w, mcu, &image, &gamma(&w));
+    let _bridge = bridge(&board.pty, &w.addr, &[]);
+    let alpha = w.device("alpha");
+    board
+        .qemu
+        .wait_for("the board to join", |v| is(v, "joined"));
+    alpha.wait_for("alpha's state", |v| is(v, "state_stored"));
+    alpha.signal("KILL");
+    let install = board.qemu.wait_for("counter-alpha on the board", |v| {
+        is(v, "install") && v["computation"] == "counter-alpha"
+    });
+    assert_eq!(install["code_bytes"], 4_000);
+    // Steady again: both counters acknowledged over several HELLO intervals, and a
+    // `memory` line printed after that.
+    board
+        .qemu
+        .wait_for("counter-alpha acknowledged on the board", |v| {
+            is(v, "state_stored")
+                && v["computation"] == "counter-alpha"
+                && v["count"].as_u64() > install["count"].as_u64().map(|c| c + 40)
+        });
+    let seen = board.qemu.seen();
+    board.qemu.wait_until("a memory line after that", |o| {
+        o.lines[seen..].iter().any(|v| is(v, "memory"))
+    });
+    let memory = board.qemu.events(|v| is(v, "memory")).pop().unwrap();
+    let counted = |key: &str| memory[key].as_u64().unwrap();
+    println!("{}: {memory}", mcu.target);
+    assert!(
+        counted("heap_used") <= HEAP_BUDGET,
+        "heap in the steady state: {memory}"
+    );
+    assert!(
+        counted("stack_peak") <= STACK_BUDGET,
+        "deepest stack: {memory}"
+    );
+    assert!(
+        counted("heap_peak") <= HEAP_BUDGET + 4_000 + 2 * 1_200,
+        "{memory}"
+    );
+}
+
+#[test]
+fn a_cortex_m4_keeps_within_its_memory_budget_while_it_receives_a_morph() {
+    keeps_within_its_memory_budget(CORTEX_M4, "mcu_memory_m4");
+}
+
+#[test]
+fn a_cortex_m0_plus_keeps_within_its_memory_budget_while_it_receives_a_morph() {
+    keeps_within_its_memory_budget(CORTEX_M0_PLUS, "mcu_memory_m0");
 }
 
 /// A small deterministic source of noise.

@@ -140,3 +140,78 @@ fn a_device_on_a_noisy_serial_line_stays_joined_and_every_drop_is_counted() {
         decoder.stats()
     );
 }
+
+#[test]
+fn object_code_flooding_a_slow_line_is_bounded_at_the_bridge_and_acks_pass_it() {
+    use pcxses_core::wire::{Bottle, GoodBye, HelloAck, ObjectChunk};
+    use pcxses_core::SessionId;
+    use pcxses_tests::programs::encode;
+
+    /// Object chunks the AC sends at once: four times what the bridge queues.
+    const FLOOD: u32 = 4 * 64;
+    // This test is the AC, and reads the line only once the flood is over.
+    let ac = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ac.set_read_timeout(Some(WAIT)).unwrap();
+    let (mut line, device_end) = TTYPort::pair().expect("a pseudo-terminal pair");
+    line.set_timeout(Duration::from_millis(200)).unwrap();
+    let device_end_path = device_end.name().expect("the pair's name");
+    let ac_addr = ac.local_addr().unwrap().to_string();
+    let bridge = Proc::spawn(Command::new(bridge_executable()).args([
+        "--serial",
+        &device_end_path,
+        "--ac",
+        &ac_addr,
+    ]));
+    bridge.wait_logged("bridging");
+    let session = SessionId(5);
+    let mut frame = Vec::new();
+    push_serial_frame(&encode(&Bottle::GoodBye(GoodBye { session })), &mut frame);
+    line.write_all(&frame).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let (_, bridge_addr) = ac.recv_from(&mut buf).expect("the device's bottle");
+
+    for index in 0..FLOOD {
+        let data = [index as u8; 1000];
+        let chunk = ObjectChunk {
+            session,
+            morph: 1,
+            index,
+            data: &data,
+        };
+        ac.send_to(&encode(&Bottle::ObjectChunk(chunk)), bridge_addr)
+            .unwrap();
+    }
+    let ack = encode(&Bottle::HelloAck(HelloAck { session, seq: 1 }));
+    ac.send_to(&ack, bridge_addr).unwrap();
+    let counted = |v: &serde_json::Value, key: &str| v[key].as_u64().unwrap_or(0);
+    let counters = bridge.wait_for("the bridge to drop object code", |v| {
+        is(v, "serial") && counted(v, "queue_dropped") > 0
+    });
+
+    // The line, read to its end: the ack overtook the object code still queued.
+    let mut decoder = SerialDecoder::new(MAX_BOTTLE_LEN);
+    let mut bottles = Vec::new();
+    loop {
+        let n = match line.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("reading the line: {e}"),
+        };
+        let mut input = &buf[..n];
+        while let Some(bottle) = decoder.decode(&mut input) {
+            bottles.push(bottle.to_vec());
+        }
+    }
+    let at = bottles.iter().position(|b| *b == ack).expect("the ack");
+    let chunks = bottles.len() - 1;
+    assert!(
+        chunks > at,
+        "object code waited behind the ack: {at} of {chunks} before it"
+    );
+    let dropped = counted(&counters, "queue_dropped");
+    assert!(
+        chunks as u64 <= u64::from(FLOOD) - dropped,
+        "{chunks} chunks on the line, {dropped} dropped"
+    );
+    assert_eq!(decoder.stats().dropped, 0);
+}

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use pcxses_core::device::Install;
 
 /// States remembered per computation.
-const REMEMBERED: usize = 16;
+const REMEMBERED: usize = 8;
 
 /// What runs a computation.
 enum Runner {

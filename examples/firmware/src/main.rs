@@ -12,8 +12,30 @@
 //! UART receives a byte or the clock's next millisecond.
 //!
 //! Events go out as JSON lines through semihosting ([`report`]); with them, every second
-//! in which they changed, a `memory` line: the heap in use and its high-water mark, and the
-//! deepest the stack has been.
+//! in which they changed, a `memory` line: the heap in use and its high-water mark, the
+//! deepest the stack has been, and the serial decoder's counters.
+//!
+//! # Building and running
+//!
+//! The firmware is built on its own, from this directory, for a Cortex-M4F by default
+//! (`.cargo/config.toml`) or for a Cortex-M0+ (`--target thumbv6m-none-eabi`, without the
+//! `wasm` feature: `wasmi` needs atomics that part lacks). Its features choose what is
+//! linked: `psk` (pre-shared-key mode), `signing` (MORPHs must be signed with the
+//! provisioned key), `wasm` (shipped WebAssembly computations) and `semihosting` (event
+//! lines, on by default).
+//!
+//! ```sh
+//! cargo build --release --features signing,wasm
+//! qemu-system-arm -M mps2-an386 -nographic -monitor none \
+//!     -semihosting-config enable=on,target=native -serial pty \
+//!     -kernel target/thumbv7em-none-eabihf/release/pcxses-firmware \
+//!     -device loader,file=RECORD,addr=0x3ff000,force-raw=on
+//! pcxses-bridge --serial /dev/pts/N --ac 127.0.0.1:4700
+//! ```
+//!
+//! where `RECORD` is the provisioning record ([`provision`]; `pcxses_demo::mcu::Provision`
+//! writes one) and `/dev/pts/N` the pseudo-terminal QEMU names on its first line. The
+//! Cortex-M0+ image runs on `-M mps2-an385`.
 #![no_std]
 #![no_main]
 #![deny(missing_docs)]
@@ -47,33 +69,11 @@ const MEMORY_EVERY: Duration = Duration::from_secs(1);
 #[entry]
 fn main() -> ! {
     heap::init();
-    let Some(mut core) = cortex_m::Peripherals::take() else {
+    let Some(core) = cortex_m::Peripherals::take() else {
         halt()
     };
     let mut clock = Clock::start(core.SYST);
-    let mut report = Report::open();
-    let provision = match provision::read() {
-        Ok(p) => p,
-        Err(e) => {
-            report.event("provision_invalid", clock.now(), |l| {
-                l.str("reason", e.as_str());
-            });
-            halt()
-        }
-    };
-    let (tick, frames) = (provision.tick, provision.frames);
-    let mut node = Node {
-        decoder: SerialDecoder::new(provision.config.limits.max_bottle),
-        device: Device::new(provision.config, clock.now()),
-        computations: Computations::default(),
-        uart: Uart::take(&mut core.NVIC),
-        frame: Vec::new(),
-        report,
-        wake_at: Instant::from_micros(0),
-        memory: (0, 0, 0),
-        frames,
-        steps: 0,
-    };
+    let (node, tick) = boot(&mut clock, core.NVIC);
     let mut next_tick = clock.now() + tick;
     let mut next_memory = clock.now();
     loop {
@@ -96,6 +96,38 @@ fn main() -> ! {
             // A byte, or the next millisecond, wakes the core.
             cortex_m::asm::wfi();
         }
+    }
+}
+
+/// Reads the provisioning record and sets the node up, in a static of its own: neither
+/// its bytes nor the temporaries of setting it up stay on the loop's stack.
+#[inline(never)]
+fn boot(clock: &mut Clock, mut nvic: cortex_m::peripheral::NVIC) -> (&'static mut Node, Duration) {
+    let mut report = Report::open();
+    let provision = match provision::read() {
+        Ok(p) => p,
+        Err(e) => {
+            report.event("provision_invalid", clock.now(), |l| {
+                l.str("reason", e.as_str());
+            });
+            halt()
+        }
+    };
+    let node = Node {
+        decoder: SerialDecoder::new(provision.config.limits.max_bottle),
+        device: Device::new(provision.config, clock.now()),
+        computations: Computations::default(),
+        uart: Uart::take(&mut nvic),
+        frame: Vec::new(),
+        report,
+        wake_at: Instant::from_micros(0),
+        memory: (0, 0, 0),
+        frames: provision.frames,
+        steps: 0,
+    };
+    match cortex_m::singleton!(: Node = node) {
+        Some(node) => (node, provision.tick),
+        None => halt(),
     }
 }
 
@@ -191,10 +223,7 @@ impl Node {
                     l.str("computation", &computation)
                         .u64("version", version.into());
                     if let Some(state) = state {
-                        l.hex("state", state);
-                        if let Ok(count) = <[u8; 8]>::try_from(state) {
-                            l.u64("count", u64::from_le_bytes(count));
-                        }
+                        l.hex("state", state).count(state);
                     }
                 });
             }
@@ -204,6 +233,7 @@ impl Node {
                     l.str("computation", &install.computation)
                         .str("replaces", &install.replaces)
                         .hex("lkgs", install.lkgs())
+                        .count(install.lkgs())
                         .u64("lkgs_bytes", install.lkgs().len() as u64)
                         .u64("lkgs_version", install.lkgs_version.into())
                         .u64(

@@ -5,6 +5,22 @@
 //! only frames. Built without the `semihosting` feature, the firmware reports nothing and
 //! the lines are never built.
 //!
+//! The events, each with `at_ms` (the board's clock):
+//!
+//! | event | fields |
+//! | --- | --- |
+//! | `joined` | `session`, `run` (the computations started) |
+//! | `state_stored` | `computation`, `version`, `state` (hex, if still remembered), `count` (a counter's) |
+//! | `install` | `computation`, `replaces`, `lkgs` (hex), `count`, `lkgs_bytes`, `lkgs_version`, `code_bytes`, `refused` (why it did not start, if it did not) |
+//! | `stop` | `computation`, `reason` (`replaced`, `fenced`, `session_lost`, `left`, `dismissed`, `cancelled`) |
+//! | `morph_refused` | `morph` |
+//! | `rejected` | |
+//! | `guest_failed` | `computation` (it ran out of fuel or trapped, and was stopped) |
+//! | `frame` | `computation`, `text` (a WebAssembly computation's frame) |
+//! | `memory` | `heap_used`, `heap_peak`, `stack_peak` (bytes), `frames`, `dropped`, `dropped_bytes` (the serial decoder's) |
+//! | `provision_invalid` | `reason` (the firmware halts) |
+//! | `panic` | `file`, `line` (the firmware halts) |
+//!
 //! The lines are written without `core::fmt`, which would cost the image several
 //! kilobytes.
 
@@ -77,6 +93,14 @@ impl Line {
             out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
         }
         out.push(b'"');
+        self
+    }
+
+    /// A counter's state as its count, when it is one (8 bytes, little-endian).
+    pub fn count(&mut self, state: &[u8]) -> &mut Line {
+        if let Ok(count) = <[u8; 8]>::try_from(state) {
+            self.u64("count", u64::from_le_bytes(count));
+        }
         self
     }
 

@@ -291,7 +291,7 @@ impl Controller {
             }
             Stage::Streaming => {}
         }
-        if a.sender.on_progress(ack.progress) {
+        if a.sender.on_progress(ack.progress, now) {
             a.last_progress = now;
         } else {
             self.stats.duplicate += 1;

@@ -431,7 +431,7 @@ impl Device {
             Bottle::GoodMorningAck(ack) => self.on_good_morning_ack(now, ack),
             Bottle::Reject(r) => self.on_reject(now, r),
             Bottle::HelloAck(a) => self.on_hello_ack(now, a),
-            Bottle::StateAck(a) => self.on_state_ack(a),
+            Bottle::StateAck(a) => self.on_state_ack(now, a),
             Bottle::Morph(m) => self.on_morph(m),
             Bottle::ObjectChunk(c) => self.on_object_chunk(now, c),
             Bottle::MorphFail(f) => self.on_cancel(f),

@@ -322,7 +322,7 @@ impl Device {
         }
     }
 
-    pub(super) fn on_state_ack(&mut self, a: StateAck) -> Result<(), InputError> {
+    pub(super) fn on_state_ack(&mut self, now: Instant, a: StateAck) -> Result<(), InputError> {
         let s = self.joined(a.session)?;
         let Some(h) = s.comps.iter_mut().find(|h| h.handle == a.handle) else {
             return Err(InputError::OutOfPhase(
@@ -331,7 +331,7 @@ impl Device {
         };
         let stored = match h.sender.as_mut().filter(|_| a.version == h.version) {
             Some(sender) => {
-                sender.on_progress(a.progress);
+                sender.on_progress(a.progress, now);
                 if !sender.is_done() {
                     return Ok(());
                 }
