@@ -10,7 +10,8 @@
 //!
 //! [`programs`] runs the programs (`pcxses-ac`, `pcxses-device`, `pcxses-attack`) as real
 //! processes for the end-to-end suites `tests/programs_*.rs`, and reads their JSON event
-//! lines, each checked against `docs/EVENTS.md` ([`events_doc`]).
+//! lines, each checked against `docs/EVENTS.md` ([`events_doc`]); [`mcu`] boots the device
+//! firmware in QEMU beside them, and [`noise`] spoils serial lines.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -22,5 +23,6 @@ pub mod lease;
 pub mod mcu;
 pub mod memory_journal;
 pub mod net;
+pub mod noise;
 pub mod programs;
 pub mod sim;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use pcxses_demo::mcu::{Mcu, Provision, CORTEX_M0_PLUS, CORTEX_M4};
 use pcxses_guest_pacman::game::Game;
 use pcxses_tests::mcu::{bridge, firmware, Board};
+use pcxses_tests::noise::Noise;
 use pcxses_tests::programs::{self, is, path, tick_and_score, unhex, Proc, Setup, World};
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
@@ -229,33 +230,6 @@ fn a_cortex_m4_keeps_within_its_memory_budget_while_it_receives_a_morph() {
 #[test]
 fn a_cortex_m0_plus_keeps_within_its_memory_budget_while_it_receives_a_morph() {
     keeps_within_its_memory_budget(CORTEX_M0_PLUS, "mcu_memory_m0");
-}
-
-/// A small deterministic source of noise.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    /// Spoils `bytes` now and then: a flipped bit in one read in ten, random garbage after
-    /// one in eight. Returns what to pass on.
-    fn spoil(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let mut out = bytes.to_vec();
-        if self.next().is_multiple_of(10) {
-            let at = self.next() as usize % out.len();
-            out[at] ^= 1 << (self.next() % 8);
-        }
-        if self.next().is_multiple_of(8) {
-            out.extend((0..24).map(|_| self.next() as u8));
-        }
-        out
-    }
 }
 
 /// Carries bytes between two ends of a line, spoiling some, until `stop`.

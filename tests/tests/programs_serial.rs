@@ -9,25 +9,13 @@ use std::time::{Duration, Instant as StdInstant};
 use pcxses_core::device::{DeviceEvent, StopReason};
 use pcxses_core::serial::{push_serial_frame, SerialDecoder};
 use pcxses_core::{Device, DeviceConfig, Epoch, Output, MAX_BOTTLE_LEN};
+use pcxses_tests::noise::Noise;
 use pcxses_tests::programs::{bridge_executable, is, Proc, World, WAIT};
 use serialport::{SerialPort, TTYPort};
 
 /// Frames the device sends over the noisy line: forty HELLO intervals and more, several
 /// dead intervals.
 const FRAMES: u64 = 40;
-
-/// A small deterministic source of noise.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
 
 #[test]
 fn a_device_on_a_noisy_serial_line_stays_joined_and_every_drop_is_counted() {
@@ -68,12 +56,12 @@ fn a_device_on_a_noisy_serial_line_stays_joined_and_every_drop_is_counted() {
                     // Garbage before every fifth frame (it costs no frame: the frame's
                     // leading zero ends it), a flipped bit in every seventh.
                     if sent % 5 == 2 {
-                        out.extend((0..16).map(|_| noise.next() as u8));
+                        out.extend((0..16).map(|_| noise.draw() as u8));
                         garbage += 1;
                     }
                     if sent % 7 == 3 {
                         let at = 1 + frame.len() / 2;
-                        frame[at] ^= 1 << (noise.next() % 8);
+                        frame[at] ^= 1 << (noise.draw() % 8);
                         flipped += 1;
                     }
                     out.extend_from_slice(&frame);
@@ -93,8 +81,8 @@ fn a_device_on_a_noisy_serial_line_stays_joined_and_every_drop_is_counted() {
             Err(e) => panic!("reading the line: {e}"),
         };
         // A flipped bit in every sixth read from the AC's side.
-        if n > 0 && noise.next().is_multiple_of(6) {
-            buf[n / 2] ^= 1 << (noise.next() % 8);
+        if n > 0 && noise.draw().is_multiple_of(6) {
+            buf[n / 2] ^= 1 << (noise.draw() % 8);
             reads_spoiled += 1;
         }
         let mut input = &buf[..n];

@@ -199,7 +199,9 @@ pub struct ControllerConfig {
     pub limits: Limits,
     /// Chunks in flight per transfer.
     pub window: u16,
-    /// First retransmission timeout (not zero); it doubles per retry up to `rto_max`.
+    /// First and least retransmission timeout (not zero); it doubles per retry up to
+    /// `rto_max`, and follows the measured round trip when that is longer
+    /// (`docs/PROTOCOL.md` §8).
     pub rto: Duration,
     /// Largest retransmission timeout.
     pub rto_max: Duration,

@@ -150,15 +150,18 @@ pub struct World {
 /// How long any step of the demo may take.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The AC's configuration: the two devices, each running one computation that may move
-/// only to the other, and manifests signed with the key beside it.
-const CONFIG: &str = r#"[ac]
+/// The AC's section of both configurations: manifests signed with the key beside it.
+const AC: &str = r#"[ac]
 listen = "127.0.0.1:0"
 repository = "repo"
 code_signing_key = "code-signing.key"
 hello_ms = { min = 20, max = 10000 }
 dead_ms = { min = 60, max = 60000 }
+"#;
 
+/// The registry: the two devices, each running one computation that may move only to the
+/// other.
+const REGISTRY: &str = r#"
 [[device]]
 name = "pacman"
 runs = ["pacman"]
@@ -177,15 +180,9 @@ name = "chat"
 objects = [{ id = "chat.wasm", invoke = true }]
 hosts = ["pacman"]"#;
 
-/// The AC's configuration when the runner is a board: it runs nothing of its own, and
-/// PacMan may move to it and back.
-const BOARD_CONFIG: &str = r#"[ac]
-listen = "127.0.0.1:0"
-repository = "repo"
-code_signing_key = "code-signing.key"
-hello_ms = { min = 20, max = 10000 }
-dead_ms = { min = 60, max = 60000 }
-
+/// The registry when the runner is a board: it runs nothing of its own, and PacMan may
+/// move to it and back.
+const BOARD_REGISTRY: &str = r#"
 [[device]]
 name = "pacman"
 runs = ["pacman"]
@@ -212,11 +209,12 @@ impl World {
             repository::add(&repo, id, wasm).map_err(|e| e.to_string())?;
             std::fs::write(dir.join(id), wasm).map_err(|e| e.to_string())?;
         }
-        let config = match settings.board {
-            Some(_) => BOARD_CONFIG,
-            None => CONFIG,
+        let registry = match settings.board {
+            Some(_) => BOARD_REGISTRY,
+            None => REGISTRY,
         };
-        std::fs::write(dir.join("ac.toml"), config).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("ac.toml"), format!("{AC}{registry}"))
+            .map_err(|e| e.to_string())?;
         let (sink, events) = channel();
         let mut world = World {
             ac_addr: ([127, 0, 0, 1], 0).into(),
