@@ -173,11 +173,17 @@ pub(crate) struct ChunkSender {
     in_flight: Vec<(u32, Instant, bool)>,
     pacing: Pacing,
     /// The smoothed round trip and its variation, once sampled.
-    srtt: Option<(Duration, Duration)>,
+    srtt: Option<RttEstimate>,
     rto: Duration,
 }
 
+/// A path's smoothed round trip and its variation, as a [`ChunkSender`] measured them: the
+/// next transfer on the same path starts from them.
+pub(crate) type RttEstimate = (Duration, Duration);
+
 impl ChunkSender {
+    /// A sender of `len` bytes in chunks of `chunk`, paced by `pacing`, that has measured
+    /// nothing of the path yet.
     pub(crate) fn new(len: u32, chunk: u16, pacing: Pacing) -> ChunkSender {
         let count = chunk_count(len, chunk);
         ChunkSender {
@@ -229,11 +235,24 @@ impl ChunkSender {
         None
     }
 
-    /// The timeout the round trips seen so far call for.
+    /// This sender, starting from what an earlier transfer on the same path measured.
+    pub(crate) fn with_estimate(mut self, estimate: Option<RttEstimate>) -> ChunkSender {
+        self.srtt = estimate;
+        self.rto = self.base_rto();
+        self
+    }
+
+    /// What this sender measured of the path, if it took a sample.
+    pub(crate) fn estimate(&self) -> Option<RttEstimate> {
+        self.srtt
+    }
+
+    /// The timeout the round trips seen so far call for: `srtt + 4 · rttvar`, the variation
+    /// counting at least half the configured timeout (a steady round trip must not leave
+    /// the timeout at the round trip itself), within `[rto, rto_max]`.
     fn base_rto(&self) -> Duration {
-        let rtt = self
-            .srtt
-            .map_or(Duration::ZERO, |(srtt, var)| srtt + var * 4);
+        let floor = self.pacing.rto / 2;
+        let rtt = (self.srtt).map_or(Duration::ZERO, |(srtt, var)| srtt + (var * 4).max(floor));
         rtt.max(self.pacing.rto).min(self.pacing.rto_max)
     }
 
@@ -272,10 +291,9 @@ impl ChunkSender {
             .map(|(_, at, _)| *at)
             .max();
         self.in_flight.retain(|(i, ..)| !acked.get(*i));
+        // Karn: a backed-off timeout stands until a chunk sent once times the path again.
         if let Some(at) = sent_once {
             self.sample(now.saturating_since(at));
-        }
-        if advanced {
             self.rto = self.base_rto();
         }
         advanced
@@ -376,6 +394,25 @@ mod tests {
                 .len()
         );
         assert!(tx.rto >= Duration::from_millis(700), "{:?}", tx.rto);
+    }
+
+    #[test]
+    fn a_new_transfer_starts_from_the_estimate_of_the_last() {
+        let slow = Some((Duration::from_millis(600), Duration::from_millis(50)));
+        let tx = ChunkSender::new(64, 64, PACING).with_estimate(slow);
+        assert_eq!(
+            tx.rto,
+            Duration::from_millis(800),
+            "600 + 4 · 50, capped at rto_max"
+        );
+        let steady = Some((Duration::from_millis(300), Duration::ZERO));
+        let tx = ChunkSender::new(64, 64, PACING).with_estimate(steady);
+        assert_eq!(
+            tx.rto,
+            Duration::from_millis(350),
+            "the variation counts rto / 2 at least"
+        );
+        assert_eq!(ChunkSender::new(64, 64, PACING).rto, PACING.rto);
     }
 
     #[test]

@@ -72,10 +72,12 @@ fn checked_lkgs(install: &Value, from: &Proc) -> Vec<u8> {
         "the LKGS is a state PacMan passed through"
     );
     let version = install["lkgs_version"].as_u64().expect("a version");
+    // The board remembers its last few states only: a late ack may come without one.
     let acked = from.events(|v| {
         is(v, "state_stored")
             && v["computation"] == "counter-alpha"
             && v["version"].as_u64() == Some(version)
+            && v["state"].is_string()
     });
     if let Some(acked) = acked.first() {
         assert_eq!(
@@ -174,7 +176,8 @@ fn pacman_moves_from_linux_to_the_board_and_back_with_the_acknowledged_state() {
     });
 }
 
-/// Boots the firmware for `mcu` without PSK or signatures as gamma, moves alpha's counter
+/// Boots the firmware for `mcu` (the ARMv6-M image, for Cortex-M0+ parts, runs on QEMU's
+/// Cortex-M3 board) without PSK or signatures as gamma, moves alpha's counter
 /// (4,000 bytes of code) to it, and checks the heap in the steady state and the deepest
 /// stack against the budgets.
 fn keeps_within_its_memory_budget(mcu: Mcu, test: &str) {
@@ -194,12 +197,15 @@ fn keeps_within_its_memory_budget(mcu: Mcu, test: &str) {
     assert_eq!(install["code_bytes"], 4_000);
     // Steady again: both counters acknowledged over several HELLO intervals, and a
     // `memory` line printed after that.
+    let installed = install["count"]
+        .as_u64()
+        .expect("the count it resumes from");
     board
         .qemu
         .wait_for("counter-alpha acknowledged on the board", |v| {
             is(v, "state_stored")
                 && v["computation"] == "counter-alpha"
-                && v["count"].as_u64() > install["count"].as_u64().map(|c| c + 40)
+                && v["count"].as_u64().is_some_and(|c| c > installed + 40)
         });
     let seen = board.qemu.seen();
     board.qemu.wait_until("a memory line after that", |o| {
@@ -228,7 +234,7 @@ fn a_cortex_m4_keeps_within_its_memory_budget_while_it_receives_a_morph() {
 }
 
 #[test]
-fn a_cortex_m0_plus_keeps_within_its_memory_budget_while_it_receives_a_morph() {
+fn armv6m_code_keeps_within_its_memory_budget_while_it_receives_a_morph() {
     keeps_within_its_memory_budget(CORTEX_M0_PLUS, "mcu_memory_m0");
 }
 

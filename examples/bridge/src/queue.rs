@@ -1,10 +1,13 @@
 //! The frames waiting for the serial line: the AC's control bottles (HELLO acks, MORPH
 //! headers, answers) go before object code, so a MORPH that fills a slow line for seconds
-//! does not hold back the acks that keep the device's fence lease. Each class is bounded;
-//! a bottle that finds its class full is dropped and counted, as a router drops a packet
-//! (the AC retransmits object code; a later ack supersedes a lost one). A bottle identical
-//! to one still waiting (a retransmission that overtook nothing) is dropped as well: the
-//! line would carry it twice.
+//! does not hold back the acks that keep the device's fence lease. Each class is bounded
+//! and drops what overflows, counted, as a router drops packets: a full object-code class
+//! refuses the newcomer (the AC retransmits it), a full control class gives up its oldest
+//! bottle (the newest acks renew the lease). A bottle identical to one still waiting (a
+//! retransmission that overtook nothing) is dropped as well: the line would carry it
+//! twice. Sealed bottles (pre-shared-key mode) carry a new counter on every send, so none
+//! is ever identical; and as control bottles overtake object code, a chunk may wait behind
+//! up to [`BOUND`] of them, within the device's replay window of 64 counters.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
@@ -30,7 +33,8 @@ pub enum Pushed {
     Queued,
     /// The same bytes already wait: it was dropped.
     Duplicate,
-    /// Its class is full: it was dropped.
+    /// Its class is full: it was dropped, or for a control bottle the oldest waiting
+    /// was.
     Full,
 }
 
@@ -49,7 +53,8 @@ impl LineQueue {
         let Ok(mut c) = self.classes.lock() else {
             return Pushed::Full;
         };
-        let class = match TransmitKind::of(bottle) {
+        let kind = TransmitKind::of(bottle);
+        let class = match kind {
             TransmitKind::Bulk => &mut c.bulk,
             TransmitKind::Control => &mut c.control,
         };
@@ -57,13 +62,21 @@ impl LineQueue {
             c.duplicates += 1;
             return Pushed::Duplicate;
         }
-        if class.len() >= BOUND {
+        let pushed = if class.len() < BOUND {
+            Pushed::Queued
+        } else if kind == TransmitKind::Control {
+            class.pop_front();
+            Pushed::Full
+        } else {
             c.dropped += 1;
             return Pushed::Full;
-        }
+        };
         class.push_back(bottle.to_vec());
+        if pushed == Pushed::Full {
+            c.dropped += 1;
+        }
         self.ready.notify_one();
-        Pushed::Queued
+        pushed
     }
 
     /// The next bottle for the line, control first, waiting at most `wait` for one.
@@ -119,6 +132,14 @@ mod tests {
         assert_eq!(q.dropped(), (1, 1));
         assert_eq!(q.pop(Duration::ZERO), Some(ack));
         assert_eq!(q.pop(Duration::ZERO), Some(chunk(0)));
+        // A full control class keeps the newest acks.
+        let q = LineQueue::default();
+        let ack = |seq| encoded(Bottle::HelloAck(HelloAck { session, seq }));
+        for seq in 0..=BOUND as u16 {
+            q.push(&ack(seq));
+        }
+        assert_eq!(q.dropped(), (1, 0));
+        assert_eq!(q.pop(Duration::ZERO), Some(ack(1)), "the oldest went");
         let q = LineQueue::default();
         assert_eq!(q.pop(Duration::from_millis(1)), None);
     }

@@ -1,8 +1,9 @@
 //! The computations this device runs: counters natively (their state is the count, 8
 //! bytes little-endian), and with the `wasm` feature the WebAssembly modules MORPHs bring,
-//! under the same limits as on the `pcxses-device` program, except for a linear memory
-//! that fits this device's heap. Each remembers the states it reported lately, so the
-//! acknowledged one can be shown.
+//! under the same fuel, table and instance limits as on the `pcxses-device` program, with
+//! a linear memory of at most [`GUEST_MEMORY`] and states of at most the device's
+//! `max_state`, so that [`MAX_HOSTED`] of them fit this device's heap. Each remembers the
+//! states it reported lately, so the acknowledged one can be shown.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -10,7 +11,14 @@ use alloc::vec::Vec;
 use pcxses_core::device::Install;
 
 /// States remembered per computation.
-const REMEMBERED: usize = 8;
+const REMEMBERED: usize = 4;
+
+/// Computations this device runs at once (its `DeviceConfig::max_hosted`).
+pub const MAX_HOSTED: usize = 2;
+
+/// The largest linear memory of a WebAssembly computation, bytes.
+#[cfg(feature = "wasm")]
+pub const GUEST_MEMORY: usize = 256 * 1024;
 
 /// What runs a computation.
 enum Runner {
@@ -53,7 +61,8 @@ const REFUSED: &str = "the WebAssembly host refused the module or its state";
 #[cfg(feature = "wasm")]
 fn guest_limits() -> pcxses_guest_host::GuestLimits {
     pcxses_guest_host::GuestLimits {
-        max_memory: crate::heap::SIZE / 2,
+        max_memory: GUEST_MEMORY,
+        max_state: pcxses_core::Limits::MICROCONTROLLER.max_state as usize,
         ..pcxses_guest_host::GuestLimits::default()
     }
 }
@@ -69,6 +78,11 @@ impl Computations {
         });
     }
 
+    /// Stops the computation at `index`: its name.
+    pub fn stop_at(&mut self, index: usize) -> Option<String> {
+        (index < self.running.len()).then(|| self.running.remove(index).name)
+    }
+
     /// Starts `name` from its initial state: a counter from zero.
     pub fn start(&mut self, name: &str) {
         self.insert(name, Runner::Counter(0));
@@ -77,6 +91,8 @@ impl Computations {
     /// Starts an installed computation from its LKGS: the invoked WebAssembly module if it
     /// brings one, else a counter; or why it cannot.
     pub fn install(&mut self, install: &Install) -> Result<(), &'static str> {
+        // A copy it replaces goes first: both would not fit the heap.
+        self.stop(&install.computation);
         let module = install
             .objects()
             .find(|(o, bytes)| o.invoke && bytes.starts_with(b"\0asm"));
@@ -129,11 +145,14 @@ impl Computations {
             return Step::Failed(self.running.remove(index).name);
         };
         let r = &mut self.running[index];
-        r.version += 1;
-        if r.recent.len() == REMEMBERED {
-            r.recent.remove(0);
+        // As the device numbers them: a state equal to the last is not a new version.
+        if r.recent.last().is_none_or(|(_, last)| *last != state) {
+            r.version += 1;
+            if r.recent.len() == REMEMBERED {
+                r.recent.remove(0);
+            }
+            r.recent.push((r.version, state));
         }
-        r.recent.push((r.version, state));
         Step::State(&r.name, &r.recent[r.recent.len() - 1].1)
     }
 

@@ -7,14 +7,26 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use embedded_alloc::LlffHeap;
 
-/// The heap's size. With WebAssembly it holds the interpreter, the module and the guest's
-/// linear memory; without, the device and one MORPH stream of at most
-/// `Limits::MICROCONTROLLER.max_transfer` bytes.
-pub const SIZE: usize = if cfg!(feature = "wasm") {
-    1536 * 1024
-} else {
-    96 * 1024
+use crate::computations::MAX_HOSTED;
+
+/// The heap's size: room for a MORPH stream of `Limits::MICROCONTROLLER.max_transfer`
+/// bytes per hosted computation (two may arrive at once) and the device, and with
+/// WebAssembly, per computation, its interpreter and module (PacMan's take about 230 KB)
+/// and twice its largest linear memory (growing it copies it).
+pub const SIZE: usize = {
+    let transfer = pcxses_core::Limits::MICROCONTROLLER.max_transfer as usize;
+    let per_computation = if cfg!(feature = "wasm") {
+        transfer + 384 * 1024 + 2 * GUEST_MEMORY
+    } else {
+        transfer
+    };
+    MAX_HOSTED * per_computation + 32 * 1024
 };
+
+#[cfg(feature = "wasm")]
+use crate::computations::GUEST_MEMORY;
+#[cfg(not(feature = "wasm"))]
+const GUEST_MEMORY: usize = 0;
 
 /// The allocator, counting.
 pub struct Counted {

@@ -55,7 +55,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use cortex_m_rt::entry;
-use pcxses_core::serial::{push_serial_frame, SerialDecoder};
+use pcxses_core::serial::{push_serial_frame, SerialDecoder, SerialStats};
 use pcxses_core::{Device, DeviceEvent, Instant, Output};
 
 use clock::Clock;
@@ -113,15 +113,20 @@ fn boot(clock: &mut Clock, mut nvic: cortex_m::peripheral::NVIC) -> (&'static mu
             halt()
         }
     };
+    let mut config = provision.config;
+    // The record's seed, mixed with the microseconds this boot took: on a part with a
+    // hardware random number generator, mix its output in as well.
+    let boot_us = clock.now().as_micros();
+    config.seed ^= boot_us.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
     let node = Node {
-        decoder: SerialDecoder::new(provision.config.limits.max_bottle),
-        device: Device::new(provision.config, clock.now()),
+        decoder: SerialDecoder::new(config.limits.max_bottle),
+        device: Device::new(config, clock.now()),
         computations: Computations::default(),
         uart: Uart::take(&mut nvic),
         frame: Vec::new(),
         report,
         wake_at: Instant::from_micros(0),
-        memory: (0, 0, 0),
+        memory: (0, 0, 0, SerialStats::default()),
         frames: provision.frames,
         steps: 0,
     };
@@ -142,8 +147,9 @@ struct Node {
     report: Report,
     /// When the device's timers are next due.
     wake_at: Instant,
-    /// The last `memory` line's figures: heap in use, heap high-water mark, stack depth.
-    memory: (usize, usize, usize),
+    /// The last `memory` line's figures: heap in use, heap high-water mark, stack depth,
+    /// the serial decoder's counters.
+    memory: (usize, usize, usize, SerialStats),
     /// Every how many steps a frame is reported (0: never), and the steps so far.
     frames: u32,
     steps: u32,
@@ -280,15 +286,25 @@ impl Node {
             }
             match self.computations.step(i) {
                 Step::State(name, state) => {
-                    // The name and state are the computation's: the device copies them.
-                    let _ = self.device.set_state(at, name, state);
+                    // The name and state are the computation's: the device copies them. A
+                    // state the device cannot send (too large) stops the computation.
+                    if self.device.set_state(at, name, state).is_err() {
+                        if let Some(name) = self.computations.stop_at(i) {
+                            self.report.event("guest_failed", at, |l| {
+                                l.str("computation", &name)
+                                    .str("error", "its state exceeds the device's max_state");
+                            });
+                        }
+                        continue;
+                    }
                     if frame_due {
                         self.report_frame(i, at);
                     }
                     i += 1;
                 }
                 Step::Failed(name) => self.report.event("guest_failed", at, |l| {
-                    l.str("computation", &name);
+                    l.str("computation", &name)
+                        .str("error", "it ran out of fuel, trapped or broke a limit");
                 }),
                 Step::None => break,
             }
@@ -305,12 +321,12 @@ impl Node {
         }
     }
 
-    /// Reports the heap and the stack, if they changed.
+    /// Reports the heap, the stack and the serial decoder's counters, if they changed.
     fn report_memory(&mut self, now: Instant) {
-        let memory = (heap::used(), heap::peak(), stack::peak());
+        let serial = self.decoder.stats();
+        let memory = (heap::used(), heap::peak(), stack::peak(), serial);
         if memory != self.memory {
             self.memory = memory;
-            let serial = self.decoder.stats();
             self.report.event("memory", now, |l| {
                 l.u64("heap_used", memory.0 as u64)
                     .u64("heap_peak", memory.1 as u64)

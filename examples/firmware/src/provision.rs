@@ -14,7 +14,7 @@
 //! | 39 | 1 | zero |
 //! | 40 | 32 | the pre-shared key |
 //! | 72 | 32 | the code-signing public key (Ed25519) |
-//! | 104 | 8 | the seed of this boot: it must differ on every boot |
+//! | 104 | 8 | the seed: the firmware mixes in the time its boot took, a weak source alone; whoever writes the record at boot (as the tests and the demo do) writes a new one each time |
 //! | 112 | 4 | proposed HELLO interval, ms |
 //! | 116 | 4 | proposed dead interval, ms |
 //! | 120 | 4 | how often the computations step, ms |
@@ -90,6 +90,7 @@ fn parse(b: &[u8; LEN]) -> Result<Provision, Invalid> {
     let mut seed = [0; 8];
     seed.copy_from_slice(&b[104..112]);
     let mut config = DeviceConfig::microcontroller(name, u64::from_le_bytes(seed));
+    config.max_hosted = crate::computations::MAX_HOSTED;
     config.hello = ms(112)?;
     config.dead = ms(116)?;
     if b[38] & 1 != 0 {

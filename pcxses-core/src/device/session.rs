@@ -12,7 +12,7 @@ use crate::error::InputError;
 use crate::io::LinkId;
 use crate::name::Name;
 use crate::time::{ms, Instant};
-use crate::transfer::{ChunkSender, Pacing, CHUNK_OVERHEAD};
+use crate::transfer::{ChunkSender, Pacing, RttEstimate, CHUNK_OVERHEAD};
 use crate::wire::bottle::{
     Bottle, GoodMorningAck, Hello, HelloAck, StateAck, StateBottle, StateChunk, StateMode,
 };
@@ -76,6 +76,8 @@ pub(super) struct Hosted {
     pub(super) superseded: Vec<(u32, u32)>,
     /// The newest version the AC acknowledged holding, reported with `StateStored`.
     pub(super) stored: Option<u32>,
+    /// What the last sender of this computation's state measured of the path.
+    pub(super) rtt: Option<RttEstimate>,
 }
 
 impl Hosted {
@@ -91,6 +93,7 @@ impl Hosted {
             sender: None,
             superseded: Vec::new(),
             stored: None,
+            rtt: None,
         }
     }
 
@@ -109,7 +112,14 @@ impl Hosted {
         self.state.clear();
         self.state.extend_from_slice(state);
         self.version = self.version.wrapping_add(1);
-        self.sender = Some(ChunkSender::new(state.len() as u32, chunk, pacing));
+        let rtt = self
+            .sender
+            .as_ref()
+            .and_then(ChunkSender::estimate)
+            .or(self.rtt);
+        self.rtt = rtt;
+        let sender = ChunkSender::new(state.len() as u32, chunk, pacing).with_estimate(rtt);
+        self.sender = Some(sender);
         true
     }
 
@@ -335,6 +345,7 @@ impl Device {
                 if !sender.is_done() {
                     return Ok(());
                 }
+                h.rtt = sender.estimate().or(h.rtt);
                 h.sender = None;
                 Some(h.version)
             }

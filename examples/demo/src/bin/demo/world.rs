@@ -382,7 +382,8 @@ impl World {
         Ok(Proc { child, stdin })
     }
 
-    /// Starts QEMU with `cmd`: the board's process, and the pseudo-terminal of its UART.
+    /// Starts QEMU with `cmd`: the board's process, and the pseudo-terminal of its UART,
+    /// which QEMU names on its first line (within [`WAIT`]).
     fn spawn_board(&self, cmd: &mut Command) -> Result<(Proc, String), String> {
         let mut child = cmd
             .stdin(Stdio::null())
@@ -390,19 +391,30 @@ impl World {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting {}: {e}", mcu::QEMU))?;
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut line = String::new();
-        let pty = loop {
-            line.clear();
-            if stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-                return Err(format!("{} named no pseudo-terminal", mcu::QEMU));
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let proc = Proc { child, stdin: None };
+        let (named, pty) = channel();
+        let sink = self.sink.clone();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            for line in lines.by_ref() {
+                if let Some(pty) = mcu::pty_in(&line) {
+                    let _ = named.send(pty.display().to_string());
+                    break;
+                }
             }
-            if let Some(pty) = mcu::pty_in(&line) {
-                break pty.display().to_string();
+            for line in lines {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    if sink.send((Who::Runner, v)).is_err() {
+                        break;
+                    }
+                }
             }
-        };
-        self.forward(Who::Runner, stdout);
-        Ok((Proc { child, stdin: None }, pty))
+        });
+        let pty = pty
+            .recv_timeout(WAIT)
+            .map_err(|_| format!("{} named no pseudo-terminal", mcu::QEMU))?;
+        Ok((proc, pty))
     }
 
     /// Hands the JSON lines of `stdout` to the world's channel, as `who`'s events.
