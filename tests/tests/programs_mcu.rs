@@ -2,7 +2,8 @@
 //! its UART carried by `pcxses-bridge` to a real `pcxses-ac`, beside Linux devices. PacMan
 //! moves from a killed Linux device to the board and plays on there, then back to a Linux
 //! device when QEMU is killed, its state byte for byte what the AC acknowledged each time;
-//! and garbage and flipped bits on the board's serial line cost only the frames they hit.
+//! and garbage and flipped bits on the board's serial line, once it joined, cost only the
+//! frames they hit.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -238,20 +239,31 @@ fn armv6m_code_keeps_within_its_memory_budget_while_it_receives_a_morph() {
     keeps_within_its_memory_budget(CORTEX_M0_PLUS, "mcu_memory_m0");
 }
 
-/// Carries bytes between two ends of a line, spoiling some, until `stop`.
+/// Whether the relays spoil what they carry, and whether they stop.
+#[derive(Default)]
+struct Relays {
+    noisy: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// Carries bytes between two ends of a line, spoiling some while `relays.noisy`, until
+/// `relays.stop`.
 fn noisy_relay(
     mut from: Box<dyn SerialPort>,
     mut to: Box<dyn SerialPort>,
     seed: u64,
-    stop: Arc<AtomicBool>,
+    relays: Arc<Relays>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut noise = Noise(seed);
         let mut buf = [0u8; 256];
-        while !stop.load(Ordering::Relaxed) {
+        while !relays.stop.load(Ordering::Relaxed) {
             match from.read(&mut buf) {
-                Ok(n) if n > 0 => {
+                Ok(n) if n > 0 && relays.noisy.load(Ordering::Relaxed) => {
                     let _ = to.write_all(&noise.spoil(&buf[..n]));
+                }
+                Ok(n) => {
+                    let _ = to.write_all(&buf[..n]);
                 }
                 _ => {}
             }
@@ -283,22 +295,24 @@ fn garbage_and_flipped_bits_on_the_boards_line_cost_only_the_frames_they_hit() {
     let board_end = open(board.pty.to_str().unwrap());
     let (relay_end, bridge_end) = TTYPort::pair().expect("a pseudo-terminal pair");
     let bridge_path = bridge_end.name().expect("the pair's name");
-    let stop = Arc::new(AtomicBool::new(false));
+    let line = Arc::new(Relays::default());
     let relays = [
         noisy_relay(
             Box::new(board_end.try_clone_native().unwrap()),
             Box::new(relay_end.try_clone_native().unwrap()),
             1,
-            stop.clone(),
+            line.clone(),
         ),
-        noisy_relay(Box::new(relay_end), Box::new(board_end), 2, stop.clone()),
+        noisy_relay(Box::new(relay_end), Box::new(board_end), 2, line.clone()),
     ];
     let bridge = bridge(std::path::Path::new(&bridge_path), &w.addr, &[]);
 
-    // Forty HELLO intervals of the board through the noise: its counter counts every 50 ms.
+    // Joined on a clean line, then forty HELLO intervals of the board through the noise:
+    // its counter counts every 50 ms.
     board
         .qemu
         .wait_for("the board to join", |v| is(v, "joined"));
+    line.noisy.store(true, Ordering::Relaxed);
     let counted = |v: &Value, key: &str| v[key].as_u64().unwrap_or(0);
     let count = u64::from(40 * BOARD_HELLO_MS / 50);
     board
@@ -316,17 +330,20 @@ fn garbage_and_flipped_bits_on_the_boards_line_cost_only_the_frames_they_hit() {
     bridge.wait_for("the bridge to count dropped frames", |v| {
         is(v, "serial") && counted(v, "dropped") > 0 && counted(v, "frames") >= 40
     });
-    stop.store(true, Ordering::Relaxed);
+    line.stop.store(true, Ordering::Relaxed);
     for r in relays {
         r.join().unwrap();
     }
 
     let ac = w.ac();
+    let gamma = ac.events(|v| v["device"] == "gamma");
+    let board_side = board
+        .qemu
+        .events(|v| !is(v, "state_stored") && !is(v, "memory"));
     assert_eq!(
-        ac.events(|v| is(v, "device_joined") && v["device"] == "gamma")
-            .len(),
+        gamma.iter().filter(|v| is(v, "device_joined")).count(),
         1,
-        "one session all along"
+        "one session all along: the AC saw {gamma:?}; the board {board_side:?}"
     );
     assert!(
         ac.events(|v| is(v, "device_failed")).is_empty(),
