@@ -32,7 +32,9 @@ const GUEST_MEMORY: usize = 0;
 pub struct Counted {
     heap: LlffHeap,
     used: AtomicUsize,
+    /// The most in use since boot, and since [`take_recent_peak`].
     peak: AtomicUsize,
+    recent: AtomicUsize,
 }
 
 #[global_allocator]
@@ -40,6 +42,7 @@ static HEAP: Counted = Counted {
     heap: LlffHeap::empty(),
     used: AtomicUsize::new(0),
     peak: AtomicUsize::new(0),
+    recent: AtomicUsize::new(0),
 };
 
 /// Hands the heap its memory. Call once, first thing.
@@ -59,6 +62,14 @@ pub fn peak() -> usize {
     HEAP.peak.load(Relaxed)
 }
 
+/// The most bytes allocated at once since the last call (since boot, the first time).
+pub fn take_recent_peak() -> usize {
+    // Thread mode only, as every allocation: no read-modify-write needed.
+    let peak = HEAP.recent.load(Relaxed);
+    HEAP.recent.store(used(), Relaxed);
+    peak
+}
+
 // Allocation happens in thread mode only (the SysTick handler does not allocate), so the
 // counters need no read-modify-write atomics, which Cortex-M0+ lacks.
 unsafe impl GlobalAlloc for Counted {
@@ -68,8 +79,10 @@ unsafe impl GlobalAlloc for Counted {
         if !p.is_null() {
             let used = self.used.load(Relaxed) + layout.size();
             self.used.store(used, Relaxed);
-            if used > self.peak.load(Relaxed) {
-                self.peak.store(used, Relaxed);
+            for peak in [&self.peak, &self.recent] {
+                if used > peak.load(Relaxed) {
+                    peak.store(used, Relaxed);
+                }
             }
         }
         p

@@ -12,8 +12,9 @@
 //! UART receives a byte or the clock's next millisecond.
 //!
 //! Events go out as JSON lines through semihosting ([`report`]); with them, every second
-//! in which they changed, a `memory` line: the heap in use and its high-water mark, the
-//! deepest the stack has been, and the serial decoder's counters.
+//! in which they changed, a `memory` line: the heap in use, its high-water mark over the
+//! last second and since boot, the deepest the stack has been, and the serial decoder's
+//! counters.
 //!
 //! # Building and running
 //!
@@ -126,7 +127,7 @@ fn boot(clock: &mut Clock, mut nvic: cortex_m::peripheral::NVIC) -> (&'static mu
         frame: Vec::new(),
         report,
         wake_at: Instant::from_micros(0),
-        memory: (0, 0, 0, SerialStats::default()),
+        memory: (0, 0, 0, 0, SerialStats::default()),
         frames: provision.frames,
         steps: 0,
     };
@@ -147,9 +148,9 @@ struct Node {
     report: Report,
     /// When the device's timers are next due.
     wake_at: Instant,
-    /// The last `memory` line's figures: heap in use, heap high-water mark, stack depth,
-    /// the serial decoder's counters.
-    memory: (usize, usize, usize, SerialStats),
+    /// The last `memory` line's figures: heap in use, its high-water mark since the line
+    /// before and since boot, stack depth, the serial decoder's counters.
+    memory: (usize, usize, usize, usize, SerialStats),
     /// Every how many steps a frame is reported (0: never), and the steps so far.
     frames: u32,
     steps: u32,
@@ -182,29 +183,23 @@ impl Node {
     fn drain(&mut self, clock: &mut Clock) -> bool {
         let mut any = false;
         loop {
-            let mut events = Vec::new();
-            loop {
-                match self.device.poll_output() {
-                    Output::Transmit(t) => {
-                        self.frame.clear();
-                        push_serial_frame(t.bytes, &mut self.frame);
-                        self.uart.write_all(&self.frame);
-                        any = true;
-                    }
-                    Output::Event(e) => events.push(e),
-                    Output::Timeout(at) => {
-                        self.wake_at = at;
-                        break;
-                    }
+            let event = match self.device.poll_output() {
+                Output::Transmit(t) => {
+                    self.frame.clear();
+                    push_serial_frame(t.bytes, &mut self.frame);
+                    self.uart.write_all(&self.frame);
+                    any = true;
+                    continue;
                 }
-            }
-            if events.is_empty() {
-                return any;
-            }
+                Output::Event(e) => e,
+                Output::Timeout(at) => {
+                    self.wake_at = at;
+                    return any;
+                }
+            };
+            // What the event asks of the device comes out of the same drain.
             any = true;
-            for e in events {
-                self.on_event(clock.now(), e);
-            }
+            self.on_event(clock.now(), event);
         }
     }
 
@@ -324,13 +319,20 @@ impl Node {
     /// Reports the heap, the stack and the serial decoder's counters, if they changed.
     fn report_memory(&mut self, now: Instant) {
         let serial = self.decoder.stats();
-        let memory = (heap::used(), heap::peak(), stack::peak(), serial);
+        let memory = (
+            heap::used(),
+            heap::take_recent_peak(),
+            heap::peak(),
+            stack::peak(),
+            serial,
+        );
         if memory != self.memory {
             self.memory = memory;
             self.report.event("memory", now, |l| {
                 l.u64("heap_used", memory.0 as u64)
-                    .u64("heap_peak", memory.1 as u64)
-                    .u64("stack_peak", memory.2 as u64)
+                    .u64("heap_recent_peak", memory.1 as u64)
+                    .u64("heap_peak", memory.2 as u64)
+                    .u64("stack_peak", memory.3 as u64)
                     .u64("frames", serial.frames)
                     .u64("dropped", serial.dropped)
                     .u64("dropped_bytes", serial.dropped_bytes);

@@ -17,21 +17,25 @@
 //! | `rejected` | |
 //! | `guest_failed` | `computation` (it ran out of fuel or trapped, and was stopped) |
 //! | `frame` | `computation`, `text` (a WebAssembly computation's frame) |
-//! | `memory` | `heap_used`, `heap_peak`, `stack_peak` (bytes), `frames`, `dropped`, `dropped_bytes` (the serial decoder's) |
+//! | `memory` | `heap_used`, `heap_recent_peak` (since the last check, a second ago), `heap_peak` (since boot), `stack_peak` (bytes), `frames`, `dropped`, `dropped_bytes` (the serial decoder's) |
 //! | `provision_invalid` | `reason` (the firmware halts) |
 //! | `panic` | `file`, `line` (the firmware halts) |
 //!
 //! The lines are written without `core::fmt`, which would cost the image several
-//! kilobytes.
-
-use alloc::vec::Vec;
+//! kilobytes, and without the heap: through a buffer of [`LINE_BUFFER`] bytes beside the
+//! console, written out whenever it fills, so that reporting does not change the heap it
+//! reports on.
 
 use pcxses_core::Instant;
+
+/// Bytes of a line gathered before they are written to the console.
+pub const LINE_BUFFER: usize = 256;
 
 /// Where the lines go.
 pub struct Report {
     #[cfg(feature = "semihosting")]
     out: Option<cortex_m_semihosting::hio::HostStream>,
+    buf: [u8; LINE_BUFFER],
 }
 
 impl Report {
@@ -40,64 +44,105 @@ impl Report {
         Report {
             #[cfg(feature = "semihosting")]
             out: cortex_m_semihosting::hio::hstdout().ok(),
+            buf: [0; LINE_BUFFER],
         }
     }
 
     /// Writes the event `name` at `at`, its fields added by `fields`.
     #[cfg_attr(not(feature = "semihosting"), allow(unused_variables))]
-    pub fn event(&mut self, name: &str, at: Instant, fields: impl FnOnce(&mut Line)) {
+    pub fn event(&mut self, name: &str, at: Instant, fields: impl FnOnce(&mut Line<'_>)) {
         #[cfg(feature = "semihosting")]
         if let Some(out) = self.out.as_mut() {
-            let mut line = Line(Vec::with_capacity(128));
-            line.0.extend_from_slice(b"{");
+            let mut line = Line {
+                out,
+                buf: &mut self.buf,
+                len: 0,
+                first: true,
+            };
+            line.push(b"{");
             line.str("event", name);
             fields(&mut line);
             line.u64("at_ms", at.as_millis());
-            line.0.extend_from_slice(b"}\n");
-            let _ = out.write_all(&line.0);
+            line.push(b"}\n");
+            line.flush();
         }
     }
 }
 
-/// The fields of one event line.
-pub struct Line(Vec<u8>);
+/// The fields of one event line, on their way to the console.
+pub struct Line<'r> {
+    #[cfg(feature = "semihosting")]
+    out: &'r mut cortex_m_semihosting::hio::HostStream,
+    buf: &'r mut [u8; LINE_BUFFER],
+    len: usize,
+    /// No field written yet.
+    first: bool,
+}
 
-impl Line {
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if self.0.len() > 1 {
-            self.0.push(b',');
+impl Line<'_> {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.len == LINE_BUFFER {
+                self.flush();
+            }
+            let n = bytes.len().min(LINE_BUFFER - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
         }
-        quote(&mut self.0, key);
-        self.0.push(b':');
-        &mut self.0
+    }
+
+    fn flush(&mut self) {
+        #[cfg(feature = "semihosting")]
+        let _ = self.out.write_all(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    fn key(&mut self, key: &str) {
+        if !core::mem::take(&mut self.first) {
+            self.push(b",");
+        }
+        self.quote(key);
+        self.push(b":");
     }
 
     /// A string field.
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Line {
-        quote(self.key(key), value);
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        self.quote(value);
         self
     }
 
     /// A number field.
-    pub fn u64(&mut self, key: &str, value: u64) -> &mut Line {
-        decimal(self.key(key), value);
+    pub fn u64(&mut self, key: &str, mut n: u64) -> &mut Self {
+        self.key(key);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..]);
         self
     }
 
     /// Bytes, as a hex string.
-    pub fn hex(&mut self, key: &str, bytes: &[u8]) -> &mut Line {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let out = self.key(key);
-        out.push(b'"');
-        for b in bytes {
-            out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+    pub fn hex(&mut self, key: &str, bytes: &[u8]) -> &mut Self {
+        self.key(key);
+        self.push(b"\"");
+        for &b in bytes {
+            self.push(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
-        out.push(b'"');
+        self.push(b"\"");
         self
     }
 
     /// A counter's state as its count, when it is one (8 bytes, little-endian).
-    pub fn count(&mut self, state: &[u8]) -> &mut Line {
+    pub fn count(&mut self, state: &[u8]) -> &mut Self {
         if let Ok(count) = <[u8; 8]>::try_from(state) {
             self.u64("count", u64::from_le_bytes(count));
         }
@@ -105,47 +150,38 @@ impl Line {
     }
 
     /// A list of strings.
-    pub fn strs<'s>(&mut self, key: &str, values: impl Iterator<Item = &'s str>) -> &mut Line {
-        let out = self.key(key);
-        out.push(b'[');
+    pub fn strs<'s>(&mut self, key: &str, values: impl Iterator<Item = &'s str>) -> &mut Self {
+        self.key(key);
+        self.push(b"[");
         for (i, v) in values.enumerate() {
             if i > 0 {
-                out.push(b',');
+                self.push(b",");
             }
-            quote(out, v);
+            self.quote(v);
         }
-        out.push(b']');
+        self.push(b"]");
         self
     }
-}
 
-/// `s` as a JSON string.
-fn quote(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for &b in s.as_bytes() {
-        match b {
-            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-            0..0x20 => {
-                out.extend_from_slice(b"\\u00");
-                out.extend_from_slice(&[b'0' + (b >> 4), b"0123456789abcdef"[usize::from(b & 15)]]);
+    /// `s` as a JSON string.
+    fn quote(&mut self, s: &str) {
+        self.push(b"\"");
+        for &b in s.as_bytes() {
+            match b {
+                b'"' | b'\\' => self.push(&[b'\\', b]),
+                0..0x20 => self.push(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]),
+                _ => self.push(&[b]),
             }
-            _ => out.push(b),
         }
+        self.push(b"\"");
     }
-    out.push(b'"');
 }
 
-/// `n` in decimal.
-fn decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
+const HEX: &[u8; 16] = b"0123456789abcdef";
