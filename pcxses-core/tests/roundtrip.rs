@@ -6,7 +6,9 @@ use pcxses_core::wire::{
     MorphFailReason, ObjectChunk, ObjectEntry, Progress, Reject, RejectReason, Signature, StateAck,
     StateBottle, StateChunk, StateEntry, StateMode,
 };
-use pcxses_core::{Limits, SessionId, TransmitKind, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS};
+use pcxses_core::{
+    Limits, SessionId, TransmitKind, MAX_BOTTLE_LEN, MAX_HOSTED, MAX_OBJECTS, PROTOCOL_VERSION,
+};
 use proptest::prelude::*;
 
 /// Owned values from which a bottle of any kind is built by reference.
@@ -210,6 +212,9 @@ proptest! {
         let mut buf = vec![0u8; MAX_BOTTLE_LEN];
         let n = bottle.encode(&mut buf).unwrap();
         prop_assert_eq!(Bottle::decode(&buf[..n], &WIDE), Ok(bottle.clone()));
+        // The encoding is postcard's, as serde spells it.
+        prop_assert_eq!(buf[0], PROTOCOL_VERSION);
+        prop_assert_eq!(&buf[1..n], &postcard::to_allocvec(&bottle).unwrap()[..]);
 
         let mut via_vec = vec![0xee];
         prop_assert_eq!(bottle.encode_to_vec(&mut via_vec, MAX_BOTTLE_LEN), Ok(n));
@@ -249,6 +254,7 @@ proptest! {
         let m = manifest(&r);
         let mut buf = vec![0u8; 4096];
         let n = m.encode(&mut buf).unwrap();
+        prop_assert_eq!(&buf[..n], &postcard::to_allocvec(&m).unwrap()[..]);
         prop_assert_eq!(Manifest::decode(&buf[..n], &Limits::DEFAULT), Ok(m));
     }
 }

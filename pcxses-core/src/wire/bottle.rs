@@ -7,37 +7,32 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{JoinNonce, SessionId, Signature};
+use super::layout::{wire_fields, wire_units, wire_variants};
 use super::seq::BoundedSeq;
 use crate::limits::{MAX_HOSTED, MAX_NAME_LEN};
 
 /// One protocol message. The enum discriminant is the paper's "message type".
 ///
 /// The variant order is part of the wire format: new variants are only ever appended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Bottle<'a> {
     /// Device → AC: join (or re-join) and propose parameters.
-    #[serde(borrow)]
     GoodMorning(GoodMorning<'a>),
     /// AC → device: the join is accepted, with the negotiated parameters.
-    #[serde(borrow)]
     GoodMorningAck(GoodMorningAck<'a>),
     /// Device → AC: liveness, optionally carrying a state chunk (JOINED mode,
     /// [`StateMode::InHello`]).
-    #[serde(borrow)]
     Hello(Hello<'a>),
     /// AC → device: a HELLO was received; renews the device's fence lease.
     HelloAck(HelloAck),
     /// Device → AC: a state chunk sent on its own (SPLIT mode, [`StateMode::Separate`], or
     /// the rest of a large state).
-    #[serde(borrow)]
     State(StateBottle<'a>),
     /// AC → device: which chunks of one state version the AC holds.
     StateAck(StateAck),
     /// AC → target: the MORPH header, opening a migration.
-    #[serde(borrow)]
     Morph(Morph<'a>),
     /// AC → target: one chunk of the MORPH stream (object definitions, then the LKGS).
-    #[serde(borrow)]
     ObjectChunk(ObjectChunk<'a>),
     /// Target → AC: which chunks of a MORPH stream the target holds.
     ChunkAck(ChunkAck),
@@ -55,10 +50,15 @@ pub enum Bottle<'a> {
     Challenge(Challenge),
 }
 
+wire_variants!(Bottle<'a> {
+    GoodMorning, GoodMorningAck, Hello, HelloAck, State, StateAck, Morph, ObjectChunk, ChunkAck,
+    MorphAck, MorphFail, GoodBye, GoodByeAck, Reject, Challenge,
+} else Bottle::GoodBye(GoodBye { session: SessionId::NONE }));
+
 /// Pre-shared-key mode: the AC's answer to a plain GOOD_MORNING (see [`crate::psk`]).
 ///
 #[cfg_attr(not(feature = "psk"), doc = "[`crate::psk`]: crate#cargo-features")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Challenge {
     /// The join nonce of the GOOD_MORNING answered.
     pub nonce: JoinNonce,
@@ -66,6 +66,8 @@ pub struct Challenge {
     /// from.
     pub challenge: [u8; 16],
 }
+
+wire_fields!(Challenge { nonce, challenge });
 
 /// How state travels during the PARTY phase: the paper's JOINED_MODE and SPLIT_MODE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,8 +78,10 @@ pub enum StateMode {
     Separate,
 }
 
+wire_units!(StateMode { InHello, Separate });
+
 /// GOOD_MORNING from a device: who it is and the parameters it proposes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GoodMorning<'a> {
     /// The device's configured name, at most [`MAX_NAME_LEN`] bytes of UTF-8.
     pub device: &'a str,
@@ -94,8 +98,10 @@ pub struct GoodMorning<'a> {
     pub max_bottle: u16,
 }
 
+wire_fields!(GoodMorning<'a> { device, nonce, mode, hello_ms, dead_ms, max_bottle });
+
 /// The AC's answer to GOOD_MORNING: the session and the negotiated parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GoodMorningAck<'a> {
     /// The session the AC opened for this incarnation.
     pub session: SessionId,
@@ -114,24 +120,26 @@ pub struct GoodMorningAck<'a> {
     pub chunk_size: u16,
     /// The computations the AC wants this incarnation to run. A computation's position in
     /// this list is its handle in STATE chunks.
-    #[serde(borrow)]
     pub run: BoundedSeq<&'a str, MAX_HOSTED>,
 }
 
+wire_fields!(GoodMorningAck<'a> { session, nonce, mode, hello_ms, dead_ms, fence_ms, chunk_size, run });
+
 /// HELLO: the device is alive.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Hello<'a> {
     /// The sender's session.
     pub session: SessionId,
     /// HELLO sequence number, wrapping; echoed in [`HelloAck`].
     pub seq: u16,
     /// A state chunk, in JOINED mode ([`StateMode::InHello`]).
-    #[serde(borrow)]
     pub state: Option<StateChunk<'a>>,
 }
 
+wire_fields!(Hello<'a> { session, seq, state });
+
 /// Acknowledges one HELLO.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HelloAck {
     /// The device's session.
     pub session: SessionId,
@@ -139,12 +147,14 @@ pub struct HelloAck {
     pub seq: u16,
 }
 
+wire_fields!(HelloAck { session, seq });
+
 /// The first byte of an OBJECT_CHUNK's encoding after the version byte: its variant's
 /// index in [`Bottle`].
 pub(crate) const OBJECT_CHUNK_TAG: u8 = 7;
 
 /// One chunk of one version of a computation's state (its LKGS candidate).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StateChunk<'a> {
     /// Which hosted computation: its position in [`GoodMorningAck::run`], or the handle a
     /// MORPH assigned.
@@ -160,18 +170,21 @@ pub struct StateChunk<'a> {
     pub data: &'a [u8],
 }
 
+wire_fields!(StateChunk<'a> { handle, version, total_len, index, data });
+
 /// STATE: a state chunk sent on its own. It never resets the dead timer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StateBottle<'a> {
     /// The sender's session.
     pub session: SessionId,
     /// The chunk.
-    #[serde(borrow)]
     pub chunk: StateChunk<'a>,
 }
 
+wire_fields!(StateBottle<'a> { session, chunk });
+
 /// Selective acknowledgement of a segmented transfer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Progress {
     /// Every chunk with a lower index has been received.
     pub next: u32,
@@ -179,9 +192,11 @@ pub struct Progress {
     pub sack: u32,
 }
 
+wire_fields!(Progress { next, sack });
+
 /// Acknowledges chunks of one state version; `progress.next == chunk count` means the AC
 /// stored the state as the computation's LKGS.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StateAck {
     /// The device's session.
     pub session: SessionId,
@@ -193,11 +208,18 @@ pub struct StateAck {
     pub progress: Progress,
 }
 
+wire_fields!(StateAck {
+    session,
+    handle,
+    version,
+    progress
+});
+
 /// The MORPH header: opens the migration of one computation to the receiving device.
 ///
 /// The manifest travels as the exact bytes that were signed, so the target can check the
 /// signature before it parses anything in them (see [`Manifest`](super::manifest::Manifest)).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Morph<'a> {
     /// The target's session.
     pub session: SessionId,
@@ -212,8 +234,10 @@ pub struct Morph<'a> {
     pub signature: Option<Signature>,
 }
 
+wire_fields!(Morph<'a> { session, morph, handle, manifest, signature });
+
 /// One chunk of a MORPH stream: the objects in manifest order, then the LKGS.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ObjectChunk<'a> {
     /// The target's session.
     pub session: SessionId,
@@ -226,8 +250,10 @@ pub struct ObjectChunk<'a> {
     pub data: &'a [u8],
 }
 
+wire_fields!(ObjectChunk<'a> { session, morph, index, data });
+
 /// Acknowledges chunks of a MORPH stream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChunkAck {
     /// The target's session.
     pub session: SessionId,
@@ -237,8 +263,14 @@ pub struct ChunkAck {
     pub progress: Progress,
 }
 
+wire_fields!(ChunkAck {
+    session,
+    morph,
+    progress
+});
+
 /// MORPH ack: the target verified everything and started the computation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MorphAck {
     /// The target's session.
     pub session: SessionId,
@@ -246,8 +278,10 @@ pub struct MorphAck {
     pub morph: u32,
 }
 
+wire_fields!(MorphAck { session, morph });
+
 /// MORPH fail: the target refused the migration or could not start the computation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MorphFail {
     /// The target's session.
     pub session: SessionId,
@@ -257,8 +291,14 @@ pub struct MorphFail {
     pub reason: MorphFailReason,
 }
 
+wire_fields!(MorphFail {
+    session,
+    morph,
+    reason
+});
+
 /// Why a target refused a MORPH.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub enum MorphFailReason {
     /// The manifest's signature did not verify, or a signature was required and missing.
@@ -279,22 +319,37 @@ pub enum MorphFailReason {
     TimedOut,
 }
 
+wire_units!(MorphFailReason {
+    BadSignature,
+    StaleSequence,
+    WrongTarget,
+    DigestMismatch,
+    Malformed,
+    Busy,
+    Refused,
+    TimedOut
+});
+
 /// GOOD_BYE: the sender ends the session gracefully.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GoodBye {
     /// The session that ends.
     pub session: SessionId,
 }
 
+wire_fields!(GoodBye { session });
+
 /// Answers GOOD_BYE.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GoodByeAck {
     /// The session that ended.
     pub session: SessionId,
 }
 
+wire_fields!(GoodByeAck { session });
+
 /// The AC refuses a bottle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Reject {
     /// The session the refused bottle named, or [`SessionId::NONE`] for a GOOD_MORNING.
     pub session: SessionId,
@@ -304,8 +359,14 @@ pub struct Reject {
     pub reason: RejectReason,
 }
 
+wire_fields!(Reject {
+    session,
+    nonce,
+    reason
+});
+
 /// Why the AC refused a bottle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub enum RejectReason {
     /// The device name is not in the AC's registry.
@@ -330,6 +391,16 @@ pub enum RejectReason {
     )]
     Resync,
 }
+
+wire_units!(RejectReason {
+    UnknownDevice,
+    UnknownSession,
+    Replaced,
+    BadVersion,
+    Unauthorized,
+    Malformed,
+    Resync
+});
 
 impl Bottle<'_> {
     /// The bottle's message type, as a stable lowercase name (`"hello"`, `"morph"`, …).

@@ -2,9 +2,9 @@
 
 use alloc::vec::Vec;
 
-use serde::Serialize;
-
 use super::bottle::{Bottle, StateChunk};
+use super::decode::{Decode, Reader};
+use super::encode::{Encode, Writer};
 use crate::limits::{Limits, PROTOCOL_VERSION};
 
 /// Why a peer's bytes were not accepted as a bottle.
@@ -67,69 +67,14 @@ pub enum EncodeError {
     Invalid(&'static str),
 }
 
-/// Maps postcard's result to ours, refusing trailing bytes.
-pub(crate) fn finish_decode<T>(r: postcard::Result<(T, &[u8])>) -> Result<T, DecodeError> {
-    match r {
-        Ok((value, [])) => Ok(value),
-        Ok((_, rest)) => Err(DecodeError::Trailing(rest.len())),
-        Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated),
-        Err(_) => Err(DecodeError::Malformed),
-    }
-}
-
-/// Refuses `bytes` unless they are exactly the encoding of `value`, which was decoded from
-/// them: a varint in a longer form than its shortest (`80 00` for 0) decodes to the same
-/// value but re-encodes shorter, and is malformed. Every other field has one encoding only
-/// (the decoder refuses any other bool or option byte), so this refuses exactly the
-/// non-shortest varints: of integer fields, enum indices and lengths. Allocates nothing.
-pub(crate) fn require_shortest<T: Serialize + ?Sized>(
-    value: &T,
-    bytes: &[u8],
-) -> Result<(), DecodeError> {
-    let same = Same { bytes, at: 0 };
-    match postcard::serialize_with_flavor::<T, _, _>(value, same) {
-        Ok(true) => Ok(()),
-        _ => Err(DecodeError::Malformed),
-    }
-}
-
-/// A postcard flavor that compares what is serialized with given bytes instead of writing
-/// it: it fails at the first byte that differs, and its output is whether every byte was
-/// matched.
-struct Same<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Same<'_> {
-    type Output = bool;
-
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.try_extend(&[byte])
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let end = self.at.saturating_add(data.len());
-        if self.bytes.get(self.at..end) != Some(data) {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.at = end;
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<bool> {
-        Ok(self.at == self.bytes.len())
-    }
-}
-
 impl<'a> Bottle<'a> {
     /// Decodes one bottle strictly.
     ///
     /// Checks, in order: the length against `limits.max_bottle`, the version byte, the
-    /// postcard body (every declared length must lie within the input, lists within their
-    /// bounds), no trailing bytes, every varint in its shortest form, then names and the
-    /// declared state length. Decoding
-    /// borrows from `bytes` and allocates only for the bounded list in a GOOD_MORNING ack.
+    /// postcard body field by field (every varint in its shortest form and within its
+    /// type, every declared length within the input, lists within their bounds), no
+    /// trailing bytes, then names and the declared state length. Decoding borrows from
+    /// `bytes` and allocates only for the bounded list in a GOOD_MORNING ack.
     ///
     /// ```
     /// use pcxses_core::wire::{Bottle, Hello};
@@ -152,8 +97,9 @@ impl<'a> Bottle<'a> {
         if version != PROTOCOL_VERSION {
             return Err(DecodeError::Version(version));
         }
-        let bottle: Bottle<'a> = finish_decode(postcard::take_from_bytes(body))?;
-        require_shortest(&bottle, body)?;
+        let mut r = Reader::new(body);
+        let bottle = <Bottle<'a> as Decode>::decode(&mut r);
+        r.finish()?;
         if !bottle.check_names() {
             return Err(DecodeError::Limit("name"));
         }
@@ -174,12 +120,10 @@ impl<'a> Bottle<'a> {
         if !self.check_names() {
             return Err(EncodeError::Invalid("name"));
         }
-        let (first, body) = buf.split_first_mut().ok_or(EncodeError::BufferFull)?;
-        *first = PROTOCOL_VERSION;
-        let used = postcard::to_slice(self, body)
-            .map_err(|_| EncodeError::BufferFull)?
-            .len();
-        Ok(1 + used)
+        let mut w = Writer::to_slice(buf);
+        w.raw(&[PROTOCOL_VERSION]);
+        Encode::encode(self, &mut w);
+        w.finish().ok_or(EncodeError::BufferFull)
     }
 
     /// Appends the encoded bottle to `out`, refusing one longer than `max` bytes. `out`'s
@@ -189,17 +133,12 @@ impl<'a> Bottle<'a> {
             return Err(EncodeError::Invalid("name"));
         }
         let start = out.len();
-        if max == 0 {
-            return Err(EncodeError::BufferFull);
-        }
-        out.push(PROTOCOL_VERSION);
-        let appender = Appender {
-            out,
-            limit: start + max,
-        };
-        match postcard::serialize_with_flavor::<Self, _, _>(self, appender) {
-            Ok(()) => Ok(out.len() - start),
-            Err(_) => {
+        let mut w = Writer::to_vec(out, start.saturating_add(max));
+        w.raw(&[PROTOCOL_VERSION]);
+        Encode::encode(self, &mut w);
+        match w.finish() {
+            Some(end) => Ok(end - start),
+            None => {
                 out.truncate(start);
                 Err(EncodeError::BufferFull)
             }
@@ -212,36 +151,6 @@ impl<'a> Bottle<'a> {
             Bottle::State(s) => Some(&s.chunk),
             _ => None,
         }
-    }
-}
-
-/// A postcard flavor that appends to a vector, up to an absolute length.
-struct Appender<'a> {
-    out: &'a mut Vec<u8>,
-    limit: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Appender<'_> {
-    type Output = ();
-
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        if self.out.len() >= self.limit {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.out.push(byte);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        if self.out.len() + bytes.len() > self.limit {
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        self.out.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
     }
 }
 

@@ -2,9 +2,11 @@
 
 use core::fmt;
 
-use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::decode::{Decode, Reader};
+use super::encode::{Encode, Writer};
 
 /// Names one session: one incarnation of one device at the AC.
 ///
@@ -31,18 +33,12 @@ impl Serialize for SessionId {
     }
 }
 
-impl<'de> Deserialize<'de> for SessionId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <[u8; 4]>::deserialize(d).map(|b| SessionId(u32::from_le_bytes(b)))
-    }
-}
-
 /// Random bytes a device draws for each incarnation and sends in GOOD_MORNING.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct JoinNonce(pub [u8; 8]);
 
 /// A SHA-256 digest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Digest(pub [u8; 32]);
 
 /// An Ed25519 signature (64 bytes), encoded as 64 raw bytes.
@@ -69,24 +65,50 @@ impl Serialize for Signature {
     }
 }
 
-impl<'de> Deserialize<'de> for Signature {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Signature;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("64 signature bytes")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
-                let mut out = [0u8; 64];
-                for (i, slot) in out.iter_mut().enumerate() {
-                    *slot = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                }
-                Ok(Signature(out))
-            }
-        }
-        d.deserialize_tuple(64, V)
+impl Encode for SessionId {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.raw(&self.0.to_le_bytes());
+    }
+}
+
+impl Decode<'_> for SessionId {
+    fn decode(r: &mut Reader<'_>) -> SessionId {
+        SessionId(u32::from_le_bytes(<[u8; 4]>::decode(r)))
+    }
+}
+
+impl Encode for JoinNonce {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.raw(&self.0);
+    }
+}
+
+impl Decode<'_> for JoinNonce {
+    fn decode(r: &mut Reader<'_>) -> JoinNonce {
+        JoinNonce(Decode::decode(r))
+    }
+}
+
+impl Encode for Digest {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.raw(&self.0);
+    }
+}
+
+impl Decode<'_> for Digest {
+    fn decode(r: &mut Reader<'_>) -> Digest {
+        Digest(Decode::decode(r))
+    }
+}
+
+impl Encode for Signature {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.raw(&self.0);
+    }
+}
+
+impl Decode<'_> for Signature {
+    fn decode(r: &mut Reader<'_>) -> Signature {
+        Signature(Decode::decode(r))
     }
 }

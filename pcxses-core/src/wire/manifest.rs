@@ -1,10 +1,13 @@
 //! The MORPH manifest: what a target is asked to run, and the digests that prove it.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::bottle::name_ok;
-use super::codec::{finish_decode, require_shortest, DecodeError, EncodeError};
+use super::codec::{DecodeError, EncodeError};
+use super::decode::{Decode, Reader};
+use super::encode::{Encode, Writer};
 use super::ids::{Digest, JoinNonce};
+use super::layout::wire_fields;
 use super::seq::BoundedSeq;
 use crate::limits::{Limits, MAX_OBJECTS};
 
@@ -13,7 +16,7 @@ use crate::limits::{Limits, MAX_OBJECTS};
 ///
 /// The manifest is encoded on its own (postcard, no version byte: it travels inside a
 /// versioned [`Morph`](super::bottle::Morph)) and signed as those exact bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Manifest<'a> {
     /// The computation's name.
     pub computation: &'a str,
@@ -27,14 +30,15 @@ pub struct Manifest<'a> {
     /// The device whose computation this was (the paper's `^` field).
     pub replaces: &'a str,
     /// The objects, in stream order.
-    #[serde(borrow)]
     pub objects: BoundedSeq<ObjectEntry<'a>, MAX_OBJECTS>,
     /// The LKGS, which follows the objects in the stream.
     pub state: StateEntry,
 }
 
+wire_fields!(Manifest<'a> { computation, sequence, target, nonce, replaces, objects, state });
+
 /// One object definition in a MORPH stream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ObjectEntry<'a> {
     /// The object's identifier in the AC's repository.
     pub id: &'a str,
@@ -46,8 +50,10 @@ pub struct ObjectEntry<'a> {
     pub invoke: bool,
 }
 
+wire_fields!(ObjectEntry<'a> { id, size, sha256, invoke });
+
 /// The LKGS in a MORPH stream.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StateEntry {
     /// The state version the AC acknowledged.
     pub version: u32,
@@ -56,6 +62,12 @@ pub struct StateEntry {
     /// Its SHA-256.
     pub sha256: Digest,
 }
+
+wire_fields!(StateEntry {
+    version,
+    size,
+    sha256
+});
 
 impl<'a> Manifest<'a> {
     /// Length of the MORPH stream the manifest describes, if it fits in a `u32`.
@@ -70,17 +82,18 @@ impl<'a> Manifest<'a> {
         if !self.names_ok() {
             return Err(EncodeError::Invalid("name"));
         }
-        postcard::to_slice(self, buf)
-            .map(|b| b.len())
-            .map_err(|_| EncodeError::BufferFull)
+        let mut w = Writer::to_slice(buf);
+        Encode::encode(self, &mut w);
+        w.finish().ok_or(EncodeError::BufferFull)
     }
 
     /// Decodes a manifest strictly: trailing bytes, a varint not in its shortest form, bad
     /// names and a stream longer than `limits.max_transfer` or state longer than
     /// `limits.max_state` are errors.
     pub fn decode(bytes: &'a [u8], limits: &Limits) -> Result<Manifest<'a>, DecodeError> {
-        let m: Manifest<'a> = finish_decode(postcard::take_from_bytes(bytes))?;
-        require_shortest(&m, bytes)?;
+        let mut r = Reader::new(bytes);
+        let m: Manifest<'a> = Decode::decode(&mut r);
+        r.finish()?;
         if !m.names_ok() {
             return Err(DecodeError::Limit("name"));
         }

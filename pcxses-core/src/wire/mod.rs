@@ -9,7 +9,10 @@
 
 pub(crate) mod bottle;
 pub(crate) mod codec;
+pub(crate) mod decode;
+pub(crate) mod encode;
 pub(crate) mod ids;
+mod layout;
 pub(crate) mod manifest;
 pub(crate) mod seq;
 

@@ -1,12 +1,12 @@
 //! A sequence with a maximum length that is enforced while decoding, before allocating.
 
 use alloc::vec::Vec;
-use core::fmt;
-use core::marker::PhantomData;
 use core::ops::Deref;
 
-use serde::de::{self, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
+
+use super::decode::{decode_list, Decode, Reader};
+use super::encode::{Encode, Writer};
 
 /// A list of at most `N` items. Decoding a longer list fails before any item is allocated.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -56,29 +56,14 @@ impl<T: Serialize, const N: usize> Serialize for BoundedSeq<T, N> {
     }
 }
 
-impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for BoundedSeq<T, N> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T, const N: usize>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for V<T, N> {
-            type Value = BoundedSeq<T, N>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a list of at most {N} items")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let declared = seq.size_hint().unwrap_or(0);
-                if declared > N {
-                    return Err(de::Error::invalid_length(declared, &self));
-                }
-                let mut items = Vec::with_capacity(declared);
-                while let Some(item) = seq.next_element()? {
-                    if items.len() == N {
-                        return Err(de::Error::invalid_length(N + 1, &self));
-                    }
-                    items.push(item);
-                }
-                Ok(BoundedSeq(items))
-            }
-        }
-        d.deserialize_seq(V::<T, N>(PhantomData))
+impl<T: Encode, const N: usize> Encode for BoundedSeq<T, N> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        self.0.encode(w);
+    }
+}
+
+impl<'a, T: Decode<'a>, const N: usize> Decode<'a> for BoundedSeq<T, N> {
+    fn decode(r: &mut Reader<'a>) -> Self {
+        BoundedSeq(decode_list(r, N))
     }
 }
