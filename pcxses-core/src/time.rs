@@ -35,15 +35,24 @@ impl Instant {
 
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Instant) -> Duration {
-        Duration::from_micros(self.0.saturating_sub(earlier.0))
+        Duration::from_micros(self.micros_since(earlier))
+    }
+
+    /// Microseconds from `earlier` to `self`, or zero if `earlier` is later.
+    pub(crate) const fn micros_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// The instant `micros` microseconds later, or [`Instant::MAX`] past it.
+    pub(crate) const fn plus_micros(self, micros: u64) -> Instant {
+        Instant(self.0.saturating_add(micros))
     }
 }
 
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        Instant(self.0.saturating_add(micros))
+        self.plus_micros(micros(d))
     }
 }
 
@@ -77,15 +86,32 @@ impl Clock {
     }
 }
 
+/// A duration in whole microseconds, rounded down, and `u64::MAX` for anything longer.
+///
+/// Machines convert their configured durations once and keep time in microseconds, the
+/// unit of [`Instant`]: no 128-bit arithmetic, and no 64-bit division, which a 32-bit
+/// microcontroller does in software.
+pub(crate) const fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(d.subsec_micros() as u64)
+}
+
 /// Milliseconds from the wire as a duration.
 pub(crate) fn ms(millis: u32) -> Duration {
     Duration::from_millis(u64::from(millis))
 }
 
+/// Milliseconds from the wire in microseconds.
+pub(crate) const fn ms_micros(millis: u32) -> u64 {
+    millis as u64 * 1000
+}
+
 /// A configured duration as the wire's milliseconds: rounded down to whole milliseconds,
 /// and `u32::MAX` (about 49.7 days) for anything longer.
 pub(crate) fn to_ms(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    let secs = u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    secs.saturating_mul(1000).saturating_add(d.subsec_millis())
 }
 
 /// Maps the host's monotonic clock to the crate's [`Instant`], for drivers on `std`.
@@ -158,5 +184,39 @@ pub fn os_seed() -> Option<u64> {
 impl Default for Epoch {
     fn default() -> Self {
         Epoch::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_down_and_saturate() {
+        let cases = [
+            Duration::ZERO,
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_999),
+            Duration::from_millis(1_500),
+            Duration::new(4_294_967, 295_999_999),
+            Duration::new(4_294_967, 296_000_000),
+            Duration::from_secs(u64::from(u32::MAX)),
+            Duration::from_micros(u64::MAX),
+            Duration::from_micros(u64::MAX) + Duration::from_nanos(999),
+            Duration::from_micros(u64::MAX) + Duration::from_micros(1),
+            Duration::MAX,
+        ];
+        for d in cases {
+            let exact = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            assert_eq!(micros(d), exact, "{d:?}");
+            assert_eq!(
+                to_ms(d),
+                u32::try_from(d.as_millis()).unwrap_or(u32::MAX),
+                "{d:?}"
+            );
+            assert_eq!(Instant(1) + d, Instant(exact.saturating_add(1)), "{d:?}");
+        }
+        assert_eq!(ms_micros(u32::MAX), u64::from(u32::MAX) * 1000);
+        assert_eq!(ms(1_500), Duration::from_millis(1_500));
     }
 }

@@ -4,8 +4,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
+#[cfg(feature = "controller")]
 use core::time::Duration;
 
+#[cfg(feature = "controller")]
+use crate::time::micros;
 use crate::time::Instant;
 use crate::wire::bottle::Progress;
 
@@ -31,24 +34,25 @@ pub(crate) fn chunk_range(len: u32, chunk: u16, index: u32) -> Option<Range<usiz
     Some(start as usize..end as usize)
 }
 
-/// Which chunk indices are present.
+/// Which chunk indices are present, in 32-bit words: a 32-bit microcontroller shifts them
+/// natively.
 #[derive(Clone, Debug, Default)]
-struct Bitmap(Vec<u64>);
+struct Bitmap(Vec<u32>);
 
 impl Bitmap {
     fn new(bits: u32) -> Bitmap {
-        Bitmap(vec![0; bits.div_ceil(64) as usize])
+        Bitmap(vec![0; bits.div_ceil(32) as usize])
     }
     fn get(&self, i: u32) -> bool {
         self.0
-            .get((i / 64) as usize)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+            .get((i / 32) as usize)
+            .is_some_and(|w| w & (1 << (i % 32)) != 0)
     }
     /// Sets bit `i`; returns whether it was clear.
     fn set(&mut self, i: u32) -> bool {
-        match self.0.get_mut((i / 64) as usize) {
-            Some(w) if *w & (1 << (i % 64)) == 0 => {
-                *w |= 1 << (i % 64);
+        match self.0.get_mut((i / 32) as usize) {
+            Some(w) if *w & (1 << (i % 32)) == 0 => {
+                *w |= 1 << (i % 32);
                 true
             }
             _ => false,
@@ -146,11 +150,41 @@ impl ChunkReceiver {
 }
 
 /// Retransmission settings of a sender.
+#[cfg(feature = "controller")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pacing {
     pub(crate) window: u16,
     pub(crate) rto: Duration,
     pub(crate) rto_max: Duration,
+}
+
+/// Retransmission settings of a sender with its timeouts in whole microseconds, the unit
+/// a [`ChunkSender`] computes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MicroPacing {
+    pub(crate) window: u16,
+    /// First retransmission timeout, µs.
+    pub(crate) rto: u64,
+    /// Largest retransmission timeout, µs.
+    pub(crate) rto_max: u64,
+}
+
+#[cfg(feature = "controller")]
+impl From<Pacing> for MicroPacing {
+    fn from(p: Pacing) -> MicroPacing {
+        MicroPacing {
+            window: p.window,
+            rto: micros(p.rto),
+            rto_max: micros(p.rto_max),
+        }
+    }
+}
+
+/// `x · num / 2^shift`, rounded down, for `num < 2^shift`: exact and free of overflow for
+/// every `x`, with shifts and multiplications by a small constant only.
+const fn scaled(x: u64, num: u64, shift: u32) -> u64 {
+    let mask = (1 << shift) - 1;
+    (x >> shift) * num + (((x & mask) * num) >> shift)
 }
 
 /// Sends one transfer of known length: which chunk to send next, and when.
@@ -159,7 +193,8 @@ pub(crate) struct Pacing {
 /// acknowledgement of chunks sent once gives a sample (Karn), smoothed into `srtt` and
 /// `rttvar`, and the timeout is `srtt + 4 · rttvar`, never below the configured `rto` nor
 /// above `rto_max`. On a slow or deeply queued link (a serial line behind a bridge) chunks
-/// are then not sent again while the first copy still waits in a queue.
+/// are then not sent again while the first copy still waits in a queue. Times are whole
+/// microseconds, rounded down at every step.
 #[derive(Debug)]
 pub(crate) struct ChunkSender {
     len: u32,
@@ -171,20 +206,22 @@ pub(crate) struct ChunkSender {
     next_new: u32,
     /// Chunks sent and not acknowledged: index, when last sent, and whether sent again.
     in_flight: Vec<(u32, Instant, bool)>,
-    pacing: Pacing,
+    pacing: MicroPacing,
     /// The smoothed round trip and its variation, once sampled.
     srtt: Option<RttEstimate>,
-    rto: Duration,
+    /// The current retransmission timeout, µs.
+    rto: u64,
 }
 
-/// A path's smoothed round trip and its variation, as a [`ChunkSender`] measured them: the
-/// next transfer on the same path starts from them.
-pub(crate) type RttEstimate = (Duration, Duration);
+/// A path's smoothed round trip and its variation in microseconds, as a [`ChunkSender`]
+/// measured them: the next transfer on the same path starts from them.
+pub(crate) type RttEstimate = (u64, u64);
 
 impl ChunkSender {
     /// A sender of `len` bytes in chunks of `chunk`, paced by `pacing`, that has measured
     /// nothing of the path yet.
-    pub(crate) fn new(len: u32, chunk: u16, pacing: Pacing) -> ChunkSender {
+    pub(crate) fn new(len: u32, chunk: u16, pacing: impl Into<MicroPacing>) -> ChunkSender {
+        let pacing = pacing.into();
         let count = chunk_count(len, chunk);
         ChunkSender {
             len,
@@ -220,10 +257,10 @@ impl ChunkSender {
         if let Some(slot) = self
             .in_flight
             .iter_mut()
-            .find(|(_, at, _)| *at + rto <= now)
+            .find(|(_, at, _)| at.plus_micros(rto) <= now)
         {
             (slot.1, slot.2) = (now, true);
-            self.rto = (self.rto * 2).min(self.pacing.rto_max);
+            self.rto = rto.saturating_add(rto).min(self.pacing.rto_max);
             return Some(slot.0);
         }
         if self.next_new < self.count && self.in_flight.len() < usize::from(self.pacing.window) {
@@ -250,17 +287,23 @@ impl ChunkSender {
     /// The timeout the round trips seen so far call for: `srtt + 4 · rttvar`, the variation
     /// counting at least half the configured timeout (a steady round trip must not leave
     /// the timeout at the round trip itself), within `[rto, rto_max]`.
-    fn base_rto(&self) -> Duration {
+    fn base_rto(&self) -> u64 {
         let floor = self.pacing.rto / 2;
-        let rtt = (self.srtt).map_or(Duration::ZERO, |(srtt, var)| srtt + (var * 4).max(floor));
+        let rtt = (self.srtt).map_or(0, |(srtt, var)| {
+            srtt.saturating_add(var.saturating_mul(4).max(floor))
+        });
         rtt.max(self.pacing.rto).min(self.pacing.rto_max)
     }
 
-    /// Folds one round trip into the smoothed estimate.
-    fn sample(&mut self, rtt: Duration) {
+    /// Folds one round trip, µs, into the smoothed estimate: `srtt · 7/8 + rtt / 8` and
+    /// `rttvar · 3/4 + |srtt − rtt| / 4`.
+    fn sample(&mut self, rtt: u64) {
         self.srtt = Some(match self.srtt {
             None => (rtt, rtt / 2),
-            Some((srtt, var)) => (srtt * 7 / 8 + rtt / 8, var * 3 / 4 + srtt.abs_diff(rtt) / 4),
+            Some((srtt, var)) => (
+                scaled(srtt, 7, 3) + rtt / 8,
+                scaled(var, 3, 2) + srtt.abs_diff(rtt) / 4,
+            ),
         });
     }
 
@@ -293,7 +336,7 @@ impl ChunkSender {
         self.in_flight.retain(|(i, ..)| !acked.get(*i));
         // Karn: a backed-off timeout stands until a chunk sent once times the path again.
         if let Some(at) = sent_once {
-            self.sample(now.saturating_since(at));
+            self.sample(now.micros_since(at));
             self.rto = self.base_rto();
         }
         advanced
@@ -301,19 +344,44 @@ impl ChunkSender {
 
     /// When the oldest chunk in flight is due for retransmission.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.in_flight.iter().map(|(_, at, _)| *at + self.rto).min()
+        let rto = self.rto;
+        self.in_flight
+            .iter()
+            .map(|(_, at, _)| at.plus_micros(rto))
+            .min()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use core::time::Duration;
+
     use super::*;
 
-    const PACING: Pacing = Pacing {
+    const PACING: MicroPacing = MicroPacing {
         window: 4,
-        rto: Duration::from_millis(100),
-        rto_max: Duration::from_millis(800),
+        rto: 100_000,
+        rto_max: 800_000,
     };
+
+    #[test]
+    fn scaling_rounds_down_without_overflow() {
+        for x in [
+            0,
+            1,
+            7,
+            8,
+            9,
+            1_000_003,
+            u64::MAX / 8,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let exact = |num: u128, den: u128| (u128::from(x) * num / den) as u64;
+            assert_eq!(scaled(x, 7, 3), exact(7, 8), "{x}");
+            assert_eq!(scaled(x, 3, 2), exact(3, 4), "{x}");
+        }
+    }
 
     #[test]
     fn chunk_math_covers_every_byte_once() {
@@ -393,25 +461,17 @@ mod tests {
                 .collect::<alloc::collections::BTreeSet<_>>()
                 .len()
         );
-        assert!(tx.rto >= Duration::from_millis(700), "{:?}", tx.rto);
+        assert!(tx.rto >= 700_000, "{:?}", tx.rto);
     }
 
     #[test]
     fn a_new_transfer_starts_from_the_estimate_of_the_last() {
-        let slow = Some((Duration::from_millis(600), Duration::from_millis(50)));
+        let slow = Some((600_000, 50_000));
         let tx = ChunkSender::new(64, 64, PACING).with_estimate(slow);
-        assert_eq!(
-            tx.rto,
-            Duration::from_millis(800),
-            "600 + 4 · 50, capped at rto_max"
-        );
-        let steady = Some((Duration::from_millis(300), Duration::ZERO));
+        assert_eq!(tx.rto, 800_000, "600 + 4 · 50, capped at rto_max");
+        let steady = Some((300_000, 0));
         let tx = ChunkSender::new(64, 64, PACING).with_estimate(steady);
-        assert_eq!(
-            tx.rto,
-            Duration::from_millis(350),
-            "the variation counts rto / 2 at least"
-        );
+        assert_eq!(tx.rto, 350_000, "the variation counts rto / 2 at least");
         assert_eq!(ChunkSender::new(64, 64, PACING).rto, PACING.rto);
     }
 

@@ -10,7 +10,6 @@ mod session;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 pub use command::DeviceCommand;
 pub use config::DeviceConfig;
@@ -23,8 +22,8 @@ use crate::psk::challenge_key;
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::sui::StateUpdateInterface;
-use crate::time::{to_ms, Clock, Instant};
-use crate::transfer::{ChunkSender, Pacing};
+use crate::time::{micros, to_ms, Clock, Instant};
+use crate::transfer::{ChunkSender, MicroPacing};
 use crate::wire::bottle::{
     Bottle, GoodBye, GoodByeAck, GoodMorning, Reject, RejectReason, StateMode,
 };
@@ -35,8 +34,8 @@ use session::Session;
 /// GOOD_BYE sends before the device gives up waiting for the ack.
 const GOODBYE_TRIES: u32 = 5;
 
-/// The shortest retransmission timeout and GOOD_MORNING retry interval.
-const MIN_TIMER: Duration = Duration::from_millis(1);
+/// The shortest retransmission timeout and GOOD_MORNING retry interval, µs.
+const MIN_TIMER: u64 = 1_000;
 
 /// The device agent as a Sans-IO state machine.
 ///
@@ -52,7 +51,8 @@ const MIN_TIMER: Duration = Duration::from_millis(1);
 )]
 pub struct Device {
     cfg: DeviceConfig,
-    pacing: Pacing,
+    timers: Timers,
+    pacing: MicroPacing,
     clock: Clock,
     rng: Rng,
     outbox: Outbox<DeviceEvent>,
@@ -63,8 +63,29 @@ pub struct Device {
     /// Pre-shared-key mode: the key the AC seals its CHALLENGEs with.
     #[cfg(feature = "psk")]
     challenge_key: Option<[u8; 32]>,
-    /// The dead interval the AC last granted: join retries back off no further.
-    last_dead: Option<Duration>,
+    /// The dead interval the AC last granted, µs: join retries back off no further.
+    last_dead: Option<u64>,
+}
+
+/// The configuration's intervals in whole microseconds, the unit the device computes in.
+struct Timers {
+    /// First GOOD_MORNING retry interval, [`MIN_TIMER`] at least.
+    join_retry: u64,
+    join_retry_max: u64,
+    /// The proposed dead interval.
+    dead: u64,
+    install_timeout: u64,
+}
+
+impl Timers {
+    fn new(cfg: &DeviceConfig) -> Timers {
+        Timers {
+            join_retry: micros(cfg.join_retry).max(MIN_TIMER),
+            join_retry_max: micros(cfg.join_retry_max),
+            dead: micros(cfg.dead),
+            install_timeout: micros(cfg.install_timeout),
+        }
+    }
 }
 
 /// The GOOD_MORNING of a join with `nonce`.
@@ -84,7 +105,8 @@ enum Phase {
         nonce: JoinNonce,
         first_sent: Option<Instant>,
         next_at: Instant,
-        backoff: Duration,
+        /// The retry interval, µs.
+        backoff: u64,
         /// The application left while a GOOD_MORNING was outstanding: the AC may have
         /// opened a session, so it gets a GOOD_BYE as soon as the ack names it.
         leaving: bool,
@@ -103,11 +125,13 @@ impl Device {
     pub fn new(cfg: DeviceConfig, now: Instant) -> Device {
         let mut rng = Rng::new(cfg.seed);
         let nonce = JoinNonce(rng.next_u64().to_le_bytes());
+        let timers = Timers::new(&cfg);
+        let rto = micros(cfg.rto).max(MIN_TIMER);
         Device {
-            pacing: Pacing {
+            pacing: MicroPacing {
                 window: cfg.window.max(1),
-                rto: cfg.rto.max(MIN_TIMER),
-                rto_max: cfg.rto_max.max(cfg.rto).max(MIN_TIMER),
+                rto,
+                rto_max: micros(cfg.rto_max).max(rto),
             },
             clock: Clock::new(now),
             outbox: Outbox::new(cfg.outbox_limit),
@@ -116,9 +140,10 @@ impl Device {
                 nonce,
                 first_sent: None,
                 next_at: now,
-                backoff: cfg.join_retry.max(MIN_TIMER),
+                backoff: timers.join_retry,
                 leaving: false,
             },
+            timers,
             auth: None,
             #[cfg(feature = "psk")]
             challenge_key: cfg.psk.as_ref().map(|psk| challenge_key(psk, &cfg.name)),
@@ -332,7 +357,7 @@ impl Device {
             Phase::Joined(s) => {
                 let end = s
                     .waiting_since
-                    .map_or(s.lease_until, |since| since + s.dead);
+                    .map_or(s.lease_until, |since| since.plus_micros(s.dead()));
                 let mut at = s.next_hello_at.min(s.ack_due).min(end);
                 if s.mode == StateMode::Separate {
                     for h in &s.comps {
@@ -360,10 +385,9 @@ impl Device {
             } if *next_at <= now => {
                 // Retries back off to the dead interval at most: a device kept out for longer
                 // than its AC takes to declare a death is kept out needlessly.
-                let dead = self.last_dead.unwrap_or(self.cfg.dead);
-                let cap = dead
-                    .min(self.cfg.join_retry_max)
-                    .max(self.cfg.join_retry.max(MIN_TIMER));
+                let timers = &self.timers;
+                let dead = self.last_dead.unwrap_or(timers.dead);
+                let cap = dead.min(timers.join_retry_max).max(timers.join_retry);
                 if *leaving && *backoff >= cap {
                     // No answer for a long while: whatever session there was will die.
                     self.phase = Phase::Left;
@@ -381,11 +405,9 @@ impl Device {
                 first_sent.get_or_insert(now);
                 // Half the backoff to one and a half of it, in whole microseconds: no
                 // floating point, which a microcontroller would emulate in software.
-                let micros = u64::try_from(backoff.as_micros()).unwrap_or(u64::MAX);
-                let wait =
-                    Duration::from_micros((micros / 2).saturating_add(self.rng.below(micros)));
-                *next_at = now + wait;
-                *backoff = (*backoff * 2).min(cap);
+                let wait = (*backoff / 2).saturating_add(self.rng.below(*backoff));
+                *next_at = now.plus_micros(wait);
+                *backoff = backoff.saturating_add(*backoff).min(cap);
                 let nonce = *nonce;
                 self.send_good_morning(nonce);
             }
@@ -400,7 +422,7 @@ impl Device {
                     return;
                 }
                 *tries += 1;
-                *next_at = now + self.pacing.rto * (1 << (*tries).min(4));
+                *next_at = now.plus_micros(self.pacing.rto.saturating_mul(1 << (*tries).min(4)));
                 let bye = Bottle::GoodBye(GoodBye { session: *session });
                 self.send(&bye);
             }
@@ -408,7 +430,7 @@ impl Device {
                 match s.waiting_since {
                     // No lease came for a whole dead interval: the AC has given up on
                     // this session, or will; nothing ran in it.
-                    Some(since) if since + s.dead <= now => {
+                    Some(since) if since.plus_micros(s.dead()) <= now => {
                         return self.lose_session(now, StopReason::Fenced)
                     }
                     None if s.lease_until <= now => {
@@ -483,7 +505,7 @@ impl Device {
             Phase::Joining { nonce, next_at, .. }
                 if *nonce == r.nonce && r.session == SessionId::NONE =>
             {
-                *next_at = now + self.cfg.join_retry_max;
+                *next_at = now.plus_micros(self.timers.join_retry_max);
                 self.outbox
                     .event(DeviceEvent::Rejected { reason: r.reason });
                 Ok(())
@@ -520,7 +542,7 @@ impl Device {
             nonce: JoinNonce(self.rng.next_u64().to_le_bytes()),
             first_sent: None,
             next_at: now,
-            backoff: self.cfg.join_retry.max(MIN_TIMER),
+            backoff: self.timers.join_retry,
             leaving: false,
         };
         self.auth = None;

@@ -233,7 +233,7 @@ impl Device {
     #[inline(never)]
     fn verify_and_offer(&mut self, now: Instant, morph: u32) {
         let limits = self.cfg.limits;
-        let timeout = self.cfg.install_timeout;
+        let timeout = self.timers.install_timeout;
         let Phase::Joined(s) = &mut self.phase else {
             return;
         };
@@ -265,7 +265,7 @@ impl Device {
         }
         // The state is kept until the install is answered; the stream, objects and all,
         // goes to the application as it is.
-        inc.awaiting = Some((now + timeout, lkgs.to_vec()));
+        inc.awaiting = Some((now.plus_micros(timeout), lkgs.to_vec()));
         let install = Install {
             id: InstallId(morph),
             computation: inc.computation,

@@ -3,7 +3,6 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 use super::event::DeviceEvent;
 use super::morph::{Incoming, Outcome};
@@ -11,8 +10,8 @@ use super::{Device, Phase};
 use crate::error::InputError;
 use crate::io::LinkId;
 use crate::name::Name;
-use crate::time::{ms, Instant};
-use crate::transfer::{ChunkSender, Pacing, RttEstimate, CHUNK_OVERHEAD};
+use crate::time::{ms, ms_micros, Instant};
+use crate::transfer::{ChunkSender, MicroPacing, RttEstimate, CHUNK_OVERHEAD};
 use crate::wire::bottle::{
     Bottle, GoodMorningAck, Hello, HelloAck, StateAck, StateBottle, StateChunk, StateMode,
 };
@@ -29,10 +28,12 @@ const SUPERSEDED: usize = 8;
 pub(super) struct Session {
     pub(super) id: SessionId,
     pub(super) mode: StateMode,
-    pub(super) hello: Duration,
-    /// `None` when fencing is off.
-    pub(super) fence: Option<Duration>,
-    pub(super) dead: Duration,
+    /// The HELLO interval the AC granted, ms.
+    pub(super) hello_ms: u32,
+    /// The fence interval, ms; zero when fencing is off.
+    pub(super) fence_ms: u32,
+    /// The dead interval, ms.
+    pub(super) dead_ms: u32,
     pub(super) chunk: u16,
     /// Fence lease: the computations may run until then.
     pub(super) lease_until: Instant,
@@ -43,8 +44,8 @@ pub(super) struct Session {
     /// When the latest HELLO's ack is overdue: a HELLO goes early then, so that one lost
     /// HELLO or ack costs a fraction of an interval of lease, not a whole one.
     pub(super) ack_due: Instant,
-    /// Smoothed round trip of HELLO and ack.
-    pub(super) srtt: Option<Duration>,
+    /// Smoothed round trip of HELLO and ack, µs.
+    pub(super) srtt: Option<u64>,
     pub(super) seq: u16,
     pub(super) sent: [(u16, Instant); SENT_RING],
     pub(super) comps: Vec<Hosted>,
@@ -59,6 +60,28 @@ pub(super) struct Session {
     /// Last manifest sequence number accepted in this session, per computation. Manifests
     /// of earlier sessions name another join nonce and are refused anyway.
     pub(super) sequences: Vec<(Name, u64)>,
+}
+
+impl Session {
+    /// The HELLO interval, µs.
+    pub(super) fn hello(&self) -> u64 {
+        ms_micros(self.hello_ms)
+    }
+
+    /// The fence interval, µs; `None` when fencing is off.
+    pub(super) fn fence(&self) -> Option<u64> {
+        (self.fence_ms > 0).then(|| ms_micros(self.fence_ms))
+    }
+
+    /// The dead interval, µs.
+    pub(super) fn dead(&self) -> u64 {
+        ms_micros(self.dead_ms)
+    }
+}
+
+/// `(7 · srtt + rtt) / 8`, rounded down, without overflow.
+fn smooth(srtt: u64, rtt: u64) -> u64 {
+    (srtt >> 3) * 7 + (rtt >> 3) + ((srtt & 7) * 7 + (rtt & 7)) / 8
 }
 
 /// A computation running in the session.
@@ -99,7 +122,7 @@ impl Hosted {
 
     /// Makes `state` the next version to send, in chunks of `chunk` bytes; returns whether
     /// it is one: a state equal to the last one is not sent again.
-    pub(super) fn update(&mut self, state: &[u8], chunk: u16, pacing: Pacing) -> bool {
+    pub(super) fn update(&mut self, state: &[u8], chunk: u16, pacing: MicroPacing) -> bool {
         if self.state == state {
             return false;
         }
@@ -179,29 +202,29 @@ impl Device {
                 "GOOD_MORNING ack with unusable parameters",
             ));
         }
-        let fence = (ack.fence_ms > 0).then(|| ms(ack.fence_ms));
+        let fence = (ack.fence_ms > 0).then(|| ms_micros(ack.fence_ms));
         // The lease counts from the first GOOD_MORNING of this join, the earliest the AC can
         // have opened the session. When the join took long (a first send lost before the
         // transport was up, retries under loss), little or nothing of it is left: the
         // computations then wait for the first HELLO ack, a lease counted from something
         // the AC answered.
         let waiting_since = fence
-            .filter(|f| first_sent + *f < now + *f / 2)
+            .filter(|&f| first_sent.plus_micros(f) < now.plus_micros(f / 2))
             .map(|_| now);
         let comps = (ack.run.iter().enumerate())
             .map(|(i, name)| Ok(Hosted::new(i as u16, None, wire_name(name)?, Vec::new())))
             .collect::<Result<Vec<Hosted>, InputError>>()?;
-        self.last_dead = Some(ms(ack.dead_ms));
+        self.last_dead = Some(ms_micros(ack.dead_ms));
         self.phase = Phase::Joined(Box::new(Session {
             id: ack.session,
             mode: ack.mode,
-            hello: ms(ack.hello_ms),
-            fence,
-            dead: ms(ack.dead_ms),
+            hello_ms: ack.hello_ms,
+            fence_ms: ack.fence_ms,
+            dead_ms: ack.dead_ms,
             chunk: ack.chunk_size,
             // The AC opened the session after the first GOOD_MORNING was sent, so its dead
             // timer runs at least until then plus the dead interval.
-            lease_until: fence.map_or(Instant::MAX, |f| first_sent + f),
+            lease_until: fence.map_or(Instant::MAX, |f| first_sent.plus_micros(f)),
             waiting_since,
             next_hello_at: now,
             ack_due: Instant::MAX,
@@ -239,13 +262,13 @@ impl Device {
         }
         // Each HELLO counts once: an ack repeated on the path teaches nothing new.
         s.sent[usize::from(a.seq) % SENT_RING].1 = Instant::MAX;
-        let rtt = now.saturating_since(sent);
-        s.srtt = Some(s.srtt.map_or(rtt, |srtt| (srtt * 7 + rtt) / 8));
+        let rtt = now.micros_since(sent);
+        s.srtt = Some(s.srtt.map_or(rtt, |srtt| smooth(srtt, rtt)));
         if a.seq == s.seq {
             s.ack_due = Instant::MAX;
         }
-        if let Some(fence) = s.fence {
-            s.lease_until = s.lease_until.max(sent + fence);
+        if let Some(fence) = s.fence() {
+            s.lease_until = s.lease_until.max(sent.plus_micros(fence));
         }
         if s.waiting_since.is_some() && s.lease_until > now {
             s.waiting_since = None;
@@ -265,9 +288,9 @@ impl Device {
         self.outbox.event(DeviceEvent::Joined {
             session: s.id,
             run,
-            hello: s.hello,
-            dead: s.dead,
-            fence: s.fence,
+            hello: ms(s.hello_ms),
+            dead: ms(s.dead_ms),
+            fence: (s.fence_ms > 0).then(|| ms(s.fence_ms)),
             mode: s.mode,
         });
     }
@@ -278,11 +301,12 @@ impl Device {
         };
         s.seq = s.seq.wrapping_add(1);
         s.sent[usize::from(s.seq) % SENT_RING] = (s.seq, now);
-        s.next_hello_at = now + s.hello;
+        let hello = s.hello();
+        s.next_hello_at = now.plus_micros(hello);
         // An ack later than twice the round trip is taken as lost, but a HELLO goes at
         // most four times an interval.
-        let wait = s.srtt.map_or(s.hello, |rtt| rtt * 2);
-        s.ack_due = now + wait.clamp(s.hello / 4, s.hello);
+        let wait = s.srtt.map_or(hello, |rtt| rtt.saturating_add(rtt));
+        s.ack_due = now.plus_micros(wait.clamp(hello / 4, hello));
         let (id, seq) = (s.id, s.seq);
         if s.mode == StateMode::InHello {
             // The first chunk due rides on the HELLO, the rest follow as STATE.
@@ -369,5 +393,31 @@ impl Device {
         };
         self.outbox.event(event);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smooth;
+
+    #[test]
+    fn smoothing_rounds_down_without_overflow() {
+        let values = [
+            0,
+            1,
+            7,
+            8,
+            15,
+            999_999,
+            u64::MAX / 8,
+            u64::MAX - 7,
+            u64::MAX,
+        ];
+        for srtt in values {
+            for rtt in values {
+                let exact = (u128::from(srtt) * 7 + u128::from(rtt)) / 8;
+                assert_eq!(u128::from(smooth(srtt, rtt)), exact, "{srtt} {rtt}");
+            }
+        }
     }
 }
