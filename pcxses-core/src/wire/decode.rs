@@ -63,14 +63,13 @@ impl<'a> Reader<'a> {
         let mut value = 0u64;
         let mut shift = 0;
         loop {
-            if self.bytes.is_empty() {
-                self.fail(DecodeError::Truncated);
-                return 0;
-            }
             let b = self.byte();
             let group = u64::from(b & 0x7f);
             let last = b & 0x80 == 0;
-            let too_wide = shift >= bits || (bits - shift < 7 && group >> (bits - shift) != 0);
+            // The group that reaches the type's width must be the last, and hold no more
+            // than the bits left.
+            let too_wide =
+                shift >= bits || (bits - shift <= 7 && (!last || group >> (bits - shift) != 0));
             if too_wide || (last && b == 0 && shift > 0) {
                 self.fail(DecodeError::Malformed);
                 return 0;
@@ -88,9 +87,10 @@ impl<'a> Reader<'a> {
         self.varint(32) as u32
     }
 
-    /// A length, which the bytes left must cover at least once.
+    /// A length of bytes or a count of items (a `u32`): no more than the bytes left, as
+    /// every item takes at least one.
     fn len(&mut self) -> usize {
-        let len = self.varint(64);
+        let len = self.varint(32);
         match usize::try_from(len) {
             Ok(len) if len <= self.bytes.len() => len,
             _ => {
@@ -211,6 +211,12 @@ mod tests {
         assert_eq!(varint(&[0x80, 0x00], 64), Err(DecodeError::Malformed));
         assert_eq!(varint(&[0x00], 64), Ok(0));
         assert_eq!(varint(&[0x80], 64), Err(DecodeError::Truncated));
+        // A group that reaches the width but is not the last is malformed, not truncated.
+        assert_eq!(
+            varint(&[0x8b, 0xdc, 0xf0, 0x98, 0x83], 32),
+            Err(DecodeError::Malformed)
+        );
+        assert_eq!(varint(&[0xff, 0xff, 0x83], 16), Err(DecodeError::Malformed));
     }
 
     #[test]

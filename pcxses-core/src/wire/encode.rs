@@ -35,7 +35,8 @@ impl<'o> Writer<'o> {
         }
     }
 
-    /// Bytes written into the buffer, or `None` if they did not fit.
+    /// Where the output ends (the vector's length, or the bytes written into the buffer),
+    /// or `None` if it did not fit.
     pub(crate) fn finish(self) -> Option<usize> {
         match (self.full, self.out) {
             (true, _) => None,

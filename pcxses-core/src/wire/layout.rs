@@ -1,16 +1,23 @@
 //! The wire layout of each type, declared once for both directions: a struct's fields, an
-//! enum's unit variants or an enum's variants with a body, in wire order.
+//! enum's unit variants or an enum's variants with a body, in wire order. A variant left
+//! out of a list does not compile.
 
 /// A struct encoded as its fields, listed in their wire order (their declaration order).
 macro_rules! wire_fields {
-    ($ty:ident $(<$lt:lifetime>)? { $($field:ident),* $(,)? }) => {
-        impl<'a> $crate::wire::decode::Decode<'a> for $ty $(<$lt>)? {
-            fn decode(r: &mut $crate::wire::decode::Reader<'a>) -> Self {
+    ($ty:ident<$lt:lifetime> { $($field:ident),* $(,)? }) => {
+        wire_fields!(@impl $lt, $ty<$lt>, $ty { $($field),* });
+    };
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        wire_fields!(@impl 'a, $ty, $ty { $($field),* });
+    };
+    (@impl $lt:lifetime, $self:ty, $ty:ident { $($field:ident),* }) => {
+        impl<$lt> $crate::wire::decode::Decode<$lt> for $self {
+            fn decode(r: &mut $crate::wire::decode::Reader<$lt>) -> Self {
                 $ty { $($field: $crate::wire::decode::Decode::decode(r)),* }
             }
         }
 
-        impl<'a> $crate::wire::encode::Encode for $ty $(<$lt>)? {
+        impl<$lt> $crate::wire::encode::Encode for $self {
             fn encode(&self, w: &mut $crate::wire::encode::Writer<'_>) {
                 $($crate::wire::encode::Encode::encode(&self.$field, w);)*
             }
@@ -21,20 +28,27 @@ macro_rules! wire_fields {
 /// An enum of unit variants encoded as its variant's index, the variants listed in their
 /// wire order (their declaration order).
 macro_rules! wire_units {
-    ($ty:ident { $first:ident $(, $variant:ident)* $(,)? }) => {
+    ($ty:ident { $($variant:ident),* $(,)? }) => {
         impl $crate::wire::decode::Decode<'_> for $ty {
             fn decode(r: &mut $crate::wire::decode::Reader<'_>) -> Self {
-                let all = [$ty::$first $(, $ty::$variant)*];
-                all.get(r.variant() as usize).copied().unwrap_or_else(|| {
-                    r.fail($crate::wire::DecodeError::Malformed);
-                    $ty::$first
-                })
+                #[allow(dead_code)]
+                enum Index { $($variant),* }
+                let index = r.variant();
+                $(
+                    if index == Index::$variant as u32 {
+                        return $ty::$variant;
+                    }
+                )*
+                r.fail($crate::wire::DecodeError::Malformed);
+                [$($ty::$variant),*][0]
             }
         }
 
         impl $crate::wire::encode::Encode for $ty {
             fn encode(&self, w: &mut $crate::wire::encode::Writer<'_>) {
-                w.varint(*self as u64);
+                #[allow(dead_code)]
+                enum Index { $($variant),* }
+                w.varint(match self { $($ty::$variant => Index::$variant as u64),* });
             }
         }
     };
@@ -47,15 +61,14 @@ macro_rules! wire_variants {
     ($ty:ident<$lt:lifetime> { $($variant:ident),* $(,)? } else $fallback:expr) => {
         impl<$lt> $crate::wire::decode::Decode<$lt> for $ty<$lt> {
             fn decode(r: &mut $crate::wire::decode::Reader<$lt>) -> Self {
+                #[allow(dead_code)]
+                enum Index { $($variant),* }
                 let index = r.variant();
-                let mut i = 0;
                 $(
-                    if index == i {
+                    if index == Index::$variant as u32 {
                         return $ty::$variant($crate::wire::decode::Decode::decode(r));
                     }
-                    i += 1;
                 )*
-                let _ = i;
                 r.fail($crate::wire::DecodeError::Malformed);
                 $fallback
             }
@@ -63,15 +76,14 @@ macro_rules! wire_variants {
 
         impl $crate::wire::encode::Encode for $ty<'_> {
             fn encode(&self, w: &mut $crate::wire::encode::Writer<'_>) {
-                let mut i = 0;
-                $(
-                    if let $ty::$variant(body) = self {
-                        w.varint(i);
-                        return $crate::wire::encode::Encode::encode(body, w);
-                    }
-                    i += 1;
-                )*
-                let _ = i;
+                #[allow(dead_code)]
+                enum Index { $($variant),* }
+                match self {
+                    $($ty::$variant(body) => {
+                        w.varint(Index::$variant as u64);
+                        $crate::wire::encode::Encode::encode(body, w);
+                    })*
+                }
             }
         }
     };
