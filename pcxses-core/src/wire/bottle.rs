@@ -69,16 +69,16 @@ pub struct Challenge {
 
 wire_fields!(Challenge { nonce, challenge });
 
-/// How state travels during the PARTY phase: the paper's JOINED_MODE and SPLIT_MODE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StateMode {
-    /// State rides on HELLO bottles (the paper's JOINED_MODE, the common case).
-    InHello,
-    /// State travels in STATE bottles of its own (the paper's SPLIT_MODE).
-    Separate,
+wire_units! {
+    /// How state travels during the PARTY phase: the paper's JOINED_MODE and SPLIT_MODE.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum StateMode {
+        /// State rides on HELLO bottles (the paper's JOINED_MODE, the common case).
+        InHello,
+        /// State travels in STATE bottles of its own (the paper's SPLIT_MODE).
+        Separate,
+    }
 }
-
-wire_units!(StateMode { InHello, Separate });
 
 /// GOOD_MORNING from a device: who it is and the parameters it proposes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -297,38 +297,29 @@ wire_fields!(MorphFail {
     reason
 });
 
-/// Why a target refused a MORPH.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub enum MorphFailReason {
-    /// The manifest's signature did not verify, or a signature was required and missing.
-    BadSignature,
-    /// The manifest's sequence number was not above the last one accepted.
-    StaleSequence,
-    /// The manifest names another device or another incarnation.
-    WrongTarget,
-    /// An object or the LKGS did not match its size or SHA-256 in the manifest.
-    DigestMismatch,
-    /// The manifest or the stream was malformed or exceeded a limit.
-    Malformed,
-    /// The target has no room for another computation.
-    Busy,
-    /// The application refused to install, or the computation failed to start.
-    Refused,
-    /// The transfer stalled and the target gave up on it.
-    TimedOut,
+wire_units! {
+    /// Why a target refused a MORPH.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+    #[non_exhaustive]
+    pub enum MorphFailReason {
+        /// The manifest's signature did not verify, or a signature was required and missing.
+        BadSignature,
+        /// The manifest's sequence number was not above the last one accepted.
+        StaleSequence,
+        /// The manifest names another device or another incarnation.
+        WrongTarget,
+        /// An object or the LKGS did not match its size or SHA-256 in the manifest.
+        DigestMismatch,
+        /// The manifest or the stream was malformed or exceeded a limit.
+        Malformed,
+        /// The target has no room for another computation.
+        Busy,
+        /// The application refused to install, or the computation failed to start.
+        Refused,
+        /// The transfer stalled and the target gave up on it.
+        TimedOut,
+    }
 }
-
-wire_units!(MorphFailReason {
-    BadSignature,
-    StaleSequence,
-    WrongTarget,
-    DigestMismatch,
-    Malformed,
-    Busy,
-    Refused,
-    TimedOut
-});
 
 /// GOOD_BYE: the sender ends the session gracefully.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -365,42 +356,34 @@ wire_fields!(Reject {
     reason
 });
 
-/// Why the AC refused a bottle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub enum RejectReason {
-    /// The device name is not in the AC's registry.
-    UnknownDevice,
-    /// The session is not (or no longer) known; the device should join again.
-    UnknownSession,
-    /// The AC declared this session dead and moved its computations: stop them.
-    Replaced,
-    /// The protocol version byte is not one the AC speaks.
-    BadVersion,
-    /// The bottle failed authentication.
-    Unauthorized,
-    /// The bottle could not be decoded or broke a limit.
-    Malformed,
-    /// Pre-shared-key mode: the AC restarted and refuses the counters it may have accepted
-    /// before; the device jumps its send counter ahead by [`crate::psk::RESYNC_PERIOD`] and
-    /// sends again at once.
-    ///
-    #[cfg_attr(
-        not(feature = "psk"),
-        doc = "[`crate::psk::RESYNC_PERIOD`]: crate#cargo-features"
-    )]
-    Resync,
+wire_units! {
+    /// Why the AC refused a bottle.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+    #[non_exhaustive]
+    pub enum RejectReason {
+        /// The device name is not in the AC's registry.
+        UnknownDevice,
+        /// The session is not (or no longer) known; the device should join again.
+        UnknownSession,
+        /// The AC declared this session dead and moved its computations: stop them.
+        Replaced,
+        /// The protocol version byte is not one the AC speaks.
+        BadVersion,
+        /// The bottle failed authentication.
+        Unauthorized,
+        /// The bottle could not be decoded or broke a limit.
+        Malformed,
+        /// Pre-shared-key mode: the AC restarted and refuses the counters it may have accepted
+        /// before; the device jumps its send counter ahead by [`crate::psk::RESYNC_PERIOD`] and
+        /// sends again at once.
+        ///
+        #[cfg_attr(
+            not(feature = "psk"),
+            doc = "[`crate::psk::RESYNC_PERIOD`]: crate#cargo-features"
+        )]
+        Resync,
+    }
 }
-
-wire_units!(RejectReason {
-    UnknownDevice,
-    UnknownSession,
-    Replaced,
-    BadVersion,
-    Unauthorized,
-    Malformed,
-    Resync
-});
 
 impl Bottle<'_> {
     /// The bottle's message type, as a stable lowercase name (`"hello"`, `"morph"`, …).

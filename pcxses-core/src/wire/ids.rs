@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::decode::{Decode, Reader};
 use super::encode::{Encode, Writer};
+use super::layout::wire_fields;
 
 /// Names one session: one incarnation of one device at the AC.
 ///
@@ -77,38 +78,4 @@ impl Decode<'_> for SessionId {
     }
 }
 
-impl Encode for JoinNonce {
-    fn encode(&self, w: &mut Writer<'_>) {
-        w.raw(&self.0);
-    }
-}
-
-impl Decode<'_> for JoinNonce {
-    fn decode(r: &mut Reader<'_>) -> JoinNonce {
-        JoinNonce(Decode::decode(r))
-    }
-}
-
-impl Encode for Digest {
-    fn encode(&self, w: &mut Writer<'_>) {
-        w.raw(&self.0);
-    }
-}
-
-impl Decode<'_> for Digest {
-    fn decode(r: &mut Reader<'_>) -> Digest {
-        Digest(Decode::decode(r))
-    }
-}
-
-impl Encode for Signature {
-    fn encode(&self, w: &mut Writer<'_>) {
-        w.raw(&self.0);
-    }
-}
-
-impl Decode<'_> for Signature {
-    fn decode(r: &mut Reader<'_>) -> Signature {
-        Signature(Decode::decode(r))
-    }
-}
+wire_fields!(JoinNonce(0), Digest(0), Signature(0));

@@ -1,9 +1,24 @@
 //! The wire layout of each type, declared once for both directions: a struct's fields, an
-//! enum's unit variants or an enum's variants with a body, in wire order. A variant left
-//! out of a list does not compile.
+//! enum's unit variants (declared through the macro, so the declaration is the list) or an
+//! enum's variants with a body, in wire order. A variant left out of a list does not
+//! compile.
 
-/// A struct encoded as its fields, listed in their wire order (their declaration order).
+/// A struct encoded as its fields, listed in their wire order (their declaration order),
+/// or a one-field tuple struct (`Name(0)`) encoded as its field.
 macro_rules! wire_fields {
+    ($($ty:ident(0)),+ $(,)?) => {$(
+        impl $crate::wire::decode::Decode<'_> for $ty {
+            fn decode(r: &mut $crate::wire::decode::Reader<'_>) -> Self {
+                $ty($crate::wire::decode::Decode::decode(r))
+            }
+        }
+
+        impl $crate::wire::encode::Encode for $ty {
+            fn encode(&self, w: &mut $crate::wire::encode::Writer<'_>) {
+                $crate::wire::encode::Encode::encode(&self.0, w);
+            }
+        }
+    )+};
     ($ty:ident<$lt:lifetime> { $($field:ident),* $(,)? }) => {
         wire_fields!(@impl $lt, $ty<$lt>, $ty { $($field),* });
     };
@@ -25,30 +40,30 @@ macro_rules! wire_fields {
     };
 }
 
-/// An enum of unit variants encoded as its variant's index, the variants listed in their
-/// wire order (their declaration order).
+/// Declares an enum of unit variants, encoded as its variant's index (the order of the
+/// declaration is the wire order).
 macro_rules! wire_units {
-    ($ty:ident { $($variant:ident),* $(,)? }) => {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident { $($(#[$vmeta:meta])* $variant:ident),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        pub enum $ty { $($(#[$vmeta])* $variant),* }
+
         impl $crate::wire::decode::Decode<'_> for $ty {
             fn decode(r: &mut $crate::wire::decode::Reader<'_>) -> Self {
-                #[allow(dead_code)]
-                enum Index { $($variant),* }
-                let index = r.variant();
-                $(
-                    if index == Index::$variant as u32 {
-                        return $ty::$variant;
-                    }
-                )*
-                r.fail($crate::wire::DecodeError::Malformed);
-                [$($ty::$variant),*][0]
+                let all = [$($ty::$variant),*];
+                let index = usize::try_from(r.variant()).unwrap_or(usize::MAX);
+                all.get(index).copied().unwrap_or_else(|| {
+                    r.fail($crate::wire::DecodeError::Malformed);
+                    all[0]
+                })
             }
         }
 
         impl $crate::wire::encode::Encode for $ty {
             fn encode(&self, w: &mut $crate::wire::encode::Writer<'_>) {
-                #[allow(dead_code)]
-                enum Index { $($variant),* }
-                w.varint(match self { $($ty::$variant => Index::$variant as u64),* });
+                w.varint(*self as u64);
             }
         }
     };
