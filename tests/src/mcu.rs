@@ -11,7 +11,8 @@ use pcxses_demo::mcu::{self, Mcu, Provision};
 
 use crate::programs::{bridge_executable, Proc, World};
 
-/// The firmware image for `mcu` with `features`, built once per test binary.
+/// The firmware image for `mcu` with `features` and its event lines, built once per test
+/// binary.
 pub fn firmware(mcu: Mcu, features: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
     let key = format!("{}:{}", mcu.target, features.join(","));
@@ -19,7 +20,10 @@ pub fn firmware(mcu: Mcu, features: &[&str]) -> PathBuf {
     let mut built = built.lock().unwrap();
     built
         .entry(key)
-        .or_insert_with(|| artifacts::firmware(mcu.target, features).expect("the firmware builds"))
+        .or_insert_with(|| {
+            let features = [&["semihosting"], features].concat();
+            artifacts::firmware(mcu.target, &features).expect("the firmware builds")
+        })
         .clone()
 }
 

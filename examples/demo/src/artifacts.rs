@@ -59,9 +59,9 @@ pub fn guests(packages: &[&str]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Builds the firmware (`examples/firmware`, release profile) for `target` with the cargo
-/// `features` (semihosting is always on: the events of the firmware are read through it)
-/// into `firmware` in the [`target_dir`], one directory per set of features, and returns
-/// the path of the image (an ELF file). Cargo's output goes to stderr.
+/// `features` and none other (`semihosting` for the firmware's event lines) into
+/// `firmware` in the [`target_dir`], one directory per set of features, and returns the
+/// path of the image (an ELF file). Cargo's output goes to stderr.
 pub fn firmware(target: &str, features: &[&str]) -> Result<PathBuf, String> {
     ensure_target(target)?;
     let tag = match features {
@@ -77,14 +77,7 @@ pub fn firmware(target: &str, features: &[&str]) -> Result<PathBuf, String> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .args(["build", "--quiet", "--release"])
         .args(["--target", target, "--no-default-features", "--features"])
-        .arg(
-            ["semihosting"]
-                .iter()
-                .chain(features)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(","),
-        )
+        .arg(features.join(","))
         .arg("--target-dir")
         .arg(&target_dir);
     run(cmd, &[], &format!("the firmware for {target}"))?;

@@ -69,7 +69,10 @@ impl Programs {
         let mut paths =
             artifacts::programs(&["pcxses-ac", "pcxses-device", "pcxses-bridge"])?.into_iter();
         let firmware = match board {
-            true => Some(artifacts::firmware(CORTEX_M4.target, &["signing", "wasm"])?),
+            true => Some(artifacts::firmware(
+                CORTEX_M4.target,
+                &["semihosting", "signing", "wasm"],
+            )?),
             false => None,
         };
         match (paths.next(), paths.next(), paths.next()) {
