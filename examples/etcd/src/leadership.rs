@@ -1,0 +1,181 @@
+//! Leadership of an area: the leader key, created in a transaction only while no other AC
+//! holds it, attached to a lease this AC keeps alive.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+
+use crate::etcd::{Etcd, EtcdError};
+
+/// This AC leads its area until [`Leadership::valid_until`]; see the crate docs.
+pub struct Leadership {
+    etcd: Arc<Etcd>,
+    key: String,
+    lease: i64,
+    /// The revision that created the leader key: every fenced write compares it.
+    revision: i64,
+    /// Until when this AC may act as leader, and whether etcd said the lease is gone.
+    lease_state: Arc<LeaseState>,
+}
+
+/// What the keep-alive task learns of the lease, read by the AC's loop.
+struct LeaseState {
+    epoch: Instant,
+    /// Microseconds after `epoch` until which the lease surely has not expired.
+    valid_until: AtomicU64,
+    lost: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl LeaseState {
+    fn extend(&self, sent: Instant, ttl: Duration) {
+        // etcd renewed the lease after `sent`, for `ttl`; a tenth of it is left for clocks
+        // that run at different rates.
+        let until = sent + ttl - ttl / 10;
+        let micros = until.saturating_duration_since(self.epoch).as_micros();
+        self.valid_until
+            .fetch_max(u64::try_from(micros).unwrap_or(u64::MAX), Ordering::AcqRel);
+    }
+
+    fn valid_until(&self) -> Instant {
+        self.epoch + Duration::from_micros(self.valid_until.load(Ordering::Acquire))
+    }
+}
+
+impl Leadership {
+    /// Stands by until this AC, named `id`, leads the area whose keys start with `prefix`:
+    /// the leader key is created with a lease of `ttl` only while it does not exist, and
+    /// while another AC holds it this AC checks again every tenth of `ttl`.
+    pub fn campaign(
+        etcd: Arc<Etcd>,
+        prefix: &str,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<Leadership, EtcdError> {
+        let key = format!("{prefix}/leader");
+        let ttl_secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let ttl = Duration::from_secs(ttl_secs as u64);
+        loop {
+            let lease = etcd.call(|mut c| async move { c.lease_grant(ttl_secs, None).await })?;
+            let sent = Instant::now();
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key.as_str(),
+                    id,
+                    Some(PutOptions::new().with_lease(lease.id())),
+                )]);
+            let answer = etcd.call(|mut c| async move { c.txn(txn).await })?;
+            if answer.succeeded() {
+                let revision = answer.header().map_or(0, |h| h.revision());
+                let lease_state = Arc::new(LeaseState {
+                    epoch: sent,
+                    valid_until: AtomicU64::new(0),
+                    lost: AtomicBool::new(false),
+                    stop: AtomicBool::new(false),
+                });
+                lease_state.extend(sent, ttl);
+                keep_alive(&etcd, lease.id(), ttl, &lease_state);
+                tracing::info!(key, revision, lease = lease.id(), "leading");
+                return Ok(Leadership {
+                    etcd,
+                    key,
+                    lease: lease.id(),
+                    revision,
+                    lease_state,
+                });
+            }
+            let id = lease.id();
+            etcd.call(|mut c| async move { c.lease_revoke(id).await })?;
+            std::thread::sleep(ttl / 10);
+        }
+    }
+
+    /// Until when this AC may acknowledge anything: its lease cannot have expired before.
+    /// `None` once the lease is known to be gone.
+    pub fn valid_until(&self) -> Option<Instant> {
+        let state = &self.lease_state;
+        (!state.lost.load(Ordering::Acquire)).then(|| state.valid_until())
+    }
+
+    /// Whether this AC still leads at `now`.
+    pub fn holds(&self, now: Instant) -> bool {
+        self.valid_until().is_some_and(|until| now < until)
+    }
+
+    /// The condition of every fenced write: the leader key is still the one this AC
+    /// created.
+    pub(crate) fn fence(&self) -> Compare {
+        Compare::create_revision(self.key.as_str(), CompareOp::Equal, self.revision)
+    }
+
+    /// The connection.
+    pub(crate) fn etcd(&self) -> &Arc<Etcd> {
+        &self.etcd
+    }
+
+    /// Gives the leadership up: the lease is revoked, and a standby takes over at once.
+    pub fn resign(self) -> Result<(), EtcdError> {
+        self.lease_state.stop.store(true, Ordering::Release);
+        let lease = self.lease;
+        self.etcd
+            .call(|mut c| async move { c.lease_revoke(lease).await })
+            .map(|_| ())
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.lease_state.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Renews `lease` every third of `ttl` until the leadership ends or etcd says it is gone.
+fn keep_alive(etcd: &Etcd, lease: i64, ttl: Duration, state: &Arc<LeaseState>) {
+    let state = state.clone();
+    let timeout = etcd.timeout().min(ttl / 3);
+    etcd.spawn(move |mut client| async move {
+        let mut tick = tokio::time::interval(ttl / 3);
+        let mut channel = None;
+        while !state.stop.load(Ordering::Acquire) {
+            tick.tick().await;
+            if channel.is_none() {
+                let opened = tokio::time::timeout(timeout, client.lease_keep_alive(lease)).await;
+                match opened {
+                    Ok(Ok(c)) => channel = Some(c),
+                    Ok(Err(e)) => tracing::warn!(lease, "lease keep-alive: {e}"),
+                    Err(_) => tracing::warn!(lease, "lease keep-alive: no answer"),
+                }
+            }
+            let Some((keeper, stream)) = channel.as_mut() else {
+                continue;
+            };
+            let sent = Instant::now();
+            let renewed = tokio::time::timeout(timeout, async {
+                keeper.keep_alive().await?;
+                stream.message().await
+            })
+            .await;
+            match renewed {
+                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
+                    state.extend(sent, Duration::from_secs(answer.ttl() as u64))
+                }
+                Ok(Ok(_)) => {
+                    tracing::error!(lease, "the leader's lease expired");
+                    state.lost.store(true, Ordering::Release);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(lease, "lease keep-alive: {e}");
+                    channel = None;
+                }
+                Err(_) => {
+                    tracing::warn!(lease, "lease keep-alive: no answer");
+                    channel = None;
+                }
+            }
+        }
+    });
+}
