@@ -232,6 +232,14 @@ impl<E> Outbox<E> {
         self.queue.push_back(Pending::Event(event));
     }
 
+    /// Whether a transmit is pending.
+    #[cfg(feature = "controller")]
+    pub(crate) fn has_transmits(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|p| matches!(p, Pending::Transmit { .. }))
+    }
+
     /// Drops every pending transmit; returns how many.
     #[cfg(feature = "controller")]
     pub(crate) fn drop_transmits(&mut self) -> usize {

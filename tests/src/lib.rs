@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod checker;
+pub mod etcd;
 pub mod events_doc;
 pub mod lab;
 pub mod lease;

@@ -313,6 +313,8 @@ pub struct Setup<'a> {
     /// More computations alpha runs, each a WebAssembly module by name (`NAME.wasm`
     /// beside the configuration, for alpha's `--guest NAME=PATH`).
     pub alpha_guests: &'a [(&'a str, &'a [u8])],
+    /// Sections appended to the AC's configuration (`[etcd]`, …).
+    pub ac_sections: &'a str,
 }
 
 impl World {
@@ -333,6 +335,7 @@ impl World {
     pub fn with(transport: &'static str, test: &str, setup: Setup<'_>) -> World {
         let Setup {
             code_bytes,
+            ac_sections,
             signed,
             alpha_module,
             keyed,
@@ -400,6 +403,7 @@ impl World {
                 _ => {}
             }
         }
+        config += ac_sections;
         std::fs::write(dir.join("ac.toml"), config).unwrap();
         let mut w = World {
             dir,

@@ -18,6 +18,8 @@ use pcxses_tests::lab::Lab;
 struct Log {
     calls: Vec<&'static str>,
     fail: bool,
+    /// The journal's store refuses this AC's writes (it lost its lease).
+    lapsed: bool,
 }
 
 struct Recorder(Arc<Mutex<Log>>);
@@ -34,6 +36,10 @@ impl Journal for Recorder {
             return Err(CommitError);
         }
         Ok(())
+    }
+
+    fn holds(&self) -> bool {
+        !self.0.lock().unwrap().lapsed
     }
 }
 
@@ -125,6 +131,26 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
     assert!(
         out.is_empty(),
         "{} transmits after a failed commit",
+        out.len()
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ControllerEvent::JournalFailed { .. })));
+    assert!(ac.stats().dropped_transmits > dropped);
+
+    // A journal that no longer holds: even HELLO acks, which change nothing, stay in.
+    log.lock().unwrap().fail = false;
+    round(&mut ac, &mut dev);
+    dev.handle_timeout(Instant::from_millis(5_000));
+    let (out, _) = round(&mut ac, &mut dev);
+    assert!(!out.is_empty(), "no HELLO ack while the journal holds");
+    log.lock().unwrap().lapsed = true;
+    dev.handle_timeout(Instant::from_millis(6_000));
+    let dropped = ac.stats().dropped_transmits;
+    let (out, events) = round(&mut ac, &mut dev);
+    assert!(
+        out.is_empty(),
+        "{} transmits from a lapsed journal",
         out.len()
     );
     assert!(events

@@ -86,6 +86,25 @@ pub struct StatusSection {
     pub listen: SocketAddr,
 }
 
+/// `[etcd]`: the area's ACs stand by for each other on etcd (see `pcxses_etcd`): each one
+/// started with this file campaigns for the area's leader key, the one that wins restores
+/// the journal the area keeps in etcd and serves, and every commit of its journal is fenced
+/// by its lease. Instead of `[ac] journal`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSection {
+    /// The etcd cluster's client URLs (`http://host:port`).
+    pub endpoints: Vec<String>,
+    /// The prefix of the area's keys (`/pcxses/area-1`).
+    pub prefix: String,
+    /// The leader's lease, seconds (default 2): a dead leader's area is taken over this
+    /// long after it stopped renewing, and a leader cut off from etcd stops acknowledging
+    /// before it could have expired.
+    pub lease_ttl_s: Option<u32>,
+    /// Each etcd request's timeout, ms (default 500).
+    pub timeout_ms: Option<u32>,
+}
+
 /// `[ac]`: where to listen and how to run the protocol; every field but `listen` and
 /// `repository` has the library's default.
 #[derive(Debug, Deserialize)]
@@ -342,6 +361,7 @@ fn add_entry(
 struct Parsed {
     ac: AcSection,
     status: Option<StatusSection>,
+    etcd: Option<EtcdSection>,
     registry: Built,
 }
 
@@ -420,17 +440,22 @@ fn parse(text: &str, base: &Path, problems: &mut Vec<Problem>) -> Option<Parsed>
         Some(v) => Some(section(v, "status", problems)?),
         None => None,
     };
+    let etcd = match table.remove("etcd") {
+        Some(v) => Some(section(v, "etcd", problems)?),
+        None => None,
+    };
     for key in table.keys() {
         problems.push(Problem::new(
             key.as_str(),
-            "unknown section: expected ac, status, device, computation, device_group or \
-             computation_group",
+            "unknown section: expected ac, status, etcd, device, computation, device_group \
+             or computation_group",
         ));
     }
     let registry = registry.finish(base, problems);
     Some(Parsed {
         ac: ac?,
         status,
+        etcd,
         registry: registry?,
     })
 }
@@ -534,6 +559,8 @@ pub struct AcConfig {
     pub limits: TransportLimits,
     /// Where to serve `/status` and `/metrics`, if anywhere.
     pub status: Option<SocketAddr>,
+    /// The etcd cluster the area's ACs stand by for each other on, if any.
+    pub etcd: Option<EtcdSection>,
     /// Where each of the controller's devices and computations is written in the file.
     pub origins: Origins,
 }
@@ -562,12 +589,33 @@ impl AcConfig {
         let Some(Parsed {
             ac: a,
             status,
+            etcd,
             registry,
         }) = parsed
         else {
             return Err(invalid(problems));
         };
         ac_problems(&a, &mut problems);
+        if let Some(e) = &etcd {
+            if a.journal.is_some() {
+                problems.push(Problem::new(
+                    "ac.journal",
+                    "the journal is in etcd when [etcd] is there: remove one",
+                ));
+            }
+            if e.endpoints.is_empty() || e.prefix.is_empty() {
+                problems.push(Problem::new(
+                    "etcd",
+                    "endpoints and prefix must not be empty",
+                ));
+            }
+            if e.lease_ttl_s == Some(0) || e.timeout_ms == Some(0) {
+                problems.push(Problem::new(
+                    "etcd",
+                    "lease_ttl_s and timeout_ms must not be zero",
+                ));
+            }
+        }
         let seed = match a.seed {
             Some(seed) => seed,
             None => getrandom::u64().map_err(|e| AcConfigError::Entropy(e.to_string()))?,
@@ -631,6 +679,7 @@ impl AcConfig {
                 .map(|j| (base.join(j), a.durability.unwrap_or_default())),
             limits,
             status: status.map(|s| s.listen),
+            etcd,
             origins,
         };
         Ok((config, problems))

@@ -19,6 +19,7 @@ use crate::config::Durability;
 use crate::http;
 use crate::journal::FileJournal;
 use crate::metrics::Metrics;
+use crate::standby;
 use pcxses_core::controller::ComputationId;
 use pcxses_program::events::{at_ms, controller_event, EventFormat};
 use pcxses_program::procfs;
@@ -70,18 +71,16 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             .start(&controller)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if scanned.is_some() && args.events.is_some() {
-            let restored = Restored {
-                event: "restored",
-                states: States(&controller),
-                at_ms: at_ms(epoch.now()),
-            };
-            let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer(&mut out, &restored)
-                .map_err(std::io::Error::from)
-                .and_then(|()| writeln!(out))
-                .and_then(|()| out.flush());
+            print_restored(&controller, &epoch);
         }
         controller = controller.with_journal(Box::new(metrics.timed(journal)));
+    }
+    if let Some(section) = &config.etcd {
+        let (restored, journal, had) = standby::lead(section, controller, &epoch, args.events)?;
+        if had && args.events.is_some() {
+            print_restored(&restored, &epoch);
+        }
+        controller = restored.with_journal(Box::new(metrics.timed(journal)));
     }
     // The challenges of keyed joins: a fresh secret at every start, never stored.
     let mut entropy = [0u8; 32];
@@ -228,6 +227,20 @@ fn stats_event(
 
 /// The `restored` event, written as it is serialized: a million states are not gathered
 /// first.
+/// Prints the `restored` line: every computation's LKGS as the AC restored it.
+fn print_restored(controller: &Controller, epoch: &Epoch) {
+    let restored = Restored {
+        event: "restored",
+        states: States(controller),
+        at_ms: at_ms(epoch.now()),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, &restored)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+}
+
 #[derive(serde::Serialize)]
 struct Restored<'a> {
     event: &'static str,

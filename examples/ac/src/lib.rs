@@ -22,5 +22,6 @@ pub mod inspect;
 pub mod journal;
 pub mod metrics;
 pub mod repository;
+pub mod standby;
 pub mod status;
 pub mod table;

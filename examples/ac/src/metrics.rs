@@ -316,6 +316,10 @@ impl<J: Journal> Journal for TimedJournal<J> {
         self.metrics.commit_took(started.elapsed());
         result
     }
+
+    fn holds(&self) -> bool {
+        self.inner.holds()
+    }
 }
 
 #[cfg(test)]

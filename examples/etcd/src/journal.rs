@@ -251,6 +251,10 @@ fn split_records(mut value: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), &'stati
 }
 
 impl Journal for EtcdJournal {
+    fn holds(&self) -> bool {
+        self.leadership.holds(Instant::now())
+    }
+
     fn record(&mut self, change: &[u8]) {
         self.pending
             .extend_from_slice(&(change.len() as u32).to_le_bytes());

@@ -24,6 +24,13 @@ pub trait Journal: Send {
     /// Makes every record noted so far durable; `ac` is the controller, to snapshot. A
     /// journal that fails says why through its own means (a log) and returns the error.
     fn commit(&mut self, ac: &Controller) -> Result<(), CommitError>;
+    /// Whether this journal's commits would still be accepted, checked before every output
+    /// the controller hands out, changes or not. `false` when the store would refuse this
+    /// runtime's writes, such as an AC that no longer leads its area: nothing it hands out
+    /// then may be acted on. Always `true` by default.
+    fn holds(&self) -> bool {
+        true
+    }
 }
 
 /// A journal could not make its records durable.
@@ -60,12 +67,27 @@ impl Controller {
             journal.record(&record);
         }
         self.changes.clear();
-        if journal.commit(self).is_err() {
-            let dropped = self.outbox.drop_transmits();
-            self.stats.dropped_transmits += dropped as u64;
-            let at = self.clock.latest();
-            self.outbox.event(ControllerEvent::JournalFailed { at });
-        }
+        let failed = journal.commit(self).is_err();
         self.journal = Some(journal);
+        if failed {
+            self.journal_failed();
+        }
+    }
+
+    /// Before an output without changes: if the journal no longer holds, as if a commit
+    /// had failed.
+    pub(super) fn check_journal(&mut self) {
+        if self.journal.as_ref().is_some_and(|j| !j.holds()) && self.outbox.has_transmits() {
+            self.journal_failed();
+        }
+    }
+
+    /// The journal failed: the drain's transmits are dropped and counted, and the runtime
+    /// is told.
+    fn journal_failed(&mut self) {
+        let dropped = self.outbox.drop_transmits();
+        self.stats.dropped_transmits += dropped as u64;
+        let at = self.clock.latest();
+        self.outbox.event(ControllerEvent::JournalFailed { at });
     }
 }

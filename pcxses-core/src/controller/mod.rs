@@ -308,6 +308,8 @@ impl Controller {
     pub fn poll_output(&mut self) -> Output<'_, ControllerEvent> {
         if self.changes.pending() {
             self.commit();
+        } else {
+            self.check_journal();
         }
         let next = self.next_deadline();
         self.asked = next;

@@ -1,0 +1,62 @@
+//! The AC as one of its area's active/standby ACs on etcd (`[etcd]`, see `pcxses_etcd`):
+//! it stands by until it wins the area's leader key, then restores the journal the area
+//! keeps in etcd and leads, its every commit fenced by its lease.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pcxses_core::{Controller, Epoch};
+use pcxses_etcd::{Etcd, EtcdJournal, Leadership};
+use pcxses_program::events::{at_ms, EventFormat};
+
+use crate::config::EtcdSection;
+
+/// Stands by until this AC leads the area, then gives `controller` restored from the
+/// area's journal (if it has one; and whether it had), and the journal to attach to it.
+/// With `events`, prints a `standby` line when it starts waiting and a `leading` line when
+/// it leads.
+pub fn lead(
+    section: &EtcdSection,
+    controller: Controller,
+    epoch: &Epoch,
+    events: Option<EventFormat>,
+) -> Result<(Controller, EtcdJournal, bool), String> {
+    let print = |line: serde_json::Value| {
+        if events.is_some() {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+    };
+    let timeout = Duration::from_millis(section.timeout_ms.unwrap_or(500).into());
+    let ttl = Duration::from_secs(section.lease_ttl_s.unwrap_or(2).into());
+    let etcd = Etcd::connect(&section.endpoints, timeout).map_err(|e| e.to_string())?;
+    let id = format!("pid {}", std::process::id());
+    print(
+        serde_json::json!({"event": "standby", "prefix": section.prefix, "at_ms": at_ms(epoch.now())}),
+    );
+    tracing::info!(prefix = section.prefix, "standing by");
+    let leadership = Leadership::campaign(Arc::new(etcd), &section.prefix, &id, ttl)
+        .map_err(|e| format!("campaigning: {e}"))?;
+    let stored = EtcdJournal::load(&leadership, &section.prefix)
+        .map_err(|e| format!("reading the journal in etcd: {e}"))?;
+    let controller = match &stored {
+        Some(s) => controller
+            .restore(
+                &s.snapshot,
+                s.changes.iter().map(Vec::as_slice),
+                epoch.now(),
+            )
+            .map_err(|e| format!("restoring the journal in etcd: {e}"))?,
+        None => controller,
+    };
+    let journal = EtcdJournal::start(leadership, &section.prefix, stored.as_ref(), &controller)
+        .map_err(|e| format!("starting the journal in etcd: {e}"))?;
+    print(serde_json::json!({"event": "leading", "at_ms": at_ms(epoch.now())}));
+    tracing::info!(
+        prefix = section.prefix,
+        restored = stored.is_some(),
+        "leading"
+    );
+    Ok((controller, journal, stored.is_some()))
+}

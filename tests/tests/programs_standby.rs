@@ -1,0 +1,107 @@
+//! Active/standby ACs on a real etcd: two `pcxses-ac` processes with one configuration;
+//! the leader is killed, and the standby takes the area over with every state the devices
+//! were told was stored, and without a false death.
+
+use std::time::Duration;
+
+use pcxses_tests::etcd::Server;
+use pcxses_tests::programs::{ac_executable, is, last_acked, Proc, Setup, World};
+
+/// The count a `restored` line holds for a computation (its LKGS, a little-endian u64).
+fn count_of(hex: &str) -> u64 {
+    let bytes = pcxses_tests::programs::unhex(hex);
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+#[test]
+fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state() {
+    let etcd = Server::start();
+    let sections = format!(
+        "\n[etcd]\nendpoints = [\"{}\"]\nprefix = \"/pcxses/standby\"\nlease_ttl_s = 2\n",
+        etcd.url
+    );
+    // Sessions outlive a takeover that is shorter than the dead interval.
+    let mut w = World::with(
+        "udp",
+        "standby",
+        Setup {
+            code_bytes: 4_000,
+            hello_ms: Some(250),
+            dead_ms: Some(5_000),
+            ac_sections: &sections,
+            ..Setup::default()
+        },
+    );
+    // The standby listens where the leader does: it binds the address only once it leads.
+    let standby = Proc::spawn(
+        std::process::Command::new(ac_executable())
+            .current_dir(&w.dir)
+            .args([
+                "--config",
+                "ac.toml",
+                "--transport",
+                "udp",
+                "--events",
+                "jsonl",
+            ])
+            .args(["--listen", &w.addr]),
+    );
+    standby.wait_for("the standby", |v| is(v, "standby"));
+
+    let devices: Vec<(&str, Proc)> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|d| (d, w.device(d)))
+        .collect();
+    for (_, d) in &devices {
+        d.wait_for("a join", |v| is(v, "joined"));
+        d.wait_for_nth("states", 3, |v| is(v, "state_stored"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        standby.events(|v| is(v, "leading")).is_empty(),
+        "the standby led beside the leader"
+    );
+
+    let leader = w.ac.take().unwrap();
+    leader.signal("KILL");
+    leader.wait_closed();
+    let acked: Vec<(String, u64)> = devices
+        .iter()
+        .map(|(d, p)| {
+            (
+                format!("counter-{d}"),
+                last_acked(p, &format!("counter-{d}")),
+            )
+        })
+        .collect();
+
+    let restored = standby.wait_for("the restored states", |v| is(v, "restored"));
+    standby.wait_for("the new leader to listen", |v| is(v, "listening"));
+    for (c, count) in &acked {
+        let held = count_of(restored["states"][c].as_str().unwrap_or(""));
+        assert!(
+            held >= *count,
+            "{c} restored at {held}, acknowledged {count}"
+        );
+    }
+    // The devices carry on with the new leader, in their sessions, and nobody died.
+    for (name, d) in &devices {
+        let computation = format!("counter-{name}");
+        let seen = d
+            .events(|v| is(v, "state_stored") && v["computation"] == computation.as_str())
+            .len();
+        d.wait_for_nth("states stored by the new leader", seen + 3, |v| {
+            is(v, "state_stored") && v["computation"] == computation.as_str()
+        });
+        assert_eq!(
+            d.events(|v| is(v, "joined")).len(),
+            1,
+            "{name} joined again"
+        );
+    }
+    let deaths = standby.events(|v| is(v, "dead") || is(v, "migration_started"));
+    assert!(deaths.is_empty(), "{deaths:?}");
+}
