@@ -111,19 +111,16 @@ impl EtcdJournal {
                 "snapshot {generation:x} has {read} of its {parts} parts"
             )));
         }
-        let mut changes = Vec::new();
+        // A commit's records may span values: they are read as one stream. A record cut
+        // short at its end was being written by a leader that never acknowledged it.
+        let mut stream = Vec::new();
         let mut next_seq = first_seq;
-        let mut bad = None;
         let to = range_end(&format!("{prefix}/journal/"));
-        scan(etcd, journal_key(prefix, first_seq), to, |key, value| {
+        scan(etcd, journal_key(prefix, first_seq), to, |_, value| {
             next_seq += 1;
-            if let Err(e) = split_records(value, &mut changes) {
-                bad.get_or_insert(format!("{}: {e}", String::from_utf8_lossy(key)));
-            }
+            stream.extend_from_slice(value);
         })?;
-        if let Some(bad) = bad {
-            return Err(EtcdError::Corrupt(bad));
-        }
+        let changes = split_records(&stream);
         Ok(Some(Stored {
             snapshot,
             changes,
@@ -236,18 +233,21 @@ fn scan(
     }
 }
 
-/// Appends each `len:u32 LE ‖ record` of `value` to `out`.
-fn split_records(mut value: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), &'static str> {
-    while !value.is_empty() {
-        let (len, rest) = value
-            .split_at_checked(4)
-            .ok_or("a record's length cut short")?;
-        let len = u32::from_le_bytes(len.try_into().unwrap_or_default()) as usize;
-        let (record, rest) = rest.split_at_checked(len).ok_or("a record cut short")?;
-        out.push(record.to_vec());
-        value = rest;
+/// The records of `stream`, each `len:u32 LE ‖ record`; a record cut short at the end is
+/// dropped.
+fn split_records(mut stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    while let Some((len, rest)) = stream.split_first_chunk::<4>() {
+        let Some((record, rest)) = rest.split_at_checked(u32::from_le_bytes(*len) as usize) else {
+            break;
+        };
+        records.push(record.to_vec());
+        stream = rest;
     }
-    Ok(())
+    if !stream.is_empty() {
+        tracing::warn!("the journal in etcd ends with a record cut short: dropped");
+    }
+    records
 }
 
 impl Journal for EtcdJournal {
@@ -286,5 +286,23 @@ impl Journal for EtcdJournal {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_read_across_values_and_a_cut_tail_is_dropped() {
+        let mut journal = Vec::new();
+        for record in [&b"one"[..], b"", b"three"] {
+            journal.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            journal.extend_from_slice(record);
+        }
+        let whole = split_records(&journal);
+        assert_eq!(whole, vec![b"one".to_vec(), Vec::new(), b"three".to_vec()]);
+        assert_eq!(split_records(&journal[..journal.len() - 1]), whole[..2]);
+        assert_eq!(split_records(&journal[..2]), Vec::<Vec<u8>>::new());
     }
 }
