@@ -465,6 +465,18 @@ impl World {
         self.ac.as_ref().expect("AC running")
     }
 
+    /// Starts alpha, beta and gamma, and waits until each has joined.
+    pub fn joined_devices(&self) -> Vec<(&'static str, Proc)> {
+        let devices: Vec<(&str, Proc)> = ["alpha", "beta", "gamma"]
+            .into_iter()
+            .map(|d| (d, self.device(d)))
+            .collect();
+        for (_, d) in &devices {
+            d.wait_for("a join", |v| is(v, "joined"));
+        }
+        devices
+    }
+
     /// Starts device `name`.
     pub fn device(&self, name: &str) -> Proc {
         self.device_with(name, &[])
@@ -533,6 +545,38 @@ pub fn last_acked(device: &Proc, computation: &str) -> u64 {
         .last()
         .and_then(|v| v["count"].as_u64())
         .unwrap_or(0)
+}
+
+/// What each device's counter was last told the AC holds: `counter-NAME` and its count.
+pub fn acked_counters(devices: &[(&str, Proc)]) -> Vec<(String, u64)> {
+    devices
+        .iter()
+        .map(|(d, p)| {
+            let computation = format!("counter-{d}");
+            let count = last_acked(p, &computation);
+            (computation, count)
+        })
+        .collect()
+}
+
+/// Panics unless the AC's `restored` line holds every counter of `acked` at its count at
+/// least; `context` names the moment.
+pub fn assert_restored_at_least(restored: &Value, acked: &[(String, u64)], context: &str) {
+    for (c, count) in acked {
+        let held = count_of(restored["states"][c].as_str().unwrap_or(""));
+        assert!(
+            held >= *count,
+            "{context}: {c} restored at {held}, acknowledged {count}"
+        );
+    }
+}
+
+/// The count in a counter's state, hex-encoded (zero for no state).
+pub fn count_of(hex: &str) -> u64 {
+    unhex(hex)
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// A hex string's bytes.

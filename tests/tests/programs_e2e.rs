@@ -16,8 +16,8 @@ use pcxses_program::transport::Transport;
 use serde_json::Value;
 
 use pcxses_tests::programs::{
-    self, ac_executable, attacker, encode, is, last_acked, path, tick_and_score, unhex, Proc,
-    Setup, World,
+    self, ac_executable, acked_counters, assert_restored_at_least, attacker, count_of, encode, is,
+    last_acked, path, tick_and_score, unhex, Proc, Setup, World,
 };
 
 /// Sends `n` pieces of junk to the AC: datagrams over UDP and QUIC; over TCP, frames on
@@ -570,14 +570,6 @@ e2e_suite!(quic, "quic");
 path_attacks!(udp_path, "udp");
 path_attacks!(tcp_path, "tcp");
 
-/// The count in a counter's state, hex-encoded (zero for no state).
-fn count_of(hex: &str) -> u64 {
-    let bytes = unhex(hex);
-    bytes
-        .get(..8)
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
-}
-
 /// A death, or a computation moving to another device than the one it ran on.
 fn moved_away(v: &serde_json::Value) -> bool {
     is(v, "device_failed") || (is(v, "migration_started") && v["from"] != v["to"])
@@ -594,13 +586,7 @@ fn an_ac_killed_fifty_times_keeps_every_acknowledged_state() {
             ..Setup::default()
         },
     );
-    let devices: Vec<(&str, Proc)> = ["alpha", "beta", "gamma"]
-        .into_iter()
-        .map(|d| (d, w.device(d)))
-        .collect();
-    for (_, d) in &devices {
-        d.wait_for("a join", |v| is(v, "joined"));
-    }
+    let devices = w.joined_devices();
     let addr = w.addr.clone();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     for round in 0..50 {
@@ -620,15 +606,7 @@ fn an_ac_killed_fifty_times_keeps_every_acknowledged_state() {
         ac.signal("KILL");
         ac.wait_closed();
         // What the devices were told the AC held, before it died.
-        let acked: Vec<(String, u64)> = devices
-            .iter()
-            .map(|(d, p)| {
-                (
-                    format!("counter-{d}"),
-                    last_acked(p, &format!("counter-{d}")),
-                )
-            })
-            .collect();
+        let acked = acked_counters(&devices);
         let deaths = ac.events(moved_away);
         assert!(deaths.is_empty(), "round {round}: {deaths:?}");
         drop(ac);
@@ -636,13 +614,7 @@ fn an_ac_killed_fifty_times_keeps_every_acknowledged_state() {
         let restored = w
             .ac()
             .wait_for("the restored states", |v| is(v, "restored"));
-        for (c, count) in &acked {
-            let held = count_of(restored["states"][c].as_str().unwrap_or(""));
-            assert!(
-                held >= *count,
-                "round {round}: {c} restored at {held}, acknowledged {count}"
-            );
-        }
+        assert_restored_at_least(&restored, &acked, &format!("round {round}"));
     }
     // Nobody died of the AC's downtime, and every counter still runs only at home: a device
     // that fenced itself while the AC was down got its counter back with its LKGS.

@@ -5,16 +5,9 @@
 use std::time::Duration;
 
 use pcxses_tests::etcd::Server;
-use pcxses_tests::programs::{ac_executable, is, last_acked, Proc, Setup, World};
-
-/// The count a `restored` line holds for a computation (its LKGS, a little-endian u64).
-fn count_of(hex: &str) -> u64 {
-    let bytes = pcxses_tests::programs::unhex(hex);
-    bytes
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
-}
+use pcxses_tests::programs::{
+    ac_executable, acked_counters, assert_restored_at_least, is, Proc, Setup, World,
+};
 
 #[test]
 fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state() {
@@ -51,12 +44,8 @@ fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state() {
     );
     standby.wait_for("the standby", |v| is(v, "standby"));
 
-    let devices: Vec<(&str, Proc)> = ["alpha", "beta", "gamma"]
-        .into_iter()
-        .map(|d| (d, w.device(d)))
-        .collect();
+    let devices = w.joined_devices();
     for (_, d) in &devices {
-        d.wait_for("a join", |v| is(v, "joined"));
         d.wait_for_nth("states", 3, |v| is(v, "state_stored"));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -68,25 +57,11 @@ fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state() {
     let leader = w.ac.take().unwrap();
     leader.signal("KILL");
     leader.wait_closed();
-    let acked: Vec<(String, u64)> = devices
-        .iter()
-        .map(|(d, p)| {
-            (
-                format!("counter-{d}"),
-                last_acked(p, &format!("counter-{d}")),
-            )
-        })
-        .collect();
+    let acked = acked_counters(&devices);
 
     let restored = standby.wait_for("the restored states", |v| is(v, "restored"));
     standby.wait_for("the new leader to listen", |v| is(v, "listening"));
-    for (c, count) in &acked {
-        let held = count_of(restored["states"][c].as_str().unwrap_or(""));
-        assert!(
-            held >= *count,
-            "{c} restored at {held}, acknowledged {count}"
-        );
-    }
+    assert_restored_at_least(&restored, &acked, "after the takeover");
     // The devices carry on with the new leader, in their sessions, and nobody died.
     for (name, d) in &devices {
         let computation = format!("counter-{name}");
