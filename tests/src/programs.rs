@@ -278,6 +278,8 @@ pub struct World {
     pub ac: Option<Proc>,
     /// The address the AC listens on.
     pub addr: String,
+    /// Where the area's standby ACs listen: devices are given them after `addr`.
+    pub standbys: Vec<String>,
     /// Whether every device has a pre-shared key.
     pub keyed: bool,
     /// The AC's limit of open files, if lowered.
@@ -410,6 +412,7 @@ impl World {
             transport,
             ac: None,
             addr: String::new(),
+            standbys: Vec::new(),
             keyed,
             ac_nofile,
             hello_ms: hello_ms.unwrap_or(100),
@@ -507,9 +510,11 @@ impl World {
                 path(&key),
             ]);
         }
-        Proc::spawn(cmd.args(extra).args([
-            "--ac",
-            addr,
+        cmd.args(extra).args(["--ac", addr]);
+        for standby in &self.standbys {
+            cmd.args(["--ac", standby]);
+        }
+        Proc::spawn(cmd.args([
             "--name",
             name,
             "--transport",
@@ -547,13 +552,16 @@ pub fn last_acked(device: &Proc, computation: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// What each device's counter was last told the AC holds: `counter-NAME` and its count.
-pub fn acked_counters(devices: &[(&str, Proc)]) -> Vec<(String, u64)> {
+/// What each device's counter was last told the AC holds, by what the test read before
+/// `before`: `counter-NAME` and its count.
+pub fn acked_counters(devices: &[(&str, Proc)], before: Instant) -> Vec<(String, u64)> {
     devices
         .iter()
         .map(|(d, p)| {
             let computation = format!("counter-{d}");
-            let count = last_acked(p, &computation);
+            let acked = p.stamped(|v| is(v, "state_stored") && v["computation"] == *computation);
+            let last = acked.iter().take_while(|(at, _)| *at < before).last();
+            let count = last.and_then(|(_, v)| v["count"].as_u64()).unwrap_or(0);
             (computation, count)
         })
         .collect()

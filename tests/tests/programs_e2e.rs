@@ -606,7 +606,7 @@ fn an_ac_killed_fifty_times_keeps_every_acknowledged_state() {
         ac.signal("KILL");
         ac.wait_closed();
         // What the devices were told the AC held, before it died.
-        let acked = acked_counters(&devices);
+        let acked = acked_counters(&devices, std::time::Instant::now());
         let deaths = ac.events(moved_away);
         assert!(deaths.is_empty(), "round {round}: {deaths:?}");
         drop(ac);

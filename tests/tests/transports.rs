@@ -9,6 +9,7 @@ use pcxses_core::device::DeviceCommand;
 use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch};
 use pcxses_driver::testing::{ac_event, controller_with, device_config};
 use pcxses_tests::app::{decode_count, encode_state};
+use pcxses_tests::memory_journal::MemoryJournal;
 use smol::channel::Receiver;
 use smol::future::FutureExt;
 use smol::Timer;
@@ -20,6 +21,8 @@ struct Seen {
     acked: Vec<(String, u64)>,
     /// Installs: computation and the count in the LKGS.
     installs: Vec<(String, u64)>,
+    /// Sessions whose computations started.
+    joins: u32,
 }
 
 fn controller(epoch: &Epoch) -> Controller {
@@ -52,6 +55,7 @@ async fn application(
             .await;
         match event {
             Some(DeviceEvent::Joined { run, .. }) => {
+                seen.lock().unwrap().joins += 1;
                 running = run.into_iter().map(|c| (c.into(), 0)).collect();
             }
             Some(DeviceEvent::Install(install)) => {
@@ -105,25 +109,79 @@ async fn application(
     }
 }
 
+/// An address on 127.0.0.1 whose port is free for both TCP and UDP now.
+fn free_addr() -> std::net::SocketAddr {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
 /// The suite on one transport: `listen` opens the AC's port on `addr`, `dial` is how
-/// device `name` reaches the AC at `ac`.
+/// device `name` reaches the ACs at `acs`.
 macro_rules! transport_suite {
     (
         $name:ident,
         listen: |$ex:ident, $addr:ident| $listen:expr,
-        dial: |$ac:ident, $device:ident| $dial:expr
+        dial: |$acs:ident, $device:ident| $dial:expr
     ) => {
         mod $name {
             use super::*;
             use std::net::SocketAddr;
-            use pcxses_driver::{spawn_controller, spawn_device, Connect, Port};
+            use pcxses_driver::{spawn_controller, spawn_device, Acs, Connect, Port};
 
             fn listen($ex: &Arc<smol::Executor<'static>>, $addr: SocketAddr) -> impl Port {
                 $listen
             }
 
-            fn dial($ac: SocketAddr, $device: &str) -> impl Connect {
+            fn dial($acs: impl Into<Acs>, $device: &str) -> impl Connect {
                 $dial
+            }
+
+            #[test]
+            fn a_device_moves_to_the_standby_ac_in_its_session_when_its_ac_is_gone() {
+                let ex = Arc::new(smol::Executor::new());
+                smol::block_on(ex.run(async {
+                    let epoch = Epoch::new();
+                    let leader = controller(&epoch);
+                    let (journal, stored) = MemoryJournal::start(&leader, 64);
+                    let leader = leader.with_journal(Box::new(journal));
+                    let first = spawn_controller(&ex, leader, epoch, listen(&ex, "127.0.0.1:0".parse().unwrap()));
+                    // The standby's address is known before it serves: it binds only once
+                    // it leads.
+                    let standby_addr = free_addr();
+                    let acs = Acs::new([first.local_addr, standby_addr]).unwrap();
+                    let mut config = device_config("dev0", 7);
+                    config.rto = Duration::from_millis(20);
+                    config.dead = Duration::from_secs(2);
+                    let agent = spawn_device(&ex, Device::new(config, epoch.now()), epoch, dial(acs, "dev0"));
+                    let seen = Arc::new(Mutex::new(Seen::default()));
+                    let _app = ex.spawn(application(agent.events.clone(), agent.commands.clone(), seen.clone()));
+                    ac_event(&first.events, 10, "dev0's third state", |e| matches!(e, ControllerEvent::StateStored { version, .. } if *version >= 3)).await;
+                    // The leader stops answering and is gone.
+                    first.commands.close();
+                    let _ = first.task.await;
+                    let acked = seen.lock().unwrap().acked.clone();
+                    let stored = stored.lock().unwrap().clone();
+                    let standby = controller(&epoch)
+                        .restore(&stored.snapshot, stored.changes.iter().map(Vec::as_slice), epoch.now())
+                        .unwrap();
+                    let known = acked.iter().find(|(c, _)| c == "comp0").map_or(0, |(_, n)| *n);
+                    let lkgs = standby.lkgs(pcxses_core::controller::ComputationId(0)).map(|(s, _)| decode_count(s));
+                    assert!(lkgs.is_some_and(|n| n >= known), "restored {lkgs:?}, dev0 knew {known}");
+                    let second = spawn_controller(&ex, standby, epoch, listen(&ex, standby_addr));
+                    // dev0 finds the standby and reports to it in the session it had.
+                    ac_event(&second.events, 10, "a state at the standby", |e| matches!(e, ControllerEvent::StateStored { .. })).await;
+                    while let Ok(e) = second.events.try_recv() {
+                        assert!(!matches!(e, ControllerEvent::DeviceJoined { .. } | ControllerEvent::DeviceFailed { .. }), "{e:?}");
+                    }
+                    let seen = seen.lock().unwrap();
+                    assert_eq!(seen.joins, 1, "dev0 joined again");
+                    assert!(seen.installs.is_empty(), "{:?}", seen.installs);
+                }));
             }
 
             #[test]
@@ -227,20 +285,20 @@ mod quic {
         pcxses_transport_quic::listen(ex, addr, &server_tls(), limits).unwrap()
     }
 
-    pub fn dial(ac: SocketAddr, device: &str) -> Dial {
-        Dial::new(ac, &client_tls(ca(), device)).unwrap()
+    pub fn dial(acs: impl Into<pcxses_driver::Acs>, device: &str) -> Dial {
+        Dial::new(acs, &client_tls(ca(), device)).unwrap()
     }
 }
 
 transport_suite!(
     udp,
     listen: |_ex, addr| pcxses_transport_udp::bind(addr, pcxses_transport_udp::V6_LINKS).unwrap(),
-    dial: |ac, _device| pcxses_transport_udp::connect(ac).unwrap()
+    dial: |acs, _device| pcxses_transport_udp::Dial::new(acs)
 );
 transport_suite!(
     quic_suite,
     listen: |ex, addr| quic::listen(ex, addr),
-    dial: |ac, device| quic::dial(ac, device)
+    dial: |acs, device| quic::dial(acs, device)
 );
 transport_suite!(
     tcp,
@@ -248,7 +306,7 @@ transport_suite!(
         pcxses_transport_tcp::listen(ex, addr, pcxses_transport_tcp::ConnectionLimits::default())
             .unwrap()
     },
-    dial: |ac, _device| pcxses_transport_tcp::Dial::new(ac)
+    dial: |acs, _device| pcxses_transport_tcp::Dial::new(acs)
 );
 
 /// A TCP proxy in front of the AC whose connections the test can cut.

@@ -13,6 +13,7 @@ use smol::channel::{bounded, Receiver};
 use smol::future::FutureExt;
 use smol::{Executor, Task, Timer};
 
+use crate::acs::Acs;
 use crate::backoff::Backoff;
 use crate::connection::{Connection, Opened, SendError};
 use crate::drain::{drain, Events, Transmitter};
@@ -34,20 +35,21 @@ const FLUSH_WAIT: Duration = Duration::from_millis(200);
 /// How long a device goes without a session before it warns that the AC does not answer.
 const NO_ANSWER_WARNING: Duration = Duration::from_secs(10);
 
-/// How a device reaches its AC. A datagram transport "connects" at once, to a socket that
-/// never closes.
+/// How a device reaches its area's ACs. A datagram transport "connects" at once, to a
+/// socket that never closes.
 pub trait Connect: Send + Sync + 'static {
     /// The connection it makes.
     type Connection: Connection;
 
-    /// The AC's address, for the log.
-    fn ac(&self) -> SocketAddr;
+    /// The area's ACs, in the order the device tries them.
+    fn acs(&self) -> &Acs;
 
-    /// One attempt to connect. The connection's reading delivers to `frames`
-    /// ([`Frames::read`], [`Frames::deliver`]). A failed attempt is tried again after a
-    /// backoff.
+    /// One attempt to connect to the AC at `ac`, one of [`Connect::acs`]. The connection's
+    /// reading delivers to `frames` ([`Frames::read`], [`Frames::deliver`]). A failed
+    /// attempt is followed, after a backoff, by one to the next AC.
     fn connect(
         &self,
+        ac: SocketAddr,
         frames: &Frames,
     ) -> impl Future<Output = io::Result<Opened<Self::Connection>>> + Send;
 
@@ -63,6 +65,11 @@ pub trait Connect: Send + Sync + 'static {
 /// timers wait, so that its first GOOD_MORNING leaves on a connection and the join's lease
 /// is counted from a GOOD_MORNING that left. On every new connection the device is told
 /// ([`Device::relink`]), so that a session carried on moves to it.
+///
+/// With more than one AC ([`Connect::acs`]: a leader and its standbys), a failed attempt
+/// to connect is followed by one to the next AC, and when the AC in use stops answering
+/// ([`Device::ac_silent`]) the device leaves its connection for one to the next, at once,
+/// and carries its session there.
 pub fn spawn_device<T: Connect>(
     ex: &Arc<Executor<'static>>,
     device: Device,
@@ -78,6 +85,7 @@ pub fn spawn_device<T: Connect>(
         epoch,
         connect: Arc::new(connect),
         lease: lease.clone(),
+        at: 0,
     };
     let task = ex.spawn(agent.run(Events::waiting(event_tx), command_rx));
     DeviceHandle {
@@ -116,9 +124,16 @@ struct Agent<T> {
     epoch: Epoch,
     connect: Arc<T>,
     lease: SharedLease,
+    /// The AC in use or being dialed: its index in the list.
+    at: usize,
 }
 
 impl<T: Connect> Agent<T> {
+    /// The address of the AC in use or being dialed.
+    fn ac(&self) -> SocketAddr {
+        self.connect.acs().get(self.at)
+    }
+
     /// A bottle from the AC refused: one that failed its authentication says this device
     /// cannot authenticate its AC (another key, or someone else answering), at `WARN`.
     fn refused(&self, e: InputError, warn: &mut Throttle) {
@@ -130,7 +145,7 @@ impl<T: Connect> Agent<T> {
             tracing::debug!(error = %e, "refused a bottle");
         } else if let Some(suppressed) = warn.allow(std::time::Instant::now()) {
             tracing::warn!(
-                ac = %self.connect.ac(),
+                ac = %self.ac(),
                 error = %e,
                 suppressed,
                 "a bottle from the AC failed authentication: is this device's key the one the AC holds for it?"
@@ -152,7 +167,7 @@ impl<T: Connect> Agent<T> {
         }
         if let Some(suppressed) = warn.allow(now) {
             tracing::warn!(
-                ac = %self.connect.ac(),
+                ac = %self.ac(),
                 for_s = now.duration_since(since).as_secs(),
                 suppressed,
                 "no session with the AC: is it running at this address, and does it know this device?"
@@ -164,7 +179,7 @@ impl<T: Connect> Agent<T> {
 enum Wake<C> {
     Command(Option<DeviceCommand>),
     Timer,
-    Opened((Opened<C>, Backoff)),
+    Opened(Dialed<C>),
     Inbound(Inbound),
 }
 
@@ -181,10 +196,12 @@ impl<T: Connect> Agent<T> {
         let seed = pcxses_core::os_seed().unwrap_or(0) ^ self.epoch.now().as_micros();
         let mut backoff = Some(Backoff::new(seed));
         let mut links = 0u64;
-        let mut connecting: Option<Task<(Opened<T::Connection>, Backoff)>> = None;
+        let mut connecting: Option<Task<Dialed<T::Connection>>> = None;
         let mut current: Option<Current<T::Connection>> = None;
         // Whether a connection opened yet.
         let mut connected = false;
+        // Whether the next dial waits first: a connection just ended.
+        let mut after_loss = false;
         // Since when the device has had no session, and the warnings about it and about
         // bottles that did not authenticate.
         let mut unjoined_since = Some(std::time::Instant::now());
@@ -200,7 +217,7 @@ impl<T: Connect> Agent<T> {
                 let frames = Frames::new(LinkId(links), inbound_tx.clone());
                 let retry = backoff.take().unwrap_or_else(|| Backoff::new(seed));
                 // After a connection ended, the first attempt waits too.
-                let dialing = dial(self.connect.clone(), frames, retry, connected);
+                let dialing = dial(self.connect.clone(), frames, retry, after_loss, self.at);
                 connecting = Some(self.ex.spawn(dialing));
             }
             let epoch = self.epoch;
@@ -224,9 +241,10 @@ impl<T: Connect> Agent<T> {
                 .await;
             let now = self.epoch.now();
             match wake {
-                Wake::Opened((opened, retry)) => {
+                Wake::Opened(Dialed { opened, retry, at }) => {
                     connecting = None;
                     backoff = Some(retry);
+                    self.at = at;
                     let frames = Frames::new(LinkId(links), inbound_tx.clone());
                     let io = opened.io;
                     current = Some(Current {
@@ -238,7 +256,7 @@ impl<T: Connect> Agent<T> {
                         }),
                     });
                     connected = true;
-                    tracing::debug!(ac = %self.connect.ac(), "connected");
+                    tracing::debug!(ac = %self.ac(), "connected");
                     self.device.relink(now);
                 }
                 Wake::Inbound(Inbound::Frame(link, bytes)) => {
@@ -251,8 +269,9 @@ impl<T: Connect> Agent<T> {
                 }
                 Wake::Inbound(Inbound::Closed(link)) => {
                     if current.as_ref().is_some_and(|c| c.link == link) {
-                        tracing::debug!(ac = %self.connect.ac(), "connection lost");
+                        tracing::debug!(ac = %self.ac(), "connection lost");
                         current = None;
+                        after_loss = true;
                     }
                 }
                 Wake::Timer => {
@@ -284,31 +303,58 @@ impl<T: Connect> Agent<T> {
                     return Ok(*self.device.stats());
                 }
             }
+            if current.is_some()
+                && self.connect.acs().count() > 1
+                && self.device.ac_silent(self.epoch.now())
+            {
+                let silent = self.ac();
+                self.at = self.at.wrapping_add(1);
+                tracing::info!(%silent, next = %self.ac(), "the AC does not answer: moving to the next");
+                current = None;
+                after_loss = false;
+            }
         }
     }
 }
 
-/// Connects with `connect`, retrying with `backoff`, after one wait of it first when
-/// `after_loss` (a connection just ended). Hands the backoff back with the connection.
+/// A connection made, the backoff to go on with, and the index of the AC it reaches.
+struct Dialed<C> {
+    opened: Opened<C>,
+    retry: Backoff,
+    at: usize,
+}
+
+/// Connects with `connect`, from the AC at index `at` on, to the next after every failed
+/// attempt, retrying with `backoff`, after one wait of it first when `after_loss` (a
+/// connection just ended).
 async fn dial<T: Connect>(
     connect: Arc<T>,
     frames: Frames,
     mut backoff: Backoff,
     after_loss: bool,
-) -> (Opened<T::Connection>, Backoff) {
+    mut at: usize,
+) -> Dialed<T::Connection> {
     if after_loss {
         Timer::after(backoff.wait()).await;
     }
     let mut warn = Throttle::new(WARN_PERIOD);
     loop {
-        match connect.connect(&frames).await {
-            Ok(opened) => return (opened, backoff),
+        let ac = connect.acs().get(at);
+        match connect.connect(ac, &frames).await {
+            Ok(opened) => {
+                return Dialed {
+                    opened,
+                    retry: backoff,
+                    at,
+                }
+            }
             Err(e) => {
                 if let Some(suppressed) = warn.allow(std::time::Instant::now()) {
-                    tracing::warn!(ac = %connect.ac(), error = %e, suppressed, "cannot connect to the AC");
+                    tracing::warn!(%ac, error = %e, suppressed, "cannot connect to the AC");
                 }
             }
         }
+        at = at.wrapping_add(1);
         Timer::after(backoff.wait()).await;
     }
 }

@@ -22,9 +22,12 @@
 //!
 //! | transport | the AC's port | the device's way to the AC |
 //! | --- | --- | --- |
-//! | UDP | `pcxses_transport_udp::bind(addr, V6_LINKS)?` | `pcxses_transport_udp::connect(ac)?` |
-//! | TCP | `pcxses_transport_tcp::listen(&ex, addr, limits)?` | `pcxses_transport_tcp::Dial::new(ac)` |
-//! | QUIC | `pcxses_transport_quic::listen(&ex, addr, &tls, limits)?` | `pcxses_transport_quic::Dial::new(ac, &tls)?` |
+//! | UDP | `pcxses_transport_udp::bind(addr, V6_LINKS)?` | `pcxses_transport_udp::Dial::new(acs)` |
+//! | TCP | `pcxses_transport_tcp::listen(&ex, addr, limits)?` | `pcxses_transport_tcp::Dial::new(acs)` |
+//! | QUIC | `pcxses_transport_quic::listen(&ex, addr, &tls, limits)?` | `pcxses_transport_quic::Dial::new(acs, &tls)?` |
+//!
+//! `acs` is one AC's address, or the [`Acs`] of an area with standby ACs: a device moves
+//! to the next when the one it uses stops answering.
 //!
 //! Whatever the transport, the AC's handle is a [`ControllerHandle`] and the device's a
 //! [`DeviceHandle`], so an application can choose its transport at run time and hold
@@ -42,8 +45,8 @@
 //!   [`Pipe`]s); the server is the [`Port`] the adapter opens;
 //! - an AC on a **datagram transport** implements [`Port`] for its socket (hand over one
 //!   datagram a call, send one or queue it for [`Port::flush`]);
-//! - a **device** reaches the AC through a [`Connect`]: one attempt at a connection to the
-//!   AC (a datagram socket "connects" at once).
+//! - a **device** reaches the AC through a [`Connect`]: one attempt at a connection to an
+//!   AC of its area (a datagram socket "connects" at once).
 //!
 //! Length-prefixed frames over TCP, one stream carrying every bottle
 //! ([`Opened::stream`]), take a page:
@@ -55,7 +58,7 @@
 //!
 //! use pcxses_core::{Controller, Device, Epoch};
 //! use pcxses_driver::{
-//!     spawn_controller, spawn_device, Arrivals, Connect, ConnectionLimits, ControllerHandle,
+//!     spawn_controller, spawn_device, Acs, Arrivals, Connect, ConnectionLimits, ControllerHandle,
 //!     DeviceHandle, Frames, Opened, Pipe, Server,
 //! };
 //! use smol::net::{TcpListener, TcpStream};
@@ -84,17 +87,17 @@
 //! }
 //!
 //! /// How a device connects.
-//! pub struct Dial(pub SocketAddr);
+//! pub struct Dial(pub Acs);
 //!
 //! impl Connect for Dial {
 //!     type Connection = Pipe;
 //!
-//!     fn ac(&self) -> SocketAddr {
-//!         self.0
+//!     fn acs(&self) -> &Acs {
+//!         &self.0
 //!     }
 //!
-//!     async fn connect(&self, frames: &Frames) -> io::Result<Opened<Pipe>> {
-//!         Ok(Opened::stream(TcpStream::connect(self.0).await?, frames.clone()))
+//!     async fn connect(&self, ac: SocketAddr, frames: &Frames) -> io::Result<Opened<Pipe>> {
+//!         Ok(Opened::stream(TcpStream::connect(ac).await?, frames.clone()))
 //!     }
 //! }
 //!
@@ -108,7 +111,7 @@
 //!     let addr = "127.0.0.1:0".parse().unwrap();
 //!     let listener = listen(ex, addr, ConnectionLimits::default()).await?;
 //!     let ac = spawn_controller(ex, controller, epoch, listener);
-//!     let agent = spawn_device(ex, device, epoch, Dial(ac.local_addr));
+//!     let agent = spawn_device(ex, device, epoch, Dial(ac.local_addr.into()));
 //!     Ok((ac, agent))
 //! }
 //! ```
@@ -141,13 +144,14 @@
 //!   ([`Arrivals::exhausted`]), the oldest connection without an accepted bottle is closed
 //!   to make room. [`ControllerHandle::connections`] counts what these bounds did.
 //! - **Reconnects.** A device waits from 50 ms, doubling up to 5 s, ±50% jitter, between
-//!   attempts ([`Backoff`]); a dropped connection is not a death, only the dead interval
-//!   decides.
+//!   attempts ([`Backoff`]), each to the next of its ACs; a dropped connection is not a
+//!   death, only the dead interval decides.
 //! - **Logs.** A warning a peer can provoke is logged at most once every
 //!   [`WARN_PERIOD`] ([`Throttle`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acs;
 mod backoff;
 mod connection;
 mod controller;
@@ -166,6 +170,7 @@ pub mod testing;
 mod throttle;
 mod timer;
 
+pub use acs::Acs;
 pub use backoff::{Backoff, BACKOFF_MAX, BACKOFF_MIN};
 pub use connection::{Connection, Opened, SendError};
 pub use controller::{spawn_controller, Port, BATCH};

@@ -12,7 +12,7 @@ use pcxses_core::device::DeviceCommand;
 use pcxses_core::{ControllerEvent, Device, DeviceEvent, Epoch};
 use pcxses_driver::testing::{ac_event, controller, device_config, eventually, joined, loopback};
 use pcxses_driver::{
-    spawn_controller, spawn_device, Arrivals, Connect, ConnectionLimits, ControllerHandle,
+    spawn_controller, spawn_device, Acs, Arrivals, Connect, ConnectionLimits, ControllerHandle,
     DeviceHandle, Frames, Opened, Pipe, Server, StatusSource,
 };
 use smol::channel::{unbounded, Receiver, Sender};
@@ -28,6 +28,13 @@ struct Lab {
     failing: u32,
     /// The device's end of its latest connection.
     latest: Mutex<Option<UnixStream>>,
+    /// The AC each attempt was made to, in order.
+    dialed: Mutex<Vec<SocketAddr>>,
+}
+
+/// The area's three ACs, all served by the lab's one AC.
+fn acs() -> Acs {
+    Acs::new((1..=3).map(|port| SocketAddr::from(([127, 0, 0, 1], port)))).unwrap()
 }
 
 impl Lab {
@@ -42,16 +49,17 @@ impl Lab {
     }
 }
 
-struct Dial(Arc<Lab>);
+struct Dial(Arc<Lab>, Acs);
 
 impl Connect for Dial {
     type Connection = Pipe;
 
-    fn ac(&self) -> SocketAddr {
-        ([127, 0, 0, 1], 0).into()
+    fn acs(&self) -> &Acs {
+        &self.1
     }
 
-    async fn connect(&self, frames: &Frames) -> io::Result<Opened<Pipe>> {
+    async fn connect(&self, ac: SocketAddr, frames: &Frames) -> io::Result<Opened<Pipe>> {
+        self.0.dialed.lock().unwrap().push(ac);
         if self.0.attempts.fetch_add(1, Relaxed) < self.0.failing {
             return Err(io::ErrorKind::ConnectionRefused.into());
         }
@@ -90,6 +98,7 @@ async fn joined_world(ex: &Arc<Executor<'static>>, failing: u32, join_retry_ms: 
         attempts: AtomicU32::new(0),
         failing,
         latest: Mutex::new(None),
+        dialed: Mutex::default(),
     });
     let server = Server::new(ex, loopback(), ConnectionLimits::default(), |arrivals| {
         accept(from, arrivals)
@@ -99,7 +108,7 @@ async fn joined_world(ex: &Arc<Executor<'static>>, failing: u32, join_retry_ms: 
     config.join_retry = Duration::from_millis(join_retry_ms.into());
     config.join_retry_max = config.join_retry_max.max(config.join_retry);
     let device = Device::new(config, epoch.now());
-    let dev0 = spawn_device(ex, device, epoch, Dial(lab.clone()));
+    let dev0 = spawn_device(ex, device, epoch, Dial(lab.clone(), acs()));
     joined(&ac.events, 0).await;
     World { lab, ac, dev0 }
 }
@@ -112,6 +121,9 @@ fn the_first_good_morning_waits_for_the_first_connection() {
         // a minute away.
         let w = joined_world(&ex, 3, 60_000).await;
         assert_eq!(w.lab.attempts.load(Relaxed), 4);
+        // Each failed attempt is followed by one to the next AC, round the list.
+        let expected: Vec<SocketAddr> = (0..4).map(|i| acs().get(i)).collect();
+        assert_eq!(*w.lab.dialed.lock().unwrap(), expected);
         let connections = w.ac.connections.as_ref().expect("a server has connections");
         assert_eq!(connections.open.load(Relaxed), 1);
     }));

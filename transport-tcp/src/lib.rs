@@ -62,6 +62,6 @@ mod device;
 pub use controller::{listen, Listener};
 pub use device::Dial;
 pub use pcxses_driver::{
-    spawn_controller, spawn_device, ConnectionLimits, ConnectionStats, ControllerHandle,
+    spawn_controller, spawn_device, Acs, ConnectionLimits, ConnectionStats, ControllerHandle,
     DeviceHandle, EVENT_QUEUE, WRITE_BUFFER,
 };

@@ -1,35 +1,36 @@
-//! The device's UDP socket, connected to the AC.
+//! The device's UDP sockets, each connected to one of its area's ACs.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use pcxses_core::{TransmitKind, MAX_BOTTLE_LEN};
-use pcxses_driver::{Connect, Connection, Frames, Opened, SendError};
+use pcxses_driver::{Acs, Connect, Connection, Frames, Opened, SendError};
 use smol::Async;
 
 use crate::socket;
 
-/// A UDP socket connected to the AC at `ac`: run a device on it with
+/// How a device reaches its area's ACs over UDP: a socket of its own connected to the AC in
+/// use, a new one for each AC it moves to. Run a device on it with
 /// [`spawn_device`](crate::spawn_device).
-pub fn connect(ac: SocketAddr) -> io::Result<DeviceSocket> {
-    let local: SocketAddr = if ac.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .expect("literal");
-    let socket = socket::bind_socket(local)?;
-    socket.get_ref().connect(ac)?;
-    Ok(DeviceSocket {
-        socket: Arc::new(socket),
-        ac,
-    })
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dial {
+    acs: Acs,
 }
 
-/// The device's socket connected to the AC: its one "connection", open from the start
-/// and never closed.
+impl Dial {
+    /// Datagrams to the AC at `acs`: one address, or the [`Acs`] of a leader and its
+    /// standbys.
+    pub fn new(acs: impl Into<Acs>) -> Dial {
+        Dial { acs: acs.into() }
+    }
+}
+
+/// The device's socket connected to one AC: its "connection", open from the start and
+/// closed only when the device moves to another AC.
 #[derive(Clone, Debug)]
 pub struct DeviceSocket {
     socket: Arc<Async<UdpSocket>>,
-    ac: SocketAddr,
 }
 
 impl Connection for DeviceSocket {
@@ -46,16 +47,22 @@ impl Connection for DeviceSocket {
     }
 }
 
-impl Connect for DeviceSocket {
+impl Connect for Dial {
     type Connection = DeviceSocket;
 
-    fn ac(&self) -> SocketAddr {
-        self.ac
+    fn acs(&self) -> &Acs {
+        &self.acs
     }
 
-    async fn connect(&self, frames: &Frames) -> io::Result<Opened<DeviceSocket>> {
-        let reading = read(self.socket.clone(), frames.clone());
-        Ok(Opened::new(self.clone(), reading))
+    async fn connect(&self, ac: SocketAddr, frames: &Frames) -> io::Result<Opened<DeviceSocket>> {
+        let local: SocketAddr = if ac.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .expect("literal");
+        let socket = socket::bind_socket(local)?;
+        socket.get_ref().connect(ac)?;
+        let socket = Arc::new(socket);
+        let reading = read(socket.clone(), frames.clone());
+        Ok(Opened::new(DeviceSocket { socket }, reading))
     }
 }
 

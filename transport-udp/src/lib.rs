@@ -8,10 +8,10 @@
 //! the machines (timers, drains, handles) in `pcxses-driver`.
 //!
 //! The adapter opens sockets; the driver runs the machines on them. An AC binds its
-//! socket with [`bind`] and runs on it with [`spawn_controller`]; a device connects a
-//! socket to the AC with [`connect`] and runs on it with [`spawn_device`]. Both return the
-//! driver's handles ([`ControllerHandle`], [`DeviceHandle`]), re-exported here with the
-//! two functions.
+//! socket with [`bind`] and runs on it with [`spawn_controller`]; a device makes its
+//! way to its ACs with [`Dial`] (a socket connected to the AC in use) and runs on it with
+//! [`spawn_device`]. Both return the driver's handles ([`ControllerHandle`],
+//! [`DeviceHandle`]), re-exported here with the two functions.
 //!
 //! An IPv4 source is encoded in its link id; an IPv6 source takes a slot in a table of at
 //! most [`V6_LINKS`] (or the limit given to [`bind`]). A datagram the controller refuses
@@ -34,7 +34,7 @@
 //! use std::sync::Arc;
 //!
 //! use pcxses_core::{Controller, Device, Epoch};
-//! use pcxses_transport_udp::{bind, connect, spawn_controller, spawn_device, V6_LINKS};
+//! use pcxses_transport_udp::{bind, spawn_controller, spawn_device, Dial, V6_LINKS};
 //! use smol::Executor;
 //!
 //! /// Serves `controller` on UDP port 4700 and runs `device` against it, printing what the
@@ -44,7 +44,7 @@
 //!     smol::block_on(ex.run(async {
 //!         let socket = bind("127.0.0.1:4700".parse().unwrap(), V6_LINKS)?;
 //!         let ac = spawn_controller(&ex, controller, epoch, socket);
-//!         let agent = spawn_device(&ex, device, epoch, connect(ac.local_addr)?);
+//!         let agent = spawn_device(&ex, device, epoch, Dial::new(ac.local_addr));
 //!         while let Ok(event) = agent.events.recv().await {
 //!             println!("{event:?}");
 //!         }
@@ -63,11 +63,11 @@ mod outbox;
 mod socket;
 
 pub use controller::{bind, AcSocket, V6_LINKS};
-pub use device::{connect, DeviceSocket};
+pub use device::{DeviceSocket, Dial};
 pub use inbox::RECV_BATCH;
 pub use link::Links;
 pub use outbox::SEND_BATCH;
 pub use pcxses_driver::{
-    spawn_controller, spawn_device, ControllerHandle, DeviceHandle, EVENT_QUEUE,
+    spawn_controller, spawn_device, Acs, ControllerHandle, DeviceHandle, EVENT_QUEUE,
 };
 pub use socket::{bind_socket, RECV_BUFFER};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pcxses_core::Epoch;
 use pcxses_driver::testing::{assert_no_device_failed, controller, device, eventually, joined};
-use pcxses_transport_udp::{bind, connect, spawn_controller, spawn_device};
+use pcxses_transport_udp::{bind, spawn_controller, spawn_device, Dial};
 use smol::Timer;
 
 #[test]
@@ -19,7 +19,7 @@ fn a_flood_from_many_source_ports_neither_locks_out_a_new_device_nor_evicts_a_jo
         let epoch = Epoch::new();
         let socket = bind("[::1]:0".parse().unwrap(), SLOTS).unwrap();
         let ac = spawn_controller(&ex, controller(&epoch), epoch, socket);
-        let socket = connect(ac.local_addr).unwrap();
+        let socket = Dial::new(ac.local_addr);
         let _dev0 = spawn_device(&ex, device("dev0", 7, &epoch), epoch, socket);
         joined(&ac.events, 0).await;
         // One byte of junk from each of twenty times as many source ports as there are
@@ -33,7 +33,7 @@ fn a_flood_from_many_source_ports_neither_locks_out_a_new_device_nor_evicts_a_jo
         let refused = || ac.stats.lock().unwrap().rejected();
         eventually(10, "the junk", || refused() >= JUNK as u64).await;
         // A device with a new address joins, and dev0 is never declared dead.
-        let socket = connect(ac.local_addr).unwrap();
+        let socket = Dial::new(ac.local_addr);
         let _dev1 = spawn_device(&ex, device("dev1", 8, &epoch), epoch, socket);
         joined(&ac.events, 1).await;
         Timer::after(Duration::from_millis(1_000)).await;

@@ -15,13 +15,14 @@ use smol::future::FutureExt;
 use smol::{Executor, Timer};
 
 use crate::check;
-use crate::config::Durability;
+use crate::config::{AcConfig, Durability, EtcdSection};
 use crate::http;
 use crate::journal::FileJournal;
 use crate::metrics::Metrics;
 use crate::standby;
 use pcxses_core::controller::ComputationId;
-use pcxses_program::events::{at_ms, controller_event, EventFormat};
+use pcxses_etcd::EtcdJournal;
+use pcxses_program::events::{at_ms, controller_event, EventFormat, Names};
 use pcxses_program::procfs;
 use pcxses_program::shutdown::Shutdown;
 use pcxses_program::transport::{AcTlsArgs, Transport};
@@ -53,42 +54,100 @@ pub struct DaemonArgs {
     pub tls: AcTlsArgs,
 }
 
-/// Serves until SIGINT or SIGTERM.
+/// How serving ended.
+enum Ended {
+    /// SIGINT or SIGTERM.
+    Stopped,
+    /// The journal in etcd no longer holds: another AC leads, or may.
+    Deposed,
+}
+
+/// Serves until SIGINT or SIGTERM. With `[etcd]` it stands by until it leads, and stands by
+/// again whenever the journal in etcd no longer holds.
 pub fn run(args: DaemonArgs) -> Result<(), String> {
-    let path = args.config.ok_or("--config is required")?;
+    let path = args.config.clone().ok_or("--config is required")?;
     let epoch = Epoch::new();
-    // Everything `pcxses-ac check` checks, every problem listed, before anything is bound.
-    let checked = check::check(&path, epoch.now()).map_err(|e| e.to_string())?;
-    let (config, mut controller, names) = (checked.config, checked.controller, checked.names);
-    let require_auth = config.controller.require_auth;
-    let metrics = Metrics::default();
-    if let Some((path, durability)) = &config.journal {
-        let sync = *durability == Durability::Sync;
-        let scanned = checked.journal;
-        let mut journal = FileJournal::resume(path, sync, scanned).map_err(|e| e.to_string())?;
-        // The journal starts from this controller, before anything can be acknowledged.
-        journal
-            .start(&controller)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if scanned.is_some() && args.events.is_some() {
-            print_restored(&controller, &epoch);
+    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
+    loop {
+        // Everything `pcxses-ac check` checks, every problem listed, before anything is
+        // bound.
+        let checked = check::check(&path, epoch.now()).map_err(|e| e.to_string())?;
+        let (config, mut controller) = (checked.config, checked.controller);
+        let metrics = Metrics::default();
+        if let Some((path, durability)) = &config.journal {
+            let sync = *durability == Durability::Sync;
+            let scanned = checked.journal;
+            let mut journal =
+                FileJournal::resume(path, sync, scanned).map_err(|e| e.to_string())?;
+            // The journal starts from this controller, before anything can be acknowledged.
+            journal
+                .start(&controller)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if scanned.is_some() && args.events.is_some() {
+                print_restored(&controller, &epoch);
+            }
+            controller = controller.with_journal(Box::new(metrics.timed(journal)));
         }
-        controller = controller.with_journal(Box::new(metrics.timed(journal)));
-    }
-    if let Some(section) = &config.etcd {
-        let (restored, journal, had) = standby::lead(section, controller, &epoch, args.events)?;
-        if had && args.events.is_some() {
-            print_restored(&restored, &epoch);
+        if let Some(section) = &config.etcd {
+            let Some(led) = stand_by(section, controller, epoch, args.events, &mut shutdown) else {
+                return Ok(());
+            };
+            let (restored, journal, had) = led?;
+            if had && args.events.is_some() {
+                print_restored(&restored, &epoch);
+            }
+            controller = restored.with_journal(Box::new(metrics.timed(journal)));
         }
-        controller = restored.with_journal(Box::new(metrics.timed(journal)));
+        let names = checked.names;
+        match serve(
+            &args,
+            &config,
+            controller,
+            &names,
+            &metrics,
+            epoch,
+            &mut shutdown,
+        )? {
+            Ended::Stopped => return Ok(()),
+            Ended::Deposed => continue,
+        }
     }
+}
+
+/// Stands by until this AC leads its area (see [`standby::lead`]); `None` when a signal
+/// stops it first.
+fn stand_by(
+    section: &EtcdSection,
+    controller: Controller,
+    epoch: Epoch,
+    events: Option<EventFormat>,
+    shutdown: &mut Shutdown,
+) -> Option<Result<(Controller, EtcdJournal, bool), String>> {
+    let (led, leading) = smol::channel::bounded(1);
+    let section = section.clone();
+    // Campaigning blocks; a signal meanwhile ends the process without waiting for it.
+    std::thread::spawn(move || {
+        let _ = led.send_blocking(standby::lead(&section, controller, &epoch, events));
+    });
+    smol::block_on(shutdown.race(async { leading.recv().await.ok() }, None))
+}
+
+/// Serves `controller` until a signal stops it or its journal in etcd no longer holds.
+fn serve(
+    args: &DaemonArgs,
+    config: &AcConfig,
+    mut controller: Controller,
+    names: &Names,
+    metrics: &Metrics,
+    epoch: Epoch,
+    shutdown: &mut Shutdown,
+) -> Result<Ended, String> {
     // The challenges of keyed joins: a fresh secret at every start, never stored.
     let mut entropy = [0u8; 32];
     getrandom::fill(&mut entropy).map_err(|e| format!("no randomness from the system: {e}"))?;
     controller = controller.with_entropy(entropy);
-    let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let listen = args.listen.unwrap_or(config.listen);
-    if open_to_strangers(listen, args.transport, require_auth) {
+    if open_to_strangers(listen, args.transport, config.controller.require_auth) {
         tracing::warn!(
             %listen,
             "LISTENING BEYOND THIS HOST WITHOUT require_auth: anyone who can reach {listen} \
@@ -114,7 +173,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             .map_err(|e| format!("{listen}: {e}"))?;
         tracing::info!(addr = %ac.local_addr, transport = ?args.transport, "serving");
         let status_listen = args.status_listen.or(config.status);
-        let _status = http::start(&ex, status_listen, &ac, &metrics)
+        let _status = http::start(&ex, status_listen, &ac, metrics)
             .await
             .map_err(|e| format!("status endpoint: {e}"))?;
         let mut out = std::io::stdout().lock();
@@ -150,17 +209,21 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
                 Wake::Event(event) => {
                     tracing::debug!(?event);
                     metrics.observe(&event);
+                    if args.events.is_some() {
+                        let _ = writeln!(out, "{}", controller_event(&event, names))
+                            .and_then(|()| out.flush());
+                    }
                     if let ControllerEvent::JournalFailed { .. } = event {
                         // Nothing unrecorded was acknowledged; stop rather than go on
                         // without a store.
-                        tracing::error!("the journal failed: stopping");
                         ac.commands.close();
                         let _ = ac.task.await;
+                        if config.etcd.is_some() {
+                            tracing::error!("the journal in etcd no longer holds: standing by");
+                            return Ok(Ended::Deposed);
+                        }
+                        tracing::error!("the journal failed: stopping");
                         return Err("the journal could not be written".into());
-                    }
-                    if args.events.is_some() {
-                        let _ = writeln!(out, "{}", controller_event(&event, &names))
-                            .and_then(|()| out.flush());
                     }
                 }
                 Wake::Refused(refusal) => {
@@ -184,7 +247,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         ac.commands.close();
         let stats = ac.task.await.map_err(|e| e.to_string())?;
         tracing::info!(?stats, "stopped");
-        Ok(())
+        Ok(Ended::Stopped)
     }))
 }
 

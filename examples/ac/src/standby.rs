@@ -33,7 +33,7 @@ pub fn lead(
     let etcd = Etcd::connect(&section.endpoints, timeout).map_err(|e| e.to_string())?;
     let id = format!("pid {}", std::process::id());
     print(
-        serde_json::json!({"event": "standby", "prefix": section.prefix, "at_ms": at_ms(epoch.now())}),
+        serde_json::json!({"event": "standby", "prefix": section.prefix, "unix_ms": unix_ms(), "at_ms": at_ms(epoch.now())}),
     );
     tracing::info!(prefix = section.prefix, "standing by");
     let leadership = Leadership::campaign(Arc::new(etcd), &section.prefix, &id, ttl)
@@ -52,11 +52,20 @@ pub fn lead(
     };
     let journal = EtcdJournal::start(leadership, &section.prefix, stored.as_ref(), &controller)
         .map_err(|e| format!("starting the journal in etcd: {e}"))?;
-    print(serde_json::json!({"event": "leading", "at_ms": at_ms(epoch.now())}));
+    print(
+        serde_json::json!({"event": "leading", "unix_ms": unix_ms(), "at_ms": at_ms(epoch.now())}),
+    );
     tracing::info!(
         prefix = section.prefix,
         restored = stored.is_some(),
         "leading"
     );
     Ok((controller, journal, stored.is_some()))
+}
+
+/// The wall-clock time, in milliseconds since the Unix epoch: it ties the area's ACs'
+/// event streams together.
+fn unix_ms() -> f64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }

@@ -36,15 +36,17 @@ use smol::{Executor, Timer};
 use crate::computations::{native_guests, Computations};
 use pcxses_program::events::{at_ms, device_event, EventFormat};
 use pcxses_program::shutdown::Shutdown;
-use pcxses_program::transport::{DeviceTlsArgs, RunningDevice, Transport};
+use pcxses_program::transport::{Acs, DeviceTlsArgs, RunningDevice, Transport};
 
 /// The device agent's command line.
 #[derive(clap::Parser, Debug)]
 #[command(version, about = "A PCXSES device agent")]
 pub struct AgentArgs {
-    /// The AC's address.
-    #[arg(long)]
-    pub ac: SocketAddr,
+    /// The AC's address; given more than once, the addresses of the area's leader and
+    /// standby ACs, tried in that order: the device moves to the next when the one it uses
+    /// stops answering, and carries its session there.
+    #[arg(long, required = true)]
+    pub ac: Vec<SocketAddr>,
     /// This device's name in the AC's registry.
     #[arg(long)]
     pub name: String,
@@ -116,6 +118,7 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
         Transport::Quic => Some(cli.tls.load()?),
         _ => None,
     };
+    let acs = Acs::new(cli.ac.iter().copied()).ok_or("--ac is required")?;
     let device = Device::new(config, epoch.now());
     let mut shutdown = Shutdown::catch().map_err(|e| e.to_string())?;
     let protocol = ProtocolThread::start().map_err(|e| e.to_string())?;
@@ -123,7 +126,7 @@ pub fn run(cli: AgentArgs) -> Result<(), String> {
     let result = smol::block_on(ex.run(async {
         let agent = cli
             .transport
-            .connect(&protocol.ex, device, epoch, cli.ac, tls.as_ref())
+            .connect(&protocol.ex, device, epoch, acs, tls.as_ref())
             .map_err(|e| e.to_string())?;
         let mut computations = Computations::new(native_guests(&cli.guest)?);
         let mut out = std::io::stdout().lock();

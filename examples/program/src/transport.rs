@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pcxses_core::{Controller, Device, Epoch};
+pub use pcxses_driver::Acs;
 use pcxses_driver::{
     spawn_controller, spawn_device, ConnectionLimits, ControllerHandle, DeviceHandle,
 };
@@ -141,29 +142,24 @@ impl Transport {
         })
     }
 
-    /// Runs `device` against the AC at `ac`, in tasks of `ex`; QUIC needs `tls`.
+    /// Runs `device` against the ACs at `acs` (a leader and its standbys, or one AC), in
+    /// tasks of `ex`; QUIC needs `tls`.
     pub fn connect(
         self,
         ex: &Arc<Executor<'static>>,
         device: Device,
         epoch: Epoch,
-        ac: SocketAddr,
+        acs: Acs,
         tls: Option<&ClientTls>,
     ) -> io::Result<RunningDevice> {
         Ok(match self {
             Transport::Quic => {
                 let tls = tls.ok_or_else(|| io::Error::other("QUIC needs TLS settings"))?;
-                let dial = pcxses_transport_quic::Dial::new(ac, tls)?;
+                let dial = pcxses_transport_quic::Dial::new(acs, tls)?;
                 spawn_device(ex, device, epoch, dial)
             }
-            Transport::Tcp => {
-                let dial = pcxses_transport_tcp::Dial::new(ac);
-                spawn_device(ex, device, epoch, dial)
-            }
-            Transport::Udp => {
-                let socket = pcxses_transport_udp::connect(ac)?;
-                spawn_device(ex, device, epoch, socket)
-            }
+            Transport::Tcp => spawn_device(ex, device, epoch, pcxses_transport_tcp::Dial::new(acs)),
+            Transport::Udp => spawn_device(ex, device, epoch, pcxses_transport_udp::Dial::new(acs)),
         })
     }
 }

@@ -65,6 +65,20 @@ pub struct Device {
     challenge_key: Option<[u8; 32]>,
     /// The dead interval the AC last granted, µs: join retries back off no further.
     last_dead: Option<u64>,
+    /// Since when the AC has not answered, and GOOD_MORNINGs sent since.
+    silence: Silence,
+}
+
+/// How long the AC has gone without answering: since the last bottle of it the device
+/// accepted, or its last [`Device::relink`].
+struct Silence {
+    since: Instant,
+    good_mornings: u8,
+    /// Relinked since the AC last answered: the device already left one that did not.
+    moved: bool,
+    /// Relinked in a session the AC binds to its link (one not authenticated): the device
+    /// sends nothing but its GOOD_MORNING until the AC answers.
+    hold: bool,
 }
 
 /// The configuration's intervals in whole microseconds, the unit the device computes in.
@@ -148,6 +162,12 @@ impl Device {
             #[cfg(feature = "psk")]
             challenge_key: cfg.psk.as_ref().map(|psk| challenge_key(psk, &cfg.name)),
             last_dead: None,
+            silence: Silence {
+                since: now,
+                good_mornings: 0,
+                moved: false,
+                hold: false,
+            },
             rng,
             cfg,
         }
@@ -164,8 +184,54 @@ impl Device {
             self.on_timeout(now);
         }
         self.stats.received += 1;
-        self.receive(now, bytes)
-            .inspect_err(|e| self.stats.count(e))
+        let received = self.receive(now, bytes);
+        match &received {
+            Ok(()) => {
+                if let (true, Phase::Joined(s)) = (self.silence.hold, &mut self.phase) {
+                    // The AC answers on the new link: a HELLO at once renews the lease.
+                    s.next_hello_at = now;
+                }
+                self.silence_from(now, false)
+            }
+            Err(e) => self.stats.count(e),
+        }
+        received
+    }
+
+    /// The AC's silence counts from `now`: it answered, or the device `moved` to a new way
+    /// to it.
+    fn silence_from(&mut self, now: Instant, moved: bool) {
+        self.silence = Silence {
+            since: now,
+            good_mornings: 0,
+            moved,
+            hold: moved && self.auth.is_none(),
+        };
+    }
+
+    /// Whether the AC has not answered for so long that the device should try another way
+    /// to it: the next of its area's ACs, or a new connection. In a session, no bottle of
+    /// the AC accepted for two HELLO intervals and, unless the device moved since the AC
+    /// last answered, a quarter of the fence lease (of the dead interval when the AC does
+    /// not fence): a move made in error, to an AC that does not answer either, and the move
+    /// back cost less than the lease, and a device that left a silent AC goes round the
+    /// others quickly. While joining, two GOOD_MORNINGs went unanswered. Counted from the
+    /// last bottle accepted from the AC or the last [`Device::relink`]; check it after every
+    /// input.
+    pub fn ac_silent(&self, now: Instant) -> bool {
+        let silence = &self.silence;
+        match &self.phase {
+            Phase::Joining { .. } => silence.good_mornings >= 2,
+            Phase::Joined(s) => {
+                let lease = s.fence().unwrap_or_else(|| s.dead());
+                let mut quiet = 2 * s.hello();
+                if !silence.moved {
+                    quiet = quiet.max(lease / 4);
+                }
+                now.micros_since(silence.since) >= quiet
+            }
+            Phase::Leaving { .. } | Phase::Left => false,
+        }
     }
 
     /// Time passed: runs the timers due at `now` (see [`Machine::handle_timeout`]). A new
@@ -256,7 +322,7 @@ impl Device {
             .iter_mut()
             .find(|h| h.name == computation)
             .ok_or(CommandError::UnknownComputation)?;
-        if h.update(state, chunk, pacing) && s.mode == StateMode::Separate {
+        if h.update(state, chunk, pacing) && s.mode == StateMode::Separate && !self.silence.hold {
             self.send_state_chunks(now, false);
         }
         Ok(())
@@ -277,21 +343,33 @@ impl Device {
     }
 
     /// Tells the device that its transport reaches the AC over a new connection or from a
-    /// new address. In a session it sends its GOOD_MORNING again, with the session's nonce:
-    /// the AC answers it as a retransmission and moves the session to the new link, where
-    /// it would otherwise refuse the session's bottles (`docs/PROTOCOL.md` §7.8). Otherwise
-    /// it does nothing. Drain afterwards.
+    /// new address, or another AC of its area. In a session it sends its GOOD_MORNING
+    /// again, with the session's nonce: the AC answers it as a retransmission and moves the
+    /// session to the new link, where it would otherwise refuse the session's bottles
+    /// (`docs/PROTOCOL.md` §7.8). Until the AC answers, the device sends that GOOD_MORNING
+    /// once a HELLO interval in place of its HELLOs and state; in a keyed session, whose
+    /// sealed HELLOs move it by themselves, a HELLO follows at once. Otherwise it does
+    /// nothing.
+    /// Either way the AC's silence counts again from `now` ([`Device::ac_silent`]). Drain
+    /// afterwards.
     pub fn relink(&mut self, now: Instant) {
-        self.clock.advance(now);
-        let Phase::Joined(s) = &self.phase else {
+        let now = self.clock.advance(now);
+        self.silence_from(now, true);
+        let hold = self.silence.hold;
+        let Phase::Joined(s) = &mut self.phase else {
             return;
         };
+        if !hold {
+            // A sealed HELLO moves a keyed session to the link it arrives on.
+            s.next_hello_at = now;
+        }
         let nonce = s.nonce;
         self.send_good_morning(nonce);
     }
 
     /// Sends the GOOD_MORNING of the join with `nonce`.
     fn send_good_morning(&mut self, nonce: JoinNonce) {
+        self.silence.good_mornings = self.silence.good_mornings.saturating_add(1);
         let gm = good_morning(&self.cfg, nonce);
         let seal = self.auth.as_mut().map(|a| a.seal(&gm));
         let max = self.cfg.limits.max_bottle;
@@ -358,8 +436,13 @@ impl Device {
                 let end = s
                     .waiting_since
                     .map_or(s.lease_until, |since| since.plus_micros(s.dead()));
-                let mut at = s.next_hello_at.min(s.ack_due).min(end);
-                if s.mode == StateMode::Separate {
+                let mut at = s.next_hello_at.min(end);
+                // Relinked: only the GOOD_MORNING is sent until the AC answers.
+                let hold = self.silence.hold;
+                if !hold {
+                    at = at.min(s.ack_due);
+                }
+                if s.mode == StateMode::Separate && !hold {
                     for h in &s.comps {
                         if let Some(d) = h.sender.as_ref().and_then(ChunkSender::deadline) {
                             at = at.min(d);
@@ -438,10 +521,23 @@ impl Device {
                     }
                     _ => {}
                 }
-                if s.next_hello_at <= now || s.ack_due <= now {
-                    self.send_hello(now);
+                if self.silence.hold {
+                    // Relinked and not answered since: until the AC has moved the session
+                    // to the new link (its answer to the GOOD_MORNING), it would refuse the
+                    // session's HELLOs and state from there as a stranger's. The HELLO
+                    // outstanding went where the device no longer is.
+                    s.ack_due = Instant::MAX;
+                    if s.next_hello_at <= now {
+                        s.next_hello_at = now.plus_micros(s.hello());
+                        let nonce = s.nonce;
+                        self.send_good_morning(nonce);
+                    }
+                } else {
+                    if s.next_hello_at <= now || s.ack_due <= now {
+                        self.send_hello(now);
+                    }
+                    self.send_state_chunks(now, false);
                 }
-                self.send_state_chunks(now, false);
                 self.morph_timeout(now);
             }
             _ => {}
