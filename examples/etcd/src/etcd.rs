@@ -72,6 +72,17 @@ impl Etcd {
         })
     }
 
+    /// Runs `task` with a client of its own and waits for it, for `bound` at most: `None`
+    /// if it had not ended by then, and it is dropped. Called from outside the runtime.
+    pub(crate) fn wait<T, F>(&self, bound: Duration, task: impl FnOnce(Client) -> F) -> Option<T>
+    where
+        F: Future<Output = T>,
+    {
+        let task = task(self.client.clone());
+        self.runtime
+            .block_on(async move { tokio::time::timeout(bound, task).await.ok() })
+    }
+
     /// Runs `task` on the runtime in the background.
     pub(crate) fn spawn<F>(&self, task: impl FnOnce(Client) -> F)
     where

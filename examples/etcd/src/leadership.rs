@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, WatchFilterType, WatchOptions,
+};
 
 use crate::etcd::{Etcd, EtcdError};
 
@@ -46,8 +48,9 @@ impl LeaseState {
 
 impl Leadership {
     /// Stands by until this AC, named `id`, leads the area whose keys start with `prefix`:
-    /// the leader key is created with a lease of `ttl` only while it does not exist, and
-    /// while another AC holds it this AC checks again every tenth of `ttl`.
+    /// the leader key is created with a lease of `ttl` only while it does not exist. While
+    /// another AC holds it, this AC gives its lease back and watches the key, and tries
+    /// again once the key is deleted (or the watch ends, or after `ttl` at most).
     pub fn campaign(
         etcd: Arc<Etcd>,
         prefix: &str,
@@ -89,7 +92,11 @@ impl Leadership {
             }
             let id = lease.id();
             etcd.call(|mut c| async move { c.lease_revoke(id).await })?;
-            std::thread::sleep(ttl / 10);
+            // Deleted after the failed transaction: a delete made before the watch starts
+            // is still seen.
+            let after = answer.header().map_or(0, |h| h.revision()) + 1;
+            let woke = wait_for_release(&etcd, &key, after, ttl);
+            tracing::debug!(key, ?woke, "campaigning again");
         }
     }
 
@@ -130,6 +137,57 @@ impl Drop for Leadership {
     fn drop(&mut self) {
         self.lease_state.stop.store(true, Ordering::Release);
     }
+}
+
+/// Why a standby stopped waiting for the leader key to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    /// The key was deleted.
+    Deleted,
+    /// The watch could not start, failed or was cancelled by etcd.
+    Ended,
+    /// Nothing happened within the bound.
+    Bound,
+}
+
+/// Waits until `key` is deleted at `revision` or after, the watch ends, or `bound` has
+/// passed. The watch sees deletes only, and ends with the stream it runs on, dropped here:
+/// the client resets the stream and etcd cancels its watcher.
+fn wait_for_release(etcd: &Etcd, key: &str, revision: i64, bound: Duration) -> Woke {
+    let key = key.to_string();
+    let woke = etcd.wait(bound, |mut client| async move {
+        let options = WatchOptions::new()
+            .with_start_revision(revision)
+            .with_filters([WatchFilterType::NoPut]);
+        let mut stream = match client.watch(key.as_str(), Some(options)).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(key, "watching the leader key: {e}");
+                return Woke::Ended;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(answer)) if answer.canceled() => {
+                    let reason = answer.cancel_reason();
+                    tracing::warn!(key, reason, "etcd cancelled the watch of the leader key");
+                    return Woke::Ended;
+                }
+                Ok(Some(answer)) => {
+                    let mut events = answer.events().iter();
+                    if events.any(|e| e.event_type() == EventType::Delete) {
+                        return Woke::Deleted;
+                    }
+                }
+                Ok(None) => return Woke::Ended,
+                Err(e) => {
+                    tracing::warn!(key, "watching the leader key: {e}");
+                    return Woke::Ended;
+                }
+            }
+        }
+    });
+    woke.unwrap_or(Woke::Bound)
 }
 
 /// Renews `lease` every third of `ttl` until the leadership ends or etcd says it is gone.
