@@ -1,0 +1,110 @@
+//! A leader AC on a three-member etcd cluster on 127.0.0.1 loses one member: its
+//! leadership holds, its commits go on, and every committed record is kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pcxses_core::controller::Journal;
+use pcxses_core::controller::{ComputationSpec, DeviceSpec};
+use pcxses_core::{Controller, ControllerConfig, MemoryRepository};
+use pcxses_etcd::{Etcd, EtcdJournal, Leadership};
+use pcxses_tests::etcd::Cluster;
+
+const TTL: Duration = Duration::from_secs(2);
+/// The request timeout of the ACs' connections.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// Records committed before a member is killed, and after.
+const BEFORE: usize = 20;
+const AFTER: usize = 50;
+
+fn controller() -> Controller {
+    let config = ControllerConfig::lan(
+        7,
+        vec![DeviceSpec::new("pump", &["flow"])],
+        vec![ComputationSpec::new("flow", "flow.wasm")],
+    );
+    let mut repo = MemoryRepository::default();
+    repo.insert("flow.wasm", vec![0u8; 64]);
+    Controller::new(config, repo, pcxses_core::Instant::from_millis(0)).expect("valid")
+}
+
+/// Commits one record at a time through `journal`: [`BEFORE`] of them, then `kill`s, then
+/// [`AFTER`] more. Every commit must succeed (an AC whose journal fails stops), and the
+/// leadership must hold throughout. Gives the committed records in order.
+fn commit_across(journal: &mut EtcdJournal, ac: &Controller, kill: impl FnOnce()) -> Vec<Vec<u8>> {
+    let mut kill = Some(kill);
+    let mut committed = Vec::new();
+    for i in 0..BEFORE + AFTER {
+        if i == BEFORE {
+            kill.take().expect("one kill")();
+        }
+        assert!(
+            journal.holds(),
+            "the leader lost its leadership at record {i}"
+        );
+        let record = format!("record {i}").into_bytes();
+        journal.record(&record);
+        journal
+            .commit(ac)
+            .unwrap_or_else(|_| panic!("commit {i} failed: the AC would stop"));
+        committed.push(record);
+    }
+    assert!(journal.holds(), "the leader lost its leadership");
+    committed
+}
+
+/// Once the leader has stopped renewing its lease, an AC on a fresh connection to every
+/// endpoint takes over and reads exactly `committed` back.
+fn assert_kept(endpoints: &[String], committed: &[Vec<u8>], ac: &Controller) {
+    let etcd = Arc::new(Etcd::connect(endpoints, TIMEOUT).expect("etcd answers"));
+    let reader = Leadership::campaign(etcd, "/area", "ac-2", TTL).expect("ac-2 leads");
+    let stored = EtcdJournal::load(&reader, "/area")
+        .expect("the journal reads")
+        .expect("a journal");
+    assert_eq!(stored.snapshot, ac.snapshot());
+    assert_eq!(
+        stored.changes.len(),
+        committed.len(),
+        "records lost or added"
+    );
+    assert_eq!(stored.changes, committed);
+}
+
+#[test]
+fn the_leader_keeps_serving_when_the_raft_leader_is_killed() {
+    let mut cluster = Cluster::start(3);
+    let endpoints = cluster.urls();
+    let etcd = Arc::new(Etcd::connect(&endpoints, TIMEOUT).expect("etcd answers"));
+    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL).expect("ac-1 leads");
+    let ac = controller();
+    let mut journal =
+        EtcdJournal::start(leadership, "/area", None, &ac).expect("the journal starts");
+
+    let mut killed = None;
+    let committed = commit_across(&mut journal, &ac, || {
+        let leader = cluster.raft_leader();
+        cluster.kill(leader);
+        killed = Some(leader);
+    });
+    assert_ne!(Some(cluster.raft_leader()), killed, "no new raft leader");
+    drop(journal);
+    assert_kept(&endpoints, &committed, &ac);
+}
+
+#[test]
+fn the_leader_keeps_serving_when_its_first_endpoint_is_killed() {
+    let mut cluster = Cluster::start(3);
+    // The first endpoint is a follower, so that this differs from killing the raft leader.
+    let first = (cluster.raft_leader() + 1) % 3;
+    let mut endpoints = cluster.urls();
+    endpoints.rotate_left(first);
+    let etcd = Arc::new(Etcd::connect(&endpoints, TIMEOUT).expect("etcd answers"));
+    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL).expect("ac-1 leads");
+    let ac = controller();
+    let mut journal =
+        EtcdJournal::start(leadership, "/area", None, &ac).expect("the journal starts");
+
+    let committed = commit_across(&mut journal, &ac, || cluster.kill(first));
+    drop(journal);
+    assert_kept(&endpoints, &committed, &ac);
+}
