@@ -1,14 +1,16 @@
 //! A leader AC on a three-member etcd cluster on 127.0.0.1 loses one member: its
-//! leadership holds, its commits go on, and every committed record is kept.
+//! leadership holds, its commits go on, and every committed record is kept. And etcd
+//! through a TCP proxy that is cut.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pcxses_core::controller::Journal;
 use pcxses_core::controller::{ComputationSpec, DeviceSpec};
 use pcxses_core::{Controller, ControllerConfig, MemoryRepository};
 use pcxses_etcd::{Etcd, EtcdJournal, Leadership};
-use pcxses_tests::etcd::Cluster;
+use pcxses_tests::etcd::{Cluster, Server};
+use pcxses_tests::tcp_proxy::TcpProxy;
 
 const TTL: Duration = Duration::from_secs(2);
 /// The request timeout of the ACs' connections.
@@ -107,4 +109,38 @@ fn the_leader_keeps_serving_when_its_first_endpoint_is_killed() {
     let committed = commit_across(&mut journal, &ac, || cluster.kill(first));
     drop(journal);
     assert_kept(&endpoints, &committed, &ac);
+}
+
+#[test]
+fn etcd_through_a_cut_proxy_does_not_answer_until_it_is_restored() {
+    let server = Server::start();
+    let target = server.url.trim_start_matches("http://");
+    let proxy = TcpProxy::start(target.parse().expect("an address"));
+    let etcd = Etcd::connect(&[proxy.url()], Duration::from_millis(500)).expect("etcd answers");
+    let status = || etcd.call(|mut c| async move { c.status().await });
+    status().expect("etcd answers through the proxy");
+    assert!(proxy.connections() > 0);
+
+    proxy.cut();
+    assert_eq!(proxy.connections(), 0);
+    assert!(status().is_err(), "etcd answered through a cut proxy");
+    assert!(status().is_err(), "etcd answered through a cut proxy");
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = status() {
+        assert!(
+            Instant::now() < deadline,
+            "etcd does not answer after restore: {e}"
+        );
+    }
+    assert!(proxy.connections() > 0);
+
+    let address = proxy.address();
+    drop(proxy);
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "a dropped proxy still listens"
+    );
+    assert!(status().is_err(), "etcd answered through a dropped proxy");
 }
