@@ -39,21 +39,10 @@ impl Server {
         self.cluster.etcd()
     }
 
-    /// The value of the gauge or counter `name` (without labels) the member reports at
-    /// `/metrics`, e.g. `etcd_debugging_mvcc_watcher_total`.
+    /// The value of the gauge or counter `name` the member reports at `/metrics`, e.g.
+    /// `etcd_debugging_mvcc_watcher_total`: see [`Cluster::metric`].
     pub fn metric(&self, name: &str) -> f64 {
-        let address = self.url.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(address).expect("etcd's client port");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("a read timeout");
-        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("a request");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("etcd's metrics");
-        answer
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("etcd reports no metric {name}"))
+        self.cluster.metric(0, name, &[])
     }
 }
 
@@ -63,7 +52,7 @@ pub struct Cluster {
 }
 
 /// One member: its process (`None` once killed), its client URL, a connection to it
-/// alone, and its data directory.
+/// alone, and its data directory. Killed when dropped.
 struct Member {
     child: Option<Child>,
     url: String,
@@ -114,6 +103,10 @@ impl Cluster {
             let name = format!("n{}", i + 1);
             let dir = std::env::temp_dir().join(format!("pcxses-etcd-{token}-{name}"));
             let url = format!("http://127.0.0.1:{client}");
+            // The client connects lazily: it is made before the member, which is then
+            // never left running without a `Member` to kill it.
+            let etcd = Etcd::connect(std::slice::from_ref(&url), Duration::from_millis(500))
+                .expect("a connection to a member");
             let child = Command::new("etcd")
                 .args(["--name", &name, "--data-dir"])
                 .arg(&dir)
@@ -130,15 +123,11 @@ impl Cluster {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("etcd starts (scripts/test installs etcd-server)");
-            // The member is pushed at once, so that a failure below still kills it.
-            let dir = TempDir(dir);
-            let etcd = Etcd::connect(std::slice::from_ref(&url), Duration::from_millis(500))
-                .expect("a connection to a member");
             members.push(Member {
                 child: Some(child),
                 url,
                 etcd,
-                _dir: dir,
+                _dir: TempDir(dir),
             });
         }
         let cluster = Cluster { members };
@@ -196,6 +185,46 @@ impl Cluster {
         }
     }
 
+    /// The sum of the values of the series of gauge or counter `name` that member `index`
+    /// reports at `/metrics` with every one of `labels` (each `label="value"`), e.g.
+    /// `grpc_server_started_total` with `grpc_method="LeaseKeepAlive"`.
+    pub fn metric(&self, index: usize, name: &str, labels: &[&str]) -> f64 {
+        let address = self.members[index].url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("etcd's client port");
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("a read timeout");
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("a request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("etcd's metrics");
+        let values: Vec<f64> = answer
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (series_name, series_labels) = match series.split_once('{') {
+                    Some((n, l)) => (n, l.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let wanted = series_name == name
+                    && labels
+                        .iter()
+                        .all(|l| series_labels.split(',').any(|s| s == *l));
+                wanted.then(|| value.parse().ok()).flatten()
+            })
+            .collect();
+        assert!(
+            !values.is_empty(),
+            "etcd reports no metric {name} {labels:?}"
+        );
+        values.iter().sum()
+    }
+
+    /// Whether member `index` runs: it has not been killed.
+    pub fn runs(&self, index: usize) -> bool {
+        self.members[index].child.is_some()
+    }
+
     /// Kills member `index` (SIGKILL) and waits for it to exit.
     pub fn kill(&mut self, index: usize) {
         let member = &mut self.members[index];
@@ -217,13 +246,11 @@ impl Member {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Member {
     fn drop(&mut self) {
-        for member in &mut self.members {
-            if let Some(mut child) = member.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
