@@ -72,15 +72,44 @@ fn assert_kept(endpoints: &[String], committed: &[Vec<u8>], ac: &Controller) {
     assert_eq!(stored.changes, committed);
 }
 
+/// ac-1 leads the area on `endpoints`, its journal started.
+fn lead(endpoints: &[String]) -> (EtcdJournal, Controller) {
+    let etcd = Arc::new(Etcd::connect(endpoints, TIMEOUT).expect("etcd answers"));
+    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL).expect("ac-1 leads");
+    let ac = controller();
+    let journal = EtcdJournal::start(leadership, "/area", None, &ac).expect("the journal starts");
+    (journal, ac)
+}
+
+/// The member that keeps the leader's lease alive: the one running member with a lease
+/// keep-alive stream open, as the members report.
+fn renewing_member(cluster: &Cluster) -> usize {
+    let method = &["grpc_method=\"LeaseKeepAlive\""][..];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open: Vec<usize> = (0..3)
+            .filter(|&i| cluster.runs(i))
+            .filter(|&i| {
+                let started = cluster.metric(i, "grpc_server_started_total", method);
+                started > cluster.metric(i, "grpc_server_handled_total", method)
+            })
+            .collect();
+        if let [member] = open[..] {
+            return member;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members with a keep-alive stream open: {open:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn the_leader_keeps_serving_when_the_raft_leader_is_killed() {
     let mut cluster = Cluster::start(3);
     let endpoints = cluster.urls();
-    let etcd = Arc::new(Etcd::connect(&endpoints, TIMEOUT).expect("etcd answers"));
-    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL).expect("ac-1 leads");
-    let ac = controller();
-    let mut journal =
-        EtcdJournal::start(leadership, "/area", None, &ac).expect("the journal starts");
+    let (mut journal, ac) = lead(&endpoints);
 
     let mut killed = None;
     let committed = commit_across(&mut journal, &ac, || {
@@ -100,13 +129,32 @@ fn the_leader_keeps_serving_when_its_first_endpoint_is_killed() {
     let first = (cluster.raft_leader() + 1) % 3;
     let mut endpoints = cluster.urls();
     endpoints.rotate_left(first);
-    let etcd = Arc::new(Etcd::connect(&endpoints, TIMEOUT).expect("etcd answers"));
-    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL).expect("ac-1 leads");
-    let ac = controller();
-    let mut journal =
-        EtcdJournal::start(leadership, "/area", None, &ac).expect("the journal starts");
+    let (mut journal, ac) = lead(&endpoints);
 
     let committed = commit_across(&mut journal, &ac, || cluster.kill(first));
+    drop(journal);
+    assert_kept(&endpoints, &committed, &ac);
+}
+
+#[test]
+fn the_leader_keeps_its_lease_when_the_member_renewing_it_is_killed() {
+    let mut cluster = Cluster::start(3);
+    let endpoints = cluster.urls();
+    let (mut journal, ac) = lead(&endpoints);
+
+    let mut killed = None;
+    let committed = commit_across(&mut journal, &ac, || {
+        let renewing = renewing_member(&cluster);
+        cluster.kill(renewing);
+        killed = Some(renewing);
+    });
+    // The lease is renewed on another member, longer than it would have lasted.
+    let deadline = Instant::now() + 2 * TTL;
+    while Instant::now() < deadline {
+        assert!(journal.holds(), "the leader lost its lease");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(Some(renewing_member(&cluster)), killed);
     drop(journal);
     assert_kept(&endpoints, &committed, &ac);
 }
