@@ -1,18 +1,62 @@
-//! A real etcd server for the tests: one member on 127.0.0.1 with a temporary data
-//! directory, killed when dropped (`scripts/test` installs Debian's `etcd-server`).
+//! Real etcd servers for the tests: a cluster of members on 127.0.0.1, each with a
+//! temporary data directory, every one killed when dropped (`scripts/test` installs
+//! Debian's `etcd-server`).
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pcxses_etcd::Etcd;
 
+/// How long a cluster may take to start, or to elect a raft leader.
+const START: Duration = Duration::from_secs(20);
+/// The request timeout of the connections a [`Cluster`] gives.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause between two checks while waiting for the cluster.
+const POLL: Duration = Duration::from_millis(25);
+
 /// A single-member etcd with a temporary data directory, killed when dropped.
 pub struct Server {
-    child: Child,
     /// Its client URL.
     pub url: String,
+    cluster: Cluster,
+}
+
+impl Server {
+    /// Starts a member and waits until it answers.
+    pub fn start() -> Server {
+        let cluster = Cluster::start(1);
+        Server {
+            url: cluster.urls()[0].clone(),
+            cluster,
+        }
+    }
+
+    /// A connection to it.
+    pub fn etcd(&self) -> Arc<Etcd> {
+        self.cluster.etcd()
+    }
+
+    /// The value of the gauge or counter `name` the member reports at `/metrics`, e.g.
+    /// `etcd_debugging_mvcc_watcher_total`: see [`Cluster::metric`].
+    pub fn metric(&self, name: &str) -> f64 {
+        self.cluster.metric(0, name, &[])
+    }
+}
+
+/// An etcd cluster of members on 127.0.0.1, every member killed when dropped.
+pub struct Cluster {
+    members: Vec<Member>,
+}
+
+/// One member: its process (`None` once killed), its client URL, a connection to it
+/// alone, and its data directory. Killed when dropped.
+struct Member {
+    child: Option<Child>,
+    url: String,
+    etcd: Etcd,
     _dir: TempDir,
 }
 
@@ -24,84 +68,189 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `n` distinct free ports on 127.0.0.1: every listener is held until all are bound.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect()
 }
 
-impl Server {
-    /// Starts a member and waits until it answers.
-    pub fn start() -> Server {
-        let dir = std::env::temp_dir().join(format!(
-            "pcxses-etcd-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        let (client, peer) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new("etcd")
-            .args(["--name", "n1", "--data-dir"])
-            .arg(&dir)
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &format!("n1={peer_url}")])
-            .args([
-                "--initial-cluster-state",
-                "new",
-                "--logger",
-                "zap",
-                "--log-level",
-                "error",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd starts (scripts/test installs etcd-server)");
-        let server = Server {
-            child,
-            url,
-            _dir: TempDir(dir),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let ready = || {
-            let etcd = Etcd::connect(
-                std::slice::from_ref(&server.url),
-                Duration::from_millis(500),
-            )?;
-            etcd.call(|mut c| async move { c.status().await })
-        };
-        while ready().is_err() {
-            assert!(Instant::now() < deadline, "etcd did not start within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
+impl Cluster {
+    /// Starts `n` members as one new cluster, and waits until every member answers and
+    /// the cluster has elected a raft leader. Elections are quick: heartbeats every 50 ms,
+    /// an election after 500 ms without one.
+    pub fn start(n: usize) -> Cluster {
+        assert!(n > 0, "a cluster has members");
+        let ports = free_ports(2 * n);
+        let (clients, peers) = ports.split_at(n);
+        let peer_urls: Vec<String> = peers
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        let initial_cluster: Vec<String> = peer_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| format!("n{}={url}", i + 1))
+            .collect();
+        let initial_cluster = initial_cluster.join(",");
+        let token = format!("pcxses-{}-{}", std::process::id(), peers[0]);
+        let mut members = Vec::with_capacity(n);
+        for (i, (client, peer_url)) in clients.iter().zip(&peer_urls).enumerate() {
+            let name = format!("n{}", i + 1);
+            let dir = std::env::temp_dir().join(format!("pcxses-etcd-{token}-{name}"));
+            let url = format!("http://127.0.0.1:{client}");
+            // The client connects lazily: it is made before the member, which is then
+            // never left running without a `Member` to kill it.
+            let etcd = Etcd::connect(std::slice::from_ref(&url), Duration::from_millis(500))
+                .expect("a connection to a member");
+            let child = Command::new("etcd")
+                .args(["--name", &name, "--data-dir"])
+                .arg(&dir)
+                .args(["--listen-client-urls", &url])
+                .args(["--advertise-client-urls", &url])
+                .args(["--listen-peer-urls", peer_url])
+                .args(["--initial-advertise-peer-urls", peer_url])
+                .args(["--initial-cluster", &initial_cluster])
+                .args(["--initial-cluster-token", &token])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+                .args(["--logger", "zap", "--log-level", "error"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("etcd starts (scripts/test installs etcd-server)");
+            members.push(Member {
+                child: Some(child),
+                url,
+                etcd,
+                _dir: TempDir(dir),
+            });
         }
-        server
+        let cluster = Cluster { members };
+        let deadline = Instant::now() + START;
+        for member in &cluster.members {
+            while member.status().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd member {} did not answer within {START:?}",
+                    member.url
+                );
+                std::thread::sleep(POLL);
+            }
+        }
+        cluster.raft_leader();
+        cluster
     }
 
-    /// A connection to it.
+    /// The members' client URLs, in the order they were started.
+    pub fn urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.url.clone()).collect()
+    }
+
+    /// A connection to every member, in the order they were started.
     pub fn etcd(&self) -> Arc<Etcd> {
-        Arc::new(
-            Etcd::connect(std::slice::from_ref(&self.url), Duration::from_secs(2))
-                .expect("etcd answers"),
-        )
+        Arc::new(Etcd::connect(&self.urls(), TIMEOUT).expect("etcd answers"))
+    }
+
+    /// The index of the member the cluster elected raft leader: waits until every member
+    /// still running answers and they all name the same one of them.
+    pub fn raft_leader(&self) -> usize {
+        let deadline = Instant::now() + START;
+        loop {
+            let running = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.child.is_some());
+            let statuses: Option<Vec<(usize, u64, u64)>> = running
+                .map(|(i, m)| m.status().map(|(id, leader)| (i, id, leader)))
+                .collect();
+            if let Some(statuses) = statuses {
+                let leader = statuses.first().map(|&(_, _, leader)| leader);
+                let agreed = statuses.iter().all(|&(_, _, l)| Some(l) == leader);
+                let elected = statuses.iter().find(|&&(_, id, _)| Some(id) == leader);
+                if let (true, Some(&(index, _, _))) = (agreed, elected) {
+                    return index;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the etcd members did not agree on a raft leader within {START:?}"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The sum of the values of the series of gauge or counter `name` that member `index`
+    /// reports at `/metrics` with every one of `labels` (each `label="value"`), e.g.
+    /// `grpc_server_started_total` with `grpc_method="LeaseKeepAlive"`.
+    pub fn metric(&self, index: usize, name: &str, labels: &[&str]) -> f64 {
+        let address = self.members[index].url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("etcd's client port");
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("a read timeout");
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("a request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("etcd's metrics");
+        let values: Vec<f64> = answer
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (series_name, series_labels) = match series.split_once('{') {
+                    Some((n, l)) => (n, l.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let wanted = series_name == name
+                    && labels
+                        .iter()
+                        .all(|l| series_labels.split(',').any(|s| s == *l));
+                wanted.then(|| value.parse().ok()).flatten()
+            })
+            .collect();
+        assert!(
+            !values.is_empty(),
+            "etcd reports no metric {name} {labels:?}"
+        );
+        values.iter().sum()
+    }
+
+    /// Whether member `index` runs: it has not been killed.
+    pub fn runs(&self, index: usize) -> bool {
+        self.members[index].child.is_some()
+    }
+
+    /// Kills member `index` (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self, index: usize) {
+        let member = &mut self.members[index];
+        let mut child = member.child.take().expect("the member is running");
+        child.kill().expect("the member is killed");
+        child.wait().expect("the killed member exits");
     }
 }
 
-impl Drop for Server {
+impl Member {
+    /// The member's own id and the raft leader's id, if it answers and knows a leader.
+    fn status(&self) -> Option<(u64, u64)> {
+        let status = self
+            .etcd
+            .call(|mut c| async move { c.status().await })
+            .ok()?;
+        let id = status.header()?.member_id();
+        (status.leader() != 0).then_some((id, status.leader()))
+    }
+}
+
+impl Drop for Member {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -12,6 +12,9 @@
 //! processes for the end-to-end suites `tests/programs_*.rs`, and reads their JSON event
 //! lines, each checked against `docs/EVENTS.md` ([`events_doc`]); [`mcu`] boots the device
 //! firmware in QEMU beside them, and [`noise`] spoils serial lines.
+//!
+//! [`etcd`] starts real etcd clusters on 127.0.0.1 for the active/standby ACs, and
+//! [`tcp_proxy`] is a TCP proxy whose connections a test can cut.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -27,3 +30,4 @@ pub mod net;
 pub mod noise;
 pub mod programs;
 pub mod sim;
+pub mod tcp_proxy;

@@ -54,3 +54,43 @@ fn one_ac_leads_and_a_deposed_leader_commits_nothing() {
     assert_eq!(stored.changes, vec![b"a change".to_vec()]);
     assert_eq!(stored.snapshot, ac.snapshot());
 }
+
+/// etcd's count of its open watchers.
+const WATCHERS: &str = "etcd_debugging_mvcc_watcher_total";
+
+/// Waits until `server` reports `watchers` open watchers, for 10 s at most.
+fn await_watchers(server: &Server, watchers: f64, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric(WATCHERS) != watchers {
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_standby_watches_the_leader_key_and_takes_over_once_it_is_gone() {
+    // A lease long enough that a standby woken only by its bounded wait would still be
+    // waiting when the test gives up.
+    const LONG: Duration = Duration::from_secs(60);
+    let server = Server::start();
+    let first = Leadership::campaign(server.etcd(), "/area", "ac-1", LONG).expect("ac-1 leads");
+    assert_eq!(server.metric(WATCHERS), 0.0);
+
+    let etcd = server.etcd();
+    let second = std::thread::spawn(move || Leadership::campaign(etcd, "/area", "ac-2", LONG));
+    await_watchers(&server, 1.0, "the standby does not watch the leader key");
+    assert!(!second.is_finished(), "two ACs lead at once");
+
+    first.resign().expect("ac-1 resigns");
+    let deadline = Instant::now() + LONG / 4;
+    while !second.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not take over when the leader key was deleted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = second.join().unwrap().expect("ac-2 leads");
+    assert!(second.holds(Instant::now()));
+    await_watchers(&server, 0.0, "the standby's watcher was not cancelled");
+}

@@ -58,18 +58,29 @@ impl Etcd {
 
     /// Runs `request` with a client of its own and waits for it, for the request timeout
     /// at most. Called from outside the runtime (the AC's loop, its journal).
-    pub fn call<T, F>(&self, request: impl FnOnce(Client) -> F) -> Result<T, EtcdError>
+    ///
+    /// A request that fails where another member may answer (one that cannot be reached,
+    /// or one without a raft leader) is made again until the timeout, so `request` may
+    /// run more than once, even after etcd applied it: it must be safe to repeat. Those
+    /// of this crate are (a fenced write puts the same values again, a lease granted twice
+    /// leaves one that expires unused). See [`retrying`].
+    pub fn call<T, F>(&self, request: impl Fn(Client) -> F) -> Result<T, EtcdError>
     where
         F: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let timeout = self.timeout;
-        let request = request(self.client.clone());
-        self.runtime.block_on(async move {
-            match tokio::time::timeout(timeout, request).await {
-                Ok(answer) => answer.map_err(EtcdError::from),
-                Err(_) => Err(EtcdError::Timeout(timeout)),
-            }
-        })
+        self.runtime
+            .block_on(retrying(&self.client, self.timeout, request))
+    }
+
+    /// Runs `task` with a client of its own and waits for it, for `bound` at most: `None`
+    /// if it had not ended by then, and it is dropped. Called from outside the runtime.
+    pub(crate) fn wait<T, F>(&self, bound: Duration, task: impl FnOnce(Client) -> F) -> Option<T>
+    where
+        F: Future<Output = T>,
+    {
+        let task = task(self.client.clone());
+        self.runtime
+            .block_on(async move { tokio::time::timeout(bound, task).await.ok() })
     }
 
     /// Runs `task` on the runtime in the background.
@@ -84,4 +95,55 @@ impl Etcd {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+}
+
+/// Whether another attempt may succeed where `error` failed: the member could not be
+/// reached or has lost its connection, or it has no raft leader or lost it meanwhile
+/// (etcd says `Unavailable` for all of these).
+fn transient(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => status.code() == tonic::Code::Unavailable,
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// The first pause between two attempts, doubled after each up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// Runs `request` with clones of `client` until it succeeds, fails for good, or `timeout`
+/// has passed.
+///
+/// The client spreads requests over the endpoints it was given, and keeps a dead member
+/// among them: a request it sends there fails at once, and the next one likely goes to
+/// another member. A request that fails while the cluster elects a raft leader succeeds
+/// once it has one. Each attempt is given half the timeout at most, so that one lost on
+/// its way (a write a member forwarded to a raft leader that has just died, which etcd
+/// answers only at its own timeout) leaves time for another.
+pub(crate) async fn retrying<T, F>(
+    client: &Client,
+    timeout: Duration,
+    request: impl Fn(Client) -> F,
+) -> Result<T, EtcdError>
+where
+    F: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let attempts = async {
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match tokio::time::timeout(timeout / 2, request(client.clone())).await {
+                Err(_) => tracing::debug!("etcd request: no answer, trying again"),
+                Ok(Err(e)) if transient(&e) => {
+                    tracing::debug!("etcd request, trying again: {e}");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+                Ok(answer) => return answer.map_err(EtcdError::from),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, attempts)
+        .await
+        .unwrap_or(Err(EtcdError::Timeout(timeout)))
 }

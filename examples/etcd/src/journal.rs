@@ -86,7 +86,8 @@ impl EtcdJournal {
     pub fn load(leadership: &Leadership, prefix: &str) -> Result<Option<Stored>, EtcdError> {
         let etcd = leadership.etcd();
         let current = current_key(prefix);
-        let answer = etcd.call(|mut c| async move { c.get(current, None).await })?;
+        let current = &current;
+        let answer = etcd.call(|mut c| async move { c.get(current.as_str(), None).await })?;
         let Some(kv) = answer.kvs().first() else {
             return Ok(None);
         };
@@ -193,11 +194,13 @@ impl EtcdJournal {
         if !self.leadership.holds(Instant::now()) {
             return Err(EtcdError::NotLeader);
         }
-        let txn = Txn::new().when([self.leadership.fence()]).and_then(ops);
+        // Made again if etcd could not answer, it puts the same values, or nothing once
+        // another AC leads.
+        let txn = &Txn::new().when([self.leadership.fence()]).and_then(ops);
         let answer = self
             .leadership
             .etcd()
-            .call(|mut c| async move { c.txn(txn).await })?;
+            .call(|mut c| async move { c.txn(txn.clone()).await })?;
         match answer.succeeded() && self.leadership.holds(Instant::now()) {
             true => Ok(()),
             false => Err(EtcdError::NotLeader),
@@ -217,8 +220,11 @@ fn scan(
             .with_range(to.clone())
             .with_sort(SortTarget::Key, SortOrder::Ascend)
             .with_limit(PAGE);
-        let key = from.clone();
-        let answer = etcd.call(|mut c: Client| async move { c.get(key, Some(options)).await })?;
+        let (key, options) = (&from, &options);
+        let answer =
+            etcd.call(
+                |mut c: Client| async move { c.get(key.as_str(), Some(options.clone())).await },
+            )?;
         for kv in answer.kvs() {
             each(kv.key(), kv.value());
         }

@@ -5,9 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn,
+    TxnOp, WatchFilterType, WatchOptions,
+};
 
-use crate::etcd::{Etcd, EtcdError};
+use crate::etcd::{retrying, Etcd, EtcdError};
 
 /// This AC leads its area until [`Leadership::valid_until`]; see the crate docs.
 pub struct Leadership {
@@ -46,8 +49,9 @@ impl LeaseState {
 
 impl Leadership {
     /// Stands by until this AC, named `id`, leads the area whose keys start with `prefix`:
-    /// the leader key is created with a lease of `ttl` only while it does not exist, and
-    /// while another AC holds it this AC checks again every tenth of `ttl`.
+    /// the leader key is created with a lease of `ttl` only while it does not exist. While
+    /// another AC holds it, this AC gives its lease back and watches the key, and tries
+    /// again once the key is deleted (or the watch ends, or after `ttl` at most).
     pub fn campaign(
         etcd: Arc<Etcd>,
         prefix: &str,
@@ -67,7 +71,10 @@ impl Leadership {
                     id,
                     Some(PutOptions::new().with_lease(lease.id())),
                 )]);
-            let answer = etcd.call(|mut c| async move { c.txn(txn).await })?;
+            // Made again after an answer was lost, it fails on the key it created: this
+            // AC then revokes its lease, which deletes the key, and campaigns again.
+            let txn = &txn;
+            let answer = etcd.call(|mut c| async move { c.txn(txn.clone()).await })?;
             if answer.succeeded() {
                 let revision = answer.header().map_or(0, |h| h.revision());
                 let lease_state = Arc::new(LeaseState {
@@ -88,8 +95,15 @@ impl Leadership {
                 });
             }
             let id = lease.id();
-            etcd.call(|mut c| async move { c.lease_revoke(id).await })?;
-            std::thread::sleep(ttl / 10);
+            // A lease not revoked holds no key, and expires.
+            if let Err(e) = etcd.call(|mut c| async move { c.lease_revoke(id).await }) {
+                tracing::warn!(lease = id, "revoking the lease of a lost campaign: {e}");
+            }
+            // Deleted after the failed transaction: a delete made before the watch starts
+            // is still seen.
+            let after = answer.header().map_or(0, |h| h.revision()) + 1;
+            let woke = wait_for_release(&etcd, &key, after, ttl);
+            tracing::debug!(key, ?woke, "campaigning again");
         }
     }
 
@@ -132,45 +146,77 @@ impl Drop for Leadership {
     }
 }
 
+/// Why a standby stopped waiting for the leader key to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    /// The key was deleted.
+    Deleted,
+    /// The watch could not start, failed or was cancelled by etcd.
+    Ended,
+    /// Nothing happened within the bound.
+    Bound,
+}
+
+/// Waits until `key` is deleted at `revision` or after, the watch ends, or `bound` has
+/// passed. The watch sees deletes only, and ends with the stream it runs on, dropped here:
+/// the client resets the stream and etcd cancels its watcher.
+fn wait_for_release(etcd: &Etcd, key: &str, revision: i64, bound: Duration) -> Woke {
+    let timeout = etcd.timeout();
+    let woke = etcd.wait(bound, |client| async move {
+        let options = &WatchOptions::new()
+            .with_start_revision(revision)
+            .with_filters([WatchFilterType::NoPut]);
+        let watch = |mut c: Client| async move { c.watch(key, Some(options.clone())).await };
+        let mut stream = match retrying(&client, timeout, watch).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(key, "watching the leader key: {e}");
+                return Woke::Ended;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(answer)) if answer.canceled() => {
+                    let reason = answer.cancel_reason();
+                    tracing::warn!(key, reason, "etcd cancelled the watch of the leader key");
+                    return Woke::Ended;
+                }
+                Ok(Some(answer)) => {
+                    let mut events = answer.events().iter();
+                    if events.any(|e| e.event_type() == EventType::Delete) {
+                        return Woke::Deleted;
+                    }
+                }
+                Ok(None) => return Woke::Ended,
+                Err(e) => {
+                    tracing::warn!(key, "watching the leader key: {e}");
+                    return Woke::Ended;
+                }
+            }
+        }
+    });
+    woke.unwrap_or(Woke::Bound)
+}
+
 /// Renews `lease` every third of `ttl` until the leadership ends or etcd says it is gone.
 fn keep_alive(etcd: &Etcd, lease: i64, ttl: Duration, state: &Arc<LeaseState>) {
     let state = state.clone();
     let timeout = etcd.timeout().min(ttl / 3);
-    etcd.spawn(move |mut client| async move {
+    etcd.spawn(move |client| async move {
         let mut tick = tokio::time::interval(ttl / 3);
         let mut channel = None;
         while !state.stop.load(Ordering::Acquire) {
             tick.tick().await;
-            if channel.is_none() {
-                let opened = tokio::time::timeout(timeout, client.lease_keep_alive(lease)).await;
-                match opened {
-                    Ok(Ok(c)) => channel = Some(c),
-                    Ok(Err(e)) => tracing::warn!(lease, "lease keep-alive: {e}"),
-                    Err(_) => tracing::warn!(lease, "lease keep-alive: no answer"),
-                }
-            }
-            let Some((keeper, stream)) = channel.as_mut() else {
-                continue;
-            };
             let sent = Instant::now();
-            let renewed = tokio::time::timeout(timeout, async {
-                keeper.keep_alive().await?;
-                stream.message().await
-            })
-            .await;
-            match renewed {
-                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
-                    state.extend(sent, Duration::from_secs(answer.ttl() as u64))
-                }
+            let renewal = renew(&client, timeout, lease, &mut channel);
+            match tokio::time::timeout(timeout, renewal).await {
+                Ok(Ok(ttl)) if ttl > 0 => state.extend(sent, Duration::from_secs(ttl as u64)),
                 Ok(Ok(_)) => {
                     tracing::error!(lease, "the leader's lease expired");
                     state.lost.store(true, Ordering::Release);
                     return;
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(lease, "lease keep-alive: {e}");
-                    channel = None;
-                }
+                Ok(Err(e)) => tracing::warn!(lease, "lease keep-alive: {e}"),
                 Err(_) => {
                     tracing::warn!(lease, "lease keep-alive: no answer");
                     channel = None;
@@ -178,4 +224,46 @@ fn keep_alive(etcd: &Etcd, lease: i64, ttl: Duration, state: &Arc<LeaseState>) {
             }
         }
     });
+}
+
+/// A keep-alive stream: requests one way, the lease's TTL the other.
+type Channel = (LeaseKeeper, LeaseKeepAliveStream);
+
+/// Renews `lease` once and gives its TTL from then, 0 if it is gone. `channel` is the
+/// stream kept from the renewal before: if it fails (its member died, say) or there is
+/// none, the renewal is made once on a new stream, opened on a member that answers.
+async fn renew(
+    client: &Client,
+    timeout: Duration,
+    lease: i64,
+    channel: &mut Option<Channel>,
+) -> Result<i64, EtcdError> {
+    if let Some((keeper, stream)) = channel.as_mut() {
+        match renew_on(keeper, stream).await {
+            Ok(ttl) => return Ok(ttl),
+            Err(e) => tracing::debug!(lease, "lease keep-alive, on a new stream: {e}"),
+        }
+    }
+    *channel = None;
+    let open = |mut c: Client| async move { c.lease_keep_alive(lease).await };
+    let (keeper, stream) = channel.insert(retrying(client, timeout, open).await?);
+    let renewed = renew_on(keeper, stream).await;
+    if renewed.is_err() {
+        *channel = None;
+    }
+    Ok(renewed?)
+}
+
+/// Renews a lease on `keeper` and gives its TTL from then, as `stream` tells.
+async fn renew_on(
+    keeper: &mut LeaseKeeper,
+    stream: &mut LeaseKeepAliveStream,
+) -> Result<i64, etcd_client::Error> {
+    keeper.keep_alive().await?;
+    match stream.message().await? {
+        Some(answer) => Ok(answer.ttl()),
+        None => Err(etcd_client::Error::LeaseKeepAliveError(
+            "etcd ended the stream".to_string(),
+        )),
+    }
 }
