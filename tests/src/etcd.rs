@@ -2,8 +2,7 @@
 //! temporary data directory, every one killed when dropped (`scripts/test` installs
 //! Debian's `etcd-server`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,13 +189,8 @@ impl Cluster {
     /// `grpc_server_started_total` with `grpc_method="LeaseKeepAlive"`.
     pub fn metric(&self, index: usize, name: &str, labels: &[&str]) -> f64 {
         let address = self.members[index].url.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(address).expect("etcd's client port");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("a read timeout");
-        write!(stream, "GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("a request");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("etcd's metrics");
+        let address = address.parse().expect("a member's address");
+        let answer = pcxses_ac::http::fetch(address, "/metrics").expect("etcd's metrics");
         let values: Vec<f64> = answer
             .lines()
             .filter(|line| !line.starts_with('#'))

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -30,6 +30,8 @@ struct Shared {
     cut: AtomicBool,
     stop: AtomicBool,
     open: Mutex<Open>,
+    /// Connections forwarded so far.
+    forwarded: AtomicUsize,
 }
 
 /// The open connections, by number, and the threads forwarding them.
@@ -65,6 +67,7 @@ impl TcpProxy {
             cut: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             open: Mutex::new(Open::default()),
+            forwarded: AtomicUsize::new(0),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -103,6 +106,11 @@ impl TcpProxy {
     /// How many connections are open through it.
     pub fn connections(&self) -> usize {
         self.shared.open().connections.len()
+    }
+
+    /// How many connections it forwarded so far.
+    pub fn forwarded(&self) -> usize {
+        self.shared.forwarded.load(Ordering::Acquire)
     }
 }
 
@@ -158,6 +166,7 @@ fn forward_connection(client: TcpStream, shared: &Arc<Shared>) -> Option<()> {
     let id = open.next;
     open.next += 1;
     open.connections.insert(id, kept);
+    shared.forwarded.fetch_add(1, Ordering::AcqRel);
     let running = Arc::new(AtomicU8::new(2));
     for (from, to) in directions {
         let (shared, running) = (shared.clone(), running.clone());

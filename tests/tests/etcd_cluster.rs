@@ -59,7 +59,7 @@ fn commit_across(journal: &mut EtcdJournal, ac: &Controller, kill: impl FnOnce()
 /// endpoint takes over and reads exactly `committed` back.
 fn assert_kept(endpoints: &[String], committed: &[Vec<u8>], ac: &Controller) {
     let etcd = Arc::new(Etcd::connect(endpoints, TIMEOUT).expect("etcd answers"));
-    let reader = Leadership::campaign(etcd, "/area", "ac-2", TTL).expect("ac-2 leads");
+    let reader = Leadership::campaign(etcd, "/area", "ac-2", TTL);
     let stored = EtcdJournal::load(&reader, "/area")
         .expect("the journal reads")
         .expect("a journal");
@@ -75,7 +75,7 @@ fn assert_kept(endpoints: &[String], committed: &[Vec<u8>], ac: &Controller) {
 /// ac-1 leads the area on `endpoints`, its journal started.
 fn lead(endpoints: &[String]) -> (EtcdJournal, Controller) {
     let etcd = Arc::new(Etcd::connect(endpoints, TIMEOUT).expect("etcd answers"));
-    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL).expect("ac-1 leads");
+    let leadership = Leadership::campaign(etcd, "/area", "ac-1", TTL);
     let ac = controller();
     let journal = EtcdJournal::start(leadership, "/area", None, &ac).expect("the journal starts");
     (journal, ac)

@@ -6,11 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use pcxses_tests::etcd::Server;
+use pcxses_tests::etcd::{Cluster, Server};
 use pcxses_tests::noise::Noise;
 use pcxses_tests::programs::{
     ac_executable, acked_counters, assert_restored_at_least, is, Output, Proc, Setup, World,
 };
+use pcxses_tests::tcp_proxy::TcpProxy;
+use serde_json::Value;
 
 /// The `[etcd]` section of an area on `etcd`.
 fn etcd_section(etcd: &Server, prefix: &str) -> String {
@@ -29,12 +31,17 @@ fn free_udp_addr() -> String {
 /// Another AC of `w`'s area, listening on `listen` once it leads; started, and standing by
 /// or leading.
 fn another_ac(w: &World, listen: &str) -> Proc {
+    another_ac_with(w, "ac.toml", listen)
+}
+
+/// Another AC of `w`'s area, with the configuration file `config` of `w`'s directory.
+fn another_ac_with(w: &World, config: &str, listen: &str) -> Proc {
     let ac = Proc::spawn(
         std::process::Command::new(ac_executable())
             .current_dir(&w.dir)
             .args([
                 "--config",
-                "ac.toml",
+                config,
                 "--transport",
                 "udp",
                 "--events",
@@ -193,4 +200,174 @@ fn twenty_leaders_killed_at_random_moments_lose_no_acknowledged_state_and_no_dev
     let mut every_ac: Vec<&Proc> = gone.iter().collect();
     every_ac.extend(acs.iter().flatten());
     assert_no_computation_moved(&devices, &every_ac);
+}
+
+/// When each of `ac`'s events matching `f` happened on the wall clock, in milliseconds since
+/// the Unix epoch: its `at_ms` set beside the wall clock by its first `standby` line.
+fn unix_times(ac: &Proc, f: impl Fn(&Value) -> bool) -> Vec<f64> {
+    let standby = ac.events(|v| is(v, "standby")).remove(0);
+    let offset = standby["unix_ms"].as_f64().unwrap() - standby["at_ms"].as_f64().unwrap();
+    let events = ac.events(f);
+    events
+        .iter()
+        .map(|v| v["at_ms"].as_f64().unwrap() + offset)
+        .collect()
+}
+
+/// The wall-clock time of `ac`'s `n`-th (from 1) event `event`, which it waits for.
+fn nth_unix(ac: &Proc, n: usize, event: &str) -> f64 {
+    ac.wait_for_nth(event, n, |v| is(v, event));
+    ac.events(|v| is(v, event))[n - 1]["unix_ms"]
+        .as_f64()
+        .unwrap()
+}
+
+/// Waits until every device stored `more` states after what it stored so far.
+fn wait_for_states(devices: &[(&str, Proc)], more: usize) {
+    for (name, d) in devices {
+        let seen = d.events(|v| is(v, "state_stored")).len();
+        d.wait_for_nth(&format!("{name}'s states"), seen + more, |v| {
+            is(v, "state_stored")
+        });
+    }
+}
+
+#[test]
+fn a_leader_cut_off_from_etcd_or_frozen_stops_acknowledging_within_its_lease_and_stands_by() {
+    let etcd = Server::start();
+    let etcd_addr: std::net::SocketAddr = etcd.url.trim_start_matches("http://").parse().unwrap();
+    // Each AC reaches etcd through a proxy of its own, which the test cuts.
+    let proxies = [TcpProxy::start(etcd_addr), TcpProxy::start(etcd_addr)];
+    let section = |proxy: &TcpProxy| {
+        format!(
+            "\n[etcd]\nendpoints = [\"{}\"]\nprefix = \"/pcxses/cut\"\nlease_ttl_s = 2\n",
+            proxy.url()
+        )
+    };
+    let mut w = World::with(
+        "udp",
+        "cut",
+        Setup {
+            code_bytes: 4_000,
+            hello_ms: Some(250),
+            dead_ms: Some(5_000),
+            ac_sections: &section(&proxies[0]),
+            ..Setup::default()
+        },
+    );
+    let config = std::fs::read_to_string(w.dir.join("ac.toml")).unwrap();
+    let config_b = config.replace(&proxies[0].url(), &proxies[1].url());
+    std::fs::write(w.dir.join("ac-b.toml"), config_b).unwrap();
+    // A listens on an address of its own whenever it leads: the one devices are given.
+    let first = w.ac.take().unwrap();
+    first.signal("TERM");
+    first.wait_closed();
+    w.addr = free_udp_addr();
+    let a = another_ac(&w, &w.addr);
+    a.wait_for("A to lead", |v| is(v, "listening"));
+    let addr_b = free_udp_addr();
+    let b = another_ac_with(&w, "ac-b.toml", &addr_b);
+    w.standbys.push(addr_b);
+    let devices = w.joined_devices();
+    wait_for_states(&devices, 3);
+
+    // A loses etcd: it says so and stops within its lease; B takes over once the lease has
+    // expired, and the devices move to it.
+    proxies[0].cut();
+    let deposed = nth_unix(&a, 1, "deposed");
+    let b_leads = nth_unix(&b, 1, "leading");
+    assert!(
+        deposed < b_leads,
+        "A was deposed at {deposed}, B led at {b_leads}"
+    );
+    a.wait_for_nth("A to stand by again", 2, |v| is(v, "standby"));
+    wait_for_states(&devices, 3);
+
+    // B freezes and loses etcd; A, back in reach of etcd, takes over. B wakes after A led:
+    // it acknowledges nothing more, says so, and stands by.
+    proxies[0].restore();
+    b.signal("STOP");
+    proxies[1].cut();
+    let a_leads = nth_unix(&a, 2, "leading");
+    wait_for_states(&devices, 3);
+    let b_stored = b.events(|v| is(v, "state_stored")).len();
+    b.signal("CONT");
+    let b_deposed = nth_unix(&b, 1, "deposed");
+    b.wait_for_nth("B to stand by again", 2, |v| is(v, "standby"));
+    proxies[1].restore();
+    wait_for_states(&devices, 3);
+    assert!(a_leads < b_deposed);
+    assert_eq!(
+        b.events(|v| is(v, "state_stored")).len(),
+        b_stored,
+        "B acknowledged after it woke"
+    );
+    assert_eq!(b.events(|v| is(v, "leading")).len(), 1, "B led again");
+
+    // From both event streams: every state A acknowledged before it was deposed, it did
+    // before B led; every one B acknowledged, after B led and before A led again; every
+    // one A acknowledged after that, after A led again.
+    let stored = |v: &Value| is(v, "state_stored");
+    let (a_acks, b_acks) = (unix_times(&a, stored), unix_times(&b, stored));
+    assert!(!b_acks.is_empty(), "B acknowledged nothing");
+    for at in &a_acks {
+        assert!(
+            *at < b_leads || *at > a_leads,
+            "A acknowledged at {at}, B led from {b_leads} to {a_leads}"
+        );
+    }
+    for at in &b_acks {
+        assert!(
+            *at > b_leads && *at < a_leads,
+            "B acknowledged at {at}, B led from {b_leads} to {a_leads}"
+        );
+    }
+    assert_no_computation_moved(&devices, &[&a, &b]);
+}
+
+#[test]
+fn the_leader_keeps_serving_when_a_member_of_a_three_member_etcd_dies_and_nothing_is_lost() {
+    let mut cluster = Cluster::start(3);
+    let endpoints: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let sections = format!(
+        "\n[etcd]\nendpoints = [{}]\nprefix = \"/pcxses/members\"\nlease_ttl_s = 2\n",
+        endpoints.join(", ")
+    );
+    let mut w = World::with(
+        "udp",
+        "members",
+        Setup {
+            code_bytes: 4_000,
+            hello_ms: Some(250),
+            dead_ms: Some(5_000),
+            ac_sections: &sections,
+            ..Setup::default()
+        },
+    );
+    let standby_addr = free_udp_addr();
+    let standby = another_ac(&w, &standby_addr);
+    w.standbys.push(standby_addr);
+    let devices = w.joined_devices();
+    wait_for_states(&devices, 3);
+
+    // The member the cluster elected raft leader dies: the AC keeps serving through the
+    // other two, and the standby stands by.
+    cluster.kill(cluster.raft_leader());
+    wait_for_states(&devices, 8);
+    let leader = w.ac.take().unwrap();
+    let trouble = leader.events(|v| is(v, "journal_failed") || is(v, "deposed"));
+    assert!(trouble.is_empty(), "{trouble:?}");
+    assert!(standby.events(|v| is(v, "leading")).is_empty());
+
+    // Everything acknowledged, before and after the member died, is in the two members
+    // left: the standby restores it when the leader dies too.
+    leader.signal("KILL");
+    leader.wait_closed();
+    standby.wait_for("the standby to lead", |v| is(v, "leading"));
+    let (led, _) = standby.stamped(|v| is(v, "leading")).remove(0);
+    let acked = acked_counters(&devices, led);
+    let restored = standby.wait_for("the restored states", |v| is(v, "restored"));
+    assert_restored_at_least(&restored, &acked, "after a member and the leader died");
+    wait_for_states(&devices, 3);
+    assert_no_computation_moved(&devices, &[&leader, &standby]);
 }

@@ -10,6 +10,7 @@ use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch};
 use pcxses_driver::testing::{ac_event, controller_with, device_config};
 use pcxses_tests::app::{decode_count, encode_state};
 use pcxses_tests::memory_journal::MemoryJournal;
+use pcxses_tests::tcp_proxy::TcpProxy;
 use smol::channel::Receiver;
 use smol::future::FutureExt;
 use smol::Timer;
@@ -309,60 +310,6 @@ transport_suite!(
     dial: |acs, _device| pcxses_transport_tcp::Dial::new(acs)
 );
 
-/// A TCP proxy in front of the AC whose connections the test can cut.
-mod proxy {
-    use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
-
-    use smol::net::{TcpListener, TcpStream};
-    use smol::{Executor, Task};
-
-    pub struct Proxy {
-        pub addr: SocketAddr,
-        pipes: Arc<Mutex<Vec<Task<()>>>>,
-        /// Connections accepted so far.
-        pub accepted: Arc<Mutex<usize>>,
-        _accept: Task<()>,
-    }
-
-    impl Proxy {
-        pub async fn start(ex: &Arc<Executor<'static>>, to: SocketAddr) -> Proxy {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let pipes: Arc<Mutex<Vec<Task<()>>>> = Arc::default();
-            let accepted: Arc<Mutex<usize>> = Arc::default();
-            let (ex2, pipes2, accepted2) = (ex.clone(), pipes.clone(), accepted.clone());
-            let accept = ex.spawn(async move {
-                while let Ok((client, _)) = listener.accept().await {
-                    let Ok(server) = TcpStream::connect(to).await else {
-                        continue;
-                    };
-                    *accepted2.lock().unwrap() += 1;
-                    let (c2, s2) = (client.clone(), server.clone());
-                    let mut p = pipes2.lock().unwrap();
-                    p.push(ex2.spawn(async move {
-                        let _ = smol::io::copy(client, server).await;
-                    }));
-                    p.push(ex2.spawn(async move {
-                        let _ = smol::io::copy(s2, c2).await;
-                    }));
-                }
-            });
-            Proxy {
-                addr,
-                pipes,
-                accepted,
-                _accept: accept,
-            }
-        }
-
-        /// Closes every proxied connection (the streams drop with their copy tasks).
-        pub fn cut(&self) {
-            self.pipes.lock().unwrap().clear();
-        }
-    }
-}
-
 /// An AC on TCP with the default connection limits, on a port of the system's choice.
 fn tcp_controller(
     ex: &Arc<smol::Executor<'static>>,
@@ -380,8 +327,8 @@ fn a_dropped_tcp_connection_is_not_a_death() {
     smol::block_on(ex.run(async {
         let epoch = Epoch::new();
         let ac = tcp_controller(&ex, epoch);
-        let proxy = proxy::Proxy::start(&ex, ac.local_addr).await;
-        let dial = pcxses_transport_tcp::Dial::new(proxy.addr);
+        let proxy = TcpProxy::start(ac.local_addr);
+        let dial = pcxses_transport_tcp::Dial::new(proxy.address());
         let agent = pcxses_transport_tcp::spawn_device(&ex, device("dev0", 5, &epoch), epoch, dial);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let _app = ex.spawn(application(
@@ -397,6 +344,7 @@ fn a_dropped_tcp_connection_is_not_a_death() {
         while ac.events.try_recv().is_ok() {}
         for _ in 0..3 {
             proxy.cut();
+            proxy.restore();
             // The device reconnects, moves its session to the new connection, and its state
             // keeps arriving on the same session.
             ac_event(&ac.events, 10, "a state after the cut", |e| {
@@ -412,7 +360,7 @@ fn a_dropped_tcp_connection_is_not_a_death() {
             .await;
         }
         assert!(
-            *proxy.accepted.lock().unwrap() >= 4,
+            proxy.forwarded() >= 4,
             "the device reconnected after every cut"
         );
         // Over two dead intervals later, still no death and no new session.

@@ -101,8 +101,27 @@ pub struct EtcdSection {
     /// long after it stopped renewing, and a leader cut off from etcd stops acknowledging
     /// before it could have expired.
     pub lease_ttl_s: Option<u32>,
-    /// Each etcd request's timeout, ms (default 500).
+    /// Each etcd request's timeout, ms (default 2,000, at most the lease): long enough to
+    /// ride out the election of a new raft leader when a member dies (etcd's default
+    /// election timeout is 1 s); the AC's loop waits for its commits.
     pub timeout_ms: Option<u32>,
+}
+
+impl EtcdSection {
+    /// The leader's lease.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_s.unwrap_or(2).into())
+    }
+
+    /// Each request's timeout, ms.
+    fn timeout_ms(&self) -> u64 {
+        self.timeout_ms.unwrap_or(2_000).into()
+    }
+
+    /// Each request's timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms())
+    }
 }
 
 /// `[ac]`: where to listen and how to run the protocol; every field but `listen` and
@@ -613,6 +632,12 @@ impl AcConfig {
                 problems.push(Problem::new(
                     "etcd",
                     "lease_ttl_s and timeout_ms must not be zero",
+                ));
+            }
+            if e.timeout_ms() > e.lease_ttl().as_millis() as u64 {
+                problems.push(Problem::new(
+                    "etcd",
+                    "timeout_ms must not be longer than the lease (lease_ttl_s)",
                 ));
             }
         }

@@ -20,8 +20,9 @@ use crate::http;
 use crate::journal::FileJournal;
 use crate::metrics::Metrics;
 use crate::standby;
+use crate::standby::unix_ms;
 use pcxses_core::controller::ComputationId;
-use pcxses_etcd::EtcdJournal;
+use pcxses_etcd::{EtcdJournal, Lease};
 use pcxses_program::events::{at_ms, controller_event, EventFormat, Names};
 use pcxses_program::procfs;
 use pcxses_program::shutdown::Shutdown;
@@ -74,6 +75,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
         let checked = check::check(&path, epoch.now()).map_err(|e| e.to_string())?;
         let (config, mut controller) = (checked.config, checked.controller);
         let metrics = Metrics::default();
+        let mut lease = None;
         if let Some((path, durability)) = &config.journal {
             let sync = *durability == Durability::Sync;
             let scanned = checked.journal;
@@ -96,18 +98,16 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
             if had && args.events.is_some() {
                 print_restored(&restored, &epoch);
             }
+            lease = Some(journal.lease());
             controller = restored.with_journal(Box::new(metrics.timed(journal)));
         }
-        let names = checked.names;
-        match serve(
-            &args,
-            &config,
+        let serving = Serving {
             controller,
-            &names,
-            &metrics,
-            epoch,
-            &mut shutdown,
-        )? {
+            names: &checked.names,
+            metrics: &metrics,
+            lease,
+        };
+        match serve(&args, &config, serving, epoch, &mut shutdown)? {
             Ended::Stopped => return Ok(()),
             Ended::Deposed => continue,
         }
@@ -132,16 +132,29 @@ fn stand_by(
     smol::block_on(shutdown.race(async { leading.recv().await.ok() }, None))
 }
 
-/// Serves `controller` until a signal stops it or its journal in etcd no longer holds.
+/// What an AC serves with.
+struct Serving<'a> {
+    controller: Controller,
+    names: &'a Names,
+    metrics: &'a Metrics,
+    /// With `[etcd]`: the lease this AC leads by.
+    lease: Option<Lease>,
+}
+
+/// Serves until a signal stops it or its journal in etcd no longer holds.
 fn serve(
     args: &DaemonArgs,
     config: &AcConfig,
-    mut controller: Controller,
-    names: &Names,
-    metrics: &Metrics,
+    serving: Serving<'_>,
     epoch: Epoch,
     shutdown: &mut Shutdown,
 ) -> Result<Ended, String> {
+    let Serving {
+        mut controller,
+        names,
+        metrics,
+        lease,
+    } = serving;
     // The challenges of keyed joins: a fresh secret at every start, never stored.
     let mut entropy = [0u8; 32];
     getrandom::fill(&mut entropy).map_err(|e| format!("no randomness from the system: {e}"))?;
@@ -183,11 +196,12 @@ fn serve(
         }
         let period = args.stats_ms.map(std::time::Duration::from_millis);
         let mut next_stats = period.map(|p| std::time::Instant::now() + p);
-        loop {
+        let ended = loop {
             enum Wake {
                 Event(ControllerEvent),
                 Refused(Refusal),
                 Stats,
+                LeaseEnds,
                 Stop,
             }
             let event = async { ac.events.recv().await.map_or(Wake::Stop, Wake::Event) };
@@ -204,7 +218,19 @@ fn serve(
                 };
                 Wake::Stats
             };
-            let wake = shutdown.race(event.or(refused).or(stats), Wake::Stop).await;
+            // A leader that cannot renew its lease says so when it runs out, whether or not
+            // anything was to be acknowledged meanwhile.
+            let lease_ends = async {
+                match lease.as_ref().map(Lease::valid_until) {
+                    Some(Some(until)) => Timer::at(until).await,
+                    Some(None) => Timer::after(std::time::Duration::ZERO).await,
+                    None => Timer::never().await,
+                };
+                Wake::LeaseEnds
+            };
+            let wake = shutdown
+                .race(event.or(refused).or(stats).or(lease_ends), Wake::Stop)
+                .await;
             match wake {
                 Wake::Event(event) => {
                     tracing::debug!(?event);
@@ -216,12 +242,12 @@ fn serve(
                     if let ControllerEvent::JournalFailed { .. } = event {
                         // Nothing unrecorded was acknowledged; stop rather than go on
                         // without a store.
+                        if config.etcd.is_some() {
+                            tracing::error!("the journal in etcd no longer holds");
+                            break Ended::Deposed;
+                        }
                         ac.commands.close();
                         let _ = ac.task.await;
-                        if config.etcd.is_some() {
-                            tracing::error!("the journal in etcd no longer holds: standing by");
-                            return Ok(Ended::Deposed);
-                        }
                         tracing::error!("the journal failed: stopping");
                         return Err("the journal could not be written".into());
                     }
@@ -240,14 +266,28 @@ fn serve(
                         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
                     }
                 }
-                Wake::Stop => break,
+                Wake::LeaseEnds => {
+                    if !lease.as_ref().is_some_and(|l| l.holds(std::time::Instant::now())) {
+                        tracing::error!("the lease in etcd ran out");
+                        break Ended::Deposed;
+                    }
+                }
+                Wake::Stop => break Ended::Stopped,
             }
+        };
+        if let Ended::Deposed = ended {
+            if args.events.is_some() {
+                let line = serde_json::json!({"event": "deposed", "unix_ms": unix_ms(), "at_ms": at_ms(epoch.now())});
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            tracing::warn!("no longer leading: standing by");
+        } else {
+            tracing::info!("stopping");
         }
-        tracing::info!("stopping");
         ac.commands.close();
         let stats = ac.task.await.map_err(|e| e.to_string())?;
         tracing::info!(?stats, "stopped");
-        Ok(Ended::Stopped)
+        Ok(ended)
     }))
 }
 

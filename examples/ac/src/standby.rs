@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use pcxses_core::{Controller, Epoch};
 use pcxses_etcd::{Etcd, EtcdJournal, Leadership};
@@ -28,16 +27,14 @@ pub fn lead(
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
         }
     };
-    let timeout = Duration::from_millis(section.timeout_ms.unwrap_or(500).into());
-    let ttl = Duration::from_secs(section.lease_ttl_s.unwrap_or(2).into());
-    let etcd = Etcd::connect(&section.endpoints, timeout).map_err(|e| e.to_string())?;
+    let etcd = Etcd::connect(&section.endpoints, section.timeout()).map_err(|e| e.to_string())?;
     let id = format!("pid {}", std::process::id());
     print(
         serde_json::json!({"event": "standby", "prefix": section.prefix, "unix_ms": unix_ms(), "at_ms": at_ms(epoch.now())}),
     );
     tracing::info!(prefix = section.prefix, "standing by");
-    let leadership = Leadership::campaign(Arc::new(etcd), &section.prefix, &id, ttl)
-        .map_err(|e| format!("campaigning: {e}"))?;
+    let leadership =
+        Leadership::campaign(Arc::new(etcd), &section.prefix, &id, section.lease_ttl());
     let stored = EtcdJournal::load(&leadership, &section.prefix)
         .map_err(|e| format!("reading the journal in etcd: {e}"))?;
     let controller = match &stored {
@@ -65,7 +62,7 @@ pub fn lead(
 
 /// The wall-clock time, in milliseconds since the Unix epoch: it ties the area's ACs'
 /// event streams together.
-fn unix_ms() -> f64 {
+pub fn unix_ms() -> f64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }

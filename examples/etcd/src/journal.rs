@@ -23,7 +23,7 @@ use pcxses_core::controller::{CommitError, Journal};
 use pcxses_core::Controller;
 
 use crate::etcd::EtcdError;
-use crate::leadership::Leadership;
+use crate::leadership::{Leadership, Lease};
 
 /// The largest value written, well under etcd's default request limit of 1.5 MiB.
 pub const PART: usize = 512 * 1024;
@@ -128,6 +128,11 @@ impl EtcdJournal {
             generation,
             next_seq,
         }))
+    }
+
+    /// The lease of the leadership its every write is fenced by.
+    pub fn lease(&self) -> Lease {
+        self.leadership.lease()
     }
 
     /// Starts the journal of the area under `prefix` from `ac`, as [`Controller::with_journal`]

@@ -12,7 +12,7 @@ use etcd_client::{
 
 use crate::etcd::{retrying, Etcd, EtcdError};
 
-/// This AC leads its area until [`Leadership::valid_until`]; see the crate docs.
+/// This AC leads its area until [`Lease::valid_until`]; see the crate docs.
 pub struct Leadership {
     etcd: Arc<Etcd>,
     key: String,
@@ -21,6 +21,8 @@ pub struct Leadership {
     revision: i64,
     /// Until when this AC may act as leader, and whether etcd said the lease is gone.
     lease_state: Arc<LeaseState>,
+    /// The lease was revoked already.
+    resigned: bool,
 }
 
 /// What the keep-alive task learns of the lease, read by the AC's loop.
@@ -42,8 +44,27 @@ impl LeaseState {
             .fetch_max(u64::try_from(micros).unwrap_or(u64::MAX), Ordering::AcqRel);
     }
 
-    fn valid_until(&self) -> Instant {
-        self.epoch + Duration::from_micros(self.valid_until.load(Ordering::Acquire))
+    fn valid_until(&self) -> Option<Instant> {
+        let micros = self.valid_until.load(Ordering::Acquire);
+        (!self.lost.load(Ordering::Acquire)).then(|| self.epoch + Duration::from_micros(micros))
+    }
+}
+
+/// What this AC knows of its lease, for a loop that waits on it: a leader that cannot renew
+/// its lease learns so from [`Lease::valid_until`] passing, without a request of its own.
+#[derive(Clone)]
+pub struct Lease(Arc<LeaseState>);
+
+impl Lease {
+    /// Until when this AC may acknowledge anything: its lease cannot have expired before.
+    /// `None` once the lease is known to be gone.
+    pub fn valid_until(&self) -> Option<Instant> {
+        self.0.valid_until()
+    }
+
+    /// Whether this AC still leads at `now`.
+    pub fn holds(&self, now: Instant) -> bool {
+        self.valid_until().is_some_and(|until| now < until)
     }
 }
 
@@ -51,72 +72,87 @@ impl Leadership {
     /// Stands by until this AC, named `id`, leads the area whose keys start with `prefix`:
     /// the leader key is created with a lease of `ttl` only while it does not exist. While
     /// another AC holds it, this AC gives its lease back and watches the key, and tries
-    /// again once the key is deleted (or the watch ends, or after `ttl` at most).
-    pub fn campaign(
-        etcd: Arc<Etcd>,
-        prefix: &str,
-        id: &str,
-        ttl: Duration,
-    ) -> Result<Leadership, EtcdError> {
+    /// again once the key is deleted (or the watch ends, or after `ttl` at most). While
+    /// etcd cannot be reached it warns and tries again every half `ttl`: a standby waits
+    /// out an outage of etcd as it waits out a leader.
+    pub fn campaign(etcd: Arc<Etcd>, prefix: &str, id: &str, ttl: Duration) -> Leadership {
         let key = format!("{prefix}/leader");
         let ttl_secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let ttl = Duration::from_secs(ttl_secs as u64);
         loop {
-            let lease = etcd.call(|mut c| async move { c.lease_grant(ttl_secs, None).await })?;
-            let sent = Instant::now();
-            let txn = Txn::new()
-                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key.as_str(),
-                    id,
-                    Some(PutOptions::new().with_lease(lease.id())),
-                )]);
-            // Made again after an answer was lost, it fails on the key it created: this
-            // AC then revokes its lease, which deletes the key, and campaigns again.
-            let txn = &txn;
-            let answer = etcd.call(|mut c| async move { c.txn(txn.clone()).await })?;
-            if answer.succeeded() {
-                let revision = answer.header().map_or(0, |h| h.revision());
-                let lease_state = Arc::new(LeaseState {
-                    epoch: sent,
-                    valid_until: AtomicU64::new(0),
-                    lost: AtomicBool::new(false),
-                    stop: AtomicBool::new(false),
-                });
-                lease_state.extend(sent, ttl);
-                keep_alive(&etcd, lease.id(), ttl, &lease_state);
-                tracing::info!(key, revision, lease = lease.id(), "leading");
-                return Ok(Leadership {
-                    etcd,
-                    key,
-                    lease: lease.id(),
-                    revision,
-                    lease_state,
-                });
+            match Self::attempt(&etcd, &key, id, ttl) {
+                Ok(Attempt::Won(lease, revision, sent)) => {
+                    let lease_state = Arc::new(LeaseState {
+                        epoch: sent,
+                        valid_until: AtomicU64::new(0),
+                        lost: AtomicBool::new(false),
+                        stop: AtomicBool::new(false),
+                    });
+                    lease_state.extend(sent, ttl);
+                    keep_alive(&etcd, lease, ttl, &lease_state);
+                    tracing::info!(key, revision, lease, "leading");
+                    return Leadership {
+                        etcd,
+                        key,
+                        lease,
+                        revision,
+                        lease_state,
+                        resigned: false,
+                    };
+                }
+                Ok(Attempt::Lost { after }) => {
+                    let woke = wait_for_release(&etcd, &key, after, ttl);
+                    tracing::debug!(key, ?woke, "campaigning again");
+                }
+                Err(e) => {
+                    tracing::warn!(key, "campaigning: {e}; trying again");
+                    std::thread::sleep(ttl / 2);
+                }
             }
-            let id = lease.id();
-            // A lease not revoked holds no key, and expires.
-            if let Err(e) = etcd.call(|mut c| async move { c.lease_revoke(id).await }) {
-                tracing::warn!(lease = id, "revoking the lease of a lost campaign: {e}");
-            }
-            // Deleted after the failed transaction: a delete made before the watch starts
-            // is still seen.
-            let after = answer.header().map_or(0, |h| h.revision()) + 1;
-            let woke = wait_for_release(&etcd, &key, after, ttl);
-            tracing::debug!(key, ?woke, "campaigning again");
         }
     }
 
-    /// Until when this AC may acknowledge anything: its lease cannot have expired before.
-    /// `None` once the lease is known to be gone.
-    pub fn valid_until(&self) -> Option<Instant> {
-        let state = &self.lease_state;
-        (!state.lost.load(Ordering::Acquire)).then(|| state.valid_until())
+    /// One attempt at the leader key with a lease of `ttl`.
+    fn attempt(etcd: &Etcd, key: &str, id: &str, ttl: Duration) -> Result<Attempt, EtcdError> {
+        let ttl_secs = ttl.as_secs() as i64;
+        // The lease runs from its grant, after this instant.
+        let sent = Instant::now();
+        let lease = etcd.call(|mut c| async move { c.lease_grant(ttl_secs, None).await })?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key,
+                id,
+                Some(PutOptions::new().with_lease(lease.id())),
+            )]);
+        // Made again after an answer was lost, it fails on the key it created: this AC
+        // then revokes its lease, which deletes the key, and campaigns again.
+        let txn = &txn;
+        let answer = etcd.call(|mut c| async move { c.txn(txn.clone()).await })?;
+        let revision = answer.header().map_or(0, |h| h.revision());
+        if answer.succeeded() {
+            return Ok(Attempt::Won(lease.id(), revision, sent));
+        }
+        let id = lease.id();
+        // A lease not revoked holds no key, and expires.
+        if let Err(e) = etcd.call(|mut c| async move { c.lease_revoke(id).await }) {
+            tracing::warn!(lease = id, "revoking the lease of a lost campaign: {e}");
+        }
+        // Deleted after the failed transaction: a delete made before the watch starts is
+        // still seen.
+        Ok(Attempt::Lost {
+            after: revision + 1,
+        })
     }
 
-    /// Whether this AC still leads at `now`.
+    /// Its lease: until when this AC leads.
+    pub fn lease(&self) -> Lease {
+        Lease(self.lease_state.clone())
+    }
+
+    /// Whether this AC still leads at `now` (see [`Lease::holds`]).
     pub fn holds(&self, now: Instant) -> bool {
-        self.valid_until().is_some_and(|until| now < until)
+        self.lease().holds(now)
     }
 
     /// The condition of every fenced write: the leader key is still the one this AC
@@ -131,8 +167,14 @@ impl Leadership {
     }
 
     /// Gives the leadership up: the lease is revoked, and a standby takes over at once.
-    pub fn resign(self) -> Result<(), EtcdError> {
+    /// Dropping the leadership does the same, and says nothing of a failure.
+    pub fn resign(mut self) -> Result<(), EtcdError> {
+        self.revoke()
+    }
+
+    fn revoke(&mut self) -> Result<(), EtcdError> {
         self.lease_state.stop.store(true, Ordering::Release);
+        self.resigned = true;
         let lease = self.lease;
         self.etcd
             .call(|mut c| async move { c.lease_revoke(lease).await })
@@ -141,9 +183,24 @@ impl Leadership {
 }
 
 impl Drop for Leadership {
+    /// Resigns, within the request timeout: a standby need not wait for the lease to
+    /// expire.
     fn drop(&mut self) {
-        self.lease_state.stop.store(true, Ordering::Release);
+        if !self.resigned {
+            if let Err(e) = self.revoke() {
+                tracing::debug!(lease = self.lease, "resigning: {e}");
+            }
+        }
     }
+}
+
+/// What one campaign attempt came to.
+enum Attempt {
+    /// This AC holds the leader key with this lease, from this revision, since the lease
+    /// was granted before this instant.
+    Won(i64, i64, Instant),
+    /// Another AC holds it; the revision to watch its deletion from.
+    Lost { after: i64 },
 }
 
 /// Why a standby stopped waiting for the leader key to go.

@@ -6,7 +6,7 @@
 //! commit is one transaction that succeeds only while the leader key is still the one this
 //! AC created, so a deposed or partitioned leader can never make durable, and so never
 //! acknowledge, a state the next leader does not hold. A leader that cannot renew its lease
-//! stops acknowledging before the lease could have expired ([`Leadership::valid_until`]).
+//! stops acknowledging before the lease could have expired ([`Lease::valid_until`]).
 //!
 //! The etcd client runs on a tokio runtime of its own thread ([`Etcd`]); the AC's loop and
 //! its journal call it and wait.
@@ -17,4 +17,4 @@ mod leadership;
 
 pub use etcd::{Etcd, EtcdError};
 pub use journal::{EtcdJournal, Stored};
-pub use leadership::Leadership;
+pub use leadership::{Leadership, Lease};
