@@ -240,12 +240,15 @@ impl<E> Outbox<E> {
             .any(|p| matches!(p, Pending::Transmit { .. }))
     }
 
-    /// Drops every pending transmit; returns how many.
+    /// Drops every pending transmit and event; returns how many transmits.
     #[cfg(feature = "controller")]
-    pub(crate) fn drop_transmits(&mut self) -> usize {
-        let before = self.queue.len();
-        self.queue.retain(|p| matches!(p, Pending::Event(_)));
-        before - self.queue.len()
+    pub(crate) fn drop_pending(&mut self) -> usize {
+        let transmits = self.queue.iter();
+        let transmits = transmits
+            .filter(|p| !matches!(p, Pending::Event(_)))
+            .count();
+        self.queue.clear();
+        transmits
     }
 
     pub(crate) fn poll(&mut self, next: Instant) -> Output<'_, E> {

@@ -122,7 +122,8 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
             "an output before its commit: {calls:?}"
         );
     }
-    // A journal that fails: the drain's transmits are dropped and the runtime is told.
+    // A journal that fails: the drain's transmits and events are dropped and the runtime
+    // is told.
     log.lock().unwrap().fail = true;
     dev.set_state(now, "comp0", b"state two").unwrap();
     dev.handle_timeout(Instant::from_millis(4_000));
@@ -133,9 +134,10 @@ fn nothing_is_acknowledged_before_the_journal_holds_it() {
         "{} transmits after a failed commit",
         out.len()
     );
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ControllerEvent::JournalFailed { .. })));
+    assert!(
+        matches!(events[..], [ControllerEvent::JournalFailed { .. }]),
+        "{events:?}"
+    );
     assert!(ac.stats().dropped_transmits > dropped);
 
     // A journal that no longer holds: even HELLO acks, which change nothing, stay in.

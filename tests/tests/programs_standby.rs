@@ -14,12 +14,45 @@ use pcxses_tests::programs::{
 use pcxses_tests::tcp_proxy::TcpProxy;
 use serde_json::Value;
 
-/// The `[etcd]` section of an area on `etcd`.
-fn etcd_section(etcd: &Server, prefix: &str) -> String {
+/// The `[etcd]` section of an area whose keys start with `prefix` on the etcd members at
+/// `endpoints`, with a lease of 2 s.
+fn etcd_section(endpoints: &[String], prefix: &str) -> String {
+    let quoted: Vec<String> = endpoints.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
-        "\n[etcd]\nendpoints = [\"{}\"]\nprefix = \"{prefix}\"\nlease_ttl_s = 2\n",
-        etcd.url
+        "\n[etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\nlease_ttl_s = 2\n",
+        quoted.join(", ")
     )
+}
+
+/// An area of three devices on UDP whose ACs have the configuration `sections` besides
+/// their registry: HELLO every 250 ms and a dead interval of 5 s, which a takeover is
+/// shorter than; `keyed` gives every device a pre-shared key.
+fn area(test: &str, sections: &str, keyed: bool) -> World {
+    World::with(
+        "udp",
+        test,
+        Setup {
+            code_bytes: 4_000,
+            keyed,
+            hello_ms: Some(250),
+            dead_ms: Some(5_000),
+            ac_sections: sections,
+            ..Setup::default()
+        },
+    )
+}
+
+/// Waits until `standby` led for the `n`-th time (from 1) and restored the area, and checks
+/// that it restored every state the devices were told was stored before it led; returns
+/// when the test read that it led.
+fn assert_takeover(standby: &Proc, n: usize, devices: &[(&str, Proc)], context: &str) -> Instant {
+    standby.wait_for_nth("the standby to lead", n, |v| is(v, "leading"));
+    let (led, _) = standby.stamped(|v| is(v, "leading")).remove(n - 1);
+    let acked = acked_counters(devices, led);
+    standby.wait_for_nth("the restored states", n, |v| is(v, "restored"));
+    let restored = standby.events(|v| is(v, "restored")).remove(n - 1);
+    assert_restored_at_least(&restored, &acked, context);
+    led
 }
 
 /// An address on 127.0.0.1 whose UDP port is free now.
@@ -72,19 +105,10 @@ fn assert_no_computation_moved(devices: &[(&str, Proc)], acs: &[&Proc]) {
 #[test]
 fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state_and_keyed_sessions() {
     let etcd = Server::start();
-    let sections = etcd_section(&etcd, "/pcxses/standby");
-    // Sessions outlive a takeover that is shorter than the dead interval.
-    let mut w = World::with(
-        "udp",
+    let mut w = area(
         "standby",
-        Setup {
-            code_bytes: 4_000,
-            keyed: true,
-            hello_ms: Some(250),
-            dead_ms: Some(5_000),
-            ac_sections: &sections,
-            ..Setup::default()
-        },
+        &etcd_section(&[etcd.url.clone()], "/pcxses/standby"),
+        true,
     );
     let standby_addr = free_udp_addr();
     let standby = another_ac(&w, &standby_addr);
@@ -104,12 +128,7 @@ fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state_and_keyed_
     leader.signal("KILL");
     leader.wait_closed();
 
-    standby.wait_for("the standby to lead", |v| is(v, "leading"));
-    let (led, _) = standby.stamped(|v| is(v, "leading")).remove(0);
-    let acked = acked_counters(&devices, led);
-    let restored = standby.wait_for("the restored states", |v| is(v, "restored"));
-    standby.wait_for("the new leader to listen", |v| is(v, "listening"));
-    assert_restored_at_least(&restored, &acked, "after the takeover");
+    assert_takeover(&standby, 1, &devices, "after the takeover");
     // The devices move to the new leader and carry on there in their keyed sessions.
     for (name, d) in &devices {
         let computation = format!("counter-{name}");
@@ -127,17 +146,10 @@ fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state_and_keyed_
 fn twenty_leaders_killed_at_random_moments_lose_no_acknowledged_state_and_no_device() {
     const KILLS: usize = 20;
     let etcd = Server::start();
-    let sections = etcd_section(&etcd, "/pcxses/kills");
-    let mut w = World::with(
-        "udp",
+    let mut w = area(
         "kills",
-        Setup {
-            code_bytes: 4_000,
-            hello_ms: Some(250),
-            dead_ms: Some(6_000),
-            ac_sections: &sections,
-            ..Setup::default()
-        },
+        &etcd_section(&[etcd.url.clone()], "/pcxses/kills"),
+        false,
     );
     let addrs = [w.addr.clone(), free_udp_addr()];
     let mut acs = [w.ac.take(), Some(another_ac(&w, &addrs[1]))];
@@ -163,12 +175,7 @@ fn twenty_leaders_killed_at_random_moments_lose_no_acknowledged_state_and_no_dev
 
         let standby = acs[1 - leader].as_ref().expect("the standby runs");
         let n = standby.events(|v| is(v, "leading")).len() + 1;
-        standby.wait_for_nth("the standby to lead", n, |v| is(v, "leading"));
-        let (led, _) = standby.stamped(|v| is(v, "leading")).remove(n - 1);
-        let acked = acked_counters(&devices, led);
-        standby.wait_for_nth("the restored states", n, |v| is(v, "restored"));
-        let restored = standby.events(|v| is(v, "restored")).remove(n - 1);
-        assert_restored_at_least(&restored, &acked, &format!("takeover {kill}"));
+        let led = assert_takeover(standby, n, &devices, &format!("takeover {kill}"));
         // Every device is served by the new leader: it stores a state there.
         let mut served = killed;
         for (name, d) in &devices {
@@ -238,22 +245,10 @@ fn a_leader_cut_off_from_etcd_or_frozen_stops_acknowledging_within_its_lease_and
     let etcd_addr: std::net::SocketAddr = etcd.url.trim_start_matches("http://").parse().unwrap();
     // Each AC reaches etcd through a proxy of its own, which the test cuts.
     let proxies = [TcpProxy::start(etcd_addr), TcpProxy::start(etcd_addr)];
-    let section = |proxy: &TcpProxy| {
-        format!(
-            "\n[etcd]\nendpoints = [\"{}\"]\nprefix = \"/pcxses/cut\"\nlease_ttl_s = 2\n",
-            proxy.url()
-        )
-    };
-    let mut w = World::with(
-        "udp",
+    let mut w = area(
         "cut",
-        Setup {
-            code_bytes: 4_000,
-            hello_ms: Some(250),
-            dead_ms: Some(5_000),
-            ac_sections: &section(&proxies[0]),
-            ..Setup::default()
-        },
+        &etcd_section(&[proxies[0].url()], "/pcxses/cut"),
+        false,
     );
     let config = std::fs::read_to_string(w.dir.join("ac.toml")).unwrap();
     let config_b = config.replace(&proxies[0].url(), &proxies[1].url());
@@ -328,21 +323,10 @@ fn a_leader_cut_off_from_etcd_or_frozen_stops_acknowledging_within_its_lease_and
 #[test]
 fn the_leader_keeps_serving_when_a_member_of_a_three_member_etcd_dies_and_nothing_is_lost() {
     let mut cluster = Cluster::start(3);
-    let endpoints: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    let sections = format!(
-        "\n[etcd]\nendpoints = [{}]\nprefix = \"/pcxses/members\"\nlease_ttl_s = 2\n",
-        endpoints.join(", ")
-    );
-    let mut w = World::with(
-        "udp",
+    let mut w = area(
         "members",
-        Setup {
-            code_bytes: 4_000,
-            hello_ms: Some(250),
-            dead_ms: Some(5_000),
-            ac_sections: &sections,
-            ..Setup::default()
-        },
+        &etcd_section(&cluster.urls(), "/pcxses/members"),
+        false,
     );
     let standby_addr = free_udp_addr();
     let standby = another_ac(&w, &standby_addr);
@@ -363,11 +347,7 @@ fn the_leader_keeps_serving_when_a_member_of_a_three_member_etcd_dies_and_nothin
     // left: the standby restores it when the leader dies too.
     leader.signal("KILL");
     leader.wait_closed();
-    standby.wait_for("the standby to lead", |v| is(v, "leading"));
-    let (led, _) = standby.stamped(|v| is(v, "leading")).remove(0);
-    let acked = acked_counters(&devices, led);
-    let restored = standby.wait_for("the restored states", |v| is(v, "restored"));
-    assert_restored_at_least(&restored, &acked, "after a member and the leader died");
+    assert_takeover(&standby, 1, &devices, "after a member and the leader died");
     wait_for_states(&devices, 3);
     assert_no_computation_moved(&devices, &[&leader, &standby]);
 }

@@ -32,6 +32,10 @@ const INBOUND_QUEUE: usize = 1_024;
 /// How long a stopping device waits for its last bottles (a GOOD_BYE) to be written.
 const FLUSH_WAIT: Duration = Duration::from_millis(200);
 
+/// How long one attempt to connect may take: an AC whose host is gone answers nothing, and
+/// the next AC must be tried before the device's fence lease runs out.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a device goes without a session before it warns that the AC does not answer.
 const NO_ANSWER_WARNING: Duration = Duration::from_secs(10);
 
@@ -340,7 +344,15 @@ async fn dial<T: Connect>(
     let mut warn = Throttle::new(WARN_PERIOD);
     loop {
         let ac = connect.acs().get(at);
-        match connect.connect(ac, &frames).await {
+        let attempt = async { Some(connect.connect(ac, &frames).await) };
+        let bounded = attempt.or(async {
+            Timer::after(CONNECT_TIMEOUT).await;
+            None
+        });
+        match bounded
+            .await
+            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))
+        {
             Ok(opened) => {
                 return Dialed {
                     opened,

@@ -144,8 +144,9 @@
 //!   ([`Arrivals::exhausted`]), the oldest connection without an accepted bottle is closed
 //!   to make room. [`ControllerHandle::connections`] counts what these bounds did.
 //! - **Reconnects.** A device waits from 50 ms, doubling up to 5 s, ±50% jitter, between
-//!   attempts ([`Backoff`]), each to the next of its ACs; a dropped connection is not a
-//!   death, only the dead interval decides.
+//!   attempts ([`Backoff`]), each to the next of its ACs and bounded by
+//!   [`CONNECT_TIMEOUT`]; a dropped connection is not a death, only the dead interval
+//!   decides.
 //! - **Logs.** A warning a peer can provoke is logged at most once every
 //!   [`WARN_PERIOD`] ([`Throttle`]).
 #![forbid(unsafe_code)]
@@ -174,7 +175,7 @@ pub use acs::Acs;
 pub use backoff::{Backoff, BACKOFF_MAX, BACKOFF_MIN};
 pub use connection::{Connection, Opened, SendError};
 pub use controller::{spawn_controller, Port, BATCH};
-pub use device::{spawn_device, Connect};
+pub use device::{spawn_device, Connect, CONNECT_TIMEOUT};
 pub use frames::Frames;
 pub use handle::{ControllerHandle, DeviceHandle};
 pub use limits::{ConnectionLimits, ConnectionStats};

@@ -179,7 +179,7 @@ fn serve(
     };
     // Everything runs on this thread: the protocol, the sockets and the event output.
     let ex = Arc::new(Executor::new());
-    smol::block_on(ex.run(async {
+    let ended = smol::block_on(ex.run(async {
         let ac = args
             .transport
             .serve(&ex, controller, epoch, listen, tls.as_ref(), config.limits)
@@ -288,7 +288,11 @@ fn serve(
         let stats = ac.task.await.map_err(|e| e.to_string())?;
         tracing::info!(?stats, "stopped");
         Ok(ended)
-    }))
+    }));
+    // The tasks left (the status server's, the transport's) end here, releasing their
+    // sockets: a deposed AC that leads again binds them anew.
+    while ex.try_tick() {}
+    ended
 }
 
 /// A refusal as a JSON event.

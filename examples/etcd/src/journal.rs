@@ -37,6 +37,9 @@ const PAGE: i64 = 16;
 /// The journal; see the module docs.
 pub struct EtcdJournal {
     leadership: Leadership,
+    /// A commit failed: what it wrote, if anything, is unknown, so the journal holds no
+    /// longer.
+    failed: bool,
     prefix: String,
     /// Records waiting for the next commit.
     pending: Vec<u8>,
@@ -146,6 +149,7 @@ impl EtcdJournal {
     ) -> Result<EtcdJournal, EtcdError> {
         let mut journal = EtcdJournal {
             leadership,
+            failed: false,
             prefix: prefix.to_string(),
             pending: Vec::new(),
             seq: stored.map_or(0, |s| s.next_seq),
@@ -263,7 +267,7 @@ fn split_records(mut stream: &[u8]) -> Vec<Vec<u8>> {
 
 impl Journal for EtcdJournal {
     fn holds(&self) -> bool {
-        self.leadership.holds(Instant::now())
+        !self.failed && self.leadership.holds(Instant::now())
     }
 
     fn record(&mut self, change: &[u8]) {
@@ -285,6 +289,7 @@ impl Journal for EtcdJournal {
         for batch in puts.chunks(PARTS_PER_TXN) {
             if let Err(e) = self.fenced(batch.to_vec()) {
                 tracing::error!("the journal in etcd: {e}");
+                self.failed = true;
                 return Err(CommitError);
             }
         }
@@ -293,6 +298,7 @@ impl Journal for EtcdJournal {
         if self.journal_len > COMPACT_MIN && self.journal_len > 4 * self.snapshot_len {
             if let Err(e) = self.snapshot(ac, true) {
                 tracing::error!("the journal in etcd, compacting: {e}");
+                self.failed = true;
                 return Err(CommitError);
             }
         }

@@ -103,6 +103,10 @@ impl Leadership {
                 Ok(Attempt::Lost { after }) => {
                     let woke = wait_for_release(&etcd, &key, after, ttl);
                     tracing::debug!(key, ?woke, "campaigning again");
+                    if woke == Woke::Ended {
+                        // A watch etcd refuses at once must not make a busy loop.
+                        std::thread::sleep(ttl / 10);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(key, "campaigning: {e}; trying again");

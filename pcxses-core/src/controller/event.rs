@@ -219,8 +219,9 @@ pub enum ControllerEvent {
         /// When.
         at: Instant,
     },
-    /// The journal could not be made durable: the transmits of that drain were dropped, so
-    /// nothing it should have recorded was acknowledged. The runtime should stop.
+    /// The journal could not be made durable: the transmits and the other events of that
+    /// drain were dropped, so nothing it should have recorded was acknowledged or reported.
+    /// The runtime should stop.
     JournalFailed {
         /// When.
         at: Instant,

@@ -82,10 +82,10 @@ impl Controller {
         }
     }
 
-    /// The journal failed: the drain's transmits are dropped and counted, and the runtime
-    /// is told.
+    /// The journal failed: the drain's transmits (counted) and events are dropped, since
+    /// nothing they report is durable, and the runtime is told.
     fn journal_failed(&mut self) {
-        let dropped = self.outbox.drop_transmits();
+        let dropped = self.outbox.drop_pending();
         self.stats.dropped_transmits += dropped as u64;
         let at = self.clock.latest();
         self.outbox.event(ControllerEvent::JournalFailed { at });

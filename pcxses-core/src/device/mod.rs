@@ -201,21 +201,22 @@ impl Device {
     /// The AC's silence counts from `now`: it answered, or the device `moved` to a new way
     /// to it.
     fn silence_from(&mut self, now: Instant, moved: bool) {
+        let unauthenticated = self.auth.is_none() && matches!(self.phase, Phase::Joined(_));
         self.silence = Silence {
             since: now,
             good_mornings: 0,
             moved,
-            hold: moved && self.auth.is_none(),
+            hold: moved && unauthenticated,
         };
     }
 
     /// Whether the AC has not answered for so long that the device should try another way
     /// to it: the next of its area's ACs, or a new connection. In a session, no bottle of
-    /// the AC accepted for two HELLO intervals and, unless the device moved since the AC
-    /// last answered, a quarter of the fence lease (of the dead interval when the AC does
-    /// not fence): a move made in error, to an AC that does not answer either, and the move
-    /// back cost less than the lease, and a device that left a silent AC goes round the
-    /// others quickly. While joining, two GOOD_MORNINGs went unanswered. Counted from the
+    /// the AC accepted for the longer of two HELLO intervals and a quarter of the fence
+    /// lease (of the dead interval when the AC does not fence), so that a move made in
+    /// error, to an AC that does not answer either, and the move back cost less than the
+    /// lease; two HELLO intervals once the device moved since the AC last answered, so that
+    /// a device that left a silent AC goes round the others quickly. While joining, two GOOD_MORNINGs went unanswered. Counted from the
     /// last bottle accepted from the AC or the last [`Device::relink`]; check it after every
     /// input.
     pub fn ac_silent(&self, now: Instant) -> bool {
@@ -347,7 +348,7 @@ impl Device {
     /// again, with the session's nonce: the AC answers it as a retransmission and moves the
     /// session to the new link, where it would otherwise refuse the session's bottles
     /// (`docs/PROTOCOL.md` §7.8). Until the AC answers, the device sends that GOOD_MORNING
-    /// once a HELLO interval in place of its HELLOs and state; in a keyed session, whose
+    /// once a HELLO interval and nothing else but a GOOD_BYE; in a keyed session, whose
     /// sealed HELLOs move it by themselves, a HELLO follows at once. Otherwise it does
     /// nothing.
     /// Either way the AC's silence counts again from `now` ([`Device::ac_silent`]). Drain
@@ -421,8 +422,13 @@ impl Device {
     }
 
     /// Queues `bottle` for the AC; in pre-shared-key mode, sealed once the AC's challenge
-    /// is known.
+    /// is known. A relinked session that the AC has not moved yet sends nothing but its
+    /// GOOD_MORNING and, leaving, its GOOD_BYE: the AC would answer anything else from the
+    /// new link as a stranger's, ending the session.
     fn send(&mut self, bottle: &Bottle<'_>) {
+        if self.silence.hold && !matches!(bottle, Bottle::GoodBye(_) | Bottle::GoodByeAck(_)) {
+            return;
+        }
         let seal = self.auth.as_mut().map(|a| a.seal(bottle));
         let max = self.cfg.limits.max_bottle;
         (self.outbox).transmit(&mut self.stats, LinkId(0), bottle, max, seal);
@@ -606,6 +612,12 @@ impl Device {
                     .event(DeviceEvent::Rejected { reason: r.reason });
                 Ok(())
             }
+            // The AC refused the session's GOOD_MORNING (sent again on a new link): it
+            // knows no session of that join.
+            Phase::Joined(s) if s.nonce == r.nonce && r.session == SessionId::NONE => {
+                self.lose_session(now, StopReason::SessionLost);
+                Ok(())
+            }
             // Only a sealed REJECT, one of the AC that holds the session key, resyncs.
             Phase::Joined(s) if s.id == r.session && resync => {
                 s.next_hello_at = now;
@@ -645,6 +657,7 @@ impl Device {
         if let Phase::Joined(s) = core::mem::replace(&mut self.phase, joining) {
             self.stop_all(&s, why);
         }
+        self.silence_from(now, false);
         self.on_timeout(now);
     }
 

@@ -4,7 +4,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::event::DeviceEvent;
+use super::event::{DeviceEvent, StopReason};
 use super::morph::{Incoming, Outcome};
 use super::{Device, Phase};
 use crate::error::InputError;
@@ -191,6 +191,12 @@ impl Device {
             } if *nonce == ack.nonce => first_sent.unwrap_or(now),
             Phase::Joined(s) if s.id == ack.session => {
                 self.stats.duplicate += 1;
+                return Ok(());
+            }
+            // The session's GOOD_MORNING, sent again on a new link, opened another: the AC
+            // no longer knew this one.
+            Phase::Joined(s) if s.nonce == ack.nonce => {
+                self.lose_session(now, StopReason::SessionLost);
                 return Ok(());
             }
             _ => return Err(InputError::OutOfPhase("GOOD_MORNING ack for another join")),
