@@ -107,7 +107,7 @@ fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state_and_keyed_
     let etcd = Server::start();
     let mut w = area(
         "standby",
-        &etcd_section(&[etcd.url.clone()], "/pcxses/standby"),
+        &etcd_section(std::slice::from_ref(&etcd.url), "/pcxses/standby"),
         true,
     );
     let standby_addr = free_udp_addr();
@@ -148,7 +148,7 @@ fn twenty_leaders_killed_at_random_moments_lose_no_acknowledged_state_and_no_dev
     let etcd = Server::start();
     let mut w = area(
         "kills",
-        &etcd_section(&[etcd.url.clone()], "/pcxses/kills"),
+        &etcd_section(std::slice::from_ref(&etcd.url), "/pcxses/kills"),
         false,
     );
     let addrs = [w.addr.clone(), free_udp_addr()];
