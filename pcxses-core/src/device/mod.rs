@@ -214,9 +214,10 @@ impl Device {
     /// to it: the next of its area's ACs, or a new connection. In a session, no bottle of
     /// the AC accepted for the longer of two HELLO intervals and a quarter of the fence
     /// lease (of the dead interval when the AC does not fence), so that a move made in
-    /// error, to an AC that does not answer either, and the move back cost less than the
-    /// lease; two HELLO intervals once the device moved since the AC last answered, so that
-    /// a device that left a silent AC goes round the others quickly. While joining, two GOOD_MORNINGs went unanswered. Counted from the
+    /// error, to an AC that does not answer either, and the move back cost at most half the
+    /// lease when it spans eight HELLO intervals or more; two HELLO intervals once the
+    /// device moved since the AC last answered, so that a device that left a silent AC goes
+    /// round the others quickly. While joining, two GOOD_MORNINGs went unanswered. Counted from the
     /// last bottle accepted from the AC or the last [`Device::relink`]; check it after every
     /// input.
     pub fn ac_silent(&self, now: Instant) -> bool {
