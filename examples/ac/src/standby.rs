@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use pcxses_core::{Controller, Epoch};
-use pcxses_etcd::{Etcd, EtcdJournal, Leadership};
+use pcxses_etcd::{Etcd, EtcdError, EtcdJournal, Leadership};
 use pcxses_program::events::{at_ms, EventFormat};
 
 use crate::config::EtcdSection;
@@ -28,15 +28,25 @@ pub fn lead(
         }
     };
     let etcd = Etcd::connect(&section.endpoints, section.timeout()).map_err(|e| e.to_string())?;
+    let etcd = Arc::new(etcd);
     let id = format!("pid {}", std::process::id());
     print(
         serde_json::json!({"event": "standby", "prefix": section.prefix, "unix_ms": unix_ms(), "at_ms": at_ms(epoch.now())}),
     );
     tracing::info!(prefix = section.prefix, "standing by");
-    let leadership =
-        Leadership::campaign(Arc::new(etcd), &section.prefix, &id, section.lease_ttl());
-    let stored = EtcdJournal::load(&leadership, &section.prefix)
-        .map_err(|e| format!("reading the journal in etcd: {e}"))?;
+    let (leadership, stored) = loop {
+        let leadership =
+            Leadership::campaign(etcd.clone(), &section.prefix, &id, section.lease_ttl());
+        match EtcdJournal::load(&leadership, &section.prefix) {
+            Ok(stored) => break (leadership, stored),
+            Err(e @ EtcdError::Corrupt(_)) => {
+                return Err(format!("reading the journal in etcd: {e}"));
+            }
+            // Won, but etcd failed it before anything was restored: the leadership is
+            // given back (dropped) and this AC stands by again.
+            Err(e) => tracing::warn!("reading the journal in etcd: {e}; standing by again"),
+        }
+    };
     let controller = match &stored {
         Some(s) => controller
             .restore(
