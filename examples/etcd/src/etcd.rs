@@ -63,7 +63,7 @@ impl Etcd {
     /// or one without a raft leader) is made again until the timeout, so `request` may
     /// run more than once, even after etcd applied it: it must be safe to repeat. Those
     /// of this crate are (a fenced write puts the same values again, a lease granted twice
-    /// leaves one that expires unused). See [`retrying`].
+    /// leaves one that expires unused). Each attempt is given half the timeout at most.
     pub fn call<T, F>(&self, request: impl Fn(Client) -> F) -> Result<T, EtcdError>
     where
         F: Future<Output = Result<T, etcd_client::Error>>,
