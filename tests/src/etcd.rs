@@ -2,7 +2,9 @@
 //! temporary data directory, every one killed when dropped (`scripts/test` installs
 //! Debian's `etcd-server`).
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
+
+use crate::ports::free_addrs;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +15,6 @@ use pcxses_etcd::Etcd;
 const START: Duration = Duration::from_secs(20);
 /// The request timeout of the connections a [`Cluster`] gives.
 const TIMEOUT: Duration = Duration::from_secs(2);
-/// The pause between two checks while waiting for the cluster.
-const POLL: Duration = Duration::from_millis(25);
 
 /// A single-member etcd with a temporary data directory, killed when dropped.
 pub struct Server {
@@ -67,15 +67,9 @@ impl Drop for TempDir {
     }
 }
 
-/// `n` distinct free ports on 127.0.0.1: every listener is held until all are bound.
+/// `n` distinct free ports on 127.0.0.1.
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("a bound port").port())
-        .collect()
+    free_addrs(n).iter().map(SocketAddr::port).collect()
 }
 
 impl Cluster {
@@ -104,8 +98,8 @@ impl Cluster {
             let url = format!("http://127.0.0.1:{client}");
             // The client connects lazily: it is made before the member, which is then
             // never left running without a `Member` to kill it.
-            let etcd = Etcd::connect(std::slice::from_ref(&url), Duration::from_millis(500))
-                .expect("a connection to a member");
+            let etcd =
+                Etcd::connect(std::slice::from_ref(&url), START).expect("a connection to a member");
             let child = Command::new("etcd")
                 .args(["--name", &name, "--data-dir"])
                 .arg(&dir)
@@ -130,16 +124,12 @@ impl Cluster {
             });
         }
         let cluster = Cluster { members };
-        let deadline = Instant::now() + START;
         for member in &cluster.members {
-            while member.status().is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "etcd member {} did not answer within {START:?}",
-                    member.url
-                );
-                std::thread::sleep(POLL);
-            }
+            assert!(
+                member.status().is_some(),
+                "etcd member {} did not answer within {START:?}",
+                member.url
+            );
         }
         cluster.raft_leader();
         cluster
@@ -176,11 +166,11 @@ impl Cluster {
                     return index;
                 }
             }
+            // Members that disagree have just elected a leader: asking again settles it.
             assert!(
                 Instant::now() < deadline,
                 "the etcd members did not agree on a raft leader within {START:?}"
             );
-            std::thread::sleep(POLL);
         }
     }
 
@@ -229,8 +219,14 @@ impl Cluster {
 }
 
 impl Member {
-    /// The member's own id and the raft leader's id, if it answers and knows a leader.
+    /// The member's own id and the raft leader's id, once it answers and knows a leader
+    /// (within [`START`]).
     fn status(&self) -> Option<(u64, u64)> {
+        // A read that needs a raft leader: the member refuses it as unavailable until it
+        // knows one, and the call asks again meanwhile.
+        self.etcd
+            .call(|mut c| async move { c.get("/", None).await })
+            .ok()?;
         let status = self
             .etcd
             .call(|mut c| async move { c.status().await })

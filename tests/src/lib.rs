@@ -28,6 +28,7 @@ pub mod mcu;
 pub mod memory_journal;
 pub mod net;
 pub mod noise;
+pub mod ports;
 pub mod programs;
 pub mod sim;
 pub mod tcp_proxy;

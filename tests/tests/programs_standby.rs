@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pcxses_tests::etcd::{Cluster, Server};
 use pcxses_tests::noise::Noise;
+use pcxses_tests::ports::free_addr;
 use pcxses_tests::programs::{
     ac_executable, acked_counters, assert_restored_at_least, is, Output, Proc, Setup, World,
 };
@@ -53,12 +54,6 @@ fn assert_takeover(standby: &Proc, n: usize, devices: &[(&str, Proc)], context: 
     let restored = standby.events(|v| is(v, "restored")).remove(n - 1);
     assert_restored_at_least(&restored, &acked, context);
     led
-}
-
-/// An address on 127.0.0.1 whose UDP port is free now.
-fn free_udp_addr() -> String {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().to_string()
 }
 
 /// Another AC of `w`'s area, listening on `listen` once it leads; started, and standing by
@@ -110,7 +105,7 @@ fn a_standby_takes_over_a_killed_leader_with_every_acknowledged_state_and_keyed_
         &etcd_section(std::slice::from_ref(&etcd.url), "/pcxses/standby"),
         true,
     );
-    let standby_addr = free_udp_addr();
+    let standby_addr = free_addr().to_string();
     let standby = another_ac(&w, &standby_addr);
     w.standbys.push(standby_addr);
 
@@ -151,7 +146,7 @@ fn twenty_leaders_killed_at_random_moments_lose_no_acknowledged_state_and_no_dev
         &etcd_section(std::slice::from_ref(&etcd.url), "/pcxses/kills"),
         false,
     );
-    let addrs = [w.addr.clone(), free_udp_addr()];
+    let addrs = [w.addr.clone(), free_addr().to_string()];
     let mut acs = [w.ac.take(), Some(another_ac(&w, &addrs[1]))];
     w.standbys.push(addrs[1].clone());
     let devices = w.joined_devices();
@@ -165,9 +160,15 @@ fn twenty_leaders_killed_at_random_moments_lose_no_acknowledged_state_and_no_dev
     // Every dead AC's process, to check its events at the end.
     let mut gone = Vec::new();
     for kill in 0..KILLS {
-        // The devices store states with the leader for a random while, then it dies.
+        // The devices store states with the leader for a random while (1 to 30 of the
+        // first device's states, 50 ms to 1.5 s), then it dies.
         let ac = acs[leader].take().expect("the leader runs");
-        std::thread::sleep(Duration::from_millis(50 + noise.draw() % 1_500));
+        let (first, d) = &devices[0];
+        let stored = d.events(|v| is(v, "state_stored")).len();
+        let more = 1 + (noise.draw() % 30) as usize;
+        d.wait_for_nth(&format!("{first}'s states"), stored + more, |v| {
+            is(v, "state_stored")
+        });
         ac.signal("KILL");
         let killed = Instant::now();
         ac.wait_closed();
@@ -257,10 +258,10 @@ fn a_leader_cut_off_from_etcd_or_frozen_stops_acknowledging_within_its_lease_and
     let first = w.ac.take().unwrap();
     first.signal("TERM");
     first.wait_closed();
-    w.addr = free_udp_addr();
+    w.addr = free_addr().to_string();
     let a = another_ac(&w, &w.addr);
     a.wait_for("A to lead", |v| is(v, "listening"));
-    let addr_b = free_udp_addr();
+    let addr_b = free_addr().to_string();
     let b = another_ac_with(&w, "ac-b.toml", &addr_b);
     w.standbys.push(addr_b);
     let devices = w.joined_devices();
@@ -328,7 +329,7 @@ fn the_leader_keeps_serving_when_a_member_of_a_three_member_etcd_dies_and_nothin
         &etcd_section(&cluster.urls(), "/pcxses/members"),
         false,
     );
-    let standby_addr = free_udp_addr();
+    let standby_addr = free_addr().to_string();
     let standby = another_ac(&w, &standby_addr);
     w.standbys.push(standby_addr);
     let devices = w.joined_devices();

@@ -3,19 +3,14 @@
 //! `pcxses-ac status` showing it.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pcxses_ac::http::{fetch, fetch_status};
 use pcxses_ac::status::StatusDoc;
+use pcxses_tests::ports::free_addr;
 use pcxses_tests::programs::{ac_executable, is, World};
-
-/// A port of 127.0.0.1 nobody listens on now.
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
 
 /// Every sample of a Prometheus text exposition, by name and labels.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -56,7 +51,7 @@ fn status_where(addr: SocketAddr, what: &str, done: impl Fn(&StatusDoc) -> bool)
 fn status_and_metrics_agree_with_the_events_after_a_device_is_killed() {
     let mut w = World::new("tcp", "status", 4_000);
     // The endpoint from the configuration file, as an operator sets it.
-    let endpoint = free_port();
+    let endpoint = free_addr();
     let config = w.dir.join("ac.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text += &format!("\n[status]\nlisten = \"{endpoint}\"\n");
@@ -209,7 +204,7 @@ fn status_and_metrics_agree_with_the_events_after_a_device_is_killed() {
 #[test]
 fn the_status_command_says_why_it_cannot_reach_an_ac() {
     let out = Command::new(ac_executable())
-        .args(["status", "--addr", &free_port().to_string()])
+        .args(["status", "--addr", &free_addr().to_string()])
         .output()
         .unwrap();
     assert!(!out.status.success());

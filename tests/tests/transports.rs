@@ -10,6 +10,7 @@ use pcxses_core::{Controller, ControllerEvent, Device, DeviceEvent, Epoch};
 use pcxses_driver::testing::{ac_event, controller_with, device_config};
 use pcxses_tests::app::{decode_count, encode_state};
 use pcxses_tests::memory_journal::MemoryJournal;
+use pcxses_tests::ports::free_addr;
 use pcxses_tests::tcp_proxy::TcpProxy;
 use smol::channel::Receiver;
 use smol::future::FutureExt;
@@ -106,17 +107,6 @@ async fn application(
                         .await;
                 }
             }
-        }
-    }
-}
-
-/// An address on 127.0.0.1 whose port is free for both TCP and UDP now.
-fn free_addr() -> std::net::SocketAddr {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = tcp.local_addr().unwrap();
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            return addr;
         }
     }
 }
